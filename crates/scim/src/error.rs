@@ -92,7 +92,11 @@ pub struct ScimError {
 impl ScimError {
     /// An error with a status, a keyword and a detail.
     pub fn new(status: u16, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
-        ScimError { status, scim_type, detail: detail.into() }
+        ScimError {
+            status,
+            scim_type,
+            detail: detail.into(),
+        }
     }
 
     /// A 400 Bad Request with the given keyword.
@@ -130,9 +134,20 @@ impl ScimError {
             Value::Number(n) => u16::try_from(n.as_u64()?).ok()?,
             _ => return None,
         };
-        let scim_type = body.get("scimType").and_then(Value::as_str).and_then(ScimType::from_wire);
-        let detail = body.get("detail").and_then(Value::as_str).unwrap_or_default().to_owned();
-        Some(ScimError { status, scim_type, detail })
+        let scim_type = body
+            .get("scimType")
+            .and_then(Value::as_str)
+            .and_then(ScimType::from_wire);
+        let detail = body
+            .get("detail")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Some(ScimError {
+            status,
+            scim_type,
+            detail,
+        })
     }
 }
 

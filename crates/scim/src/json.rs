@@ -18,7 +18,9 @@ pub fn get<'m>(map: &'m Map<String, Value>, name: &str) -> Option<&'m Value> {
 
 /// The member named `name` in any casing, mutably.
 pub fn get_mut<'m>(map: &'m mut Map<String, Value>, name: &str) -> Option<&'m mut Value> {
-    map.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    map.iter_mut()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
 }
 
 /// Removes the member named `name` in any casing (every spelling of it).

@@ -36,5 +36,6 @@ mod value;
 pub use error::{ScimError, ScimType};
 pub use filter::Filter;
 
+pub use patch::PatchRequest;
 pub use path::{AttrPath, PatchPath};
 pub use schema::ResourceType;

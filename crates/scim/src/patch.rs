@@ -90,11 +90,19 @@ impl fmt::Display for PatchError {
 
 impl PatchError {
     fn at(op_index: usize, scim_type: ScimType, detail: impl Into<String>) -> Self {
-        PatchError { op_index: Some(op_index), scim_type, detail: detail.into() }
+        PatchError {
+            op_index: Some(op_index),
+            scim_type,
+            detail: detail.into(),
+        }
     }
 
     fn from_scim(op_index: usize, error: ScimError) -> Self {
-        PatchError { op_index: Some(op_index), scim_type: error.scim_type.unwrap_or(ScimType::InvalidValue), detail: error.detail }
+        PatchError {
+            op_index: Some(op_index),
+            scim_type: error.scim_type.unwrap_or(ScimType::InvalidValue),
+            detail: error.detail,
+        }
     }
 
     /// The SCIM error (400).
@@ -106,7 +114,11 @@ impl PatchError {
 impl PatchRequest {
     /// Parses a PatchOp message strictly (RFC 7644 §3.5.2).
     pub fn from_json(body: &Value) -> Result<PatchRequest, PatchError> {
-        let syntax = |detail: String| PatchError { op_index: None, scim_type: ScimType::InvalidSyntax, detail };
+        let syntax = |detail: String| PatchError {
+            op_index: None,
+            scim_type: ScimType::InvalidSyntax,
+            detail,
+        };
         let Value::Object(members) = body else {
             return Err(syntax("the body must be a JSON object (a PatchOp message)".to_owned()));
         };
@@ -115,14 +127,23 @@ impl PatchRequest {
         if !schemas_ok {
             return Err(syntax(format!("\"schemas\" must be [\"{PATCH_OP_SCHEMA}\"]")));
         }
-        if let Some(key) = members.keys().find(|k| !k.eq_ignore_ascii_case("schemas") && !k.eq_ignore_ascii_case("Operations")) {
-            return Err(syntax(format!("unknown member \"{key}\": a PatchOp message has \"schemas\" and \"Operations\"")));
+        if let Some(key) = members
+            .keys()
+            .find(|k| !k.eq_ignore_ascii_case("schemas") && !k.eq_ignore_ascii_case("Operations"))
+        {
+            return Err(syntax(format!(
+                "unknown member \"{key}\": a PatchOp message has \"schemas\" and \"Operations\""
+            )));
         }
         let operations = match json::get(members, "Operations") {
             Some(Value::Array(ops)) if !ops.is_empty() => ops,
             _ => return Err(syntax("\"Operations\" must be a non-empty array".to_owned())),
         };
-        let operations = operations.iter().enumerate().map(|(i, op)| parse_operation(i, op)).collect::<Result<_, _>>()?;
+        let operations = operations
+            .iter()
+            .enumerate()
+            .map(|(i, op)| parse_operation(i, op))
+            .collect::<Result<_, _>>()?;
         Ok(PatchRequest { operations })
     }
 
@@ -130,7 +151,11 @@ impl PatchRequest {
     /// (required attributes, at most one primary).
     pub fn apply(&self, resource: &mut Value, rt: &ResourceType) -> Result<(), PatchError> {
         let Value::Object(original) = resource else {
-            return Err(PatchError { op_index: None, scim_type: ScimType::InvalidValue, detail: "the resource is not an object".into() });
+            return Err(PatchError {
+                op_index: None,
+                scim_type: ScimType::InvalidValue,
+                detail: "the resource is not an object".into(),
+            });
         };
         let mut working = original.clone();
         for (index, operation) in self.operations.iter().enumerate() {
@@ -146,10 +171,21 @@ impl PatchRequest {
 
 fn parse_operation(index: usize, op: &Value) -> Result<PatchOperation, PatchError> {
     let Value::Object(members) = op else {
-        return Err(PatchError::at(index, ScimType::InvalidSyntax, "an operation must be a JSON object"));
+        return Err(PatchError::at(
+            index,
+            ScimType::InvalidSyntax,
+            "an operation must be a JSON object",
+        ));
     };
-    if let Some(key) = members.keys().find(|k| !["op", "path", "value"].iter().any(|m| k.eq_ignore_ascii_case(m))) {
-        return Err(PatchError::at(index, ScimType::InvalidSyntax, format!("unknown member \"{key}\": an operation has \"op\", \"path\" and \"value\"")));
+    if let Some(key) = members
+        .keys()
+        .find(|k| !["op", "path", "value"].iter().any(|m| k.eq_ignore_ascii_case(m)))
+    {
+        return Err(PatchError::at(
+            index,
+            ScimType::InvalidSyntax,
+            format!("unknown member \"{key}\": an operation has \"op\", \"path\" and \"value\""),
+        ));
     }
     let kind = match json::get(members, "op") {
         Some(Value::String(s)) if s == "add" => PatchOpKind::Add,
@@ -159,23 +195,42 @@ fn parse_operation(index: usize, op: &Value) -> Result<PatchOperation, PatchErro
             return Err(PatchError::at(
                 index,
                 ScimType::InvalidSyntax,
-                format!("\"op\" is {other}; RFC 7644 §3.5.2 allows \"add\", \"remove\" or \"replace\", compared exactly"),
+                format!(
+                    "\"op\" is {other}; RFC 7644 §3.5.2 allows \"add\", \"remove\" or \"replace\", compared exactly"
+                ),
             ))
         }
         None => return Err(PatchError::at(index, ScimType::InvalidSyntax, "\"op\" is missing")),
     };
     let path = match json::get(members, "path") {
         None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(PatchPath::parse(text).map_err(|e| PatchError::at(index, ScimType::InvalidPath, format!("\"path\": {e}")))?),
-        Some(other) => return Err(PatchError::at(index, ScimType::InvalidPath, format!("\"path\" must be a string, not {other}"))),
+        Some(Value::String(text)) => Some(
+            PatchPath::parse(text)
+                .map_err(|e| PatchError::at(index, ScimType::InvalidPath, format!("\"path\": {e}")))?,
+        ),
+        Some(other) => {
+            return Err(PatchError::at(
+                index,
+                ScimType::InvalidPath,
+                format!("\"path\" must be a string, not {other}"),
+            ))
+        }
     };
     let value = json::get(members, "value").cloned();
     match (kind, &path, &value) {
         (PatchOpKind::Remove, None, _) => {
-            return Err(PatchError::at(index, ScimType::NoTarget, "\"remove\" needs a \"path\" (RFC 7644 §3.5.2.2)"));
+            return Err(PatchError::at(
+                index,
+                ScimType::NoTarget,
+                "\"remove\" needs a \"path\" (RFC 7644 §3.5.2.2)",
+            ));
         }
         (PatchOpKind::Add | PatchOpKind::Replace, _, None) => {
-            return Err(PatchError::at(index, ScimType::InvalidValue, format!("\"{}\" needs a \"value\"", kind.as_str())));
+            return Err(PatchError::at(
+                index,
+                ScimType::InvalidValue,
+                format!("\"{}\" needs a \"value\"", kind.as_str()),
+            ));
         }
         (PatchOpKind::Add | PatchOpKind::Replace, None, Some(v)) if !v.is_object() => {
             return Err(PatchError::at(
@@ -219,15 +274,20 @@ fn apply_operation(resource: &mut Map<String, Value>, rt: &ResourceType, operati
     let value = operation.value.as_ref();
     let Some(path) = &operation.path else {
         // Without a path the value is a partial resource: each member is an operation on it.
-        let Some(Value::Object(members)) = value else { return Ok(()) };
+        let Some(Value::Object(members)) = value else {
+            return Ok(());
+        };
         return apply_members(resource, rt, operation.op, members);
     };
     if let Some(ext) = whole_extension(path, rt) {
         return apply_extension(resource, ext, operation.op, value);
     }
-    let resolved = rt
-        .resolve(&path.attr)
-        .ok_or_else(|| OpError(ScimType::InvalidPath, format!("\"{path}\" is not an attribute of {}", rt.name)))?;
+    let resolved = rt.resolve(&path.attr).ok_or_else(|| {
+        OpError(
+            ScimType::InvalidPath,
+            format!("\"{path}\" is not an attribute of {}", rt.name),
+        )
+    })?;
     let target = Target {
         extension: resolved.extension,
         attr: resolved.attr,
@@ -235,8 +295,11 @@ fn apply_operation(resource: &mut Map<String, Value>, rt: &ResourceType, operati
         filter: path.filter.as_ref(),
         display: path.to_string(),
     };
-    if target.filter.is_some() && target.attr.kind != AttrType::Complex {
-        return Err(OpError(ScimType::InvalidPath, format!("\"{path}\": a value filter needs a complex attribute")));
+    if target.filter.is_some() && !(target.attr.kind == AttrType::Complex && target.attr.multi_valued) {
+        return Err(OpError(
+            ScimType::InvalidPath,
+            format!("\"{path}\": a value filter selects values of a multi-valued complex attribute"),
+        ));
     }
     if let Some(filter) = target.filter {
         filter
@@ -255,7 +318,12 @@ fn whole_extension(path: &PatchPath, rt: &ResourceType) -> Option<&'static Schem
     rt.extension(&format!("{urn}:{}", path.attr.name)).map(|e| e.schema)
 }
 
-fn apply_members(resource: &mut Map<String, Value>, rt: &ResourceType, op: PatchOpKind, members: &Map<String, Value>) -> OpResult {
+fn apply_members(
+    resource: &mut Map<String, Value>,
+    rt: &ResourceType,
+    op: PatchOpKind,
+    members: &Map<String, Value>,
+) -> OpResult {
     for (key, value) in members {
         if key.eq_ignore_ascii_case("schemas") {
             continue;
@@ -270,15 +338,32 @@ fn apply_members(resource: &mut Map<String, Value>, rt: &ResourceType, op: Patch
             } else {
                 ""
             };
-            return Err(OpError(ScimType::InvalidValue, format!("\"value\" has \"{key}\", which is not an attribute of {}{hint}", rt.name)));
+            return Err(OpError(
+                ScimType::InvalidValue,
+                format!(
+                    "\"value\" has \"{key}\", which is not an attribute of {}{hint}",
+                    rt.name
+                ),
+            ));
         };
-        let target = Target { extension: None, attr, sub: None, filter: None, display: attr.name.to_owned() };
+        let target = Target {
+            extension: None,
+            attr,
+            sub: None,
+            filter: None,
+            display: attr.name.to_owned(),
+        };
         apply_to_target(resource, op, &target, Some(value))?;
     }
     Ok(())
 }
 
-fn apply_extension(resource: &mut Map<String, Value>, ext: &'static Schema, op: PatchOpKind, value: Option<&Value>) -> OpResult {
+fn apply_extension(
+    resource: &mut Map<String, Value>,
+    ext: &'static Schema,
+    op: PatchOpKind,
+    value: Option<&Value>,
+) -> OpResult {
     match op {
         PatchOpKind::Remove => {
             json::remove(resource, ext.id);
@@ -289,16 +374,28 @@ fn apply_extension(resource: &mut Map<String, Value>, ext: &'static Schema, op: 
         }
         PatchOpKind::Add | PatchOpKind::Replace => {
             let Some(Value::Object(members)) = value else {
-                return Err(OpError(ScimType::InvalidValue, format!("the value for \"{}\" must be an object of its attributes", ext.id)));
+                return Err(OpError(
+                    ScimType::InvalidValue,
+                    format!("the value for \"{}\" must be an object of its attributes", ext.id),
+                ));
             };
             for (key, member) in members {
                 if key.eq_ignore_ascii_case("schemas") {
                     continue;
                 }
                 let attr = ext.attribute(key).ok_or_else(|| {
-                    OpError(ScimType::InvalidValue, format!("\"{key}\" is not an attribute of {}", ext.id))
+                    OpError(
+                        ScimType::InvalidValue,
+                        format!("\"{key}\" is not an attribute of {}", ext.id),
+                    )
                 })?;
-                let target = Target { extension: Some(ext), attr, sub: None, filter: None, display: format!("{}:{}", ext.id, attr.name) };
+                let target = Target {
+                    extension: Some(ext),
+                    attr,
+                    sub: None,
+                    filter: None,
+                    display: format!("{}:{}", ext.id, attr.name),
+                };
                 apply_to_target(resource, op, &target, Some(member))?;
             }
             Ok(())
@@ -306,24 +403,43 @@ fn apply_extension(resource: &mut Map<String, Value>, ext: &'static Schema, op: 
     }
 }
 
-fn apply_to_target(resource: &mut Map<String, Value>, op: PatchOpKind, target: &Target<'_>, value: Option<&Value>) -> OpResult {
+fn apply_to_target(
+    resource: &mut Map<String, Value>,
+    op: PatchOpKind,
+    target: &Target<'_>,
+    value: Option<&Value>,
+) -> OpResult {
     let leaf = target.sub.unwrap_or(target.attr);
-    let current = container(resource, target.extension).and_then(|c| json::get(c, target.attr.name)).cloned();
+    let current = container(resource, target.extension)
+        .and_then(|c| json::get(c, target.attr.name))
+        .cloned();
     if target.attr.mutability == Mutability::ReadOnly || leaf.mutability == Mutability::ReadOnly {
         // Naming a readOnly attribute with its current value modifies nothing.
         if op != PatchOpKind::Remove && target.sub.is_none() && target.filter.is_none() && value == current.as_ref() {
             return Ok(());
         }
-        return Err(OpError(ScimType::Mutability, format!("\"{}\" is readOnly and cannot be modified", target.display)));
+        return Err(OpError(
+            ScimType::Mutability,
+            format!("\"{}\" is readOnly and cannot be modified", target.display),
+        ));
     }
     if op == PatchOpKind::Remove {
         return remove(resource, target, current);
     }
     let Some(value) = value else { return Ok(()) };
     if leaf.mutability == Mutability::Immutable && target.filter.is_none() && !target.attr.multi_valued {
-        if let Some(existing) = current.as_ref().and_then(|c| if target.sub.is_some() { c.get(leaf.name) } else { Some(c) }) {
+        if let Some(existing) = current.as_ref().and_then(|c| {
+            if target.sub.is_some() {
+                c.get(leaf.name)
+            } else {
+                Some(c)
+            }
+        }) {
             if existing != value {
-                return Err(OpError(ScimType::Mutability, format!("\"{}\" is immutable and already has a value", target.display)));
+                return Err(OpError(
+                    ScimType::Mutability,
+                    format!("\"{}\" is immutable and already has a value", target.display),
+                ));
             }
         }
     }
@@ -333,7 +449,9 @@ fn apply_to_target(resource: &mut Map<String, Value>, op: PatchOpKind, target: &
             let checked = check_single(sub, value, &target.display)?;
             let object = container_mut(resource, target.extension)
                 .and_then(|c| {
-                    let slot = c.entry(target.attr.name.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+                    let slot = c
+                        .entry(target.attr.name.to_owned())
+                        .or_insert_with(|| Value::Object(Map::new()));
                     if !slot.is_object() {
                         *slot = Value::Object(Map::new());
                     }
@@ -351,7 +469,10 @@ fn apply_to_target(resource: &mut Map<String, Value>, op: PatchOpKind, target: &
         }
         (None, Some(_), true) => Err(OpError(
             ScimType::InvalidPath,
-            format!("\"{}\": a sub-attribute of the multi-valued \"{}\" needs a value filter (\"{}[…].{}\")", target.display, target.attr.name, target.attr.name, leaf.name),
+            format!(
+                "\"{}\": a sub-attribute of the multi-valued \"{}\" needs a value filter (\"{}[…].{}\")",
+                target.display, target.attr.name, target.attr.name, leaf.name
+            ),
         )),
         (None, None, true) => {
             let checked = check_value(target.attr, value, &target.display)?;
@@ -423,7 +544,9 @@ fn write_filtered(
         items.iter_mut().for_each(clear_primary);
     }
     for index in matched {
-        let Some(Value::Object(element)) = items.get_mut(index) else { continue };
+        let Some(Value::Object(element)) = items.get_mut(index) else {
+            continue;
+        };
         match (sub, &checked) {
             (Some(sub), Some(v)) => json::set(element, sub.name, v.clone()),
             (Some(sub), None) => {
@@ -444,10 +567,20 @@ fn write_filtered(
 fn remove(resource: &mut Map<String, Value>, target: &Target<'_>, current: Option<Value>) -> OpResult {
     let leaf = target.sub.unwrap_or(target.attr);
     if target.filter.is_none() && leaf.required {
-        return Err(OpError(ScimType::InvalidValue, format!("\"{}\" is required and cannot be removed", target.display)));
+        return Err(OpError(
+            ScimType::InvalidValue,
+            format!("\"{}\" is required and cannot be removed", target.display),
+        ));
     }
-    if leaf.mutability == Mutability::Immutable && target.filter.is_none() && current.is_some() && !target.attr.multi_valued {
-        return Err(OpError(ScimType::Mutability, format!("\"{}\" is immutable and cannot be removed", target.display)));
+    if leaf.mutability == Mutability::Immutable
+        && target.filter.is_none()
+        && current.is_some()
+        && !target.attr.multi_valued
+    {
+        return Err(OpError(
+            ScimType::Mutability,
+            format!("\"{}\" is immutable and cannot be removed", target.display),
+        ));
     }
     match (target.filter, target.sub) {
         (Some(filter), sub) => {
@@ -478,10 +611,15 @@ fn remove(resource: &mut Map<String, Value>, target: &Target<'_>, current: Optio
         }
         (None, Some(sub)) if target.attr.multi_valued => Err(OpError(
             ScimType::InvalidPath,
-            format!("\"{}\": a sub-attribute of the multi-valued \"{}\" needs a value filter", target.display, sub.name),
+            format!(
+                "\"{}\": a sub-attribute of the multi-valued \"{}\" needs a value filter",
+                target.display, sub.name
+            ),
         )),
         (None, Some(sub)) => {
-            if let Some(Value::Object(object)) = container_mut(resource, target.extension).and_then(|c| json::get_mut(c, target.attr.name)) {
+            if let Some(Value::Object(object)) =
+                container_mut(resource, target.extension).and_then(|c| json::get_mut(c, target.attr.name))
+            {
                 json::remove(object, sub.name);
             }
             prune_empty(resource, target);
@@ -500,7 +638,10 @@ fn container<'r>(resource: &'r Map<String, Value>, extension: Option<&Schema>) -
     }
 }
 
-fn container_mut<'r>(resource: &'r mut Map<String, Value>, extension: Option<&Schema>) -> Option<&'r mut Map<String, Value>> {
+fn container_mut<'r>(
+    resource: &'r mut Map<String, Value>,
+    extension: Option<&Schema>,
+) -> Option<&'r mut Map<String, Value>> {
     match extension {
         None => Some(resource),
         Some(ext) => {
@@ -555,15 +696,26 @@ fn elements(resource: &Map<String, Value>, target: &Target<'_>) -> Vec<Value> {
 }
 
 fn matching(items: &[Value], attr: &'static AttributeDef, filter: &Filter) -> Vec<usize> {
-    items.iter().enumerate().filter(|(_, item)| filter.matches_element(item, attr)).map(|(i, _)| i).collect()
+    items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| filter.matches_element(item, attr))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn no_match(target: &Target<'_>) -> OpError {
-    OpError(ScimType::NoTarget, format!("\"{}\": the value filter matches no value", target.display))
+    OpError(
+        ScimType::NoTarget,
+        format!("\"{}\": the value filter matches no value", target.display),
+    )
 }
 
 fn no_container() -> OpError {
-    OpError(ScimType::InvalidValue, "the attribute's container is not an object".to_owned())
+    OpError(
+        ScimType::InvalidValue,
+        "the attribute's container is not an object".to_owned(),
+    )
 }
 
 fn is_primary(item: &Value) -> bool {

@@ -21,7 +21,11 @@ pub struct AttrPath {
 impl AttrPath {
     /// A path to a top-level attribute with no URN.
     pub fn named(name: &str) -> AttrPath {
-        AttrPath { urn: None, name: name.to_owned(), sub: None }
+        AttrPath {
+            urn: None,
+            name: name.to_owned(),
+            sub: None,
+        }
     }
 
     /// Parses a whole string as an attribute path (errors map to `invalidPath`).
@@ -148,16 +152,16 @@ mod tests {
         let path = PatchPath::parse(r#"emails[type eq "work" and primary eq true].value"#).unwrap();
         assert_eq!(path.attr.name, "emails");
         assert_eq!(path.attr.sub.as_deref(), Some("value"));
-        assert_eq!(path.filter.as_ref().unwrap().to_string(), r#"type eq "work" and primary eq true"#);
+        assert_eq!(
+            path.filter.as_ref().unwrap().to_string(),
+            r#"type eq "work" and primary eq true"#
+        );
         assert_eq!(path.to_string(), r#"emails[type eq "work" and primary eq true].value"#);
 
         let path = PatchPath::parse(r#"members[value eq "2819c223-7f76-453a-919d-413861904646"]"#).unwrap();
         assert!(path.attr.sub.is_none());
 
-        let path = PatchPath::parse(
-            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"#,
-        )
-        .unwrap();
+        let path = PatchPath::parse(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"#).unwrap();
         assert_eq!(path.attr.name, "manager");
     }
 

@@ -20,11 +20,17 @@ use std::cmp::Ordering;
 /// `primary: true` values (`invalidValue`).
 pub fn check_input(body: &Value, rt: &ResourceType) -> Result<Map<String, Value>, ScimError> {
     let Value::Object(members) = body else {
-        return Err(invalid_syntax(format!("the body must be a JSON object (a {} resource)", rt.name)));
+        return Err(invalid_syntax(format!(
+            "the body must be a JSON object (a {} resource)",
+            rt.name
+        )));
     };
     let declared = check_schemas(members, rt)?;
     let mut out = Map::new();
-    out.insert("schemas".into(), Value::Array(vec![Value::String(rt.schema.id.to_owned())]));
+    out.insert(
+        "schemas".into(),
+        Value::Array(vec![Value::String(rt.schema.id.to_owned())]),
+    );
     for (key, value) in members {
         if key.eq_ignore_ascii_case("schemas") {
             continue;
@@ -39,7 +45,9 @@ pub fn check_input(body: &Value, rt: &ResourceType) -> Result<Map<String, Value>
                 if value.is_null() {
                     continue;
                 }
-                return Err(invalid_value(format!("\"{key}\" must be an object of extension attributes")));
+                return Err(invalid_value(format!(
+                    "\"{key}\" must be an object of extension attributes"
+                )));
             };
             let checked = check_attributes(ext_members, ext.schema, None, rt)?;
             if !checked.is_empty() {
@@ -68,7 +76,9 @@ fn check_schemas(members: &Map<String, Value>, rt: &ResourceType) -> Result<Vec<
     };
     let mut declared = Vec::new();
     for urn in urns {
-        let Some(urn) = urn.as_str() else { return Err(invalid_syntax(expected)) };
+        let Some(urn) = urn.as_str() else {
+            return Err(invalid_syntax(expected));
+        };
         if !urn.eq_ignore_ascii_case(rt.schema.id) && rt.extension(urn).is_none() {
             return Err(invalid_syntax(format!(
                 "\"schemas\" lists \"{urn}\", which is neither {} nor one of its extensions ({})",
@@ -96,7 +106,10 @@ fn check_attributes(
         if def.mutability == Mutability::ReadOnly {
             continue;
         }
-        let path = parent.map_or_else(|| format!("{}:{}", schema.id, def.name), |p| format!("{p}.{}", def.name));
+        let path = parent.map_or_else(
+            || format!("{}:{}", schema.id, def.name),
+            |p| format!("{p}.{}", def.name),
+        );
         if let Some(checked) = check_value(def, value, &path)? {
             out.insert(def.name.to_owned(), checked);
         }
@@ -107,7 +120,10 @@ fn check_attributes(
 /// Adds `urn` to a resource's `schemas` unless it is there.
 pub(crate) fn add_schema(resource: &mut Map<String, Value>, urn: &str) {
     if let Some(Value::Array(urns)) = json::get_mut(resource, "schemas") {
-        if !urns.iter().any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(urn))) {
+        if !urns
+            .iter()
+            .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(urn)))
+        {
             urns.push(Value::String(urn.to_owned()));
         }
     }
@@ -144,7 +160,11 @@ pub fn check_single(def: &AttributeDef, value: &Value, path: &str) -> Result<Opt
         Err(invalid_value(format!(
             "\"{path}\" is of type {}{} and must be {what}, not {}",
             def.kind.as_str(),
-            if def.multi_valued { " (one value of a multi-valued attribute)" } else { "" },
+            if def.multi_valued {
+                " (one value of a multi-valued attribute)"
+            } else {
+                ""
+            },
             describe(value)
         )))
     };
@@ -183,12 +203,18 @@ pub fn check_single(def: &AttributeDef, value: &Value, path: &str) -> Result<Opt
 pub fn check_required(resource: &Map<String, Value>, rt: &ResourceType) -> Result<(), ScimError> {
     for def in rt.schema.attributes.iter().filter(|d| d.required) {
         if !json::get(resource, def.name).is_some_and(json::is_assigned) {
-            return Err(invalid_value(format!("\"{}\" is required for a {} (RFC 7643 §4)", def.name, rt.name)));
+            return Err(invalid_value(format!(
+                "\"{}\" is required for a {} (RFC 7643 §4)",
+                def.name, rt.name
+            )));
         }
     }
     for ext in rt.extensions.iter().filter(|e| e.required) {
         if json::get(resource, ext.schema.id).is_none() {
-            return Err(invalid_value(format!("the extension \"{}\" is required", ext.schema.id)));
+            return Err(invalid_value(format!(
+                "the extension \"{}\" is required",
+                ext.schema.id
+            )));
         }
     }
     Ok(())
@@ -196,7 +222,12 @@ pub fn check_required(resource: &Map<String, Value>, rt: &ResourceType) -> Resul
 
 /// Checks that no multi-valued attribute has more than one `primary: true` (RFC 7643 §2.4).
 pub fn check_primary(resource: &Map<String, Value>, rt: &ResourceType) -> Result<(), ScimError> {
-    for def in rt.schema.attributes.iter().filter(|d| d.multi_valued && d.sub_attribute("primary").is_some()) {
+    for def in rt
+        .schema
+        .attributes
+        .iter()
+        .filter(|d| d.multi_valued && d.sub_attribute("primary").is_some())
+    {
         if let Some(Value::Array(items)) = json::get(resource, def.name) {
             let primaries = items
                 .iter()
@@ -258,8 +289,15 @@ pub struct Projection {
 impl Projection {
     /// Parses the comma-separated `attributes` and `excludedAttributes` parameters; every name
     /// must be an attribute of the resource type (400 `invalidValue` otherwise).
-    pub fn parse(attributes: Option<&str>, excluded: Option<&str>, rts: &[&ResourceType]) -> Result<Projection, ScimError> {
-        Ok(Projection { attributes: parse_list(attributes, "attributes", rts)?, excluded: parse_list(excluded, "excludedAttributes", rts)? })
+    pub fn parse(
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+        rts: &[&ResourceType],
+    ) -> Result<Projection, ScimError> {
+        Ok(Projection {
+            attributes: parse_list(attributes, "attributes", rts)?,
+            excluded: parse_list(excluded, "excludedAttributes", rts)?,
+        })
     }
 
     /// The resource as the response carries it.
@@ -347,7 +385,11 @@ fn same_container(path_urn: Option<&str>, attr_urn: Option<&str>) -> bool {
 fn keep_subs(value: &Value, keep: impl Fn(&str) -> bool + Copy) -> Option<Value> {
     match value {
         Value::Object(members) => {
-            let kept: Map<String, Value> = members.iter().filter(|(k, _)| keep(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let kept: Map<String, Value> = members
+                .iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             (!kept.is_empty()).then_some(Value::Object(kept))
         }
         Value::Array(items) => {
@@ -366,11 +408,16 @@ fn parse_list(list: Option<&str>, parameter: &str, rts: &[&ResourceType]) -> Res
         let path = AttrPath::parse(item).map_err(|e| {
             ScimError::bad_request(ScimType::InvalidValue, format!("\"{parameter}\" entry \"{item}\": {e}"))
         })?;
-        let known = rts.iter().any(|rt| rt.resolve(&path).is_some() || rt.extension(item).is_some());
+        let known = rts
+            .iter()
+            .any(|rt| rt.resolve(&path).is_some() || rt.extension(item).is_some());
         if !known {
             return Err(ScimError::bad_request(
                 ScimType::InvalidValue,
-                format!("\"{parameter}\" names \"{item}\", which is not an attribute of {}", rts.iter().map(|r| r.name).collect::<Vec<_>>().join(" or ")),
+                format!(
+                    "\"{parameter}\" names \"{item}\", which is not an attribute of {}",
+                    rts.iter().map(|r| r.name).collect::<Vec<_>>().join(" or ")
+                ),
             ));
         }
         out.push(path);
@@ -398,7 +445,16 @@ pub fn compare_for_sort(a: &Value, b: &Value, rt: &ResourceType, sort_by: &AttrP
             Some(Value::Object(o)) => json::get(&o, "value").cloned(),
             other => other,
         };
-        (chosen, def.map(|d| if d.kind == AttrType::Complex { d.sub_attribute("value").unwrap_or(d) } else { d }))
+        (
+            chosen,
+            def.map(|d| {
+                if d.kind == AttrType::Complex {
+                    d.sub_attribute("value").unwrap_or(d)
+                } else {
+                    d
+                }
+            }),
+        )
     };
     let ((left, def), (right, _)) = (key(a), key(b));
     match (left, right) {

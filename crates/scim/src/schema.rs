@@ -136,13 +136,19 @@ const fn attr(name: &'static str, kind: AttrType, description: &'static str) -> 
 
 impl AttributeDef {
     const fn multi(self) -> Self {
-        AttributeDef { multi_valued: true, ..self }
+        AttributeDef {
+            multi_valued: true,
+            ..self
+        }
     }
     const fn required(self) -> Self {
         AttributeDef { required: true, ..self }
     }
     const fn case_exact(self) -> Self {
-        AttributeDef { case_exact: true, ..self }
+        AttributeDef {
+            case_exact: true,
+            ..self
+        }
     }
     const fn mutability(self, mutability: Mutability) -> Self {
         AttributeDef { mutability, ..self }
@@ -154,10 +160,16 @@ impl AttributeDef {
         AttributeDef { uniqueness, ..self }
     }
     const fn canonical(self, canonical_values: &'static [&'static str]) -> Self {
-        AttributeDef { canonical_values, ..self }
+        AttributeDef {
+            canonical_values,
+            ..self
+        }
     }
     const fn refs(self, reference_types: &'static [&'static str]) -> Self {
-        AttributeDef { reference_types, ..self }
+        AttributeDef {
+            reference_types,
+            ..self
+        }
     }
     const fn subs(self, sub_attributes: &'static [AttributeDef]) -> Self {
         AttributeDef { sub_attributes, ..self }
@@ -247,13 +259,24 @@ use Mutability::{Immutable, ReadOnly, WriteOnly};
 pub static COMMON_ATTRIBUTES: &[AttributeDef] = COMMON;
 
 const COMMON: &[AttributeDef] = &[
-    attr("id", Str, "Unique identifier for the resource, assigned by the service provider.")
-        .case_exact()
+    attr(
+        "id",
+        Str,
+        "Unique identifier for the resource, assigned by the service provider.",
+    )
+    .case_exact()
+    .mutability(ReadOnly)
+    .returned(Returned::Always)
+    .unique(Uniqueness::Server),
+    attr(
+        "externalId",
+        Str,
+        "Identifier of the resource as defined by the provisioning client.",
+    )
+    .case_exact(),
+    attr("meta", Complex, "Resource metadata.")
         .mutability(ReadOnly)
-        .returned(Returned::Always)
-        .unique(Uniqueness::Server),
-    attr("externalId", Str, "Identifier of the resource as defined by the provisioning client.").case_exact(),
-    attr("meta", Complex, "Resource metadata.").mutability(ReadOnly).subs(META_SUBS),
+        .subs(META_SUBS),
     attr("schemas", Reference, "The schema URNs the resource conforms to.")
         .multi()
         .required()
@@ -261,19 +284,34 @@ const COMMON: &[AttributeDef] = &[
 ];
 
 const META_SUBS: &[AttributeDef] = &[
-    attr("resourceType", Str, "The name of the resource type.").case_exact().mutability(ReadOnly),
+    attr("resourceType", Str, "The name of the resource type.")
+        .case_exact()
+        .mutability(ReadOnly),
     attr("created", DateTime, "When the resource was added.").mutability(ReadOnly),
     attr("lastModified", DateTime, "When the resource was last updated.").mutability(ReadOnly),
-    attr("location", Reference, "The URI of the resource.").case_exact().mutability(ReadOnly).refs(&["uri"]),
-    attr("version", Str, "The version (ETag) of the resource.").case_exact().mutability(ReadOnly),
+    attr("location", Reference, "The URI of the resource.")
+        .case_exact()
+        .mutability(ReadOnly)
+        .refs(&["uri"]),
+    attr("version", Str, "The version (ETag) of the resource.")
+        .case_exact()
+        .mutability(ReadOnly),
 ];
 
 const fn multi_sub(kind: AttrType, types: &'static [&'static str]) -> [AttributeDef; 4] {
     [
         attr("value", kind, "The value."),
-        attr("display", Str, "A human-readable name, primarily used for display purposes."),
+        attr(
+            "display",
+            Str,
+            "A human-readable name, primarily used for display purposes.",
+        ),
         attr("type", Str, "A label indicating the value's function.").canonical(types),
-        attr("primary", Boolean, "Whether this is the primary value; at most one is true."),
+        attr(
+            "primary",
+            Boolean,
+            "Whether this is the primary value; at most one is true.",
+        ),
     ]
 }
 
@@ -282,7 +320,11 @@ const PHONE_SUBS: &[AttributeDef] = &multi_sub(Str, &["work", "home", "mobile", 
 const IM_SUBS: &[AttributeDef] = &multi_sub(Str, &["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"]);
 const PHOTO_SUBS: &[AttributeDef] = &[
     attr("value", Reference, "URL of a photo of the user.").refs(&["external"]),
-    attr("display", Str, "A human-readable name, primarily used for display purposes."),
+    attr(
+        "display",
+        Str,
+        "A human-readable name, primarily used for display purposes.",
+    ),
     attr("type", Str, "A label indicating the photo's function.").canonical(&["photo", "thumbnail"]),
     attr("primary", Boolean, "Whether this is the primary photo."),
 ];
@@ -311,9 +353,13 @@ const ADDRESS_SUBS: &[AttributeDef] = &[
 
 const USER_GROUP_SUBS: &[AttributeDef] = &[
     attr("value", Str, "The identifier of the group.").mutability(ReadOnly),
-    attr("$ref", Reference, "The URI of the group.").mutability(ReadOnly).refs(&["User", "Group"]),
+    attr("$ref", Reference, "The URI of the group.")
+        .mutability(ReadOnly)
+        .refs(&["User", "Group"]),
     attr("display", Str, "A human-readable name of the group.").mutability(ReadOnly),
-    attr("type", Str, "Direct or indirect membership.").mutability(ReadOnly).canonical(&["direct", "indirect"]),
+    attr("type", Str, "Direct or indirect membership.")
+        .mutability(ReadOnly)
+        .canonical(&["direct", "indirect"]),
 ];
 
 const USER_ATTRIBUTES: &[AttributeDef] = &[
@@ -325,40 +371,73 @@ const USER_ATTRIBUTES: &[AttributeDef] = &[
     attr("nickName", Str, "The casual way to address the user."),
     attr("profileUrl", Reference, "A URI of the user's online profile.").refs(&["external"]),
     attr("title", Str, "The user's title."),
-    attr("userType", Str, "The relationship between the organization and the user."),
-    attr("preferredLanguage", Str, "The user's preferred written or spoken language."),
+    attr(
+        "userType",
+        Str,
+        "The relationship between the organization and the user.",
+    ),
+    attr(
+        "preferredLanguage",
+        Str,
+        "The user's preferred written or spoken language.",
+    ),
     attr("locale", Str, "The user's default location, for localisation."),
     attr("timezone", Str, "The user's time zone (IANA name)."),
     attr("active", Boolean, "The user's administrative status."),
     attr("password", Str, "The user's cleartext password.")
         .mutability(WriteOnly)
         .returned(Returned::Never),
-    attr("emails", Complex, "Email addresses for the user.").multi().subs(EMAIL_SUBS),
-    attr("phoneNumbers", Complex, "Phone numbers for the user.").multi().subs(PHONE_SUBS),
-    attr("ims", Complex, "Instant messaging addresses for the user.").multi().subs(IM_SUBS),
-    attr("photos", Complex, "URLs of photos of the user.").multi().subs(PHOTO_SUBS),
-    attr("addresses", Complex, "Physical mailing addresses for the user.").multi().subs(ADDRESS_SUBS),
+    attr("emails", Complex, "Email addresses for the user.")
+        .multi()
+        .subs(EMAIL_SUBS),
+    attr("phoneNumbers", Complex, "Phone numbers for the user.")
+        .multi()
+        .subs(PHONE_SUBS),
+    attr("ims", Complex, "Instant messaging addresses for the user.")
+        .multi()
+        .subs(IM_SUBS),
+    attr("photos", Complex, "URLs of photos of the user.")
+        .multi()
+        .subs(PHOTO_SUBS),
+    attr("addresses", Complex, "Physical mailing addresses for the user.")
+        .multi()
+        .subs(ADDRESS_SUBS),
     attr("groups", Complex, "The groups the user belongs to.")
         .multi()
         .mutability(ReadOnly)
         .subs(USER_GROUP_SUBS),
-    attr("entitlements", Complex, "Entitlements of the user.").multi().subs(PLAIN_SUBS),
+    attr("entitlements", Complex, "Entitlements of the user.")
+        .multi()
+        .subs(PLAIN_SUBS),
     attr("roles", Complex, "Roles of the user.").multi().subs(PLAIN_SUBS),
-    attr("x509Certificates", Complex, "Certificates issued to the user.").multi().subs(CERT_SUBS),
+    attr("x509Certificates", Complex, "Certificates issued to the user.")
+        .multi()
+        .subs(CERT_SUBS),
 ];
 
 const MEMBER_SUBS: &[AttributeDef] = &[
-    attr("value", Str, "Identifier of the member.").case_exact().mutability(Immutable),
+    attr("value", Str, "Identifier of the member.")
+        .case_exact()
+        .mutability(Immutable),
     attr("$ref", Reference, "The URI of the member.")
         .mutability(Immutable)
         .refs(&["User", "Group"]),
-    attr("type", Str, "The type of member.").mutability(Immutable).canonical(&["User", "Group"]),
-    attr("display", Str, "A human-readable name of the member, set by the service provider.").mutability(ReadOnly),
+    attr("type", Str, "The type of member.")
+        .mutability(Immutable)
+        .canonical(&["User", "Group"]),
+    attr(
+        "display",
+        Str,
+        "A human-readable name of the member, set by the service provider.",
+    )
+    .mutability(ReadOnly),
 ];
 
 const GROUP_ATTRIBUTES: &[AttributeDef] = &[
     attr("displayName", Str, "A human-readable name for the group.").required(),
-    attr("members", Complex, "The members of the group.").multi().subs(MEMBER_SUBS),
+    attr("members", Complex, "The members of the group.")
+        .multi()
+        .subs(MEMBER_SUBS),
 ];
 
 const MANAGER_SUBS: &[AttributeDef] = &[
@@ -368,7 +447,11 @@ const MANAGER_SUBS: &[AttributeDef] = &[
 ];
 
 const ENTERPRISE_ATTRIBUTES: &[AttributeDef] = &[
-    attr("employeeNumber", Str, "A string identifier assigned by the organization."),
+    attr(
+        "employeeNumber",
+        Str,
+        "A string identifier assigned by the organization.",
+    ),
     attr("costCenter", Str, "The name of a cost center."),
     attr("organization", Str, "The name of an organization."),
     attr("division", Str, "The name of a division."),
@@ -430,7 +513,10 @@ pub static USER_TYPE: ResourceType = ResourceType {
     endpoint: "/Users",
     description: "User Account",
     schema: &USER,
-    extensions: &[SchemaExtension { schema: &ENTERPRISE_USER, required: false }],
+    extensions: &[SchemaExtension {
+        schema: &ENTERPRISE_USER,
+        required: false,
+    }],
 };
 
 /// The Group resource type.
@@ -491,7 +577,10 @@ impl ResourceType {
 
     /// The resource type whose core schema is `urn` (case-insensitive).
     pub fn by_schema(urn: &str) -> Option<&'static ResourceType> {
-        RESOURCE_TYPES.iter().copied().find(|rt| rt.schema.id.eq_ignore_ascii_case(urn))
+        RESOURCE_TYPES
+            .iter()
+            .copied()
+            .find(|rt| rt.schema.id.eq_ignore_ascii_case(urn))
     }
 
     /// The extension with this URN (case-insensitive).
@@ -533,7 +622,10 @@ impl ResourceType {
     /// The resource type representation (RFC 7643 §6), without `meta`.
     pub fn to_json(&self) -> Value {
         let mut out = Map::new();
-        out.insert("schemas".into(), json!(["urn:ietf:params:scim:schemas:core:2.0:ResourceType"]));
+        out.insert(
+            "schemas".into(),
+            json!(["urn:ietf:params:scim:schemas:core:2.0:ResourceType"]),
+        );
         out.insert("id".into(), json!(self.name));
         out.insert("name".into(), json!(self.name));
         out.insert("endpoint".into(), json!(self.endpoint));
@@ -565,7 +657,10 @@ mod tests {
             ("name.GIVENNAME", Some("name.givenName")),
             ("Emails.Value", Some("emails.value")),
             ("urn:ietf:params:scim:schemas:core:2.0:User:userName", Some("userName")),
-            ("URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER:name.familyName", Some("name.familyName")),
+            (
+                "URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER:name.familyName",
+                Some("name.familyName"),
+            ),
             (
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
                 Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"),
@@ -607,7 +702,12 @@ mod tests {
     #[test]
     fn schema_representation_lists_sub_attributes() {
         let json = USER.to_json();
-        let emails = json["attributes"].as_array().unwrap().iter().find(|a| a["name"] == "emails").unwrap();
+        let emails = json["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "emails")
+            .unwrap();
         assert_eq!(emails["subAttributes"].as_array().unwrap().len(), 4);
         assert_eq!(emails["multiValued"], true);
     }

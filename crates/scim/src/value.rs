@@ -16,7 +16,11 @@ pub(crate) struct Located<'v> {
 }
 
 /// The object holding the attribute: the resource itself, or its extension object.
-pub(crate) fn container<'v>(resource: &'v Map<String, Value>, rt: &ResourceType, urn: Option<&str>) -> Option<&'v Map<String, Value>> {
+pub(crate) fn container<'v>(
+    resource: &'v Map<String, Value>,
+    rt: &ResourceType,
+    urn: Option<&str>,
+) -> Option<&'v Map<String, Value>> {
     match urn {
         None => Some(resource),
         Some(urn) if urn.eq_ignore_ascii_case(rt.schema.id) => Some(resource),
@@ -37,7 +41,11 @@ pub(crate) fn locate<'v>(resource: &'v Value, rt: &ResourceType, path: &AttrPath
 }
 
 /// Locates a sub-attribute path inside one value of `parent` (value-path scope).
-pub(crate) fn locate_in_element<'v>(element: &'v Value, parent: Option<&'static AttributeDef>, path: &AttrPath) -> Located<'v> {
+pub(crate) fn locate_in_element<'v>(
+    element: &'v Value,
+    parent: Option<&'static AttributeDef>,
+    path: &AttrPath,
+) -> Located<'v> {
     let def = parent.and_then(|p| p.sub_attribute(&path.name));
     let mut values = Vec::new();
     if let Some(value) = element.as_object().and_then(|e| json::get(e, &path.name)) {
@@ -61,7 +69,10 @@ fn collect<'v>(value: &'v Value, sub: Option<&str>, out: &mut Vec<&'v Value>) {
 }
 
 /// A complex value compares through its `value` sub-attribute (`emails co "@x"`).
-pub(crate) fn scalar<'v>(value: &'v Value, def: Option<&'static AttributeDef>) -> Option<(&'v Value, Option<&'static AttributeDef>)> {
+pub(crate) fn scalar<'v>(
+    value: &'v Value,
+    def: Option<&'static AttributeDef>,
+) -> Option<(&'v Value, Option<&'static AttributeDef>)> {
     match value {
         Value::Object(members) => {
             let inner = json::get(members, "value")?;

@@ -131,7 +131,9 @@ fn resolve_scoped(scope: Scope<'_>, path: &AttrPath) -> Result<&'static Attribut
         Scope::Element(_) => None,
     };
     found.ok_or_else(|| match scope {
-        Scope::Resource(rt) => FilterCheckError::new(format!("unknown attribute '{path}' for resource type {}", rt.name)),
+        Scope::Resource(rt) => {
+            FilterCheckError::new(format!("unknown attribute '{path}' for resource type {}", rt.name))
+        }
         Scope::Element(parent) => FilterCheckError::new(format!(
             "'{path}' is not a sub-attribute of '{}'",
             parent.map_or("?", |p| p.name)
@@ -140,12 +142,16 @@ fn resolve_scoped(scope: Scope<'_>, path: &AttrPath) -> Result<&'static Attribut
 }
 
 fn check_test(def: &'static AttributeDef, test: &AttrTest, path: &str) -> Result<(), FilterCheckError> {
-    let AttrTest::Compare(op, literal) = test else { return Ok(()) };
+    let AttrTest::Compare(op, literal) = test else {
+        return Ok(());
+    };
     let op = *op;
     // A complex attribute compares through its `value` sub-attribute (`emails eq "a@b"`).
     let def = if def.kind == AttrType::Complex {
         def.sub_attribute("value").ok_or_else(|| {
-            FilterCheckError::new(format!("'{path}' is complex and has no 'value': compare one of its sub-attributes"))
+            FilterCheckError::new(format!(
+                "'{path}' is complex and has no 'value': compare one of its sub-attributes"
+            ))
         })?
     } else {
         def
@@ -153,7 +159,11 @@ fn check_test(def: &'static AttributeDef, test: &AttrTest, path: &str) -> Result
     let kind = def.kind.as_str();
     let refuse = |why: String| Err(FilterCheckError::new(format!("'{path}' ({kind}) {why}")));
     if let CompValue::Null = literal {
-        return if matches!(op, CompareOp::Eq | CompareOp::Ne) { Ok(()) } else { refuse(format!("cannot be compared with null using '{}'", op.as_str())) };
+        return if matches!(op, CompareOp::Eq | CompareOp::Ne) {
+            Ok(())
+        } else {
+            refuse(format!("cannot be compared with null using '{}'", op.as_str()))
+        };
     }
     match def.kind {
         AttrType::Boolean => {
@@ -182,15 +192,23 @@ fn check_test(def: &'static AttributeDef, test: &AttrTest, path: &str) -> Result
         }
         AttrType::DateTime => {
             let CompValue::String(text) = literal else {
-                return refuse(format!("is compared with {}: use a date-time string", describe(literal)));
+                return refuse(format!(
+                    "is compared with {}: use a date-time string",
+                    describe(literal)
+                ));
             };
             if !op.is_substring() && parse_date_time(text).is_none() {
-                return refuse(format!("is compared with \"{text}\", which is not an RFC 3339 date-time"));
+                return refuse(format!(
+                    "is compared with \"{text}\", which is not an RFC 3339 date-time"
+                ));
             }
         }
         AttrType::String | AttrType::Reference => {
             if !matches!(literal, CompValue::String(_)) {
-                return refuse(format!("is compared with {}: use a string in double quotes", describe(literal)));
+                return refuse(format!(
+                    "is compared with {}: use a string in double quotes",
+                    describe(literal)
+                ));
             }
         }
         AttrType::Complex => return refuse("cannot be compared".to_owned()),
@@ -231,11 +249,17 @@ fn compare_any(located: &Located<'_>, op: CompareOp, literal: &CompValue) -> boo
 }
 
 fn compare_one(value: &Value, def: Option<&'static AttributeDef>, op: CompareOp, literal: &CompValue) -> bool {
-    let Some((value, def)) = scalar(value, def) else { return false };
+    let Some((value, def)) = scalar(value, def) else {
+        return false;
+    };
     match (value, literal) {
         (Value::String(actual), CompValue::String(wanted)) if op.is_substring() => {
             let case_exact = def.is_some_and(|d| d.case_exact);
-            let (actual, wanted) = if case_exact { (actual.clone(), wanted.clone()) } else { (fold(actual), fold(wanted)) };
+            let (actual, wanted) = if case_exact {
+                (actual.clone(), wanted.clone())
+            } else {
+                (fold(actual), fold(wanted))
+            };
             match op {
                 CompareOp::Co => actual.contains(&wanted),
                 CompareOp::Sw => actual.starts_with(&wanted),

@@ -14,8 +14,8 @@
 mod eval;
 pub(crate) mod parse;
 
-use crate::ScimType;
 use crate::path::AttrPath;
+use crate::ScimType;
 use serde_json::Number;
 use std::fmt;
 
@@ -120,7 +120,9 @@ impl CompareOp {
 
     /// The operator for a keyword, case-insensitive.
     pub fn from_keyword(word: &str) -> Option<CompareOp> {
-        CompareOp::ALL.into_iter().find(|op| op.as_str().eq_ignore_ascii_case(word))
+        CompareOp::ALL
+            .into_iter()
+            .find(|op| op.as_str().eq_ignore_ascii_case(word))
     }
 
     /// Whether this is an ordering operator (`gt`, `ge`, `lt`, `le`).
@@ -206,7 +208,10 @@ impl Filter {
 
     /// `path op value`.
     pub fn compare(path: AttrPath, op: CompareOp, value: CompValue) -> Filter {
-        Filter::Attr { path, test: AttrTest::Compare(op, value) }
+        Filter::Attr {
+            path,
+            test: AttrTest::Compare(op, value),
+        }
     }
 
     /// Whether the filter stays within the RFC 7644 ABNF (no `].sub op value` tails).
@@ -225,7 +230,11 @@ impl Filter {
         self.walk_paths(None, visit)
     }
 
-    fn walk_paths<'f>(&'f self, parent: Option<&'f AttrPath>, visit: &mut impl FnMut(Option<&'f AttrPath>, &'f AttrPath)) {
+    fn walk_paths<'f>(
+        &'f self,
+        parent: Option<&'f AttrPath>,
+        visit: &mut impl FnMut(Option<&'f AttrPath>, &'f AttrPath),
+    ) {
         match self {
             Filter::Attr { path, .. } => visit(parent, path),
             Filter::ValuePath { path, filter, .. } => {

@@ -7,12 +7,18 @@ use crate::path::{AttrPath, PatchPath};
 /// Deepest nesting of parentheses accepted, so that hostile input cannot exhaust the stack.
 const MAX_DEPTH: usize = 64;
 
+/// Most `and`/`or` operators accepted in one filter. A chain `a pr and a pr and …` builds a
+/// tree as deep as it is long, and printing, evaluating, comparing or dropping that tree
+/// recurses once per level: without a bound, a long enough filter overflows the stack.
+const MAX_OPERATORS: usize = 1000;
+
 pub(crate) struct Parser<'a> {
     src: &'a str,
     bytes: &'a [u8],
     pos: usize,
     kind: SyntaxKind,
     depth: usize,
+    operators: usize,
 }
 
 fn is_name_start(b: u8) -> bool {
@@ -30,7 +36,14 @@ fn is_urn_char(b: u8) -> bool {
 
 impl<'a> Parser<'a> {
     pub(crate) fn new(src: &'a str, kind: SyntaxKind) -> Self {
-        Parser { src, bytes: src.as_bytes(), pos: 0, kind, depth: 0 }
+        Parser {
+            src,
+            bytes: src.as_bytes(),
+            pos: 0,
+            kind,
+            depth: 0,
+            operators: 0,
+        }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -38,7 +51,12 @@ impl<'a> Parser<'a> {
     }
 
     fn error_at(&self, offset: usize, expected: impl Into<String>) -> ParseError {
-        ParseError { kind: self.kind, offset, expected: expected.into(), found: self.describe(offset) }
+        ParseError {
+            kind: self.kind,
+            offset,
+            expected: expected.into(),
+            found: self.describe(offset),
+        }
     }
 
     fn error(&self, expected: impl Into<String>) -> ParseError {
@@ -48,9 +66,14 @@ impl<'a> Parser<'a> {
     /// What stands at `offset`: a word, a quoted character, or the end.
     fn describe(&self, offset: usize) -> String {
         let rest = self.src.get(offset..).unwrap_or_default();
-        let Some(first) = rest.chars().next() else { return "end of input".to_owned() };
+        let Some(first) = rest.chars().next() else {
+            return "end of input".to_owned();
+        };
         let word: String = if first.is_ascii_alphanumeric() {
-            rest.chars().take_while(|c| c.is_ascii_alphanumeric()).take(24).collect()
+            rest.chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .take(24)
+                .collect()
         } else {
             first.to_string()
         };
@@ -117,6 +140,7 @@ impl<'a> Parser<'a> {
             let save = self.pos;
             self.skip_ws();
             if self.eat_keyword("or") {
+                self.count_operator(self.pos - 2)?;
                 self.skip_ws();
                 let right = self.and_term(in_value_path)?;
                 left = Filter::or(left, right);
@@ -129,12 +153,21 @@ impl<'a> Parser<'a> {
         Ok(left)
     }
 
+    fn count_operator(&mut self, at: usize) -> Result<(), ParseError> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(self.error_at(at, format!("at most {MAX_OPERATORS} 'and'/'or' operators")));
+        }
+        Ok(())
+    }
+
     fn and_term(&mut self, in_value_path: bool) -> Result<Filter, ParseError> {
         let mut left = self.unary(in_value_path)?;
         loop {
             let save = self.pos;
             self.skip_ws();
             if self.eat_keyword("and") {
+                self.count_operator(self.pos - 3)?;
                 self.skip_ws();
                 let right = self.unary(in_value_path)?;
                 left = Filter::and(left, right);
@@ -159,7 +192,7 @@ impl<'a> Parser<'a> {
         let word = self.word_at(self.pos);
         if word.eq_ignore_ascii_case("not") {
             let mut after = self.pos + 3;
-            while matches!(self.bytes.get(after), Some(b' ' | b'\t')) {
+            while matches!(self.bytes.get(after), Some(b' ' | b'\t' | b'\n' | b'\r')) {
                 after += 1;
             }
             if self.bytes.get(after) == Some(&b'(') {
@@ -187,11 +220,18 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 let sub = self.attr_name()?;
                 self.require_ws("a space and a comparison operator")?;
-                Some(SubAttrTest { sub, test: self.attr_test()? })
+                Some(SubAttrTest {
+                    sub,
+                    test: self.attr_test()?,
+                })
             } else {
                 None
             };
-            return Ok(Filter::ValuePath { path, filter: Box::new(filter), then });
+            return Ok(Filter::ValuePath {
+                path,
+                filter: Box::new(filter),
+                then,
+            });
         }
         self.require_ws("a space and a comparison operator ('eq', 'pr', …)")?;
         let test = self.attr_test()?;
@@ -269,16 +309,27 @@ impl<'a> Parser<'a> {
             match self.peek() {
                 None => return Err(self.error("a closing '\"'")),
                 Some(b'"') => break,
-                Some(b'\\') => self.pos += 2,
+                // An escape takes two bytes; a trailing backslash must not step past the end.
+                Some(b'\\') => self.pos = (self.pos + 2).min(self.bytes.len()),
                 Some(_) => self.pos += 1,
             }
         }
         self.pos += 1;
         let literal = self.src.get(start..self.pos).unwrap_or_default();
         serde_json::from_str::<String>(literal).map_err(|error| {
-            // serde_json reports a column (1-based, in characters of this one-line literal).
-            let column = error.column().saturating_sub(1);
-            let offset = literal.char_indices().nth(column).map_or(self.pos, |(i, _)| start + i);
+            // serde_json reports a 1-based line and a byte column within that line; column 0
+            // on a later line means the line feed that ended the previous one.
+            let line_start: usize = literal
+                .split_inclusive('\n')
+                .take(error.line().saturating_sub(1))
+                .map(str::len)
+                .sum();
+            let mut offset = (start + line_start + error.column())
+                .saturating_sub(1)
+                .clamp(start, self.bytes.len());
+            while !self.src.is_char_boundary(offset) {
+                offset -= 1;
+            }
             self.error_at(offset, "a valid JSON string (escape \\\" \\\\ and control characters)")
         })
     }
@@ -316,7 +367,11 @@ impl<'a> Parser<'a> {
             self.pos = start + colon + 1;
             let name = self.attr_name()?;
             let sub = self.sub_attr()?;
-            return Ok(AttrPath { urn: Some(run[..colon].to_owned()), name, sub });
+            return Ok(AttrPath {
+                urn: Some(run[..colon].to_owned()),
+                name,
+                sub,
+            });
         }
         if !self.peek().is_some_and(is_name_start) {
             return Err(self.error(expected));
@@ -352,6 +407,9 @@ impl<'a> Parser<'a> {
             self.pos += 1;
             attr.sub = Some(self.attr_name()?);
         }
-        Ok(PatchPath { attr, filter: Some(filter) })
+        Ok(PatchPath {
+            attr,
+            filter: Some(filter),
+        })
     }
 }

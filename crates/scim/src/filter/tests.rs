@@ -13,8 +13,14 @@ fn check_print(input: &str, canonical: &str) {
 fn parses_and_prints_canonically() {
     check_print(r#"userName Eq "john""#, r#"userName eq "john""#);
     check_print(r#"title pr"#, "title pr");
-    check_print(r#"title PR and userType eq "Employee""#, r#"title pr and userType eq "Employee""#);
-    check_print(r#"title pr or userType eq "Intern""#, r#"title pr or userType eq "Intern""#);
+    check_print(
+        r#"title PR and userType eq "Employee""#,
+        r#"title pr and userType eq "Employee""#,
+    );
+    check_print(
+        r#"title pr or userType eq "Intern""#,
+        r#"title pr or userType eq "Intern""#,
+    );
     check_print(
         r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#,
         r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#,
@@ -33,7 +39,10 @@ fn parses_and_prints_canonically() {
         r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#,
         r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#,
     );
-    check_print(r#"emails[type eq "work"].value eq "a@b.c""#, r#"emails[type eq "work"].value eq "a@b.c""#);
+    check_print(
+        r#"emails[type eq "work"].value eq "a@b.c""#,
+        r#"emails[type eq "work"].value eq "a@b.c""#,
+    );
     check_print(
         r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26118915-6090-4610-87e4-49d8ca9f808d""#,
         r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26118915-6090-4610-87e4-49d8ca9f808d""#,
@@ -136,8 +145,14 @@ fn evaluation_honours_case_exact_types_and_multi_values() {
     check_match(r#"meta.lastModified ge "2011-05-13T06:42:34+02:00""#, true); // same instant
     check_match(r#"meta.lastModified lt "2012-01-01T00:00:00Z""#, true);
     check_match(r#"meta.created le "2010-01-23T04:56:22Z""#, true);
-    check_match(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#, true);
-    check_match(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26118915""#, true);
+    check_match(
+        r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701984""#,
+        true,
+    );
+    check_match(
+        r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26118915""#,
+        true,
+    );
     check_match(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "bj""#, true);
     check_match(r#"x-custom gt 6"#, true);
     check_match(r#"x-custom eq 7.0"#, true);
@@ -177,11 +192,16 @@ fn check_refuses_what_the_schema_does_not_allow() {
     ] {
         Filter::parse(ok).unwrap().check(&USER_TYPE).unwrap();
     }
-    Filter::parse(r#"members[value eq "x"]"#).unwrap().check(&GROUP_TYPE).unwrap();
+    Filter::parse(r#"members[value eq "x"]"#)
+        .unwrap()
+        .check(&GROUP_TYPE)
+        .unwrap();
 }
 
 #[test]
 fn rfc_grammar_extension_is_reported() {
     assert!(Filter::parse(r#"emails[type eq "work"]"#).unwrap().is_rfc_grammar());
-    assert!(!Filter::parse(r#"a pr and emails[type eq "work"].value eq "x""#).unwrap().is_rfc_grammar());
+    assert!(!Filter::parse(r#"a pr and emails[type eq "work"].value eq "x""#)
+        .unwrap()
+        .is_rfc_grammar());
 }

@@ -41,21 +41,57 @@ fn input_is_canonicalised() {
 #[test]
 fn strict_refusals() {
     refused(json!({"userName": "a"}), ScimType::InvalidSyntax, "\"schemas\" must be");
-    refused(json!({"schemas": ["urn:scim:schemas:core:1.0"], "userName": "a"}), ScimType::InvalidSyntax, "urn:scim:schemas:core:1.0");
-    refused(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}), ScimType::InvalidValue, "\"userName\" is required");
-    refused(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", "active": "False"}), ScimType::InvalidValue, "true or false");
-    refused(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", "emails": {"value": "a@b"}}), ScimType::InvalidValue, "must be an array");
-    refused(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", "nope": 1}), ScimType::InvalidSyntax, "unknown attribute \"nope\"");
-    refused(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", "name.givenName": "x"}), ScimType::InvalidSyntax, "dotted");
-    refused(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", (ENTERPRISE): {"employeeNumber": "1"}}), ScimType::InvalidSyntax, "not listed in \"schemas\"");
+    refused(
+        json!({"schemas": ["urn:scim:schemas:core:1.0"], "userName": "a"}),
+        ScimType::InvalidSyntax,
+        "urn:scim:schemas:core:1.0",
+    );
+    refused(
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}),
+        ScimType::InvalidValue,
+        "\"userName\" is required",
+    );
+    refused(
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", "active": "False"}),
+        ScimType::InvalidValue,
+        "true or false",
+    );
+    refused(
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", "emails": {"value": "a@b"}}),
+        ScimType::InvalidValue,
+        "must be an array",
+    );
+    refused(
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", "nope": 1}),
+        ScimType::InvalidSyntax,
+        "unknown attribute \"nope\"",
+    );
+    refused(
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", "name.givenName": "x"}),
+        ScimType::InvalidSyntax,
+        "dotted",
+    );
+    refused(
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", (ENTERPRISE): {"employeeNumber": "1"}}),
+        ScimType::InvalidSyntax,
+        "not listed in \"schemas\"",
+    );
     refused(
         json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a", "emails": [{"value": "a", "primary": true}, {"value": "b", "primary": true}]}),
         ScimType::InvalidValue,
         "at most one",
     );
-    refused(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE], "userName": "a", (ENTERPRISE): {"manager": "26118915"}}), ScimType::InvalidValue, "must be an object");
+    refused(
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE], "userName": "a", (ENTERPRISE): {"manager": "26118915"}}),
+        ScimType::InvalidValue,
+        "must be an object",
+    );
     refused(json!([]), ScimType::InvalidSyntax, "JSON object");
-    let group_err = check_input(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"]}), &GROUP_TYPE).unwrap_err();
+    let group_err = check_input(
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"]}),
+        &GROUP_TYPE,
+    )
+    .unwrap_err();
     assert!(group_err.detail.contains("\"displayName\" is required"));
 }
 
@@ -111,8 +147,20 @@ fn sorting_honours_types_and_missing_values() {
     ];
     let by_name = AttrPath::parse("userName").unwrap();
     users.sort_by(|a, b| compare_for_sort(a, b, &USER_TYPE, &by_name));
-    assert_eq!(users.iter().map(|u| u["userName"].as_str().unwrap()).collect::<Vec<_>>(), ["A", "b", "c"]);
+    assert_eq!(
+        users
+            .iter()
+            .map(|u| u["userName"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["A", "b", "c"]
+    );
     let by_email = AttrPath::parse("emails").unwrap();
     users.sort_by(|a, b| compare_for_sort(a, b, &USER_TYPE, &by_email));
-    assert_eq!(users.iter().map(|u| u["userName"].as_str().unwrap()).collect::<Vec<_>>(), ["b", "c", "A"]);
+    assert_eq!(
+        users
+            .iter()
+            .map(|u| u["userName"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["b", "c", "A"]
+    );
 }
