@@ -1,0 +1,12 @@
+//! Test harness: real servers on loopback port 0 and a real HTTP client.
+//!
+//! `refapp::start()` runs the reference application in-process on `127.0.0.1:0`;
+//! [`Client`] speaks HTTP/1.1 to it over a socket, as any SCIM client would.
+
+// Test support: a failure here (the server under test not answering) is the test failing.
+#![allow(clippy::expect_used)]
+
+pub mod client;
+pub mod refapp;
+
+pub use client::{Client, TestResponse};
