@@ -410,12 +410,10 @@ fn apply_to_target(
     value: Option<&Value>,
 ) -> OpResult {
     let leaf = target.sub.unwrap_or(target.attr);
-    let current = container(resource, target.extension)
-        .and_then(|c| json::get(c, target.attr.name))
-        .cloned();
+    let current = container(resource, target.extension).and_then(|c| json::get(c, target.attr.name));
     if target.attr.mutability == Mutability::ReadOnly || leaf.mutability == Mutability::ReadOnly {
         // Naming a readOnly attribute with its current value modifies nothing.
-        if op != PatchOpKind::Remove && target.sub.is_none() && target.filter.is_none() && value == current.as_ref() {
+        if op != PatchOpKind::Remove && target.sub.is_none() && target.filter.is_none() && value == current {
             return Ok(());
         }
         return Err(OpError(
@@ -424,23 +422,21 @@ fn apply_to_target(
         ));
     }
     if op == PatchOpKind::Remove {
-        return remove(resource, target, current);
+        let has_value = current.is_some();
+        return remove(resource, target, has_value);
     }
     let Some(value) = value else { return Ok(()) };
     if leaf.mutability == Mutability::Immutable && target.filter.is_none() && !target.attr.multi_valued {
-        if let Some(existing) = current.as_ref().and_then(|c| {
-            if target.sub.is_some() {
-                c.get(leaf.name)
-            } else {
-                Some(c)
-            }
-        }) {
-            if existing != value {
-                return Err(OpError(
-                    ScimType::Mutability,
-                    format!("\"{}\" is immutable and already has a value", target.display),
-                ));
-            }
+        let existing = if target.sub.is_some() {
+            current.and_then(|c| c.get(leaf.name))
+        } else {
+            current
+        };
+        if existing.is_some_and(|existing| existing != value) {
+            return Err(OpError(
+                ScimType::Mutability,
+                format!("\"{}\" is immutable and already has a value", target.display),
+            ));
         }
     }
     match (target.filter, target.sub, target.attr.multi_valued) {
@@ -480,8 +476,8 @@ fn apply_to_target(
                 Some(Value::Array(items)) => items,
                 _ => Vec::new(),
             };
-            let mut items = match (op, current) {
-                (PatchOpKind::Add, Some(Value::Array(existing))) => existing,
+            let mut items = match op {
+                PatchOpKind::Add => take_elements(resource, target),
                 _ => Vec::new(),
             };
             let sets_primary = new_items.iter().any(is_primary);
@@ -500,7 +496,7 @@ fn apply_to_target(
         (None, None, false) if target.attr.kind == AttrType::Complex => {
             let checked = check_value(target.attr, value, &target.display)?;
             // Sub-attributes not in the value are left unchanged (§3.5.2.1, §3.5.2.3).
-            let mut merged = match current {
+            let mut merged = match take(resource, target) {
                 Some(Value::Object(existing)) => existing,
                 _ => Map::new(),
             };
@@ -530,7 +526,7 @@ fn write_filtered(
         Some(sub) => check_single(sub, value, &target.display)?,
         None => check_single(target.attr, value, &target.display)?,
     };
-    let mut items = elements(resource, target);
+    let mut items = take_elements(resource, target);
     let matched = matching(&items, target.attr, filter);
     if matched.is_empty() {
         return Err(no_match(target));
@@ -564,7 +560,7 @@ fn write_filtered(
     store(resource, target, Some(Value::Array(items)))
 }
 
-fn remove(resource: &mut Map<String, Value>, target: &Target<'_>, current: Option<Value>) -> OpResult {
+fn remove(resource: &mut Map<String, Value>, target: &Target<'_>, has_value: bool) -> OpResult {
     let leaf = target.sub.unwrap_or(target.attr);
     if target.filter.is_none() && leaf.required {
         return Err(OpError(
@@ -572,11 +568,7 @@ fn remove(resource: &mut Map<String, Value>, target: &Target<'_>, current: Optio
             format!("\"{}\" is required and cannot be removed", target.display),
         ));
     }
-    if leaf.mutability == Mutability::Immutable
-        && target.filter.is_none()
-        && current.is_some()
-        && !target.attr.multi_valued
-    {
+    if leaf.mutability == Mutability::Immutable && target.filter.is_none() && has_value && !target.attr.multi_valued {
         return Err(OpError(
             ScimType::Mutability,
             format!("\"{}\" is immutable and cannot be removed", target.display),
@@ -584,7 +576,7 @@ fn remove(resource: &mut Map<String, Value>, target: &Target<'_>, current: Optio
     }
     match (target.filter, target.sub) {
         (Some(filter), sub) => {
-            let mut items = elements(resource, target);
+            let mut items = take_elements(resource, target);
             let matched = matching(&items, target.attr, filter);
             if matched.is_empty() {
                 return Err(no_match(target));
@@ -687,10 +679,24 @@ fn prune_empty(resource: &mut Map<String, Value>, target: &Target<'_>) {
     }
 }
 
-fn elements(resource: &Map<String, Value>, target: &Target<'_>) -> Vec<Value> {
-    match container(resource, target.extension).and_then(|c| json::get(c, target.attr.name)) {
-        Some(Value::Array(items)) => items.clone(),
-        Some(Value::Object(single)) => vec![Value::Object(single.clone())],
+/// Moves the attribute's value out of the resource, leaving `null` in its place (so that
+/// `store` writes it back where it was). The request works on a copy, so an error after
+/// this loses nothing.
+fn take(resource: &mut Map<String, Value>, target: &Target<'_>) -> Option<Value> {
+    let container = match target.extension {
+        None => Some(resource),
+        Some(ext) => json::get_mut(resource, ext.id).and_then(Value::as_object_mut),
+    };
+    container
+        .and_then(|c| json::get_mut(c, target.attr.name))
+        .map(std::mem::take)
+}
+
+/// The values of a multi-valued attribute, moved out of the resource (see [`take`]).
+fn take_elements(resource: &mut Map<String, Value>, target: &Target<'_>) -> Vec<Value> {
+    match take(resource, target) {
+        Some(Value::Array(items)) => items,
+        Some(Value::Object(single)) => vec![Value::Object(single)],
         _ => Vec::new(),
     }
 }
