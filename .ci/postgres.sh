@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs PostgreSQL from Debian's packages (if missing), starts a cluster on loopback, and
+# prints the URL of a superuser role the tests may create databases with.
+set -euo pipefail
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq postgresql >&2
+fi
+bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+data="${SCIMTRAIL_PG_DATA:-/tmp/scimtrail-pg}"
+port="${SCIMTRAIL_PG_PORT:-55432}"
+if [ ! -f "$data/PG_VERSION" ]; then
+  rm -rf "$data"
+  mkdir -p "$data"
+  chown postgres:postgres "$data"
+  su postgres -c "$bin/initdb -D '$data' -A trust -U scimtrail" >/dev/null
+fi
+if ! su postgres -c "$bin/pg_ctl -D '$data' status" >/dev/null 2>&1; then
+  su postgres -c "$bin/pg_ctl -D '$data' -l '$data/server.log' -w -o \"-h 127.0.0.1 -p $port -k /tmp\" start" >&2
+fi
+echo "postgres://scimtrail@127.0.0.1:$port/postgres"

@@ -1,0 +1,231 @@
+//! The exchange store: the only crate that knows SQL.
+//!
+//! # Brief overview
+//! - [`Store`]: a pool over SQLite (the embedded default, one file, WAL) or PostgreSQL (shared
+//!   by several proxy instances), chosen by the URL scheme.
+//! - [`Write`]: what the recorder sends — an exchange begun ([`NewExchange`]), completed
+//!   ([`Completion`]), or both at once; [`Store::write_batch`] applies many in one transaction.
+//! - [`ExchangeQuery`] and [`Page`]: listing with the filters of the contract, newest first,
+//!   paged by a keyset cursor.
+//! - [`Exchange`]: one exchange in full, as read back.
+//!
+//! # Invariants
+//! - Nothing here redacts: callers hand over content that is already redacted, and a test
+//!   in the proxy scans every stored row for the secrets it sent.
+//! - Exchange ids are UUIDv7 strings, so id order is time order: listings, cursors and the
+//!   `since`/`until` bounds all use the primary key.
+//! - The SQLite and PostgreSQL migrations carry the same versions (a test checks it).
+
+mod model;
+mod query;
+mod sql;
+
+pub use model::{rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, Write, OUTCOME_IN_FLIGHT};
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported database.
+    #[error("unsupported store URL \"{0}\": use sqlite://FILE or postgres://…")]
+    UnsupportedUrl(String),
+    /// No exchange has this id.
+    #[error("no exchange with id {0}")]
+    NotFound(String),
+    /// The database refused or failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored JSON column does not parse.
+    #[error("stored JSON in column {column} of exchange {id} does not parse: {source}")]
+    Corrupt {
+        /// The exchange.
+        id: String,
+        /// The column.
+        column: &'static str,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+}
+
+/// A connection pool to SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Store {
+    /// Connects to `sqlite://FILE` (created if missing, WAL, `synchronous=FULL` so that a
+    /// committed batch survives a crash) or `postgres://…`.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let pool = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
+                    .await?,
+            )
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Pool::Postgres(PgPoolOptions::new().max_connections(8).connect(url).await?)
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        Ok(Store { pool })
+    }
+
+    /// Which backend this is (`sqlite` or `postgres`).
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies pending migrations (forward only).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite(pool) => sqlx::migrate!("../../migrations/sqlite").run(pool).await?,
+            Pool::Postgres(pool) => sqlx::migrate!("../../migrations/postgres").run(pool).await?,
+        };
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the writes in order, in one transaction.
+    pub async fn write_batch(&self, writes: &[Write]) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                for write in writes {
+                    for (statement, params) in sql::statements(write) {
+                        sql::bind_sqlite(sqlx::query(statement), params)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                for write in writes {
+                    for (statement, params) in sql::statements(write) {
+                        let statement = sql::numbered_placeholders(statement);
+                        sql::bind_postgres(sqlx::query(&statement), params)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the exchanges `instance` left in flight (it stopped without completing them) as
+    /// `interrupted`; returns how many.
+    pub async fn mark_interrupted(&self, instance: &str) -> Result<u64, StoreError> {
+        let statement = "UPDATE exchanges SET outcome = 'interrupted', \
+                         error = 'the proxy stopped while the exchange was in flight' \
+                         WHERE outcome = 'in_flight' AND instance = ?";
+        let affected = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query(statement)
+                .bind(instance)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Pool::Postgres(pool) => {
+                let statement = sql::numbered_placeholders(statement);
+                sqlx::query(&statement)
+                    .bind(instance)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        Ok(affected)
+    }
+
+    /// One exchange in full, with the ids of its replays.
+    pub async fn get(&self, id: &str) -> Result<Exchange, StoreError> {
+        let mut found = self.select(&query::by_id(id)).await?;
+        let mut exchange = found.pop().ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+        exchange.replays = self.replays_of(id).await?;
+        Ok(exchange)
+    }
+
+    /// A page of exchanges matching `filter`, newest first.
+    pub async fn list(&self, filter: &ExchangeQuery) -> Result<Page, StoreError> {
+        let limit = filter.limit.clamp(1, 1000);
+        let mut items = self.select(&query::list(filter, limit + 1)).await?;
+        let next_cursor = if items.len() as u64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|e| e.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn replays_of(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let statement = "SELECT id FROM exchanges WHERE replay_of = ? ORDER BY id";
+        let ids = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query_scalar(statement).bind(id).fetch_all(pool).await?,
+            Pool::Postgres(pool) => {
+                let statement = sql::numbered_placeholders(statement);
+                sqlx::query_scalar(&statement).bind(id).fetch_all(pool).await?
+            }
+        };
+        Ok(ids)
+    }
+
+    async fn select(&self, query: &query::Select) -> Result<Vec<Exchange>, StoreError> {
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let rows = sql::bind_sqlite(sqlx::query(&query.sql), query.params.clone())
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(model::exchange_from_row).collect()
+            }
+            Pool::Postgres(pool) => {
+                let statement = sql::numbered_placeholders(&query.sql);
+                let rows = sql::bind_postgres(sqlx::query(&statement), query.params.clone())
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(model::exchange_from_row).collect()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,82 @@
+//! SELECT statements for reading exchanges.
+
+use crate::model::ExchangeQuery;
+use crate::sql::Param;
+
+pub(crate) struct Select {
+    pub(crate) sql: String,
+    pub(crate) params: Vec<Param>,
+}
+
+const COLUMNS: &str = "id, received_at, duration_ms, route, idp, method, path, query, resource_type, resource_id, \
+    user_name, operation, lifecycle, request_headers, request_body, forwarded_headers, forwarded_body, changes, \
+    upstream_status, status, response_headers, response_body, outcome, findings, bulk_operations, error, instance, replay_of";
+
+pub(crate) fn by_id(id: &str) -> Select {
+    Select {
+        sql: format!("SELECT {COLUMNS} FROM exchanges WHERE id = ?"),
+        params: vec![Param::Text(Some(id.to_owned()))],
+    }
+}
+
+/// The smallest UUIDv7 string of a millisecond: ids compare as time.
+pub(crate) fn id_floor(ms: i64) -> String {
+    let hex = format!("{:012x}", ms.clamp(0, 0xffff_ffff_ffff));
+    format!("{}-{}-0000-0000-000000000000", &hex[..8], &hex[8..])
+}
+
+pub(crate) fn list(filter: &ExchangeQuery, limit: u64) -> Select {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut params = Vec::new();
+    let mut eq = |column: &str, value: &Option<String>| {
+        if let Some(value) = value {
+            conditions.push(format!("{column} = ?"));
+            params.push(Param::Text(Some(value.clone())));
+        }
+    };
+    eq("outcome", &filter.outcome);
+    eq("idp", &filter.idp);
+    eq("route", &filter.route);
+    eq("resource_type", &filter.resource);
+    if filter.failed {
+        conditions.push("outcome NOT IN ('ok', 'in_flight')".to_owned());
+    }
+    if let Some(user) = &filter.user {
+        conditions.push("LOWER(user_name) LIKE ?".to_owned());
+        let escaped = user.to_lowercase().replace(['%', '_'], "");
+        params.push(Param::Text(Some(format!("%{escaped}%"))));
+    }
+    if let Some(since) = filter.since_ms {
+        conditions.push("id >= ?".to_owned());
+        params.push(Param::Text(Some(id_floor(since))));
+    }
+    if let Some(until) = filter.until_ms {
+        conditions.push("id < ?".to_owned());
+        params.push(Param::Text(Some(id_floor(until))));
+    }
+    if let Some(cursor) = &filter.cursor {
+        conditions.push("id < ?".to_owned());
+        params.push(Param::Text(Some(cursor.clone())));
+    }
+    let mut sql = format!("SELECT {COLUMNS} FROM exchanges");
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(" ORDER BY id DESC LIMIT ?");
+    params.push(Param::Int(Some(i64::try_from(limit).unwrap_or(i64::MAX))));
+    Select { sql, params }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_floor_orders_like_uuid_v7() {
+        let id = uuid::Uuid::now_v7().to_string();
+        let ms = i64::from_str_radix(&id[..8], 16).unwrap() << 16 | i64::from_str_radix(&id[9..13], 16).unwrap();
+        assert!(id_floor(ms).as_str() <= id.as_str());
+        assert!(id_floor(ms + 1).as_str() > id.as_str());
+    }
+}

@@ -1,0 +1,278 @@
+//! One suite for both backends: SQLite always, PostgreSQL when `SCIMTRAIL_TEST_POSTGRES_URL`
+//! names a server where the test may create databases (`.ci/run` starts one).
+
+use super::*;
+use serde_json::json;
+
+/// Fresh, migrated stores: a new SQLite file, and a new PostgreSQL database if configured.
+pub(crate) async fn fresh_stores() -> Vec<Store> {
+    let mut stores = Vec::new();
+    let file = std::env::temp_dir().join(format!("scimtrail-store-test-{}.db", uuid::Uuid::new_v4()));
+    let sqlite = Store::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+    sqlite.migrate().await.unwrap();
+    stores.push(sqlite);
+    if let Ok(url) = std::env::var("SCIMTRAIL_TEST_POSTGRES_URL") {
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .expect("SCIMTRAIL_TEST_POSTGRES_URL connects");
+        let name = format!("scimtrail_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let (base, _) = url.rsplit_once('/').unwrap();
+        let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
+        store.migrate().await.unwrap();
+        stores.push(store);
+    }
+    stores
+}
+
+fn new_exchange(id: &str, ms: i64, user: &str) -> NewExchange {
+    NewExchange {
+        id: id.to_owned(),
+        received_at_ms: ms,
+        instance: "test".into(),
+        route: Some("okta".into()),
+        idp: Some("okta".into()),
+        method: "POST".into(),
+        path: "/Users".into(),
+        query: None,
+        resource_type: Some("Users".into()),
+        resource_id: None,
+        user_name: Some(user.to_owned()),
+        operation: "create".into(),
+        lifecycle: Some("provision".into()),
+        request_headers: json!([
+            ["content-type", "application/scim+json"],
+            ["authorization", "Bearer sha256:1a2b3c4d"]
+        ]),
+        request_body: Some(json!({"userName": user}).to_string()),
+        replay_of: None,
+    }
+}
+
+fn completion(id: &str, status: u16, outcome: &str) -> Completion {
+    Completion {
+        id: id.to_owned(),
+        duration_ms: 3,
+        forwarded_headers: Some(json!([["content-type", "application/scim+json"]])),
+        forwarded_body: None,
+        changes: json!([]),
+        upstream_status: Some(status),
+        status,
+        response_headers: json!([["content-type", "application/scim+json"]]),
+        response_body: Some(json!({"id": "u1"}).to_string()),
+        outcome: outcome.to_owned(),
+        findings: json!([]),
+        bulk_operations: None,
+        error: None,
+        resource_id: Some("u1".into()),
+        user_name: None,
+    }
+}
+
+/// A UUIDv7-shaped id for a given millisecond and sequence.
+fn id_at(ms: i64, seq: u16) -> String {
+    format!("{}-{seq:04x}-000000000000", &query::id_floor(ms)[..18])
+}
+
+#[tokio::test]
+async fn begin_finish_get_round_trip() {
+    for store in fresh_stores().await {
+        let id = id_at(1_700_000_000_000, 1);
+        store
+            .write_batch(&[Write::Begin(Box::new(new_exchange(&id, 1_700_000_000_000, "bjensen")))])
+            .await
+            .unwrap();
+        let in_flight = store.get(&id).await.unwrap();
+        assert_eq!(in_flight.outcome, OUTCOME_IN_FLIGHT, "{}", store.backend());
+        store
+            .write_batch(&[Write::Finish(Box::new(completion(&id, 201, "ok")))])
+            .await
+            .unwrap();
+        let done = store.get(&id).await.unwrap();
+        assert_eq!(done.outcome, "ok");
+        assert_eq!(done.status, Some(201));
+        assert_eq!(done.resource_id.as_deref(), Some("u1"), "learned from the completion");
+        assert_eq!(
+            done.forwarded_body, done.request_body,
+            "an identical forwarded body is not stored twice"
+        );
+        let json = done.to_json();
+        assert_eq!(json["received_at"], "2023-11-14T22:13:20Z");
+        assert_eq!(json["request"]["headers"]["authorization"], "Bearer sha256:1a2b3c4d");
+        assert_eq!(json["request"]["body"]["userName"], "bjensen");
+        assert_eq!(json["response"]["body"]["id"], "u1");
+        assert!(matches!(store.get("nope").await, Err(StoreError::NotFound(_))));
+    }
+}
+
+#[tokio::test]
+async fn listing_filters_and_pages_newest_first() {
+    for store in fresh_stores().await {
+        let base = 1_700_000_000_000;
+        let mut writes = Vec::new();
+        for i in 0..25i64 {
+            let id = id_at(base + i * 1000, 0);
+            let mut new = new_exchange(&id, base + i * 1000, &format!("user{i}@Example.com"));
+            if i % 5 == 0 {
+                new.idp = Some("entra".into());
+            }
+            let outcome = if i % 4 == 0 { "failed" } else { "ok" };
+            writes.push(Write::Whole(
+                Box::new(new),
+                Box::new(completion(&id, if outcome == "ok" { 200 } else { 400 }, outcome)),
+            ));
+        }
+        store.write_batch(&writes).await.unwrap();
+
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store
+                .list(&ExchangeQuery {
+                    limit: 10,
+                    cursor,
+                    ..ExchangeQuery::default()
+                })
+                .await
+                .unwrap();
+            seen.extend(page.items.iter().map(|e| e.received_at_ms));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 25, "{}", store.backend());
+        assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first");
+
+        let count = |query: ExchangeQuery| {
+            let store = store.clone();
+            async move {
+                store
+                    .list(&ExchangeQuery { limit: 100, ..query })
+                    .await
+                    .unwrap()
+                    .items
+                    .len()
+            }
+        };
+        assert_eq!(
+            count(ExchangeQuery {
+                failed: true,
+                ..Default::default()
+            })
+            .await,
+            7
+        );
+        assert_eq!(
+            count(ExchangeQuery {
+                outcome: Some("ok".into()),
+                ..Default::default()
+            })
+            .await,
+            18
+        );
+        assert_eq!(
+            count(ExchangeQuery {
+                idp: Some("entra".into()),
+                ..Default::default()
+            })
+            .await,
+            5
+        );
+        assert_eq!(
+            count(ExchangeQuery {
+                user: Some("USER1".into()),
+                ..Default::default()
+            })
+            .await,
+            11
+        );
+        assert_eq!(
+            count(ExchangeQuery {
+                since_ms: Some(base + 20_000),
+                ..Default::default()
+            })
+            .await,
+            5
+        );
+        assert_eq!(
+            count(ExchangeQuery {
+                until_ms: Some(base + 2_000),
+                ..Default::default()
+            })
+            .await,
+            2
+        );
+        assert_eq!(
+            count(ExchangeQuery {
+                resource: Some("Groups".into()),
+                ..Default::default()
+            })
+            .await,
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn only_this_instances_in_flight_exchanges_become_interrupted() {
+    for store in fresh_stores().await {
+        let mine = id_at(1_700_000_000_000, 1);
+        let other = id_at(1_700_000_000_000, 2);
+        let mut other_new = new_exchange(&other, 1_700_000_000_000, "b");
+        other_new.instance = "other".into();
+        store
+            .write_batch(&[
+                Write::Begin(Box::new(new_exchange(&mine, 1_700_000_000_000, "a"))),
+                Write::Begin(Box::new(other_new)),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(store.mark_interrupted("test").await.unwrap(), 1);
+        assert_eq!(store.get(&mine).await.unwrap().outcome, "interrupted");
+        assert_eq!(store.get(&other).await.unwrap().outcome, OUTCOME_IN_FLIGHT);
+    }
+}
+
+#[tokio::test]
+async fn replays_are_linked_both_ways() {
+    for store in fresh_stores().await {
+        let original = id_at(1_700_000_000_000, 1);
+        let replay = id_at(1_700_000_001_000, 1);
+        let mut replay_new = new_exchange(&replay, 1_700_000_001_000, "a");
+        replay_new.replay_of = Some(original.clone());
+        store
+            .write_batch(&[
+                Write::Whole(
+                    Box::new(new_exchange(&original, 1_700_000_000_000, "a")),
+                    Box::new(completion(&original, 503, "failed")),
+                ),
+                Write::Whole(Box::new(replay_new), Box::new(completion(&replay, 201, "ok"))),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(store.get(&original).await.unwrap().replays, vec![replay.clone()]);
+        assert_eq!(store.get(&replay).await.unwrap().replay_of, Some(original));
+    }
+}
+
+#[test]
+fn migrations_have_the_same_versions_for_both_backends() {
+    let versions = |dir: &str| {
+        let mut names: Vec<String> =
+            std::fs::read_dir(format!("{}/../../migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+        names.sort();
+        names
+    };
+    let sqlite = versions("sqlite");
+    assert!(!sqlite.is_empty());
+    assert_eq!(sqlite, versions("postgres"));
+}
