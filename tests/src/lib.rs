@@ -7,6 +7,8 @@
 #![allow(clippy::expect_used)]
 
 pub mod client;
+pub mod proxy;
 pub mod refapp;
+pub mod slow;
 
 pub use client::{Client, TestResponse};

@@ -1,7 +1,13 @@
 //! `scimtrail`: the command line. Thin by design: parse arguments, set up logging, call the
 //! library crates, and turn an error into a one-line reason and a non-zero exit code.
 
-use clap::{Parser, Subcommand};
+mod exchanges;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use scimtrail_app::config::{RawConfig, DEFAULT_STORE_URL, STORE_URL_ENV};
+use scimtrail_app::{Overrides, Settings};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -13,6 +19,23 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the proxy: record every exchange, serve the admin API.
+    Serve(ServeArgs),
+    /// Inspect recorded exchanges (reads the store directly; no running proxy needed).
+    #[command(subcommand)]
+    Exchanges(exchanges::ExchangesCommand),
+    /// Create the store if needed and apply its migrations.
+    Migrate {
+        /// sqlite://FILE or postgres://… (default: $SCIMTRAIL_DATABASE_URL, else sqlite://scimtrail.db).
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Check a configuration file and print the resolved settings, secrets redacted.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Run the reference SCIM 2.0 application: strict, in memory, at the root of its listener.
     Refapp {
         /// Address to listen on (port 0 picks a free port).
@@ -21,15 +44,30 @@ enum Command {
     },
 }
 
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The configuration file (TOML); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Proxy listen address (default 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<String>,
+    /// The application's SCIM base URL; with no configuration file, enough on its own.
+    #[arg(long)]
+    upstream: Option<String>,
+    /// The IdP profile of the route --upstream makes (default generic).
+    #[arg(long)]
+    idp: Option<String>,
+    /// sqlite://FILE or postgres://… (default sqlite://scimtrail.db).
+    #[arg(long)]
+    store: Option<String>,
+    /// Admin listen address (default 127.0.0.1:9180).
+    #[arg(long)]
+    admin_listen: Option<String>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SCIMTRAIL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -46,14 +84,89 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
-    match command {
-        Command::Refapp { listen } => refapp(&listen).await,
+fn init_logging(format: &str, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCIMTRAIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }
 
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Exchanges(command) => exchanges::run(command).await,
+        Command::Migrate { store } => {
+            let url = store_url(store);
+            scimtrail_app::connect(&url).await?;
+            println!("{} is migrated", scimtrail_app::config::without_password(&url));
+            Ok(())
+        }
+        Command::CheckConfig { config } => {
+            let raw = RawConfig::from_file(&config)?;
+            let settings = Settings::resolve(raw, &Overrides::default())?;
+            print!("{}", settings.describe());
+            Ok(())
+        }
+        Command::Refapp { listen } => {
+            init_logging("human", "info");
+            refapp(&listen).await
+        }
+    }
+}
+
+/// `--store`, else `$SCIMTRAIL_DATABASE_URL`, else the default file.
+pub(crate) fn store_url(flag: Option<String>) -> String {
+    flag.or_else(|| std::env::var(STORE_URL_ENV).ok())
+        .unwrap_or_else(|| DEFAULT_STORE_URL.to_owned())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let raw = match &args.config {
+        Some(path) => RawConfig::from_file(path)?,
+        None => RawConfig::default(),
+    };
+    let flags = Overrides {
+        listen: args.listen,
+        upstream: args.upstream,
+        idp: args.idp,
+        store: args.store,
+        admin_listen: args.admin_listen,
+    };
+    let settings = Settings::resolve(raw, &flags)?;
+    init_logging(&settings.log_format, &settings.log_level);
+    let (running, _store) = scimtrail_app::start(&settings).await?;
+    println!(
+        "scimtrail: proxy on http{}://{}",
+        if settings.proxy.tls.is_some() { "s" } else { "" },
+        running.proxy_addr
+    );
+    println!("scimtrail: admin on http://{}", running.admin_addr);
+    for route in &settings.proxy.routes {
+        println!(
+            "scimtrail: route {} ({}) {} -> {}",
+            route.name,
+            route.idp,
+            if route.path_prefix.is_empty() {
+                "/"
+            } else {
+                &route.path_prefix
+            },
+            route.upstream
+        );
+    }
+    shutdown_signal().await;
+    tracing::info!("Shutting down: draining exchanges in flight.");
+    running.shutdown().await;
+    Ok(())
+}
+
 async fn refapp(listen: &str) -> anyhow::Result<()> {
-    use anyhow::Context;
     let running = scimtrail_refapp::RefApp::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -1,4 +1,8 @@
 //! The one integration test binary (see DESIGN.md §2.8): every module below starts real
 //! servers on loopback port 0 and talks HTTP to them.
 
+// Test helpers fail the test when what they wait for does not happen.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod proxy;
 mod refapp;

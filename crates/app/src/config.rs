@@ -1,0 +1,644 @@
+//! The configuration file (TOML) and its validation: raw serde types with
+//! `deny_unknown_fields`, checked into [`Settings`].
+
+use scimtrail_proxy::{ProxyConfig, RecordMode, Route, Secret, TlsFiles, UpstreamAuth};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The IdP profiles a route may name.
+pub const IDP_PROFILES: [&str; 7] = ["okta", "entra", "onelogin", "jumpcloud", "google", "ping", "generic"];
+
+/// Environment variable that overrides the store URL (a secret when it carries a password).
+pub const STORE_URL_ENV: &str = "SCIMTRAIL_DATABASE_URL";
+
+/// The default store.
+pub const DEFAULT_STORE_URL: &str = "sqlite://scimtrail.db";
+
+/// Why a configuration is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema (unknown keys are named).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What and where.
+        message: String,
+    },
+    /// A value is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(message.into())
+}
+
+/// The file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[listen]`.
+    #[serde(default)]
+    pub listen: RawListen,
+    /// `[admin]`.
+    #[serde(default)]
+    pub admin: RawAdmin,
+    /// `[store]`.
+    #[serde(default)]
+    pub store: RawStore,
+    /// `[record]`.
+    #[serde(default)]
+    pub record: RawRecord,
+    /// `[upstream]`: defaults for every route.
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: RawLog,
+    /// `[[route]]`.
+    #[serde(default)]
+    pub route: Vec<RawRoute>,
+}
+
+/// `[listen]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    /// Address of the proxy listener.
+    pub addr: Option<String>,
+    /// TLS on the proxy listener.
+    pub tls: Option<RawTls>,
+}
+
+/// `tls = { cert_path, key_path }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain.
+    pub cert_path: PathBuf,
+    /// PEM private key.
+    pub key_path: PathBuf,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Address of the admin listener.
+    pub addr: Option<String>,
+    /// Environment variable holding the admin bearer token.
+    pub token_env: Option<String>,
+}
+
+/// `[store]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// `sqlite://FILE` or `postgres://…`.
+    pub url: Option<String>,
+    /// Environment variable holding the URL (wins over `url`).
+    pub url_env: Option<String>,
+    /// This instance's name in the store.
+    pub instance: Option<String>,
+}
+
+/// `[record]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecord {
+    /// `durable` or `async`.
+    pub mode: Option<String>,
+    /// Largest request body.
+    pub max_body_bytes: Option<usize>,
+    /// Largest response body.
+    pub max_response_bytes: Option<usize>,
+    /// Writer queue capacity.
+    pub queue_capacity: Option<usize>,
+    /// Most writes per transaction.
+    pub max_batch: Option<usize>,
+    /// Extra headers to redact.
+    pub redact_headers: Option<Vec<String>>,
+}
+
+/// `[upstream]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// Default timeout.
+    pub timeout_secs: Option<u64>,
+    /// Extra trusted CA certificates (PEM).
+    pub ca_bundle_path: Option<PathBuf>,
+}
+
+/// `[log]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `human` or `json`.
+    pub format: Option<String>,
+    /// A tracing filter, e.g. `info` or `scimtrail_proxy=debug`.
+    pub level: Option<String>,
+}
+
+/// `[[route]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// The route's name.
+    pub name: String,
+    /// The path prefix.
+    #[serde(default)]
+    pub path_prefix: String,
+    /// The IdP profile.
+    #[serde(default = "generic")]
+    pub idp: String,
+    /// The application's SCIM base URL.
+    pub upstream: String,
+    /// Timeout for this route.
+    pub timeout_secs: Option<u64>,
+    /// Credentials for the application.
+    pub upstream_auth: Option<RawUpstreamAuth>,
+    /// Environment variable holding the token the IdP must present.
+    pub idp_token_env: Option<String>,
+}
+
+fn generic() -> String {
+    "generic".to_owned()
+}
+
+/// `upstream_auth = { … }`: exactly one form.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamAuth {
+    /// Bearer token, from this environment variable.
+    pub bearer_token_env: Option<String>,
+    /// Basic: user name.
+    pub basic_username: Option<String>,
+    /// Basic: password, from this environment variable.
+    pub basic_password_env: Option<String>,
+    /// Custom header name.
+    pub header: Option<String>,
+    /// Custom header value, from this environment variable.
+    pub value_env: Option<String>,
+}
+
+/// Flags that override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--upstream`: with no file, the single route's upstream.
+    pub upstream: Option<String>,
+    /// `--idp`: the single route's profile.
+    pub idp: Option<String>,
+    /// `--store`.
+    pub store: Option<String>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<String>,
+}
+
+/// Everything resolved and checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The proxy's settings.
+    pub proxy: ProxyConfig,
+    /// The store URL.
+    pub store_url: String,
+    /// `human` or `json`.
+    pub log_format: String,
+    /// The tracing filter.
+    pub log_level: String,
+}
+
+impl RawConfig {
+    /// Reads a file.
+    pub fn from_file(path: &std::path::Path) -> Result<RawConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        RawConfig::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses TOML; `origin` names the source in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+        toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: error.to_string().trim().to_owned(),
+        })
+    }
+}
+
+/// Reads a secret from the environment variable `name`.
+fn secret(name: &str, what: &str) -> Result<Secret, ConfigError> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
+        _ => Err(invalid(format!("{what}: the environment variable {name} is not set"))),
+    }
+}
+
+fn address(text: &str, what: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse()
+        .map_err(|_| invalid(format!("{what} \"{text}\" is not an address like 127.0.0.1:8080")))
+}
+
+impl Settings {
+    /// Resolves a file (or none) and flags into settings.
+    pub fn resolve(raw: RawConfig, flags: &Overrides) -> Result<Settings, ConfigError> {
+        let listen = address(
+            flags
+                .listen
+                .as_deref()
+                .or(raw.listen.addr.as_deref())
+                .unwrap_or("127.0.0.1:8080"),
+            "listen address",
+        )?;
+        let admin_listen = address(
+            flags
+                .admin_listen
+                .as_deref()
+                .or(raw.admin.addr.as_deref())
+                .unwrap_or("127.0.0.1:9180"),
+            "admin address",
+        )?;
+        let admin_token = raw
+            .admin
+            .token_env
+            .as_deref()
+            .map(|name| secret(name, "[admin] token_env"))
+            .transpose()?;
+        let store_url = match (
+            &flags.store,
+            raw.store.url_env.as_deref().and_then(|n| std::env::var(n).ok()),
+            &raw.store.url,
+        ) {
+            (Some(url), _, _) => url.clone(),
+            (None, Some(url), _) => url,
+            (None, None, Some(url)) => url.clone(),
+            (None, None, None) => std::env::var(STORE_URL_ENV).unwrap_or_else(|_| DEFAULT_STORE_URL.to_owned()),
+        };
+        if !(store_url.starts_with("sqlite:")
+            || store_url.starts_with("postgres:")
+            || store_url.starts_with("postgresql:"))
+        {
+            return Err(invalid(format!(
+                "store URL \"{}\": use sqlite://FILE or postgres://…",
+                without_password(&store_url)
+            )));
+        }
+        let record_mode = match raw.record.mode.as_deref().unwrap_or("durable") {
+            "durable" => RecordMode::Durable,
+            "async" => RecordMode::Async,
+            other => {
+                return Err(invalid(format!(
+                    "[record] mode \"{other}\": use \"durable\" or \"async\""
+                )))
+            }
+        };
+        let default_timeout = Duration::from_secs(raw.upstream.timeout_secs.unwrap_or(30));
+        let mut routes = raw
+            .route
+            .into_iter()
+            .map(|r| route(r, default_timeout))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(upstream) = &flags.upstream {
+            if !routes.is_empty() {
+                return Err(invalid(
+                    "--upstream makes the single route; the configuration file already declares routes",
+                ));
+            }
+            routes.push(route(
+                RawRoute {
+                    name: "default".to_owned(),
+                    path_prefix: String::new(),
+                    idp: flags.idp.clone().unwrap_or_else(generic),
+                    upstream: upstream.clone(),
+                    timeout_secs: None,
+                    upstream_auth: None,
+                    idp_token_env: None,
+                },
+                default_timeout,
+            )?);
+        } else if flags.idp.is_some() {
+            return Err(invalid("--idp names the profile of the route that --upstream makes"));
+        }
+        if routes.is_empty() {
+            return Err(invalid(
+                "no route: give --upstream URL, or declare [[route]] in the configuration file",
+            ));
+        }
+        for (index, route) in routes.iter().enumerate() {
+            if routes[..index].iter().any(|other| other.name == route.name) {
+                return Err(invalid(format!("two routes are named \"{}\"", route.name)));
+            }
+            if routes[..index]
+                .iter()
+                .any(|other| other.path_prefix.trim_end_matches('/') == route.path_prefix.trim_end_matches('/'))
+            {
+                return Err(invalid(format!(
+                    "two routes have the path prefix \"{}\"",
+                    route.path_prefix
+                )));
+            }
+        }
+        let instance = raw.store.instance.unwrap_or_else(|| format!("{}:{listen}", hostname()));
+        let log_format = raw.log.format.unwrap_or_else(|| "human".to_owned());
+        if !matches!(log_format.as_str(), "human" | "json") {
+            return Err(invalid(format!(
+                "[log] format \"{log_format}\": use \"human\" or \"json\""
+            )));
+        }
+        Ok(Settings {
+            proxy: ProxyConfig {
+                listen,
+                tls: raw.listen.tls.map(|t| TlsFiles {
+                    cert_path: t.cert_path,
+                    key_path: t.key_path,
+                }),
+                admin_listen,
+                admin_token,
+                record_mode,
+                max_body_bytes: raw.record.max_body_bytes.unwrap_or(1024 * 1024),
+                max_response_bytes: raw.record.max_response_bytes.unwrap_or(16 * 1024 * 1024),
+                queue_capacity: raw.record.queue_capacity.unwrap_or(4096),
+                max_batch: raw.record.max_batch.unwrap_or(256),
+                redact_headers: raw.record.redact_headers.unwrap_or_default(),
+                routes,
+                instance,
+                ca_bundle: raw.upstream.ca_bundle_path,
+            },
+            store_url,
+            log_format,
+            log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+
+    /// The resolved settings for `check-config`: secrets and store passwords redacted.
+    pub fn describe(&self) -> String {
+        let p = &self.proxy;
+        let mut out = format!(
+            "listen = {}{}\nadmin = {} (token: {})\nstore = {}\ninstance = {}\nrecord = {:?}, max_body_bytes {}, max_response_bytes {}, queue {}, batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
+            p.listen,
+            if p.tls.is_some() { " (TLS)" } else { "" },
+            p.admin_listen,
+            if p.admin_token.is_some() { "set, redacted" } else { "none" },
+            without_password(&self.store_url),
+            p.instance,
+            p.record_mode,
+            p.max_body_bytes,
+            p.max_response_bytes,
+            p.queue_capacity,
+            p.max_batch,
+            p.redact_headers.iter().map(|h| format!(", {h}")).collect::<String>(),
+            self.log_format,
+            self.log_level,
+        );
+        for route in &p.routes {
+            let auth = match &route.upstream_auth {
+                None => "the IdP's credentials are passed through".to_owned(),
+                Some(UpstreamAuth::Bearer(_)) => "bearer token (redacted)".to_owned(),
+                Some(UpstreamAuth::Basic { username, .. }) => format!("basic as {username} (password redacted)"),
+                Some(UpstreamAuth::Header { name, .. }) => format!("header {name} (value redacted)"),
+            };
+            out.push_str(&format!(
+                "route {}: {} -> {} (idp {}, timeout {} s, upstream auth: {auth}, idp token: {})\n",
+                route.name,
+                if route.path_prefix.is_empty() {
+                    "/"
+                } else {
+                    &route.path_prefix
+                },
+                route.upstream,
+                route.idp,
+                route.timeout.as_secs_f64(),
+                if route.idp_token.is_some() {
+                    "required, redacted"
+                } else {
+                    "not checked"
+                },
+            ));
+        }
+        out
+    }
+}
+
+fn route(raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError> {
+    let what = format!("route \"{}\"", raw.name);
+    if raw.name.is_empty() {
+        return Err(invalid("a route needs a name"));
+    }
+    if !IDP_PROFILES.contains(&raw.idp.as_str()) {
+        return Err(invalid(format!(
+            "{what}: idp \"{}\" is not one of {}",
+            raw.idp,
+            IDP_PROFILES.join(", ")
+        )));
+    }
+    if !raw.path_prefix.is_empty() && !raw.path_prefix.starts_with('/') {
+        return Err(invalid(format!(
+            "{what}: path_prefix \"{}\" must start with /",
+            raw.path_prefix
+        )));
+    }
+    let upstream: http::Uri = raw
+        .upstream
+        .parse()
+        .map_err(|_| invalid(format!("{what}: upstream \"{}\" is not a URL", raw.upstream)))?;
+    if !matches!(upstream.scheme_str(), Some("http" | "https")) || upstream.host().is_none() {
+        return Err(invalid(format!(
+            "{what}: upstream \"{}\" must be an http:// or https:// URL",
+            raw.upstream
+        )));
+    }
+    if upstream.query().is_some() {
+        return Err(invalid(format!(
+            "{what}: upstream \"{}\" must not carry a query string",
+            raw.upstream
+        )));
+    }
+    let upstream_auth = raw.upstream_auth.map(|auth| upstream_auth(auth, &what)).transpose()?;
+    let idp_token = raw
+        .idp_token_env
+        .as_deref()
+        .map(|name| secret(name, &format!("{what} idp_token_env")))
+        .transpose()?;
+    Ok(Route {
+        name: raw.name,
+        path_prefix: raw.path_prefix.trim_end_matches('/').to_owned(),
+        idp: raw.idp,
+        upstream,
+        timeout: raw.timeout_secs.map_or(default_timeout, Duration::from_secs),
+        upstream_auth,
+        idp_token,
+    })
+}
+
+fn upstream_auth(raw: RawUpstreamAuth, what: &str) -> Result<UpstreamAuth, ConfigError> {
+    let what = format!("{what} upstream_auth");
+    match raw {
+        RawUpstreamAuth { bearer_token_env: Some(env), basic_username: None, basic_password_env: None, header: None, value_env: None } => {
+            Ok(UpstreamAuth::Bearer(secret(&env, &what)?))
+        }
+        RawUpstreamAuth { bearer_token_env: None, basic_username: Some(username), basic_password_env: Some(env), header: None, value_env: None } => {
+            Ok(UpstreamAuth::Basic { username, password: secret(&env, &what)? })
+        }
+        RawUpstreamAuth { bearer_token_env: None, basic_username: None, basic_password_env: None, header: Some(name), value_env: Some(env) } => {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(invalid(format!("{what}: \"{name}\" is not a header name")));
+            }
+            Ok(UpstreamAuth::Header { name, value: secret(&env, &what)? })
+        }
+        _ => Err(invalid(format!(
+            "{what}: give exactly one of {{ bearer_token_env }}, {{ basic_username, basic_password_env }}, {{ header, value_env }}"
+        ))),
+    }
+}
+
+/// A URL with any password replaced, for messages.
+pub fn without_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:[redacted]{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "scimtrail".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(text: &str, flags: &Overrides) -> Result<Settings, ConfigError> {
+        Settings::resolve(RawConfig::from_toml(text, "test.toml")?, flags)
+    }
+
+    #[test]
+    fn the_example_file_is_valid_and_sets_every_section() {
+        let text = include_str!("../../../config/scimtrail.example.toml");
+        let raw = RawConfig::from_toml(text, "scimtrail.example.toml").unwrap();
+        assert!(raw.listen.addr.is_some() && raw.admin.addr.is_some() && raw.store.url.is_some());
+        assert!(
+            raw.record.mode.is_some() && raw.record.max_body_bytes.is_some() && raw.record.redact_headers.is_some()
+        );
+        assert!(raw.upstream.timeout_secs.is_some() && raw.log.format.is_some() && !raw.route.is_empty());
+        for key in [
+            "addr",
+            "tls",
+            "cert_path",
+            "key_path",
+            "token_env",
+            "url",
+            "url_env",
+            "instance",
+            "mode",
+            "max_body_bytes",
+            "max_response_bytes",
+            "queue_capacity",
+            "max_batch",
+            "redact_headers",
+            "timeout_secs",
+            "ca_bundle_path",
+            "format",
+            "level",
+            "name",
+            "path_prefix",
+            "idp",
+            "upstream",
+            "upstream_auth",
+            "bearer_token_env",
+            "basic_username",
+            "basic_password_env",
+            "header",
+            "value_env",
+            "idp_token_env",
+        ] {
+            assert!(
+                text.contains(&format!("{key} ="))
+                    || text.contains(&format!("{key} = "))
+                    || text.contains(&format!("# {key}")),
+                "the example does not document {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let err = resolve("[listen]\nadress = \"127.0.0.1:1\"\n", &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("adress"), "{err}");
+        let err = resolve(
+            "[[route]]\nname = \"a\"\nupstream = \"http://127.0.0.1:1\"\nupstrem_auth = {}\n",
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("upstrem_auth"), "{err}");
+    }
+
+    #[test]
+    fn upstream_flag_alone_is_enough() {
+        let settings = resolve(
+            "",
+            &Overrides {
+                upstream: Some("http://127.0.0.1:8180".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(settings.proxy.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.proxy.admin_listen.to_string(), "127.0.0.1:9180");
+        assert_eq!(settings.proxy.routes[0].idp, "generic");
+        assert_eq!(settings.proxy.record_mode, RecordMode::Durable);
+        assert!(resolve("", &Overrides::default())
+            .unwrap_err()
+            .to_string()
+            .contains("no route"));
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let cases = [
+            ("[[route]]\nname = \"a\"\nidp = \"azure\"\nupstream = \"http://x\"\n", "not one of"),
+            ("[[route]]\nname = \"a\"\nupstream = \"ftp://x\"\n", "http:// or https://"),
+            ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { bearer_token_env = \"SCIMTRAIL_TEST_UNSET_VARIABLE\" }\n", "SCIMTRAIL_TEST_UNSET_VARIABLE is not set"),
+            ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { basic_username = \"u\" }\n", "exactly one of"),
+            ("[record]\nmode = \"eventually\"\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "durable"),
+            ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[[route]]\nname = \"a\"\npath_prefix = \"/b\"\nupstream = \"http://x\"\n", "two routes are named"),
+        ];
+        for (text, fragment) in cases {
+            let err = resolve(text, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(fragment), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn passwords_leave_urls_in_messages() {
+        assert_eq!(
+            without_password("postgres://app:s3cret@db:5432/scim"),
+            "postgres://app:[redacted]@db:5432/scim"
+        );
+        assert_eq!(without_password("sqlite://scimtrail.db"), "sqlite://scimtrail.db");
+    }
+}

@@ -1,0 +1,49 @@
+//! The composition root: reads and validates the configuration (file, flags, environment),
+//! connects and migrates the store, and starts the proxy. The binary and the integration
+//! tests start scimtrail through the same [`start`].
+//!
+//! # Invariants
+//! - Secrets come from environment variables named in the file, never from the file itself,
+//!   and are held as [`scimtrail_proxy::Secret`], whose `Debug` hides them.
+//! - Unknown keys are refused with their name: a typo must fail loudly.
+
+pub mod config;
+
+pub use config::{Overrides, Settings};
+
+use scimtrail_proxy::Running;
+use scimtrail_store::Store;
+
+/// Why scimtrail could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The store failed.
+    #[error("store {url}: {source}")]
+    Store {
+        /// The store URL (without credentials).
+        url: String,
+        /// Why.
+        source: scimtrail_store::StoreError,
+    },
+    /// The proxy failed to start.
+    #[error(transparent)]
+    Start(#[from] scimtrail_proxy::StartError),
+}
+
+/// Connects to the store (creating and migrating it) and starts the proxy.
+pub async fn start(settings: &Settings) -> Result<(Running, Store), AppError> {
+    let store = connect(&settings.store_url).await?;
+    let running = scimtrail_proxy::start(settings.proxy.clone(), store.clone()).await?;
+    Ok((running, store))
+}
+
+/// Connects to a store and applies its migrations.
+pub async fn connect(url: &str) -> Result<Store, AppError> {
+    let failed = |source| AppError::Store {
+        url: config::without_password(url),
+        source,
+    };
+    let store = Store::connect(url).await.map_err(failed)?;
+    store.migrate().await.map_err(failed)?;
+    Ok(store)
+}

@@ -1,0 +1,290 @@
+//! `scimtrail exchanges list|show`: read the store directly and print for a terminal or as
+//! JSON. Captured content is escaped: control characters never reach the terminal raw.
+
+use clap::{Args, Subcommand};
+use scimtrail_store::{rfc3339, Exchange, ExchangeQuery, Store};
+use serde_json::Value;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExchangesCommand {
+    /// List exchanges, newest first.
+    List(ListArgs),
+    /// Show one exchange: the request as received, as forwarded, and the response.
+    Show {
+        /// The exchange id.
+        id: String,
+        /// sqlite://FILE or postgres://…
+        #[arg(long)]
+        store: Option<String>,
+        /// Print the exchange as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// sqlite://FILE or postgres://…
+    #[arg(long)]
+    store: Option<String>,
+    /// Only exchanges that did not succeed.
+    #[arg(long)]
+    failed: bool,
+    /// Only this outcome (ok, failed, unreachable, partial, rejected, interrupted, in_flight).
+    #[arg(long)]
+    outcome: Option<String>,
+    /// Only this IdP profile.
+    #[arg(long)]
+    idp: Option<String>,
+    /// Only this route.
+    #[arg(long)]
+    route: Option<String>,
+    /// Only this resource type (Users, Groups, Bulk, …).
+    #[arg(long)]
+    resource: Option<String>,
+    /// userName containing this text.
+    #[arg(long)]
+    user: Option<String>,
+    /// Since a duration ago (15m, 2h, 7d) or an RFC 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+    /// Until a duration ago or an RFC 3339 time.
+    #[arg(long)]
+    until: Option<String>,
+    /// Most exchanges to show.
+    #[arg(long, default_value_t = 50)]
+    limit: u64,
+    /// Print JSON: {"items": […], "next_cursor": …}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(command: ExchangesCommand) -> anyhow::Result<()> {
+    match command {
+        ExchangesCommand::List(args) => list(args).await,
+        ExchangesCommand::Show { id, store, json } => show(&id, store, json).await,
+    }
+}
+
+async fn open(store: Option<String>) -> anyhow::Result<Store> {
+    Ok(scimtrail_app::connect(&crate::store_url(store)).await?)
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let now = now_ms();
+    let time = |text: &Option<String>| {
+        text.as_deref()
+            .map(|t| scimtrail_proxy::parse_time(t, now))
+            .transpose()
+            .map_err(anyhow::Error::msg)
+    };
+    let query = ExchangeQuery {
+        failed: args.failed,
+        outcome: args.outcome,
+        idp: args.idp,
+        route: args.route,
+        resource: args.resource,
+        user: args.user,
+        since_ms: time(&args.since)?,
+        until_ms: time(&args.until)?,
+        limit: args.limit,
+        cursor: None,
+    };
+    let store = open(args.store).await?;
+    let page = store.list(&query).await?;
+    if args.json {
+        let items: Vec<Value> = page.items.iter().map(Exchange::to_json).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"items": items, "next_cursor": page.next_cursor}))?
+        );
+        return Ok(());
+    }
+    let header = [
+        "TIME",
+        "ROUTE/IDP",
+        "METHOD",
+        "PATH",
+        "STATUS",
+        "OUTCOME",
+        "MS",
+        "USER",
+        "ID",
+    ];
+    let rows: Vec<[String; 9]> = page
+        .items
+        .iter()
+        .map(|e| {
+            [
+                rfc3339(e.received_at_ms),
+                format!(
+                    "{}/{}",
+                    e.route.as_deref().unwrap_or("-"),
+                    e.idp.as_deref().unwrap_or("-")
+                ),
+                e.method.clone(),
+                truncate(
+                    &format!(
+                        "{}{}",
+                        e.path,
+                        e.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default()
+                    ),
+                    48,
+                ),
+                e.status.map_or("-".to_owned(), |s| s.to_string()),
+                e.outcome.clone(),
+                e.duration_ms.map_or("-".to_owned(), |d| d.to_string()),
+                truncate(e.user_name.as_deref().unwrap_or("-"), 32),
+                e.id.clone(),
+            ]
+            .map(|cell| escape(&cell))
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!("{}", line(header.to_vec()));
+    for row in &rows {
+        println!("{}", line(row.iter().map(String::as_str).collect()));
+    }
+    if rows.is_empty() {
+        println!("(no exchanges)");
+    } else if page.next_cursor.is_some() {
+        println!("… more: raise --limit or narrow the filters");
+    }
+    Ok(())
+}
+
+async fn show(id: &str, store: Option<String>, json: bool) -> anyhow::Result<()> {
+    let store = open(store).await?;
+    let exchange = store.get(id).await?;
+    let full = exchange.to_json();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&full)?);
+        return Ok(());
+    }
+    println!("exchange   {}", exchange.id);
+    println!(
+        "received   {} ({} ms)",
+        rfc3339(exchange.received_at_ms),
+        exchange.duration_ms.map_or("-".to_owned(), |d| d.to_string())
+    );
+    println!(
+        "route      {} (idp {})",
+        exchange.route.as_deref().unwrap_or("-"),
+        exchange.idp.as_deref().unwrap_or("-")
+    );
+    println!(
+        "request    {} {}{}",
+        exchange.method,
+        escape(&exchange.path),
+        exchange
+            .query
+            .as_deref()
+            .map(|q| format!("?{}", escape(q)))
+            .unwrap_or_default()
+    );
+    println!(
+        "scim       {} {} {}{}",
+        exchange.operation,
+        exchange.resource_type.as_deref().unwrap_or("-"),
+        exchange.resource_id.as_deref().map(escape).unwrap_or_default(),
+        exchange
+            .lifecycle
+            .as_deref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default()
+    );
+    if let Some(user) = &exchange.user_name {
+        println!("user       {}", escape(user));
+    }
+    println!(
+        "outcome    {} (status {}, application {})",
+        exchange.outcome,
+        exchange.status.map_or("-".to_owned(), |s| s.to_string()),
+        exchange.upstream_status.map_or("-".to_owned(), |s| s.to_string())
+    );
+    if let Some(error) = &exchange.error {
+        println!("error      {}", escape(error));
+    }
+    if let Some(original) = &exchange.replay_of {
+        println!("replay of  {original}");
+    }
+    for replay in &exchange.replays {
+        println!("replayed   {replay}");
+    }
+    section("Request as received", &full["request"]);
+    section("Request as forwarded", &full["forwarded"]);
+    if full["changes"].as_array().is_some_and(|c| !c.is_empty()) {
+        println!("\n== Changes ==\n{}", pretty(&full["changes"]));
+    }
+    section("Response", &full["response"]);
+    if full["findings"].as_array().is_some_and(|f| !f.is_empty()) {
+        println!("\n== Findings ==\n{}", pretty(&full["findings"]));
+    }
+    Ok(())
+}
+
+fn section(title: &str, part: &Value) {
+    println!("\n== {title} ==");
+    if part.is_null() {
+        println!("(none)");
+        return;
+    }
+    for (name, value) in part["headers"].as_object().into_iter().flatten() {
+        println!("{}: {}", escape(name), escape(value.as_str().unwrap_or_default()));
+    }
+    match &part["body"] {
+        Value::Null => {}
+        Value::String(text) => println!("\n{}", escape(text)),
+        body => println!("\n{}", pretty(body)),
+    }
+}
+
+/// Pretty JSON; serde_json escapes control characters inside strings.
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
+/// Control characters (terminal escapes among them) shown as \u{…}; newlines and tabs kept.
+fn escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        format!("{}…", text.chars().take(max - 1).collect::<String>())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,222 @@
+//! The admin listener: health, readiness, metrics, and the exchanges API. It runs on its own
+//! address (loopback by default), never on the proxy port; `/api` and `/ui` need the admin
+//! token when one is configured.
+
+use crate::config::Secret;
+use crate::exchange::{constant_time_eq, now_ms};
+use crate::metrics::Metrics;
+use crate::server::Handler;
+use bytes::Bytes;
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use scimtrail_store::{ExchangeQuery, Store, StoreError};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+pub(crate) struct Admin {
+    pub(crate) store: Store,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) token: Option<Secret>,
+    pub(crate) routes: usize,
+}
+
+impl Handler for Admin {
+    async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        _peer: SocketAddr,
+        _scheme: &'static str,
+    ) -> Response<Full<Bytes>> {
+        let path = request.uri().path().to_owned();
+        if request.method() != Method::GET {
+            return json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &json!({"error": "only GET is served here"}),
+            );
+        }
+        if (path.starts_with("/api/") || path.starts_with("/ui")) && !self.authorized(request.headers()) {
+            let mut response = json_response(
+                StatusCode::UNAUTHORIZED,
+                &json!({"error": "an admin bearer token is required"}),
+            );
+            response
+                .headers_mut()
+                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+            return response;
+        }
+        match path.as_str() {
+            "/healthz" => json_response(StatusCode::OK, &json!({"status": "ok"})),
+            "/readyz" => self.ready().await,
+            "/metrics" => {
+                let mut response = Response::new(Full::new(Bytes::from(self.metrics.render())));
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+                response
+            }
+            "/api/v1/exchanges" => self.list(request.uri().query()).await,
+            _ => match path.strip_prefix("/api/v1/exchanges/") {
+                Some(id) if !id.is_empty() && !id.contains('/') => self.get(id).await,
+                _ => json_response(StatusCode::NOT_FOUND, &json!({"error": format!("nothing at {path}")})),
+            },
+        }
+    }
+}
+
+impl Admin {
+    fn authorized(&self, headers: &http::HeaderMap) -> bool {
+        let Some(token) = &self.token else { return true };
+        headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|presented| constant_time_eq(presented.trim().as_bytes(), token.expose().as_bytes()))
+    }
+
+    async fn ready(&self) -> Response<Full<Bytes>> {
+        let store = self.store.ping().await;
+        let ready = store.is_ok() && self.routes > 0;
+        let body = json!({
+            "ready": ready,
+            "store": if store.is_ok() { "reachable" } else { "unreachable" },
+            "routes": self.routes,
+        });
+        json_response(
+            if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            },
+            &body,
+        )
+    }
+
+    async fn list(&self, query: Option<&str>) -> Response<Full<Bytes>> {
+        let filter = match list_query(query, now_ms()) {
+            Ok(filter) => filter,
+            Err(error) => return json_response(StatusCode::BAD_REQUEST, &json!({"error": error})),
+        };
+        match self.store.list(&filter).await {
+            Ok(page) => {
+                let items: Vec<Value> = page.items.iter().map(|e| e.to_json()).collect();
+                json_response(
+                    StatusCode::OK,
+                    &json!({"items": items, "next_cursor": page.next_cursor}),
+                )
+            }
+            Err(error) => store_failure(&error),
+        }
+    }
+
+    async fn get(&self, id: &str) -> Response<Full<Bytes>> {
+        match self.store.get(id).await {
+            Ok(exchange) => json_response(StatusCode::OK, &exchange.to_json()),
+            Err(StoreError::NotFound(_)) => json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"error": format!("no exchange with id {id}")}),
+            ),
+            Err(error) => store_failure(&error),
+        }
+    }
+}
+
+/// The store's details stay in the log; the client learns only that it failed.
+fn store_failure(error: &StoreError) -> Response<Full<Bytes>> {
+    tracing::error!(%error, "The admin API could not read the store.");
+    json_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &json!({"error": "the store could not be read"}),
+    )
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The list filters from a query string (`outcome`, `idp`, `route`, `resource`, `user`,
+/// `since`, `until`, `limit`, `cursor`, `failed`).
+pub fn list_query(query: Option<&str>, now_ms: i64) -> Result<ExchangeQuery, String> {
+    let mut filter = ExchangeQuery {
+        limit: 50,
+        ..ExchangeQuery::default()
+    };
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let value = value.into_owned();
+        let text = (!value.is_empty()).then_some(value.clone());
+        match key.as_ref() {
+            "outcome" => filter.outcome = text,
+            "idp" => filter.idp = text,
+            "route" => filter.route = text,
+            "resource" => filter.resource = text,
+            "user" => filter.user = text,
+            "cursor" => filter.cursor = text,
+            "failed" => filter.failed = matches!(value.as_str(), "" | "true" | "1"),
+            "since" => filter.since_ms = Some(parse_time(&value, now_ms)?),
+            "until" => filter.until_ms = Some(parse_time(&value, now_ms)?),
+            "limit" => {
+                filter.limit = value
+                    .parse()
+                    .map_err(|_| format!("limit \"{value}\" is not a number"))?
+            }
+            other => return Err(format!("unknown parameter \"{other}\"")),
+        }
+    }
+    Ok(filter)
+}
+
+/// A point in time: an RFC 3339 timestamp, or a duration before now (`90s`, `15m`, `2h`,
+/// `7d`, `1w`). Returns epoch milliseconds.
+pub fn parse_time(text: &str, now_ms: i64) -> Result<i64, String> {
+    if let Ok(time) = OffsetDateTime::parse(text, &Rfc3339) {
+        return i64::try_from(time.unix_timestamp_nanos() / 1_000_000)
+            .map_err(|_| format!("\"{text}\" is out of range"));
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let amount: i64 = number
+        .parse()
+        .map_err(|_| format!("\"{text}\" is neither an RFC 3339 time nor a duration like 15m, 2h or 7d"))?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 604_800_000,
+        _ => return Err(format!("\"{text}\": the unit must be s, m, h, d or w")),
+    };
+    Ok(now_ms - amount.saturating_mul(unit_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_filters() {
+        assert_eq!(parse_time("15m", 1_000_000_000), Ok(1_000_000_000 - 900_000));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z", 0), Ok(1_700_000_000_000));
+        assert!(parse_time("yesterday", 0).is_err());
+        let filter = list_query(Some("outcome=failed&idp=entra&limit=5&since=1h&failed=true"), 3_600_000).unwrap();
+        assert_eq!(
+            (
+                filter.outcome.as_deref(),
+                filter.idp.as_deref(),
+                filter.limit,
+                filter.since_ms,
+                filter.failed
+            ),
+            (Some("failed"), Some("entra"), 5, Some(0), true)
+        );
+        assert!(list_query(Some("colour=red"), 0).is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! The proxy's runtime settings, already validated (the `app` crate reads and checks the file).
+
+use crate::recorder::RecordMode;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A secret value: its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Certificate chain and private key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert_path: PathBuf,
+    /// The private key.
+    pub key_path: PathBuf,
+}
+
+/// Credentials the proxy presents to the application, replacing the IdP's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamAuth {
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+    /// `Authorization: Basic base64(user:password)`.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: Secret,
+    },
+    /// A custom header, e.g. `X-API-Key`.
+    Header {
+        /// The header name.
+        name: String,
+        /// Its value.
+        value: Secret,
+    },
+}
+
+/// One route: a path prefix, the IdP it serves, and the application behind it.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Its name, as recorded.
+    pub name: String,
+    /// `/entra`: `/entra/Users` goes to `<upstream>/Users`. Empty matches every path.
+    pub path_prefix: String,
+    /// The IdP profile.
+    pub idp: String,
+    /// The application's SCIM base URL.
+    pub upstream: http::Uri,
+    /// How long the application may take.
+    pub timeout: Duration,
+    /// Credentials for the application; `None` passes the IdP's through.
+    pub upstream_auth: Option<UpstreamAuth>,
+    /// The bearer token the IdP must present; `None` accepts any (the application decides).
+    pub idp_token: Option<Secret>,
+}
+
+/// Everything the proxy needs to run.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// The proxy listener.
+    pub listen: SocketAddr,
+    /// TLS on the proxy listener.
+    pub tls: Option<TlsFiles>,
+    /// The admin listener.
+    pub admin_listen: SocketAddr,
+    /// Bearer token for `/api` and `/ui` on the admin listener.
+    pub admin_token: Option<Secret>,
+    /// Durable or async recording.
+    pub record_mode: RecordMode,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Largest response body accepted from the application.
+    pub max_response_bytes: usize,
+    /// Writer queue capacity.
+    pub queue_capacity: usize,
+    /// Most writes per transaction.
+    pub max_batch: usize,
+    /// Headers redacted on top of Authorization, Proxy-Authorization, Cookie, Set-Cookie.
+    pub redact_headers: Vec<String>,
+    /// The routes; the longest matching prefix wins.
+    pub routes: Vec<Route>,
+    /// This instance's name in the store.
+    pub instance: String,
+    /// Extra CA certificates (PEM) trusted for https upstreams, besides the system's.
+    pub ca_bundle: Option<PathBuf>,
+}

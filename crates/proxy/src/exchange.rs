@@ -1,0 +1,602 @@
+//! The life of one exchange, in order: route → authorise → read the body → classify →
+//! record (in flight) → forward → read the response → record (complete) → respond.
+//!
+//! Every path out of this function, the proxy's own refusals included, records the exchange
+//! and answers with a SCIM error body where the proxy made the answer.
+
+use crate::classify::{classify, learn_from_response};
+use crate::config::{Route, Secret, UpstreamAuth};
+use crate::recorder::RecordMode;
+use crate::{redact, Proxy};
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use scimtrail_scim::{ScimError, ScimType};
+use scimtrail_store::{Completion, NewExchange, Write};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The response header that carries the exchange id back to the client.
+pub const EXCHANGE_ID_HEADER: &str = "scimtrail-exchange-id";
+/// The response header that names the proxy's own error, on responses the proxy made.
+pub const ERROR_HEADER: &str = "scimtrail-error";
+
+/// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A response the proxy made itself.
+struct ProxyAnswer {
+    error: ScimError,
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+impl Proxy {
+    pub(crate) async fn exchange<B>(
+        &self,
+        id: &str,
+        started: Instant,
+        request: Request<B>,
+        peer: SocketAddr,
+        scheme: &'static str,
+    ) -> Response<Full<Bytes>>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        let path = parts.uri.path().to_owned();
+        let query = parts.uri.query().map(str::to_owned);
+        let mut new = NewExchange {
+            id: id.to_owned(),
+            received_at_ms: now_ms(),
+            instance: self.config.instance.clone(),
+            route: None,
+            idp: None,
+            method: parts.method.as_str().to_owned(),
+            path: path.clone(),
+            query: redact::query(query.as_deref()),
+            resource_type: None,
+            resource_id: None,
+            user_name: None,
+            operation: "other".to_owned(),
+            lifecycle: None,
+            request_headers: self.redactor.headers(&parts.headers),
+            request_body: None,
+            replay_of: None,
+        };
+
+        let Some(route) = self.route_for(&path) else {
+            let detail = format!("no route serves \"{path}\"; routes: {}", self.route_prefixes());
+            return self
+                .answer(
+                    new,
+                    started,
+                    ProxyAnswer {
+                        error: ScimError::not_found(detail),
+                        kind: "no_route",
+                        outcome: "rejected",
+                    },
+                )
+                .await;
+        };
+        new.route = Some(route.name.clone());
+        new.idp = Some(route.idp.clone());
+        if let Some(token) = &route.idp_token {
+            if !bearer_matches(&parts.headers, token) {
+                let error = ScimError::new(
+                    401,
+                    None,
+                    "the request's bearer token is missing or not the one configured for this route",
+                );
+                return self
+                    .answer(
+                        new,
+                        started,
+                        ProxyAnswer {
+                            error,
+                            kind: "unauthorized",
+                            outcome: "rejected",
+                        },
+                    )
+                    .await;
+            }
+        }
+        let body = match Limited::new(body, self.config.max_body_bytes).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) => {
+                let error: BoxError = error;
+                let answer = if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    let detail = format!("the request body is larger than {} bytes", self.config.max_body_bytes);
+                    ProxyAnswer {
+                        error: ScimError::new(413, Some(ScimType::TooLarge), detail),
+                        kind: "too_large",
+                        outcome: "rejected",
+                    }
+                } else {
+                    let detail = format!("the request body could not be read: {error}");
+                    ProxyAnswer {
+                        error: ScimError::bad_request(ScimType::InvalidSyntax, detail),
+                        kind: "bad_body",
+                        outcome: "rejected",
+                    }
+                };
+                return self.answer(new, started, answer).await;
+            }
+        };
+        new.request_body = redact::body(&body);
+        let request_json: Option<Value> = serde_json::from_slice(&body).ok();
+        let rest = relative_path(&path, &route.path_prefix);
+        let classification = classify(parts.method.as_str(), &rest, query.as_deref(), request_json.as_ref());
+        new.resource_type = classification.resource_type.clone();
+        new.resource_id = classification.resource_id.clone();
+        new.user_name = classification.user_name.clone();
+        new.operation = classification.operation.to_owned();
+        new.lifecycle = classification.lifecycle.map(str::to_owned);
+
+        if self.recorder.mode() == RecordMode::Durable {
+            if let Err(error) = self.recorder.write(Write::Begin(Box::new(new.clone()))).await {
+                // Fail closed: nothing is forwarded that could not be recorded.
+                tracing::error!(%error, "The exchange could not be recorded; refusing it.");
+                let response = error_response(
+                    &ScimError::new(
+                        503,
+                        None,
+                        format!("the exchange could not be recorded, so it was not forwarded: {error}"),
+                    ),
+                    "record_failed",
+                );
+                self.metrics
+                    .exchange(&route.name, &route.idp, &new.method, "rejected", started.elapsed());
+                return response;
+            }
+        }
+
+        let forwarded = match build_forward(&parts, body, route, &rest, query.as_deref(), peer, scheme) {
+            Ok(forwarded) => forwarded,
+            Err(detail) => {
+                let answer = ProxyAnswer {
+                    error: ScimError::new(502, None, detail),
+                    kind: "bad_upstream_request",
+                    outcome: "failed",
+                };
+                return self.answer_begun(new, started, answer).await;
+            }
+        };
+        let forwarded_headers = self.redactor.headers(forwarded.headers());
+        let upstream_started = Instant::now();
+        let sent = tokio::time::timeout(route.timeout, self.client.request(forwarded)).await;
+        self.metrics.upstream(&route.name, upstream_started.elapsed());
+        let upstream = match sent {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => {
+                let detail = format!(
+                    "the application at {} could not be reached: {}",
+                    route.upstream,
+                    error_chain(&error)
+                );
+                let answer = ProxyAnswer {
+                    error: ScimError::new(502, None, detail),
+                    kind: "unreachable",
+                    outcome: "unreachable",
+                };
+                return self.answer_forwarded(new, started, answer, forwarded_headers).await;
+            }
+            Err(_) => {
+                let detail = format!(
+                    "the application at {} did not answer within {} s",
+                    route.upstream,
+                    route.timeout.as_secs_f64()
+                );
+                let answer = ProxyAnswer {
+                    error: ScimError::new(504, None, detail),
+                    kind: "timeout",
+                    outcome: "unreachable",
+                };
+                return self.answer_forwarded(new, started, answer, forwarded_headers).await;
+            }
+        };
+        let (upstream_parts, upstream_body) = upstream.into_parts();
+        let upstream_bytes = match Limited::new(upstream_body, self.config.max_response_bytes)
+            .collect()
+            .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) => {
+                let detail = format!(
+                    "the application's response could not be read: {}",
+                    error_chain(error.as_ref())
+                );
+                let answer = ProxyAnswer {
+                    error: ScimError::new(502, None, detail),
+                    kind: "bad_response",
+                    outcome: "failed",
+                };
+                return self.answer_forwarded(new, started, answer, forwarded_headers).await;
+            }
+        };
+
+        let status = upstream_parts.status;
+        let outcome = if status.as_u16() >= 400 { "failed" } else { "ok" };
+        let response_json: Option<Value> = serde_json::from_slice(&upstream_bytes).ok();
+        let (learned_id, learned_user) = learn_from_response(&classification, response_json.as_ref());
+        let mut response = Response::new(Full::new(upstream_bytes.clone()));
+        *response.status_mut() = status;
+        *response.headers_mut() = response_headers(&upstream_parts.headers);
+        let completion = Completion {
+            id: new.id.clone(),
+            duration_ms: elapsed_ms(started),
+            forwarded_headers: Some(forwarded_headers),
+            forwarded_body: None,
+            changes: json!([]),
+            upstream_status: Some(status.as_u16()),
+            status: status.as_u16(),
+            response_headers: self.redactor.headers(response.headers()),
+            response_body: redact::body(&upstream_bytes),
+            outcome: outcome.to_owned(),
+            findings: json!([]),
+            bulk_operations: None,
+            error: None,
+            resource_id: learned_id,
+            user_name: learned_user,
+        };
+        self.complete(new, completion, started, response).await
+    }
+
+    /// Records the end of an exchange and releases the response (durable: only once recorded).
+    async fn complete(
+        &self,
+        new: NewExchange,
+        completion: Completion,
+        started: Instant,
+        response: Response<Full<Bytes>>,
+    ) -> Response<Full<Bytes>> {
+        let route = new.route.clone().unwrap_or_else(|| "-".to_owned());
+        let idp = new.idp.clone().unwrap_or_else(|| "-".to_owned());
+        let outcome = completion.outcome.clone();
+        match self.recorder.mode() {
+            RecordMode::Durable => {
+                if let Err(error) = self.recorder.write(Write::Finish(Box::new(completion))).await {
+                    tracing::error!(%error, "The response could not be recorded; withholding it.");
+                    self.metrics
+                        .exchange(&route, &idp, &new.method, "failed", started.elapsed());
+                    let detail = format!("the application answered but its response could not be recorded ({error}); the request may have been applied");
+                    return error_response(&ScimError::new(503, None, detail), "record_failed");
+                }
+            }
+            RecordMode::Async => self
+                .recorder
+                .write_behind(Write::Whole(Box::new(new.clone()), Box::new(completion))),
+        }
+        self.metrics
+            .exchange(&route, &idp, &new.method, &outcome, started.elapsed());
+        response
+    }
+
+    /// A refusal before anything was recorded or forwarded: recorded whole.
+    async fn answer(&self, new: NewExchange, started: Instant, answer: ProxyAnswer) -> Response<Full<Bytes>> {
+        let response = error_response(&answer.error, answer.kind);
+        let completion = self.answer_completion(&new, started, &answer, None, &response);
+        let route = new.route.clone().unwrap_or_else(|| "-".to_owned());
+        let idp = new.idp.clone().unwrap_or_else(|| "-".to_owned());
+        let method = new.method.clone();
+        let write = Write::Whole(Box::new(new), Box::new(completion));
+        match self.recorder.mode() {
+            RecordMode::Durable => {
+                if let Err(error) = self.recorder.write(write).await {
+                    tracing::error!(%error, "A refused exchange could not be recorded.");
+                }
+            }
+            RecordMode::Async => self.recorder.write_behind(write),
+        }
+        self.metrics
+            .exchange(&route, &idp, &method, answer.outcome, started.elapsed());
+        response
+    }
+
+    /// A failure after the exchange was begun but before anything was sent.
+    async fn answer_begun(&self, new: NewExchange, started: Instant, answer: ProxyAnswer) -> Response<Full<Bytes>> {
+        let response = error_response(&answer.error, answer.kind);
+        let completion = self.answer_completion(&new, started, &answer, None, &response);
+        self.complete(new, completion, started, response).await
+    }
+
+    /// A failure after the request was sent (or attempted): unreachable, timed out, unreadable.
+    async fn answer_forwarded(
+        &self,
+        new: NewExchange,
+        started: Instant,
+        answer: ProxyAnswer,
+        forwarded_headers: Value,
+    ) -> Response<Full<Bytes>> {
+        let response = error_response(&answer.error, answer.kind);
+        let completion = self.answer_completion(&new, started, &answer, Some(forwarded_headers), &response);
+        self.complete(new, completion, started, response).await
+    }
+
+    fn answer_completion(
+        &self,
+        new: &NewExchange,
+        started: Instant,
+        answer: &ProxyAnswer,
+        forwarded_headers: Option<Value>,
+        response: &Response<Full<Bytes>>,
+    ) -> Completion {
+        Completion {
+            id: new.id.clone(),
+            duration_ms: elapsed_ms(started),
+            forwarded_headers,
+            forwarded_body: None,
+            changes: json!([]),
+            upstream_status: None,
+            status: answer.error.status,
+            response_headers: self.redactor.headers(response.headers()),
+            response_body: Some(answer.error.to_json().to_string()),
+            outcome: answer.outcome.to_owned(),
+            findings: json!([]),
+            bulk_operations: None,
+            error: Some(format!("{}: {}", answer.kind, answer.error.detail)),
+            resource_id: None,
+            user_name: None,
+        }
+    }
+
+    /// The route with the longest prefix that matches the path on a segment boundary.
+    fn route_for(&self, path: &str) -> Option<&Route> {
+        self.config
+            .routes
+            .iter()
+            .filter(|r| {
+                let prefix = r.path_prefix.trim_end_matches('/');
+                prefix.is_empty()
+                    || path == prefix
+                    || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+            })
+            .max_by_key(|r| r.path_prefix.trim_end_matches('/').len())
+    }
+
+    fn route_prefixes(&self) -> String {
+        self.config
+            .routes
+            .iter()
+            .map(|r| {
+                if r.path_prefix.is_empty() {
+                    "/".to_owned()
+                } else {
+                    r.path_prefix.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn relative_path(path: &str, prefix: &str) -> String {
+    let rest = &path[prefix.trim_end_matches('/').len().min(path.len())..];
+    if rest.starts_with('/') {
+        rest.to_owned()
+    } else {
+        format!("/{rest}")
+    }
+}
+
+/// The request as the application receives it.
+fn build_forward(
+    parts: &http::request::Parts,
+    body: Bytes,
+    route: &Route,
+    rest: &str,
+    query: Option<&str>,
+    peer: SocketAddr,
+    scheme: &'static str,
+) -> Result<Request<Full<Bytes>>, String> {
+    let base = route.upstream.to_string();
+    let mut uri = format!("{}{rest}", base.trim_end_matches('/'));
+    if let Some(query) = query {
+        uri.push('?');
+        uri.push_str(query);
+    }
+    let mut builder = Request::builder().method(parts.method.clone()).uri(&uri);
+    let headers = builder
+        .headers_mut()
+        .ok_or_else(|| format!("cannot build a request to {uri}"))?;
+    let listed = connection_listed(&parts.headers);
+    for (name, value) in &parts.headers {
+        let lower = name.as_str();
+        if HOP_BY_HOP.contains(&lower) || listed.iter().any(|l| l == lower) || name == HOST || name == CONTENT_LENGTH {
+            continue;
+        }
+        if name == AUTHORIZATION && route.upstream_auth.is_some() {
+            continue;
+        }
+        headers.append(name.clone(), value.clone());
+    }
+    let forwarded_for = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(previous) => format!("{previous}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    set(headers, "x-forwarded-for", &forwarded_for);
+    set(headers, "x-forwarded-proto", scheme);
+    if let Some(host) = parts.headers.get(HOST).and_then(|h| h.to_str().ok()) {
+        set(headers, "x-forwarded-host", host);
+    }
+    match &route.upstream_auth {
+        Some(UpstreamAuth::Bearer(token)) => set(headers, "authorization", &format!("Bearer {}", token.expose())),
+        Some(UpstreamAuth::Basic { username, password }) => {
+            set(
+                headers,
+                "authorization",
+                &format!(
+                    "Basic {}",
+                    base64(format!("{username}:{}", password.expose()).as_bytes())
+                ),
+            );
+        }
+        Some(UpstreamAuth::Header { name, value }) => set(headers, name, value.expose()),
+        None => {}
+    }
+    builder
+        .body(Full::new(body))
+        .map_err(|error| format!("cannot build a request to {uri}: {error}"))
+}
+
+fn set(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        headers.insert(name, value);
+    }
+}
+
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// The application's response headers, less those that belong to its connection.
+fn response_headers(upstream: &HeaderMap) -> HeaderMap {
+    let listed = connection_listed(upstream);
+    let mut out = HeaderMap::with_capacity(upstream.len() + 1);
+    for (name, value) in upstream {
+        let lower = name.as_str();
+        if HOP_BY_HOP.contains(&lower) || listed.iter().any(|l| l == lower) || name == CONTENT_LENGTH {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// A SCIM error response made by the proxy, marked with `scimtrail-error`.
+pub(crate) fn error_response(error: &ScimError, kind: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(error.to_json().to_string())));
+    *response.status_mut() = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/scim+json"));
+    response
+        .headers_mut()
+        .insert(ERROR_HEADER, HeaderValue::from_static(kind));
+    response
+}
+
+/// Compares `Authorization: Bearer <token>` in constant time.
+fn bearer_matches(headers: &HeaderMap, token: &Secret) -> bool {
+    let Some(presented) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(presented) = presented
+        .strip_prefix("Bearer ")
+        .or_else(|| presented.strip_prefix("bearer "))
+    else {
+        return false;
+    };
+    constant_time_eq(presented.trim().as_bytes(), token.expose().as_bytes())
+}
+
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn elapsed_ms(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Standard base64 (RFC 4648 §4), for Basic credentials.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let bytes = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (input, output) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), output);
+        }
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative_path("/entra/Users/1", "/entra"), "/Users/1");
+        assert_eq!(relative_path("/entra", "/entra/"), "/");
+        assert_eq!(relative_path("/Users", ""), "/Users");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let mut upstream = HeaderMap::new();
+        upstream.insert("connection", "close, x-private".parse().unwrap());
+        upstream.insert("x-private", "1".parse().unwrap());
+        upstream.insert("keep-alive", "timeout=5".parse().unwrap());
+        upstream.insert("content-type", "application/scim+json".parse().unwrap());
+        let kept = response_headers(&upstream);
+        assert_eq!(kept.len(), 1);
+        assert!(kept.contains_key("content-type"));
+    }
+}

@@ -1,0 +1,204 @@
+//! The recording SCIM reverse proxy.
+//!
+//! # Brief overview
+//! - [`start`] binds the proxy and admin listeners, marks this instance's exchanges left in
+//!   flight as `interrupted`, starts the [`Recorder`]'s writer task, and returns [`Running`].
+//! - `exchange.rs` is the life of one exchange, phase by phase: start there.
+//! - [`classify`] reads what an exchange is (resource, operation, lifecycle, userName).
+//! - [`redact`] keeps secrets out of everything recorded.
+//! - [`recorder`] group-commits records; `durable` mode holds the request until its record
+//!   is committed, and the response until its completion is.
+//! - `admin.rs`: `/healthz`, `/readyz`, `/metrics`, `/api/v1/exchanges`.
+//!
+//! # Invariants
+//! - Every request that reaches the proxy is recorded, the proxy's own refusals included,
+//!   and every answer the proxy makes itself is a SCIM error body.
+//! - Nothing is recorded before it is redacted: headers keep a fingerprint, passwords are gone.
+//! - In durable mode no response is released before its record is committed; a request whose
+//!   record cannot be written is refused (fail closed), never forwarded unrecorded.
+//! - No automatic retries: a SCIM write is not idempotent; re-sending is replay's job.
+
+pub mod admin;
+pub mod classify;
+pub mod config;
+mod exchange;
+pub mod metrics;
+pub mod recorder;
+pub mod redact;
+mod server;
+pub mod upstream;
+
+pub use admin::{list_query, parse_time};
+pub use config::{ProxyConfig, Route, Secret, TlsFiles, UpstreamAuth};
+pub use exchange::{ERROR_HEADER, EXCHANGE_ID_HEADER};
+pub use recorder::{RecordMode, Recorder};
+
+use bytes::Bytes;
+use http::header::HeaderValue;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use metrics::Metrics;
+use redact::Redactor;
+use scimtrail_store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+use upstream::UpstreamClient;
+
+/// The proxy: routes, the upstream client, the recorder.
+pub struct Proxy {
+    config: ProxyConfig,
+    client: UpstreamClient,
+    recorder: Recorder,
+    redactor: Redactor,
+    metrics: Arc<Metrics>,
+}
+
+impl server::Handler for Proxy {
+    async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        scheme: &'static str,
+    ) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        let id = uuid::Uuid::now_v7().to_string();
+        let span = tracing::info_span!("exchange", id = %id, method = %request.method(), path = %request.uri().path());
+        async {
+            let mut response = self.exchange(&id, started, request, peer, scheme).await;
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                response.headers_mut().insert(EXCHANGE_ID_HEADER, value);
+            }
+            tracing::info!(
+                status = response.status().as_u16(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "Exchange completed."
+            );
+            response
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS material is unusable.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The upstream client could not be built.
+    #[error(transparent)]
+    Client(#[from] upstream::ClientError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] scimtrail_store::StoreError),
+}
+
+/// A running proxy.
+#[derive(Debug)]
+pub struct Running {
+    /// Where the proxy listens.
+    pub proxy_addr: SocketAddr,
+    /// Where the admin API listens.
+    pub admin_addr: SocketAddr,
+    /// How many exchanges a previous run left in flight (now `interrupted`).
+    pub interrupted: u64,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+    writer: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, drains exchanges in flight, flushes the recorder, and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for server in self.servers {
+            let _ = server.await;
+        }
+        // Every handle to the recorder is gone with the servers: the writer drains and ends.
+        let _ = self.writer.await;
+    }
+}
+
+/// Starts the proxy and its admin listener.
+pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartError> {
+    let interrupted = store.mark_interrupted(&config.instance).await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            count = interrupted,
+            "Exchanges left in flight by a previous run are now marked interrupted."
+        );
+    }
+    let metrics = Arc::new(Metrics::default());
+    let (recorder, writer) = Recorder::spawn(
+        store.clone(),
+        config.record_mode,
+        config.queue_capacity,
+        config.max_batch,
+        Arc::clone(&metrics),
+    );
+    let client = upstream::client(config.ca_bundle.as_deref())?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(server::tls_acceptor)
+        .transpose()
+        .map_err(StartError::Tls)?;
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let proxy_listener = bind(config.listen).await?;
+    let admin_listener = bind(config.admin_listen).await?;
+    let proxy_addr = proxy_listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.admin_listen,
+        source,
+    })?;
+    let admin = Arc::new(admin::Admin {
+        store,
+        metrics: Arc::clone(&metrics),
+        token: config.admin_token.clone(),
+        routes: config.routes.len(),
+    });
+    let redactor = Redactor::new(&config.redact_headers);
+    let proxy = Arc::new(Proxy {
+        config,
+        client,
+        recorder,
+        redactor,
+        metrics,
+    });
+    let (shutdown, watcher) = watch::channel(false);
+    let servers = vec![
+        tokio::spawn(server::serve(proxy_listener, tls, proxy, watcher.clone())),
+        tokio::spawn(server::serve(admin_listener, None, admin, watcher)),
+    ];
+    tracing::info!(%proxy_addr, %admin_addr, "Proxy started.");
+    Ok(Running {
+        proxy_addr,
+        admin_addr,
+        interrupted,
+        shutdown,
+        servers,
+        writer,
+    })
+}

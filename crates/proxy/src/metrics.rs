@@ -1,0 +1,253 @@
+//! Prometheus metrics, rendered in the text exposition format. Small and dependency-free:
+//! counters and histograms keyed by label values, behind one lock each.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: Vec<u64>,
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64], value: f64) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; bounds.len()];
+        }
+        for (bucket, bound) in self.buckets.iter_mut().zip(bounds) {
+            if value <= *bound {
+                *bucket += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += value;
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Every metric the proxy exports.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    exchanges: Mutex<BTreeMap<Labels, u64>>,
+    exchange_latency: Mutex<BTreeMap<Labels, Histogram>>,
+    upstream_latency: Mutex<BTreeMap<Labels, Histogram>>,
+    batch_size: Mutex<Histogram>,
+    commit_latency: Mutex<Histogram>,
+    queue_depth: AtomicU64,
+    dropped: AtomicU64,
+    record_errors: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Metrics are counters: a panic elsewhere leaves them usable.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Metrics {
+    /// Counts one exchange and its latency.
+    pub fn exchange(&self, route: &str, idp: &str, method: &str, outcome: &str, elapsed: Duration) {
+        let labels = vec![
+            ("route", route.to_owned()),
+            ("idp", idp.to_owned()),
+            ("method", method.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ];
+        *lock(&self.exchanges).entry(labels).or_default() += 1;
+        lock(&self.exchange_latency)
+            .entry(vec![("route", route.to_owned())])
+            .or_default()
+            .observe(&LATENCY_BUCKETS, elapsed.as_secs_f64());
+    }
+
+    /// Records how long the application took.
+    pub fn upstream(&self, route: &str, elapsed: Duration) {
+        lock(&self.upstream_latency)
+            .entry(vec![("route", route.to_owned())])
+            .or_default()
+            .observe(&LATENCY_BUCKETS, elapsed.as_secs_f64());
+    }
+
+    /// Records one committed batch.
+    pub fn batch(&self, size: usize, elapsed: Duration) {
+        lock(&self.batch_size).observe(&BATCH_BUCKETS, size as f64);
+        lock(&self.commit_latency).observe(&LATENCY_BUCKETS, elapsed.as_secs_f64());
+    }
+
+    /// Sets the writer queue depth.
+    pub fn set_queue_depth(&self, depth: usize) {
+        self.queue_depth.store(depth as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a record dropped (async mode, queue full).
+    pub fn dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a failed write to the store.
+    pub fn record_error(&self) {
+        self.record_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many records were dropped.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        header(
+            &mut out,
+            "scimtrail_exchanges_total",
+            "counter",
+            "Exchanges by route, IdP, method and outcome.",
+        );
+        for (labels, value) in lock(&self.exchanges).iter() {
+            let _ = writeln!(out, "scimtrail_exchanges_total{} {value}", render_labels(labels, None));
+        }
+        histograms(
+            &mut out,
+            "scimtrail_exchange_duration_seconds",
+            "Time from request received to response ready.",
+            &LATENCY_BUCKETS,
+            &lock(&self.exchange_latency),
+        );
+        histograms(
+            &mut out,
+            "scimtrail_upstream_duration_seconds",
+            "Time the application took to answer.",
+            &LATENCY_BUCKETS,
+            &lock(&self.upstream_latency),
+        );
+        let single = |h: &Histogram| {
+            BTreeMap::from([(
+                Vec::new(),
+                Histogram {
+                    buckets: h.buckets.clone(),
+                    count: h.count,
+                    sum: h.sum,
+                },
+            )])
+        };
+        histograms(
+            &mut out,
+            "scimtrail_record_batch_size",
+            "Writes committed per transaction.",
+            &BATCH_BUCKETS,
+            &single(&lock(&self.batch_size)),
+        );
+        histograms(
+            &mut out,
+            "scimtrail_record_commit_duration_seconds",
+            "Time to commit one batch.",
+            &LATENCY_BUCKETS,
+            &single(&lock(&self.commit_latency)),
+        );
+        let gauges = [
+            (
+                "scimtrail_record_queue_depth",
+                "gauge",
+                "Writes waiting for the writer.",
+                &self.queue_depth,
+            ),
+            (
+                "scimtrail_record_dropped_total",
+                "counter",
+                "Records dropped because the queue was full (async mode).",
+                &self.dropped,
+            ),
+            (
+                "scimtrail_record_errors_total",
+                "counter",
+                "Batches the store refused.",
+                &self.record_errors,
+            ),
+        ];
+        for (name, kind, help, value) in gauges {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn histograms(out: &mut String, name: &str, help: &str, bounds: &[f64], series: &BTreeMap<Labels, Histogram>) {
+    header(out, name, "histogram", help);
+    for (labels, histogram) in series {
+        for (index, bound) in bounds.iter().enumerate() {
+            let count = histogram.buckets.get(index).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{} {count}",
+                render_labels(labels, Some(&bound.to_string()))
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{} {}",
+            render_labels(labels, Some("+Inf")),
+            histogram.count
+        );
+        let _ = writeln!(out, "{name}_sum{} {}", render_labels(labels, None), histogram.sum);
+        let _ = writeln!(out, "{name}_count{} {}", render_labels(labels, None), histogram.count);
+    }
+}
+
+fn render_labels(labels: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_text_format() {
+        let metrics = Metrics::default();
+        metrics.exchange("okta", "okta", "POST", "ok", Duration::from_millis(3));
+        metrics.exchange("okta", "okta", "POST", "ok", Duration::from_millis(30));
+        metrics.batch(4, Duration::from_millis(2));
+        let text = metrics.render();
+        assert!(
+            text.contains("scimtrail_exchanges_total{route=\"okta\",idp=\"okta\",method=\"POST\",outcome=\"ok\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("scimtrail_exchange_duration_seconds_bucket{route=\"okta\",le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("scimtrail_exchange_duration_seconds_count{route=\"okta\"} 2"));
+        assert!(
+            text.contains("scimtrail_record_batch_size_bucket{le=\"4\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE scimtrail_record_dropped_total counter"));
+    }
+}

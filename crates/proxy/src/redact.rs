@@ -1,0 +1,152 @@
+//! Secrets out of everything recorded: sensitive headers keep only a short fingerprint, and
+//! the SCIM `password` attribute is redacted in bodies (RFC 7643 `password`, any casing).
+
+use http::HeaderMap;
+use scimtrail_scim::redact::{redact_filter, redact_passwords, REDACTED};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// Headers whose values are always secrets.
+pub const ALWAYS_REDACTED: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
+
+/// Which headers to redact: the fixed set plus the configured ones (lowercase).
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    extra_headers: Vec<String>,
+}
+
+impl Redactor {
+    /// A redactor that also redacts `extra_headers` (case-insensitive).
+    pub fn new(extra_headers: &[String]) -> Redactor {
+        Redactor {
+            extra_headers: extra_headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        }
+    }
+
+    fn is_secret(&self, name: &str) -> bool {
+        ALWAYS_REDACTED.contains(&name) || self.extra_headers.iter().any(|h| h == name)
+    }
+
+    /// Headers as `[[name, value], …]`, secrets replaced by their fingerprint.
+    pub fn headers(&self, headers: &HeaderMap) -> Value {
+        let pairs: Vec<Value> = headers
+            .iter()
+            .map(|(name, value)| {
+                let text = String::from_utf8_lossy(value.as_bytes());
+                let shown = if self.is_secret(name.as_str()) {
+                    fingerprint(&text)
+                } else {
+                    text.into_owned()
+                };
+                json!([name.as_str(), shown])
+            })
+            .collect();
+        Value::Array(pairs)
+    }
+}
+
+/// `Bearer sha256:1a2b3c4d`: the scheme (for credentials) and 8 hex digits of the SHA-256 of
+/// the secret, enough to tell tokens apart and nothing to recover them.
+pub fn fingerprint(value: &str) -> String {
+    let (scheme, secret) = match value.split_once(' ') {
+        Some((scheme, secret))
+            if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+        {
+            (Some(scheme), secret.trim())
+        }
+        _ => (None, value),
+    };
+    let digest = Sha256::digest(secret.as_bytes());
+    let short: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    match scheme {
+        Some(scheme) => format!("{scheme} sha256:{short}"),
+        None => format!("sha256:{short}"),
+    }
+}
+
+/// A body as it is stored: JSON with every password redacted; other text as is unless it
+/// mentions a password, in which case only its size is kept.
+pub fn body(bytes: &[u8]) -> Option<String> {
+    if bytes.is_empty() {
+        return None;
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(mut value) => {
+            if redact_passwords(&mut value) == 0 {
+                // Keep the body exactly as received when there was nothing to redact.
+                return Some(String::from_utf8_lossy(bytes).into_owned());
+            }
+            Some(value.to_string())
+        }
+        Err(_) => {
+            let text = String::from_utf8_lossy(bytes);
+            if text.to_ascii_lowercase().contains("password") {
+                Some(format!(
+                    "{REDACTED} non-JSON body of {} bytes that mentions a password",
+                    bytes.len()
+                ))
+            } else {
+                Some(text.into_owned())
+            }
+        }
+    }
+}
+
+/// A query string with any password in its filter redacted.
+pub fn query(query: Option<&str>) -> Option<String> {
+    let query = query?;
+    let mut redacted = false;
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| {
+            if k.eq_ignore_ascii_case("filter") {
+                if let Some(safe) = redact_filter(&v) {
+                    redacted = true;
+                    return (k.into_owned(), safe);
+                }
+            }
+            (k.into_owned(), v.into_owned())
+        })
+        .collect();
+    if !redacted {
+        return Some(query.to_owned());
+    }
+    Some(
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_keep_the_scheme_and_hide_the_secret() {
+        let shown = fingerprint("Bearer s3cr3t-token");
+        assert!(
+            shown.starts_with("Bearer sha256:") && shown.len() == "Bearer sha256:".len() + 8,
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cr3t"));
+        assert_ne!(fingerprint("Bearer a"), fingerprint("Bearer b"));
+        assert!(fingerprint("session=abc; other=def").starts_with("sha256:"));
+    }
+
+    #[test]
+    fn headers_and_bodies() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer tok".parse().unwrap());
+        headers.insert("x-api-key", "k3y".parse().unwrap());
+        headers.insert("content-type", "application/scim+json".parse().unwrap());
+        let shown = Redactor::new(&["X-Api-Key".to_owned()]).headers(&headers).to_string();
+        assert!(!shown.contains("tok\"") && !shown.contains("k3y"), "{shown}");
+        assert!(shown.contains("application/scim+json"));
+        let stored = body(br#"{"userName":"a","PassWord":"hunter2"}"#).unwrap();
+        assert!(!stored.contains("hunter2"));
+        assert_eq!(body(br#"{"a": 1}"#).unwrap(), r#"{"a": 1}"#, "kept byte for byte");
+        assert!(!body(b"password=hunter2").unwrap().contains("hunter2"));
+        let q = query(Some("filter=password+eq+%22hunter2%22&count=1")).unwrap();
+        assert!(!q.contains("hunter2"), "{q}");
+    }
+}

@@ -1,0 +1,124 @@
+//! Listeners: accept loops for the proxy (plain or TLS) and the admin API, serving HTTP/1.1
+//! and HTTP/2 with hyper-util's auto builder, and draining connections on shutdown.
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+/// Something that answers requests.
+pub(crate) trait Handler: Send + Sync + 'static {
+    fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        scheme: &'static str,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send;
+}
+
+/// How long shutdown waits for exchanges in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections until `shutdown` turns true, then lets the open ones finish.
+pub(crate) async fn serve<H: Handler>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    handler: Arc<H>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: wait rather than spin.
+                        tracing::warn!(%error, "Accepting a connection failed.");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let handler = Arc::clone(&handler);
+                let service = service_fn(move |request| {
+                    let handler = Arc::clone(&handler);
+                    async move { Ok::<_, Infallible>(handler.handle(request, peer, scheme).await) }
+                });
+                match &tls {
+                    None => {
+                        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                        tokio::spawn(async move {
+                            if let Err(error) = connection.await {
+                                tracing::debug!(%error, %peer, "Connection ended with an error.");
+                            }
+                        });
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        let builder = builder.clone();
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(error)) => {
+                                    tracing::debug!(%error, %peer, "TLS handshake failed.");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out.");
+                                    return;
+                                }
+                            };
+                            let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                            if let Err(error) = connection.await {
+                                tracing::debug!(%error, %peer, "Connection ended with an error.");
+                            }
+                        });
+                    }
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("Connections still open after the drain timeout were closed.");
+    }
+}
+
+/// A TLS acceptor from PEM files, offering HTTP/2 and HTTP/1.1.
+pub(crate) fn tls_acceptor(files: &crate::config::TlsFiles) -> Result<TlsAcceptor, String> {
+    let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+    let cert_pem = read(&files.cert_path)?;
+    let key_pem = read(&files.key_path)?;
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", files.cert_path.display()))?;
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| format!("{}: {e}", files.key_path.display()))?
+        .ok_or_else(|| format!("{} holds no private key", files.key_path.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and key do not work together: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}

@@ -1,0 +1,77 @@
+//! scimtrail itself, started in-process through the same composition root as the binary,
+//! on loopback port 0, with a fresh store.
+
+use crate::Client;
+use scimtrail_app::config::RawConfig;
+use scimtrail_app::{Overrides, Settings};
+use scimtrail_proxy::Running;
+use scimtrail_store::Store;
+
+/// A fresh store URL per backend: a new SQLite file, and a new PostgreSQL database when
+/// `SCIMTRAIL_TEST_POSTGRES_URL` names a server (`.ci/run` starts one).
+pub async fn fresh_store_urls() -> Vec<String> {
+    let file = std::env::temp_dir().join(format!("scimtrail-it-{}.db", uuid::Uuid::new_v4()));
+    let mut urls = vec![format!("sqlite://{}", file.display())];
+    if let Ok(url) = std::env::var("SCIMTRAIL_TEST_POSTGRES_URL") {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&url)
+            .await
+            .expect("SCIMTRAIL_TEST_POSTGRES_URL connects");
+        let name = format!("scimtrail_it_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create a test database");
+        let (base, _) = url.rsplit_once('/').expect("a database URL");
+        urls.push(format!("{base}/{name}"));
+    }
+    urls
+}
+
+/// A running proxy with its store and clients for both listeners.
+pub struct TestProxy {
+    /// The running proxy.
+    pub running: Running,
+    /// Its store.
+    pub store: Store,
+    /// The store URL.
+    pub store_url: String,
+    /// A client for the proxy listener.
+    pub client: Client,
+    /// A client for the admin listener.
+    pub admin: Client,
+}
+
+/// Starts scimtrail from a configuration text (listen addresses are forced to port 0).
+pub async fn start(config: &str, store_url: &str) -> TestProxy {
+    start_with(config, store_url, |_| {}).await
+}
+
+/// Like [`start`], with a last change to the resolved settings (e.g. secrets, which the
+/// configuration file reads from the environment).
+pub async fn start_with(config: &str, store_url: &str, adjust: impl FnOnce(&mut Settings)) -> TestProxy {
+    let raw = RawConfig::from_toml(config, "test config").expect("a valid test configuration");
+    let flags = Overrides {
+        listen: Some("127.0.0.1:0".into()),
+        admin_listen: Some("127.0.0.1:0".into()),
+        store: Some(store_url.to_owned()),
+        ..Overrides::default()
+    };
+    let mut settings = Settings::resolve(raw, &flags).expect("valid settings");
+    adjust(&mut settings);
+    let (running, store) = scimtrail_app::start(&settings).await.expect("scimtrail starts");
+    let client = Client::new(format!("http://{}", running.proxy_addr));
+    let admin = Client::new(format!("http://{}", running.admin_addr));
+    TestProxy {
+        running,
+        store,
+        store_url: store_url.to_owned(),
+        client,
+        admin,
+    }
+}
+
+/// A configuration with one route to `upstream`.
+pub fn single_route(upstream: &str, extra: &str) -> String {
+    format!("[[route]]\nname = \"app\"\nidp = \"okta\"\nupstream = \"{upstream}\"\n{extra}")
+}

@@ -1,0 +1,502 @@
+//! The recording proxy in front of the reference application, over real HTTP, with a real
+//! store: SQLite always, PostgreSQL too when `SCIMTRAIL_TEST_POSTGRES_URL` is set.
+
+use http::{Method, StatusCode};
+use scimtrail_integration::proxy::{fresh_store_urls, single_route, start, start_with, TestProxy};
+use scimtrail_integration::{refapp, slow, TestResponse};
+use scimtrail_proxy::{Secret, UpstreamAuth};
+use scimtrail_store::{Exchange, ExchangeQuery};
+use serde_json::{json, Value};
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+fn exchange_id(response: &TestResponse) -> String {
+    response
+        .header("scimtrail-exchange-id")
+        .expect("every response carries its exchange id")
+        .to_owned()
+}
+
+async fn record(proxy: &TestProxy, response: &TestResponse) -> Exchange {
+    proxy
+        .store
+        .get(&exchange_id(response))
+        .await
+        .expect("the exchange is recorded")
+}
+
+#[track_caller]
+fn assert_recorded(exchange: &Exchange, operation: &str, lifecycle: Option<&str>, resource: &str, outcome: &str) {
+    assert_eq!(exchange.operation, operation, "{exchange:?}");
+    assert_eq!(exchange.lifecycle.as_deref(), lifecycle, "{exchange:?}");
+    assert_eq!(exchange.resource_type.as_deref(), Some(resource), "{exchange:?}");
+    assert_eq!(exchange.outcome, outcome, "{exchange:?}");
+}
+
+#[tokio::test]
+async fn every_request_kind_is_recorded_with_its_fields() {
+    for store_url in fresh_store_urls().await {
+        let (app, _) = refapp::start().await;
+        let proxy = start(&single_route(&app.base_url(), ""), &store_url).await;
+        let client = &proxy.client;
+
+        let created = client
+            .post(
+                "/Users",
+                &json!({"schemas": [USER], "userName": "bjensen", "active": true}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED);
+        let user_id = created.body["id"].as_str().unwrap().to_owned();
+        let exchange = record(&proxy, &created).await;
+        assert_recorded(&exchange, "create", Some("provision"), "Users", "ok");
+        assert_eq!(
+            exchange.resource_id.as_deref(),
+            Some(user_id.as_str()),
+            "learned from the response"
+        );
+        assert_eq!(exchange.user_name.as_deref(), Some("bjensen"));
+        assert_eq!((exchange.status, exchange.upstream_status), (Some(201), Some(201)));
+        assert_eq!(exchange.route.as_deref(), Some("app"));
+        assert_eq!(exchange.idp.as_deref(), Some("okta"));
+        assert!(exchange.duration_ms.is_some());
+        let json = exchange.to_json();
+        assert_eq!(json["request"]["body"]["userName"], "bjensen");
+        assert_eq!(json["forwarded"]["body"]["userName"], "bjensen");
+        assert_eq!(json["forwarded"]["headers"]["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(json["response"]["body"]["id"], user_id.as_str());
+
+        let lookup = client
+            .get("/Users?filter=userName%20eq%20%22bjensen%22&startIndex=1&count=100")
+            .await;
+        let exchange = record(&proxy, &lookup).await;
+        assert_recorded(&exchange, "search", Some("lookup"), "Users", "ok");
+        assert_eq!(exchange.user_name.as_deref(), Some("bjensen"));
+        assert_eq!(
+            exchange.query.as_deref(),
+            Some("filter=userName%20eq%20%22bjensen%22&startIndex=1&count=100")
+        );
+
+        let read = client.get(&format!("/Users/{user_id}")).await;
+        let exchange = record(&proxy, &read).await;
+        assert_recorded(&exchange, "get", None, "Users", "ok");
+        assert_eq!(
+            exchange.user_name.as_deref(),
+            Some("bjensen"),
+            "learned from the response"
+        );
+
+        let replaced = client
+            .put(
+                &format!("/Users/{user_id}"),
+                &json!({"schemas": [USER], "userName": "bjensen", "active": true, "title": "Guide"}),
+            )
+            .await;
+        assert_recorded(
+            &record(&proxy, &replaced).await,
+            "replace",
+            Some("update"),
+            "Users",
+            "ok",
+        );
+        let deactivate = json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": false}}]});
+        let deactivated = client.patch(&format!("/Users/{user_id}"), &deactivate).await;
+        assert_recorded(
+            &record(&proxy, &deactivated).await,
+            "patch",
+            Some("deactivate"),
+            "Users",
+            "ok",
+        );
+        let reactivate =
+            json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": true}]});
+        let reactivated = client.patch(&format!("/Users/{user_id}"), &reactivate).await;
+        assert_recorded(
+            &record(&proxy, &reactivated).await,
+            "patch",
+            Some("reactivate"),
+            "Users",
+            "ok",
+        );
+
+        let group = client
+            .post(
+                "/Groups",
+                &json!({"schemas": [GROUP], "displayName": "Guides", "members": []}),
+            )
+            .await;
+        assert_recorded(
+            &record(&proxy, &group).await,
+            "create",
+            Some("provision"),
+            "Groups",
+            "ok",
+        );
+        let group_id = group.body["id"].as_str().unwrap().to_owned();
+        let add = json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": user_id}]}]});
+        let added = client.patch(&format!("/Groups/{group_id}"), &add).await;
+        assert_recorded(
+            &record(&proxy, &added).await,
+            "patch",
+            Some("membership"),
+            "Groups",
+            "ok",
+        );
+
+        // A refusal by the application is recorded as failed, with its error body.
+        let refused = client
+            .patch(
+                &format!("/Users/{user_id}"),
+                &json!({"schemas": [PATCH_OP], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        let exchange = record(&proxy, &refused).await;
+        assert_recorded(&exchange, "patch", Some("deactivate"), "Users", "failed");
+        assert_eq!(exchange.to_json()["response"]["body"]["scimType"], "invalidSyntax");
+
+        let bulk = client
+            .post("/Bulk", &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [{"method": "POST", "path": "/Users", "bulkId": "a", "data": {"schemas": [USER], "userName": "bulk"}}]}))
+            .await;
+        assert_recorded(&record(&proxy, &bulk).await, "bulk", None, "Bulk", "ok");
+        let discovery = client.get("/ServiceProviderConfig").await;
+        assert_recorded(
+            &record(&proxy, &discovery).await,
+            "discovery",
+            None,
+            "ServiceProviderConfig",
+            "ok",
+        );
+
+        let deleted = client.delete(&format!("/Users/{user_id}")).await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+        assert_recorded(
+            &record(&proxy, &deleted).await,
+            "delete",
+            Some("deprovision"),
+            "Users",
+            "ok",
+        );
+
+        let page = proxy
+            .store
+            .list(&ExchangeQuery {
+                limit: 100,
+                ..ExchangeQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 12, "{store_url}");
+        assert!(page.items.iter().all(|e| e.outcome != "in_flight"));
+        proxy.running.shutdown().await;
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_store() {
+    const IDP_TOKEN: &str = "idp-bearer-7f3a9c";
+    const UPSTREAM_TOKEN: &str = "upstream-bearer-2b8d4e";
+    const COOKIE: &str = "session-cookie-5c1e";
+    const API_KEY: &str = "custom-api-key-9d0f";
+    let passwords = [
+        "create-pw-11aa",
+        "patch-path-pw-22bb",
+        "patch-value-pw-33cc",
+        "bulk-pw-44dd",
+        "put-pw-55ee",
+        "filter-pw-66ff",
+    ];
+    for store_url in fresh_store_urls().await {
+        let (app, _) = refapp::start().await;
+        let config = single_route(&app.base_url(), "[record]\nredact_headers = [\"x-api-key\"]\n");
+        let proxy = start_with(&config, &store_url, |settings| {
+            settings.proxy.routes[0].upstream_auth = Some(UpstreamAuth::Bearer(Secret::new(UPSTREAM_TOKEN)));
+        })
+        .await;
+        let idp_auth = format!("Bearer {IDP_TOKEN}");
+        let cookie = format!("sid={COOKIE}");
+        let headers = [
+            ("authorization", idp_auth.as_str()),
+            ("cookie", cookie.as_str()),
+            ("x-api-key", API_KEY),
+        ];
+        let send = |method: Method, path: String, body: Value| {
+            let client = proxy.client.clone();
+            async move { client.send(method, &path, Some(&body), &headers).await }
+        };
+        let created = send(
+            Method::POST,
+            "/Users".into(),
+            json!({"schemas": [USER], "userName": "secretive", "PassWord": passwords[0]}),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED);
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let patch = json!({"schemas": [PATCH_OP], "Operations": [
+            {"op": "replace", "path": "password", "value": passwords[1]},
+            {"op": "replace", "value": {"password": passwords[2]}}
+        ]});
+        assert_eq!(
+            send(Method::PATCH, format!("/Users/{id}"), patch).await.status,
+            StatusCode::OK
+        );
+        let bulk = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "b", "data": {"schemas": [USER], "userName": "bulky", "password": passwords[3]}}
+        ]});
+        assert_eq!(send(Method::POST, "/Bulk".into(), bulk).await.status, StatusCode::OK);
+        send(
+            Method::PUT,
+            format!("/Users/{id}"),
+            json!({"schemas": [USER], "userName": "secretive", "password": passwords[4]}),
+        )
+        .await;
+        let search = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": format!("password eq \"{}\"", passwords[5])});
+        send(Method::POST, "/Users/.search".into(), search).await;
+        proxy
+            .client
+            .send(
+                Method::GET,
+                &format!("/Users?filter=password%20eq%20%22{}%22", passwords[5]),
+                None,
+                &headers,
+            )
+            .await;
+        proxy.running.shutdown().await;
+
+        // Every stored row, every column, as the store returns it…
+        let page = proxy
+            .store
+            .list(&ExchangeQuery {
+                limit: 1000,
+                ..ExchangeQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 6);
+        let mut everything: String = page.items.iter().map(|e| format!("{e:?}")).collect();
+        // …and, for SQLite, the raw database and WAL files.
+        if let Some(path) = store_url.strip_prefix("sqlite://") {
+            for file in [path.to_owned(), format!("{path}-wal")] {
+                if let Ok(bytes) = std::fs::read(&file) {
+                    everything.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+        }
+        for secret in [IDP_TOKEN, UPSTREAM_TOKEN, COOKIE, API_KEY]
+            .iter()
+            .chain(passwords.iter())
+        {
+            assert!(!everything.contains(secret), "{secret} reached the store ({store_url})");
+        }
+        // The fingerprints are there, so operators can tell tokens apart.
+        assert!(everything.contains("Bearer sha256:"));
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn the_proxys_own_refusals_are_scim_errors_and_recorded_as_rejected() {
+    for store_url in fresh_store_urls().await {
+        let (app, _) = refapp::start().await;
+        let config = format!(
+            "[record]\nmax_body_bytes = 1024\n{}",
+            single_route(&app.base_url(), "path_prefix = \"/okta\"\n")
+        );
+        let proxy = start_with(&config, &store_url, |settings| {
+            settings.proxy.routes[0].idp_token = Some(Secret::new("the-idp-token"));
+        })
+        .await;
+        let auth = [("authorization", "Bearer the-idp-token")];
+
+        let big = json!({"schemas": [USER], "userName": "x".repeat(2000)});
+        let too_large = proxy.client.send(Method::POST, "/okta/Users", Some(&big), &auth).await;
+        assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(too_large.body["scimType"], "tooLarge");
+        assert_eq!(too_large.body["status"], "413");
+        assert_eq!(too_large.header("scimtrail-error"), Some("too_large"));
+        let exchange = record(&proxy, &too_large).await;
+        assert_eq!(
+            (exchange.outcome.as_str(), exchange.status, exchange.upstream_status),
+            ("rejected", Some(413), None)
+        );
+        assert!(exchange.forwarded_headers.is_none(), "nothing was forwarded");
+
+        let no_route = proxy.client.send(Method::GET, "/entra/Users", None, &auth).await;
+        assert_eq!(no_route.status, StatusCode::NOT_FOUND);
+        assert!(no_route.body["detail"].as_str().unwrap().contains("/okta"));
+        let exchange = record(&proxy, &no_route).await;
+        assert_eq!(
+            (exchange.outcome.as_str(), exchange.route.as_deref()),
+            ("rejected", None)
+        );
+
+        let unauthorized = proxy
+            .client
+            .send(Method::GET, "/okta/Users", None, &[("authorization", "Bearer wrong")])
+            .await;
+        assert_eq!(unauthorized.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(record(&proxy, &unauthorized).await.outcome, "rejected");
+
+        let fine = proxy.client.send(Method::GET, "/okta/Users", None, &auth).await;
+        assert_eq!(fine.status, StatusCode::OK);
+        assert_eq!(record(&proxy, &fine).await.path, "/okta/Users");
+        proxy.running.shutdown().await;
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_or_slow_application_is_a_scim_error_recorded_unreachable() {
+    for store_url in fresh_store_urls().await {
+        let down = slow::closed().await;
+        let proxy = start(&single_route(&format!("http://{down}"), ""), &store_url).await;
+        let response = proxy
+            .client
+            .post("/Users", &json!({"schemas": [USER], "userName": "a"}))
+            .await;
+        assert_eq!(response.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            response.body["schemas"][0],
+            "urn:ietf:params:scim:api:messages:2.0:Error"
+        );
+        assert_eq!(response.header("scimtrail-error"), Some("unreachable"));
+        let exchange = record(&proxy, &response).await;
+        assert_eq!(
+            (exchange.outcome.as_str(), exchange.status, exchange.upstream_status),
+            ("unreachable", Some(502), None)
+        );
+        assert!(
+            exchange.forwarded_headers.is_some(),
+            "the attempt is recorded as forwarded"
+        );
+        proxy.running.shutdown().await;
+
+        let silent = slow::silent().await;
+        let proxy = start(
+            &single_route(&format!("http://{silent}"), "timeout_secs = 1\n"),
+            &store_url,
+        )
+        .await;
+        let response = proxy.client.get("/Users").await;
+        assert_eq!(response.status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(response.header("scimtrail-error"), Some("timeout"));
+        let exchange = record(&proxy, &response).await;
+        assert_eq!((exchange.outcome.as_str(), exchange.status), ("unreachable", Some(504)));
+        assert!(exchange
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("did not answer within 1 s"));
+        proxy.running.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn admin_listener_serves_health_metrics_and_the_exchanges_api() {
+    for store_url in fresh_store_urls().await {
+        let (app, _) = refapp::start().await;
+        let proxy = start_with(&single_route(&app.base_url(), ""), &store_url, |settings| {
+            settings.proxy.admin_token = Some(Secret::new("admin-token"));
+        })
+        .await;
+        let created = proxy
+            .client
+            .post("/Users", &json!({"schemas": [USER], "userName": "admin-view"}))
+            .await;
+        proxy.client.get("/Nope").await;
+        let admin = &proxy.admin;
+        assert_eq!(admin.get("/healthz").await.status, StatusCode::OK);
+        let ready = admin.get("/readyz").await;
+        assert_eq!(
+            (ready.status, ready.body["store"].clone()),
+            (StatusCode::OK, json!("reachable"))
+        );
+        let metrics = String::from_utf8_lossy(&admin.get("/metrics").await.bytes).into_owned();
+        assert!(
+            metrics.contains("scimtrail_exchanges_total{route=\"app\",idp=\"okta\",method=\"POST\",outcome=\"ok\"} 1"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("scimtrail_record_batch_size_count"));
+        assert!(metrics.contains("scimtrail_upstream_duration_seconds_bucket"));
+
+        assert_eq!(admin.get("/api/v1/exchanges").await.status, StatusCode::UNAUTHORIZED);
+        let auth = [("authorization", "Bearer admin-token")];
+        let listed = admin.send(Method::GET, "/api/v1/exchanges?limit=1", None, &auth).await;
+        assert_eq!(listed.status, StatusCode::OK);
+        assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+        let cursor = listed.body["next_cursor"].as_str().expect("a second page").to_owned();
+        let next = admin
+            .send(
+                Method::GET,
+                &format!("/api/v1/exchanges?limit=1&cursor={cursor}"),
+                None,
+                &auth,
+            )
+            .await;
+        assert_eq!(next.body["items"][0]["id"], exchange_id(&created).as_str());
+        let failed = admin
+            .send(Method::GET, "/api/v1/exchanges?failed=true", None, &auth)
+            .await;
+        assert_eq!(
+            failed.body["items"].as_array().unwrap().len(),
+            1,
+            "the 404 from the application"
+        );
+        let one = admin
+            .send(
+                Method::GET,
+                &format!("/api/v1/exchanges/{}", exchange_id(&created)),
+                None,
+                &auth,
+            )
+            .await;
+        assert_eq!(one.body["user_name"], "admin-view");
+        assert_eq!(one.body["lifecycle"], "provision");
+        assert_eq!(
+            admin
+                .send(Method::GET, "/api/v1/exchanges/nope", None, &auth)
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            admin
+                .send(Method::GET, "/api/v1/exchanges?colour=red", None, &auth)
+                .await
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+        proxy.running.shutdown().await;
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn async_mode_records_behind_and_counts_nothing_dropped() {
+    let (app, _) = refapp::start().await;
+    let store_url = fresh_store_urls().await.remove(0);
+    let proxy = start(
+        &single_route(&app.base_url(), "[record]\nmode = \"async\"\n"),
+        &store_url,
+    )
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(exchange_id(
+            &proxy
+                .client
+                .post("/Users", &json!({"schemas": [USER], "userName": format!("async{i}")}))
+                .await,
+        ));
+    }
+    let metrics = String::from_utf8_lossy(&proxy.admin.get("/metrics").await.bytes).into_owned();
+    proxy.running.shutdown().await;
+    for id in ids {
+        assert_eq!(proxy.store.get(&id).await.unwrap().outcome, "ok");
+    }
+    assert!(metrics.contains("scimtrail_record_dropped_total 0"));
+    app.shutdown().await;
+}
