@@ -59,6 +59,27 @@ impl Client {
         self.send_raw(method, path, bytes, content_type, headers).await
     }
 
+    /// Sends a request and reports a transport failure instead of failing the test (for
+    /// load against a server that is about to be killed).
+    pub async fn try_send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<TestResponse, String> {
+        let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let mut builder = Request::builder().method(method).uri(format!("{}{path}", self.base));
+        if body.is_some() {
+            builder = builder.header("content-type", "application/scim+json");
+        }
+        let request = builder.body(Full::new(bytes)).map_err(|e| e.to_string())?;
+        let response = self.inner.request(request).await.map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(TestResponse {
+            status: parts.status,
+            headers: parts.headers,
+            bytes,
+            body,
+        })
+    }
+
     /// Sends raw bytes with the given content type.
     pub async fn send_raw(
         &self,

@@ -1,0 +1,160 @@
+//! The `scimtrail` binary as an operator runs it: `serve` killed with SIGKILL under concurrent
+//! load loses no acknowledged exchange, and `exchanges list` shows what it recorded.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use http::Method;
+use scimtrail_integration::proxy::fresh_store_urls;
+use scimtrail_integration::{refapp, Client};
+use scimtrail_store::{ExchangeQuery, Store};
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_scimtrail");
+
+/// Starts `scimtrail serve --upstream …` on a free port and returns it with its address.
+async fn serve(upstream: &str, store_url: &str) -> (Child, String) {
+    let mut child = Command::new(BINARY)
+        .args([
+            "serve",
+            "--upstream",
+            upstream,
+            "--store",
+            store_url,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env("SCIMTRAIL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("scimtrail serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let addr = tokio::task::spawn_blocking(move || {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("a line");
+            if let Some(addr) = line.strip_prefix("scimtrail: proxy on http://") {
+                return addr.to_owned();
+            }
+        }
+        panic!("serve ended without printing its address");
+    });
+    let addr = tokio::time::timeout(Duration::from_secs(30), addr)
+        .await
+        .expect("serve prints its address")
+        .expect("reader");
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_under_load_loses_no_acknowledged_exchange() {
+    for store_url in fresh_store_urls().await {
+        let (app, _) = refapp::start().await;
+        let (mut child, addr) = serve(&app.base_url(), &store_url).await;
+        let client = Client::new(format!("http://{addr}"));
+        let acknowledged = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::new();
+        for worker in 0..16 {
+            let (client, acknowledged, stop) = (client.clone(), Arc::clone(&acknowledged), Arc::clone(&stop));
+            workers.push(tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("w{worker}-{n}")});
+                    match client.try_send(Method::POST, "/Users", Some(&body)).await {
+                        Ok(response) if response.status.is_success() => {
+                            let id = response.header("scimtrail-exchange-id").expect("exchange id").to_owned();
+                            acknowledged.lock().unwrap().push(id);
+                        }
+                        Ok(_) => {}
+                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        stop.store(true, Ordering::Relaxed);
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        let acknowledged = acknowledged.lock().unwrap().clone();
+        assert!(
+            acknowledged.len() >= 20,
+            "the load ran: {} acknowledged",
+            acknowledged.len()
+        );
+
+        let store = Store::connect(&store_url).await.unwrap();
+        let in_flight_query = ExchangeQuery {
+            outcome: Some("in_flight".into()),
+            limit: 1000,
+            ..ExchangeQuery::default()
+        };
+        let in_flight: Vec<String> = store
+            .list(&in_flight_query)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+
+        // Restart on the same store: the exchanges that were in flight become interrupted.
+        let (mut restarted, _) = serve(&app.base_url(), &store_url).await;
+        for id in &acknowledged {
+            let exchange = store
+                .get(id)
+                .await
+                .unwrap_or_else(|_| panic!("acknowledged exchange {id} has no record ({store_url})"));
+            assert_eq!(exchange.outcome, "ok", "{id}");
+            assert_eq!(exchange.status, Some(201));
+        }
+        for id in &in_flight {
+            assert_eq!(store.get(id).await.unwrap().outcome, "interrupted", "{id}");
+        }
+        assert!(
+            store.list(&in_flight_query).await.unwrap().items.is_empty(),
+            "nothing is left in flight"
+        );
+        eprintln!(
+            "{store_url}: {} acknowledged, {} interrupted",
+            acknowledged.len(),
+            in_flight.len()
+        );
+        restarted.kill().unwrap();
+        restarted.wait().unwrap();
+
+        // What serve recorded, as `exchanges list` shows it.
+        let listed = Command::new(BINARY)
+            .args(["exchanges", "list", "--store", &store_url, "--limit", "5"])
+            .output()
+            .expect("exchanges list runs");
+        assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+        let text = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            text.contains("POST") && text.contains("/Users") && text.contains("default/generic"),
+            "{text}"
+        );
+        let shown = Command::new(BINARY)
+            .args(["exchanges", "show", &acknowledged[0], "--store", &store_url])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(
+            text.contains("== Request as received ==")
+                && text.contains("== Response ==")
+                && text.contains("outcome    ok"),
+            "{text}"
+        );
+        app.shutdown().await;
+    }
+}
