@@ -1,7 +1,7 @@
 //! The `scimtrail` binary as an operator runs it: `serve` killed with SIGKILL under concurrent
 //! load loses no acknowledged exchange, and `exchanges list` shows what it recorded.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)]
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use http::Method;
 use scimtrail_integration::proxy::fresh_store_urls;
