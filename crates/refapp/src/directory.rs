@@ -21,6 +21,8 @@ pub struct Directory {
     resources: HashMap<&'static str, Map<String, Value>>,
     /// Source of `meta.version`: one counter for the whole directory, so versions never repeat.
     version_counter: u64,
+    /// Lowercased userName → user id: uniqueness is checked in O(1), not by a scan.
+    user_names: HashMap<String, String>,
 }
 
 /// A request's view of where the service is, for `meta.location` and `$ref`.
@@ -200,6 +202,20 @@ impl Directory {
         out.insert("id".into(), json!(id));
         out.extend(resource);
         out.insert("meta".into(), Value::Object(meta));
+        if rt.name == USER_TYPE.name {
+            let previous = self
+                .table(rt)
+                .and_then(|t| t.get(id))
+                .and_then(|r| r.get("userName"))
+                .and_then(Value::as_str)
+                .map(str::to_lowercase);
+            if let Some(previous) = previous {
+                self.user_names.remove(&previous);
+            }
+            if let Some(user_name) = out.get("userName").and_then(Value::as_str) {
+                self.user_names.insert(user_name.to_lowercase(), id.to_owned());
+            }
+        }
         self.table_mut(rt).insert(id.to_owned(), Value::Object(out.clone()));
         out
     }
@@ -208,6 +224,10 @@ impl Directory {
     pub fn delete(&mut self, rt: &ResourceType, id: &str, precondition: &Precondition) -> Result<(), ScimError> {
         let current = self.stored(rt, id)?;
         precondition.check(&current_version(current))?;
+        let user_name = current.get("userName").and_then(Value::as_str).map(str::to_lowercase);
+        if let Some(user_name) = user_name {
+            self.user_names.remove(&user_name);
+        }
         self.table_mut(rt).shift_remove(id);
         let mut changed = Vec::new();
         if let Some(groups) = self.resources.get_mut(GROUP_TYPE.name) {
@@ -249,15 +269,11 @@ impl Directory {
     ) -> Result<(), ScimError> {
         if rt.name == USER_TYPE.name {
             if let Some(user_name) = json::get(resource, "userName").and_then(Value::as_str) {
-                let folded = user_name.to_lowercase();
-                let taken = self.table(&USER_TYPE).into_iter().flatten().find(|(other_id, user)| {
-                    other_id.as_str() != id
-                        && user
-                            .get("userName")
-                            .and_then(Value::as_str)
-                            .is_some_and(|u| u.to_lowercase() == folded)
-                });
-                if let Some((other_id, _)) = taken {
+                if let Some(other_id) = self
+                    .user_names
+                    .get(&user_name.to_lowercase())
+                    .filter(|other| other.as_str() != id)
+                {
                     return Err(ScimError::new(
                         409,
                         Some(ScimType::Uniqueness),

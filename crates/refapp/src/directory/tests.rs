@@ -162,3 +162,16 @@ fn bulk_resolves_forward_references_and_honours_fail_on_errors() {
     assert_eq!(results.len(), 1, "processing stops after failOnErrors errors");
     assert_eq!(results[0].status, 404);
 }
+
+#[test]
+fn renaming_or_deleting_a_user_frees_its_user_name() {
+    let mut directory = Directory::new();
+    let id = create_user(&mut directory, "alice");
+    directory
+        .replace(&USER_TYPE, &id, &user("Alicia"), &Precondition::default())
+        .unwrap();
+    create_user(&mut directory, "ALICE");
+    assert_eq!(directory.create(&USER_TYPE, &user("alicia")).unwrap_err().status, 409);
+    directory.delete(&USER_TYPE, &id, &Precondition::default()).unwrap();
+    create_user(&mut directory, "alicia");
+}
