@@ -500,3 +500,72 @@ async fn async_mode_records_behind_and_counts_nothing_dropped() {
     assert!(metrics.contains("scimtrail_record_dropped_total 0"));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn tls_listener_and_an_https_upstream_trusted_through_the_ca_bundle() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls");
+    let (app, _) = refapp::start().await;
+    let urls = fresh_store_urls().await;
+    // A terminates TLS in front of the application…
+    let tls = format!(
+        "[listen]\ntls = {{ cert_path = \"{fixtures}/localhost.crt\", key_path = \"{fixtures}/localhost.key\" }}\n"
+    );
+    let inner = start(&format!("{tls}{}", single_route(&app.base_url(), "")), &urls[0]).await;
+    // …and B forwards to A over https, trusting A's certificate through ca_bundle_path.
+    let file = std::env::temp_dir().join(format!("scimtrail-it-{}.db", uuid::Uuid::new_v4()));
+    let bundle = format!("[upstream]\nca_bundle_path = \"{fixtures}/localhost.crt\"\n");
+    let outer_upstream = format!("https://127.0.0.1:{}", inner.running.proxy_addr.port());
+    let outer = start(
+        &format!("{bundle}{}", single_route(&outer_upstream, "")),
+        &format!("sqlite://{}", file.display()),
+    )
+    .await;
+
+    let created = outer
+        .client
+        .post("/Users", &json!({"schemas": [USER], "userName": "over-tls"}))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let outer_record = record(&outer, &created).await;
+    assert_eq!(outer_record.outcome, "ok");
+    let inner_page = inner
+        .store
+        .list(&ExchangeQuery {
+            limit: 10,
+            ..ExchangeQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(inner_page.items.len(), 1);
+    let inner_json = inner_page.items[0].to_json();
+    assert_eq!(
+        inner_json["forwarded"]["headers"]["x-forwarded-proto"], "https",
+        "A received the request over TLS"
+    );
+    assert_eq!(inner_json["response"]["body"]["userName"], "over-tls");
+
+    // Without the bundle, the self-signed certificate is refused: 502, recorded unreachable.
+    let untrusting = start(
+        &single_route(&outer_upstream, ""),
+        &format!("sqlite://{}", file.display()),
+    )
+    .await;
+    let refused = untrusting.client.get("/Users").await;
+    assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
+    let exchange = record(&untrusting, &refused).await;
+    assert_eq!(exchange.outcome, "unreachable");
+    assert!(
+        exchange
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .to_lowercase()
+            .contains("certificate"),
+        "{:?}",
+        exchange.error
+    );
+    for proxy in [untrusting, outer, inner] {
+        proxy.running.shutdown().await;
+    }
+    app.shutdown().await;
+}
