@@ -148,8 +148,11 @@ fn as_bool(value: &Value) -> Option<bool> {
 }
 
 fn operations(body: Option<&Value>) -> impl Iterator<Item = &serde_json::Map<String, Value>> {
-    body.and_then(|b| b.as_object())
-        .and_then(|b| json::get(b, "Operations"))
+    body.and_then(|b| b.as_object()).into_iter().flat_map(operations_of)
+}
+
+fn operations_of(body: &serde_json::Map<String, Value>) -> impl Iterator<Item = &serde_json::Map<String, Value>> {
+    json::get(body, "Operations")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -195,7 +198,7 @@ fn body_user_name(operation: &str, body: Option<&Value>) -> Option<String> {
     let body = body?.as_object()?;
     match operation {
         "create" | "replace" => json::get(body, "userName").and_then(Value::as_str).map(str::to_owned),
-        "patch" => operations(Some(&Value::Object(body.clone()))).find_map(|op| {
+        "patch" => operations_of(body).find_map(|op| {
             let value = json::get(op, "value")?;
             match json::get(op, "path").and_then(Value::as_str) {
                 Some(path) if path.eq_ignore_ascii_case("userName") => value.as_str().map(str::to_owned),

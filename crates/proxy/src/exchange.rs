@@ -138,8 +138,8 @@ impl Proxy {
                 return self.answer(new, started, answer).await;
             }
         };
-        new.request_body = redact::body(&body);
-        let request_json: Option<Value> = serde_json::from_slice(&body).ok();
+        let (stored_body, request_json) = redact::body(&body);
+        new.request_body = stored_body;
         let rest = relative_path(&path, &route.path_prefix);
         let classification = classify(parts.method.as_str(), &rest, query.as_deref(), request_json.as_ref());
         new.resource_type = classification.resource_type.clone();
@@ -232,7 +232,7 @@ impl Proxy {
 
         let status = upstream_parts.status;
         let outcome = if status.as_u16() >= 400 { "failed" } else { "ok" };
-        let response_json: Option<Value> = serde_json::from_slice(&upstream_bytes).ok();
+        let (response_body, response_json) = redact::body(&upstream_bytes);
         let (learned_id, learned_user) = learn_from_response(&classification, response_json.as_ref());
         let mut response = Response::new(Full::new(upstream_bytes.clone()));
         *response.status_mut() = status;
@@ -246,7 +246,7 @@ impl Proxy {
             upstream_status: Some(status.as_u16()),
             status: status.as_u16(),
             response_headers: self.redactor.headers(response.headers()),
-            response_body: redact::body(&upstream_bytes),
+            response_body,
             outcome: outcome.to_owned(),
             findings: json!([]),
             bulk_operations: None,

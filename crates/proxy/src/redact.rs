@@ -64,30 +64,34 @@ pub fn fingerprint(value: &str) -> String {
     }
 }
 
-/// A body as it is stored: JSON with every password redacted; other text as is unless it
-/// mentions a password, in which case only its size is kept.
-pub fn body(bytes: &[u8]) -> Option<String> {
+/// A body as it is stored — JSON with every password redacted; other text as is unless it
+/// mentions a password, in which case only its size is kept — and, when it is JSON, the
+/// parsed (redacted) value, so that callers do not parse it again.
+pub fn body(bytes: &[u8]) -> (Option<String>, Option<Value>) {
     if bytes.is_empty() {
-        return None;
+        return (None, None);
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(mut value) => {
-            if redact_passwords(&mut value) == 0 {
+            let stored = if redact_passwords(&mut value) == 0 {
                 // Keep the body exactly as received when there was nothing to redact.
-                return Some(String::from_utf8_lossy(bytes).into_owned());
-            }
-            Some(value.to_string())
+                String::from_utf8_lossy(bytes).into_owned()
+            } else {
+                value.to_string()
+            };
+            (Some(stored), Some(value))
         }
         Err(_) => {
             let text = String::from_utf8_lossy(bytes);
-            if text.to_ascii_lowercase().contains("password") {
-                Some(format!(
+            let stored = if text.to_ascii_lowercase().contains("password") {
+                format!(
                     "{REDACTED} non-JSON body of {} bytes that mentions a password",
                     bytes.len()
-                ))
+                )
             } else {
-                Some(text.into_owned())
-            }
+                text.into_owned()
+            };
+            (Some(stored), None)
         }
     }
 }
@@ -142,10 +146,11 @@ mod tests {
         let shown = Redactor::new(&["X-Api-Key".to_owned()]).headers(&headers).to_string();
         assert!(!shown.contains("tok\"") && !shown.contains("k3y"), "{shown}");
         assert!(shown.contains("application/scim+json"));
-        let stored = body(br#"{"userName":"a","PassWord":"hunter2"}"#).unwrap();
-        assert!(!stored.contains("hunter2"));
-        assert_eq!(body(br#"{"a": 1}"#).unwrap(), r#"{"a": 1}"#, "kept byte for byte");
-        assert!(!body(b"password=hunter2").unwrap().contains("hunter2"));
+        let (stored, parsed) = body(br#"{"userName":"a","PassWord":"hunter2"}"#);
+        assert!(!stored.unwrap().contains("hunter2"));
+        assert_eq!(parsed.unwrap()["userName"], "a");
+        assert_eq!(body(br#"{"a": 1}"#).0.unwrap(), r#"{"a": 1}"#, "kept byte for byte");
+        assert!(!body(b"password=hunter2").0.unwrap().contains("hunter2"));
         let q = query(Some("filter=password+eq+%22hunter2%22&count=1")).unwrap();
         assert!(!q.contains("hunter2"), "{q}");
     }
