@@ -2,6 +2,7 @@
 //! `deny_unknown_fields`, checked into [`Settings`].
 
 use scimtrail_proxy::{ProxyConfig, RecordMode, Route, Secret, TlsFiles, UpstreamAuth};
+use scimtrail_store::SqliteSync;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -111,6 +112,9 @@ pub struct RawStore {
     pub url_env: Option<String>,
     /// This instance's name in the store.
     pub instance: Option<String>,
+    /// SQLite only: `full` (fsync at every commit) or `normal` (survives a killed process,
+    /// not a power loss).
+    pub sqlite_synchronous: Option<String>,
 }
 
 /// `[record]`.
@@ -215,6 +219,8 @@ pub struct Settings {
     pub proxy: ProxyConfig,
     /// The store URL.
     pub store_url: String,
+    /// How SQLite commits.
+    pub sqlite_sync: SqliteSync,
     /// `human` or `json`.
     pub log_format: String,
     /// The tracing filter.
@@ -297,6 +303,15 @@ impl Settings {
                 without_password(&store_url)
             )));
         }
+        let sqlite_sync = match raw.store.sqlite_synchronous.as_deref().unwrap_or("full") {
+            "full" => SqliteSync::Full,
+            "normal" => SqliteSync::Normal,
+            other => {
+                return Err(invalid(format!(
+                    "[store] sqlite_synchronous \"{other}\": use \"full\" or \"normal\""
+                )))
+            }
+        };
         let record_mode = match raw.record.mode.as_deref().unwrap_or("durable") {
             "durable" => RecordMode::Durable,
             "async" => RecordMode::Async,
@@ -379,6 +394,7 @@ impl Settings {
                 ca_bundle: raw.upstream.ca_bundle_path,
             },
             store_url,
+            sqlite_sync,
             log_format,
             log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
         })
@@ -388,12 +404,13 @@ impl Settings {
     pub fn describe(&self) -> String {
         let p = &self.proxy;
         let mut out = format!(
-            "listen = {}{}\nadmin = {} (token: {})\nstore = {}\ninstance = {}\nrecord = {:?}, max_body_bytes {}, max_response_bytes {}, queue {}, batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
+            "listen = {}{}\nadmin = {} (token: {})\nstore = {} (sqlite_synchronous {:?})\ninstance = {}\nrecord = {:?}, max_body_bytes {}, max_response_bytes {}, queue {}, batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
             p.listen,
             if p.tls.is_some() { " (TLS)" } else { "" },
             p.admin_listen,
             if p.admin_token.is_some() { "set, redacted" } else { "none" },
             without_password(&self.store_url),
+            self.sqlite_sync,
             p.instance,
             p.record_mode,
             p.max_body_bytes,

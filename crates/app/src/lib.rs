@@ -32,18 +32,23 @@ pub enum AppError {
 
 /// Connects to the store (creating and migrating it) and starts the proxy.
 pub async fn start(settings: &Settings) -> Result<(Running, Store), AppError> {
-    let store = connect(&settings.store_url).await?;
+    let store = connect_with(&settings.store_url, settings.sqlite_sync).await?;
     let running = scimtrail_proxy::start(settings.proxy.clone(), store.clone()).await?;
     Ok((running, store))
 }
 
 /// Connects to a store and applies its migrations.
 pub async fn connect(url: &str) -> Result<Store, AppError> {
+    connect_with(url, scimtrail_store::SqliteSync::Full).await
+}
+
+/// Connects with a choice of SQLite commit mode, and applies the migrations.
+pub async fn connect_with(url: &str, sqlite_sync: scimtrail_store::SqliteSync) -> Result<Store, AppError> {
     let failed = |source| AppError::Store {
         url: config::without_password(url),
         source,
     };
-    let store = Store::connect(url).await.map_err(failed)?;
+    let store = Store::connect_with(url, sqlite_sync).await.map_err(failed)?;
     store.migrate().await.map_err(failed)?;
     Ok(store)
 }

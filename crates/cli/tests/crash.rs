@@ -17,19 +17,15 @@ use std::time::Duration;
 const BINARY: &str = env!("CARGO_BIN_EXE_scimtrail");
 
 /// Starts `scimtrail serve --upstream …` on a free port and returns it with its address.
-async fn serve(upstream: &str, store_url: &str) -> (Child, String) {
+/// `config` names an optional configuration file.
+async fn serve(upstream: &str, store_url: &str, config: Option<&str>) -> (Child, String) {
+    let mut args = vec!["serve", "--upstream", upstream, "--store", store_url];
+    args.extend(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+    if let Some(config) = config {
+        args.extend(["--config", config]);
+    }
     let mut child = Command::new(BINARY)
-        .args([
-            "serve",
-            "--upstream",
-            upstream,
-            "--store",
-            store_url,
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
+        .args(args)
         .env("SCIMTRAIL_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -54,9 +50,18 @@ async fn serve(upstream: &str, store_url: &str) -> (Child, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_under_load_loses_no_acknowledged_exchange() {
-    for store_url in fresh_store_urls().await {
+    // SQLite with fsync at every commit (the default), PostgreSQL when configured, and SQLite
+    // with `sqlite_synchronous = "normal"`, which promises exactly this: a killed process
+    // loses nothing it acknowledged.
+    let normal = std::env::temp_dir().join(format!("scimtrail-normal-{}.toml", std::process::id()));
+    std::fs::write(&normal, "[store]\nsqlite_synchronous = \"normal\"\n").unwrap();
+    let normal = normal.display().to_string();
+    let mut cases: Vec<(String, Option<&str>)> = fresh_store_urls().await.into_iter().map(|url| (url, None)).collect();
+    let sqlite_file = std::env::temp_dir().join(format!("scimtrail-normal-{}.db", std::process::id()));
+    cases.push((format!("sqlite://{}", sqlite_file.display()), Some(normal.as_str())));
+    for (store_url, config) in cases {
         let (app, _) = refapp::start().await;
-        let (mut child, addr) = serve(&app.base_url(), &store_url).await;
+        let (mut child, addr) = serve(&app.base_url(), &store_url, config).await;
         let client = Client::new(format!("http://{addr}"));
         let acknowledged = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -109,7 +114,7 @@ async fn serve_killed_under_load_loses_no_acknowledged_exchange() {
             .collect();
 
         // Restart on the same store: the exchanges that were in flight become interrupted.
-        let (mut restarted, _) = serve(&app.base_url(), &store_url).await;
+        let (mut restarted, _) = serve(&app.base_url(), &store_url, config).await;
         for id in &acknowledged {
             let exchange = store
                 .get(id)
@@ -126,7 +131,7 @@ async fn serve_killed_under_load_loses_no_acknowledged_exchange() {
             "nothing is left in flight"
         );
         eprintln!(
-            "{store_url}: {} acknowledged, {} interrupted",
+            "{store_url} ({config:?}): {} acknowledged, {} interrupted",
             acknowledged.len(),
             in_flight.len()
         );

@@ -54,6 +54,16 @@ pub enum StoreError {
     },
 }
 
+/// How SQLite commits a batch (WAL mode, `PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSync {
+    /// fsync at every commit: a committed batch survives a power loss or an OS crash.
+    Full,
+    /// No fsync at commit: a committed batch survives the process being killed (the WAL is in
+    /// the OS page cache), but the last commits can be lost if the machine itself fails.
+    Normal,
+}
+
 /// A connection pool to SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -67,14 +77,22 @@ enum Pool {
 }
 
 impl Store {
-    /// Connects to `sqlite://FILE` (created if missing, WAL, `synchronous=FULL` so that a
-    /// committed batch survives a crash) or `postgres://…`.
+    /// Connects to `sqlite://FILE` (created if missing, WAL, `synchronous=FULL`) or
+    /// `postgres://…`.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, SqliteSync::Full).await
+    }
+
+    /// Connects, choosing how SQLite commits (PostgreSQL follows its server's settings).
+    pub async fn connect_with(url: &str, sqlite_sync: SqliteSync) -> Result<Store, StoreError> {
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
+                .synchronous(match sqlite_sync {
+                    SqliteSync::Full => SqliteSynchronous::Full,
+                    SqliteSync::Normal => SqliteSynchronous::Normal,
+                })
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
             Pool::Sqlite(
