@@ -98,6 +98,8 @@ impl Store {
             Pool::Sqlite(
                 SqlitePoolOptions::new()
                     .max_connections(4)
+                    // A local file does not go stale: skip the ping on every acquire.
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?,
             )
