@@ -241,7 +241,8 @@ impl RawConfig {
     pub fn from_toml(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
         toml::from_str(text).map_err(|error| ConfigError::Parse {
             path: origin.to_owned(),
-            message: error.to_string().trim().to_owned(),
+            // One line: the reason is printed as the command's one-line error.
+            message: error.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
         })
     }
 }
@@ -478,6 +479,14 @@ fn route(raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError>
             raw.upstream
         )));
     }
+    if upstream.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(invalid(format!(
+            "{what}: the upstream URL must not carry credentials; use upstream_auth"
+        )));
+    }
+    if raw.timeout_secs == Some(0) {
+        return Err(invalid(format!("{what}: timeout_secs must be at least 1")));
+    }
     if upstream.query().is_some() {
         return Err(invalid(format!(
             "{what}: upstream \"{}\" must not carry a query string",
@@ -639,6 +648,8 @@ mod tests {
         let cases = [
             ("[[route]]\nname = \"a\"\nidp = \"azure\"\nupstream = \"http://x\"\n", "not one of"),
             ("[[route]]\nname = \"a\"\nupstream = \"ftp://x\"\n", "http:// or https://"),
+            ("[[route]]\nname = \"a\"\nupstream = \"https://u:p@x\"\n", "must not carry credentials"),
+            ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\ntimeout_secs = 0\n", "at least 1"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { bearer_token_env = \"SCIMTRAIL_TEST_UNSET_VARIABLE\" }\n", "SCIMTRAIL_TEST_UNSET_VARIABLE is not set"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { basic_username = \"u\" }\n", "exactly one of"),
             ("[record]\nmode = \"eventually\"\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "durable"),

@@ -66,8 +66,16 @@ pub(crate) async fn run(command: ExchangesCommand) -> anyhow::Result<()> {
     }
 }
 
+/// Opens an existing store: reading must not create an empty SQLite file where a path was
+/// mistyped.
 async fn open(store: Option<String>) -> anyhow::Result<Store> {
-    Ok(scimtrail_app::connect(&crate::store_url(store)).await?)
+    let url = crate::store_url(store);
+    if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
+        if !std::path::Path::new(path).exists() {
+            anyhow::bail!("no store at {path} (give --store sqlite://FILE or postgres://…)");
+        }
+    }
+    Ok(scimtrail_app::connect(&url).await?)
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {

@@ -116,7 +116,15 @@ impl Proxy {
                     .await;
             }
         }
-        let body = match Limited::new(body, self.config.max_body_bytes).collect().await {
+        let read = tokio::time::timeout(route.timeout, Limited::new(body, self.config.max_body_bytes).collect()).await;
+        let read = read.unwrap_or_else(|_| {
+            Err(format!(
+                "the client did not send the body within {} s",
+                route.timeout.as_secs_f64()
+            )
+            .into())
+        });
+        let body = match read {
             Ok(collected) => collected.to_bytes(),
             Err(error) => {
                 let error: BoxError = error;
@@ -141,6 +149,15 @@ impl Proxy {
         let (stored_body, request_json) = redact::body(&body);
         new.request_body = stored_body;
         let rest = relative_path(&path, &route.path_prefix);
+        if has_dot_segment(&rest) {
+            let detail = format!("\"{path}\" has a '.' or '..' segment, which could leave the application's base path");
+            let answer = ProxyAnswer {
+                error: ScimError::bad_request(ScimType::InvalidPath, detail),
+                kind: "bad_path",
+                outcome: "rejected",
+            };
+            return self.answer(new, started, answer).await;
+        }
         let classification = classify(parts.method.as_str(), &rest, query.as_deref(), request_json.as_ref());
         new.resource_type = classification.resource_type.clone();
         new.resource_id = classification.resource_id.clone();
@@ -385,6 +402,14 @@ impl Proxy {
     }
 }
 
+/// Whether a path has a `.` or `..` segment, percent-encoded or not.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
 fn relative_path(path: &str, prefix: &str) -> String {
     let rest = &path[prefix.trim_end_matches('/').len().min(path.len())..];
     if rest.starts_with('/') {
@@ -431,8 +456,11 @@ fn build_forward(
     };
     set(headers, "x-forwarded-for", &forwarded_for);
     set(headers, "x-forwarded-proto", scheme);
-    if let Some(host) = parts.headers.get(HOST).and_then(|h| h.to_str().ok()) {
-        set(headers, "x-forwarded-host", host);
+    headers.remove("x-forwarded-host");
+    let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+    // HTTP/2 carries the host in the :authority pseudo-header, which hyper puts in the URI.
+    if let Some(host) = host.or_else(|| parts.uri.authority().map(|a| a.to_string())) {
+        set(headers, "x-forwarded-host", &host);
     }
     match &route.upstream_auth {
         Some(UpstreamAuth::Bearer(token)) => set(headers, "authorization", &format!("Bearer {}", token.expose())),
@@ -578,6 +606,16 @@ mod tests {
             ("foobar", "Zm9vYmFy"),
         ] {
             assert_eq!(base64(input.as_bytes()), output);
+        }
+    }
+
+    #[test]
+    fn dot_segments_are_caught() {
+        for path in ["/../admin", "/Users/..", "/./Users", "/%2e%2e/admin", "/Users/%2E"] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+        for path in ["/Users/a.b", "/Users/..x", "/"] {
+            assert!(!has_dot_segment(path), "{path}");
         }
     }
 

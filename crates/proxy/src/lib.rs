@@ -179,7 +179,13 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         token: config.admin_token.clone(),
         routes: config.routes.len(),
     });
-    let redactor = Redactor::new(&config.redact_headers);
+    // A custom upstream credential header is a secret too, whatever `redact_headers` says.
+    let mut secret_headers = config.redact_headers.clone();
+    secret_headers.extend(config.routes.iter().filter_map(|r| match &r.upstream_auth {
+        Some(UpstreamAuth::Header { name, .. }) => Some(name.clone()),
+        _ => None,
+    }));
+    let redactor = Redactor::new(&secret_headers);
     let proxy = Arc::new(Proxy {
         config,
         client,

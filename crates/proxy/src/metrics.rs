@@ -57,6 +57,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Metrics {
     /// Counts one exchange and its latency.
     pub fn exchange(&self, route: &str, idp: &str, method: &str, outcome: &str, elapsed: Duration) {
+        // Any other method is one label value, so a client cannot grow the series without bound.
+        let method = if ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method) {
+            method
+        } else {
+            "other"
+        };
         let labels = vec![
             ("route", route.to_owned()),
             ("idp", idp.to_owned()),

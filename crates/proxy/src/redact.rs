@@ -73,8 +73,10 @@ pub fn body(bytes: &[u8]) -> (Option<String>, Option<Value>) {
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(mut value) => {
-            let stored = if redact_passwords(&mut value) == 0 {
-                // Keep the body exactly as received when there was nothing to redact.
+            let redacted = redact_passwords(&mut value);
+            // Keep the body exactly as received unless it mentions a password anywhere: a
+            // duplicate key (`"password":"x","password":null`) is invisible in the parsed value.
+            let stored = if redacted == 0 && !mentions_password(bytes) {
                 String::from_utf8_lossy(bytes).into_owned()
             } else {
                 value.to_string()
@@ -82,18 +84,23 @@ pub fn body(bytes: &[u8]) -> (Option<String>, Option<Value>) {
             (Some(stored), Some(value))
         }
         Err(_) => {
-            let text = String::from_utf8_lossy(bytes);
-            let stored = if text.to_ascii_lowercase().contains("password") {
+            // PostgreSQL text cannot hold NUL: one would fail the whole batch.
+            let text = String::from_utf8_lossy(bytes).replace('\0', "\u{fffd}");
+            let stored = if mentions_password(bytes) {
                 format!(
                     "{REDACTED} non-JSON body of {} bytes that mentions a password",
                     bytes.len()
                 )
             } else {
-                text.into_owned()
+                text
             };
             (Some(stored), None)
         }
     }
+}
+
+fn mentions_password(bytes: &[u8]) -> bool {
+    bytes.windows(8).any(|w| w.eq_ignore_ascii_case(b"password"))
 }
 
 /// A query string with any password in its filter redacted.
@@ -151,6 +158,9 @@ mod tests {
         assert_eq!(parsed.unwrap()["userName"], "a");
         assert_eq!(body(br#"{"a": 1}"#).0.unwrap(), r#"{"a": 1}"#, "kept byte for byte");
         assert!(!body(b"password=hunter2").0.unwrap().contains("hunter2"));
+        let duplicate = body(br#"{"password":"hunter2","password":null}"#).0.unwrap();
+        assert!(!duplicate.contains("hunter2"), "{duplicate}");
+        assert_eq!(body(b"a\0b").0.unwrap(), "a\u{fffd}b");
         let q = query(Some("filter=password+eq+%22hunter2%22&count=1")).unwrap();
         assert!(!q.contains("hunter2"), "{q}");
     }

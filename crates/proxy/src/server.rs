@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 /// Something that answers requests.
@@ -40,6 +41,8 @@ pub(crate) async fn serve<H: Handler>(
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
+    // Connection tasks, so that any still open after the drain timeout can be stopped.
+    let mut connections = JoinSet::new();
     let scheme = if tls.is_some() { "https" } else { "http" };
     loop {
         tokio::select! {
@@ -53,16 +56,25 @@ pub(crate) async fn serve<H: Handler>(
                         continue;
                     }
                 };
+                while connections.try_join_next().is_some() {}
                 let _ = stream.set_nodelay(true);
                 let handler = Arc::clone(&handler);
                 let service = service_fn(move |request| {
                     let handler = Arc::clone(&handler);
-                    async move { Ok::<_, Infallible>(handler.handle(request, peer, scheme).await) }
+                    // The exchange runs in its own task: if the client goes away, hyper drops
+                    // this future, but the exchange still completes and is recorded.
+                    let exchange = tokio::spawn(handler.handle(request, peer, scheme));
+                    async move {
+                        Ok::<_, Infallible>(exchange.await.unwrap_or_else(|error| {
+                            tracing::error!(%error, "An exchange task failed.");
+                            internal_error()
+                        }))
+                    }
                 });
                 match &tls {
                     None => {
                         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
-                        tokio::spawn(async move {
+                        connections.spawn(async move {
                             if let Err(error) = connection.await {
                                 tracing::debug!(%error, %peer, "Connection ended with an error.");
                             }
@@ -72,7 +84,7 @@ pub(crate) async fn serve<H: Handler>(
                         let acceptor = acceptor.clone();
                         let builder = builder.clone();
                         let watcher = graceful.watcher();
-                        tokio::spawn(async move {
+                        connections.spawn(async move {
                             let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
                                 Ok(Ok(stream)) => stream,
                                 Ok(Err(error)) => {
@@ -97,8 +109,20 @@ pub(crate) async fn serve<H: Handler>(
     }
     drop(listener);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("Connections still open after the drain timeout were closed.");
+        tracing::warn!("Connections were still open after the drain timeout; closing them.");
     }
+    connections.abort_all();
+}
+
+fn internal_error() -> Response<Full<Bytes>> {
+    let error = scimtrail_scim::ScimError::new(500, None, "the proxy failed while handling this exchange");
+    let mut response = Response::new(Full::new(Bytes::from(error.to_json().to_string())));
+    *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/scim+json"),
+    );
+    response
 }
 
 /// A TLS acceptor from PEM files, offering HTTP/2 and HTTP/1.1.

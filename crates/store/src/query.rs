@@ -42,8 +42,12 @@ pub(crate) fn list(filter: &ExchangeQuery, limit: u64) -> Select {
         conditions.push("outcome NOT IN ('ok', 'in_flight')".to_owned());
     }
     if let Some(user) = &filter.user {
-        conditions.push("LOWER(user_name) LIKE ?".to_owned());
-        let escaped = user.to_lowercase().replace(['%', '_'], "");
+        conditions.push("LOWER(user_name) LIKE ? ESCAPE '\\'".to_owned());
+        let escaped = user
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         params.push(Param::Text(Some(format!("%{escaped}%"))));
     }
     if let Some(since) = filter.since_ms {

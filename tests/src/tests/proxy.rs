@@ -213,7 +213,11 @@ async fn no_secret_reaches_the_store() {
         let (app, _) = refapp::start().await;
         let config = single_route(&app.base_url(), "[record]\nredact_headers = [\"x-api-key\"]\n");
         let proxy = start_with(&config, &store_url, |settings| {
-            settings.proxy.routes[0].upstream_auth = Some(UpstreamAuth::Bearer(Secret::new(UPSTREAM_TOKEN)));
+            // A custom header: the one form of upstream credential no fixed rule names.
+            settings.proxy.routes[0].upstream_auth = Some(UpstreamAuth::Header {
+                name: "X-App-Key".into(),
+                value: Secret::new(UPSTREAM_TOKEN),
+            });
         })
         .await;
         let idp_auth = format!("Bearer {IDP_TOKEN}");
@@ -339,6 +343,11 @@ async fn the_proxys_own_refusals_are_scim_errors_and_recorded_as_rejected() {
             .await;
         assert_eq!(unauthorized.status, StatusCode::UNAUTHORIZED);
         assert_eq!(record(&proxy, &unauthorized).await.outcome, "rejected");
+
+        let escape = proxy.client.send(Method::GET, "/okta/%2e%2e/admin", None, &auth).await;
+        assert_eq!(escape.status, StatusCode::BAD_REQUEST);
+        assert_eq!(escape.body["scimType"], "invalidPath");
+        assert_eq!(record(&proxy, &escape).await.outcome, "rejected");
 
         let fine = proxy.client.send(Method::GET, "/okta/Users", None, &auth).await;
         assert_eq!(fine.status, StatusCode::OK);
