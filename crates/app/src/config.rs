@@ -133,6 +133,8 @@ pub struct RawRecord {
     pub max_batch: Option<usize>,
     /// Extra headers to redact.
     pub redact_headers: Option<Vec<String>>,
+    /// Durable mode, store failing: `true` refuses exchanges (503), `false` keeps serving.
+    pub fail_closed: Option<bool>,
 }
 
 /// `[upstream]`.
@@ -385,6 +387,7 @@ impl Settings {
                 admin_listen,
                 admin_token,
                 record_mode,
+                fail_closed: raw.record.fail_closed.unwrap_or(true),
                 max_body_bytes: raw.record.max_body_bytes.unwrap_or(1024 * 1024),
                 max_response_bytes: raw.record.max_response_bytes.unwrap_or(16 * 1024 * 1024),
                 queue_capacity: raw.record.queue_capacity.unwrap_or(4096),
@@ -405,7 +408,7 @@ impl Settings {
     pub fn describe(&self) -> String {
         let p = &self.proxy;
         let mut out = format!(
-            "listen = {}{}\nadmin = {} (token: {})\nstore = {} (sqlite_synchronous {:?})\ninstance = {}\nrecord = {:?}, max_body_bytes {}, max_response_bytes {}, queue {}, batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
+            "listen = {}{}\nadmin = {} (token: {})\nstore = {} (sqlite_synchronous {:?})\ninstance = {}\nrecord = {:?} (fail_closed {}), max_body_bytes {}, max_response_bytes {}, queue {}, batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
             p.listen,
             if p.tls.is_some() { " (TLS)" } else { "" },
             p.admin_listen,
@@ -414,6 +417,7 @@ impl Settings {
             self.sqlite_sync,
             p.instance,
             p.record_mode,
+            p.fail_closed,
             p.max_body_bytes,
             p.max_response_bytes,
             p.queue_capacity,
@@ -584,6 +588,7 @@ mod tests {
             "max_body_bytes",
             "max_response_bytes",
             "queue_capacity",
+            "fail_closed",
             "max_batch",
             "redact_headers",
             "timeout_secs",

@@ -90,6 +90,9 @@ pub struct ProxyConfig {
     pub admin_token: Option<Secret>,
     /// Durable or async recording.
     pub record_mode: RecordMode,
+    /// Durable mode, store failing: refuse the exchange with 503 (`true`, the default) or keep
+    /// serving unrecorded (`false`; every failed write is counted in `/metrics`).
+    pub fail_closed: bool,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
     /// Largest response body accepted from the application.

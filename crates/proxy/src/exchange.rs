@@ -165,21 +165,23 @@ impl Proxy {
         new.operation = classification.operation.to_owned();
         new.lifecycle = classification.lifecycle.map(str::to_owned);
 
+        // Whether the in-flight record exists: its completion is then an update, else a whole record.
+        let mut begun = false;
         if self.recorder.mode() == RecordMode::Durable {
-            if let Err(error) = self.recorder.write(Write::Begin(Box::new(new.clone()))).await {
-                // Fail closed: nothing is forwarded that could not be recorded.
-                tracing::error!(%error, "The exchange could not be recorded; refusing it.");
-                let response = error_response(
-                    &ScimError::new(
-                        503,
-                        None,
-                        format!("the exchange could not be recorded, so it was not forwarded: {error}"),
-                    ),
-                    "record_failed",
-                );
-                self.metrics
-                    .exchange(&route.name, &route.idp, &new.method, "rejected", started.elapsed());
-                return response;
+            match self.recorder.write(Write::Begin(Box::new(new.clone()))).await {
+                Ok(()) => begun = true,
+                Err(error) if self.config.fail_closed => {
+                    // Nothing is forwarded that could not be recorded.
+                    tracing::error!(%error, "The exchange could not be recorded; refusing it.");
+                    let detail = format!("the exchange could not be recorded, so it was not forwarded: {error}");
+                    let response = error_response(&ScimError::new(503, None, detail), "record_failed");
+                    self.metrics
+                        .exchange(&route.name, &route.idp, &new.method, "rejected", started.elapsed());
+                    return response;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "The exchange could not be recorded; forwarding it anyway (fail_closed = false).")
+                }
             }
         }
 
@@ -191,7 +193,7 @@ impl Proxy {
                     kind: "bad_upstream_request",
                     outcome: "failed",
                 };
-                return self.answer_begun(new, started, answer).await;
+                return self.answer_begun(new, begun, started, answer).await;
             }
         };
         let forwarded_headers = self.redactor.headers(forwarded.headers());
@@ -211,7 +213,9 @@ impl Proxy {
                     kind: "unreachable",
                     outcome: "unreachable",
                 };
-                return self.answer_forwarded(new, started, answer, forwarded_headers).await;
+                return self
+                    .answer_forwarded(new, begun, started, answer, forwarded_headers)
+                    .await;
             }
             Err(_) => {
                 let detail = format!(
@@ -224,7 +228,9 @@ impl Proxy {
                     kind: "timeout",
                     outcome: "unreachable",
                 };
-                return self.answer_forwarded(new, started, answer, forwarded_headers).await;
+                return self
+                    .answer_forwarded(new, begun, started, answer, forwarded_headers)
+                    .await;
             }
         };
         let (upstream_parts, upstream_body) = upstream.into_parts();
@@ -243,7 +249,9 @@ impl Proxy {
                     kind: "bad_response",
                     outcome: "failed",
                 };
-                return self.answer_forwarded(new, started, answer, forwarded_headers).await;
+                return self
+                    .answer_forwarded(new, begun, started, answer, forwarded_headers)
+                    .await;
             }
         };
 
@@ -271,36 +279,45 @@ impl Proxy {
             resource_id: learned_id,
             user_name: learned_user,
         };
-        self.complete(new, completion, started, response).await
+        self.complete(new, begun, completion, started, response).await
     }
 
-    /// Records the end of an exchange and releases the response (durable: only once recorded).
+    /// Records the end of an exchange and releases the response (durable: only once recorded,
+    /// unless `fail_closed` is off).
     async fn complete(
         &self,
         new: NewExchange,
+        begun: bool,
         completion: Completion,
         started: Instant,
         response: Response<Full<Bytes>>,
     ) -> Response<Full<Bytes>> {
         let route = new.route.clone().unwrap_or_else(|| "-".to_owned());
         let idp = new.idp.clone().unwrap_or_else(|| "-".to_owned());
+        let method = new.method.clone();
         let outcome = completion.outcome.clone();
+        let write = if begun {
+            Write::Finish(Box::new(completion))
+        } else {
+            Write::Whole(Box::new(new), Box::new(completion))
+        };
         match self.recorder.mode() {
             RecordMode::Durable => {
-                if let Err(error) = self.recorder.write(Write::Finish(Box::new(completion))).await {
-                    tracing::error!(%error, "The response could not be recorded; withholding it.");
-                    self.metrics
-                        .exchange(&route, &idp, &new.method, "failed", started.elapsed());
-                    let detail = format!("the application answered but its response could not be recorded ({error}); the request may have been applied");
-                    return error_response(&ScimError::new(503, None, detail), "record_failed");
+                if let Err(error) = self.recorder.write(write).await {
+                    if self.config.fail_closed {
+                        tracing::error!(%error, "The response could not be recorded; withholding it.");
+                        self.metrics
+                            .exchange(&route, &idp, &method, "failed", started.elapsed());
+                        let detail = format!("the application answered but its response could not be recorded ({error}); the request may have been applied");
+                        return error_response(&ScimError::new(503, None, detail), "record_failed");
+                    }
+                    tracing::error!(%error, "The response could not be recorded; releasing it anyway (fail_closed = false).");
                 }
             }
-            RecordMode::Async => self
-                .recorder
-                .write_behind(Write::Whole(Box::new(new.clone()), Box::new(completion))),
+            RecordMode::Async => self.recorder.write_behind(write),
         }
         self.metrics
-            .exchange(&route, &idp, &new.method, &outcome, started.elapsed());
+            .exchange(&route, &idp, &method, &outcome, started.elapsed());
         response
     }
 
@@ -326,23 +343,30 @@ impl Proxy {
     }
 
     /// A failure after the exchange was begun but before anything was sent.
-    async fn answer_begun(&self, new: NewExchange, started: Instant, answer: ProxyAnswer) -> Response<Full<Bytes>> {
+    async fn answer_begun(
+        &self,
+        new: NewExchange,
+        begun: bool,
+        started: Instant,
+        answer: ProxyAnswer,
+    ) -> Response<Full<Bytes>> {
         let response = error_response(&answer.error, answer.kind);
         let completion = self.answer_completion(&new, started, &answer, None, &response);
-        self.complete(new, completion, started, response).await
+        self.complete(new, begun, completion, started, response).await
     }
 
     /// A failure after the request was sent (or attempted): unreachable, timed out, unreadable.
     async fn answer_forwarded(
         &self,
         new: NewExchange,
+        begun: bool,
         started: Instant,
         answer: ProxyAnswer,
         forwarded_headers: Value,
     ) -> Response<Full<Bytes>> {
         let response = error_response(&answer.error, answer.kind);
         let completion = self.answer_completion(&new, started, &answer, Some(forwarded_headers), &response);
-        self.complete(new, completion, started, response).await
+        self.complete(new, begun, completion, started, response).await
     }
 
     fn answer_completion(

@@ -578,3 +578,60 @@ async fn tls_listener_and_an_https_upstream_trusted_through_the_ca_bundle() {
     }
     app.shutdown().await;
 }
+
+/// Breaks a SQLite store under a running proxy: every later write fails.
+async fn break_store(store_url: &str) {
+    use sqlx::Connection;
+    let mut connection = sqlx::SqliteConnection::connect(store_url).await.unwrap();
+    sqlx::query("DROP TABLE exchanges")
+        .execute(&mut connection)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_store_fails_closed_by_default_and_serves_when_configured() {
+    let (app, direct) = refapp::start().await;
+    let body = |name: &str| json!({"schemas": [USER], "userName": name});
+    let exists = |name: &'static str| {
+        let direct = direct.clone();
+        async move {
+            direct
+                .get(&format!("/Users?filter=userName%20eq%20%22{name}%22"))
+                .await
+                .body["totalResults"]
+                == 1
+        }
+    };
+
+    let store_url = fresh_store_urls().await.remove(0);
+    let proxy = start(&single_route(&app.base_url(), ""), &store_url).await;
+    assert_eq!(
+        proxy.client.post("/Users", &body("before")).await.status,
+        StatusCode::CREATED
+    );
+    break_store(&store_url).await;
+    let refused = proxy.client.post("/Users", &body("unrecorded")).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.header("scimtrail-error"), Some("record_failed"));
+    assert!(
+        !exists("unrecorded").await,
+        "nothing is forwarded that could not be recorded"
+    );
+    proxy.running.shutdown().await;
+
+    let store_url = fresh_store_urls().await.remove(0);
+    let proxy = start(
+        &format!("[record]\nfail_closed = false\n{}", single_route(&app.base_url(), "")),
+        &store_url,
+    )
+    .await;
+    break_store(&store_url).await;
+    let served = proxy.client.post("/Users", &body("served")).await;
+    assert_eq!(served.status, StatusCode::CREATED);
+    assert!(exists("served").await);
+    let metrics = String::from_utf8_lossy(&proxy.admin.get("/metrics").await.bytes).into_owned();
+    assert!(!metrics.contains("scimtrail_record_errors_total 0"), "{metrics}");
+    proxy.running.shutdown().await;
+    app.shutdown().await;
+}
