@@ -98,6 +98,9 @@ async fn serve_killed_under_load_loses_no_acknowledged_exchange() {
             acknowledged.len()
         );
 
+        // A PostgreSQL server may still be committing what the killed process sent just
+        // before it died: let it settle, so that "in flight" below means in flight for good.
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let store = Store::connect(&store_url).await.unwrap();
         let in_flight_query = ExchangeQuery {
             outcome: Some("in_flight".into()),
