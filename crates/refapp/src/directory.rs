@@ -132,14 +132,16 @@ impl Directory {
         body: &Value,
         precondition: &Precondition,
     ) -> Result<Map<String, Value>, ScimError> {
-        let current = self.stored(rt, id)?.clone();
-        precondition.check(&current_version(&current))?;
+        let current = self.stored(rt, id)?;
+        precondition.check(&current_version(current))?;
+        let meta = meta_of(current);
+        let password = json::get(current, "password").cloned();
         let mut resource = check_input(body, rt)?;
         self.check_references_and_uniqueness(rt, id, &mut resource)?;
-        if let Some(password) = json::get(&current, "password").filter(|_| json::get(&resource, "password").is_none()) {
-            resource.insert("password".into(), password.clone());
+        if let Some(password) = password.filter(|_| json::get(&resource, "password").is_none()) {
+            resource.insert("password".into(), password);
         }
-        self.commit(rt, id, &current, resource)
+        Ok(self.store(rt, id, resource, meta))
     }
 
     /// PATCH: applies a PatchOp message atomically.
@@ -150,33 +152,20 @@ impl Directory {
         body: &Value,
         precondition: &Precondition,
     ) -> Result<Map<String, Value>, ScimError> {
-        let current = self.stored(rt, id)?.clone();
-        precondition.check(&current_version(&current))?;
+        let current = self.stored(rt, id)?;
+        precondition.check(&current_version(current))?;
         let request = PatchRequest::from_json(body).map_err(|e| e.to_scim_error())?;
+        // `apply` works on its own copy and writes back only on success.
         let mut working = Value::Object(current.clone());
         request.apply(&mut working, rt).map_err(|e| e.to_scim_error())?;
         let Value::Object(mut resource) = working else {
             return Err(ScimError::new(500, None, "the patched resource is not an object"));
         };
+        let meta = meta_of(&resource);
         for key in ["id", "meta"] {
             resource.shift_remove(key);
         }
         self.check_references_and_uniqueness(rt, id, &mut resource)?;
-        self.commit(rt, id, &current, resource)
-    }
-
-    fn commit(
-        &mut self,
-        rt: &ResourceType,
-        id: &str,
-        current: &Map<String, Value>,
-        resource: Map<String, Value>,
-    ) -> Result<Map<String, Value>, ScimError> {
-        let meta = current
-            .get("meta")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
         Ok(self.store(rt, id, resource, meta))
     }
 
@@ -456,6 +445,14 @@ fn check_filter(filter: &Filter, rt: &ResourceType) -> Result<(), ScimError> {
         ));
     }
     filter.check(rt).map_err(|e| e.to_scim_error())
+}
+
+fn meta_of(resource: &Map<String, Value>) -> Map<String, Value> {
+    resource
+        .get("meta")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn current_version(resource: &Map<String, Value>) -> String {
