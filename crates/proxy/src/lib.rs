@@ -2,7 +2,7 @@
 //!
 //! # Brief overview
 //! - [`start`] binds the proxy and admin listeners, marks this instance's exchanges left in
-//!   flight as `interrupted`, starts the [`Recorder`]'s writer task, and returns [`Running`].
+//!   flight as `interrupted`, starts the [`Recorder`]'s writer thread, and returns [`Running`].
 //! - `exchange.rs` is the life of one exchange, phase by phase: start there.
 //! - [`classify`] reads what an exchange is (resource, operation, lifecycle, userName).
 //! - [`redact`] keeps secrets out of everything recorded.
@@ -106,6 +106,9 @@ pub enum StartError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] scimtrail_store::StoreError),
+    /// The recorder's thread could not start.
+    #[error("cannot start the recorder's thread: {0}")]
+    Recorder(std::io::Error),
 }
 
 /// A running proxy.
@@ -119,7 +122,7 @@ pub struct Running {
     pub interrupted: u64,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
-    writer: JoinHandle<()>,
+    writer: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl Running {
@@ -150,7 +153,8 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         config.queue_capacity,
         config.max_batch,
         Arc::clone(&metrics),
-    );
+    )
+    .map_err(StartError::Recorder)?;
     let client = upstream::client(config.ca_bundle.as_deref())?;
     let tls = config
         .tls

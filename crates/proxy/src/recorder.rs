@@ -1,17 +1,21 @@
-//! The recorder: one writer task that group-commits what the proxy records.
+//! The recorder: one writer thread that group-commits what the proxy records.
 //!
 //! In `durable` mode the proxy awaits each write: an exchange is in the store (in flight)
 //! before it is forwarded, and complete before its response is released. Waiting writes are
 //! committed together — one transaction per batch — and every waiter of the batch is woken,
 //! so durability costs one commit per batch, not per exchange. In `async` mode writes are
 //! queued without waiting; when the queue is full they are dropped and counted.
+//!
+//! The writer is an OS thread, not a task: it takes a batch off the queue and commits it
+//! itself ([`Store::write_batch_blocking`]), so an exchange's write costs one wake-up of the
+//! writer and one of the exchange, with no task or thread in between. A durable exchange
+//! waits for two commits, so these hand-offs are most of its added latency.
 
 use crate::metrics::Metrics;
 use scimtrail_store::{Store, Write};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 /// When the proxy waits for the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,17 +60,25 @@ impl std::fmt::Debug for Recorder {
 }
 
 impl Recorder {
-    /// Starts the writer task.
+    /// Starts the writer thread; the receiver resolves once it has written everything and
+    /// stopped.
     pub fn spawn(
         store: Store,
         mode: RecordMode,
         queue_capacity: usize,
         max_batch: usize,
         metrics: Arc<Metrics>,
-    ) -> (Recorder, JoinHandle<()>) {
+    ) -> std::io::Result<(Recorder, oneshot::Receiver<()>)> {
         let (queue, jobs) = mpsc::channel(queue_capacity.max(1));
-        let task = tokio::spawn(writer(store, jobs, max_batch.max(1), Arc::clone(&metrics)));
-        (Recorder { queue, mode, metrics }, task)
+        let (stopped, on_stop) = oneshot::channel();
+        let writer_metrics = Arc::clone(&metrics);
+        std::thread::Builder::new()
+            .name("scimtrail-recorder".into())
+            .spawn(move || {
+                writer(&store, jobs, max_batch.max(1), &writer_metrics);
+                let _ = stopped.send(());
+            })?;
+        Ok((Recorder { queue, mode, metrics }, on_stop))
     }
 
     /// The mode.
@@ -100,14 +112,20 @@ impl Recorder {
     }
 }
 
-async fn writer(store: Store, mut jobs: mpsc::Receiver<Job>, max_batch: usize, metrics: Arc<Metrics>) {
+fn writer(store: &Store, mut jobs: mpsc::Receiver<Job>, max_batch: usize, metrics: &Metrics) {
     let mut batch = Vec::with_capacity(max_batch);
-    while jobs.recv_many(&mut batch, max_batch).await > 0 {
+    while let Some(first) = jobs.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
         let (writes, waiters): (Vec<Write>, Vec<_>) = batch.drain(..).map(|job| (job.write, job.done)).unzip();
         let started = Instant::now();
         let result = store
-            .write_batch(&writes)
-            .await
+            .write_batch_blocking(&writes)
             .map_err(|error| RecordError::Store(error.to_string()));
         metrics.batch(writes.len(), started.elapsed());
         metrics.set_queue_depth(jobs.len());

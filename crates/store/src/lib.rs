@@ -19,9 +19,11 @@
 mod model;
 mod query;
 mod sql;
+mod sqlite_writer;
 
 pub use model::{rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, Write, OUTCOME_IN_FLIGHT};
 
+use sqlite_writer::SqliteWriter;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
@@ -42,6 +44,12 @@ pub enum StoreError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite write connection refused or failed.
+    #[error("database error: {0}")]
+    SqliteWrite(#[from] rusqlite::Error),
+    /// A blocking write task failed.
+    #[error("the write task failed: {0}")]
+    Thread(String),
     /// A stored JSON column does not parse.
     #[error("stored JSON in column {column} of exchange {id} does not parse: {source}")]
     Corrupt {
@@ -72,8 +80,10 @@ pub struct Store {
 
 #[derive(Debug, Clone)]
 enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
+    /// Reads and migrations through sqlx; batches through a write connection of our own.
+    Sqlite(SqlitePool, SqliteWriter),
+    /// The runtime drives the pool's connections, also for [`Store::write_batch_blocking`].
+    Postgres(PgPool, tokio::runtime::Handle),
 }
 
 impl Store {
@@ -95,16 +105,22 @@ impl Store {
                 })
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
-            Pool::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(4)
-                    // A local file does not go stale: skip the ping on every acquire.
-                    .test_before_acquire(false)
-                    .connect_with(options)
-                    .await?,
-            )
+            let file = options.get_filename().to_owned();
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                // A local file does not go stale: skip the ping on every acquire.
+                .test_before_acquire(false)
+                .connect_with(options)
+                .await?;
+            // The pool has created the file and switched it to WAL.
+            Pool::Sqlite(pool, SqliteWriter::open(&file, sqlite_sync)?)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Pool::Postgres(PgPoolOptions::new().max_connections(8).connect(url).await?)
+            Pool::Postgres(
+                PgPoolOptions::new().max_connections(8).connect(url).await?,
+                tokio::runtime::Handle::try_current().map_err(|error| {
+                    StoreError::Thread(format!("the PostgreSQL store needs a tokio runtime: {error}"))
+                })?,
+            )
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
@@ -114,16 +130,16 @@ impl Store {
     /// Which backend this is (`sqlite` or `postgres`).
     pub fn backend(&self) -> &'static str {
         match self.pool {
-            Pool::Sqlite(_) => "sqlite",
-            Pool::Postgres(_) => "postgres",
+            Pool::Sqlite(..) => "sqlite",
+            Pool::Postgres(..) => "postgres",
         }
     }
 
     /// Applies pending migrations (forward only).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pool {
-            Pool::Sqlite(pool) => sqlx::migrate!("../../migrations/sqlite").run(pool).await?,
-            Pool::Postgres(pool) => sqlx::migrate!("../../migrations/postgres").run(pool).await?,
+            Pool::Sqlite(pool, _) => sqlx::migrate!("../../migrations/sqlite").run(pool).await?,
+            Pool::Postgres(pool, _) => sqlx::migrate!("../../migrations/postgres").run(pool).await?,
         };
         Ok(())
     }
@@ -131,10 +147,10 @@ impl Store {
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match &self.pool {
-            Pool::Sqlite(pool) => {
+            Pool::Sqlite(pool, _) => {
                 sqlx::query("SELECT 1").execute(pool).await?;
             }
-            Pool::Postgres(pool) => {
+            Pool::Postgres(pool, _) => {
                 sqlx::query("SELECT 1").execute(pool).await?;
             }
         }
@@ -144,31 +160,20 @@ impl Store {
     /// Applies the writes in order, in one transaction.
     pub async fn write_batch(&self, writes: &[Write]) -> Result<(), StoreError> {
         match &self.pool {
-            Pool::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                for write in writes {
-                    for (statement, params) in sql::statements(write) {
-                        sql::bind_sqlite(sqlx::query(statement), params)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                tx.commit().await?;
-            }
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                for write in writes {
-                    for (statement, params) in sql::statements(write) {
-                        let statement = sql::numbered_placeholders(statement);
-                        sql::bind_postgres(sqlx::query(&statement), params)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                tx.commit().await?;
-            }
+            Pool::Sqlite(_, writer) => writer.write(writes.iter().flat_map(sql::statements).collect()).await,
+            Pool::Postgres(pool, _) => write_postgres(pool, writes).await,
         }
-        Ok(())
+    }
+
+    /// Applies the writes in one transaction, blocking the calling thread until the commit:
+    /// for a dedicated writer thread (the recorder's), so that a batch costs no hand-off to
+    /// another thread. Must not be called from an async task (PostgreSQL's write would panic
+    /// on `block_on` inside the runtime); async code uses [`Store::write_batch`].
+    pub fn write_batch_blocking(&self, writes: &[Write]) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite(_, writer) => writer.write_blocking(&writes.iter().flat_map(sql::statements).collect()),
+            Pool::Postgres(pool, runtime) => runtime.block_on(write_postgres(pool, writes)),
+        }
     }
 
     /// Marks the exchanges `instance` left in flight (it stopped without completing them) as
@@ -178,12 +183,12 @@ impl Store {
                          error = 'the proxy stopped while the exchange was in flight' \
                          WHERE outcome = 'in_flight' AND instance = ?";
         let affected = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query(statement)
+            Pool::Sqlite(pool, _) => sqlx::query(statement)
                 .bind(instance)
                 .execute(pool)
                 .await?
                 .rows_affected(),
-            Pool::Postgres(pool) => {
+            Pool::Postgres(pool, _) => {
                 let statement = sql::numbered_placeholders(statement);
                 sqlx::query(&statement)
                     .bind(instance)
@@ -219,8 +224,8 @@ impl Store {
     async fn replays_of(&self, id: &str) -> Result<Vec<String>, StoreError> {
         let statement = "SELECT id FROM exchanges WHERE replay_of = ? ORDER BY id";
         let ids = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query_scalar(statement).bind(id).fetch_all(pool).await?,
-            Pool::Postgres(pool) => {
+            Pool::Sqlite(pool, _) => sqlx::query_scalar(statement).bind(id).fetch_all(pool).await?,
+            Pool::Postgres(pool, _) => {
                 let statement = sql::numbered_placeholders(statement);
                 sqlx::query_scalar(&statement).bind(id).fetch_all(pool).await?
             }
@@ -230,13 +235,13 @@ impl Store {
 
     async fn select(&self, query: &query::Select) -> Result<Vec<Exchange>, StoreError> {
         match &self.pool {
-            Pool::Sqlite(pool) => {
+            Pool::Sqlite(pool, _) => {
                 let rows = sql::bind_sqlite(sqlx::query(&query.sql), query.params.clone())
                     .fetch_all(pool)
                     .await?;
                 rows.iter().map(model::exchange_from_row).collect()
             }
-            Pool::Postgres(pool) => {
+            Pool::Postgres(pool, _) => {
                 let statement = sql::numbered_placeholders(&query.sql);
                 let rows = sql::bind_postgres(sqlx::query(&statement), query.params.clone())
                     .fetch_all(pool)
@@ -245,6 +250,20 @@ impl Store {
             }
         }
     }
+}
+
+async fn write_postgres(pool: &PgPool, writes: &[Write]) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    for write in writes {
+        for (statement, params) in sql::statements(write) {
+            let statement = sql::numbered_placeholders(statement);
+            sql::bind_postgres(sqlx::query(&statement), params)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]
