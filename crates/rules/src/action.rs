@@ -1,0 +1,116 @@
+//! Every normalisation there is: a closed set. A rule file picks actions from it by name;
+//! adding a behaviour means adding a variant here, with its tests.
+
+use serde::Deserialize;
+
+/// One action. Request actions (N…) edit what is forwarded; response actions (R…) edit what
+/// the IdP receives. The rule ids in the comments are those of IDP-QUIRKS.md.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// N1: `Add`/`Replace`/`Remove` → `add`/`replace`/`remove`.
+    LowercasePatchOps,
+    /// N2: `"True"`/`"False"` (any case) → JSON booleans wherever the schema says boolean:
+    /// bodies, PATCH values, path-less value objects, and comparisons inside PATCH paths.
+    CoerceBooleanStrings,
+    /// N3: `remove` of a multi-valued attribute with a `value` array → one `remove` per value
+    /// with a `[value eq "…"]` filter. Forwarded as is, a strict application removes them all.
+    SplitMultiValueRemove,
+    /// N4: path-less `add`/`replace` whose value has dotted or URN-qualified keys → one
+    /// operation per such key, with that key as `path`.
+    ExpandDottedKeys,
+    /// N5: `"$ref": null` dropped wherever it appears.
+    DropNullRefs,
+    /// N6: `manager` as a bare string or a one-element array → `{"value": …}`; the legacy
+    /// PATCH path `manager` → the enterprise extension's.
+    NormalizeManager,
+    /// N9: bare filter literals quoted (`externalId eq jyoung` → `externalId eq "jyoung"`).
+    QuoteFilterLiterals,
+    /// N10: the query string decoded (`+` and `%20`), emptied parameters and the listed IdP
+    /// flags dropped, the filter's attribute names canonical, then re-encoded with `%20`.
+    CanonicalQuery {
+        /// Parameters the application must not see (`aadOptscim062020` …), any case.
+        #[serde(default)]
+        drop_params: Vec<String>,
+    },
+    /// N11: SCIM 1.1 and made-up core/enterprise URNs → the RFC 7643 ones (the extension
+    /// object moves with its URN); unknown vendor URNs dropped; a missing `schemas` added.
+    RepairSchemaUrns,
+    /// N12: an extension object present in the body is declared in `schemas`.
+    DeclareExtensionSchemas,
+    /// N13: a multi-valued attribute sent as one object → an array of it;
+    /// `manager.managerId` → `manager.value`.
+    WrapSingleValues,
+    /// N14: read-only attributes the client sent (`meta`, a User's `groups`; an `id` equal to
+    /// the resource's in a path-less PATCH value) dropped.
+    StripReadOnly,
+    /// N15: `null`-valued attributes dropped from POST and PUT bodies (for both, RFC 7643
+    /// §2.5 makes null and absent the same state).
+    DropNulls,
+    /// N17: group members without `type` get `"type": "User"`, when the target requires it.
+    AddMemberType,
+    /// N22: the request's content type → the target's (`application/scim+json`).
+    ScimContentType,
+    /// N24: at most one `primary: true` per multi-valued attribute (the first one is kept).
+    SinglePrimary,
+    /// R1: a filtered search answered 404, `[]`, `null` or nothing → 200 and an empty
+    /// ListResponse.
+    ZeroHitsAsEmptyList,
+    /// R2: `schemas` on every resource, ListResponse and error; an error's `status` a string.
+    EnsureSchemas,
+    /// R3: `totalResults`, `startIndex`, `itemsPerPage` integers, and present.
+    IntegerPaging,
+    /// R8: the response's content type → the one this IdP wants.
+    ResponseContentType {
+        /// The media type (`application/scim+json`, or `application/json` for OneLogin).
+        content_type: String,
+    },
+}
+
+impl Action {
+    /// Its name in rule files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::LowercasePatchOps => "lowercase_patch_ops",
+            Action::CoerceBooleanStrings => "coerce_boolean_strings",
+            Action::SplitMultiValueRemove => "split_multi_value_remove",
+            Action::ExpandDottedKeys => "expand_dotted_keys",
+            Action::DropNullRefs => "drop_null_refs",
+            Action::NormalizeManager => "normalize_manager",
+            Action::QuoteFilterLiterals => "quote_filter_literals",
+            Action::CanonicalQuery { .. } => "canonical_query",
+            Action::RepairSchemaUrns => "repair_schema_urns",
+            Action::DeclareExtensionSchemas => "declare_extension_schemas",
+            Action::WrapSingleValues => "wrap_single_values",
+            Action::StripReadOnly => "strip_read_only",
+            Action::DropNulls => "drop_nulls",
+            Action::AddMemberType => "add_member_type",
+            Action::ScimContentType => "scim_content_type",
+            Action::SinglePrimary => "single_primary",
+            Action::ZeroHitsAsEmptyList => "zero_hits_as_empty_list",
+            Action::EnsureSchemas => "ensure_schemas",
+            Action::IntegerPaging => "integer_paging",
+            Action::ResponseContentType { .. } => "response_content_type",
+        }
+    }
+
+    /// The keys a rule with this action may have besides `id` and `why`.
+    pub(crate) fn parameters(&self) -> &'static [&'static str] {
+        match self {
+            Action::CanonicalQuery { .. } => &["action", "drop_params"],
+            Action::ResponseContentType { .. } => &["action", "content_type"],
+            _ => &["action"],
+        }
+    }
+
+    /// Whether it edits responses (else requests).
+    pub fn on_response(&self) -> bool {
+        matches!(
+            self,
+            Action::ZeroHitsAsEmptyList
+                | Action::EnsureSchemas
+                | Action::IntegerPaging
+                | Action::ResponseContentType { .. }
+        )
+    }
+}

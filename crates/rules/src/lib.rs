@@ -1,0 +1,138 @@
+//! Normalisation: what scimtrail changes in an exchange so that an IdP's dialect reaches the
+//! application as the application accepts it, and the application's answer reaches the IdP as
+//! that IdP expects it.
+//!
+//! # Brief overview
+//! - [`Profile`]: an IdP profile, read from a rule file (`config/idps/<name>.toml`, built in
+//!   with [`builtin_profiles`]): the rules that IdP needs, each an [`Action`] from a closed
+//!   set, and test cases that `scimtrail rules test` and `cargo test` run.
+//! - [`Target`]: what the application supports (PATCH or only PUT, filter operators, the most
+//!   operations per PATCH, member `type`, content type …). Target-dependent actions read it.
+//! - [`normalize_request`] and [`normalize_response`]: pure and total. They return the
+//!   exchange as it should be forwarded, and one [`Change`] per edit (rule, where, before,
+//!   after), or a [`Refusal`] when forwarding would be unsafe (an invalid filter; a member
+//!   removal that a strict application would apply to the whole group).
+//!
+//! # Invariants
+//! - No I/O: rule files are parsed from strings; the built-in ones are compiled in.
+//! - Every edit is reported as a [`Change`]; nothing changes silently, and a request no rule
+//!   touches comes back equal to what went in.
+//! - No rule drops data the IdP meant to write: rules that rewrite a removal or a
+//!   replacement keep its meaning (each has a test showing what remains).
+
+mod action;
+mod profile;
+mod query;
+mod request;
+mod response;
+mod target;
+mod testcase;
+
+pub use action::Action;
+pub use profile::{builtin_profile, builtin_profiles, Mode, Profile, ProfileError, Rule};
+pub use request::normalize_request;
+pub use response::normalize_response;
+pub use target::Target;
+pub use testcase::{run_tests, TestCase, TestOutcome};
+
+use serde_json::{json, Value};
+
+/// A request as the rules see it: the path relative to the route (`/Users/42`), the raw query
+/// string, the content type, and the body when it is JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// `GET`, `POST`, `PUT`, `PATCH`, `DELETE`.
+    pub method: String,
+    /// The path after the route prefix.
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: Option<String>,
+    /// The `Content-Type` header.
+    pub content_type: Option<String>,
+    /// The body, when it parsed as JSON.
+    pub body: Option<Value>,
+}
+
+/// A response as the rules see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Content-Type` header.
+    pub content_type: Option<String>,
+    /// The body, when it parsed as JSON.
+    pub body: Option<Value>,
+    /// Whether there was a body at all (JSON or not).
+    pub has_body: bool,
+}
+
+/// Which side of the exchange a change edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The request, toward the application.
+    Request,
+    /// The response, toward the IdP.
+    Response,
+}
+
+/// One edit: which rule, where (an RFC 6901 pointer into the body, `?name` for a query
+/// parameter, `?` for the whole query, `header:name` for a header, or `status`), and the
+/// value before and after (`None` when absent: an attribute added or removed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The rule id (`N1`, `R3` …).
+    pub rule: String,
+    /// Request or response.
+    pub side: Side,
+    /// Where.
+    pub pointer: String,
+    /// The value before; `None` when it was added.
+    pub before: Option<Value>,
+    /// The value after; `None` when it was removed.
+    pub after: Option<Value>,
+}
+
+impl Change {
+    /// The change as the exchange's `changes` list stores it: `op` says whether the value
+    /// was `added`, `removed` or `replaced`, so that a removed `null` is told apart from
+    /// one replaced by `null`.
+    pub fn to_json(&self) -> Value {
+        let op = match (&self.before, &self.after) {
+            (None, _) => "added",
+            (_, None) => "removed",
+            _ => "replaced",
+        };
+        json!({
+            "rule": self.rule,
+            "side": match self.side { Side::Request => "request", Side::Response => "response" },
+            "op": op,
+            "pointer": self.pointer,
+            "before": self.before,
+            "after": self.after,
+        })
+    }
+}
+
+/// Why a request must not be forwarded as it is: a SCIM error for the IdP, and the rule
+/// that refused it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    /// The rule id, or `filter` for the filter check every profile makes.
+    pub rule: String,
+    /// The error to answer with.
+    pub error: scimtrail_scim::ScimError,
+}
+
+/// What a request became.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalized<T> {
+    /// The request or response to send on.
+    pub value: T,
+    /// Every edit made, in order.
+    pub changes: Vec<Change>,
+}
+
+/// Escapes one JSON pointer token (RFC 6901).
+pub(crate) fn pointer_token(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}

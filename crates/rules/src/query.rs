@@ -1,0 +1,272 @@
+//! The query string: bare filter literals (N9), canonical encoding and IdP flags (N10).
+
+use scimtrail_scim::filter::{AttrTest, CompValue, CompareOp, SubAttrTest};
+use scimtrail_scim::{AttrPath, Filter, ResourceType};
+
+/// The query's parameters, decoded (`+` and `%XX`), in order.
+pub(crate) fn decode(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// Parameters encoded with `%20` for spaces and every reserved character escaped.
+pub(crate) fn encode(params: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (index, (name, value)) in params.iter().enumerate() {
+        if index > 0 {
+            out.push('&');
+        }
+        percent_encode(name, &mut out);
+        out.push('=');
+        percent_encode(value, &mut out);
+    }
+    out
+}
+
+fn percent_encode(text: &str, out: &mut String) {
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+}
+
+/// The filter with every bare literal after a comparison operator quoted (N9). `true`,
+/// `false`, `null` and numbers stay as they are; so does a filter with nothing to quote.
+pub(crate) fn quote_bare_literals(filter: &str) -> String {
+    let mut out = String::with_capacity(filter.len() + 8);
+    let mut previous_word = String::new();
+    let mut chars = filter.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        match c {
+            '"' => {
+                // A quoted string: copy through its closing quote, honouring escapes.
+                out.push(c);
+                let mut escaped = false;
+                for (_, c) in chars.by_ref() {
+                    out.push(c);
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' {
+                        escaped = true;
+                    } else if c == '"' {
+                        break;
+                    }
+                }
+                previous_word.clear();
+            }
+            c if c.is_whitespace() || matches!(c, '(' | ')' | '[' | ']') => {
+                out.push(c);
+                if !c.is_whitespace() {
+                    previous_word.clear();
+                }
+            }
+            _ => {
+                let mut end = start + c.len_utf8();
+                while let Some(&(i, next)) = chars.peek() {
+                    if next.is_whitespace() || matches!(next, '(' | ')' | '[' | ']' | '"') {
+                        break;
+                    }
+                    end = i + next.len_utf8();
+                    chars.next();
+                }
+                let word = &filter[start..end];
+                let after_operator = CompareOp::from_keyword(&previous_word).is_some();
+                if after_operator && !is_json_literal(word) {
+                    out.push('"');
+                    for c in word.chars() {
+                        if matches!(c, '"' | '\\') {
+                            out.push('\\');
+                        }
+                        out.push(c);
+                    }
+                    out.push('"');
+                } else {
+                    out.push_str(word);
+                }
+                previous_word = word.to_owned();
+            }
+        }
+    }
+    out
+}
+
+fn is_json_literal(word: &str) -> bool {
+    matches!(word, "true" | "false" | "null") || serde_json::from_str::<serde_json::Number>(word).is_ok()
+}
+
+/// The filter printed canonically: attribute names in the schema's spelling, operators in
+/// lower case, one space between tokens. `None` when it does not parse (the caller refuses
+/// it) and unchanged names where the schema does not know them.
+pub(crate) fn canonical_filter(filter: &str, resource_type: Option<&ResourceType>) -> Option<String> {
+    let mut parsed = Filter::parse(filter).ok()?;
+    if let Some(rt) = resource_type {
+        canonical_names(&mut parsed, rt, None);
+    }
+    Some(parsed.to_string())
+}
+
+fn canonical_names(filter: &mut Filter, rt: &ResourceType, parent: Option<&AttrPath>) {
+    match filter {
+        Filter::Attr { path, .. } => canonical_path(path, rt, parent),
+        Filter::ValuePath { path, filter, then } => {
+            canonical_path(path, rt, None);
+            let parent = path.clone();
+            canonical_names(filter, rt, Some(&parent));
+            if let Some(SubAttrTest { sub, .. }) = then {
+                if let Some(def) = rt
+                    .resolve(&parent)
+                    .and_then(|resolved| resolved.attr.sub_attribute(sub))
+                {
+                    *sub = def.name.to_owned();
+                }
+            }
+        }
+        Filter::And(left, right) | Filter::Or(left, right) => {
+            canonical_names(left, rt, parent);
+            canonical_names(right, rt, parent);
+        }
+        Filter::Not(inner) => canonical_names(inner, rt, parent),
+    }
+}
+
+/// Rewrites a path's names to their canonical spelling; inside `emails[…]` the names are
+/// sub-attributes of the parent.
+fn canonical_path(path: &mut AttrPath, rt: &ResourceType, parent: Option<&AttrPath>) {
+    match parent {
+        Some(parent) => {
+            if let Some(def) = rt
+                .resolve(parent)
+                .and_then(|resolved| resolved.attr.sub_attribute(&path.name))
+            {
+                path.name = def.name.to_owned();
+            }
+        }
+        None => {
+            if let Some(resolved) = rt.resolve(path) {
+                path.urn = resolved.extension.map(|schema| schema.id.to_owned());
+                path.name = resolved.attr.name.to_owned();
+                path.sub = resolved.sub.map(|sub| sub.name.to_owned());
+            }
+        }
+    }
+}
+
+/// Every comparison of a boolean attribute with `"true"`/`"false"` (any case) as a boolean
+/// literal; returns whether anything changed. `parent` is set inside a value path.
+pub(crate) fn coerce_boolean_literals(filter: &mut Filter, rt: &ResourceType, parent: Option<&AttrPath>) -> bool {
+    let is_boolean = |path: &AttrPath, parent: Option<&AttrPath>| {
+        let def = match parent {
+            Some(parent) => rt
+                .resolve(parent)
+                .and_then(|resolved| resolved.attr.sub_attribute(&path.name)),
+            None => rt.resolve(path).map(|resolved| resolved.leaf()),
+        };
+        def.is_some_and(|def| def.kind == scimtrail_scim::schema::AttrType::Boolean)
+    };
+    match filter {
+        Filter::Attr {
+            path,
+            test: AttrTest::Compare(_, value),
+        } => is_boolean(path, parent) && coerce_literal(value),
+        Filter::Attr { .. } => false,
+        Filter::ValuePath { path, filter, then } => {
+            let parent = path.clone();
+            let mut changed = coerce_boolean_literals(filter, rt, Some(&parent));
+            if let Some(SubAttrTest {
+                sub,
+                test: AttrTest::Compare(_, value),
+            }) = then
+            {
+                let sub_path = AttrPath::named(sub);
+                changed |= is_boolean(&sub_path, Some(&parent)) && coerce_literal(value);
+            }
+            changed
+        }
+        Filter::And(left, right) | Filter::Or(left, right) => {
+            let left = coerce_boolean_literals(left, rt, parent);
+            coerce_boolean_literals(right, rt, parent) || left
+        }
+        Filter::Not(inner) => coerce_boolean_literals(inner, rt, parent),
+    }
+}
+
+fn coerce_literal(value: &mut CompValue) -> bool {
+    let CompValue::String(text) = value else {
+        return false;
+    };
+    match crate::request::boolean_string(text) {
+        Some(flag) => {
+            *value = CompValue::Bool(flag);
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scimtrail_scim::schema::USER_TYPE;
+
+    #[test]
+    fn bare_literals_are_quoted_and_json_literals_kept() {
+        let cases = [
+            ("externalId eq jyoung", "externalId eq \"jyoung\""),
+            (
+                "id eq 5e4a and manager eq 7f3b",
+                "id eq \"5e4a\" and manager eq \"7f3b\"",
+            ),
+            ("userName eq \"a b\"", "userName eq \"a b\""),
+            ("active eq true", "active eq true"),
+            ("meta.version gt 3", "meta.version gt 3"),
+            ("title pr", "title pr"),
+            ("emails[type eq work]", "emails[type eq \"work\"]"),
+            ("userName EQ bjensen", "userName EQ \"bjensen\""),
+            ("displayName eq a\"b", "displayName eq \"a\"\"b"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(quote_bare_literals(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn filters_print_with_canonical_names() {
+        let cases = [
+            ("USERNAME Eq \"x\"", "userName eq \"x\""),
+            (
+                "emails[TYPE eq \"work\"].VALUE eq \"a@b\"",
+                "emails[type eq \"work\"].value eq \"a@b\"",
+            ),
+            (
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:EMPLOYEENUMBER eq \"1\"",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq \"1\"",
+            ),
+            ("madeUp eq \"x\"", "madeUp eq \"x\""),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                canonical_filter(input, Some(&USER_TYPE)).as_deref(),
+                Some(expected),
+                "{input}"
+            );
+        }
+        assert_eq!(canonical_filter("userName eq", Some(&USER_TYPE)), None);
+    }
+
+    #[test]
+    fn queries_reencode_with_percent_twenty() {
+        let params = decode("filter=userName+eq+%22a%40b%22&&count=2");
+        assert_eq!(
+            params,
+            vec![
+                ("filter".to_owned(), "userName eq \"a@b\"".to_owned()),
+                ("count".to_owned(), "2".to_owned())
+            ]
+        );
+        assert_eq!(encode(&params), "filter=userName%20eq%20%22a%40b%22&count=2");
+    }
+}

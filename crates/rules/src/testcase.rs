@@ -1,0 +1,222 @@
+//! Test cases embedded in rule files, run by `scimtrail rules test` and by `cargo test`.
+
+use crate::{normalize_request, normalize_response, Profile, Request, Response, Target};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// One case: a request (and optionally the application's response), and what the profile
+/// must make of it. Bodies are JSON text.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    /// What it shows.
+    pub name: String,
+    /// The request method.
+    pub method: String,
+    /// The request path, relative to the route.
+    pub path: String,
+    /// The raw query string.
+    pub query: Option<String>,
+    /// The request's content type (`application/scim+json` when there is a body and this
+    /// is not given).
+    pub content_type: Option<String>,
+    /// The request body.
+    pub body: Option<String>,
+    /// The application, when not the strict default.
+    pub target: Option<Target>,
+    /// The body to forward.
+    pub expect_body: Option<String>,
+    /// The query string to forward.
+    pub expect_query: Option<String>,
+    /// The content type to forward.
+    pub expect_content_type: Option<String>,
+    /// The `scimType` of the refusal the request must get.
+    pub expect_refusal: Option<String>,
+    /// The rules that changed something, in order of first change.
+    pub expect_rules: Option<Vec<String>>,
+    /// The application's status.
+    pub response_status: Option<u16>,
+    /// The application's body.
+    pub response_body: Option<String>,
+    /// The application's content type.
+    pub response_content_type: Option<String>,
+    /// The status the IdP must receive.
+    pub expect_status: Option<u16>,
+    /// The body the IdP must receive.
+    pub expect_response_body: Option<String>,
+    /// The content type the IdP must receive.
+    pub expect_response_content_type: Option<String>,
+}
+
+/// The result of one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestOutcome {
+    /// The profile.
+    pub profile: String,
+    /// The case.
+    pub name: String,
+    /// What did not hold; `None` when the case passed.
+    pub failure: Option<String>,
+}
+
+/// Runs every case of the profile.
+pub fn run_tests(profile: &Profile) -> Vec<TestOutcome> {
+    profile
+        .tests
+        .iter()
+        .map(|case| TestOutcome {
+            profile: profile.name.clone(),
+            name: case.name.clone(),
+            failure: run(profile, case).err(),
+        })
+        .collect()
+}
+
+fn parse(what: &str, text: &Option<String>) -> Result<Option<Value>, String> {
+    text.as_deref()
+        .map(|text| serde_json::from_str(text).map_err(|e| format!("{what} is not JSON: {e}")))
+        .transpose()
+}
+
+fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
+    let asserts_something = case.expect_body.is_some()
+        || case.expect_query.is_some()
+        || case.expect_content_type.is_some()
+        || case.expect_refusal.is_some()
+        || case.expect_rules.is_some()
+        || case.expect_status.is_some()
+        || case.expect_response_body.is_some()
+        || case.expect_response_content_type.is_some();
+    if !asserts_something {
+        return Err("the case expects nothing".to_owned());
+    }
+    let request = Request {
+        method: case.method.clone(),
+        path: case.path.clone(),
+        query: case.query.clone(),
+        content_type: case
+            .content_type
+            .clone()
+            .or_else(|| case.body.as_ref().map(|_| "application/scim+json".to_owned())),
+        body: parse("body", &case.body)?,
+    };
+    let target = case.target.clone().unwrap_or_default();
+    let forwarded = match normalize_request(&request, profile, &target) {
+        Ok(forwarded) => forwarded,
+        Err(refusal) => {
+            let scim_type = refusal.error.scim_type.map(|t| t.as_str().to_owned());
+            return match &case.expect_refusal {
+                Some(expected) if scim_type.as_deref() == Some(expected.as_str()) => Ok(()),
+                _ => Err(format!("refused: {} (rule {})", refusal.error.detail, refusal.rule)),
+            };
+        }
+    };
+    if let Some(expected) = &case.expect_refusal {
+        return Err(format!(
+            "expected a refusal ({expected}), but the request was forwarded"
+        ));
+    }
+    let mut rules: Vec<String> = Vec::new();
+    let mut note = |rule: &str| {
+        if !rules.iter().any(|r| r == rule) {
+            rules.push(rule.to_owned());
+        }
+    };
+    forwarded.changes.iter().for_each(|c| note(&c.rule));
+    let sent = &forwarded.value;
+    if let Some(expected) = parse("expect_body", &case.expect_body)? {
+        if sent.body.as_ref() != Some(&expected) {
+            return Err(format!(
+                "forwarded body differs:\n  got      {}\n  expected {expected}",
+                show(&sent.body)
+            ));
+        }
+    }
+    if let Some(expected) = &case.expect_query {
+        if sent.query.as_deref().unwrap_or_default() != expected {
+            return Err(format!("forwarded query {:?}, expected {expected:?}", sent.query));
+        }
+    }
+    if let Some(expected) = &case.expect_content_type {
+        if sent.content_type.as_deref() != Some(expected.as_str()) {
+            return Err(format!(
+                "forwarded content type {:?}, expected {expected:?}",
+                sent.content_type
+            ));
+        }
+    }
+    if let Some(status) = case.response_status {
+        let body = parse("response_body", &case.response_body)?;
+        let response = Response {
+            status,
+            content_type: case.response_content_type.clone(),
+            has_body: case.response_body.is_some(),
+            body,
+        };
+        let returned = normalize_response(sent, &response, profile);
+        returned.changes.iter().for_each(|c| note(&c.rule));
+        if let Some(expected) = case.expect_status {
+            if returned.value.status != expected {
+                return Err(format!(
+                    "returned status {}, expected {expected}",
+                    returned.value.status
+                ));
+            }
+        }
+        if let Some(expected) = parse("expect_response_body", &case.expect_response_body)? {
+            if returned.value.body.as_ref() != Some(&expected) {
+                return Err(format!(
+                    "returned body differs:\n  got      {}\n  expected {expected}",
+                    show(&returned.value.body)
+                ));
+            }
+        }
+        if let Some(expected) = &case.expect_response_content_type {
+            if returned.value.content_type.as_deref() != Some(expected.as_str()) {
+                return Err(format!(
+                    "returned content type {:?}, expected {expected:?}",
+                    returned.value.content_type
+                ));
+            }
+        }
+    } else if case.expect_status.is_some() || case.expect_response_body.is_some() {
+        return Err("response expectations need a response_status".to_owned());
+    }
+    if let Some(expected) = &case.expect_rules {
+        if &rules != expected {
+            return Err(format!("rules applied {rules:?}, expected {expected:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn show(body: &Option<Value>) -> String {
+    body.as_ref().map_or_else(|| "(none)".to_owned(), Value::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cargo test` runs every case of every built-in rule file.
+    #[test]
+    fn every_builtin_rule_file_passes_its_own_tests() {
+        let mut failures = Vec::new();
+        let mut count = 0;
+        for profile in crate::builtin_profiles().unwrap() {
+            for outcome in run_tests(&profile) {
+                count += 1;
+                if let Some(failure) = outcome.failure {
+                    failures.push(format!("{} / {}: {failure}", outcome.profile, outcome.name));
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {count} cases failed:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+        assert!(count >= 20, "only {count} cases");
+    }
+}
