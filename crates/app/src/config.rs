@@ -2,10 +2,12 @@
 //! `deny_unknown_fields`, checked into [`Settings`].
 
 use scimtrail_proxy::{ProxyConfig, RecordMode, Route, Secret, TlsFiles, UpstreamAuth};
+use scimtrail_rules::{builtin_profile, Mode, Target};
 use scimtrail_store::SqliteSync;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The IdP profiles a route may name.
@@ -177,6 +179,12 @@ pub struct RawRoute {
     pub upstream_auth: Option<RawUpstreamAuth>,
     /// Environment variable holding the token the IdP must present.
     pub idp_token_env: Option<String>,
+    /// `enforce` (the default) or `observe`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// What the application accepts, where it differs from a strict RFC application.
+    #[serde(default)]
+    pub target: Target,
 }
 
 fn generic() -> String {
@@ -345,6 +353,8 @@ impl Settings {
                     timeout_secs: None,
                     upstream_auth: None,
                     idp_token_env: None,
+                    mode: Mode::default(),
+                    target: Target::default(),
                 },
                 default_timeout,
             )?);
@@ -460,13 +470,15 @@ fn route(raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError>
     if raw.name.is_empty() {
         return Err(invalid("a route needs a name"));
     }
-    if !IDP_PROFILES.contains(&raw.idp.as_str()) {
-        return Err(invalid(format!(
-            "{what}: idp \"{}\" is not one of {}",
-            raw.idp,
-            IDP_PROFILES.join(", ")
-        )));
-    }
+    let profile = builtin_profile(&raw.idp)
+        .map_err(|error| invalid(format!("{what}: {error}")))?
+        .ok_or_else(|| {
+            invalid(format!(
+                "{what}: idp \"{}\" is not one of {}",
+                raw.idp,
+                IDP_PROFILES.join(", ")
+            ))
+        })?;
     if !raw.path_prefix.is_empty() && !raw.path_prefix.starts_with('/') {
         return Err(invalid(format!(
             "{what}: path_prefix \"{}\" must start with /",
@@ -507,6 +519,9 @@ fn route(raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError>
         name: raw.name,
         path_prefix: raw.path_prefix.trim_end_matches('/').to_owned(),
         idp: raw.idp,
+        profile: Arc::new(profile),
+        mode: raw.mode,
+        target: raw.target,
         upstream,
         timeout: raw.timeout_secs.map_or(default_timeout, Duration::from_secs),
         upstream_auth,

@@ -1,9 +1,11 @@
 //! The proxy's runtime settings, already validated (the `app` crate reads and checks the file).
 
 use crate::recorder::RecordMode;
+use scimtrail_rules::{Mode, Profile, Target};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A secret value: its `Debug` never shows it.
@@ -65,8 +67,14 @@ pub struct Route {
     pub name: String,
     /// `/entra`: `/entra/Users` goes to `<upstream>/Users`. Empty matches every path.
     pub path_prefix: String,
-    /// The IdP profile.
+    /// The IdP profile's name.
     pub idp: String,
+    /// The IdP profile's rules.
+    pub profile: Arc<Profile>,
+    /// Whether the rules change the exchange or only record what they would change.
+    pub mode: Mode,
+    /// What the application accepts.
+    pub target: Target,
     /// The application's SCIM base URL.
     pub upstream: http::Uri,
     /// How long the application may take.

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
+use scimtrail_rules::{self as rules, normalize_request, normalize_response, Mode};
 use scimtrail_scim::{ScimError, ScimType};
 use scimtrail_store::{Completion, NewExchange, Write};
 use serde_json::{json, Value};
@@ -37,6 +38,45 @@ const HOP_BY_HOP: [&str; 9] = [
 ];
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What was sent to the application, as recorded.
+struct Sent {
+    headers: Value,
+    /// The body as forwarded, when normalisation changed it (redacted).
+    body: Option<String>,
+}
+
+/// The changes as the exchange records them: redacted, and marked applied (enforce) or not
+/// (observe: what the rules would have changed).
+fn recorded_changes(changes: &[rules::Change], applied: bool) -> Vec<Value> {
+    changes
+        .iter()
+        .map(|change| {
+            let mut recorded = change.to_json();
+            if let Some(object) = recorded.as_object_mut() {
+                object.insert("applied".to_owned(), Value::Bool(applied));
+            }
+            redact::change(recorded)
+        })
+        .collect()
+}
+
+fn header_text(headers: &HeaderMap, name: HeaderName) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// Sets the content type the rules chose (a body with none keeps none).
+fn with_content_type(
+    mut request: Request<Full<Bytes>>,
+    content_type: Option<&str>,
+) -> Result<Request<Full<Bytes>>, String> {
+    if let Some(content_type) = content_type {
+        let value =
+            HeaderValue::from_str(content_type).map_err(|_| format!("invalid content type {content_type:?}"))?;
+        request.headers_mut().insert(CONTENT_TYPE, value);
+    }
+    Ok(request)
+}
 
 /// A response the proxy made itself.
 struct ProxyAnswer {
@@ -146,7 +186,8 @@ impl Proxy {
                 return self.answer(new, started, answer).await;
             }
         };
-        let (stored_body, request_json) = redact::body(&body);
+        let original_json: Option<Value> = serde_json::from_slice(&body).ok();
+        let (stored_body, request_json) = redact::body_of(&body, original_json.clone());
         new.request_body = stored_body;
         let rest = relative_path(&path, &route.path_prefix);
         if has_dot_segment(&rest) {
@@ -164,6 +205,48 @@ impl Proxy {
         new.user_name = classification.user_name.clone();
         new.operation = classification.operation.to_owned();
         new.lifecycle = classification.lifecycle.map(str::to_owned);
+
+        // Normalise: the rules of the route's IdP profile, for its target application.
+        let enforce = route.mode == Mode::Enforce;
+        let received = rules::Request {
+            method: new.method.clone(),
+            path: rest.clone(),
+            query: query.clone(),
+            content_type: header_text(&parts.headers, CONTENT_TYPE),
+            body: original_json,
+        };
+        let (to_forward, mut changes) = match normalize_request(&received, &route.profile, &route.target) {
+            Ok(normalized) => {
+                let changes = recorded_changes(&normalized.changes, enforce);
+                (if enforce { normalized.value } else { received.clone() }, changes)
+            }
+            Err(refusal) if enforce => {
+                let answer = ProxyAnswer {
+                    error: refusal.error,
+                    kind: "refused_by_rule",
+                    outcome: "rejected",
+                };
+                return self.answer(new, started, answer).await;
+            }
+            Err(refusal) => {
+                let change = json!({
+                    "rule": refusal.rule, "side": "request", "op": "refused", "applied": false,
+                    "detail": refusal.error.detail,
+                });
+                (received.clone(), vec![redact::change(change)])
+            }
+        };
+        let forward_bytes = if to_forward.body == received.body {
+            body
+        } else {
+            to_forward
+                .body
+                .as_ref()
+                .map_or_else(Bytes::new, |value| Bytes::from(value.to_string()))
+        };
+        let forwarded_body = (to_forward.body != received.body)
+            .then(|| redact::body(&forward_bytes).0)
+            .flatten();
 
         // Whether the in-flight record exists: its completion is then an update, else a whole record.
         let mut begun = false;
@@ -185,7 +268,16 @@ impl Proxy {
             }
         }
 
-        let forwarded = match build_forward(&parts, body, route, &rest, query.as_deref(), peer, scheme) {
+        let built = build_forward(
+            &parts,
+            forward_bytes,
+            route,
+            &to_forward.path,
+            to_forward.query.as_deref(),
+            peer,
+            scheme,
+        );
+        let forwarded = match built.and_then(|request| with_content_type(request, to_forward.content_type.as_deref())) {
             Ok(forwarded) => forwarded,
             Err(detail) => {
                 let answer = ProxyAnswer {
@@ -196,7 +288,10 @@ impl Proxy {
                 return self.answer_begun(new, begun, started, answer).await;
             }
         };
-        let forwarded_headers = self.redactor.headers(forwarded.headers());
+        let as_sent = Sent {
+            headers: self.redactor.headers(forwarded.headers()),
+            body: forwarded_body,
+        };
         let upstream_started = Instant::now();
         let sent = tokio::time::timeout(route.timeout, self.client.request(forwarded)).await;
         self.metrics.upstream(&route.name, upstream_started.elapsed());
@@ -214,7 +309,7 @@ impl Proxy {
                     outcome: "unreachable",
                 };
                 return self
-                    .answer_forwarded(new, begun, started, answer, forwarded_headers)
+                    .answer_forwarded(new, begun, started, answer, as_sent, changes)
                     .await;
             }
             Err(_) => {
@@ -229,7 +324,7 @@ impl Proxy {
                     outcome: "unreachable",
                 };
                 return self
-                    .answer_forwarded(new, begun, started, answer, forwarded_headers)
+                    .answer_forwarded(new, begun, started, answer, as_sent, changes)
                     .await;
             }
         };
@@ -250,25 +345,56 @@ impl Proxy {
                     outcome: "failed",
                 };
                 return self
-                    .answer_forwarded(new, begun, started, answer, forwarded_headers)
+                    .answer_forwarded(new, begun, started, answer, as_sent, changes)
                     .await;
             }
         };
 
-        let status = upstream_parts.status;
+        let upstream_status = upstream_parts.status;
+        // The response, normalised for the IdP.
+        let answered = rules::Response {
+            status: upstream_status.as_u16(),
+            content_type: header_text(&upstream_parts.headers, CONTENT_TYPE),
+            body: serde_json::from_slice(&upstream_bytes).ok(),
+            has_body: !upstream_bytes.is_empty(),
+        };
+        let returned = normalize_response(&to_forward, &answered, &route.profile);
+        changes.extend(recorded_changes(&returned.changes, enforce));
+        let mut headers = response_headers(&upstream_parts.headers);
+        let (status, returned_bytes, returned_json) = if enforce && !returned.changes.is_empty() {
+            let returned = returned.value;
+            if let Some(value) = returned
+                .content_type
+                .as_deref()
+                .and_then(|c| HeaderValue::from_str(c).ok())
+            {
+                headers.insert(CONTENT_TYPE, value);
+            }
+            let bytes = match (&returned.body, returned.body == answered.body) {
+                (_, true) => upstream_bytes,
+                (Some(body), false) => Bytes::from(body.to_string()),
+                (None, false) => Bytes::new(),
+            };
+            let status = StatusCode::from_u16(returned.status).unwrap_or(upstream_status);
+            (status, bytes, returned.body)
+        } else {
+            (upstream_status, upstream_bytes, answered.body)
+        };
+        // What the IdP is told decides the outcome: a lookup the application answered 404 and
+        // the IdP receives as an empty list (R1) found nothing, it did not fail.
         let outcome = if status.as_u16() >= 400 { "failed" } else { "ok" };
-        let (response_body, response_json) = redact::body(&upstream_bytes);
+        let (response_body, response_json) = redact::body_of(&returned_bytes, returned_json);
         let (learned_id, learned_user) = learn_from_response(&classification, response_json.as_ref());
-        let mut response = Response::new(Full::new(upstream_bytes.clone()));
+        let mut response = Response::new(Full::new(returned_bytes));
         *response.status_mut() = status;
-        *response.headers_mut() = response_headers(&upstream_parts.headers);
+        *response.headers_mut() = headers;
         let completion = Completion {
             id: new.id.clone(),
             duration_ms: elapsed_ms(started),
-            forwarded_headers: Some(forwarded_headers),
-            forwarded_body: None,
-            changes: json!([]),
-            upstream_status: Some(status.as_u16()),
+            forwarded_headers: Some(as_sent.headers),
+            forwarded_body: as_sent.body,
+            changes: Value::Array(changes),
+            upstream_status: Some(upstream_status.as_u16()),
             status: status.as_u16(),
             response_headers: self.redactor.headers(response.headers()),
             response_body,
@@ -362,10 +488,13 @@ impl Proxy {
         begun: bool,
         started: Instant,
         answer: ProxyAnswer,
-        forwarded_headers: Value,
+        sent: Sent,
+        changes: Vec<Value>,
     ) -> Response<Full<Bytes>> {
         let response = error_response(&answer.error, answer.kind);
-        let completion = self.answer_completion(&new, started, &answer, Some(forwarded_headers), &response);
+        let mut completion = self.answer_completion(&new, started, &answer, Some(sent.headers), &response);
+        completion.forwarded_body = sent.body;
+        completion.changes = Value::Array(changes);
         self.complete(new, begun, completion, started, response).await
     }
 

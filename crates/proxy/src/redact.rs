@@ -2,7 +2,7 @@
 //! the SCIM `password` attribute is redacted in bodies (RFC 7643 `password`, any casing).
 
 use http::HeaderMap;
-use scimtrail_scim::redact::{redact_filter, redact_passwords, REDACTED};
+use scimtrail_scim::redact::{names_password, redact_filter, redact_passwords, REDACTED};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -68,11 +68,16 @@ pub fn fingerprint(value: &str) -> String {
 /// mentions a password, in which case only its size is kept — and, when it is JSON, the
 /// parsed (redacted) value, so that callers do not parse it again.
 pub fn body(bytes: &[u8]) -> (Option<String>, Option<Value>) {
+    body_of(bytes, serde_json::from_slice::<Value>(bytes).ok())
+}
+
+/// The same, for a body already parsed (`parsed` is what `bytes` parse to, if JSON).
+pub fn body_of(bytes: &[u8], parsed: Option<Value>) -> (Option<String>, Option<Value>) {
     if bytes.is_empty() {
         return (None, None);
     }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(mut value) => {
+    match parsed {
+        Some(mut value) => {
             let redacted = redact_passwords(&mut value);
             // Keep the body exactly as received unless it mentions a password anywhere: a
             // duplicate key (`"password":"x","password":null`) is invisible in the parsed value.
@@ -83,7 +88,7 @@ pub fn body(bytes: &[u8]) -> (Option<String>, Option<Value>) {
             };
             (Some(stored), Some(value))
         }
-        Err(_) => {
+        None => {
             // PostgreSQL text cannot hold NUL: one would fail the whole batch.
             let text = String::from_utf8_lossy(bytes).replace('\0', "\u{fffd}");
             let stored = if mentions_password(bytes) {
@@ -164,4 +169,23 @@ mod tests {
         let q = query(Some("filter=password+eq+%22hunter2%22&count=1")).unwrap();
         assert!(!q.contains("hunter2"), "{q}");
     }
+}
+
+/// A recorded normalisation change with every password out of it: in its values, and the
+/// whole value when its pointer names a password attribute.
+pub fn change(mut change: Value) -> Value {
+    let secret = change
+        .get("pointer")
+        .and_then(Value::as_str)
+        .is_some_and(|pointer| pointer.split(['/', '.', ':']).any(names_password));
+    for side in ["before", "after"] {
+        if let Some(value) = change.get_mut(side) {
+            if secret && !value.is_null() {
+                *value = Value::String(REDACTED.to_owned());
+            } else {
+                redact_passwords(value);
+            }
+        }
+    }
+    change
 }
