@@ -73,5 +73,10 @@ pub async fn start_with(config: &str, store_url: &str, adjust: impl FnOnce(&mut 
 
 /// A configuration with one route to `upstream`.
 pub fn single_route(upstream: &str, extra: &str) -> String {
-    format!("[[route]]\nname = \"app\"\nidp = \"okta\"\nupstream = \"{upstream}\"\n{extra}")
+    route_for("okta", upstream, extra)
+}
+
+/// The same for another IdP profile.
+pub fn route_for(idp: &str, upstream: &str, extra: &str) -> String {
+    format!("[[route]]\nname = \"app\"\nidp = \"{idp}\"\nupstream = \"{upstream}\"\n{extra}")
 }

@@ -621,11 +621,15 @@ mod tests {
             "header",
             "value_env",
             "idp_token_env",
+            "target",
+            "content_type",
+            "member_type_required",
         ] {
             assert!(
                 text.contains(&format!("{key} ="))
                     || text.contains(&format!("{key} = "))
-                    || text.contains(&format!("# {key}")),
+                    || text.contains(&format!("# {key}"))
+                    || text.contains(&format!(".{key}]")),
                 "the example does not document {key}"
             );
         }

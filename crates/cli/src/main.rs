@@ -2,6 +2,7 @@
 //! library crates, and turn an error into a one-line reason and a non-zero exit code.
 
 mod exchanges;
+mod rules;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -36,6 +37,24 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Play the bundled IdP scenarios against a strict application, directly and through
+    /// scimtrail, print what each way left behind, and keep serving until Ctrl-C.
+    Demo {
+        /// Where the demo records (default sqlite://scimtrail-demo.db).
+        #[arg(long, default_value = "sqlite://scimtrail-demo.db")]
+        store: String,
+        /// Proxy listen address (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Admin listen address (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        admin_listen: String,
+    },
+    /// List the IdP profiles and their rules.
+    Idps,
+    /// Rule files.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
     /// Run the reference SCIM 2.0 application: strict, in memory, at the root of its listener.
     Refapp {
         /// Address to listen on (port 0 picks a free port).
@@ -113,6 +132,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", settings.describe());
             Ok(())
         }
+        Command::Demo {
+            store,
+            listen,
+            admin_listen,
+        } => {
+            init_logging("human", "warn");
+            let options = scimtrail_demo::DemoOptions {
+                store_url: store,
+                listen,
+                admin_listen,
+            };
+            scimtrail_demo::run(options, shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Idps => rules::idps(),
+        Command::Rules(command) => rules::run(command),
         Command::Refapp { listen } => {
             init_logging("human", "info");
             refapp(&listen).await

@@ -4,5 +4,6 @@
 // Test helpers fail the test when what they wait for does not happen.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod normalization;
 mod proxy;
 mod refapp;

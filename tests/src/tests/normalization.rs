@@ -1,0 +1,210 @@
+//! Normalisation end to end: every bundled IdP lifecycle played against the strict reference
+//! application directly and through scimtrail, and the records the rules leave.
+
+use scimtrail_demo::play::Http;
+use scimtrail_demo::{compare, demo_config, scenario, DemoOptions};
+use scimtrail_integration::{proxy, refapp};
+use serde_json::{json, Value};
+
+/// The acceptance table of the normalisation issue: per IdP scenario, whether the strict
+/// application reaches the state the IdP intended directly and through scimtrail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_idp_lifecycle_reaches_the_intended_state_through_scimtrail() {
+    for store_url in proxy::fresh_store_urls().await {
+        let (direct, _) = refapp::start().await;
+        let (behind, _) = refapp::start().await;
+        let scenarios = scenario::bundled().unwrap();
+        let options = DemoOptions {
+            store_url: store_url.clone(),
+            listen: "127.0.0.1:0".into(),
+            admin_listen: "127.0.0.1:0".into(),
+        };
+        let proxy = proxy::start(&demo_config(&scenarios, &options, &behind.base_url()), &store_url).await;
+        let http = Http::default();
+        for scenario in &scenarios {
+            let base = format!("http://{}/{}", proxy.running.proxy_addr, scenario.name);
+            let comparison = compare(&http, scenario, &direct.base_url(), &base, &behind.base_url())
+                .await
+                .unwrap();
+            let (d, p) = (&comparison.direct, &comparison.proxied);
+            eprintln!(
+                "{store_url} {:<11} directly {}/{} checks, {} refused; through scimtrail {}/{} checks, {} refused",
+                scenario.name,
+                d.holding(),
+                d.checks.len(),
+                d.refused().len(),
+                p.holding(),
+                p.checks.len(),
+                p.refused().len()
+            );
+            let misses: Vec<String> = p
+                .checks
+                .iter()
+                .filter_map(|c| c.mismatch.as_ref().map(|m| format!("{}: {m}", c.what)))
+                .collect();
+            assert!(misses.is_empty(), "{} through scimtrail: {misses:#?}", scenario.name);
+            let refused: Vec<String> = p
+                .refused()
+                .iter()
+                .map(|s| format!("{} → {} {}", s.name, s.answer.status, s.answer.body))
+                .collect();
+            assert!(refused.is_empty(), "{} through scimtrail: {refused:#?}", scenario.name);
+            // The scenarios carry real quirks: sent directly, every one but Okta's fails.
+            assert_eq!(d.reached(), scenario.name == "okta", "{} directly", scenario.name);
+        }
+        proxy.running.shutdown().await;
+    }
+}
+
+fn group_with_three(members: [&str; 3]) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Engineering",
+        "members": members.iter().map(|id| json!({"value": id})).collect::<Vec<_>>(),
+    })
+}
+
+async fn three_users(app: &scimtrail_integration::Client) -> [String; 3] {
+    let mut ids = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        let created = app
+            .post(
+                "/Users",
+                &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}),
+            )
+            .await;
+        ids.push(created.body["id"].as_str().unwrap().to_owned());
+    }
+    [ids[0].clone(), ids[1].clone(), ids[2].clone()]
+}
+
+fn entra_default_removal(id: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Remove", "path": "members", "value": [{"value": id}]}]
+    })
+}
+
+fn member_count(group: &Value) -> usize {
+    group["members"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_member_removal_is_recorded_with_what_scimtrail_changed() {
+    let store_url = proxy::fresh_store_urls().await.remove(0);
+    let (app, app_client) = refapp::start().await;
+    let proxy = proxy::start(&proxy::route_for("entra", &app.base_url(), ""), &store_url).await;
+    let [alice, bob, carol] = three_users(&app_client).await;
+    let group = app_client
+        .post("/Groups", &group_with_three([&alice, &bob, &carol]))
+        .await;
+    let group_id = group.body["id"].as_str().unwrap().to_owned();
+
+    let removed = proxy
+        .client
+        .patch(&format!("/Groups/{group_id}"), &entra_default_removal(&bob))
+        .await;
+    assert!(removed.status.is_success(), "{}", removed.body);
+    let group = app_client.get(&format!("/Groups/{group_id}")).await;
+    assert_eq!(member_count(&group.body), 2, "only bob is gone: {}", group.body);
+
+    let id = removed.header("scimtrail-exchange-id").unwrap().to_owned();
+    let exchange = proxy.store.get(&id).await.unwrap();
+    assert_eq!(exchange.outcome, "ok");
+    assert_eq!(exchange.lifecycle.as_deref(), Some("membership"));
+    assert!(exchange.request_body.as_deref().unwrap().contains("\"Remove\""));
+    let forwarded: Value = serde_json::from_str(exchange.forwarded_body.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        forwarded["Operations"][0]["path"],
+        format!("members[value eq \"{bob}\"]")
+    );
+    let rules: Vec<&str> = exchange
+        .changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["applied"], true);
+            c["rule"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(rules, ["N1", "N3"]);
+    proxy.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_mode_forwards_the_original_and_records_what_it_would_change() {
+    let store_url = proxy::fresh_store_urls().await.remove(0);
+    let (app, app_client) = refapp::start().await;
+    let config = proxy::route_for("jumpcloud", &app.base_url(), "mode = \"observe\"\n");
+    let proxy = proxy::start(&config, &store_url).await;
+    let [alice, bob, carol] = three_users(&app_client).await;
+    let group = app_client
+        .post("/Groups", &group_with_three([&alice, &bob, &carol]))
+        .await;
+    let group_id = group.body["id"].as_str().unwrap().to_owned();
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "remove", "path": "members", "value": [{"value": bob}]}]
+    });
+    let removed = proxy.client.patch(&format!("/Groups/{group_id}"), &body).await;
+    assert!(removed.status.is_success());
+    // Observed, not enforced: the strict application applied the original and emptied the group.
+    let group = app_client.get(&format!("/Groups/{group_id}")).await;
+    assert_eq!(member_count(&group.body), 0);
+    let exchange = proxy
+        .store
+        .get(removed.header("scimtrail-exchange-id").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(exchange.forwarded_body, exchange.request_body, "forwarded as received");
+    let changes = exchange.changes.as_array().unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0]["rule"], "N3");
+    assert_eq!(changes[0]["applied"], false);
+    proxy.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_and_invalid_requests_are_refused_recorded_and_never_forwarded() {
+    let store_url = proxy::fresh_store_urls().await.remove(0);
+    let (app, app_client) = refapp::start().await;
+    let proxy = proxy::start(&proxy::route_for("entra", &app.base_url(), ""), &store_url).await;
+    let [alice, bob, carol] = three_users(&app_client).await;
+    let group = app_client
+        .post("/Groups", &group_with_three([&alice, &bob, &carol]))
+        .await;
+    let group_id = group.body["id"].as_str().unwrap().to_owned();
+
+    // A removal that does not say which member: forwarded, it would empty the group.
+    let unclear = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Remove", "path": "members", "value": [{"display": "Bob"}]}]
+    });
+    let refused = proxy.client.patch(&format!("/Groups/{group_id}"), &unclear).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.body["scimType"], "invalidValue");
+    assert!(refused.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("would remove all of them"));
+    assert_eq!(
+        member_count(&app_client.get(&format!("/Groups/{group_id}")).await.body),
+        3
+    );
+
+    let bad_filter = proxy.client.get("/Users?filter=userName%20eq%20%22unterminated").await;
+    assert_eq!(bad_filter.status, 400);
+    assert_eq!(bad_filter.body["scimType"], "invalidFilter");
+
+    for response in [&refused, &bad_filter] {
+        let exchange = proxy
+            .store
+            .get(response.header("scimtrail-exchange-id").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(exchange.outcome, "rejected");
+        assert_eq!(exchange.upstream_status, None, "never forwarded");
+    }
+    proxy.running.shutdown().await;
+}
