@@ -3,7 +3,8 @@
 
 use scimtrail_demo::play::Http;
 use scimtrail_demo::{compare, demo_config, scenario, DemoOptions};
-use scimtrail_integration::{proxy, refapp};
+use scimtrail_integration::{proxy, refapp, Client};
+use scimtrail_refapp::RunningRefApp;
 use serde_json::{json, Value};
 
 /// The acceptance table of the normalisation issue: per IdP scenario, whether the strict
@@ -78,6 +79,21 @@ async fn three_users(app: &scimtrail_integration::Client) -> [String; 3] {
     [ids[0].clone(), ids[1].clone(), ids[2].clone()]
 }
 
+/// A proxy with one route for `idp` in front of a fresh application holding alice, bob and
+/// carol, all members of one group; returns the proxy, the application, its client, the
+/// group id and bob's id.
+async fn group_of_three_behind(idp: &str, extra: &str) -> (proxy::TestProxy, RunningRefApp, Client, String, String) {
+    let store_url = proxy::fresh_store_urls().await.remove(0);
+    let (app, app_client) = refapp::start().await;
+    let proxy = proxy::start(&proxy::route_for(idp, &app.base_url(), extra), &store_url).await;
+    let [alice, bob, carol] = three_users(&app_client).await;
+    let group = app_client
+        .post("/Groups", &group_with_three([&alice, &bob, &carol]))
+        .await;
+    let group_id = group.body["id"].as_str().unwrap().to_owned();
+    (proxy, app, app_client, group_id, bob)
+}
+
 fn entra_default_removal(id: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -91,14 +107,7 @@ fn member_count(group: &Value) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entra_member_removal_is_recorded_with_what_scimtrail_changed() {
-    let store_url = proxy::fresh_store_urls().await.remove(0);
-    let (app, app_client) = refapp::start().await;
-    let proxy = proxy::start(&proxy::route_for("entra", &app.base_url(), ""), &store_url).await;
-    let [alice, bob, carol] = three_users(&app_client).await;
-    let group = app_client
-        .post("/Groups", &group_with_three([&alice, &bob, &carol]))
-        .await;
-    let group_id = group.body["id"].as_str().unwrap().to_owned();
+    let (proxy, _app, app_client, group_id, bob) = group_of_three_behind("entra", "").await;
 
     let removed = proxy
         .client
@@ -134,15 +143,7 @@ async fn entra_member_removal_is_recorded_with_what_scimtrail_changed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observe_mode_forwards_the_original_and_records_what_it_would_change() {
-    let store_url = proxy::fresh_store_urls().await.remove(0);
-    let (app, app_client) = refapp::start().await;
-    let config = proxy::route_for("jumpcloud", &app.base_url(), "mode = \"observe\"\n");
-    let proxy = proxy::start(&config, &store_url).await;
-    let [alice, bob, carol] = three_users(&app_client).await;
-    let group = app_client
-        .post("/Groups", &group_with_three([&alice, &bob, &carol]))
-        .await;
-    let group_id = group.body["id"].as_str().unwrap().to_owned();
+    let (proxy, _app, app_client, group_id, bob) = group_of_three_behind("jumpcloud", "mode = \"observe\"\n").await;
     let body = json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{"op": "remove", "path": "members", "value": [{"value": bob}]}]
@@ -167,14 +168,7 @@ async fn observe_mode_forwards_the_original_and_records_what_it_would_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsafe_and_invalid_requests_are_refused_recorded_and_never_forwarded() {
-    let store_url = proxy::fresh_store_urls().await.remove(0);
-    let (app, app_client) = refapp::start().await;
-    let proxy = proxy::start(&proxy::route_for("entra", &app.base_url(), ""), &store_url).await;
-    let [alice, bob, carol] = three_users(&app_client).await;
-    let group = app_client
-        .post("/Groups", &group_with_three([&alice, &bob, &carol]))
-        .await;
-    let group_id = group.body["id"].as_str().unwrap().to_owned();
+    let (proxy, _app, app_client, group_id, _bob) = group_of_three_behind("entra", "").await;
 
     // A removal that does not say which member: forwarded, it would empty the group.
     let unclear = json!({
