@@ -7,3 +7,4 @@
 mod normalization;
 mod proxy;
 mod refapp;
+mod scim2_server;
