@@ -624,6 +624,8 @@ mod tests {
             "target",
             "content_type",
             "member_type_required",
+            "patch",
+            "value_path_filters",
         ] {
             assert!(
                 text.contains(&format!("{key} ="))

@@ -7,12 +7,12 @@
 use crate::classify::{classify, learn_from_response};
 use crate::config::{Route, Secret, UpstreamAuth};
 use crate::recorder::RecordMode;
-use crate::{redact, Proxy};
+use crate::{redact, state, Proxy};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use scimtrail_rules::{self as rules, normalize_request, normalize_response, Mode};
+use scimtrail_rules::{self as rules, needs_state, normalize_request, normalize_response, Mode};
 use scimtrail_scim::{ScimError, ScimType};
 use scimtrail_store::{Completion, NewExchange, Write};
 use serde_json::{json, Value};
@@ -214,8 +214,21 @@ impl Proxy {
             query: query.clone(),
             content_type: header_text(&parts.headers, CONTENT_TYPE),
             body: original_json,
+            if_match: header_text(&parts.headers, http::header::IF_MATCH),
         };
-        let (to_forward, mut changes) = match normalize_request(&received, &route.profile, &route.target) {
+        // Stateful rules start from the resource as the application has it now.
+        let state = if needs_state(&received, &route.profile, &route.target) {
+            let state = state::fetch(&self.client, route, &parts.headers, &rest).await;
+            if let (Some(state), Some(rt), Some(id)) = (&state, &new.resource_type, &new.resource_id) {
+                self.recorder.write_behind(state::snapshot(route, rt, id, state));
+            }
+            state
+        } else {
+            None
+        };
+        let stateful = state.is_some();
+        let normalized = normalize_request(&received, &route.profile, &route.target, state.as_ref());
+        let (to_forward, mut changes) = match normalized {
             Ok(normalized) => {
                 let changes = recorded_changes(&normalized.changes, enforce);
                 (if enforce { normalized.value } else { received.clone() }, changes)
@@ -268,15 +281,7 @@ impl Proxy {
             }
         }
 
-        let built = build_forward(
-            &parts,
-            forward_bytes,
-            route,
-            &to_forward.path,
-            to_forward.query.as_deref(),
-            peer,
-            scheme,
-        );
+        let built = build_forward(&parts, forward_bytes, route, &to_forward, peer, scheme);
         let forwarded = match built.and_then(|request| with_content_type(request, to_forward.content_type.as_deref())) {
             Ok(forwarded) => forwarded,
             Err(detail) => {
@@ -383,6 +388,13 @@ impl Proxy {
         // What the IdP is told decides the outcome: a lookup the application answered 404 and
         // the IdP receives as an empty list (R1) found nothing, it did not fail.
         let outcome = if status.as_u16() >= 400 { "failed" } else { "ok" };
+        if stateful && status.is_success() {
+            if let (Some(resource), Some(rt), Some(id)) = (&returned_json, &new.resource_type, &new.resource_id) {
+                if resource.get("id").and_then(Value::as_str) == Some(id.as_str()) {
+                    self.recorder.write_behind(state::snapshot(route, rt, id, resource));
+                }
+            }
+        }
         let (response_body, response_json) = redact::body_of(&returned_bytes, returned_json);
         let (learned_id, learned_user) = learn_from_response(&classification, response_json.as_ref());
         let mut response = Response::new(Full::new(returned_bytes));
@@ -577,18 +589,21 @@ fn build_forward(
     parts: &http::request::Parts,
     body: Bytes,
     route: &Route,
-    rest: &str,
-    query: Option<&str>,
+    to_forward: &rules::Request,
     peer: SocketAddr,
     scheme: &'static str,
 ) -> Result<Request<Full<Bytes>>, String> {
+    let (rest, query) = (&to_forward.path, to_forward.query.as_deref());
     let base = route.upstream.to_string();
     let mut uri = format!("{}{rest}", base.trim_end_matches('/'));
     if let Some(query) = query {
         uri.push('?');
         uri.push_str(query);
     }
-    let mut builder = Request::builder().method(parts.method.clone()).uri(&uri);
+    // The rules may change the method (N20: PATCH → PUT for an application without PATCH).
+    let method = http::Method::from_bytes(to_forward.method.as_bytes())
+        .map_err(|_| format!("invalid method {}", to_forward.method))?;
+    let mut builder = Request::builder().method(method).uri(&uri);
     let headers = builder
         .headers_mut()
         .ok_or_else(|| format!("cannot build a request to {uri}"))?;
@@ -615,6 +630,18 @@ fn build_forward(
     if let Some(host) = host.or_else(|| parts.uri.authority().map(|a| a.to_string())) {
         set(headers, "x-forwarded-host", &host);
     }
+    set_upstream_auth(headers, route);
+    if let Some(version) = &to_forward.if_match {
+        set(headers, "if-match", version);
+    }
+    builder
+        .body(Full::new(body))
+        .map_err(|error| format!("cannot build a request to {uri}: {error}"))
+}
+
+/// The route's credentials for the application, replacing the IdP's (which stay when the
+/// route has none).
+pub(crate) fn set_upstream_auth(headers: &mut HeaderMap, route: &Route) {
     match &route.upstream_auth {
         Some(UpstreamAuth::Bearer(token)) => set(headers, "authorization", &format!("Bearer {}", token.expose())),
         Some(UpstreamAuth::Basic { username, password }) => {
@@ -630,9 +657,6 @@ fn build_forward(
         Some(UpstreamAuth::Header { name, value }) => set(headers, name, value.expose()),
         None => {}
     }
-    builder
-        .body(Full::new(body))
-        .map_err(|error| format!("cannot build a request to {uri}: {error}"))
 }
 
 fn set(headers: &mut HeaderMap, name: &str, value: &str) {

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod recorder;
 pub mod redact;
 mod server;
+mod state;
 pub mod upstream;
 
 pub use admin::{list_query, parse_time};

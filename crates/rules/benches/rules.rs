@@ -12,6 +12,7 @@ fn request(method: &str, path: &str, query: Option<&str>, body: Option<serde_jso
         query: query.map(str::to_owned),
         content_type: Some("application/scim+json".to_owned()),
         body,
+        if_match: None,
     }
 }
 
@@ -58,17 +59,17 @@ fn entra(c: &mut Criterion) {
         has_body: true,
     };
     c.bench_function("entra: default deactivation (N1, N2)", |b| {
-        b.iter(|| normalize_request(black_box(&deactivate), &profile, &target))
+        b.iter(|| normalize_request(black_box(&deactivate), &profile, &target, None))
     });
     c.bench_function("entra: default removal of 3 members (N1, N3)", |b| {
-        b.iter(|| normalize_request(black_box(&remove_members), &profile, &target))
+        b.iter(|| normalize_request(black_box(&remove_members), &profile, &target, None))
     });
     c.bench_function("entra: RFC PATCH, nothing to change", |b| {
-        b.iter(|| normalize_request(black_box(&rfc_patch), &profile, &target))
+        b.iter(|| normalize_request(black_box(&rfc_patch), &profile, &target, None))
     });
     c.bench_function("entra: lookup request and its response", |b| {
         b.iter(|| {
-            let forwarded = normalize_request(black_box(&lookup), &profile, &target);
+            let forwarded = normalize_request(black_box(&lookup), &profile, &target, None);
             normalize_response(&lookup, black_box(&found), &profile);
             forwarded
         })

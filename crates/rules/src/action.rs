@@ -24,6 +24,17 @@ pub enum Action {
     /// N6: `manager` as a bare string or a one-element array → `{"value": …}`; the legacy
     /// PATCH path `manager` → the enterprise extension's.
     NormalizeManager,
+    /// N8 (state): `add`/`replace` of `emails[type eq "work"].value` when the resource has no
+    /// such element → `add` of `emails` with a new element built from the filter (primary when
+    /// no other value is).
+    CreateMissingFilteredElement,
+    /// N20 (state): for an application without PATCH (`target.patch = false`), a PATCH →
+    /// a PUT of the current resource with the PATCH applied, guarded by `If-Match`.
+    PatchAsPut,
+    /// R13 (state): for an application without value-path filters in PATCH paths
+    /// (`target.value_path_filters = false`), such an operation → a `replace` of the whole
+    /// attribute, computed from the current resource.
+    WholeAttributeReplace,
     /// N9: bare filter literals quoted (`externalId eq jyoung` → `externalId eq "jyoung"`).
     QuoteFilterLiterals,
     /// N10: the query string decoded (`+` and `%20`), emptied parameters and the listed IdP
@@ -77,6 +88,9 @@ impl Action {
             Action::ExpandDottedKeys => "expand_dotted_keys",
             Action::DropNullRefs => "drop_null_refs",
             Action::NormalizeManager => "normalize_manager",
+            Action::CreateMissingFilteredElement => "create_missing_filtered_element",
+            Action::PatchAsPut => "patch_as_put",
+            Action::WholeAttributeReplace => "whole_attribute_replace",
             Action::QuoteFilterLiterals => "quote_filter_literals",
             Action::CanonicalQuery { .. } => "canonical_query",
             Action::RepairSchemaUrns => "repair_schema_urns",
@@ -101,6 +115,14 @@ impl Action {
             Action::ResponseContentType { .. } => &["action", "content_type"],
             _ => &["action"],
         }
+    }
+
+    /// Whether it needs the resource's current state.
+    pub fn needs_state(&self) -> bool {
+        matches!(
+            self,
+            Action::CreateMissingFilteredElement | Action::PatchAsPut | Action::WholeAttributeReplace
+        )
     }
 
     /// Whether it edits responses (else requests).

@@ -30,7 +30,7 @@ mod testcase;
 
 pub use action::Action;
 pub use profile::{builtin_profile, builtin_profiles, Mode, Profile, ProfileError, Rule};
-pub use request::normalize_request;
+pub use request::{needs_state, normalize_request};
 pub use response::normalize_response;
 pub use target::Target;
 pub use testcase::{run_tests, TestCase, TestOutcome};
@@ -51,6 +51,9 @@ pub struct Request {
     pub content_type: Option<String>,
     /// The body, when it parsed as JSON.
     pub body: Option<Value>,
+    /// The `If-Match` to send: set when a rule builds the request from the resource's state
+    /// (N20), so that a resource changed since fails instead of being overwritten.
+    pub if_match: Option<String>,
 }
 
 /// A response as the rules see it.

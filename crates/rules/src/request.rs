@@ -8,19 +8,15 @@ use scimtrail_scim::{json, Filter, PatchPath, ScimError, ScimType};
 use serde_json::{json, Map, Value};
 
 /// Applies the profile's request rules in order, then checks the filter (every profile
-/// does: an invalid filter never reaches the application).
+/// does: an invalid filter never reaches the application). `state` is the resource as the
+/// application has it, for the rules that need it ([`needs_state`]).
 pub fn normalize_request(
     request: &Request,
     profile: &Profile,
     target: &Target,
+    state: Option<&Value>,
 ) -> Result<Normalized<Request>, Refusal> {
-    let mut working = Working {
-        request: request.clone(),
-        changes: Vec::new(),
-        rule: String::new(),
-        resource_type: resource_type_of(&request.path),
-        resource_id: resource_id_of(&request.path),
-    };
+    let mut working = Working::new(request, state);
     for rule in profile.rules.iter().filter(|rule| !rule.action.on_response()) {
         working.rule.clone_from(&rule.id);
         working.apply(&rule.action, target)?;
@@ -87,15 +83,41 @@ fn check_filter(request: &Request) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Whether normalising `request` needs the resource's current state: a PATCH of one resource
+/// that a stateful rule (N8, N20, R13) of the profile would act on for this target.
+pub fn needs_state(request: &Request, profile: &Profile, target: &Target) -> bool {
+    let actions: Vec<&Action> = profile.rules.iter().map(|rule| &rule.action).collect();
+    state::needs_state(&Working::new(request, None), target, &actions)
+}
+
 struct Working {
     request: Request,
     changes: Vec<Change>,
     rule: String,
     resource_type: Option<&'static ResourceType>,
     resource_id: Option<String>,
+    /// The resource as the application has it, as the operations so far leave it.
+    state: Option<Value>,
 }
 
 impl Working {
+    fn new(request: &Request, state: Option<&Value>) -> Working {
+        Working {
+            request: request.clone(),
+            changes: Vec::new(),
+            rule: String::new(),
+            resource_type: resource_type_of(&request.path),
+            resource_id: resource_id_of(&request.path),
+            state: state.cloned(),
+        }
+    }
+
+    fn record(&mut self, edits: Edits) {
+        for (pointer, before, after) in edits {
+            self.change(pointer, before, after);
+        }
+    }
+
     fn change(&mut self, pointer: String, before: Option<Value>, after: Option<Value>) {
         self.changes.push(Change {
             rule: self.rule.clone(),
@@ -128,6 +150,9 @@ impl Working {
             }
             Action::ScimContentType => self.scim_content_type(target),
             Action::SinglePrimary => self.single_primary(),
+            Action::CreateMissingFilteredElement => self.create_missing_filtered_element(),
+            Action::WholeAttributeReplace => self.whole_attribute_replace(target),
+            Action::PatchAsPut => return self.patch_as_put(target),
             // Response actions run in `normalize_response`.
             Action::ZeroHitsAsEmptyList
             | Action::EnsureSchemas
@@ -1022,6 +1047,8 @@ fn manager_object(manager: &mut Value, pointer: &str, edits: &mut Edits) {
         *manager = replacement;
     }
 }
+
+mod state;
 
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,11 @@ pub struct Target {
     pub content_type: String,
     /// Whether group members must carry `type` (N17).
     pub member_type_required: bool,
+    /// Whether it accepts PATCH; without, PATCH becomes PUT (N20).
+    pub patch: bool,
+    /// Whether it accepts value-path filters in PATCH paths (`emails[type eq "work"].value`);
+    /// without, such operations replace the whole attribute (R13).
+    pub value_path_filters: bool,
 }
 
 impl Default for Target {
@@ -18,6 +23,8 @@ impl Default for Target {
         Target {
             content_type: "application/scim+json".to_owned(),
             member_type_required: false,
+            patch: true,
+            value_path_filters: true,
         }
     }
 }

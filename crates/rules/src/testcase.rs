@@ -24,13 +24,19 @@ pub struct TestCase {
     pub body: Option<String>,
     /// The application, when not the strict default.
     pub target: Option<Target>,
+    /// The resource as the application has it (JSON), for the stateful rules.
+    pub state: Option<String>,
+    /// The method to forward.
+    pub expect_method: Option<String>,
+    /// The `If-Match` to forward.
+    pub expect_if_match: Option<String>,
     /// The body to forward.
     pub expect_body: Option<String>,
     /// The query string to forward.
     pub expect_query: Option<String>,
     /// The content type to forward.
     pub expect_content_type: Option<String>,
-    /// The `scimType` of the refusal the request must get.
+    /// The `scimType` of the refusal the request must get (its status when it has none).
     pub expect_refusal: Option<String>,
     /// The rules that changed something, in order of first change.
     pub expect_rules: Option<Vec<String>>,
@@ -82,6 +88,8 @@ fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
     let asserts_something = case.expect_body.is_some()
         || case.expect_query.is_some()
         || case.expect_content_type.is_some()
+        || case.expect_method.is_some()
+        || case.expect_if_match.is_some()
         || case.expect_refusal.is_some()
         || case.expect_rules.is_some()
         || case.expect_status.is_some()
@@ -99,14 +107,20 @@ fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
             .clone()
             .or_else(|| case.body.as_ref().map(|_| "application/scim+json".to_owned())),
         body: parse("body", &case.body)?,
+        if_match: None,
     };
     let target = case.target.clone().unwrap_or_default();
-    let forwarded = match normalize_request(&request, profile, &target) {
+    let state = parse("state", &case.state)?;
+    let forwarded = match normalize_request(&request, profile, &target, state.as_ref()) {
         Ok(forwarded) => forwarded,
         Err(refusal) => {
-            let scim_type = refusal.error.scim_type.map(|t| t.as_str().to_owned());
+            // The refusal's scimType, or its status when it has none.
+            let kind = refusal
+                .error
+                .scim_type
+                .map_or_else(|| refusal.error.status.to_string(), |t| t.as_str().to_owned());
             return match &case.expect_refusal {
-                Some(expected) if scim_type.as_deref() == Some(expected.as_str()) => Ok(()),
+                Some(expected) if &kind == expected => Ok(()),
                 _ => Err(format!("refused: {} (rule {})", refusal.error.detail, refusal.rule)),
             };
         }
@@ -135,6 +149,16 @@ fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
     if let Some(expected) = &case.expect_query {
         if sent.query.as_deref().unwrap_or_default() != expected {
             return Err(format!("forwarded query {:?}, expected {expected:?}", sent.query));
+        }
+    }
+    if let Some(expected) = &case.expect_method {
+        if &sent.method != expected {
+            return Err(format!("forwarded method {}, expected {expected}", sent.method));
+        }
+    }
+    if let Some(expected) = &case.expect_if_match {
+        if sent.if_match.as_deref() != Some(expected.as_str()) {
+            return Err(format!("forwarded If-Match {:?}, expected {expected:?}", sent.if_match));
         }
     }
     if let Some(expected) = &case.expect_content_type {

@@ -1,5 +1,6 @@
 //! Normalisation is total: whatever an IdP sends, every profile answers with a request to
-//! forward or a refusal, never a panic; and it is idempotent on what it produced.
+//! forward or a refusal, never a panic, whatever the resource's state; and without state it
+//! is idempotent on what it produced.
 
 use proptest::prelude::*;
 use scimtrail_rules::{builtin_profiles, normalize_request, normalize_response, Request, Response, Target};
@@ -70,6 +71,7 @@ proptest! {
         path in prop::sample::select(vec!["/Users", "/Users/u1", "/Groups/g1", "/Groups", "/Users/.search", "/Bulk", "/x"]),
         query in proptest::option::of("[a-zA-Z=&+%2\" .]{0,24}"),
         status in prop::sample::select(vec![200_u16, 201, 204, 400, 404, 500]),
+        state in json_value(),
     ) {
         let request = Request {
             method: method.to_owned(),
@@ -77,14 +79,22 @@ proptest! {
             query,
             content_type: Some("application/json".to_owned()),
             body: Some(body.clone()),
+            if_match: None,
         };
         for profile in builtin_profiles().unwrap() {
-            if let Ok(first) = normalize_request(&request, &profile, &Target::default()) {
-                let second = normalize_request(&first.value, &profile, &Target::default());
+            if let Ok(first) = normalize_request(&request, &profile, &Target::default(), None) {
+                let second = normalize_request(&first.value, &profile, &Target::default(), None);
                 let second = second.expect("a normalised request is not refused");
                 prop_assert_eq!(&second.value, &first.value, "profile {}", profile.name);
                 let response = Response { status, content_type: None, body: Some(body.clone()), has_body: true };
                 let _ = normalize_response(&first.value, &response, &profile);
+            }
+            // The stateful rules, for applications without PATCH or without value-path
+            // filters, on an arbitrary state: total too.
+            for (patch, value_path_filters) in [(false, true), (true, false), (true, true)] {
+                let target = Target { patch, value_path_filters, ..Target::default() };
+                let _ = normalize_request(&request, &profile, &target, Some(&body));
+                let _ = normalize_request(&request, &profile, &target, Some(&state));
             }
         }
     }

@@ -21,7 +21,7 @@ mod query;
 mod sql;
 mod sqlite_writer;
 
-pub use model::{rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, Write, OUTCOME_IN_FLIGHT};
+pub use model::{rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, Snapshot, Write, OUTCOME_IN_FLIGHT};
 
 use sqlite_writer::SqliteWriter;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -219,6 +219,42 @@ impl Store {
             None
         };
         Ok(Page { items, next_cursor })
+    }
+
+    /// The application's last representation of a resource as `route` saw it, if kept.
+    pub async fn snapshot(
+        &self,
+        route: &str,
+        resource_type: &str,
+        resource_id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let body: Option<String> = match &self.pool {
+            Pool::Sqlite(pool, _) => {
+                sqlx::query_scalar(sql::GET_SNAPSHOT)
+                    .bind(route)
+                    .bind(resource_type)
+                    .bind(resource_id)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Pool::Postgres(pool, _) => {
+                let statement = sql::numbered_placeholders(sql::GET_SNAPSHOT);
+                sqlx::query_scalar(&statement)
+                    .bind(route)
+                    .bind(resource_type)
+                    .bind(resource_id)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        body.map(|body| {
+            serde_json::from_str(&body).map_err(|source| StoreError::Corrupt {
+                id: format!("{route}/{resource_type}/{resource_id}"),
+                column: "resource_snapshots.body",
+                source,
+            })
+        })
+        .transpose()
     }
 
     async fn replays_of(&self, id: &str) -> Result<Vec<String>, StoreError> {

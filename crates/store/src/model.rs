@@ -90,6 +90,23 @@ pub enum Write {
     Finish(Box<Completion>),
     /// Insert a complete exchange (one the proxy answered itself, or an async-mode record).
     Whole(Box<NewExchange>, Box<Completion>),
+    /// Keep (or forget) the application's last representation of a resource.
+    Snapshot(Box<Snapshot>),
+}
+
+/// The application's last representation of one resource, as a route saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The route.
+    pub route: String,
+    /// `Users`, `Groups`.
+    pub resource_type: String,
+    /// The resource id.
+    pub resource_id: String,
+    /// The resource (no password), or `None` when it was deleted.
+    pub body: Option<String>,
+    /// When it was seen, epoch milliseconds.
+    pub updated_at_ms: i64,
 }
 
 /// Filters of `exchanges list` and `GET /api/v1/exchanges`.

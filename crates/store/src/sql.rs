@@ -1,7 +1,7 @@
 //! Statements and parameter binding, written once for both backends: statements use `?`
 //! placeholders, which [`numbered_placeholders`] turns into PostgreSQL's `$n`.
 
-use crate::model::{Completion, NewExchange, Write, OUTCOME_IN_FLIGHT};
+use crate::model::{Completion, NewExchange, Snapshot, Write, OUTCOME_IN_FLIGHT};
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::sqlite::SqliteArguments;
@@ -23,12 +23,41 @@ const FINISH: &str = "UPDATE exchanges SET duration_ms = ?, forwarded_headers = 
     bulk_operations = ?, error = ?, resource_id = COALESCE(resource_id, ?), user_name = COALESCE(user_name, ?) \
     WHERE id = ?";
 
+const KEEP_SNAPSHOT: &str = "INSERT INTO resource_snapshots (route, resource_type, resource_id, body, updated_at) \
+    VALUES (?, ?, ?, ?, ?) ON CONFLICT (route, resource_type, resource_id) \
+    DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at";
+
+const FORGET_SNAPSHOT: &str =
+    "DELETE FROM resource_snapshots WHERE route = ? AND resource_type = ? AND resource_id = ?";
+
+/// The last representation of one resource.
+pub(crate) const GET_SNAPSHOT: &str =
+    "SELECT body FROM resource_snapshots WHERE route = ? AND resource_type = ? AND resource_id = ?";
+
 /// The statements of one write, in order.
 pub(crate) fn statements(write: &Write) -> Vec<(&'static str, Vec<Param>)> {
     match write {
         Write::Begin(new) => vec![(INSERT, insert_params(new))],
         Write::Finish(done) => vec![(FINISH, finish_params(done))],
         Write::Whole(new, done) => vec![(INSERT, insert_params(new)), (FINISH, finish_params(done))],
+        Write::Snapshot(snapshot) => vec![snapshot_statement(snapshot)],
+    }
+}
+
+fn snapshot_statement(snapshot: &Snapshot) -> (&'static str, Vec<Param>) {
+    let key = vec![
+        text(&snapshot.route),
+        text(&snapshot.resource_type),
+        text(&snapshot.resource_id),
+    ];
+    match &snapshot.body {
+        Some(body) => {
+            let mut params = key;
+            params.push(text(body));
+            params.push(Param::Int(Some(snapshot.updated_at_ms)));
+            (KEEP_SNAPSHOT, params)
+        }
+        None => (FORGET_SNAPSHOT, key),
     }
 }
 

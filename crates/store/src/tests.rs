@@ -322,3 +322,42 @@ async fn sqlite_wal_stays_bounded_under_steady_writes() {
         1000
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_are_kept_replaced_and_forgotten_per_route() {
+    for store in fresh_stores().await {
+        let snapshot = |route: &str, body: Option<serde_json::Value>, at: i64| {
+            Write::Snapshot(Box::new(Snapshot {
+                route: route.into(),
+                resource_type: "Users".into(),
+                resource_id: "u1".into(),
+                body: body.map(|b| b.to_string()),
+                updated_at_ms: at,
+            }))
+        };
+        assert_eq!(store.snapshot("entra", "Users", "u1").await.unwrap(), None);
+        store
+            .write_batch(&[
+                snapshot("entra", Some(json!({"id": "u1", "active": true})), 1),
+                snapshot("okta", Some(json!({"id": "u1", "active": true})), 1),
+            ])
+            .await
+            .unwrap();
+        store
+            .write_batch(&[snapshot("entra", Some(json!({"id": "u1", "active": false})), 2)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.snapshot("entra", "Users", "u1").await.unwrap(),
+            Some(json!({"id": "u1", "active": false})),
+            "{}",
+            store.backend()
+        );
+        store.write_batch(&[snapshot("entra", None, 3)]).await.unwrap();
+        assert_eq!(store.snapshot("entra", "Users", "u1").await.unwrap(), None);
+        assert_eq!(
+            store.snapshot("okta", "Users", "u1").await.unwrap(),
+            Some(json!({"id": "u1", "active": true}))
+        );
+    }
+}

@@ -202,3 +202,132 @@ async fn unsafe_and_invalid_requests_are_refused_recorded_and_never_forwarded() 
     }
     proxy.running.shutdown().await;
 }
+
+/// A user on the application (created directly), and a proxy route for `idp` with `extra`.
+async fn user_behind(idp: &str, extra: &str, user: Value) -> (proxy::TestProxy, RunningRefApp, Client, String) {
+    let store_url = proxy::fresh_store_urls().await.remove(0);
+    let (app, app_client) = refapp::start().await;
+    let proxy = proxy::start(&proxy::route_for(idp, &app.base_url(), extra), &store_url).await;
+    let created = app_client.post("/Users", &user).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    (proxy, app, app_client, id)
+}
+
+fn rules_of(exchange: &scimtrail_store::Exchange) -> Vec<String> {
+    let mut rules: Vec<String> = exchange
+        .changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["rule"].as_str().unwrap().to_owned())
+        .collect();
+    rules.dedup();
+    rules
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n8_entra_write_to_a_missing_work_email_creates_it() {
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "dana@example.com"});
+    let (proxy, _app, app_client, id) = user_behind("entra", "", user).await;
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Add", "path": "emails[type eq \"work\"].value", "value": "dana@work.example"}]
+    });
+    // Sent directly, a strict application has no element to write to.
+    let direct = app_client.patch(&format!("/Users/{id}"), &body).await;
+    assert_eq!(direct.status, 400, "{}", direct.body);
+
+    let through = proxy.client.patch(&format!("/Users/{id}"), &body).await;
+    assert!(through.status.is_success(), "{}", through.body);
+    let user = app_client.get(&format!("/Users/{id}")).await.body;
+    assert_eq!(
+        user["emails"],
+        json!([{"type": "work", "value": "dana@work.example", "primary": true}])
+    );
+    let exchange = proxy
+        .store
+        .get(through.header("scimtrail-exchange-id").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rules_of(&exchange), ["N1", "N8"]);
+    // What the rule decided from, and what the application answered, are kept.
+    let snapshot = proxy.store.snapshot("app", "Users", &id).await.unwrap().unwrap();
+    assert_eq!(snapshot["emails"][0]["value"], "dana@work.example");
+    proxy.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n20_patch_becomes_a_put_of_the_current_resource_for_an_application_without_patch() {
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "erin@example.com",
+        "active": true,
+        "name": {"givenName": "Erin", "familyName": "Doe"},
+        "emails": [{"type": "work", "value": "erin@example.com", "primary": true}]
+    });
+    let (proxy, _app, app_client, id) = user_behind("entra", "[route.target]\npatch = false\n", user).await;
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
+    });
+    let through = proxy.client.patch(&format!("/Users/{id}"), &body).await;
+    assert!(through.status.is_success(), "{}", through.body);
+    let user = app_client.get(&format!("/Users/{id}")).await.body;
+    assert_eq!(user["active"], false);
+    // Nothing else was lost by replacing the whole resource.
+    assert_eq!(user["name"], json!({"givenName": "Erin", "familyName": "Doe"}));
+    assert_eq!(user["emails"][0]["value"], "erin@example.com");
+    let exchange = proxy
+        .store
+        .get(through.header("scimtrail-exchange-id").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rules_of(&exchange), ["N1", "N2", "N20"]);
+    assert_eq!(exchange.lifecycle.as_deref(), Some("deactivate"));
+    let method_change = exchange
+        .changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["pointer"] == "method")
+        .unwrap();
+    assert_eq!(method_change["after"], "PUT");
+    proxy.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_filtered_write_replaces_the_whole_attribute_for_an_application_without_filters() {
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "finn@example.com",
+        "emails": [
+            {"type": "work", "value": "finn@old.example", "primary": true},
+            {"type": "home", "value": "finn@home.example"}
+        ]
+    });
+    let (proxy, _app, app_client, id) =
+        user_behind("entra", "[route.target]\nvalue_path_filters = false\n", user).await;
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "finn@new.example"}]
+    });
+    let through = proxy.client.patch(&format!("/Users/{id}"), &body).await;
+    assert!(through.status.is_success(), "{}", through.body);
+    let user = app_client.get(&format!("/Users/{id}")).await.body;
+    assert_eq!(
+        user["emails"],
+        json!([
+            {"type": "work", "value": "finn@new.example", "primary": true},
+            {"type": "home", "value": "finn@home.example"}
+        ])
+    );
+    let exchange = proxy
+        .store
+        .get(through.header("scimtrail-exchange-id").unwrap())
+        .await
+        .unwrap();
+    let forwarded: Value = serde_json::from_str(exchange.forwarded_body.as_deref().unwrap()).unwrap();
+    assert_eq!(forwarded["Operations"][0]["path"], "emails");
+    assert_eq!(rules_of(&exchange), ["R13"]);
+    proxy.running.shutdown().await;
+}

@@ -15,8 +15,11 @@ fn forwarded(profile: &str, method: &str, path: &str, body: Value) -> Request {
         query: None,
         content_type: Some("application/scim+json".to_owned()),
         body: Some(body),
+        if_match: None,
     };
-    normalize_request(&request, &profile, &Target::default()).unwrap().value
+    normalize_request(&request, &profile, &Target::default(), None)
+        .unwrap()
+        .value
 }
 
 fn group_with(members: &[&str]) -> Value {

@@ -1,0 +1,79 @@
+//! The resource as the application has it: what stateful rules (N8, N20, R13) start from.
+//!
+//! Read fresh with a GET, with the route's credentials, every time a rule needs it: the
+//! application is the authority, and a copy kept from earlier responses goes stale as soon as
+//! anything else writes to the application (for N8 that would duplicate an element; for N20
+//! the If-Match would fail). What was read, and what the application answered after the
+//! write, are kept in the store (`resource_snapshots`), shared by every instance: the evidence
+//! of what the rules decided from.
+
+use crate::exchange::set_upstream_auth;
+use crate::upstream::UpstreamClient;
+use crate::Route;
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION};
+use http::{HeaderMap, HeaderValue, Request};
+use http_body_util::{BodyExt, Full, Limited};
+use scimtrail_scim::redact::redact_passwords;
+use scimtrail_store::{Snapshot, Write};
+use serde_json::Value;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Largest resource read back, in bytes.
+const MAX_RESOURCE_BYTES: usize = 4 * 1024 * 1024;
+
+/// GETs `path` (relative to the route's upstream) and returns the resource, or `None` when
+/// the application does not answer 200 with a JSON object in time.
+pub(crate) async fn fetch(
+    client: &UpstreamClient,
+    route: &Route,
+    idp_headers: &HeaderMap,
+    path: &str,
+) -> Option<Value> {
+    let uri = format!("{}{path}", route.upstream.to_string().trim_end_matches('/'));
+    let mut request = Request::get(&uri).body(Full::new(Bytes::new())).ok()?;
+    let headers = request.headers_mut();
+    headers.insert(ACCEPT, HeaderValue::from_static("application/scim+json"));
+    // Without credentials of its own, the route passes the IdP's, as for the request itself.
+    if let Some(authorization) = idp_headers.get(AUTHORIZATION) {
+        headers.insert(AUTHORIZATION, authorization.clone());
+    }
+    set_upstream_auth(headers, route);
+    let response = match tokio::time::timeout(route.timeout, client.request(request)).await {
+        Ok(Ok(response)) if response.status().is_success() => response,
+        Ok(Ok(response)) => {
+            tracing::warn!(status = %response.status(), %uri, "Reading the resource's state failed.");
+            return None;
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, %uri, "Reading the resource's state failed.");
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!(%uri, "Reading the resource's state timed out.");
+            return None;
+        }
+    };
+    let bytes = Limited::new(response.into_body(), MAX_RESOURCE_BYTES)
+        .collect()
+        .await
+        .ok()?
+        .to_bytes();
+    serde_json::from_slice::<Value>(&bytes).ok().filter(Value::is_object)
+}
+
+/// The store write that keeps `resource` as the route's last view of it, without passwords.
+pub(crate) fn snapshot(route: &Route, resource_type: &str, resource_id: &str, resource: &Value) -> Write {
+    let mut body = resource.clone();
+    redact_passwords(&mut body);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Write::Snapshot(Box::new(Snapshot {
+        route: route.name.clone(),
+        resource_type: resource_type.to_owned(),
+        resource_id: resource_id.to_owned(),
+        body: Some(body.to_string()),
+        updated_at_ms: now,
+    }))
+}

@@ -1,0 +1,269 @@
+//! Stateful request rules: they read the resource as the application has it (the proxy's
+//! snapshot, or a fresh GET) and keep a working copy of it as the operations go.
+
+use super::{Edits, Working};
+use crate::{Refusal, Target};
+use scimtrail_scim::filter::{AttrTest, CompValue, CompareOp};
+use scimtrail_scim::schema::{AttrType, Resolved};
+use scimtrail_scim::{json, AttrPath, Filter, PatchPath, PatchRequest, ScimError};
+use serde_json::{json, Map, Value};
+
+/// Whether normalising `request` with these rules needs the resource's current state.
+pub(crate) fn needs_state(working: &Working, target: &Target, actions: &[&crate::Action]) -> bool {
+    if !working.is_patch() || working.resource_id.is_none() || working.resource_type.is_none() {
+        return false;
+    }
+    let filtered_write = working.operation_objects().any(|operation| {
+        let writes = json::get(operation, "op")
+            .and_then(Value::as_str)
+            .is_some_and(|op| op.eq_ignore_ascii_case("add") || op.eq_ignore_ascii_case("replace"));
+        writes && has_value_filter(operation)
+    });
+    let any_filter = working.operation_objects().any(has_value_filter);
+    actions.iter().any(|action| match action {
+        crate::Action::CreateMissingFilteredElement => filtered_write,
+        crate::Action::WholeAttributeReplace => !target.value_path_filters && any_filter,
+        crate::Action::PatchAsPut => !target.patch,
+        _ => false,
+    })
+}
+
+fn has_value_filter(operation: &Map<String, Value>) -> bool {
+    json::get(operation, "path")
+        .and_then(Value::as_str)
+        .is_some_and(|path| path.contains('['))
+}
+
+impl Working {
+    fn operation_objects(&self) -> impl Iterator<Item = &Map<String, Value>> {
+        self.request
+            .body
+            .as_ref()
+            .and_then(Value::as_object)
+            .and_then(|body| json::get(body, "Operations"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object)
+    }
+
+    // === N8 ===
+
+    pub(super) fn create_missing_filtered_element(&mut self) {
+        let (Some(rt), Some(mut state)) = (self.resource_type, self.state.take()) else {
+            return;
+        };
+        let key = self.operations_key();
+        let mut edits: Edits = Vec::new();
+        if let Some(operations) = self.operations() {
+            for (index, operation) in operations.iter_mut().enumerate() {
+                let Some(object) = operation.as_object() else { continue };
+                let writes = json::get(object, "op")
+                    .and_then(Value::as_str)
+                    .is_some_and(|op| op.eq_ignore_ascii_case("add") || op.eq_ignore_ascii_case("replace"));
+                let Some(path) = json::get(object, "path")
+                    .and_then(Value::as_str)
+                    .and_then(|p| PatchPath::parse(p).ok())
+                else {
+                    continue;
+                };
+                let (Some(filter), Some(sub), Some(value), true) =
+                    (&path.filter, &path.attr.sub, json::get(object, "value"), writes)
+                else {
+                    continue;
+                };
+                let attr_path = AttrPath {
+                    sub: None,
+                    ..path.attr.clone()
+                };
+                let Some(resolved) = rt.resolve(&attr_path) else {
+                    continue;
+                };
+                let Some(sub_def) = resolved.attr.sub_attribute(sub) else {
+                    continue;
+                };
+                if !resolved.attr.multi_valued || resolved.attr.kind != AttrType::Complex {
+                    continue;
+                }
+                let Some(values) = values_mut(&mut state, &resolved) else {
+                    continue;
+                };
+                if values
+                    .iter()
+                    .any(|element| filter.matches_element(element, resolved.attr))
+                {
+                    continue;
+                }
+                let Some(mut element) = element_from(filter) else {
+                    continue;
+                };
+                element.insert(sub_def.name.to_owned(), value.clone());
+                let has_primary = values.iter().any(|e| e.get("primary") == Some(&Value::Bool(true)));
+                if resolved.attr.sub_attribute("primary").is_some() && !has_primary && !element.contains_key("primary")
+                {
+                    element.insert("primary".to_owned(), Value::Bool(true));
+                }
+                values.push(Value::Object(element.clone()));
+                let replacement = json!({"op": "add", "path": resolved_path(&resolved), "value": [element]});
+                edits.push((
+                    format!("/{key}/{index}"),
+                    Some(operation.clone()),
+                    Some(replacement.clone()),
+                ));
+                *operation = replacement;
+            }
+        }
+        self.state = Some(state);
+        self.record(edits);
+    }
+
+    // === R13 ===
+
+    pub(super) fn whole_attribute_replace(&mut self, target: &Target) {
+        if target.value_path_filters {
+            return;
+        }
+        let (Some(rt), Some(mut state)) = (self.resource_type, self.state.take()) else {
+            return;
+        };
+        let key = self.operations_key();
+        let mut edits: Edits = Vec::new();
+        if let Some(operations) = self.operations() {
+            for (index, operation) in operations.iter_mut().enumerate() {
+                // The state follows every operation, so that later ones see earlier ones.
+                let single =
+                    json!({"schemas": [scimtrail_scim::patch::PATCH_OP_SCHEMA], "Operations": [operation.clone()]});
+                let path = operation
+                    .as_object()
+                    .and_then(|o| json::get(o, "path"))
+                    .and_then(Value::as_str)
+                    .and_then(|p| PatchPath::parse(p).ok());
+                let Ok(patch) = PatchRequest::from_json(&single) else {
+                    continue;
+                };
+                let mut next = state.clone();
+                if patch.apply(&mut next, rt).is_err() {
+                    continue;
+                }
+                state = next;
+                let Some(path) = path.filter(|p| p.filter.is_some()) else {
+                    continue;
+                };
+                let attr_path = AttrPath { sub: None, ..path.attr };
+                let Some(resolved) = rt.resolve(&attr_path) else {
+                    continue;
+                };
+                let whole = values_mut(&mut state, &resolved).map(|values| Value::Array(values.clone()));
+                let replacement =
+                    json!({"op": "replace", "path": resolved_path(&resolved), "value": whole.unwrap_or(json!([]))});
+                edits.push((
+                    format!("/{key}/{index}"),
+                    Some(operation.clone()),
+                    Some(replacement.clone()),
+                ));
+                *operation = replacement;
+            }
+        }
+        self.state = Some(state);
+        self.record(edits);
+    }
+
+    // === N20 ===
+
+    pub(super) fn patch_as_put(&mut self, target: &Target) -> Result<(), Refusal> {
+        if target.patch || !self.is_patch() {
+            return Ok(());
+        }
+        let Some(rt) = self.resource_type else { return Ok(()) };
+        let refuse = |rule: &str, error: ScimError| Refusal {
+            rule: rule.to_owned(),
+            error,
+        };
+        let Some(state) = self.state.clone() else {
+            return Err(refuse(
+                &self.rule,
+                ScimError::new(
+                    502,
+                    None,
+                    "the application takes no PATCH, and the resource's current state could not be read to turn it into a PUT",
+                ),
+            ));
+        };
+        let body = self.request.body.clone().unwrap_or(Value::Null);
+        let patch = PatchRequest::from_json(&body).map_err(|error| refuse(&self.rule, error.to_scim_error()))?;
+        let mut resource = state;
+        patch
+            .apply(&mut resource, rt)
+            .map_err(|error| refuse(&self.rule, error.to_scim_error()))?;
+        let version = resource
+            .get("meta")
+            .and_then(|meta| meta.get("version"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Some(object) = resource.as_object_mut() {
+            object.remove("meta");
+        }
+        let mut edits: Edits = vec![
+            ("method".to_owned(), Some(json!("PATCH")), Some(json!("PUT"))),
+            (String::new(), Some(body), Some(resource.clone())),
+        ];
+        if let Some(version) = &version {
+            edits.push(("header:if-match".to_owned(), None, Some(json!(version))));
+        }
+        self.request.method = "PUT".to_owned();
+        self.request.body = Some(resource);
+        self.request.if_match = version;
+        self.record(edits);
+        Ok(())
+    }
+}
+
+/// The values of a multi-valued attribute in a resource (inside its extension object when it
+/// has one), created empty when absent.
+fn values_mut<'a>(resource: &'a mut Value, resolved: &Resolved) -> Option<&'a mut Vec<Value>> {
+    let mut object = resource.as_object_mut()?;
+    if let Some(extension) = resolved.extension {
+        if json::get(object, extension.id).is_none() {
+            object.insert(extension.id.to_owned(), json!({}));
+        }
+        object = json::get_mut(object, extension.id)?.as_object_mut()?;
+    }
+    if json::get(object, resolved.attr.name).is_none() {
+        object.insert(resolved.attr.name.to_owned(), json!([]));
+    }
+    json::get_mut(object, resolved.attr.name)?.as_array_mut()
+}
+
+fn resolved_path(resolved: &Resolved) -> String {
+    match resolved.extension {
+        Some(extension) => format!("{}:{}", extension.id, resolved.attr.name),
+        None => resolved.attr.name.to_owned(),
+    }
+}
+
+/// `type eq "work" and display eq "x"` → `{"type": "work", "display": "x"}`; `None` for any
+/// other filter (the element it selects cannot be built from it).
+fn element_from(filter: &Filter) -> Option<Map<String, Value>> {
+    match filter {
+        Filter::Attr {
+            path,
+            test: AttrTest::Compare(CompareOp::Eq, value),
+        } if path.urn.is_none() && path.sub.is_none() => {
+            let value = match value {
+                CompValue::String(text) => json!(text),
+                CompValue::Bool(flag) => json!(flag),
+                CompValue::Number(number) => Value::Number(number.clone()),
+                CompValue::Null => return None,
+            };
+            let mut element = Map::new();
+            element.insert(path.name.clone(), value);
+            Some(element)
+        }
+        Filter::And(left, right) => {
+            let mut element = element_from(left)?;
+            element.extend(element_from(right)?);
+            Some(element)
+        }
+        _ => None,
+    }
+}
