@@ -105,12 +105,7 @@ impl Working {
                 }
                 values.push(Value::Object(element.clone()));
                 let replacement = json!({"op": "add", "path": resolved_path(&resolved), "value": [element]});
-                edits.push((
-                    format!("/{key}/{index}"),
-                    Some(operation.clone()),
-                    Some(replacement.clone()),
-                ));
-                *operation = replacement;
+                replace_operation(operation, replacement, format!("/{key}/{index}"), &mut edits);
             }
         }
         self.state = Some(state);
@@ -156,12 +151,7 @@ impl Working {
                 let whole = values_mut(&mut state, &resolved).map(|values| Value::Array(values.clone()));
                 let replacement =
                     json!({"op": "replace", "path": resolved_path(&resolved), "value": whole.unwrap_or(json!([]))});
-                edits.push((
-                    format!("/{key}/{index}"),
-                    Some(operation.clone()),
-                    Some(replacement.clone()),
-                ));
-                *operation = replacement;
+                replace_operation(operation, replacement, format!("/{key}/{index}"), &mut edits);
             }
         }
         self.state = Some(state);
@@ -216,6 +206,11 @@ impl Working {
         self.record(edits);
         Ok(())
     }
+}
+
+fn replace_operation(operation: &mut Value, replacement: Value, pointer: String, edits: &mut Edits) {
+    edits.push((pointer, Some(operation.clone()), Some(replacement.clone())));
+    *operation = replacement;
 }
 
 /// The values of a multi-valued attribute in a resource (inside its extension object when it
