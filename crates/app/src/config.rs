@@ -626,6 +626,11 @@ mod tests {
             "member_type_required",
             "patch",
             "value_path_filters",
+            "password_sync",
+            "empty_members_replace",
+            "filter_attributes",
+            "user_name_case_exact",
+            "max_results",
         ] {
             assert!(
                 text.contains(&format!("{key} ="))

@@ -215,6 +215,7 @@ impl Proxy {
             content_type: header_text(&parts.headers, CONTENT_TYPE),
             body: original_json,
             if_match: header_text(&parts.headers, http::header::IF_MATCH),
+            post_filter: None,
         };
         // Stateful rules start from the resource as the application has it now.
         let state = if needs_state(&received, &route.profile, &route.target) {
@@ -362,6 +363,8 @@ impl Proxy {
             content_type: header_text(&upstream_parts.headers, CONTENT_TYPE),
             body: serde_json::from_slice(&upstream_bytes).ok(),
             has_body: !upstream_bytes.is_empty(),
+            retry_after: header_text(&upstream_parts.headers, http::header::RETRY_AFTER),
+            received_at_secs: now_ms() / 1000,
         };
         let returned = normalize_response(&to_forward, &answered, &route.profile);
         changes.extend(recorded_changes(&returned.changes, enforce));
@@ -374,6 +377,16 @@ impl Proxy {
                 .and_then(|c| HeaderValue::from_str(c).ok())
             {
                 headers.insert(CONTENT_TYPE, value);
+            }
+            if let Some(value) = returned
+                .retry_after
+                .as_deref()
+                .and_then(|r| HeaderValue::from_str(r).ok())
+            {
+                headers.insert(http::header::RETRY_AFTER, value);
+            }
+            if !returned.has_body {
+                headers.remove(CONTENT_TYPE);
             }
             let bytes = match (&returned.body, returned.body == answered.body) {
                 (_, true) => upstream_bytes,

@@ -13,6 +13,7 @@ fn request(method: &str, path: &str, query: Option<&str>, body: Option<serde_jso
         content_type: Some("application/scim+json".to_owned()),
         body,
         if_match: None,
+        post_filter: None,
     }
 }
 
@@ -57,6 +58,8 @@ fn entra(c: &mut Criterion) {
             "id": "2819c223", "userName": "bjensen@example.com", "active": true}]}),
         ),
         has_body: true,
+        retry_after: None,
+        received_at_secs: 0,
     };
     c.bench_function("entra: default deactivation (N1, N2)", |b| {
         b.iter(|| normalize_request(black_box(&deactivate), &profile, &target, None))

@@ -35,6 +35,19 @@ pub enum Action {
     /// (`target.value_path_filters = false`), such an operation → a `replace` of the whole
     /// attribute, computed from the current resource.
     WholeAttributeReplace,
+    /// N7: roles whose `value` is a JSON-encoded object (Entra's AppRoleAssignmentsComplex)
+    /// → the object.
+    ParseJsonRoles,
+    /// N16: a create's placeholder `password` dropped, for an application without password
+    /// sync (`target.password_sync = false`).
+    StripPlaceholderPassword,
+    /// N19: `replace members []` → `remove members`, for an application that refuses an
+    /// empty replace (`target.empty_members_replace = false`). Same meaning: no members.
+    EmptyMembersReplaceAsRemove,
+    /// R12, N21: a filter the application cannot evaluate (an attribute outside
+    /// `target.filter_attributes`, or `userName` on an application whose userName matching is
+    /// case-sensitive) is evaluated by the proxy over one page of `target.max_results`.
+    EvaluateFilterInProxy,
     /// N9: bare filter literals quoted (`externalId eq jyoung` → `externalId eq "jyoung"`).
     QuoteFilterLiterals,
     /// N10: the query string decoded (`+` and `%20`), emptied parameters and the listed IdP
@@ -71,6 +84,20 @@ pub enum Action {
     EnsureSchemas,
     /// R3: `totalResults`, `startIndex`, `itemsPerPage` integers, and present.
     IntegerPaging,
+    /// R6: a create answered 200 with the resource → 201.
+    CreatedStatus,
+    /// R7: a create refused as a duplicate → 409 with `scimType: uniqueness`.
+    UniquenessConflict,
+    /// R9: a group PATCH answered 200 with the group → 204; members dropped from responses
+    /// to requests with `excludedAttributes=members`.
+    LeanGroupResponses,
+    /// R10: no `null` attribute values in returned resources; `manager` as an object.
+    NoNullsInResources,
+    /// R14: `Retry-After` as an HTTP-date → integer seconds.
+    IntegerRetryAfter,
+    /// R17: `/ServiceProviderConfig` advertises what clients get through the proxy: PATCH and
+    /// filters supported, bulk not.
+    AdvertiseCapabilities,
     /// R8: the response's content type → the one this IdP wants.
     ResponseContentType {
         /// The media type (`application/scim+json`, or `application/json` for OneLogin).
@@ -91,6 +118,16 @@ impl Action {
             Action::CreateMissingFilteredElement => "create_missing_filtered_element",
             Action::PatchAsPut => "patch_as_put",
             Action::WholeAttributeReplace => "whole_attribute_replace",
+            Action::ParseJsonRoles => "parse_json_roles",
+            Action::StripPlaceholderPassword => "strip_placeholder_password",
+            Action::EmptyMembersReplaceAsRemove => "empty_members_replace_as_remove",
+            Action::EvaluateFilterInProxy => "evaluate_filter_in_proxy",
+            Action::CreatedStatus => "created_status",
+            Action::UniquenessConflict => "uniqueness_conflict",
+            Action::LeanGroupResponses => "lean_group_responses",
+            Action::NoNullsInResources => "no_nulls_in_resources",
+            Action::IntegerRetryAfter => "integer_retry_after",
+            Action::AdvertiseCapabilities => "advertise_capabilities",
             Action::QuoteFilterLiterals => "quote_filter_literals",
             Action::CanonicalQuery { .. } => "canonical_query",
             Action::RepairSchemaUrns => "repair_schema_urns",
@@ -133,6 +170,12 @@ impl Action {
                 | Action::EnsureSchemas
                 | Action::IntegerPaging
                 | Action::ResponseContentType { .. }
+                | Action::CreatedStatus
+                | Action::UniquenessConflict
+                | Action::LeanGroupResponses
+                | Action::NoNullsInResources
+                | Action::IntegerRetryAfter
+                | Action::AdvertiseCapabilities
         )
     }
 }

@@ -54,6 +54,19 @@ pub struct Request {
     /// The `If-Match` to send: set when a rule builds the request from the resource's state
     /// (N20), so that a resource changed since fails instead of being overwritten.
     pub if_match: Option<String>,
+    /// A filter the proxy evaluates over the application's list (R12), with the IdP's paging.
+    pub post_filter: Option<PostFilter>,
+}
+
+/// A filter the application cannot evaluate, kept for the response (R12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostFilter {
+    /// The filter, canonical.
+    pub filter: String,
+    /// The IdP's `startIndex` (1-based).
+    pub start_index: u64,
+    /// The IdP's `count`, if any.
+    pub count: Option<u64>,
 }
 
 /// A response as the rules see it.
@@ -67,6 +80,10 @@ pub struct Response {
     pub body: Option<Value>,
     /// Whether there was a body at all (JSON or not).
     pub has_body: bool,
+    /// The `Retry-After` header.
+    pub retry_after: Option<String>,
+    /// When the response arrived, epoch seconds (to turn an HTTP-date into seconds: R14).
+    pub received_at_secs: i64,
 }
 
 /// Which side of the exchange a change edits.

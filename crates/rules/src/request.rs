@@ -151,13 +151,31 @@ impl Working {
             Action::ScimContentType => self.scim_content_type(target),
             Action::SinglePrimary => self.single_primary(),
             Action::CreateMissingFilteredElement => self.create_missing_filtered_element(),
+            Action::ParseJsonRoles => self.parse_json_roles(),
+            Action::StripPlaceholderPassword => {
+                if !target.password_sync {
+                    self.strip_placeholder_password();
+                }
+            }
+            Action::EmptyMembersReplaceAsRemove => {
+                if !target.empty_members_replace {
+                    self.empty_members_replace_as_remove();
+                }
+            }
+            Action::EvaluateFilterInProxy => self.evaluate_filter_in_proxy(target),
             Action::WholeAttributeReplace => self.whole_attribute_replace(target),
             Action::PatchAsPut => return self.patch_as_put(target),
             // Response actions run in `normalize_response`.
             Action::ZeroHitsAsEmptyList
             | Action::EnsureSchemas
             | Action::IntegerPaging
-            | Action::ResponseContentType { .. } => {}
+            | Action::ResponseContentType { .. }
+            | Action::CreatedStatus
+            | Action::UniquenessConflict
+            | Action::LeanGroupResponses
+            | Action::NoNullsInResources
+            | Action::IntegerRetryAfter
+            | Action::AdvertiseCapabilities => {}
         }
         Ok(())
     }
@@ -1048,6 +1066,7 @@ fn manager_object(manager: &mut Value, pointer: &str, edits: &mut Edits) {
     }
 }
 
+mod more;
 mod state;
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 use crate::action::Action;
 use crate::request::resource_type_of;
+
+mod more;
 use crate::{query, Change, Normalized, Profile, Request, Response, Side};
 use scimtrail_scim::error::ERROR_SCHEMA;
 use scimtrail_scim::json;
@@ -12,6 +14,24 @@ use serde_json::{json, Value};
 pub fn normalize_response(request: &Request, response: &Response, profile: &Profile) -> Normalized<Response> {
     let mut working = response.clone();
     let mut changes = Vec::new();
+    // R12: the filter the application could not evaluate, evaluated here.
+    if let Some(post) = &request.post_filter {
+        let rule = profile
+            .rules
+            .iter()
+            .find(|rule| rule.action == Action::EvaluateFilterInProxy)
+            .map_or("R12", |rule| rule.id.as_str());
+        let mut change = |pointer: &str, before: Option<Value>, after: Option<Value>| {
+            changes.push(Change {
+                rule: rule.to_owned(),
+                side: Side::Response,
+                pointer: pointer.to_owned(),
+                before,
+                after,
+            });
+        };
+        more::evaluate_filter(request, post, &mut working, &mut change);
+    }
     for rule in profile.rules.iter().filter(|rule| rule.action.on_response()) {
         let mut change = |pointer: &str, before: Option<Value>, after: Option<Value>| {
             changes.push(Change {
@@ -36,6 +56,12 @@ pub fn normalize_response(request: &Request, response: &Response, profile: &Prof
                 );
                 working.content_type = Some(content_type.clone());
             }
+            Action::CreatedStatus => more::created_status(request, &mut working, &mut change),
+            Action::UniquenessConflict => more::uniqueness_conflict(request, &mut working, &mut change),
+            Action::LeanGroupResponses => more::lean_group_responses(request, &mut working, &mut change),
+            Action::NoNullsInResources => more::no_nulls_in_resources(&mut working, &mut change),
+            Action::IntegerRetryAfter => more::integer_retry_after(&mut working, &mut change),
+            Action::AdvertiseCapabilities => more::advertise_capabilities(request, &mut working, &mut change),
             _ => {}
         }
     }
@@ -61,7 +87,7 @@ fn is_filtered_search(request: &Request) -> bool {
     (filtered_get || search) && collection
 }
 
-type ChangeFn<'a> = dyn FnMut(&str, Option<Value>, Option<Value>) + 'a;
+pub(crate) type ChangeFn<'a> = dyn FnMut(&str, Option<Value>, Option<Value>) + 'a;
 
 fn zero_hits_as_empty_list(request: &Request, response: &mut Response, change: &mut ChangeFn<'_>) {
     if !is_filtered_search(request) {

@@ -16,6 +16,16 @@ pub struct Target {
     /// Whether it accepts value-path filters in PATCH paths (`emails[type eq "work"].value`);
     /// without, such operations replace the whole attribute (R13).
     pub value_path_filters: bool,
+    /// Whether it keeps passwords; without, a create's placeholder password is dropped (N16).
+    pub password_sync: bool,
+    /// Whether it accepts `replace members []`; without, that becomes `remove members` (N19).
+    pub empty_members_replace: bool,
+    /// The attributes its filters understand; empty: all (R12).
+    pub filter_attributes: Vec<String>,
+    /// Whether its `userName` matching is case-sensitive, against RFC 7643 (N21, R11).
+    pub user_name_case_exact: bool,
+    /// The most resources it returns in one page; what the proxy evaluates a filter over (R12).
+    pub max_results: u64,
 }
 
 impl Default for Target {
@@ -25,6 +35,11 @@ impl Default for Target {
             member_type_required: false,
             patch: true,
             value_path_filters: true,
+            password_sync: true,
+            empty_members_replace: true,
+            filter_attributes: Vec::new(),
+            user_name_case_exact: false,
+            max_results: 1000,
         }
     }
 }

@@ -46,6 +46,12 @@ pub struct TestCase {
     pub response_body: Option<String>,
     /// The application's content type.
     pub response_content_type: Option<String>,
+    /// The application's `Retry-After`.
+    pub response_retry_after: Option<String>,
+    /// When the response arrived, epoch seconds.
+    pub received_at_secs: Option<i64>,
+    /// The `Retry-After` the IdP must receive.
+    pub expect_retry_after: Option<String>,
     /// The status the IdP must receive.
     pub expect_status: Option<u16>,
     /// The body the IdP must receive.
@@ -94,7 +100,8 @@ fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
         || case.expect_rules.is_some()
         || case.expect_status.is_some()
         || case.expect_response_body.is_some()
-        || case.expect_response_content_type.is_some();
+        || case.expect_response_content_type.is_some()
+        || case.expect_retry_after.is_some();
     if !asserts_something {
         return Err("the case expects nothing".to_owned());
     }
@@ -108,6 +115,7 @@ fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
             .or_else(|| case.body.as_ref().map(|_| "application/scim+json".to_owned())),
         body: parse("body", &case.body)?,
         if_match: None,
+        post_filter: None,
     };
     let target = case.target.clone().unwrap_or_default();
     let state = parse("state", &case.state)?;
@@ -175,6 +183,8 @@ fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
             status,
             content_type: case.response_content_type.clone(),
             has_body: case.response_body.is_some(),
+            retry_after: case.response_retry_after.clone(),
+            received_at_secs: case.received_at_secs.unwrap_or(0),
             body,
         };
         let returned = normalize_response(sent, &response, profile);
@@ -192,6 +202,14 @@ fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
                 return Err(format!(
                     "returned body differs:\n  got      {}\n  expected {expected}",
                     show(&returned.value.body)
+                ));
+            }
+        }
+        if let Some(expected) = &case.expect_retry_after {
+            if returned.value.retry_after.as_deref() != Some(expected.as_str()) {
+                return Err(format!(
+                    "returned Retry-After {:?}, expected {expected:?}",
+                    returned.value.retry_after
                 ));
             }
         }

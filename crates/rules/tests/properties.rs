@@ -80,13 +80,14 @@ proptest! {
             content_type: Some("application/json".to_owned()),
             body: Some(body.clone()),
             if_match: None,
+            post_filter: None,
         };
         for profile in builtin_profiles().unwrap() {
             if let Ok(first) = normalize_request(&request, &profile, &Target::default(), None) {
                 let second = normalize_request(&first.value, &profile, &Target::default(), None);
                 let second = second.expect("a normalised request is not refused");
                 prop_assert_eq!(&second.value, &first.value, "profile {}", profile.name);
-                let response = Response { status, content_type: None, body: Some(body.clone()), has_body: true };
+                let response = Response { status, content_type: None, body: Some(body.clone()), has_body: true, retry_after: Some("Sun, 06 Nov 1994 08:49:37 GMT".to_owned()), received_at_secs: 784111700 };
                 let _ = normalize_response(&first.value, &response, &profile);
             }
             // The stateful rules, for applications without PATCH or without value-path
@@ -95,6 +96,19 @@ proptest! {
                 let target = Target { patch, value_path_filters, ..Target::default() };
                 let _ = normalize_request(&request, &profile, &target, Some(&body));
                 let _ = normalize_request(&request, &profile, &target, Some(&state));
+            }
+            // Every knob of a lacking application at once, responses included (R12 evaluates).
+            let lacking = Target {
+                password_sync: false,
+                empty_members_replace: false,
+                filter_attributes: vec!["displayName".to_owned()],
+                user_name_case_exact: true,
+                max_results: 3,
+                ..Target::default()
+            };
+            if let Ok(forwarded) = normalize_request(&request, &profile, &lacking, None) {
+                let response = Response { status, content_type: None, body: Some(state.clone()), has_body: true, retry_after: None, received_at_secs: 0 };
+                let _ = normalize_response(&forwarded.value, &response, &profile);
             }
         }
     }

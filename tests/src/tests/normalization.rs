@@ -137,7 +137,10 @@ async fn entra_member_removal_is_recorded_with_what_scimtrail_changed() {
             c["rule"].as_str().unwrap()
         })
         .collect();
-    assert_eq!(rules, ["N1", "N3"]);
+    // N1 and N3 on the request; R9 on the response: Entra expects 204 to a group PATCH.
+    assert_eq!(rules, ["N1", "N3", "R9", "R9"]);
+    assert_eq!(removed.status, 204);
+    assert!(removed.bytes.is_empty());
     proxy.running.shutdown().await;
 }
 

@@ -16,6 +16,7 @@ fn forwarded(profile: &str, method: &str, path: &str, body: Value) -> Request {
         content_type: Some("application/scim+json".to_owned()),
         body: Some(body),
         if_match: None,
+        post_filter: None,
     };
     normalize_request(&request, &profile, &Target::default(), None)
         .unwrap()
