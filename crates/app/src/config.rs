@@ -631,6 +631,9 @@ mod tests {
             "filter_attributes",
             "user_name_case_exact",
             "max_results",
+            "put",
+            "max_patch_operations",
+            "max_operation_values",
         ] {
             assert!(
                 text.contains(&format!("{key} ="))

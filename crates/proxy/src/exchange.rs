@@ -216,6 +216,7 @@ impl Proxy {
             body: original_json,
             if_match: header_text(&parts.headers, http::header::IF_MATCH),
             post_filter: None,
+            then: Vec::new(),
         };
         // Stateful rules start from the resource as the application has it now.
         let state = if needs_state(&received, &route.profile, &route.target) {
@@ -356,6 +357,21 @@ impl Proxy {
             }
         };
 
+        // R16: the rest of a PATCH split to the application's limit, in order, while each succeeds.
+        let (upstream_parts, upstream_bytes, split_failure) =
+            if upstream_parts.status.is_success() && !to_forward.then.is_empty() {
+                self.send_rest(
+                    &parts,
+                    route,
+                    &to_forward.then,
+                    peer,
+                    scheme,
+                    (upstream_parts, upstream_bytes),
+                )
+                .await
+            } else {
+                (upstream_parts, upstream_bytes, None)
+            };
         let upstream_status = upstream_parts.status;
         // The response, normalised for the IdP.
         let answered = rules::Response {
@@ -400,7 +416,12 @@ impl Proxy {
         };
         // What the IdP is told decides the outcome: a lookup the application answered 404 and
         // the IdP receives as an empty list (R1) found nothing, it did not fail.
-        let outcome = if status.as_u16() >= 400 { "failed" } else { "ok" };
+        let outcome = match (&split_failure, status.as_u16()) {
+            // Part of the split PATCH was applied, part not.
+            (Some(_), _) => "partial",
+            (None, 400..) => "failed",
+            (None, _) => "ok",
+        };
         if stateful && status.is_success() {
             if let (Some(resource), Some(rt), Some(id)) = (&returned_json, &new.resource_type, &new.resource_id) {
                 if resource.get("id").and_then(Value::as_str) == Some(id.as_str()) {
@@ -426,11 +447,70 @@ impl Proxy {
             outcome: outcome.to_owned(),
             findings: json!([]),
             bulk_operations: None,
-            error: None,
+            error: split_failure,
             resource_id: learned_id,
             user_name: learned_user,
         };
         self.complete(new, begun, completion, started, response).await
+    }
+
+    /// Sends the requests after the first (R16), in order, stopping at the first that fails.
+    /// Returns the response for the IdP — the last one, or the failure, so that a PATCH only
+    /// partly applied is never answered as a success — and what failed, if anything did.
+    async fn send_rest(
+        &self,
+        parts: &http::request::Parts,
+        route: &Route,
+        rest: &[rules::Request],
+        peer: SocketAddr,
+        scheme: &'static str,
+        first: (http::response::Parts, Bytes),
+    ) -> (http::response::Parts, Bytes, Option<String>) {
+        let total = rest.len() + 1;
+        let mut last = first;
+        for (index, next) in rest.iter().enumerate() {
+            let number = index + 2;
+            let what = |detail: String| {
+                format!("request {number} of {total} of the split PATCH {detail}; the ones before it were applied")
+            };
+            let body = next
+                .body
+                .as_ref()
+                .map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+            let built = build_forward(parts, body, route, next, peer, scheme)
+                .and_then(|request| with_content_type(request, next.content_type.as_deref()));
+            let sent = match built {
+                Ok(request) => tokio::time::timeout(route.timeout, self.client.request(request))
+                    .await
+                    .map_err(|_| what("timed out".to_owned()))
+                    .and_then(|sent| sent.map_err(|error| what(format!("failed: {}", error_chain(&error))))),
+                Err(detail) => Err(what(format!("could not be built: {detail}"))),
+            };
+            let read = match sent {
+                Ok(response) => {
+                    let (response_parts, body) = response.into_parts();
+                    match Limited::new(body, self.config.max_response_bytes).collect().await {
+                        Ok(collected) => Ok((response_parts, collected.to_bytes())),
+                        Err(error) => Err(what(format!("could not be read: {}", error_chain(error.as_ref())))),
+                    }
+                }
+                Err(detail) => Err(detail),
+            };
+            match read {
+                Ok((response_parts, bytes)) if response_parts.status.is_success() => last = (response_parts, bytes),
+                Ok((response_parts, bytes)) => {
+                    let detail = what(format!("was refused with {}", response_parts.status));
+                    return (response_parts, bytes, Some(detail));
+                }
+                Err(detail) => {
+                    let error = ScimError::new(502, None, detail.clone());
+                    let (response_parts, body) = error_response(&error, "split_patch_failed").into_parts();
+                    let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                    return (response_parts, bytes, Some(detail));
+                }
+            }
+        }
+        (last.0, last.1, None)
     }
 
     /// Records the end of an exchange and releases the response (durable: only once recorded,

@@ -14,6 +14,7 @@ fn request(method: &str, path: &str, query: Option<&str>, body: Option<serde_jso
         body,
         if_match: None,
         post_filter: None,
+        then: Vec::new(),
     }
 }
 

@@ -28,9 +28,10 @@ pub enum Action {
     /// such element → `add` of `emails` with a new element built from the filter (primary when
     /// no other value is).
     CreateMissingFilteredElement,
-    /// N20 (state): for an application without PATCH (`target.patch = false`), a PATCH →
-    /// a PUT of the current resource with the PATCH applied, guarded by `If-Match`.
-    PatchAsPut,
+    /// N20 (state): for an application without PATCH (`target.patch = false`), a PATCH → a
+    /// PUT of the current resource with the PATCH applied, guarded by `If-Match`; for one
+    /// without PUT (`target.put = false`), a PUT → a PATCH of the differences from it.
+    ShapeMethod,
     /// R13 (state): for an application without value-path filters in PATCH paths
     /// (`target.value_path_filters = false`), such an operation → a `replace` of the whole
     /// attribute, computed from the current resource.
@@ -48,6 +49,10 @@ pub enum Action {
     /// `target.filter_attributes`, or `userName` on an application whose userName matching is
     /// case-sensitive) is evaluated by the proxy over one page of `target.max_results`.
     EvaluateFilterInProxy,
+    /// R16: a PATCH with more operations than the application takes
+    /// (`target.max_patch_operations`), or an operation with more values
+    /// (`target.max_operation_values`), → several PATCHes, sent in order.
+    SplitPatch,
     /// N9: bare filter literals quoted (`externalId eq jyoung` → `externalId eq "jyoung"`).
     QuoteFilterLiterals,
     /// N10: the query string decoded (`+` and `%20`), emptied parameters and the listed IdP
@@ -116,7 +121,7 @@ impl Action {
             Action::DropNullRefs => "drop_null_refs",
             Action::NormalizeManager => "normalize_manager",
             Action::CreateMissingFilteredElement => "create_missing_filtered_element",
-            Action::PatchAsPut => "patch_as_put",
+            Action::ShapeMethod => "shape_method",
             Action::WholeAttributeReplace => "whole_attribute_replace",
             Action::ParseJsonRoles => "parse_json_roles",
             Action::StripPlaceholderPassword => "strip_placeholder_password",
@@ -128,6 +133,7 @@ impl Action {
             Action::NoNullsInResources => "no_nulls_in_resources",
             Action::IntegerRetryAfter => "integer_retry_after",
             Action::AdvertiseCapabilities => "advertise_capabilities",
+            Action::SplitPatch => "split_patch",
             Action::QuoteFilterLiterals => "quote_filter_literals",
             Action::CanonicalQuery { .. } => "canonical_query",
             Action::RepairSchemaUrns => "repair_schema_urns",
@@ -158,7 +164,7 @@ impl Action {
     pub fn needs_state(&self) -> bool {
         matches!(
             self,
-            Action::CreateMissingFilteredElement | Action::PatchAsPut | Action::WholeAttributeReplace
+            Action::CreateMissingFilteredElement | Action::ShapeMethod | Action::WholeAttributeReplace
         )
     }
 

@@ -56,6 +56,9 @@ pub struct Request {
     pub if_match: Option<String>,
     /// A filter the proxy evaluates over the application's list (R12), with the IdP's paging.
     pub post_filter: Option<PostFilter>,
+    /// Requests to send after this one, in order, each only if the one before succeeded
+    /// (R16 splits a PATCH the application would refuse as too large).
+    pub then: Vec<Request>,
 }
 
 /// A filter the application cannot evaluate, kept for the response (R12).

@@ -163,8 +163,9 @@ impl Working {
                 }
             }
             Action::EvaluateFilterInProxy => self.evaluate_filter_in_proxy(target),
+            Action::SplitPatch => self.split_patch(target),
             Action::WholeAttributeReplace => self.whole_attribute_replace(target),
-            Action::PatchAsPut => return self.patch_as_put(target),
+            Action::ShapeMethod => return self.shape_method(target),
             // Response actions run in `normalize_response`.
             Action::ZeroHitsAsEmptyList
             | Action::EnsureSchemas

@@ -16,6 +16,12 @@ pub struct Target {
     /// Whether it accepts value-path filters in PATCH paths (`emails[type eq "work"].value`);
     /// without, such operations replace the whole attribute (R13).
     pub value_path_filters: bool,
+    /// Whether it accepts PUT; without, PUT becomes PATCH (N20).
+    pub put: bool,
+    /// The most operations it takes in one PATCH (R16); `None`: any number.
+    pub max_patch_operations: Option<usize>,
+    /// The most values it takes in one operation's value array (R16); `None`: any number.
+    pub max_operation_values: Option<usize>,
     /// Whether it keeps passwords; without, a create's placeholder password is dropped (N16).
     pub password_sync: bool,
     /// Whether it accepts `replace members []`; without, that becomes `remove members` (N19).
@@ -35,6 +41,9 @@ impl Default for Target {
             member_type_required: false,
             patch: true,
             value_path_filters: true,
+            put: true,
+            max_patch_operations: None,
+            max_operation_values: None,
             password_sync: true,
             empty_members_replace: true,
             filter_attributes: Vec::new(),

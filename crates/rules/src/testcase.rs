@@ -30,6 +30,8 @@ pub struct TestCase {
     pub expect_method: Option<String>,
     /// The `If-Match` to forward.
     pub expect_if_match: Option<String>,
+    /// The bodies of the requests sent after the first (R16), in order.
+    pub expect_then: Option<Vec<String>>,
     /// The body to forward.
     pub expect_body: Option<String>,
     /// The query string to forward.
@@ -96,6 +98,7 @@ fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
         || case.expect_content_type.is_some()
         || case.expect_method.is_some()
         || case.expect_if_match.is_some()
+        || case.expect_then.is_some()
         || case.expect_refusal.is_some()
         || case.expect_rules.is_some()
         || case.expect_status.is_some()
@@ -116,6 +119,7 @@ fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
         body: parse("body", &case.body)?,
         if_match: None,
         post_filter: None,
+        then: Vec::new(),
     };
     let target = case.target.clone().unwrap_or_default();
     let state = parse("state", &case.state)?;
@@ -167,6 +171,18 @@ fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
     if let Some(expected) = &case.expect_if_match {
         if sent.if_match.as_deref() != Some(expected.as_str()) {
             return Err(format!("forwarded If-Match {:?}, expected {expected:?}", sent.if_match));
+        }
+    }
+    if let Some(expected) = &case.expect_then {
+        let got: Vec<Option<Value>> = sent.then.iter().map(|r| r.body.clone()).collect();
+        let wanted = expected
+            .iter()
+            .map(|text| parse("expect_then", &Some(text.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        if got != wanted {
+            return Err(format!(
+                "requests sent after the first differ:\n  got      {got:?}\n  expected {wanted:?}"
+            ));
         }
     }
     if let Some(expected) = &case.expect_content_type {

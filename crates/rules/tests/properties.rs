@@ -81,6 +81,7 @@ proptest! {
             body: Some(body.clone()),
             if_match: None,
             post_filter: None,
+            then: Vec::new(),
         };
         for profile in builtin_profiles().unwrap() {
             if let Ok(first) = normalize_request(&request, &profile, &Target::default(), None) {
@@ -104,8 +105,12 @@ proptest! {
                 filter_attributes: vec!["displayName".to_owned()],
                 user_name_case_exact: true,
                 max_results: 3,
+                put: false,
+                max_patch_operations: Some(1),
+                max_operation_values: Some(1),
                 ..Target::default()
             };
+            let _ = normalize_request(&request, &profile, &lacking, Some(&state));
             if let Ok(forwarded) = normalize_request(&request, &profile, &lacking, None) {
                 let response = Response { status, content_type: None, body: Some(state.clone()), has_body: true, retry_after: None, received_at_secs: 0 };
                 let _ = normalize_response(&forwarded.value, &response, &profile);

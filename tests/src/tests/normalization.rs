@@ -334,3 +334,102 @@ async fn r13_filtered_write_replaces_the_whole_attribute_for_an_application_with
     assert_eq!(rules_of(&exchange), ["R13"]);
     proxy.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r16_patch_over_the_limit_is_sent_in_order_and_a_failing_part_is_partial_not_ok() {
+    let extra = "[route.target]\nmax_patch_operations = 1\nmax_operation_values = 1\n";
+    let store_url = proxy::fresh_store_urls().await.remove(0);
+    let (app, app_client) = refapp::start().await;
+    let proxy = proxy::start(&proxy::route_for("generic", &app.base_url(), extra), &store_url).await;
+    let [alice, bob, carol] = three_users(&app_client).await;
+    let group = app_client
+        .post(
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng"}),
+        )
+        .await;
+    let group_id = group.body["id"].as_str().unwrap().to_owned();
+    let add = |ids: &[&str]| {
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "path": "members", "value": ids.iter().map(|id| json!({"value": id})).collect::<Vec<_>>()}]
+        })
+    };
+    let added = proxy
+        .client
+        .patch(&format!("/Groups/{group_id}"), &add(&[&alice, &bob]))
+        .await;
+    assert!(added.status.is_success(), "{}", added.body);
+    let exchange = proxy
+        .store
+        .get(added.header("scimtrail-exchange-id").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(exchange.outcome, "ok");
+    assert_eq!(rules_of(&exchange), ["R16"]);
+    assert_eq!(
+        member_count(&app_client.get(&format!("/Groups/{group_id}")).await.body),
+        2
+    );
+
+    // The second part names a member that does not exist: the first is applied, the IdP is
+    // told the request failed, and the record says partial.
+    let failing = proxy
+        .client
+        .patch(&format!("/Groups/{group_id}"), &add(&[&carol, "no-such-user"]))
+        .await;
+    assert_eq!(failing.status, 400, "{}", failing.body);
+    let exchange = proxy
+        .store
+        .get(failing.header("scimtrail-exchange-id").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(exchange.outcome, "partial");
+    assert!(
+        exchange.error.as_deref().unwrap().contains("request 2 of 2"),
+        "{:?}",
+        exchange.error
+    );
+    assert_eq!(
+        member_count(&app_client.get(&format!("/Groups/{group_id}")).await.body),
+        3
+    );
+    proxy.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n20_put_becomes_a_patch_of_the_differences_for_an_application_without_put() {
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "gus@example.com",
+        "title": "Engineer",
+        "nickName": "Gus",
+        "active": true
+    });
+    let (proxy, _app, app_client, id) = user_behind("okta", "[route.target]\nput = false\n", user).await;
+    let put = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "id": id,
+        "userName": "gus@example.com",
+        "title": "Staff Engineer",
+        "active": false,
+        "groups": [],
+        "meta": {"resourceType": "User"}
+    });
+    let through = proxy.client.put(&format!("/Users/{id}"), &put).await;
+    assert!(through.status.is_success(), "{}", through.body);
+    let user = app_client.get(&format!("/Users/{id}")).await.body;
+    assert_eq!(user["title"], "Staff Engineer");
+    assert_eq!(user["active"], false);
+    assert!(
+        user.get("nickName").is_none(),
+        "what the PUT left out is cleared: {user}"
+    );
+    let exchange = proxy
+        .store
+        .get(through.header("scimtrail-exchange-id").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(rules_of(&exchange), ["N14", "N20"]);
+    proxy.running.shutdown().await;
+}

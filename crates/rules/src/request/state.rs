@@ -10,8 +10,12 @@ use serde_json::{json, Map, Value};
 
 /// Whether normalising `request` with these rules needs the resource's current state.
 pub(crate) fn needs_state(working: &Working, target: &Target, actions: &[&crate::Action]) -> bool {
-    if !working.is_patch() || working.resource_id.is_none() || working.resource_type.is_none() {
+    if working.resource_id.is_none() || working.resource_type.is_none() {
         return false;
+    }
+    let is_put = working.request.method.eq_ignore_ascii_case("PUT");
+    if !working.is_patch() {
+        return is_put && !target.put && actions.iter().any(|a| matches!(a, crate::Action::ShapeMethod));
     }
     let filtered_write = working.operation_objects().any(|operation| {
         let writes = json::get(operation, "op")
@@ -23,7 +27,7 @@ pub(crate) fn needs_state(working: &Working, target: &Target, actions: &[&crate:
     actions.iter().any(|action| match action {
         crate::Action::CreateMissingFilteredElement => filtered_write,
         crate::Action::WholeAttributeReplace => !target.value_path_filters && any_filter,
-        crate::Action::PatchAsPut => !target.patch,
+        crate::Action::ShapeMethod => !target.patch,
         _ => false,
     })
 }
@@ -160,7 +164,10 @@ impl Working {
 
     // === N20 ===
 
-    pub(super) fn patch_as_put(&mut self, target: &Target) -> Result<(), Refusal> {
+    pub(super) fn shape_method(&mut self, target: &Target) -> Result<(), Refusal> {
+        if !target.put && self.request.method.eq_ignore_ascii_case("PUT") && self.resource_id.is_some() {
+            return self.put_as_patch();
+        }
         if target.patch || !self.is_patch() {
             return Ok(());
         }
@@ -211,6 +218,161 @@ impl Working {
 fn replace_operation(operation: &mut Value, replacement: Value, pointer: String, edits: &mut Edits) {
     edits.push((pointer, Some(operation.clone()), Some(replacement.clone())));
     *operation = replacement;
+}
+
+impl Working {
+    /// N20 the other way: the PUT's differences from the current resource, as one PATCH.
+    fn put_as_patch(&mut self) -> Result<(), Refusal> {
+        let Some(rt) = self.resource_type else { return Ok(()) };
+        let Some(state) = self.state.clone() else {
+            return Err(Refusal {
+                rule: self.rule.clone(),
+                error: ScimError::new(
+                    502,
+                    None,
+                    "the application takes no PUT, and the resource's current state could not be read to turn it into a PATCH",
+                ),
+            });
+        };
+        let Some(wanted) = self.request.body.clone() else {
+            return Ok(());
+        };
+        let mut operations = Vec::new();
+        let (Some(wanted_object), Some(current)) = (wanted.as_object(), state.as_object()) else {
+            return Ok(());
+        };
+        // Attributes the client may not write, and the resource's own identity, are no part of
+        // the difference.
+        let ignored = |name: &str| {
+            ["id", "meta", "schemas", "password"]
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name))
+                || rt.top_attribute(name).is_some_and(|def| {
+                    matches!(
+                        def.mutability,
+                        scimtrail_scim::schema::Mutability::ReadOnly | scimtrail_scim::schema::Mutability::Immutable
+                    )
+                })
+        };
+        let mut diff = |path: String, before: Option<&Value>, after: Option<&Value>| match (before, after) {
+            (Some(before), Some(after)) if before == after => {}
+            (_, Some(after)) if !after.is_null() => {
+                operations.push(json!({"op": "replace", "path": path, "value": after}));
+            }
+            (Some(_), _) => operations.push(json!({"op": "remove", "path": path})),
+            (None, _) => {}
+        };
+        for (name, value) in wanted_object {
+            if ignored(name) {
+                continue;
+            }
+            match (rt.extension(name), value.as_object()) {
+                (Some(extension), Some(attributes)) => {
+                    let current = json::get(current, name).and_then(Value::as_object);
+                    for (attribute, value) in attributes {
+                        let before = current.and_then(|c| json::get(c, attribute));
+                        diff(format!("{}:{attribute}", extension.schema.id), before, Some(value));
+                    }
+                    for (attribute, before) in current.into_iter().flatten() {
+                        if json::get(attributes, attribute).is_none() {
+                            diff(format!("{}:{attribute}", extension.schema.id), Some(before), None);
+                        }
+                    }
+                }
+                _ => diff(name.clone(), json::get(current, name), Some(value)),
+            }
+        }
+        // What the PUT leaves out, it clears (RFC 7644 §3.5.1).
+        for (name, before) in current {
+            if !ignored(name) && rt.extension(name).is_none() && json::get(wanted_object, name).is_none() {
+                diff(name.clone(), Some(before), None);
+            }
+        }
+        let patch = json!({"schemas": [scimtrail_scim::patch::PATCH_OP_SCHEMA], "Operations": operations});
+        let version = current
+            .get("meta")
+            .and_then(|meta| meta.get("version"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mut edits: Edits = vec![
+            ("method".to_owned(), Some(json!("PUT")), Some(json!("PATCH"))),
+            (String::new(), Some(wanted), Some(patch.clone())),
+        ];
+        if let Some(version) = &version {
+            edits.push(("header:if-match".to_owned(), None, Some(json!(version))));
+        }
+        self.request.method = "PATCH".to_owned();
+        self.request.body = Some(patch);
+        self.request.if_match = version;
+        self.record(edits);
+        Ok(())
+    }
+
+    // === R16 ===
+
+    pub(super) fn split_patch(&mut self, target: &Target) {
+        if !self.is_patch() || (target.max_patch_operations.is_none() && target.max_operation_values.is_none()) {
+            return;
+        }
+        let original = self.request.body.clone();
+        let Some(operations) = self.operations().map(std::mem::take) else {
+            return;
+        };
+        let before = operations.clone();
+        // First, operations whose value array is too long (add and remove only: a replace of
+        // a multi-valued attribute must stay whole, or it would mean something else).
+        let chunk_size = target.max_operation_values.unwrap_or(usize::MAX).max(1);
+        let mut pieces = Vec::with_capacity(operations.len());
+        for operation in operations {
+            let op = operation
+                .get("op")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            match operation.get("value").and_then(Value::as_array) {
+                Some(values) if (op == "add" || op == "remove") && values.len() > chunk_size => {
+                    for chunk in values.chunks(chunk_size) {
+                        let mut piece = operation.clone();
+                        if let Some(object) = piece.as_object_mut() {
+                            object.insert("value".to_owned(), Value::Array(chunk.to_vec()));
+                        }
+                        pieces.push(piece);
+                    }
+                }
+                _ => pieces.push(operation),
+            }
+        }
+        // Then, requests of at most `max_patch_operations` operations each.
+        let per_request = target.max_patch_operations.unwrap_or(usize::MAX).max(1);
+        let mut chunks: Vec<Vec<Value>> = pieces.chunks(per_request).map(<[Value]>::to_vec).collect();
+        let first = if chunks.is_empty() {
+            Vec::new()
+        } else {
+            chunks.remove(0)
+        };
+        let unchanged = chunks.is_empty() && first == before;
+        if let Some(operations) = self.operations() {
+            *operations = first;
+        }
+        if unchanged {
+            return;
+        }
+        let mut sent = vec![self.request.body.clone().unwrap_or(Value::Null)];
+        for chunk in chunks {
+            let mut next = self.request.clone();
+            next.then = Vec::new();
+            next.if_match = None;
+            if let Some(body) = next.body.as_mut().and_then(Value::as_object_mut) {
+                let key = json::find_key(body, "Operations")
+                    .cloned()
+                    .unwrap_or_else(|| "Operations".to_owned());
+                body.insert(key, Value::Array(chunk));
+            }
+            sent.push(next.body.clone().unwrap_or(Value::Null));
+            self.request.then.push(next);
+        }
+        self.record(vec![(String::new(), original, Some(Value::Array(sent)))]);
+    }
 }
 
 /// The values of a multi-valued attribute in a resource (inside its extension object when it

@@ -17,6 +17,7 @@ fn forwarded(profile: &str, method: &str, path: &str, body: Value) -> Request {
         body: Some(body),
         if_match: None,
         post_filter: None,
+        then: Vec::new(),
     };
     normalize_request(&request, &profile, &Target::default(), None)
         .unwrap()
