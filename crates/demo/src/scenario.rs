@@ -38,12 +38,14 @@ pub struct Step {
     pub save: Option<String>,
 }
 
-const BUNDLED: [(&str, &str); 5] = [
+const BUNDLED: [(&str, &str); 7] = [
     ("okta", include_str!("../../../config/scenarios/okta.json")),
     ("entra", include_str!("../../../config/scenarios/entra.json")),
     ("entra-flag", include_str!("../../../config/scenarios/entra-flag.json")),
     ("onelogin", include_str!("../../../config/scenarios/onelogin.json")),
     ("jumpcloud", include_str!("../../../config/scenarios/jumpcloud.json")),
+    ("google", include_str!("../../../config/scenarios/google.json")),
+    ("ping", include_str!("../../../config/scenarios/ping.json")),
 ];
 
 /// The scenarios compiled into the binary.
@@ -123,7 +125,7 @@ mod tests {
     #[test]
     fn every_bundled_scenario_parses_and_saves_before_it_uses() {
         let scenarios = bundled().unwrap();
-        assert_eq!(scenarios.len(), 5);
+        assert_eq!(scenarios.len(), 7);
         for scenario in scenarios {
             let mut saved: Vec<String> = Vec::new();
             for step in &scenario.steps {

@@ -217,6 +217,7 @@ impl Proxy {
             if_match: header_text(&parts.headers, http::header::IF_MATCH),
             post_filter: None,
             then: Vec::new(),
+            merge_pages: false,
         };
         // Stateful rules start from the resource as the application has it now.
         let state = if needs_state(&received, &route.profile, &route.target) {
@@ -357,8 +358,12 @@ impl Proxy {
             }
         };
 
-        // R16: the rest of a PATCH split to the application's limit, in order, while each succeeds.
-        let (upstream_parts, upstream_bytes, split_failure) =
+        // R16: the rest of a PATCH split to the application's limit; R4: the pages after the
+        // first. In order, while each succeeds.
+        let first_status = upstream_parts.status;
+        let first_headers = upstream_parts.headers.clone();
+        let first_bytes = upstream_bytes.clone();
+        let (mut upstream_parts, mut upstream_bytes, split_failure, pages) =
             if upstream_parts.status.is_success() && !to_forward.then.is_empty() {
                 self.send_rest(
                     &parts,
@@ -370,8 +375,53 @@ impl Proxy {
                 )
                 .await
             } else {
-                (upstream_parts, upstream_bytes, None)
+                (upstream_parts, upstream_bytes, None, Vec::new())
             };
+        if to_forward.merge_pages && split_failure.is_none() {
+            let parse = |bytes: &Bytes| serde_json::from_slice::<Value>(bytes).unwrap_or(Value::Null);
+            let rest: Vec<Value> = pages.iter().map(parse).collect();
+            let merged = rules::merge_pages(&parse(&first_bytes), &rest);
+            upstream_parts.status = first_status;
+            upstream_parts.headers = first_headers;
+            upstream_bytes = Bytes::from(merged.to_string());
+        }
+        // R6: a create answered without the resource: read it back for the IdP.
+        let created_rule = route
+            .profile
+            .rules
+            .iter()
+            .find(|rule| rule.action == rules::Action::CreatedStatus);
+        let is_create = to_forward.method == "POST"
+            && (to_forward.path.ends_with("/Users") || to_forward.path.ends_with("/Groups"));
+        if let (Some(rule), true, true) = (created_rule, is_create, upstream_parts.status.is_success()) {
+            let answered: Option<Value> = serde_json::from_slice(&upstream_bytes).ok();
+            if answered.as_ref().and_then(|body| body.get("id")).is_none() {
+                let created = state::fetch_created(
+                    &self.client,
+                    route,
+                    &parts.headers,
+                    &upstream_parts.headers,
+                    &to_forward,
+                )
+                .await;
+                if let Some(resource) = created {
+                    let change = rules::Change {
+                        rule: rule.id.clone(),
+                        side: rules::Side::Response,
+                        pointer: String::new(),
+                        before: answered,
+                        after: Some(resource.clone()),
+                    };
+                    changes.extend(recorded_changes(&[change], enforce));
+                    if enforce {
+                        upstream_bytes = Bytes::from(resource.to_string());
+                        upstream_parts
+                            .headers
+                            .insert(CONTENT_TYPE, HeaderValue::from_static("application/scim+json"));
+                    }
+                }
+            }
+        }
         let upstream_status = upstream_parts.status;
         // The response, normalised for the IdP.
         let answered = rules::Response {
@@ -454,9 +504,10 @@ impl Proxy {
         self.complete(new, begun, completion, started, response).await
     }
 
-    /// Sends the requests after the first (R16), in order, stopping at the first that fails.
-    /// Returns the response for the IdP — the last one, or the failure, so that a PATCH only
-    /// partly applied is never answered as a success — and what failed, if anything did.
+    /// Sends the requests after the first (R16's parts, R4's pages), in order, stopping at the
+    /// first that fails. Returns the response for the IdP — the last one, or the failure, so
+    /// that a PATCH only partly applied is never answered as a success — what failed, if
+    /// anything did, and the bodies of the ones that succeeded.
     async fn send_rest(
         &self,
         parts: &http::request::Parts,
@@ -465,9 +516,10 @@ impl Proxy {
         peer: SocketAddr,
         scheme: &'static str,
         first: (http::response::Parts, Bytes),
-    ) -> (http::response::Parts, Bytes, Option<String>) {
+    ) -> (http::response::Parts, Bytes, Option<String>, Vec<Bytes>) {
         let total = rest.len() + 1;
         let mut last = first;
+        let mut bodies = Vec::with_capacity(rest.len());
         for (index, next) in rest.iter().enumerate() {
             let number = index + 2;
             let what = |detail: String| {
@@ -497,20 +549,23 @@ impl Proxy {
                 Err(detail) => Err(detail),
             };
             match read {
-                Ok((response_parts, bytes)) if response_parts.status.is_success() => last = (response_parts, bytes),
+                Ok((response_parts, bytes)) if response_parts.status.is_success() => {
+                    bodies.push(bytes.clone());
+                    last = (response_parts, bytes);
+                }
                 Ok((response_parts, bytes)) => {
                     let detail = what(format!("was refused with {}", response_parts.status));
-                    return (response_parts, bytes, Some(detail));
+                    return (response_parts, bytes, Some(detail), bodies);
                 }
                 Err(detail) => {
                     let error = ScimError::new(502, None, detail.clone());
                     let (response_parts, body) = error_response(&error, "split_patch_failed").into_parts();
                     let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-                    return (response_parts, bytes, Some(detail));
+                    return (response_parts, bytes, Some(detail), bodies);
                 }
             }
         }
-        (last.0, last.1, None)
+        (last.0, last.1, None, bodies)
     }
 
     /// Records the end of an exchange and releases the response (durable: only once recorded,

@@ -77,3 +77,37 @@ pub(crate) fn snapshot(route: &Route, resource_type: &str, resource_id: &str, re
         updated_at_ms: now,
     }))
 }
+
+/// R6: the resource a create made, when the application answered without it: read from its
+/// `Location`, or looked up by the userName (or displayName) the create gave it.
+pub(crate) async fn fetch_created(
+    client: &UpstreamClient,
+    route: &Route,
+    idp_headers: &HeaderMap,
+    response_headers: &HeaderMap,
+    create: &scimtrail_rules::Request,
+) -> Option<Value> {
+    let base = route.upstream.to_string();
+    let base = base.trim_end_matches('/');
+    let located = response_headers
+        .get(http::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|location| location.strip_prefix(base))
+        .map(str::to_owned);
+    if let Some(path) = located {
+        return fetch(client, route, idp_headers, &path).await;
+    }
+    let endpoint = create.path.trim_end_matches('/');
+    let attribute = if endpoint.ends_with("/Groups") {
+        "displayName"
+    } else {
+        "userName"
+    };
+    let name = create.body.as_ref()?.get(attribute)?.as_str()?;
+    let filter = format!("{attribute} eq {}", Value::String(name.to_owned()));
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("filter", &filter)
+        .finish();
+    let list = fetch(client, route, idp_headers, &format!("{endpoint}?{query}")).await?;
+    list.get("Resources")?.as_array()?.first().cloned()
+}

@@ -53,6 +53,12 @@ pub enum Action {
     /// (`target.max_patch_operations`), or an operation with more values
     /// (`target.max_operation_values`), → several PATCHes, sent in order.
     SplitPatch,
+    /// R5: a paged, unfiltered list without `sortBy` → sorted by `id`, so pages do not
+    /// overlap or skip (when `target.sorting`).
+    StableOrder,
+    /// R4: a list whose `count` is above what the application returns in one page
+    /// (`target.max_results`) → several pages, merged into one for the IdP.
+    AggregatePages,
     /// N9: bare filter literals quoted (`externalId eq jyoung` → `externalId eq "jyoung"`).
     QuoteFilterLiterals,
     /// N10: the query string decoded (`+` and `%20`), emptied parameters and the listed IdP
@@ -134,6 +140,8 @@ impl Action {
             Action::IntegerRetryAfter => "integer_retry_after",
             Action::AdvertiseCapabilities => "advertise_capabilities",
             Action::SplitPatch => "split_patch",
+            Action::StableOrder => "stable_order",
+            Action::AggregatePages => "aggregate_pages",
             Action::QuoteFilterLiterals => "quote_filter_literals",
             Action::CanonicalQuery { .. } => "canonical_query",
             Action::RepairSchemaUrns => "repair_schema_urns",

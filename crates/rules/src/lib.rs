@@ -31,7 +31,7 @@ mod testcase;
 pub use action::Action;
 pub use profile::{builtin_profile, builtin_profiles, Mode, Profile, ProfileError, Rule};
 pub use request::{needs_state, normalize_request};
-pub use response::normalize_response;
+pub use response::{merge_pages, normalize_response};
 pub use target::Target;
 pub use testcase::{run_tests, TestCase, TestOutcome};
 
@@ -59,6 +59,8 @@ pub struct Request {
     /// Requests to send after this one, in order, each only if the one before succeeded
     /// (R16 splits a PATCH the application would refuse as too large).
     pub then: Vec<Request>,
+    /// Whether the responses to this request and to `then` are pages to merge (R4).
+    pub merge_pages: bool,
 }
 
 /// A filter the application cannot evaluate, kept for the response (R12).

@@ -164,6 +164,8 @@ impl Working {
             }
             Action::EvaluateFilterInProxy => self.evaluate_filter_in_proxy(target),
             Action::SplitPatch => self.split_patch(target),
+            Action::StableOrder => self.stable_order(target),
+            Action::AggregatePages => self.aggregate_pages(target),
             Action::WholeAttributeReplace => self.whole_attribute_replace(target),
             Action::ShapeMethod => return self.shape_method(target),
             // Response actions run in `normalize_response`.

@@ -183,3 +183,48 @@ fn integer_paging(response: &mut Response, change: &mut ChangeFn<'_>) {
         body.insert(key, after);
     }
 }
+
+/// R4: pages of one list merged into one ListResponse: the first page's totals, every page's
+/// resources in order. Pages that are not lists are skipped.
+pub fn merge_pages(first: &Value, rest: &[Value]) -> Value {
+    let mut merged = first.clone();
+    let mut resources: Vec<Value> = first
+        .get("Resources")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for page in rest {
+        resources.extend(
+            page.get("Resources")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        );
+    }
+    if let Some(object) = merged.as_object_mut() {
+        object.insert("itemsPerPage".to_owned(), json!(resources.len()));
+        object.insert("Resources".to_owned(), Value::Array(resources));
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r4_pages_merge_in_order_with_the_first_page_totals() {
+        let first = json!({"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": 5, "startIndex": 1, "itemsPerPage": 2,
+            "Resources": [{"id": "1"}, {"id": "2"}]});
+        let second = json!({"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": 5, "startIndex": 3, "itemsPerPage": 2,
+            "Resources": [{"id": "3"}, {"id": "4"}]});
+        let merged = merge_pages(&first, &[second, json!("not a list")]);
+        assert_eq!(merged["totalResults"], 5);
+        assert_eq!(merged["startIndex"], 1);
+        assert_eq!(merged["itemsPerPage"], 4);
+        assert_eq!(
+            merged["Resources"],
+            json!([{"id": "1"}, {"id": "2"}, {"id": "3"}, {"id": "4"}])
+        );
+    }
+}

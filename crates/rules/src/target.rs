@@ -30,8 +30,11 @@ pub struct Target {
     pub filter_attributes: Vec<String>,
     /// Whether its `userName` matching is case-sensitive, against RFC 7643 (N21, R11).
     pub user_name_case_exact: bool,
-    /// The most resources it returns in one page; what the proxy evaluates a filter over (R12).
+    /// The most resources it returns in one page; what the proxy evaluates a filter over
+    /// (R12), and the page size it aggregates a larger `count` from (R4).
     pub max_results: u64,
+    /// Whether it sorts lists (`sortBy`, R5).
+    pub sorting: bool,
 }
 
 impl Default for Target {
@@ -49,6 +52,7 @@ impl Default for Target {
             filter_attributes: Vec::new(),
             user_name_case_exact: false,
             max_results: 1000,
+            sorting: true,
         }
     }
 }

@@ -174,4 +174,75 @@ impl Working {
         self.request.query = Some(encoded.clone());
         self.record(vec![("?".to_owned(), Some(json!(raw)), Some(json!(encoded)))]);
     }
+
+    /// A GET of a collection (not one resource, not a filter the proxy evaluates).
+    fn list_params(&self) -> Option<Vec<(String, String)>> {
+        let is_list = self.request.method.eq_ignore_ascii_case("GET")
+            && self.resource_type.is_some()
+            && self.resource_id.is_none()
+            && self.request.post_filter.is_none();
+        is_list.then(|| query::decode(self.request.query.as_deref().unwrap_or_default()))
+    }
+
+    // === R5 ===
+
+    pub(super) fn stable_order(&mut self, target: &Target) {
+        let Some(mut params) = self.list_params() else { return };
+        let has = |params: &[(String, String)], name: &str| params.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        // Imports page through everything; a filtered lookup finds one resource.
+        let paged = has(&params, "startIndex") || has(&params, "count");
+        if !target.sorting || !paged || has(&params, "sortBy") || has(&params, "filter") {
+            return;
+        }
+        params.push(("sortBy".to_owned(), "id".to_owned()));
+        self.request.query = Some(query::encode(&params));
+        self.record(vec![("?sortBy".to_owned(), None, Some(json!("id")))]);
+    }
+
+    // === R4 ===
+
+    pub(super) fn aggregate_pages(&mut self, target: &Target) {
+        let Some(params) = self.list_params() else { return };
+        let number = |name: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+        };
+        let page = target.max_results.max(1);
+        let Some(count) = number("count").filter(|count| *count > page) else {
+            return;
+        };
+        let start = number("startIndex").unwrap_or(1).max(1);
+        let with_page = |start_index: u64, count: u64| {
+            let mut params: Vec<(String, String)> = params
+                .iter()
+                .filter(|(n, _)| !n.eq_ignore_ascii_case("startIndex") && !n.eq_ignore_ascii_case("count"))
+                .cloned()
+                .collect();
+            params.push(("startIndex".to_owned(), start_index.to_string()));
+            params.push(("count".to_owned(), count.to_string()));
+            query::encode(&params)
+        };
+        let before = self.request.query.clone();
+        self.request.query = Some(with_page(start, page));
+        let mut offset = page;
+        while offset < count {
+            let mut next = self.request.clone();
+            next.query = Some(with_page(start + offset, page.min(count - offset)));
+            next.then = Vec::new();
+            self.request.then.push(next);
+            offset += page;
+        }
+        self.request.merge_pages = true;
+        let pages: Vec<Value> = std::iter::once(self.request.query.clone())
+            .chain(self.request.then.iter().map(|r| r.query.clone()))
+            .map(|q| json!(q))
+            .collect();
+        self.record(vec![(
+            "?".to_owned(),
+            before.map(Value::String),
+            Some(Value::Array(pages)),
+        )]);
+    }
 }

@@ -18,6 +18,7 @@ fn forwarded(profile: &str, method: &str, path: &str, body: Value) -> Request {
         if_match: None,
         post_filter: None,
         then: Vec::new(),
+        merge_pages: false,
     };
     normalize_request(&request, &profile, &Target::default(), None)
         .unwrap()
