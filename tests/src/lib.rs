@@ -7,6 +7,7 @@
 #![allow(clippy::expect_used)]
 
 pub mod client;
+pub mod misbehave;
 pub mod proxy;
 pub mod refapp;
 pub mod slow;

@@ -473,3 +473,34 @@ async fn r4_okta_import_page_is_aggregated_from_smaller_application_pages() {
     assert_eq!(exchange.outcome, "ok");
     proxy.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r6_a_create_answered_without_the_resource_is_read_back_for_okta() {
+    use scimtrail_integration::misbehave::{self, Misbehaviour};
+    let store_url = proxy::fresh_store_urls().await.remove(0);
+    let (app, _) = refapp::start().await;
+    let front = misbehave::start(app.base_url(), Misbehaviour::EmptyCreateBody).await;
+    let proxy = proxy::start(&proxy::route_for("okta", &format!("http://{front}"), ""), &store_url).await;
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "hal@example.com"});
+    // Without scimtrail Okta gets an empty body, and fails: "Create new user returned empty user".
+    let direct = Client::new(format!("http://{front}")).post("/Users", &user).await;
+    assert!(direct.bytes.is_empty());
+    let created = proxy
+        .client
+        .post(
+            "/Users",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ida@example.com"}),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    assert_eq!(created.body["userName"], "ida@example.com");
+    assert!(created.body["id"].as_str().is_some(), "{}", created.body);
+    let exchange = proxy
+        .store
+        .get(created.header("scimtrail-exchange-id").unwrap())
+        .await
+        .unwrap();
+    assert!(rules_of(&exchange).contains(&"R6".to_owned()), "{:?}", exchange.changes);
+    assert_eq!(exchange.resource_id.as_deref(), created.body["id"].as_str());
+    proxy.running.shutdown().await;
+}
