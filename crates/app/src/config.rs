@@ -634,6 +634,10 @@ mod tests {
             "put",
             "max_patch_operations",
             "max_operation_values",
+            "filter_operators",
+            "strict_booleans",
+            "bulk",
+            "sorting",
         ] {
             assert!(
                 text.contains(&format!("{key} ="))

@@ -432,7 +432,7 @@ impl Proxy {
             retry_after: header_text(&upstream_parts.headers, http::header::RETRY_AFTER),
             received_at_secs: now_ms() / 1000,
         };
-        let returned = normalize_response(&to_forward, &answered, &route.profile);
+        let returned = normalize_response(&to_forward, &answered, &route.profile, &route.target);
         changes.extend(recorded_changes(&returned.changes, enforce));
         let mut headers = response_headers(&upstream_parts.headers);
         let (status, returned_bytes, returned_json) = if enforce && !returned.changes.is_empty() {

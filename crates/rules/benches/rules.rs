@@ -75,7 +75,7 @@ fn entra(c: &mut Criterion) {
     c.bench_function("entra: lookup request and its response", |b| {
         b.iter(|| {
             let forwarded = normalize_request(black_box(&lookup), &profile, &target, None);
-            normalize_response(&lookup, black_box(&found), &profile);
+            normalize_response(&lookup, black_box(&found), &profile, &target);
             forwarded
         })
     });

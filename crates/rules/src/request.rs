@@ -131,7 +131,11 @@ impl Working {
     fn apply(&mut self, action: &Action, target: &Target) -> Result<(), Refusal> {
         match action {
             Action::LowercasePatchOps => self.lowercase_patch_ops(),
-            Action::CoerceBooleanStrings => self.coerce_boolean_strings(),
+            Action::CoerceBooleanStrings => {
+                if target.strict_booleans {
+                    self.coerce_boolean_strings();
+                }
+            }
             Action::SplitMultiValueRemove => return self.split_multi_value_remove(),
             Action::ExpandDottedKeys => self.expand_dotted_keys(),
             Action::DropNullRefs => self.drop_null_refs(),

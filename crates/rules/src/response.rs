@@ -4,14 +4,20 @@ use crate::action::Action;
 use crate::request::resource_type_of;
 
 mod more;
-use crate::{query, Change, Normalized, Profile, Request, Response, Side};
+use crate::{query, Change, Normalized, Profile, Request, Response, Side, Target};
 use scimtrail_scim::error::ERROR_SCHEMA;
 use scimtrail_scim::json;
 use scimtrail_scim::message::LIST_RESPONSE_SCHEMA;
 use serde_json::{json, Value};
 
-/// Applies the profile's response rules in order. `request` is the request as forwarded.
-pub fn normalize_response(request: &Request, response: &Response, profile: &Profile) -> Normalized<Response> {
+/// Applies the profile's response rules in order. `request` is the request as forwarded;
+/// `target` the application that answered.
+pub fn normalize_response(
+    request: &Request,
+    response: &Response,
+    profile: &Profile,
+    target: &Target,
+) -> Normalized<Response> {
     let mut working = response.clone();
     let mut changes = Vec::new();
     // R12: the filter the application could not evaluate, evaluated here.
@@ -61,7 +67,7 @@ pub fn normalize_response(request: &Request, response: &Response, profile: &Prof
             Action::LeanGroupResponses => more::lean_group_responses(request, &mut working, &mut change),
             Action::NoNullsInResources => more::no_nulls_in_resources(&mut working, &mut change),
             Action::IntegerRetryAfter => more::integer_retry_after(&mut working, &mut change),
-            Action::AdvertiseCapabilities => more::advertise_capabilities(request, &mut working, &mut change),
+            Action::AdvertiseCapabilities => more::advertise_capabilities(request, &mut working, target, &mut change),
             _ => {}
         }
     }

@@ -28,6 +28,14 @@ pub struct Target {
     pub empty_members_replace: bool,
     /// The attributes its filters understand; empty: all (R12).
     pub filter_attributes: Vec<String>,
+    /// The filter operators it understands (`eq`, `co`, `and`, `not`, `pr` …); empty: all
+    /// (R12).
+    pub filter_operators: Vec<String>,
+    /// Whether it refuses booleans written as strings (`"False"`); when it takes them, N2
+    /// leaves them as sent.
+    pub strict_booleans: bool,
+    /// Whether it serves `/Bulk`, as advertised to clients (R17).
+    pub bulk: bool,
     /// Whether its `userName` matching is case-sensitive, against RFC 7643 (N21, R11).
     pub user_name_case_exact: bool,
     /// The most resources it returns in one page; what the proxy evaluates a filter over
@@ -50,6 +58,9 @@ impl Default for Target {
             password_sync: true,
             empty_members_replace: true,
             filter_attributes: Vec::new(),
+            filter_operators: Vec::new(),
+            strict_booleans: true,
+            bulk: false,
             user_name_case_exact: false,
             max_results: 1000,
             sorting: true,

@@ -204,7 +204,7 @@ fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
             received_at_secs: case.received_at_secs.unwrap_or(0),
             body,
         };
-        let returned = normalize_response(sent, &response, profile);
+        let returned = normalize_response(sent, &response, profile, &target);
         returned.changes.iter().for_each(|c| note(&c.rule));
         if let Some(expected) = case.expect_status {
             if returned.value.status != expected {

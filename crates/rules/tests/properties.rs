@@ -90,7 +90,7 @@ proptest! {
                 let second = second.expect("a normalised request is not refused");
                 prop_assert_eq!(&second.value, &first.value, "profile {}", profile.name);
                 let response = Response { status, content_type: None, body: Some(body.clone()), has_body: true, retry_after: Some("Sun, 06 Nov 1994 08:49:37 GMT".to_owned()), received_at_secs: 784111700 };
-                let _ = normalize_response(&first.value, &response, &profile);
+                let _ = normalize_response(&first.value, &response, &profile, &Target::default());
             }
             // The stateful rules, for applications without PATCH or without value-path
             // filters, on an arbitrary state: total too.
@@ -104,6 +104,9 @@ proptest! {
                 password_sync: false,
                 empty_members_replace: false,
                 filter_attributes: vec!["displayName".to_owned()],
+                filter_operators: vec!["eq".to_owned()],
+                strict_booleans: false,
+                bulk: true,
                 user_name_case_exact: true,
                 max_results: 3,
                 put: false,
@@ -114,7 +117,7 @@ proptest! {
             let _ = normalize_request(&request, &profile, &lacking, Some(&state));
             if let Ok(forwarded) = normalize_request(&request, &profile, &lacking, None) {
                 let response = Response { status, content_type: None, body: Some(state.clone()), has_body: true, retry_after: None, received_at_secs: 0 };
-                let _ = normalize_response(&forwarded.value, &response, &profile);
+                let _ = normalize_response(&forwarded.value, &response, &profile, &lacking);
             }
         }
     }

@@ -143,6 +143,13 @@ impl Working {
             let case_exact_user_name = target.user_name_case_exact && name == "userName";
             beyond |= unsupported || case_exact_user_name;
         });
+        beyond |= !target.filter_operators.is_empty()
+            && operators(&filter).iter().any(|op| {
+                !target
+                    .filter_operators
+                    .iter()
+                    .any(|known| known.eq_ignore_ascii_case(op))
+            });
         if !beyond {
             return;
         }
@@ -244,5 +251,27 @@ impl Working {
             before.map(Value::String),
             Some(Value::Array(pages)),
         )]);
+    }
+}
+
+/// Every operator a filter uses: comparison operators, `pr`, `and`, `or`, `not`.
+fn operators(filter: &Filter) -> Vec<&'static str> {
+    use scimtrail_scim::filter::{AttrTest, SubAttrTest};
+    let test = |test: &AttrTest| match test {
+        AttrTest::Present => "pr",
+        AttrTest::Compare(op, _) => op.as_str(),
+    };
+    match filter {
+        Filter::Attr { test: t, .. } => vec![test(t)],
+        Filter::ValuePath { filter, then, .. } => {
+            let mut ops = operators(filter);
+            if let Some(SubAttrTest { test: t, .. }) = then {
+                ops.push(test(t));
+            }
+            ops
+        }
+        Filter::And(left, right) => [vec!["and"], operators(left), operators(right)].concat(),
+        Filter::Or(left, right) => [vec!["or"], operators(left), operators(right)].concat(),
+        Filter::Not(inner) => [vec!["not"], operators(inner)].concat(),
     }
 }

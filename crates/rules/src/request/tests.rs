@@ -8,6 +8,10 @@ use scimtrail_scim::PatchRequest;
 use serde_json::{json, Value};
 
 fn forwarded(profile: &str, method: &str, path: &str, body: Value) -> Request {
+    forwarded_to(profile, &Target::default(), method, path, body)
+}
+
+fn forwarded_to(profile: &str, target: &Target, method: &str, path: &str, body: Value) -> Request {
     let profile = builtin_profile(profile).unwrap().unwrap();
     let request = Request {
         method: method.to_owned(),
@@ -20,9 +24,7 @@ fn forwarded(profile: &str, method: &str, path: &str, body: Value) -> Request {
         then: Vec::new(),
         merge_pages: false,
     };
-    normalize_request(&request, &profile, &Target::default(), None)
-        .unwrap()
-        .value
+    normalize_request(&request, &profile, target, None).unwrap().value
 }
 
 fn group_with(members: &[&str]) -> Value {
@@ -162,4 +164,28 @@ fn requests_no_rule_touches_come_back_equal() {
         let normalized = forwarded(profile, "POST", "/Users", body.clone());
         assert_eq!(normalized.body.as_ref(), Some(&body), "{profile}");
     }
+}
+
+#[test]
+fn n19_okta_empty_push_as_a_remove_leaves_the_group_empty_as_intended_and_nothing_else_changed() {
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "members", "value": []}]
+    });
+    let target = Target {
+        empty_members_replace: false,
+        ..Target::default()
+    };
+    let normalized = forwarded_to("okta", &target, "PATCH", "/Groups/g1", body);
+    assert_eq!(
+        normalized.body.as_ref().unwrap()["Operations"][0],
+        json!({"op": "remove", "path": "members"})
+    );
+    let mut group = group_with(&["alice", "bob"]);
+    PatchRequest::from_json(normalized.body.as_ref().unwrap())
+        .unwrap()
+        .apply(&mut group, &GROUP_TYPE)
+        .unwrap();
+    assert_eq!(member_ids(&group), Vec::<&str>::new());
+    assert_eq!(group["displayName"], "Engineering");
 }

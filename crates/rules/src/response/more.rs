@@ -236,7 +236,12 @@ pub(super) fn integer_retry_after(response: &mut Response, change: &mut ChangeFn
 
 // === R17 ===
 
-pub(super) fn advertise_capabilities(request: &Request, response: &mut Response, change: &mut ChangeFn<'_>) {
+pub(super) fn advertise_capabilities(
+    request: &Request,
+    response: &mut Response,
+    target: &crate::Target,
+    change: &mut ChangeFn<'_>,
+) {
     let is_config = request.method.eq_ignore_ascii_case("GET")
         && request.path.trim_end_matches('/').ends_with("/ServiceProviderConfig");
     if !is_config || response.status != 200 {
@@ -245,7 +250,7 @@ pub(super) fn advertise_capabilities(request: &Request, response: &mut Response,
     let Some(Value::Object(config)) = response.body.as_mut() else {
         return;
     };
-    for (feature, supported) in [("patch", true), ("filter", true), ("bulk", false)] {
+    for (feature, supported) in [("patch", true), ("filter", true), ("bulk", target.bulk)] {
         let entry = config.entry(feature.to_owned()).or_insert_with(|| json!({}));
         let Some(entry) = entry.as_object_mut() else { continue };
         let before = entry.get("supported").cloned();
