@@ -8,6 +8,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use serde_json::Value;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,15 @@ use tokio::net::TcpListener;
 pub enum Misbehaviour {
     /// A create answers 201 with an empty body and only a `Location` header.
     EmptyCreateBody,
+    /// `active` is silently left out of every user write: a leaver stays active, and the
+    /// answer is 200 with the unchanged user.
+    IgnoreActive,
+    /// `title` is silently dropped from every write and every answer.
+    DropTitle,
+    /// A filtered search answers the whole list, filter ignored.
+    IgnoreFilters,
+    /// Errors come back as an HTML page.
+    HtmlErrors,
 }
 
 /// Starts the front on `127.0.0.1:0` before the application at `app`; returns its address.
@@ -49,15 +59,55 @@ async fn answer(
     misbehaviour: Misbehaviour,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let mut bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let mut path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    if let Ok(mut json) = serde_json::from_slice::<Value>(&bytes) {
+        let dropped = match misbehaviour {
+            Misbehaviour::IgnoreActive => Some("active"),
+            Misbehaviour::DropTitle => Some("title"),
+            _ => None,
+        };
+        if let Some(name) = dropped {
+            drop_attribute(&mut json, name);
+            bytes = Bytes::from(json.to_string());
+        }
+    }
+    if misbehaviour == Misbehaviour::IgnoreFilters && parts.method == Method::GET {
+        if let Some((base, _)) = path.split_once('?') {
+            path = base.to_owned();
+        }
+    }
     let content_type = parts.headers.get("content-type").and_then(|v| v.to_str().ok());
-    let answered = app
-        .send_raw(parts.method.clone(), &path, bytes, content_type, &[])
-        .await;
-    let mut response = Response::new(Full::new(answered.bytes.clone()));
+    // A PATCH left with no operation is "applied" by answering the resource unchanged.
+    let emptied = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|json| json.get("Operations").and_then(Value::as_array).map(Vec::is_empty))
+        .unwrap_or(false);
+    let answered = if emptied {
+        app.send_raw(Method::GET, &path, Bytes::new(), None, &[]).await
+    } else {
+        app.send_raw(parts.method.clone(), &path, bytes, content_type, &[])
+            .await
+    };
+    let mut returned_bytes = answered.bytes.clone();
+    if misbehaviour == Misbehaviour::DropTitle {
+        let mut json = answered.body.clone();
+        drop_attribute(&mut json, "title");
+        returned_bytes = Bytes::from(json.to_string());
+    }
+    if misbehaviour == Misbehaviour::HtmlErrors && answered.status.as_u16() >= 400 {
+        let mut page = Response::new(Full::new(Bytes::from_static(
+            b"<html><body><h1>Error</h1></body></html>",
+        )));
+        *page.status_mut() = answered.status;
+        page.headers_mut()
+            .insert("content-type", http::HeaderValue::from_static("text/html"));
+        return page;
+    }
+    let mut response = Response::new(Full::new(returned_bytes));
     *response.status_mut() = answered.status;
     *response.headers_mut() = answered.headers.clone();
+    response.headers_mut().remove("content-length");
     if misbehaviour == Misbehaviour::EmptyCreateBody && parts.method == Method::POST && answered.status.is_success() {
         let id = answered.body["id"].as_str().unwrap_or_default();
         let location = format!("http://{front}{path}/{id}");
@@ -69,4 +119,26 @@ async fn answer(
         return empty;
     }
     response
+}
+
+/// Removes an attribute from a resource, a list's resources, PATCH operations (by path or
+/// inside a path-less value) and bulk data.
+fn drop_attribute(value: &mut Value, name: &str) {
+    match value {
+        Value::Object(object) => {
+            object.retain(|key, _| !key.eq_ignore_ascii_case(name));
+            if let Some(Value::Array(operations)) = object.get_mut("Operations") {
+                operations.retain(|op| {
+                    !op.get("path")
+                        .and_then(Value::as_str)
+                        .is_some_and(|p| p.eq_ignore_ascii_case(name))
+                });
+            }
+            for inner in object.values_mut() {
+                drop_attribute(inner, name);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| drop_attribute(item, name)),
+        _ => {}
+    }
 }

@@ -28,6 +28,18 @@ pub async fn fresh_store_urls() -> Vec<String> {
     urls
 }
 
+impl TestProxy {
+    /// Every exchange recorded on `route` (the first thousand), newest first.
+    pub async fn exchanges_of(&self, route: &str) -> Vec<scimtrail_store::Exchange> {
+        let query = scimtrail_store::ExchangeQuery {
+            route: Some(route.to_owned()),
+            limit: 1000,
+            ..Default::default()
+        };
+        self.store.list(&query).await.expect("the store lists").items
+    }
+}
+
 /// A running proxy with its store and clients for both listeners.
 pub struct TestProxy {
     /// The running proxy.

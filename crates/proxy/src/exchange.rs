@@ -7,7 +7,7 @@
 use crate::classify::{classify, learn_from_response};
 use crate::config::{Route, Secret, UpstreamAuth};
 use crate::recorder::RecordMode;
-use crate::{redact, state, Proxy};
+use crate::{findings, redact, state, Proxy};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -432,6 +432,26 @@ impl Proxy {
             retry_after: header_text(&upstream_parts.headers, http::header::RETRY_AFTER),
             received_at_secs: now_ms() / 1000,
         };
+        // What the traffic shows did not take effect, from the application's own answer.
+        let filter = to_forward.query.as_deref().and_then(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(name, _)| name.eq_ignore_ascii_case("filter"))
+                .map(|(_, value)| value.into_owned())
+        });
+        let found = findings::findings(&findings::Observed {
+            method: &to_forward.method,
+            path: &to_forward.path,
+            filter: filter.as_deref(),
+            request: to_forward.body.as_ref(),
+            lifecycle: new.lifecycle.as_deref(),
+            status: answered.status,
+            response: answered.body.as_ref(),
+            has_body: answered.has_body,
+        });
+        for finding in &found {
+            self.metrics.finding(&route.name, &route.idp, finding.kind);
+            tracing::warn!(kind = finding.kind, detail = %finding.detail, "Finding.");
+        }
         let returned = normalize_response(&to_forward, &answered, &route.profile, &route.target);
         changes.extend(recorded_changes(&returned.changes, enforce));
         let mut headers = response_headers(&upstream_parts.headers);
@@ -466,11 +486,16 @@ impl Proxy {
         };
         // What the IdP is told decides the outcome: a lookup the application answered 404 and
         // the IdP receives as an empty list (R1) found nothing, it did not fail.
-        let outcome = match (&split_failure, status.as_u16()) {
-            // Part of the split PATCH was applied, part not.
-            (Some(_), _) => "partial",
-            (None, 400..) => "failed",
-            (None, _) => "ok",
+        let outcome = if split_failure.is_some() {
+            // Part of a split PATCH was applied, part not.
+            "partial"
+        } else if status.as_u16() >= 400 {
+            "failed"
+        } else if found.iter().any(findings::Finding::is_partial) {
+            // The application said it worked; what it returned says it did not, entirely.
+            "partial"
+        } else {
+            "ok"
         };
         if stateful && status.is_success() {
             if let (Some(resource), Some(rt), Some(id)) = (&returned_json, &new.resource_type, &new.resource_id) {
@@ -495,7 +520,7 @@ impl Proxy {
             response_headers: self.redactor.headers(response.headers()),
             response_body,
             outcome: outcome.to_owned(),
-            findings: json!([]),
+            findings: Value::Array(found.iter().map(findings::Finding::to_json).collect()),
             bulk_operations: None,
             error: split_failure,
             resource_id: learned_id,

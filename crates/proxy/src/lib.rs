@@ -22,6 +22,7 @@ pub mod admin;
 pub mod classify;
 pub mod config;
 mod exchange;
+pub mod findings;
 pub mod metrics;
 pub mod recorder;
 pub mod redact;

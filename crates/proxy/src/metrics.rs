@@ -40,6 +40,7 @@ type Labels = Vec<(&'static str, String)>;
 #[derive(Debug, Default)]
 pub struct Metrics {
     exchanges: Mutex<BTreeMap<Labels, u64>>,
+    findings: Mutex<BTreeMap<Labels, u64>>,
     exchange_latency: Mutex<BTreeMap<Labels, Histogram>>,
     upstream_latency: Mutex<BTreeMap<Labels, Histogram>>,
     batch_size: Mutex<Histogram>,
@@ -74,6 +75,16 @@ impl Metrics {
             .entry(vec![("route", route.to_owned())])
             .or_default()
             .observe(&LATENCY_BUCKETS, elapsed.as_secs_f64());
+    }
+
+    /// Counts one finding.
+    pub fn finding(&self, route: &str, idp: &str, kind: &'static str) {
+        let labels = vec![
+            ("route", route.to_owned()),
+            ("idp", idp.to_owned()),
+            ("kind", kind.to_owned()),
+        ];
+        *lock(&self.findings).entry(labels).or_default() += 1;
     }
 
     /// Records how long the application took.
@@ -121,6 +132,15 @@ impl Metrics {
         );
         for (labels, value) in lock(&self.exchanges).iter() {
             let _ = writeln!(out, "scimtrail_exchanges_total{} {value}", render_labels(labels, None));
+        }
+        header(
+            &mut out,
+            "scimtrail_findings_total",
+            "counter",
+            "Findings (operations that did not fully take effect, wrong lookups, non-SCIM errors) by route, IdP and kind.",
+        );
+        for (labels, value) in lock(&self.findings).iter() {
+            let _ = writeln!(out, "scimtrail_findings_total{} {value}", render_labels(labels, None));
         }
         histograms(
             &mut out,

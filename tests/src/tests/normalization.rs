@@ -50,6 +50,17 @@ async fn every_idp_lifecycle_reaches_the_intended_state_through_scimtrail() {
                 .map(|s| format!("{} → {} {}", s.name, s.answer.status, s.answer.body))
                 .collect();
             assert!(refused.is_empty(), "{} through scimtrail: {refused:#?}", scenario.name);
+            // Against the reference application, nothing through scimtrail is a finding.
+            for exchange in &proxy.exchanges_of(&scenario.name).await {
+                assert_eq!(
+                    exchange.findings,
+                    json!([]),
+                    "{} {} {}",
+                    scenario.name,
+                    exchange.method,
+                    exchange.path
+                );
+            }
             // The scenarios carry real quirks: sent directly, every one fails but Okta's and
             // Google's (whose shapes beyond the probe are undocumented, so plain RFC).
             let rfc_shaped = scenario.name == "okta" || scenario.name == "google";

@@ -89,6 +89,17 @@ async fn every_idp_lifecycle_against_scim2_server() {
             p.checks.len(),
             p.refused().len()
         );
+        for exchange in proxy
+            .exchanges_of(&scenario.name)
+            .await
+            .iter()
+            .filter(|e| e.findings != serde_json::json!([]))
+        {
+            failures.push(format!(
+                "{}: finding on {} {}: {}",
+                scenario.name, exchange.method, exchange.path, exchange.findings
+            ));
+        }
         for check in p.checks.iter().filter(|c| c.mismatch.is_some()) {
             failures.push(format!(
                 "{}: {}: {}",
