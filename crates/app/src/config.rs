@@ -185,6 +185,8 @@ pub struct RawRoute {
     /// What the application accepts, where it differs from a strict RFC application.
     #[serde(default)]
     pub target: Target,
+    /// Exchanges before a request shape never seen on the route is a finding (default 100).
+    pub shape_learning: Option<u64>,
 }
 
 fn generic() -> String {
@@ -355,6 +357,7 @@ impl Settings {
                     idp_token_env: None,
                     mode: Mode::default(),
                     target: Target::default(),
+                    shape_learning: None,
                 },
                 default_timeout,
             )?);
@@ -522,6 +525,7 @@ fn route(raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError>
         profile: Arc::new(profile),
         mode: raw.mode,
         target: raw.target,
+        shape_learning: raw.shape_learning.unwrap_or(100),
         upstream,
         timeout: raw.timeout_secs.map_or(default_timeout, Duration::from_secs),
         upstream_auth,
@@ -635,6 +639,7 @@ mod tests {
             "max_patch_operations",
             "max_operation_values",
             "filter_operators",
+            "shape_learning",
             "strict_booleans",
             "bulk",
             "sorting",

@@ -75,6 +75,8 @@ pub struct Route {
     pub mode: Mode,
     /// What the application accepts.
     pub target: Target,
+    /// Exchanges (per instance) before a new request shape is a `shape_drift` finding.
+    pub shape_learning: u64,
     /// The application's SCIM base URL.
     pub upstream: http::Uri,
     /// How long the application may take.

@@ -61,6 +61,13 @@ fn recorded_changes(changes: &[rules::Change], applied: bool) -> Vec<Value> {
         .collect()
 }
 
+/// The `filter` query parameter, decoded.
+fn filter_param(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, _)| name.eq_ignore_ascii_case("filter"))
+        .map(|(_, value)| value.into_owned())
+}
+
 fn header_text(headers: &HeaderMap, name: HeaderName) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
@@ -433,11 +440,7 @@ impl Proxy {
             received_at_secs: now_ms() / 1000,
         };
         // What the traffic shows did not take effect, from the application's own answer.
-        let filter = to_forward.query.as_deref().and_then(|query| {
-            form_urlencoded::parse(query.as_bytes())
-                .find(|(name, _)| name.eq_ignore_ascii_case("filter"))
-                .map(|(_, value)| value.into_owned())
-        });
+        let filter = filter_param(to_forward.query.as_deref());
         let found = findings::findings(&findings::Observed {
             method: &to_forward.method,
             path: &to_forward.path,
@@ -448,6 +451,26 @@ impl Proxy {
             response: answered.body.as_ref(),
             has_body: answered.has_body,
         });
+        let mut found = found;
+        // The shape of the request as the IdP sent it: what changes when the IdP does.
+        let received_filter = filter_param(query.as_deref());
+        if let Some(shape) = findings::shape(
+            &received.method,
+            &received.path,
+            received_filter.as_deref(),
+            received.body.as_ref(),
+        ) {
+            if self
+                .shapes
+                .observe(&self.store, &self.recorder, route, shape.clone())
+                .await
+            {
+                found.push(findings::Finding {
+                    kind: "shape_drift",
+                    detail: format!("a request shape never seen before on route {}: {shape}", route.name),
+                });
+            }
+        }
         for finding in &found {
             self.metrics.finding(&route.name, &route.idp, finding.kind);
             tracing::warn!(kind = finding.kind, detail = %finding.detail, "Finding.");

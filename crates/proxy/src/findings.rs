@@ -12,6 +12,8 @@
 //!   differ only in case: the IdP cannot tell them apart and may link the wrong one.
 //! - `non_scim_error`: an error whose body is not a SCIM error.
 //! - `bulk_partial_failure`: a bulk request with some operations failed.
+//! - `shape_drift`: a request shape (see [`shape`]) a route has not seen before, once the
+//!   route is past its learning period (decided by the proxy, which keeps the shapes).
 //!
 //! The first three and the last make the exchange `partial`: the operation did not fully
 //! take effect.
@@ -445,6 +447,91 @@ fn lookup_mismatch(filter: &str, list: &Value, rt: &ResourceType, found: &mut Ve
                 });
             }
         }
+    }
+}
+
+/// A request's shape: method, endpoint, and — without any value — the filter of a search or
+/// the operations and paths of a PATCH. Lower case, so that casing alone is no drift.
+/// `None` for what is not provisioning (discovery, unknown endpoints).
+pub fn shape(method: &str, path: &str, filter: Option<&str>, body: Option<&Value>) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let at = segments
+        .iter()
+        .position(|s| ResourceType::by_endpoint(&format!("/{s}")).is_some() || *s == "Bulk")?;
+    let mut out = format!("{} /{}", method.to_ascii_uppercase(), segments[at]);
+    match segments.get(at + 1) {
+        Some(&".search") => out.push_str("/.search"),
+        Some(_) => out.push_str("/{id}"),
+        None => {}
+    }
+    if let Some(filter) = filter.and_then(|f| Filter::parse(f).ok()) {
+        out.push_str(" filter ");
+        out.push_str(&filter_shape(&filter));
+    }
+    if method.eq_ignore_ascii_case("PATCH") {
+        let mut operations: Vec<String> = body
+            .and_then(|b| b.get("Operations"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|operation| {
+                let op = operation
+                    .get("op")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_ascii_lowercase();
+                match operation.get("path").and_then(Value::as_str) {
+                    Some(path) => match PatchPath::parse(path) {
+                        Ok(parsed) => {
+                            let mut target = parsed.attr.clone();
+                            target.sub = None;
+                            let filter = parsed
+                                .filter
+                                .as_ref()
+                                .map(|f| format!("[{}]", filter_shape(f)))
+                                .unwrap_or_default();
+                            let sub = parsed.attr.sub.as_ref().map(|s| format!(".{s}")).unwrap_or_default();
+                            format!("{op}:{target}{filter}{sub}")
+                        }
+                        Err(_) => format!("{op}:?"),
+                    },
+                    None => {
+                        let mut keys: Vec<&str> = operation
+                            .get("value")
+                            .and_then(Value::as_object)
+                            .map(|v| v.keys().map(String::as_str).collect())
+                            .unwrap_or_default();
+                        keys.sort_unstable();
+                        format!("{op}:{{{}}}", keys.join(","))
+                    }
+                }
+            })
+            .collect();
+        operations.sort();
+        operations.dedup();
+        out.push(' ');
+        out.push_str(&operations.join(" "));
+    }
+    Some(out.to_ascii_lowercase())
+}
+
+fn filter_shape(filter: &Filter) -> String {
+    let test = |test: &AttrTest| match test {
+        AttrTest::Present => "pr".to_owned(),
+        AttrTest::Compare(op, _) => op.as_str().to_owned(),
+    };
+    match filter {
+        Filter::Attr { path, test: t } => format!("{path} {}", test(t)),
+        Filter::ValuePath { path, filter, then } => {
+            let tail = then
+                .as_ref()
+                .map(|then| format!(".{} {}", then.sub, test(&then.test)))
+                .unwrap_or_default();
+            format!("{path}[{}]{tail}", filter_shape(filter))
+        }
+        Filter::And(left, right) => format!("({} and {})", filter_shape(left), filter_shape(right)),
+        Filter::Or(left, right) => format!("({} or {})", filter_shape(left), filter_shape(right)),
+        Filter::Not(inner) => format!("not ({})", filter_shape(inner)),
     }
 }
 

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod recorder;
 pub mod redact;
 mod server;
+mod shapes;
 mod state;
 pub mod upstream;
 
@@ -59,6 +60,8 @@ pub struct Proxy {
     recorder: Recorder,
     redactor: Redactor,
     metrics: Arc<Metrics>,
+    store: Store,
+    shapes: shapes::ShapeBook,
 }
 
 impl server::Handler for Proxy {
@@ -179,6 +182,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         addr: config.admin_listen,
         source,
     })?;
+    let store_for_shapes = store.clone();
     let admin = Arc::new(admin::Admin {
         store,
         metrics: Arc::clone(&metrics),
@@ -198,6 +202,8 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         recorder,
         redactor,
         metrics,
+        store: store_for_shapes,
+        shapes: shapes::ShapeBook::default(),
     });
     let (shutdown, watcher) = watch::channel(false);
     let servers = vec![

@@ -257,6 +257,23 @@ impl Store {
         .transpose()
     }
 
+    /// The request shapes `route` has seen.
+    pub async fn route_shapes(&self, route: &str) -> Result<Vec<String>, StoreError> {
+        let shapes = match &self.pool {
+            Pool::Sqlite(pool, _) => {
+                sqlx::query_scalar(sql::ROUTE_SHAPES)
+                    .bind(route)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Pool::Postgres(pool, _) => {
+                let statement = sql::numbered_placeholders(sql::ROUTE_SHAPES);
+                sqlx::query_scalar(&statement).bind(route).fetch_all(pool).await?
+            }
+        };
+        Ok(shapes)
+    }
+
     async fn replays_of(&self, id: &str) -> Result<Vec<String>, StoreError> {
         let statement = "SELECT id FROM exchanges WHERE replay_of = ? ORDER BY id";
         let ids = match &self.pool {

@@ -92,6 +92,8 @@ pub enum Write {
     Whole(Box<NewExchange>, Box<Completion>),
     /// Keep (or forget) the application's last representation of a resource.
     Snapshot(Box<Snapshot>),
+    /// A request shape seen on a route for the first time: (route, shape, epoch ms).
+    Shape(String, String, i64),
 }
 
 /// The application's last representation of one resource, as a route saw it.

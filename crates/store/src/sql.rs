@@ -30,6 +30,12 @@ const KEEP_SNAPSHOT: &str = "INSERT INTO resource_snapshots (route, resource_typ
 const FORGET_SNAPSHOT: &str =
     "DELETE FROM resource_snapshots WHERE route = ? AND resource_type = ? AND resource_id = ?";
 
+const KEEP_SHAPE: &str =
+    "INSERT INTO route_shapes (route, shape, first_seen) VALUES (?, ?, ?) ON CONFLICT (route, shape) DO NOTHING";
+
+/// The shapes a route has seen.
+pub(crate) const ROUTE_SHAPES: &str = "SELECT shape FROM route_shapes WHERE route = ?";
+
 /// The last representation of one resource.
 pub(crate) const GET_SNAPSHOT: &str =
     "SELECT body FROM resource_snapshots WHERE route = ? AND resource_type = ? AND resource_id = ?";
@@ -41,6 +47,7 @@ pub(crate) fn statements(write: &Write) -> Vec<(&'static str, Vec<Param>)> {
         Write::Finish(done) => vec![(FINISH, finish_params(done))],
         Write::Whole(new, done) => vec![(INSERT, insert_params(new)), (FINISH, finish_params(done))],
         Write::Snapshot(snapshot) => vec![snapshot_statement(snapshot)],
+        Write::Shape(route, shape, at) => vec![(KEEP_SHAPE, vec![text(route), text(shape), Param::Int(Some(*at))])],
     }
 }
 

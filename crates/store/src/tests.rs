@@ -361,3 +361,25 @@ async fn snapshots_are_kept_replaced_and_forgotten_per_route() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_shapes_are_kept_once_per_route() {
+    for store in fresh_stores().await {
+        let shape = |route: &str, shape: &str| Write::Shape(route.into(), shape.into(), 1);
+        store
+            .write_batch(&[
+                shape("okta", "GET /Users userName eq"),
+                shape("okta", "GET /Users userName eq"),
+                shape("entra", "DELETE /Users/{id}"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.route_shapes("okta").await.unwrap(),
+            ["GET /Users userName eq"],
+            "{}",
+            store.backend()
+        );
+        assert_eq!(store.route_shapes("none").await.unwrap(), Vec::<String>::new());
+    }
+}

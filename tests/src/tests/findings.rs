@@ -126,3 +126,51 @@ async fn an_error_page_is_a_non_scim_error() {
     assert_eq!((outcome.as_str(), kinds), ("failed", vec!["non_scim_error".to_owned()]));
     setup.proxy.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_switching_lookup_attribute_is_shape_drift_once() {
+    let store_url = proxy::fresh_store_urls().await.remove(0);
+    let (refapp, app) = refapp::start().await;
+    let config = proxy::route_for("okta", &refapp.base_url(), "shape_learning = 2\n");
+    let proxy = proxy::start(&config, &store_url).await;
+    user(&app, "alice@example.com").await;
+    let mut kinds = Vec::new();
+    for query in [
+        "filter=userName%20eq%20%22alice%40example.com%22",
+        "filter=userName%20eq%20%22bob%40example.com%22",
+        "filter=externalId%20eq%20%22e1%22",
+        "filter=externalId%20eq%20%22e2%22",
+    ] {
+        let answered = proxy.client.get(&format!("/Users?{query}")).await;
+        let exchange = proxy
+            .store
+            .get(answered.header("scimtrail-exchange-id").unwrap())
+            .await
+            .unwrap();
+        kinds.push(
+            exchange
+                .findings
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["kind"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(kinds, [vec![], vec![], vec!["shape_drift".to_owned()], vec![]]);
+    proxy.running.shutdown().await;
+    // Another instance on the same store knows the shapes: the same lookups are no drift.
+    let again = proxy::start(
+        &proxy::route_for("okta", &refapp.base_url(), "shape_learning = 0\n"),
+        &store_url,
+    )
+    .await;
+    let answered = again.client.get("/Users?filter=externalId%20eq%20%22e3%22").await;
+    let exchange = again
+        .store
+        .get(answered.header("scimtrail-exchange-id").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(exchange.findings, json!([]));
+    again.running.shutdown().await;
+}

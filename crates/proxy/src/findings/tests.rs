@@ -179,3 +179,59 @@ fn bulk_operations_that_failed_make_a_partial_failure() {
     assert_eq!(found[0].detail, "1 of 2 bulk operations failed: #1 (bulkId q2) 409");
     assert!(found[0].is_partial());
 }
+
+#[test]
+fn shapes_keep_the_form_and_drop_the_values() {
+    let patch = json!({"Operations": [
+        {"op": "Replace", "path": "active", "value": "False"},
+        {"op": "remove", "path": "members[value eq \"u1\"]"},
+        {"op": "remove", "path": "members[value eq \"u2\"]"},
+        {"op": "replace", "value": {"title": "x", "displayName": "y"}}]});
+    let cases = [
+        (
+            "GET",
+            "/Users",
+            Some("userName eq \"alice\""),
+            None,
+            Some("get /users filter username eq"),
+        ),
+        (
+            "GET",
+            "/Users",
+            Some("USERNAME eq \"bob\""),
+            None,
+            Some("get /users filter username eq"),
+        ),
+        (
+            "GET",
+            "/Users",
+            Some("externalId eq \"e1\""),
+            None,
+            Some("get /users filter externalid eq"),
+        ),
+        (
+            "GET",
+            "/Users",
+            Some("emails[type eq \"work\"].value eq \"a\""),
+            None,
+            Some("get /users filter emails[type eq].value eq"),
+        ),
+        ("GET", "/Users/42", None, None, Some("get /users/{id}")),
+        ("DELETE", "/scim/v2/Users/42", None, None, Some("delete /users/{id}")),
+        (
+            "PATCH",
+            "/Groups/g1",
+            None,
+            Some(&patch),
+            Some("patch /groups/{id} remove:members[value eq] replace:active replace:{displayname,title}"),
+        ),
+        ("GET", "/ServiceProviderConfig", None, None, None),
+    ];
+    for (method, path, filter, body, expected) in cases {
+        assert_eq!(
+            shape(method, path, filter, body).as_deref(),
+            expected,
+            "{method} {path} {filter:?}"
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! The request shapes each route has seen, for `shape_drift`: a shape a route has not seen
+//! before, once the route is past its learning period, is a finding (e.g. an IdP that
+//! switches from `userName eq` to `externalId eq` lookups after a change on its side).
+//!
+//! Shapes are kept in the store (`route_shapes`), so that instances and restarts agree; each
+//! instance loads a route's shapes once and remembers what it adds.
+
+use crate::recorder::Recorder;
+use crate::Route;
+use scimtrail_store::{Store, Write};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Default)]
+struct RouteShapes {
+    known: HashSet<String>,
+    /// Exchanges this instance has seen on the route.
+    seen: u64,
+}
+
+/// Every route's shapes.
+#[derive(Debug, Default)]
+pub(crate) struct ShapeBook {
+    routes: Mutex<HashMap<String, RouteShapes>>,
+}
+
+impl ShapeBook {
+    /// Notes `shape` on `route`; returns whether it is drift: new, and the route past its
+    /// learning period (`route.shape_learning` exchanges on this instance).
+    pub(crate) async fn observe(&self, store: &Store, recorder: &Recorder, route: &Route, shape: String) -> bool {
+        let loaded = self.lock().contains_key(&route.name);
+        if !loaded {
+            let stored = match store.route_shapes(&route.name).await {
+                Ok(stored) => stored,
+                Err(error) => {
+                    tracing::warn!(%error, route = %route.name, "Reading the route's request shapes failed.");
+                    Vec::new()
+                }
+            };
+            self.lock().entry(route.name.clone()).or_default().known.extend(stored);
+        }
+        let mut routes = self.lock();
+        let shapes = routes.entry(route.name.clone()).or_default();
+        shapes.seen += 1;
+        if !shapes.known.insert(shape.clone()) {
+            return false;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        recorder.write_behind(Write::Shape(route.name.clone(), shape, now));
+        shapes.seen > route.shape_learning
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RouteShapes>> {
+        // A set of strings stays usable after a panic elsewhere.
+        self.routes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
