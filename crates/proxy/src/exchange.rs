@@ -441,7 +441,7 @@ impl Proxy {
         };
         // What the traffic shows did not take effect, from the application's own answer.
         let filter = filter_param(to_forward.query.as_deref());
-        let found = findings::findings(&findings::Observed {
+        let mut found = findings::findings(&findings::Observed {
             method: &to_forward.method,
             path: &to_forward.path,
             filter: filter.as_deref(),
@@ -451,7 +451,6 @@ impl Proxy {
             response: answered.body.as_ref(),
             has_body: answered.has_body,
         });
-        let mut found = found;
         // The shape of the request as the IdP sent it: what changes when the IdP does.
         let received_filter = filter_param(query.as_deref());
         if let Some(shape) = findings::shape(

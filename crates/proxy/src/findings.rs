@@ -391,6 +391,8 @@ fn value_eq(filter: &Filter) -> Option<String> {
 
 fn lookup_mismatch(filter: &str, list: &Value, rt: &ResourceType, found: &mut Vec<Finding>) {
     let Ok(parsed) = Filter::parse(filter) else { return };
+    // Details are stored and logged: a value compared to a password never appears in them.
+    let filter = scimtrail_scim::redact::redact_filter(filter).unwrap_or_else(|| filter.to_owned());
     let Some(resources) = list.get("Resources").and_then(Value::as_array) else {
         return;
     };
