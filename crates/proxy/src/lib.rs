@@ -5,6 +5,11 @@
 //!   flight as `interrupted`, starts the [`Recorder`]'s writer thread, and returns [`Running`].
 //! - `exchange.rs` is the life of one exchange, phase by phase: start there.
 //! - [`classify`] reads what an exchange is (resource, operation, lifecycle, userName).
+//! - Normalisation is `scimtrail-rules`, per route; `state.rs` reads a resource for the
+//!   stateful rules.
+//! - [`findings`] reads each answer against what was sent (operations that did not take
+//!   effect, wrong lookups, non-SCIM errors); `shapes.rs` keeps each route's request shapes
+//!   for `shape_drift`.
 //! - [`redact`] keeps secrets out of everything recorded.
 //! - [`recorder`] group-commits records; `durable` mode holds the request until its record
 //!   is committed, and the response until its completion is.
@@ -16,7 +21,9 @@
 //! - Nothing is recorded before it is redacted: headers keep a fingerprint, passwords are gone.
 //! - In durable mode no response is released before its record is committed; a request whose
 //!   record cannot be written is refused (fail closed), never forwarded unrecorded.
-//! - No automatic retries: a SCIM write is not idempotent; re-sending is replay's job.
+//! - No automatic retries: a SCIM write is not idempotent; re-sending is replay's job. (The
+//!   several requests one IdP request may become — R16's parts, R4's pages — are sent once
+//!   each, in order, stopping at the first failure.)
 
 pub mod admin;
 pub mod classify;
