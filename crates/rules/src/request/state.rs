@@ -200,17 +200,7 @@ impl Working {
         if let Some(object) = resource.as_object_mut() {
             object.remove("meta");
         }
-        let mut edits: Edits = vec![
-            ("method".to_owned(), Some(json!("PATCH")), Some(json!("PUT"))),
-            (String::new(), Some(body), Some(resource.clone())),
-        ];
-        if let Some(version) = &version {
-            edits.push(("header:if-match".to_owned(), None, Some(json!(version))));
-        }
-        self.request.method = "PUT".to_owned();
-        self.request.body = Some(resource);
-        self.request.if_match = version;
-        self.record(edits);
+        self.reshape("PUT", resource, version);
         Ok(())
     }
 }
@@ -294,18 +284,28 @@ impl Working {
             .and_then(|meta| meta.get("version"))
             .and_then(Value::as_str)
             .map(str::to_owned);
+        self.reshape("PATCH", patch, version);
+        Ok(())
+    }
+
+    /// N20's rewrite, either way: the new method and body, guarded by the resource's
+    /// version, each recorded.
+    fn reshape(&mut self, method: &str, body: Value, version: Option<String>) {
         let mut edits: Edits = vec![
-            ("method".to_owned(), Some(json!("PUT")), Some(json!("PATCH"))),
-            (String::new(), Some(wanted), Some(patch.clone())),
+            (
+                "method".to_owned(),
+                Some(json!(self.request.method)),
+                Some(json!(method)),
+            ),
+            (String::new(), self.request.body.clone(), Some(body.clone())),
         ];
         if let Some(version) = &version {
             edits.push(("header:if-match".to_owned(), None, Some(json!(version))));
         }
-        self.request.method = "PATCH".to_owned();
-        self.request.body = Some(patch);
+        self.request.method = method.to_owned();
+        self.request.body = Some(body);
         self.request.if_match = version;
         self.record(edits);
-        Ok(())
     }
 
     // === R16 ===
