@@ -41,6 +41,37 @@ pub fn redact_passwords(value: &mut Value) -> usize {
     }
 }
 
+/// Takes every redacted password out of a recorded body, so that it can be sent again:
+/// members holding [`REDACTED`] under a password name, and PATCH operations (`Operations`
+/// items) whose `path` names the password. Returns how many were taken out.
+pub fn strip_redacted_passwords(value: &mut Value) -> usize {
+    match value {
+        Value::Array(items) => {
+            let before = items.len();
+            items.retain(|item| !is_password_operation(item));
+            let mut count = before - items.len();
+            count += items.iter_mut().map(strip_redacted_passwords).sum::<usize>();
+            count
+        }
+        Value::Object(members) => {
+            let before = members.len();
+            members.retain(|key, member| !(names_password(key) && member.as_str() == Some(REDACTED)));
+            let mut count = before - members.len();
+            count += members.values_mut().map(strip_redacted_passwords).sum::<usize>();
+            count
+        }
+        _ => 0,
+    }
+}
+
+fn is_password_operation(item: &Value) -> bool {
+    let Some(members) = item.as_object() else { return false };
+    members
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("path") && v.as_str().is_some_and(names_password))
+        && members.iter().any(|(k, _)| k.eq_ignore_ascii_case("op"))
+}
+
 /// Whether an attribute name or path ends at `password` (`password`, `PASSWORD`,
 /// `urn:ietf:params:scim:schemas:core:2.0:User:password`).
 pub fn names_password(name: &str) -> bool {
@@ -123,6 +154,27 @@ mod tests {
         }
         assert!(text.contains("not secret"));
         assert_eq!(body["filter"], "userName eq \"x\" and password eq \"[REDACTED]\"");
+    }
+
+    #[test]
+    fn redacted_passwords_are_stripped_for_replay() {
+        let mut body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [
+                {"op": "replace", "path": "PASSWORD", "value": "s2"},
+                {"op": "replace", "value": {"password": "s3", "active": true}},
+                {"op": "replace", "path": "nickName", "value": "kept"}
+            ]
+        });
+        redact_passwords(&mut body);
+        assert_eq!(strip_redacted_passwords(&mut body), 2);
+        assert_eq!(
+            body["Operations"],
+            json!([{"op": "replace", "value": {"active": true}}, {"op": "replace", "path": "nickName", "value": "kept"}])
+        );
+        let mut user = json!({"userName": "a", "password": REDACTED, "nickName": "password"});
+        assert_eq!(strip_redacted_passwords(&mut user), 1);
+        assert_eq!(user, json!({"userName": "a", "nickName": "password"}));
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod sql;
 mod sqlite_writer;
 
 pub use model::{rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, Snapshot, Write, OUTCOME_IN_FLIGHT};
+pub use query::REPLAYABLE_OUTCOMES;
 
 use sqlite_writer::SqliteWriter;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -219,6 +220,22 @@ impl Store {
             None
         };
         Ok(Page { items, next_cursor })
+    }
+
+    /// The writes (POST, PUT, PATCH, DELETE) `route` recorded on one resource, replays
+    /// included, oldest first.
+    pub async fn writes_to(
+        &self,
+        route: &str,
+        resource_type: &str,
+        resource_id: &str,
+    ) -> Result<Vec<Exchange>, StoreError> {
+        self.select(&query::writes_to(route, resource_type, resource_id)).await
+    }
+
+    /// The replays of one exchange, in full, oldest first.
+    pub async fn replays(&self, id: &str) -> Result<Vec<Exchange>, StoreError> {
+        self.select(&query::replays_of(id)).await
     }
 
     /// The application's last representation of a resource as `route` saw it, if kept.

@@ -134,6 +134,9 @@ pub struct ExchangeQuery {
     pub limit: u64,
     /// Continue after this exchange id (the previous page's `next_cursor`).
     pub cursor: Option<String>,
+    /// Only what replay takes up: an original exchange (not itself a replay) whose outcome
+    /// is `failed`, `unreachable`, `partial` or `interrupted`.
+    pub replayable: bool,
 }
 
 /// A page of exchanges, newest first.
@@ -146,7 +149,7 @@ pub struct Page {
 }
 
 /// One exchange as stored.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Exchange {
     /// UUIDv7.
     pub id: String,

@@ -12,6 +12,34 @@ const COLUMNS: &str = "id, received_at, duration_ms, route, idp, method, path, q
     user_name, operation, lifecycle, request_headers, request_body, forwarded_headers, forwarded_body, changes, \
     upstream_status, status, response_headers, response_body, outcome, findings, bulk_operations, error, instance, replay_of";
 
+/// The outcomes replay takes up.
+pub const REPLAYABLE_OUTCOMES: [&str; 4] = ["failed", "unreachable", "partial", "interrupted"];
+
+fn quoted(words: &[&str]) -> String {
+    words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", ")
+}
+
+/// The writes made to one resource on one route, replays included, oldest first.
+pub(crate) fn writes_to(route: &str, resource_type: &str, resource_id: &str) -> Select {
+    Select {
+        sql: format!(
+            "SELECT {COLUMNS} FROM exchanges WHERE route = ? AND resource_type = ? AND resource_id = ? \
+             AND method IN ('POST', 'PUT', 'PATCH', 'DELETE') ORDER BY id"
+        ),
+        params: [route, resource_type, resource_id]
+            .map(|p| Param::Text(Some(p.to_owned())))
+            .to_vec(),
+    }
+}
+
+/// The replays of one exchange, oldest first.
+pub(crate) fn replays_of(id: &str) -> Select {
+    Select {
+        sql: format!("SELECT {COLUMNS} FROM exchanges WHERE replay_of = ? ORDER BY id"),
+        params: vec![Param::Text(Some(id.to_owned()))],
+    }
+}
+
 pub(crate) fn by_id(id: &str) -> Select {
     Select {
         sql: format!("SELECT {COLUMNS} FROM exchanges WHERE id = ?"),
@@ -40,6 +68,12 @@ pub(crate) fn list(filter: &ExchangeQuery, limit: u64) -> Select {
     eq("resource_type", &filter.resource);
     if filter.failed {
         conditions.push("outcome NOT IN ('ok', 'in_flight')".to_owned());
+    }
+    if filter.replayable {
+        conditions.push(format!(
+            "outcome IN ({}) AND replay_of IS NULL",
+            quoted(&REPLAYABLE_OUTCOMES)
+        ));
     }
     if let Some(user) = &filter.user {
         conditions.push("LOWER(user_name) LIKE ? ESCAPE '\\'".to_owned());
