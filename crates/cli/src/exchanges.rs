@@ -27,15 +27,28 @@ pub(crate) struct ListArgs {
     /// sqlite://FILE or postgres://…
     #[arg(long)]
     store: Option<String>,
+    #[command(flatten)]
+    filters: Filters,
+    /// Most exchanges to show.
+    #[arg(long, default_value_t = 50)]
+    limit: u64,
+    /// Print JSON: {"items": […], "next_cursor": …}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The filters `exchanges list` and `replay` share.
+#[derive(Debug, Args)]
+pub(crate) struct Filters {
     /// Only exchanges that did not succeed.
     #[arg(long)]
-    failed: bool,
+    pub(crate) failed: bool,
     /// Only this outcome (ok, failed, unreachable, partial, rejected, interrupted, in_flight).
     #[arg(long)]
     outcome: Option<String>,
     /// Only this IdP profile.
     #[arg(long)]
-    idp: Option<String>,
+    pub(crate) idp: Option<String>,
     /// Only this route.
     #[arg(long)]
     route: Option<String>,
@@ -51,12 +64,46 @@ pub(crate) struct ListArgs {
     /// Until a duration ago or an RFC 3339 time.
     #[arg(long)]
     until: Option<String>,
-    /// Most exchanges to show.
-    #[arg(long, default_value_t = 50)]
-    limit: u64,
-    /// Print JSON: {"items": […], "next_cursor": …}.
-    #[arg(long)]
-    json: bool,
+}
+
+impl Filters {
+    /// Whether any filter is given.
+    pub(crate) fn any(&self) -> bool {
+        self.failed
+            || [
+                &self.outcome,
+                &self.idp,
+                &self.route,
+                &self.resource,
+                &self.user,
+                &self.since,
+                &self.until,
+            ]
+            .iter()
+            .any(|f| f.is_some())
+    }
+
+    pub(crate) fn query(&self, limit: u64) -> anyhow::Result<ExchangeQuery> {
+        let now = now_ms();
+        let time = |text: &Option<String>| {
+            text.as_deref()
+                .map(|t| scimtrail_proxy::parse_time(t, now))
+                .transpose()
+                .map_err(anyhow::Error::msg)
+        };
+        Ok(ExchangeQuery {
+            failed: self.failed,
+            outcome: self.outcome.clone(),
+            idp: self.idp.clone(),
+            route: self.route.clone(),
+            resource: self.resource.clone(),
+            user: self.user.clone(),
+            since_ms: time(&self.since)?,
+            until_ms: time(&self.until)?,
+            limit,
+            ..ExchangeQuery::default()
+        })
+    }
 }
 
 pub(crate) async fn run(command: ExchangesCommand) -> anyhow::Result<()> {
@@ -68,7 +115,7 @@ pub(crate) async fn run(command: ExchangesCommand) -> anyhow::Result<()> {
 
 /// Opens an existing store: reading must not create an empty SQLite file where a path was
 /// mistyped.
-async fn open(store: Option<String>) -> anyhow::Result<Store> {
+pub(crate) async fn open(store: Option<String>) -> anyhow::Result<Store> {
     let url = crate::store_url(store);
     if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
         if !std::path::Path::new(path).exists() {
@@ -79,25 +126,7 @@ async fn open(store: Option<String>) -> anyhow::Result<Store> {
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {
-    let now = now_ms();
-    let time = |text: &Option<String>| {
-        text.as_deref()
-            .map(|t| scimtrail_proxy::parse_time(t, now))
-            .transpose()
-            .map_err(anyhow::Error::msg)
-    };
-    let query = ExchangeQuery {
-        failed: args.failed,
-        outcome: args.outcome,
-        idp: args.idp,
-        route: args.route,
-        resource: args.resource,
-        user: args.user,
-        since_ms: time(&args.since)?,
-        until_ms: time(&args.until)?,
-        limit: args.limit,
-        cursor: None,
-    };
+    let query = args.filters.query(args.limit)?;
     let store = open(args.store).await?;
     let page = store.list(&query).await?;
     if args.json {
@@ -117,9 +146,10 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         "OUTCOME",
         "MS",
         "USER",
+        "FINDINGS",
         "ID",
     ];
-    let rows: Vec<[String; 9]> = page
+    let rows: Vec<[String; 10]> = page
         .items
         .iter()
         .map(|e| {
@@ -143,6 +173,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
                 e.outcome.clone(),
                 e.duration_ms.map_or("-".to_owned(), |d| d.to_string()),
                 truncate(e.user_name.as_deref().unwrap_or("-"), 32),
+                truncate(&finding_kinds(&e.findings), 40),
                 e.id.clone(),
             ]
             .map(|cell| escape(&cell))
@@ -177,6 +208,23 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         println!("… more: raise --limit or narrow the filters");
     }
     Ok(())
+}
+
+/// The kinds of an exchange's findings, comma-separated, or `-`.
+fn finding_kinds(findings: &Value) -> String {
+    let kinds: Vec<&str> = findings
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter_map(|f| f.get("kind").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    if kinds.is_empty() {
+        "-".to_owned()
+    } else {
+        kinds.join(",")
+    }
 }
 
 async fn show(id: &str, store: Option<String>, json: bool) -> anyhow::Result<()> {
@@ -246,6 +294,25 @@ async fn show(id: &str, store: Option<String>, json: bool) -> anyhow::Result<()>
     if full["findings"].as_array().is_some_and(|f| !f.is_empty()) {
         println!("\n== Findings ==\n{}", pretty(&full["findings"]));
     }
+    if let Some(operations) = exchange.bulk_operations.as_ref().and_then(Value::as_array) {
+        println!("\n== Bulk operations ==");
+        for op in operations {
+            let text = |key: &str| op[key].as_str().map_or("-".to_owned(), escape);
+            let detail = op["detail"]
+                .as_str()
+                .map(|d| format!("  {}", escape(d)))
+                .unwrap_or_default();
+            println!(
+                "#{:<3} {:<6} {:<40} bulkId {:<12} {:>3}  {}{detail}",
+                op["index"],
+                text("method"),
+                text("path"),
+                text("bulkId"),
+                op["status"].as_u64().map_or("-".to_owned(), |s| s.to_string()),
+                text("outcome"),
+            );
+        }
+    }
     Ok(())
 }
 
@@ -271,7 +338,7 @@ fn pretty(value: &Value) -> String {
 }
 
 /// Control characters (terminal escapes among them) shown as \u{…}; newlines and tabs kept.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() && c != '\n' && c != '\t' {

@@ -2,6 +2,7 @@
 //! library crates, and turn an error into a one-line reason and a non-zero exit code.
 
 mod exchanges;
+mod replay;
 mod rules;
 
 use anyhow::Context;
@@ -25,6 +26,9 @@ enum Command {
     /// Inspect recorded exchanges (reads the store directly; no running proxy needed).
     #[command(subcommand)]
     Exchanges(exchanges::ExchangesCommand),
+    /// Send failed exchanges again through the current rules, safely: superseded ones and
+    /// creates of resources that exist are skipped, each replay is recorded and linked.
+    Replay(replay::ReplayArgs),
     /// Create the store if needed and apply its migrations.
     Migrate {
         /// sqlite://FILE or postgres://… (default: $SCIMTRAIL_DATABASE_URL, else sqlite://scimtrail.db).
@@ -103,7 +107,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: &str, level: &str) {
+pub(crate) fn init_logging(format: &str, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SCIMTRAIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
@@ -120,6 +124,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Exchanges(command) => exchanges::run(command).await,
+        Command::Replay(args) => replay::run(args).await,
         Command::Migrate { store } => {
             let url = store_url(store);
             scimtrail_app::connect(&url).await?;

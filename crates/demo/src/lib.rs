@@ -12,6 +12,7 @@
 //! - Loopback only: every listener is on 127.0.0.1, port 0 unless told otherwise.
 //! - The state is read from the application directly, never through the proxy.
 
+pub mod outage;
 pub mod play;
 pub mod scenario;
 
@@ -109,7 +110,7 @@ pub struct DemoOptions {
 }
 
 /// The route configuration: one route per scenario, `/<scenario>` → the application.
-pub fn demo_config(scenarios: &[Scenario], options: &DemoOptions, app: &str) -> String {
+pub fn demo_config(scenarios: &[Scenario], options: &DemoOptions, app: &str, outage_app: Option<&str>) -> String {
     let mut config = format!(
         "[listen]\naddr = \"{}\"\n[admin]\naddr = \"{}\"\n[store]\nurl = \"{}\"\n",
         options.listen, options.admin_listen, options.store_url
@@ -118,6 +119,12 @@ pub fn demo_config(scenarios: &[Scenario], options: &DemoOptions, app: &str) -> 
         config.push_str(&format!(
             "[[route]]\nname = \"{0}\"\npath_prefix = \"/{0}\"\nidp = \"{1}\"\nupstream = \"{app}\"\n",
             scenario.name, scenario.idp
+        ));
+    }
+    if let Some(outage_app) = outage_app {
+        config.push_str(&format!(
+            "[[route]]\nname = \"{0}\"\npath_prefix = \"/{0}\"\nidp = \"generic\"\nupstream = \"{outage_app}\"\n",
+            outage::ROUTE
         ));
     }
     config
@@ -129,7 +136,10 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
     let start = |e: &dyn std::fmt::Display| DemoError::Start(e.to_string());
     let direct = RefApp::bind("127.0.0.1:0").await.map_err(|e| start(&e))?;
     let behind = RefApp::bind("127.0.0.1:0").await.map_err(|e| start(&e))?;
-    let config = demo_config(&scenarios, &options, &behind.base_url());
+    let mut outage_app = outage::OutageApp::start().await.map_err(|e| start(&e))?;
+    let config = demo_config(&scenarios, &options, &behind.base_url(), Some(&outage_app.base_url()));
+    // Written out for `scimtrail replay`, which sends through the same routes.
+    std::fs::write(CONFIG_FILE, &config).map_err(|e| DemoError::Start(format!("cannot write {CONFIG_FILE}: {e}")))?;
     let raw = RawConfig::from_toml(&config, "the demo's configuration").map_err(|e| start(&e))?;
     let settings = Settings::resolve(raw, &Overrides::default()).map_err(|e| start(&e))?;
     let (running, store) = scimtrail_app::start(&settings).await.map_err(|e| start(&e))?;
@@ -157,6 +167,10 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
         "Intended state reached: {} of {} scenarios directly, {} of {} through scimtrail.\n",
         totals.1, totals.0, totals.2, totals.0
     );
+    let outage = outage::play(&http, &format!("{proxy}/{}", outage::ROUTE), &mut outage_app)
+        .await
+        .map_err(DemoError::Play)?;
+    print_outage(&outage);
     let store_flag = format!("--store {}", options.store_url);
     println!(
         "Proxy:   {proxy}/<scenario>/Users … (routes {})",
@@ -169,12 +183,37 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
     println!("Inspect: cargo run --release -- exchanges list {store_flag}");
     println!("         cargo run --release -- exchanges list --failed {store_flag}");
     println!("         cargo run --release -- exchanges show <ID> {store_flag}");
+    println!(
+        "Replay:  cargo run --release -- replay --failed --route {} --config {CONFIG_FILE}",
+        outage::ROUTE
+    );
+    println!("         (add --dry-run first to see what it would send)");
     println!("\nServing until Ctrl-C: point an IdP (or curl) at a route above to see its dialect normalised.");
     stop.await;
     running.shutdown().await;
     direct.shutdown().await;
     behind.shutdown().await;
+    outage_app.shutdown().await;
     Ok(())
+}
+
+/// The demo's configuration, as `scimtrail replay --config` reads it.
+pub const CONFIG_FILE: &str = "scimtrail-demo.toml";
+
+fn print_outage(outage: &outage::Outage) {
+    println!("Outage [generic profile]: the application goes away in the middle of a lifecycle");
+    for (what, status) in &outage.missed {
+        println!("  {status}  {what}  (recorded unreachable)");
+    }
+    if outage.wrong.is_empty() {
+        println!("  the application is back, and has the intended state\n");
+    } else {
+        println!("  the application is back without them:");
+        for wrong in &outage.wrong {
+            println!("    ✗ {wrong}");
+        }
+        println!("  repair it with the replay command below, then run it again: it changes nothing.\n");
+    }
 }
 
 fn route_list(scenarios: &[Scenario]) -> String {

@@ -5,11 +5,13 @@
 use crate::config::Secret;
 use crate::exchange::{constant_time_eq, now_ms};
 use crate::metrics::Metrics;
+use crate::replay::Selection;
 use crate::server::Handler;
+use crate::Proxy;
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use scimtrail_store::{ExchangeQuery, Store, StoreError};
 use serde_json::{json, Value};
@@ -23,7 +25,12 @@ pub(crate) struct Admin {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) token: Option<Secret>,
     pub(crate) routes: usize,
+    /// Replays run through the serving proxy, recorded like any exchange.
+    pub(crate) proxy: Arc<Proxy>,
 }
+
+/// Largest replay request body, in bytes.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
 
 impl Handler for Admin {
     async fn handle(
@@ -33,10 +40,12 @@ impl Handler for Admin {
         _scheme: &'static str,
     ) -> Response<Full<Bytes>> {
         let path = request.uri().path().to_owned();
-        if request.method() != Method::GET {
+        let replay = path == "/api/v1/replays" || (path.starts_with("/api/v1/exchanges/") && path.ends_with("/replay"));
+        let allowed = if replay { Method::POST } else { Method::GET };
+        if request.method() != allowed {
             return json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
-                &json!({"error": "only GET is served here"}),
+                &json!({"error": format!("{path} serves {allowed} only")}),
             );
         }
         if (path.starts_with("/api/") || path.starts_with("/ui")) && !self.authorized(request.headers()) {
@@ -60,6 +69,7 @@ impl Handler for Admin {
                 response
             }
             "/api/v1/exchanges" => self.list(request.uri().query()).await,
+            _ if replay => self.replay(&path, request.into_body()).await,
             _ => match path.strip_prefix("/api/v1/exchanges/") {
                 Some(id) if !id.is_empty() && !id.contains('/') => self.get(id).await,
                 _ => json_response(StatusCode::NOT_FOUND, &json!({"error": format!("nothing at {path}")})),
@@ -123,6 +133,70 @@ impl Admin {
             Err(error) => store_failure(&error),
         }
     }
+}
+
+impl Admin {
+    /// `POST /api/v1/exchanges/{id}/replay` with `{"dry_run": bool}`, or `POST
+    /// /api/v1/replays` with `{"filter": {…the list's keys…}, "dry_run": bool}`.
+    async fn replay(&self, path: &str, body: Incoming) -> Response<Full<Bytes>> {
+        let bad = |error: String| json_response(StatusCode::BAD_REQUEST, &json!({"error": error}));
+        let body = match Limited::new(body, MAX_ADMIN_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) => return bad(format!("the request body could not be read: {error}")),
+        };
+        let request: Value = if body.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            match serde_json::from_slice(&body) {
+                Ok(value @ Value::Object(_)) => value,
+                Ok(_) => return bad("the body must be a JSON object".to_owned()),
+                Err(error) => return bad(format!("the body is not JSON: {error}")),
+            }
+        };
+        let dry_run = match request.get("dry_run") {
+            None => false,
+            Some(Value::Bool(flag)) => *flag,
+            Some(other) => return bad(format!("dry_run must be true or false, not {other}")),
+        };
+        let selection = if path == "/api/v1/replays" {
+            match replay_filter(request.get("filter")) {
+                Ok(filter) => Selection::Filter(filter),
+                Err(error) => return bad(error),
+            }
+        } else {
+            let id = path
+                .trim_start_matches("/api/v1/exchanges/")
+                .trim_end_matches("/replay")
+                .trim_end_matches('/');
+            Selection::Ids(vec![id.to_owned()])
+        };
+        match self.proxy.replay(selection, dry_run).await {
+            Ok(report) => json_response(StatusCode::OK, &report.to_json()),
+            Err(StoreError::NotFound(id)) => json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"error": format!("no exchange with id {id}")}),
+            ),
+            Err(error) => store_failure(&error),
+        }
+    }
+}
+
+/// A replay filter from JSON: the keys and values of the list's query parameters.
+fn replay_filter(filter: Option<&Value>) -> Result<ExchangeQuery, String> {
+    let Some(filter) = filter else {
+        return Ok(ExchangeQuery::default());
+    };
+    let members = filter.as_object().ok_or("filter must be a JSON object")?;
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in members {
+        let text = match value {
+            Value::String(text) => text.clone(),
+            Value::Bool(_) | Value::Number(_) => value.to_string(),
+            other => return Err(format!("filter.{key} must be a string, number or boolean, not {other}")),
+        };
+        query.append_pair(key, &text);
+    }
+    list_query(Some(&query.finish()), now_ms()).map_err(|error| format!("filter: {error}"))
 }
 
 /// The store's details stay in the log; the client learns only that it failed.

@@ -7,7 +7,7 @@
 use crate::classify::{classify, learn_from_response};
 use crate::config::{Route, Secret, UpstreamAuth};
 use crate::recorder::RecordMode;
-use crate::{findings, redact, state, Proxy};
+use crate::{bulk, findings, redact, state, Proxy};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -37,7 +37,7 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What was sent to the application, as recorded.
 struct Sent {
@@ -66,6 +66,27 @@ fn filter_param(query: Option<&str>) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
         .find(|(name, _)| name.eq_ignore_ascii_case("filter"))
         .map(|(_, value)| value.into_owned())
+}
+
+/// A request as the rules see it (`path` relative to the route).
+pub(crate) fn rules_request(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Option<Value>,
+) -> rules::Request {
+    rules::Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: query.map(str::to_owned),
+        content_type: header_text(headers, CONTENT_TYPE),
+        body,
+        if_match: header_text(headers, http::header::IF_MATCH),
+        post_filter: None,
+        then: Vec::new(),
+        merge_pages: false,
+    }
 }
 
 fn header_text(headers: &HeaderMap, name: HeaderName) -> Option<String> {
@@ -100,6 +121,7 @@ impl Proxy {
         request: Request<B>,
         peer: SocketAddr,
         scheme: &'static str,
+        replay_of: Option<String>,
     ) -> Response<Full<Bytes>>
     where
         B: hyper::body::Body<Data = Bytes>,
@@ -124,7 +146,7 @@ impl Proxy {
             lifecycle: None,
             request_headers: self.redactor.headers(&parts.headers),
             request_body: None,
-            replay_of: None,
+            replay_of,
         };
 
         let Some(route) = self.route_for(&path) else {
@@ -143,7 +165,8 @@ impl Proxy {
         };
         new.route = Some(route.name.clone());
         new.idp = Some(route.idp.clone());
-        if let Some(token) = &route.idp_token {
+        // A replay is the operator's, authorised by the admin token or the store's owner.
+        if let (Some(token), None) = (&route.idp_token, &new.replay_of) {
             if !bearer_matches(&parts.headers, token) {
                 let error = ScimError::new(
                     401,
@@ -215,29 +238,9 @@ impl Proxy {
 
         // Normalise: the rules of the route's IdP profile, for its target application.
         let enforce = route.mode == Mode::Enforce;
-        let received = rules::Request {
-            method: new.method.clone(),
-            path: rest.clone(),
-            query: query.clone(),
-            content_type: header_text(&parts.headers, CONTENT_TYPE),
-            body: original_json,
-            if_match: header_text(&parts.headers, http::header::IF_MATCH),
-            post_filter: None,
-            then: Vec::new(),
-            merge_pages: false,
-        };
-        // Stateful rules start from the resource as the application has it now.
-        let state = if needs_state(&received, &route.profile, &route.target) {
-            let state = state::fetch(&self.client, route, &parts.headers, &rest).await;
-            if let (Some(state), Some(rt), Some(id)) = (&state, &new.resource_type, &new.resource_id) {
-                self.recorder.write_behind(state::snapshot(route, rt, id, state));
-            }
-            state
-        } else {
-            None
-        };
-        let stateful = state.is_some();
-        let normalized = normalize_request(&received, &route.profile, &route.target, state.as_ref());
+        let received = rules_request(&new.method, &rest, query.as_deref(), &parts.headers, original_json);
+        let resource = new.resource_type.as_deref().zip(new.resource_id.as_deref());
+        let (stateful, normalized) = self.normalise(route, &received, &parts.headers, resource).await;
         let (to_forward, mut changes) = match normalized {
             Ok(normalized) => {
                 let changes = recorded_changes(&normalized.changes, enforce);
@@ -474,6 +477,11 @@ impl Proxy {
             self.metrics.finding(&route.name, &route.idp, finding.kind);
             tracing::warn!(kind = finding.kind, detail = %finding.detail, "Finding.");
         }
+        // `/Bulk`: each operation's own outcome, from the application's BulkResponse.
+        let bulk_operations = (classification.operation == "bulk")
+            .then(|| bulk::operations(to_forward.body.as_ref(), answered.body.as_ref()))
+            .flatten();
+        let bulk_outcome = bulk_operations.as_ref().and_then(bulk::outcome);
         let returned = normalize_response(&to_forward, &answered, &route.profile, &route.target);
         changes.extend(recorded_changes(&returned.changes, enforce));
         let mut headers = response_headers(&upstream_parts.headers);
@@ -513,6 +521,8 @@ impl Proxy {
             "partial"
         } else if status.as_u16() >= 400 {
             "failed"
+        } else if let Some(outcome) = bulk_outcome {
+            outcome
         } else if found.iter().any(findings::Finding::is_partial) {
             // The application said it worked; what it returned says it did not, entirely.
             "partial"
@@ -543,12 +553,35 @@ impl Proxy {
             response_body,
             outcome: outcome.to_owned(),
             findings: Value::Array(found.iter().map(findings::Finding::to_json).collect()),
-            bulk_operations: None,
+            bulk_operations,
             error: split_failure,
             resource_id: learned_id,
             user_name: learned_user,
         };
         self.complete(new, begun, completion, started, response).await
+    }
+
+    /// The route's rules applied to `received`, after reading the resource (`resource`: its
+    /// type and id) from the application when a stateful rule needs it; and whether it was read.
+    pub(crate) async fn normalise(
+        &self,
+        route: &Route,
+        received: &rules::Request,
+        idp_headers: &HeaderMap,
+        resource: Option<(&str, &str)>,
+    ) -> (bool, Result<rules::Normalized<rules::Request>, rules::Refusal>) {
+        let state = if needs_state(received, &route.profile, &route.target) {
+            let state = state::fetch(&self.client, route, idp_headers, &received.path).await;
+            if let (Some(state), Some((resource_type, id))) = (&state, resource) {
+                self.recorder
+                    .write_behind(state::snapshot(route, resource_type, id, state));
+            }
+            state
+        } else {
+            None
+        };
+        let normalized = normalize_request(received, &route.profile, &route.target, state.as_ref());
+        (state.is_some(), normalized)
     }
 
     /// Sends the requests after the first (R16's parts, R4's pages), in order, stopping at the
@@ -628,6 +661,7 @@ impl Proxy {
         let route = new.route.clone().unwrap_or_else(|| "-".to_owned());
         let idp = new.idp.clone().unwrap_or_else(|| "-".to_owned());
         let method = new.method.clone();
+        let lifecycle = new.lifecycle.clone();
         let outcome = completion.outcome.clone();
         let write = if begun {
             Write::Finish(Box::new(completion))
@@ -651,6 +685,9 @@ impl Proxy {
         }
         self.metrics
             .exchange(&route, &idp, &method, &outcome, started.elapsed());
+        if let Some(lifecycle) = &lifecycle {
+            self.metrics.lifecycle(&route, &idp, lifecycle, &outcome);
+        }
         response
     }
 
@@ -661,6 +698,7 @@ impl Proxy {
         let route = new.route.clone().unwrap_or_else(|| "-".to_owned());
         let idp = new.idp.clone().unwrap_or_else(|| "-".to_owned());
         let method = new.method.clone();
+        let lifecycle = new.lifecycle.clone();
         let write = Write::Whole(Box::new(new), Box::new(completion));
         match self.recorder.mode() {
             RecordMode::Durable => {
@@ -672,6 +710,9 @@ impl Proxy {
         }
         self.metrics
             .exchange(&route, &idp, &method, answer.outcome, started.elapsed());
+        if let Some(lifecycle) = &lifecycle {
+            self.metrics.lifecycle(&route, &idp, lifecycle, answer.outcome);
+        }
         response
     }
 
@@ -733,7 +774,7 @@ impl Proxy {
     }
 
     /// The route with the longest prefix that matches the path on a segment boundary.
-    fn route_for(&self, path: &str) -> Option<&Route> {
+    pub(crate) fn route_for(&self, path: &str) -> Option<&Route> {
         self.config
             .routes
             .iter()
@@ -770,7 +811,7 @@ fn has_dot_segment(path: &str) -> bool {
     })
 }
 
-fn relative_path(path: &str, prefix: &str) -> String {
+pub(crate) fn relative_path(path: &str, prefix: &str) -> String {
     let rest = &path[prefix.trim_end_matches('/').len().min(path.len())..];
     if rest.starts_with('/') {
         rest.to_owned()

@@ -26,6 +26,7 @@
 //!   each, in order, stopping at the first failure.)
 
 pub mod admin;
+pub mod bulk;
 pub mod classify;
 pub mod config;
 mod exchange;
@@ -33,6 +34,7 @@ pub mod findings;
 pub mod metrics;
 pub mod recorder;
 pub mod redact;
+pub mod replay;
 mod server;
 mod shapes;
 mod state;
@@ -42,6 +44,7 @@ pub use admin::{list_query, parse_time};
 pub use config::{ProxyConfig, Route, Secret, TlsFiles, UpstreamAuth};
 pub use exchange::{ERROR_HEADER, EXCHANGE_ID_HEADER};
 pub use recorder::{RecordMode, Recorder};
+pub use replay::{ReplayItem, ReplayReport, Selection};
 
 use bytes::Bytes;
 use http::header::HeaderValue;
@@ -69,6 +72,7 @@ pub struct Proxy {
     metrics: Arc<Metrics>,
     store: Store,
     shapes: shapes::ShapeBook,
+    replay_lock: tokio::sync::Mutex<()>,
 }
 
 impl server::Handler for Proxy {
@@ -78,11 +82,31 @@ impl server::Handler for Proxy {
         peer: SocketAddr,
         scheme: &'static str,
     ) -> Response<Full<Bytes>> {
+        self.run_exchange(request, peer, scheme, None).await
+    }
+}
+
+impl Proxy {
+    /// One exchange, under its own id and span; `replay_of` names the exchange a replay
+    /// sends again.
+    async fn run_exchange<B>(
+        &self,
+        request: Request<B>,
+        peer: SocketAddr,
+        scheme: &'static str,
+        replay_of: Option<String>,
+    ) -> Response<Full<Bytes>>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<exchange::BoxError>,
+    {
         let started = Instant::now();
         let id = uuid::Uuid::now_v7().to_string();
-        let span = tracing::info_span!("exchange", id = %id, method = %request.method(), path = %request.uri().path());
+        let span = tracing::info_span!(
+            "exchange", id = %id, method = %request.method(), path = %request.uri().path(), replay_of = replay_of.as_deref()
+        );
         async {
-            let mut response = self.exchange(&id, started, request, peer, scheme).await;
+            let mut response = self.exchange(&id, started, request, peer, scheme, replay_of).await;
             if let Ok(value) = HeaderValue::from_str(&id) {
                 response.headers_mut().insert(EXCHANGE_ID_HEADER, value);
             }
@@ -149,6 +173,73 @@ impl Running {
     }
 }
 
+impl Proxy {
+    /// The proxy without its listeners, and its recorder's writer (done when every handle to
+    /// the recorder is dropped and the queue drained).
+    fn new(config: ProxyConfig, store: Store) -> Result<(Proxy, tokio::sync::oneshot::Receiver<()>), StartError> {
+        let metrics = Arc::new(Metrics::default());
+        let (recorder, writer) = Recorder::spawn(
+            store.clone(),
+            config.record_mode,
+            config.queue_capacity,
+            config.max_batch,
+            Arc::clone(&metrics),
+        )
+        .map_err(StartError::Recorder)?;
+        let client = upstream::client(config.ca_bundle.as_deref())?;
+        // A custom upstream credential header is a secret too, whatever `redact_headers` says.
+        let mut secret_headers = config.redact_headers.clone();
+        secret_headers.extend(config.routes.iter().filter_map(|r| match &r.upstream_auth {
+            Some(UpstreamAuth::Header { name, .. }) => Some(name.clone()),
+            _ => None,
+        }));
+        let redactor = Redactor::new(&secret_headers);
+        let proxy = Proxy {
+            config,
+            client,
+            recorder,
+            redactor,
+            metrics,
+            store,
+            shapes: shapes::ShapeBook::default(),
+            replay_lock: tokio::sync::Mutex::new(()),
+        };
+        Ok((proxy, writer))
+    }
+}
+
+/// A proxy without listeners, for `scimtrail replay`: it records its replays like `serve`
+/// does, durably, under an instance name of its own.
+pub struct Replayer {
+    proxy: Proxy,
+    writer: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl Replayer {
+    /// Builds the proxy of `config` over `store`.
+    pub fn new(mut config: ProxyConfig, store: Store) -> Result<Replayer, StartError> {
+        config.instance = format!("{}/replay", config.instance);
+        config.record_mode = RecordMode::Durable;
+        let (proxy, writer) = Proxy::new(config, store)?;
+        Ok(Replayer { proxy, writer })
+    }
+
+    /// Replays the selection (see [`Proxy::replay`]).
+    pub async fn replay(
+        &self,
+        selection: Selection,
+        dry_run: bool,
+    ) -> Result<ReplayReport, scimtrail_store::StoreError> {
+        self.proxy.replay(selection, dry_run).await
+    }
+
+    /// Flushes what is left to record.
+    pub async fn finish(self) {
+        drop(self.proxy);
+        let _ = self.writer.await;
+    }
+}
+
 /// Starts the proxy and its admin listener.
 pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartError> {
     let interrupted = store.mark_interrupted(&config.instance).await?;
@@ -158,16 +249,6 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
             "Exchanges left in flight by a previous run are now marked interrupted."
         );
     }
-    let metrics = Arc::new(Metrics::default());
-    let (recorder, writer) = Recorder::spawn(
-        store.clone(),
-        config.record_mode,
-        config.queue_capacity,
-        config.max_batch,
-        Arc::clone(&metrics),
-    )
-    .map_err(StartError::Recorder)?;
-    let client = upstream::client(config.ca_bundle.as_deref())?;
     let tls = config
         .tls
         .as_ref()
@@ -189,28 +270,16 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         addr: config.admin_listen,
         source,
     })?;
-    let store_for_shapes = store.clone();
+    let token = config.admin_token.clone();
+    let routes = config.routes.len();
+    let (proxy, writer) = Proxy::new(config, store.clone())?;
+    let proxy = Arc::new(proxy);
     let admin = Arc::new(admin::Admin {
         store,
-        metrics: Arc::clone(&metrics),
-        token: config.admin_token.clone(),
-        routes: config.routes.len(),
-    });
-    // A custom upstream credential header is a secret too, whatever `redact_headers` says.
-    let mut secret_headers = config.redact_headers.clone();
-    secret_headers.extend(config.routes.iter().filter_map(|r| match &r.upstream_auth {
-        Some(UpstreamAuth::Header { name, .. }) => Some(name.clone()),
-        _ => None,
-    }));
-    let redactor = Redactor::new(&secret_headers);
-    let proxy = Arc::new(Proxy {
-        config,
-        client,
-        recorder,
-        redactor,
-        metrics,
-        store: store_for_shapes,
-        shapes: shapes::ShapeBook::default(),
+        metrics: Arc::clone(&proxy.metrics),
+        token,
+        routes,
+        proxy: Arc::clone(&proxy),
     });
     let (shutdown, watcher) = watch::channel(false);
     let servers = vec![

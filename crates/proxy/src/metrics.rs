@@ -41,6 +41,8 @@ type Labels = Vec<(&'static str, String)>;
 pub struct Metrics {
     exchanges: Mutex<BTreeMap<Labels, u64>>,
     findings: Mutex<BTreeMap<Labels, u64>>,
+    lifecycles: Mutex<BTreeMap<Labels, u64>>,
+    failed_deprovisions: Mutex<BTreeMap<Labels, u64>>,
     exchange_latency: Mutex<BTreeMap<Labels, Histogram>>,
     upstream_latency: Mutex<BTreeMap<Labels, Histogram>>,
     batch_size: Mutex<Histogram>,
@@ -85,6 +87,38 @@ impl Metrics {
             ("kind", kind.to_owned()),
         ];
         *lock(&self.findings).entry(labels).or_default() += 1;
+    }
+
+    /// Counts one lifecycle event (`provision`, `update`, `deactivate`, `reactivate`, `deprovision`,
+    /// `membership`, `lookup`, …) by outcome; a deactivation or deprovision that did not
+    /// take effect is also counted on its own series, the one to alert on.
+    pub fn lifecycle(&self, route: &str, idp: &str, lifecycle: &str, outcome: &str) {
+        // Lifecycles are the classifier's closed set; anything else is one label value.
+        const KNOWN: [&str; 7] = [
+            "provision",
+            "update",
+            "deactivate",
+            "reactivate",
+            "deprovision",
+            "membership",
+            "lookup",
+        ];
+        let lifecycle = if KNOWN.contains(&lifecycle) { lifecycle } else { "other" };
+        let labels = vec![
+            ("route", route.to_owned()),
+            ("idp", idp.to_owned()),
+            ("lifecycle", lifecycle.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ];
+        *lock(&self.lifecycles).entry(labels).or_default() += 1;
+        if matches!(lifecycle, "deactivate" | "deprovision") && outcome != "ok" {
+            let labels = vec![
+                ("route", route.to_owned()),
+                ("idp", idp.to_owned()),
+                ("lifecycle", lifecycle.to_owned()),
+            ];
+            *lock(&self.failed_deprovisions).entry(labels).or_default() += 1;
+        }
     }
 
     /// Records how long the application took.
@@ -141,6 +175,28 @@ impl Metrics {
         );
         for (labels, value) in lock(&self.findings).iter() {
             let _ = writeln!(out, "scimtrail_findings_total{} {value}", render_labels(labels, None));
+        }
+        header(
+            &mut out,
+            "scimtrail_lifecycle_total",
+            "counter",
+            "Lifecycle events (provision, update, deactivate, reactivate, deprovision, membership, lookup) by route, IdP and outcome.",
+        );
+        for (labels, value) in lock(&self.lifecycles).iter() {
+            let _ = writeln!(out, "scimtrail_lifecycle_total{} {value}", render_labels(labels, None));
+        }
+        header(
+            &mut out,
+            "scimtrail_deprovisions_failed_total",
+            "counter",
+            "Deactivations and deprovisions that did not take effect (any outcome but ok), by route and IdP.",
+        );
+        for (labels, value) in lock(&self.failed_deprovisions).iter() {
+            let _ = writeln!(
+                out,
+                "scimtrail_deprovisions_failed_total{} {value}",
+                render_labels(labels, None)
+            );
         }
         histograms(
             &mut out,

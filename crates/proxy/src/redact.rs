@@ -23,7 +23,8 @@ impl Redactor {
         }
     }
 
-    fn is_secret(&self, name: &str) -> bool {
+    /// Whether a header (named in lowercase) holds a secret.
+    pub(crate) fn is_secret(&self, name: &str) -> bool {
         ALWAYS_REDACTED.contains(&name) || self.extra_headers.iter().any(|h| h == name)
     }
 

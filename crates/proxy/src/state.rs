@@ -30,8 +30,27 @@ pub(crate) async fn fetch(
     idp_headers: &HeaderMap,
     path: &str,
 ) -> Option<Value> {
+    match read(client, route, idp_headers, path).await {
+        Ok(found) => found,
+        Err(reason) => {
+            tracing::warn!(%reason, path, "Reading the resource's state failed.");
+            None
+        }
+    }
+}
+
+/// GETs `path` (relative to the route's upstream): the JSON object answered with 200,
+/// `None` for a 404, and why otherwise.
+pub(crate) async fn read(
+    client: &UpstreamClient,
+    route: &Route,
+    idp_headers: &HeaderMap,
+    path: &str,
+) -> Result<Option<Value>, String> {
     let uri = format!("{}{path}", route.upstream.to_string().trim_end_matches('/'));
-    let mut request = Request::get(&uri).body(Full::new(Bytes::new())).ok()?;
+    let mut request = Request::get(&uri)
+        .body(Full::new(Bytes::new()))
+        .map_err(|error| format!("GET {uri} cannot be built: {error}"))?;
     let headers = request.headers_mut();
     headers.insert(ACCEPT, HeaderValue::from_static("application/scim+json"));
     // Without credentials of its own, the route passes the IdP's, as for the request itself.
@@ -40,26 +59,44 @@ pub(crate) async fn fetch(
     }
     set_upstream_auth(headers, route);
     let response = match tokio::time::timeout(route.timeout, client.request(request)).await {
+        Ok(Ok(response)) if response.status() == http::StatusCode::NOT_FOUND => return Ok(None),
         Ok(Ok(response)) if response.status().is_success() => response,
-        Ok(Ok(response)) => {
-            tracing::warn!(status = %response.status(), %uri, "Reading the resource's state failed.");
-            return None;
-        }
-        Ok(Err(error)) => {
-            tracing::warn!(%error, %uri, "Reading the resource's state failed.");
-            return None;
-        }
-        Err(_) => {
-            tracing::warn!(%uri, "Reading the resource's state timed out.");
-            return None;
-        }
+        Ok(Ok(response)) => return Err(format!("GET {uri} was answered {}", response.status())),
+        Ok(Err(error)) => return Err(format!("GET {uri} failed: {error}")),
+        Err(_) => return Err(format!("GET {uri} timed out")),
     };
     let bytes = Limited::new(response.into_body(), MAX_RESOURCE_BYTES)
         .collect()
         .await
-        .ok()?
+        .map_err(|error| format!("the answer to GET {uri} could not be read: {error}"))?
         .to_bytes();
-    serde_json::from_slice::<Value>(&bytes).ok().filter(Value::is_object)
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(value) if value.is_object() => Ok(Some(value)),
+        _ => Err(format!("GET {uri} was not answered with a JSON object")),
+    }
+}
+
+/// Looks a resource up by an attribute that names it (`userName`, `displayName`,
+/// `externalId`): the first match, `None` when there is none.
+pub(crate) async fn find(
+    client: &UpstreamClient,
+    route: &Route,
+    idp_headers: &HeaderMap,
+    endpoint: &str,
+    attribute: &str,
+    value: &str,
+) -> Result<Option<Value>, String> {
+    let filter = format!("{attribute} eq {}", Value::String(value.to_owned()));
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("filter", &filter)
+        .finish();
+    let list = read(client, route, idp_headers, &format!("{endpoint}?{query}")).await?;
+    Ok(list
+        .as_ref()
+        .and_then(|list| list.get("Resources"))
+        .and_then(Value::as_array)
+        .and_then(|resources| resources.first())
+        .cloned())
 }
 
 /// The store write that keeps `resource` as the route's last view of it, without passwords.
@@ -104,10 +141,10 @@ pub(crate) async fn fetch_created(
         "userName"
     };
     let name = create.body.as_ref()?.get(attribute)?.as_str()?;
-    let filter = format!("{attribute} eq {}", Value::String(name.to_owned()));
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("filter", &filter)
-        .finish();
-    let list = fetch(client, route, idp_headers, &format!("{endpoint}?{query}")).await?;
-    list.get("Resources")?.as_array()?.first().cloned()
+    find(client, route, idp_headers, endpoint, attribute, name)
+        .await
+        .unwrap_or_else(|reason| {
+            tracing::warn!(%reason, "Looking the created resource up failed.");
+            None
+        })
 }

@@ -20,7 +20,7 @@ async fn every_idp_lifecycle_reaches_the_intended_state_through_scimtrail() {
             listen: "127.0.0.1:0".into(),
             admin_listen: "127.0.0.1:0".into(),
         };
-        let proxy = proxy::start(&demo_config(&scenarios, &options, &behind.base_url()), &store_url).await;
+        let proxy = proxy::start(&demo_config(&scenarios, &options, &behind.base_url(), None), &store_url).await;
         let http = Http::default();
         for scenario in &scenarios {
             let base = format!("http://{}/{}", proxy.running.proxy_addr, scenario.name);

@@ -71,7 +71,7 @@ async fn every_idp_lifecycle_against_scim2_server() {
         listen: "127.0.0.1:0".into(),
         admin_listen: "127.0.0.1:0".into(),
     };
-    let proxy = proxy::start(&demo_config(&scenarios, &options, &proxied_app), &store_url).await;
+    let proxy = proxy::start(&demo_config(&scenarios, &options, &proxied_app, None), &store_url).await;
     let mut failures = Vec::new();
     for scenario in &scenarios {
         let through = format!("http://{}/{}", proxy.running.proxy_addr, scenario.name);

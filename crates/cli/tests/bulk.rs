@@ -1,0 +1,211 @@
+//! `/Bulk` through scimtrail: a bulk request with mixed results shows each operation's
+//! outcome in `exchanges show` and in the admin API; its replay sends only the operations
+//! that did not take effect. And the demo's outage, repaired through the admin API.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use scimtrail_demo::outage::{self, OutageApp};
+use scimtrail_demo::play::Http;
+use scimtrail_integration::proxy::{self, fresh_store_urls};
+use scimtrail_integration::refapp;
+use serde_json::{json, Value};
+use std::process::Command;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_scimtrail");
+
+fn user(name: &str) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_request_with_mixed_results_shows_each_operations_outcome() {
+    for store_url in fresh_store_urls().await {
+        let (app, direct) = refapp::start().await;
+        let scimtrail = proxy::start(&proxy::single_route(&app.base_url(), ""), &store_url).await;
+        let taken = direct.post("/Users", &user("taken@example.com")).await;
+        let taken_id = taken.body["id"].as_str().unwrap().to_owned();
+        let bulk = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+            "Operations": [
+                {"method": "POST", "path": "/Users", "bulkId": "new", "data": user("new@example.com")},
+                {"method": "POST", "path": "/Users", "bulkId": "dup", "data": user("taken@example.com")},
+                {"method": "PATCH", "path": "/Groups/no-such-group", "data": {
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "add", "path": "members", "value": [{"value": "bulkId:new"}]}]
+                }}
+            ]
+        });
+        let answered = scimtrail.client.post("/Bulk", &bulk).await;
+        assert_eq!(answered.status, 200, "{}", answered.body);
+        let id = answered.header("scimtrail-exchange-id").unwrap().to_owned();
+
+        // The API: one outcome per operation; the exchange is partial.
+        let api = scimtrail.admin.get(&format!("/api/v1/exchanges/{id}")).await.body;
+        assert_eq!(api["outcome"], "partial", "{api:#}");
+        let outcomes: Vec<(&str, &str, u64)> = api["bulk_operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["bulkId"].as_str().unwrap_or("-"),
+                    o["outcome"].as_str().unwrap(),
+                    o["status"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [("new", "ok", 201), ("dup", "failed", 409), ("-", "failed", 404)]
+        );
+        assert!(api["findings"].to_string().contains("bulk_partial_failure"));
+
+        // `exchanges show`: a line per operation.
+        let shown = Command::new(BINARY)
+            .args(["exchanges", "show", &id, "--store", &store_url])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(shown.status.success(), "{text}");
+        let section = text.split("== Bulk operations ==").nth(1).expect("a bulk section");
+        let lines: Vec<&str> = section.lines().filter(|l| l.starts_with('#')).collect();
+        assert_eq!(lines.len(), 3, "{section}");
+        assert!(
+            lines[0].contains("new") && lines[0].contains("201") && lines[0].contains("ok"),
+            "{section}"
+        );
+        assert!(lines[1].contains("dup") && lines[1].contains("409") && lines[1].contains("failed"));
+        assert!(lines[2].contains("/Groups/no-such-group") && lines[2].contains("404"));
+
+        // Replay sends only what did not take effect: the create that is already done stays out.
+        let dry = scimtrail
+            .admin
+            .send(
+                http::Method::POST,
+                &format!("/api/v1/exchanges/{id}/replay"),
+                Some(&json!({"dry_run": true})),
+                &[],
+            )
+            .await
+            .body;
+        let item = &dry["items"][0];
+        assert_eq!(item["action"], "would_replay", "{dry:#}");
+        let sent = &item["preview"]["send"][0]["body"]["Operations"];
+        assert_eq!(sent.as_array().unwrap().len(), 2, "{dry:#}");
+        assert_eq!(sent[0]["bulkId"], "dup");
+        // The reference to the create that succeeded is now the id it created.
+        let created = api["bulk_operations"][0]["location"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap();
+        assert_eq!(sent[1]["data"]["Operations"][0]["value"][0]["value"], created);
+        assert!(item["notes"].to_string().contains("2 of 3 bulk operations"), "{item}");
+
+        // The operator frees the userName; the replay creates it, the group is still missing.
+        assert_eq!(direct.delete(&format!("/Users/{taken_id}")).await.status, 204);
+        let run = scimtrail
+            .admin
+            .send(
+                http::Method::POST,
+                &format!("/api/v1/exchanges/{id}/replay"),
+                Some(&json!({})),
+                &[],
+            )
+            .await
+            .body;
+        let replay_id = run["items"][0]["replay"].as_str().unwrap().to_owned();
+        let replay = scimtrail.store.get(&replay_id).await.unwrap();
+        assert_eq!(replay.replay_of.as_deref(), Some(id.as_str()));
+        let outcomes: Vec<&str> = replay
+            .bulk_operations
+            .as_ref()
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["outcome"].as_str().unwrap())
+            .collect();
+        assert_eq!(outcomes, ["ok", "failed"]);
+        assert_eq!(run["summary"]["failed"], 1, "{run:#}");
+        let found = direct
+            .get("/Users?filter=userName%20eq%20%22taken@example.com%22")
+            .await;
+        assert_eq!(found.body["totalResults"], 1);
+
+        scimtrail.running.shutdown().await;
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_outage_is_repaired_through_the_admin_api() {
+    let store_url = fresh_store_urls().await.remove(0);
+    let mut app = OutageApp::start().await.unwrap();
+    let config = format!(
+        "[[route]]\nname = \"{0}\"\npath_prefix = \"/{0}\"\nidp = \"generic\"\nupstream = \"{1}\"\n",
+        outage::ROUTE,
+        app.base_url()
+    );
+    let scimtrail = proxy::start(&config, &store_url).await;
+    let http = Http::default();
+    let base = format!("http://{}/{}", scimtrail.running.proxy_addr, outage::ROUTE);
+    let played = outage::play(&http, &base, &mut app).await.unwrap();
+    assert!(
+        played.missed.iter().all(|(_, status)| *status == 502),
+        "{:?}",
+        played.missed
+    );
+    assert_eq!(played.wrong.len(), 4, "{:?}", played.wrong);
+
+    // Only POST, and the filter keys of the list.
+    assert_eq!(scimtrail.admin.get("/api/v1/replays").await.status, 405);
+    let bad = scimtrail
+        .admin
+        .send(
+            http::Method::POST,
+            "/api/v1/replays",
+            Some(&json!({"filter": {"colour": "red"}})),
+            &[],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body["error"].as_str().unwrap().contains("colour"));
+
+    let replays = |dry_run: bool| {
+        let admin = &scimtrail.admin;
+        async move {
+            let body = json!({"filter": {"route": outage::ROUTE}, "dry_run": dry_run});
+            admin
+                .send(http::Method::POST, "/api/v1/replays", Some(&body), &[])
+                .await
+                .body
+        }
+    };
+    let dry = replays(true).await;
+    assert_eq!(dry["summary"]["would_replay"], 4, "{dry:#}");
+    let app_url = app.base_url();
+    let check = || outage::check(&http, &app_url, &played.ids, &played.team);
+    assert_eq!(check().await.unwrap().len(), 4, "a dry run changes nothing");
+    let run = replays(false).await;
+    assert_eq!(run["summary"]["succeeded"], 4, "{run:#}");
+    assert_eq!(check().await.unwrap(), Vec::<String>::new());
+    let again = replays(false).await;
+    assert_eq!(again["summary"]["replayed"], 0, "{again:#}");
+    assert_eq!(again["summary"]["skipped_because"]["already_replayed"], 4);
+
+    // The failed deprovision is its own series until then; the replay's success is counted too.
+    let metrics = String::from_utf8_lossy(&scimtrail.admin.get("/metrics").await.bytes).into_owned();
+    assert!(
+        metrics.contains(
+            "scimtrail_deprovisions_failed_total{route=\"outage\",idp=\"generic\",lifecycle=\"deactivate\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "scimtrail_lifecycle_total{route=\"outage\",idp=\"generic\",lifecycle=\"deactivate\",outcome=\"ok\"} 1"
+    ));
+    scimtrail.running.shutdown().await;
+    app.shutdown().await;
+}

@@ -1,0 +1,366 @@
+//! Replay as an operator runs it: the application is down during a mixed lifecycle of 50
+//! users and 10 groups, every exchange is recorded `unreachable`; it comes back, and
+//! `scimtrail replay --failed` brings it to the state the IdP intended, resource by resource,
+//! skipping what was superseded and creates of what exists. A second replay changes nothing.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::needless_range_loop)]
+
+use scimtrail_integration::proxy::{self, fresh_store_urls};
+use scimtrail_integration::Client;
+use scimtrail_refapp::{RefApp, RunningRefApp};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_scimtrail");
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+/// The application, whose state outlives going down and coming back on the same address.
+struct App {
+    state: Arc<RefApp>,
+    addr: SocketAddr,
+    running: Option<RunningRefApp>,
+}
+
+impl App {
+    async fn start() -> App {
+        let state = RefApp::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let running = Some(Arc::clone(&state).serve(listener));
+        App { state, addr, running }
+    }
+
+    async fn down(&mut self) {
+        self.running.take().expect("up").shutdown().await;
+    }
+
+    async fn up(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.running = Some(Arc::clone(&self.state).serve(listener));
+    }
+
+    fn client(&self) -> Client {
+        Client::new(format!("http://{}", self.addr))
+    }
+}
+
+fn patch(operations: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations})
+}
+
+fn user_body(name: &str, title: &str) -> Value {
+    json!({"schemas": [USER], "userName": name, "active": true, "title": title})
+}
+
+/// What the IdP intends each user to be (None: deleted) and each group to hold.
+#[derive(Debug, Default, PartialEq)]
+struct Intended {
+    users: BTreeMap<String, Option<(bool, String)>>,
+    groups: BTreeMap<String, Option<BTreeSet<String>>>,
+}
+
+/// `scimtrail replay` with these arguments; its exit status and its JSON report.
+fn replay(args: &[&str]) -> (bool, Value) {
+    let output = Command::new(BINARY)
+        .arg("replay")
+        .args(args)
+        .arg("--json")
+        .env("SCIMTRAIL_LOG", "warn")
+        .output()
+        .expect("scimtrail replay runs");
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "a JSON report; stdout: {} stderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.success(), report)
+}
+
+/// The application's state as the IdP sees it: users by userName, groups by displayName
+/// with their members' userNames.
+async fn observed(app: &Client) -> Intended {
+    let mut state = Intended::default();
+    let users = app.get("/Users?count=1000").await.body;
+    let mut names = BTreeMap::new();
+    for user in users["Resources"].as_array().unwrap() {
+        let name = user["userName"].as_str().unwrap().to_owned();
+        names.insert(user["id"].as_str().unwrap().to_owned(), name.clone());
+        let title = user["title"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            state
+                .users
+                .insert(name.clone(), Some((user["active"] == json!(true), title)))
+                .is_none(),
+            "{name} exists twice"
+        );
+    }
+    let groups = app.get("/Groups?count=1000").await.body;
+    for group in groups["Resources"].as_array().unwrap() {
+        let members = group["members"]
+            .as_array()
+            .map(|members| {
+                members
+                    .iter()
+                    .map(|m| names.get(m["value"].as_str().unwrap()).cloned().unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let name = group["displayName"].as_str().unwrap().to_owned();
+        assert!(
+            state.groups.insert(name.clone(), Some(members)).is_none(),
+            "{name} exists twice"
+        );
+    }
+    state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_after_an_outage_reaches_the_intended_state_and_a_second_replay_changes_nothing() {
+    for store_url in fresh_store_urls().await {
+        run_outage(&store_url).await;
+    }
+}
+
+async fn run_outage(store_url: &str) {
+    let mut app = App::start().await;
+    let direct = app.client();
+    let config_text = format!(
+        "[[route]]\nname = \"app\"\nidp = \"generic\"\npath_prefix = \"/scim\"\nupstream = \"http://{}\"\n",
+        app.addr
+    );
+    let config = std::env::temp_dir().join(format!("scimtrail-replay-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&config, &config_text).unwrap();
+    let scimtrail = proxy::start(&config_text, store_url).await;
+    let idp = &scimtrail.client;
+    let mut intended = Intended::default();
+
+    // Before the outage: 50 users, 10 groups of 3.
+    let mut user_ids = Vec::new();
+    for n in 0..50 {
+        let name = format!("u{n:02}@example.com");
+        let created = idp.post("/scim/Users", &user_body(&name, "Engineer")).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        user_ids.push(created.body["id"].as_str().unwrap().to_owned());
+        intended.users.insert(name, Some((true, "Engineer".into())));
+    }
+    let user_name = |n: usize| format!("u{n:02}@example.com");
+    let mut group_ids = Vec::new();
+    for g in 0..10 {
+        let members: Vec<Value> = (3 * g..3 * g + 3).map(|n| json!({"value": user_ids[n]})).collect();
+        let name = format!("Team {g}");
+        let created = idp
+            .post(
+                "/scim/Groups",
+                &json!({"schemas": [GROUP], "displayName": name, "members": members}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        group_ids.push(created.body["id"].as_str().unwrap().to_owned());
+        intended
+            .groups
+            .insert(name, Some((3 * g..3 * g + 3).map(user_name).collect()));
+    }
+
+    // The outage: the IdP goes on with its lifecycle; every request is recorded unreachable.
+    app.down().await;
+    let mut sent = Vec::new();
+    let mut send = |response: scimtrail_integration::TestResponse| {
+        assert_eq!(response.status, 502, "{}", response.body);
+        sent.push(response.header("scimtrail-exchange-id").unwrap().to_owned());
+    };
+    let set = |intended: &mut Intended, n: usize, active: bool, title: &str| {
+        intended.users.insert(user_name(n), Some((active, title.to_owned())));
+    };
+    for n in 0..30 {
+        let path = format!("/scim/Users/{}", user_ids[n]);
+        match n {
+            // Leavers.
+            0..=9 => {
+                send(
+                    idp.patch(
+                        &path,
+                        &patch(json!([{"op": "replace", "path": "active", "value": false}])),
+                    )
+                    .await,
+                );
+                set(&mut intended, n, false, "Engineer");
+            }
+            // Deactivated, then back: the deactivation is superseded.
+            10..=14 => {
+                send(
+                    idp.patch(&path, &patch(json!([{"op": "replace", "value": {"active": false}}])))
+                        .await,
+                );
+                send(
+                    idp.patch(
+                        &path,
+                        &patch(json!([{"op": "replace", "path": "active", "value": true}])),
+                    )
+                    .await,
+                );
+            }
+            // A title, then a whole replacement: the PATCH is superseded.
+            20..=24 => {
+                send(
+                    idp.patch(
+                        &path,
+                        &patch(json!([{"op": "replace", "path": "title", "value": "Manager"}])),
+                    )
+                    .await,
+                );
+                send(idp.put(&path, &user_body(&user_name(n), "Director")).await);
+                set(&mut intended, n, true, "Director");
+            }
+            25..=29 => {
+                send(
+                    idp.patch(
+                        &path,
+                        &patch(json!([{"op": "replace", "path": "title", "value": "Lead"}])),
+                    )
+                    .await,
+                );
+                set(&mut intended, n, true, "Lead");
+            }
+            _ => {}
+        }
+        // Group changes interleaved with the users'.
+        if n < 5 {
+            let g = n;
+            let ops = json!([
+                {"op": "add", "path": "members", "value": [{"value": user_ids[30 + g]}]},
+                {"op": "remove", "path": format!("members[value eq \"{}\"]", user_ids[3 * g])}
+            ]);
+            send(idp.patch(&format!("/scim/Groups/{}", group_ids[g]), &patch(ops)).await);
+            let members = [3 * g + 1, 3 * g + 2, 30 + g].into_iter().map(user_name).collect();
+            intended.groups.insert(format!("Team {g}"), Some(members));
+        }
+    }
+    for n in 45..50 {
+        send(idp.delete(&format!("/scim/Users/{}", user_ids[n])).await);
+        intended.users.insert(user_name(n), None);
+    }
+    for g in [5, 6] {
+        let ops = json!([{"op": "replace", "path": "displayName", "value": format!("Renamed {g}")}]);
+        send(idp.patch(&format!("/scim/Groups/{}", group_ids[g]), &patch(ops)).await);
+        let members = intended.groups.remove(&format!("Team {g}")).unwrap();
+        intended.groups.insert(format!("Renamed {g}"), members);
+    }
+    send(idp.delete(&format!("/scim/Groups/{}", group_ids[7])).await);
+    intended.groups.insert("Team 7".into(), None);
+    // Removed and added back: the removal is superseded.
+    let team8 = format!("/scim/Groups/{}", group_ids[8]);
+    let u24 = &user_ids[24];
+    let remove = json!([{"op": "remove", "path": format!("members[value eq \"{u24}\"]")}]);
+    send(idp.patch(&team8, &patch(remove)).await);
+    send(
+        idp.patch(
+            &team8,
+            &patch(json!([{"op": "add", "path": "members", "value": [{"value": u24}]}])),
+        )
+        .await,
+    );
+    // Joiners; the IdP retries the first five creates: the retries are skipped as existing.
+    for n in 0..10 {
+        let name = format!("new{n}@example.com");
+        let mut body = user_body(&name, "Joiner");
+        body["password"] = json!(format!("initial-secret-{n}"));
+        send(idp.post("/scim/Users", &body).await);
+        if n < 5 {
+            send(idp.post("/scim/Users", &body).await);
+        }
+        intended.users.insert(name, Some((true, "Joiner".into())));
+    }
+    let members = json!([{"value": user_ids[40]}, {"value": user_ids[41]}]);
+    send(
+        idp.post(
+            "/scim/Groups",
+            &json!({"schemas": [GROUP], "displayName": "New team", "members": members}),
+        )
+        .await,
+    );
+    intended
+        .groups
+        .insert("New team".into(), Some([40, 41].into_iter().map(user_name).collect()));
+    let outage = sent.len();
+    for id in &sent {
+        let recorded = scimtrail.store.get(id).await.unwrap();
+        assert_eq!(recorded.outcome, "unreachable", "{id}");
+    }
+
+    // Back up; still the state from before the outage.
+    app.up().await;
+    let store_flag = ["--store", store_url, "--config", config.to_str().unwrap()];
+    let (ok, dry) = replay(&[&["--failed", "--dry-run"][..], &store_flag].concat());
+    assert!(ok, "{dry:#}");
+    assert_eq!(dry["summary"]["replayed"], 0, "a dry run sends nothing");
+    let would = dry["summary"]["would_replay"].as_u64().unwrap();
+    assert_ne!(observed(&direct).await, without_deleted(&intended));
+
+    let (ok, report) = replay(&[&["--failed"][..], &store_flag].concat());
+    assert!(ok, "{report:#}");
+    let summary = &report["summary"];
+    assert_eq!(summary["selected"].as_u64().unwrap() as usize, outage, "{summary}");
+    assert_eq!(summary["skipped_because"]["superseded"], 11, "{summary}");
+    assert_eq!(summary["skipped_because"]["exists_upstream"], 5, "{summary}");
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(summary["replayed"].as_u64().unwrap() as usize, outage - 16, "{summary}");
+    assert_eq!(
+        summary["replayed"].as_u64().unwrap(),
+        would,
+        "the dry run said what would be sent"
+    );
+    assert_eq!(observed(&direct).await, without_deleted(&intended));
+
+    // Each replay is a new exchange, linked both ways; the passwords were left out, and said so.
+    for item in report["items"].as_array().unwrap() {
+        if item["action"] == "replayed" {
+            let replay = scimtrail.store.get(item["replay"].as_str().unwrap()).await.unwrap();
+            let original = scimtrail.store.get(item["exchange"].as_str().unwrap()).await.unwrap();
+            assert_eq!(replay.replay_of.as_deref(), Some(original.id.as_str()));
+            assert_eq!(original.replays, vec![replay.id.clone()]);
+            assert_eq!(replay.outcome, "ok");
+            if original
+                .request_body
+                .as_deref()
+                .unwrap_or_default()
+                .contains("password")
+            {
+                assert!(item["notes"].to_string().contains("password"), "{item}");
+            }
+        }
+    }
+
+    // A second replay of the same set changes nothing.
+    let before = observed(&direct).await;
+    let (ok, again) = replay(&[&["--failed"][..], &store_flag].concat());
+    assert!(ok, "{again:#}");
+    assert_eq!(again["summary"]["replayed"], 0, "{:#}", again["summary"]);
+    assert_eq!(observed(&direct).await, before);
+
+    scimtrail.running.shutdown().await;
+    app.down().await;
+    let _ = std::fs::remove_file(&config);
+}
+
+fn without_deleted(intended: &Intended) -> Intended {
+    Intended {
+        users: intended
+            .users
+            .iter()
+            .filter(|(_, u)| u.is_some())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        groups: intended
+            .groups
+            .iter()
+            .filter(|(_, g)| g.is_some())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}

@@ -1,0 +1,168 @@
+//! The demo's failure scenario: the application goes away in the middle of a lifecycle —
+//! a leaver's deactivation among the requests it misses — comes back without them, and
+//! `scimtrail replay --failed` repairs it.
+
+use crate::play::Http;
+use scimtrail_refapp::{RefApp, RunningRefApp};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The route the outage is played on.
+pub const ROUTE: &str = "outage";
+
+/// An application that can go away and come back on the same address with its state.
+pub struct OutageApp {
+    state: Arc<RefApp>,
+    addr: SocketAddr,
+    running: Option<RunningRefApp>,
+}
+
+impl OutageApp {
+    /// Starts it on a free loopback port.
+    pub async fn start() -> std::io::Result<OutageApp> {
+        let state = RefApp::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let running = Some(Arc::clone(&state).serve(listener));
+        Ok(OutageApp { state, addr, running })
+    }
+
+    /// `http://ADDR`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn down(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+
+    async fn up(&mut self) -> std::io::Result<()> {
+        if self.running.is_none() {
+            let listener = TcpListener::bind(self.addr).await?;
+            self.running = Some(Arc::clone(&self.state).serve(listener));
+        }
+        Ok(())
+    }
+
+    /// Stops it for good.
+    pub async fn shutdown(mut self) {
+        self.down().await;
+    }
+}
+
+/// What the outage left behind.
+#[derive(Debug, Clone)]
+pub struct Outage {
+    /// The requests the IdP sent while the application was away, and their statuses.
+    pub missed: Vec<(String, u16)>,
+    /// What the application has wrong once it is back.
+    pub wrong: Vec<String>,
+    /// The users' ids (ada, grace, linus) and the team's, to check again after a replay.
+    pub ids: Vec<String>,
+    /// The team's id.
+    pub team: String,
+}
+
+/// Plays the lifecycle through `proxy` (the route's base URL): joiners and a team with the
+/// application up; a leaver, a mover and a team change while it is away; then it comes back.
+pub async fn play(http: &Http, proxy: &str, app: &mut OutageApp) -> Result<Outage, String> {
+    let send = |method: &'static str, path: String, body: Option<Value>| async move {
+        http.send(method, &format!("{proxy}{path}"), &[], body.as_ref()).await
+    };
+    let mut ids = Vec::new();
+    for name in ["ada", "grace", "linus"] {
+        let user = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": format!("{name}@example.com"), "active": true, "title": "Engineer"
+        });
+        let created = send("POST", "/Users".into(), Some(user)).await?;
+        let id = created.body["id"]
+            .as_str()
+            .ok_or("the application did not create a user")?;
+        ids.push(id.to_owned());
+    }
+    let team = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Platform", "members": [{"value": ids[0]}, {"value": ids[1]}]
+    });
+    let created = send("POST", "/Groups".into(), Some(team)).await?;
+    let team = created.body["id"]
+        .as_str()
+        .ok_or("the application did not create the group")?
+        .to_owned();
+
+    app.down().await;
+    let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+    let missed_requests = [
+        (
+            "grace leaves: deactivate",
+            "PATCH",
+            format!("/Users/{}", ids[1]),
+            patch(json!([{"op": "replace", "path": "active", "value": false}])),
+        ),
+        (
+            "grace leaves: out of Platform",
+            "PATCH",
+            format!("/Groups/{team}"),
+            patch(json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", ids[1])}])),
+        ),
+        (
+            "linus joins Platform",
+            "PATCH",
+            format!("/Groups/{team}"),
+            patch(json!([{"op": "add", "path": "members", "value": [{"value": ids[2]}]}])),
+        ),
+        (
+            "ada is promoted",
+            "PATCH",
+            format!("/Users/{}", ids[0]),
+            patch(json!([{"op": "replace", "path": "title", "value": "Staff Engineer"}])),
+        ),
+    ];
+    let mut missed = Vec::new();
+    for (what, method, path, body) in missed_requests {
+        let answer = send(method, path, Some(body)).await?;
+        missed.push((what.to_owned(), answer.status));
+    }
+    app.up()
+        .await
+        .map_err(|e| format!("the application could not come back: {e}"))?;
+
+    let wrong = check(http, &app.base_url(), &ids, &team).await?;
+    Ok(Outage {
+        missed,
+        wrong,
+        ids,
+        team,
+    })
+}
+
+/// What the application has that the IdP did not intend (read directly, not through the
+/// proxy). Empty once the state is repaired.
+pub async fn check(http: &Http, app: &str, ids: &[String], team: &str) -> Result<Vec<String>, String> {
+    let mut wrong = Vec::new();
+    let grace = http.send("GET", &format!("{app}/Users/{}", ids[1]), &[], None).await?;
+    if grace.body["active"] != json!(false) {
+        wrong.push("grace@example.com is still active: the leaver kept access".to_owned());
+    }
+    let ada = http.send("GET", &format!("{app}/Users/{}", ids[0]), &[], None).await?;
+    if ada.body["title"] != json!("Staff Engineer") {
+        wrong.push("ada@example.com is not Staff Engineer".to_owned());
+    }
+    let group = http.send("GET", &format!("{app}/Groups/{team}"), &[], None).await?;
+    let members: Vec<&str> = group.body["members"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|m| m["value"].as_str()).collect())
+        .unwrap_or_default();
+    if members.contains(&ids[1].as_str()) {
+        wrong.push("grace@example.com is still in Platform".to_owned());
+    }
+    if !members.contains(&ids[2].as_str()) {
+        wrong.push("linus@example.com is not in Platform".to_owned());
+    }
+    Ok(wrong)
+}

@@ -1,0 +1,785 @@
+//! Replay: the recorded requests that failed, sent again through the route's *current* rules,
+//! with the route's configured credentials, each recorded as a new exchange linked to its
+//! original (`replay_of`).
+//!
+//! Safe by default, in this order, for every selected exchange (oldest first):
+//! 1. `plan.rs` skips what must not be sent: reads, replays, successes, exchanges already
+//!    replayed successfully, and exchanges superseded by later writes to the same resource.
+//! 2. The application is asked: a create whose resource exists already is skipped (looked up
+//!    by `userName` / `displayName`, then `externalId`), so is a write to a resource that is
+//!    no longer there.
+//! 3. The request is rebuilt from the record: secret headers dropped (the route supplies its
+//!    own credentials), passwords — redacted when recorded — left out and said so.
+//! 4. It goes through the same exchange path as an IdP's request. The run stops at the first
+//!    replay the application does not answer: the rest would fail the same way, and order
+//!    matters.
+//!
+//! Replaying the same set twice does no harm: what succeeded is skipped as already replayed.
+
+mod plan;
+
+use crate::exchange::{relative_path, rules_request};
+use crate::{state, Proxy, Route, EXCHANGE_ID_HEADER};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use http_body_util::Full;
+use plan::{resource_of, ResourceKey, Step};
+use scimtrail_scim::json as scim_json;
+use scimtrail_scim::patch::PatchRequest;
+use scimtrail_scim::redact::strip_redacted_passwords;
+use scimtrail_scim::ResourceType;
+use scimtrail_store::{Exchange, ExchangeQuery, StoreError};
+use serde_json::{json, Map, Value};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+/// Which exchanges to replay.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// These, by id.
+    Ids(Vec<String>),
+    /// Every replayable exchange matching the filter (`replayable` is forced on).
+    Filter(ExchangeQuery),
+}
+
+/// What a replay run did, or would do.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayReport {
+    /// Whether nothing was sent.
+    pub dry_run: bool,
+    /// One item per selected exchange, oldest first.
+    pub items: Vec<ReplayItem>,
+}
+
+/// One selected exchange and what became of it.
+#[derive(Debug, Clone)]
+pub struct ReplayItem {
+    /// The original exchange.
+    pub exchange: String,
+    /// `METHOD /path` as the IdP sent it.
+    pub request: String,
+    /// `replayed`, `failed` (could not be replayed, or the replay failed), `skipped`,
+    /// `would_replay` (dry run), `not_attempted` (after the application stopped answering).
+    pub action: &'static str,
+    /// Why it was skipped or failed, by kind: `superseded`, `already_replayed`,
+    /// `exists_upstream`, `gone_upstream`, …
+    pub kind: Option<&'static str>,
+    /// The reason, in words.
+    pub reason: Option<String>,
+    /// The new exchange, when one was sent.
+    pub replay: Option<String>,
+    /// Its status and outcome.
+    pub status: Option<u16>,
+    /// Its outcome.
+    pub outcome: Option<String>,
+    /// What else the operator should know (passwords left out, operations dropped, …).
+    pub notes: Vec<String>,
+    /// Dry run: what would be sent, its diff from what was sent before, and the attribute
+    /// diff against the resource as the application has it now.
+    pub preview: Option<Value>,
+}
+
+impl ReplayItem {
+    fn new(exchange: &Exchange) -> ReplayItem {
+        ReplayItem {
+            exchange: exchange.id.clone(),
+            request: format!("{} {}", exchange.method, exchange.path),
+            action: "skipped",
+            kind: None,
+            reason: None,
+            replay: None,
+            status: None,
+            outcome: None,
+            notes: Vec::new(),
+            preview: None,
+        }
+    }
+
+    fn skip(mut self, kind: &'static str, reason: String) -> ReplayItem {
+        self.action = "skipped";
+        self.kind = Some(kind);
+        self.reason = Some(reason);
+        self
+    }
+
+    fn fail(mut self, kind: &'static str, reason: String) -> ReplayItem {
+        self.action = "failed";
+        self.kind = Some(kind);
+        self.reason = Some(reason);
+        self
+    }
+
+    /// The item as JSON.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "exchange": self.exchange,
+            "request": self.request,
+            "action": self.action,
+            "kind": self.kind,
+            "reason": self.reason,
+            "replay": self.replay,
+            "status": self.status,
+            "outcome": self.outcome,
+            "notes": self.notes,
+            "preview": self.preview,
+        })
+    }
+}
+
+impl ReplayReport {
+    /// Counts: selected, replayed, succeeded, failed, skipped, and skipped by kind.
+    pub fn summary(&self) -> Value {
+        let count = |action: &str| self.items.iter().filter(|i| i.action == action).count();
+        let succeeded = self
+            .items
+            .iter()
+            .filter(|i| i.action == "replayed" && i.outcome.as_deref() == Some("ok"))
+            .count();
+        let mut skipped_because: Map<String, Value> = Map::new();
+        for item in self.items.iter().filter(|i| i.action == "skipped") {
+            let kind = item.kind.unwrap_or("other").to_owned();
+            let n = skipped_because.get(&kind).and_then(Value::as_u64).unwrap_or(0);
+            skipped_because.insert(kind, json!(n + 1));
+        }
+        json!({
+            "dry_run": self.dry_run,
+            "selected": self.items.len(),
+            "replayed": count("replayed"),
+            "succeeded": succeeded,
+            "failed": count("failed") + (count("replayed") - succeeded),
+            "skipped": count("skipped"),
+            "skipped_because": skipped_because,
+            "would_replay": count("would_replay"),
+            "not_attempted": count("not_attempted"),
+        })
+    }
+
+    /// Whether every replay sent succeeded and nothing failed to be checked.
+    pub fn all_succeeded(&self) -> bool {
+        self.items.iter().all(|i| match i.action {
+            "replayed" => i.outcome.as_deref() == Some("ok"),
+            "failed" | "not_attempted" => false,
+            _ => true,
+        })
+    }
+
+    /// The report as JSON: the items and the summary.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "items": self.items.iter().map(ReplayItem::to_json).collect::<Vec<_>>(),
+            "summary": self.summary(),
+        })
+    }
+}
+
+/// Headers never taken from a record into a replay: the hop-by-hop and framing ones, the
+/// forwarding ones (the replay sets its own), the version the IdP meant (stale by now).
+const NOT_REPLAYED: [&str; 15] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "expect",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "if-match",
+    "if-none-match",
+];
+
+/// Where replays come from, for `X-Forwarded-For`: the proxy itself.
+const REPLAY_PEER: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
+
+impl Proxy {
+    /// Replays the selected exchanges (see the module's documentation). Only one run at a
+    /// time per proxy: two at once could send the same exchange twice.
+    pub async fn replay(&self, selection: Selection, dry_run: bool) -> Result<ReplayReport, StoreError> {
+        let _one_at_a_time = self.replay_lock.lock().await;
+        let candidates = self.select(selection).await?;
+        let mut writes: HashMap<ResourceKey, Vec<Exchange>> = HashMap::new();
+        let mut replays: HashMap<String, Vec<Exchange>> = HashMap::new();
+        for candidate in &candidates {
+            if let Some(key) = resource_of(candidate) {
+                if let Entry::Vacant(slot) = writes.entry(key) {
+                    let (route, resource_type, id) = slot.key();
+                    let found = self.store.writes_to(route, resource_type, id).await?;
+                    slot.insert(found);
+                }
+            }
+            replays.insert(candidate.id.clone(), self.store.replays(&candidate.id).await?);
+        }
+        let steps = plan::plan(&candidates, &writes, &replays);
+        let mut report = ReplayReport {
+            dry_run,
+            items: Vec::with_capacity(candidates.len()),
+        };
+        // Creates sent (or, in a dry run, that would be) in this run: a second create of the
+        // same resource is skipped even before the application is asked.
+        let mut created: HashSet<(String, String, String)> = HashSet::new();
+        let mut stopped: Option<String> = None;
+        for (original, step) in candidates.iter().zip(steps) {
+            let item = ReplayItem::new(original);
+            if let Some(why) = &stopped {
+                report.items.push(ReplayItem {
+                    action: "not_attempted",
+                    reason: Some(why.clone()),
+                    ..item
+                });
+                continue;
+            }
+            let item = match step {
+                Step::Skip { kind, reason } => item.skip(kind, reason),
+                Step::Send { left_out, notes } => {
+                    let mut item = item;
+                    item.notes = notes;
+                    self.replay_one(original, &left_out, dry_run, &mut created, item).await
+                }
+            };
+            if item.outcome.as_deref() == Some("unreachable") {
+                stopped = Some(format!(
+                    "not attempted: the application did not answer the replay of {}",
+                    item.exchange
+                ));
+            }
+            report.items.push(item);
+        }
+        Ok(report)
+    }
+
+    /// The selected exchanges, oldest first, each once.
+    async fn select(&self, selection: Selection) -> Result<Vec<Exchange>, StoreError> {
+        let mut found = match selection {
+            Selection::Ids(ids) => {
+                let mut found = Vec::with_capacity(ids.len());
+                for id in ids {
+                    found.push(self.store.get(&id).await?);
+                }
+                found
+            }
+            Selection::Filter(mut filter) => {
+                filter.replayable = true;
+                filter.limit = 1000;
+                let mut all = Vec::new();
+                loop {
+                    let page = self.store.list(&filter).await?;
+                    all.extend(page.items);
+                    match page.next_cursor {
+                        Some(cursor) => filter.cursor = Some(cursor),
+                        None => break all,
+                    }
+                }
+            }
+        };
+        // Ids are UUIDv7: their order is the order the IdP sent them in.
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        found.dedup_by(|a, b| a.id == b.id);
+        Ok(found)
+    }
+
+    async fn replay_one(
+        &self,
+        original: &Exchange,
+        left_out: &[usize],
+        dry_run: bool,
+        created: &mut HashSet<(String, String, String)>,
+        mut item: ReplayItem,
+    ) -> ReplayItem {
+        let Some(route) = original
+            .route
+            .as_deref()
+            .and_then(|name| self.config.routes.iter().find(|r| r.name == name))
+        else {
+            let route = original.route.as_deref().unwrap_or("-");
+            return item.fail(
+                "no_route",
+                format!("route {route} is not in the configuration any more"),
+            );
+        };
+        if self.route_for(&original.path).map(|r| r.name.as_str()) != Some(route.name.as_str()) {
+            return item.fail(
+                "no_route",
+                format!("{} is no longer served by route {}", original.path, route.name),
+            );
+        }
+        let body = match replay_body(original, left_out) {
+            Ok((body, notes)) => {
+                item.notes.extend(notes);
+                body
+            }
+            Err((kind, reason)) => return item.skip(kind, reason),
+        };
+        let rest = relative_path(&original.path, &route.path_prefix);
+        let headers = self.replay_headers(original);
+        let resource_type = original
+            .resource_type
+            .as_deref()
+            .and_then(|rt| ResourceType::by_endpoint(&format!("/{rt}")));
+
+        // What the application has now: a create must not make a second resource; a write
+        // to a resource that is gone would only fail.
+        let mut current = None;
+        if original.operation == "create" {
+            match self.existing(route, &headers, &rest, body.as_ref(), created).await {
+                Ok(None) => {}
+                Ok(Some((kind, reason))) => return item.skip(kind, reason),
+                Err(reason) => return item.fail("check_failed", reason),
+            }
+        } else if original.resource_id.is_some() {
+            match state::read(&self.client, route, &headers, &rest).await {
+                Ok(Some(resource)) => current = Some(resource),
+                Ok(None) => {
+                    let reason = if original.method == "DELETE" {
+                        "already gone: the application has no such resource".to_owned()
+                    } else {
+                        format!("the application has no resource at {rest} any more")
+                    };
+                    return item.skip("gone_upstream", reason);
+                }
+                Err(reason) => return item.fail("check_failed", format!("could not read the resource: {reason}")),
+            }
+        }
+
+        if dry_run {
+            item.action = "would_replay";
+            item.preview = Some(
+                self.preview(route, original, &rest, &headers, body, current.as_ref(), resource_type)
+                    .await,
+            );
+            return item;
+        }
+        let bytes = body.as_ref().map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+        let request = match replay_request(original, headers, bytes) {
+            Ok(request) => request,
+            Err(reason) => return item.fail("bad_record", reason),
+        };
+        let response = self
+            .run_exchange(
+                request,
+                SocketAddr::from(REPLAY_PEER),
+                "http",
+                Some(original.id.clone()),
+            )
+            .await;
+        item.action = "replayed";
+        item.status = Some(response.status().as_u16());
+        item.replay = response
+            .headers()
+            .get(EXCHANGE_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        // Durable recording: the new exchange is committed before its response is released.
+        item.outcome = match &item.replay {
+            Some(id) => self.store.get(id).await.ok().map(|e| e.outcome),
+            None => None,
+        }
+        .or_else(|| Some(if response.status().is_success() { "ok" } else { "failed" }.to_owned()));
+        if item.outcome.as_deref() != Some("ok") {
+            item.kind = Some("replay_failed");
+            item.reason = Some(format!("the application answered {}", response.status()));
+        }
+        item
+    }
+
+    /// The recorded request headers a replay sends: no secret (fingerprints are not
+    /// credentials; the route supplies its own), nothing hop-by-hop or stale.
+    fn replay_headers(&self, original: &Exchange) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for pair in original
+            .request_headers
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let (Some(name), Some(value)) = (pair.get(0).and_then(Value::as_str), pair.get(1).and_then(Value::as_str))
+            else {
+                continue;
+            };
+            let lower = name.to_ascii_lowercase();
+            if NOT_REPLAYED.contains(&lower.as_str())
+                || self.redactor.is_secret(&lower)
+                || lower.starts_with("scimtrail-")
+            {
+                continue;
+            }
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(lower.as_bytes()), HeaderValue::from_str(value)) {
+                headers.append(name, value);
+            }
+        }
+        headers
+    }
+
+    /// For a create: the reason to skip it when its resource exists already (upstream, or
+    /// created earlier in this run), `None` to send it.
+    async fn existing(
+        &self,
+        route: &Route,
+        headers: &HeaderMap,
+        endpoint: &str,
+        body: Option<&Value>,
+        created: &mut HashSet<(String, String, String)>,
+    ) -> Result<Option<SkipReason>, String> {
+        let naming = if endpoint.trim_end_matches('/').ends_with("/Groups") {
+            "displayName"
+        } else {
+            "userName"
+        };
+        let names: Vec<(&str, String)> = [naming, "externalId"]
+            .into_iter()
+            .filter_map(|attribute| {
+                let value = scim_json::get(body?.as_object()?, attribute)?.as_str()?;
+                Some((attribute, value.to_owned()))
+            })
+            .collect();
+        for (attribute, value) in &names {
+            let key = (endpoint.to_owned(), (*attribute).to_owned(), value.to_lowercase());
+            if created.contains(&key) {
+                return Ok(Some((
+                    "exists_upstream",
+                    format!("{attribute} \"{value}\" is created earlier in this run"),
+                )));
+            }
+            if let Some(found) = state::find(&self.client, route, headers, endpoint, attribute, value).await? {
+                let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
+                return Ok(Some((
+                    "exists_upstream",
+                    format!("the application has it already: {attribute} eq \"{value}\" is {id}"),
+                )));
+            }
+        }
+        for (attribute, value) in names {
+            created.insert((endpoint.to_owned(), attribute.to_owned(), value.to_lowercase()));
+        }
+        Ok(None)
+    }
+
+    /// Dry run: what would be sent after the current rules, its diff from what was sent
+    /// before, and for PUT and PATCH the attribute diff against the resource now.
+    #[allow(clippy::too_many_arguments)]
+    async fn preview(
+        &self,
+        route: &Route,
+        original: &Exchange,
+        rest: &str,
+        headers: &HeaderMap,
+        body: Option<Value>,
+        current: Option<&Value>,
+        resource_type: Option<&'static ResourceType>,
+    ) -> Value {
+        let query = original.query.as_deref();
+        let received = rules_request(&original.method, rest, query, headers, body);
+        let resource = original.resource_type.as_deref().zip(original.resource_id.as_deref());
+        let (_, normalized) = self.normalise(route, &received, headers, resource).await;
+        let normalized = match normalized {
+            Ok(normalized) => normalized,
+            Err(refusal) => {
+                return json!({
+                    "refused": {"rule": refusal.rule, "status": refusal.error.status, "detail": refusal.error.detail}
+                })
+            }
+        };
+        let to_send = normalized.value;
+        let describe = |request: &scimtrail_rules::Request| {
+            let mut uri = format!("{}{}", route.upstream.to_string().trim_end_matches('/'), request.path);
+            if let Some(query) = &request.query {
+                uri.push('?');
+                uri.push_str(query);
+            }
+            json!({"method": request.method, "url": uri, "body": request.body})
+        };
+        let sent_before: Option<Value> = original
+            .forwarded_body
+            .as_deref()
+            .or(original.request_body.as_deref())
+            .and_then(|b| serde_json::from_str(b).ok());
+        let mut from_sent = Vec::new();
+        diff(
+            "",
+            sent_before.as_ref().unwrap_or(&Value::Null),
+            to_send.body.as_ref().unwrap_or(&Value::Null),
+            &mut from_sent,
+        );
+        let mut preview = json!({
+            "send": std::iter::once(&to_send).chain(&to_send.then).map(describe).collect::<Vec<_>>(),
+            "rules": normalized.changes.iter().map(|c| c.rule.clone()).collect::<Vec<_>>(),
+            "diff_from_sent": from_sent,
+        });
+        if let (Some(current), Some(rt)) = (current, resource_type) {
+            let after = match to_send.method.as_str() {
+                "PATCH" => {
+                    std::iter::once(&to_send)
+                        .chain(&to_send.then)
+                        .try_fold(current.clone(), |mut resource, part| {
+                            let body = part.body.clone().unwrap_or(Value::Null);
+                            PatchRequest::from_json(&body)
+                                .and_then(|patch| patch.apply(&mut resource, rt))
+                                .map(|()| resource)
+                                .map_err(|error| error.to_scim_error().detail)
+                        })
+                }
+                "PUT" => Ok(put_result(current, to_send.body.as_ref())),
+                _ => Err(String::new()),
+            };
+            match after {
+                Ok(after) => {
+                    let mut changes = Vec::new();
+                    diff("", &without_meta(current), &without_meta(&after), &mut changes);
+                    preview["diff_from_current"] = Value::Array(changes);
+                }
+                Err(detail) if !detail.is_empty() => {
+                    preview["diff_from_current"] =
+                        json!({"error": format!("would not apply to the resource as it is now: {detail}")});
+                }
+                Err(_) => {}
+            }
+        }
+        preview
+    }
+}
+
+/// The request body to send again: without the left-out PATCH operations, and without the
+/// passwords that were redacted when recorded. `Err` with the skip kind and reason when
+/// nothing sendable is left.
+/// Why an exchange is not sent: the kind, and the reason in words.
+type SkipReason = (&'static str, String);
+
+fn replay_body(original: &Exchange, left_out: &[usize]) -> Result<(Option<Value>, Vec<String>), SkipReason> {
+    let Some(text) = original.request_body.as_deref() else {
+        return Ok((None, Vec::new()));
+    };
+    let mut body: Value = serde_json::from_str(text).map_err(|_| {
+        (
+            "not_replayable",
+            "its body was not JSON, or held a password and was redacted whole".to_owned(),
+        )
+    })?;
+    let mut notes = Vec::new();
+    if !left_out.is_empty() {
+        if let Some(ops) = body
+            .as_object_mut()
+            .and_then(|members| scim_json::get_mut(members, "Operations"))
+            .and_then(Value::as_array_mut)
+        {
+            let mut index = 0;
+            ops.retain(|_| {
+                let keep = !left_out.contains(&index);
+                index += 1;
+                keep
+            });
+        }
+    }
+    if original.operation == "bulk" {
+        if let Some(note) = only_failed_bulk_operations(&mut body, original.bulk_operations.as_ref()) {
+            notes.push(note);
+        }
+    }
+    if strip_redacted_passwords(&mut body) > 0 {
+        notes.push("the password was redacted when recorded and is left out: set it again from the IdP".to_owned());
+    }
+    let empty_patch = original.method == "PATCH" && plan::operations(Some(&body)).is_empty();
+    if empty_patch {
+        return Err((
+            "nothing_to_send",
+            "nothing is left to send once the redacted password is left out".to_owned(),
+        ));
+    }
+    Ok((Some(body), notes))
+}
+
+/// A bulk request cut to the operations that did not take effect (`bulk_operations`), with
+/// `bulkId:` references to the ones that did replaced by the ids they created. Returns what
+/// it did, if anything.
+fn only_failed_bulk_operations(body: &mut Value, recorded: Option<&Value>) -> Option<String> {
+    let recorded = recorded?.as_array()?;
+    let created: Vec<(String, String)> = recorded
+        .iter()
+        .filter(|o| o["outcome"] == "ok")
+        .filter_map(|o| {
+            let bulk_id = o["bulkId"].as_str()?;
+            let id = o["location"].as_str()?.trim_end_matches('/').rsplit('/').next()?;
+            Some((format!("bulkId:{bulk_id}"), id.to_owned()))
+        })
+        .collect();
+    let operations = scim_json::get_mut(body.as_object_mut()?, "Operations")?.as_array_mut()?;
+    let total = operations.len();
+    let mut index = 0;
+    operations.retain(|_| {
+        let done = recorded.get(index).is_some_and(|o| o["outcome"] == "ok");
+        index += 1;
+        !done
+    });
+    if operations.len() == total {
+        return None;
+    }
+    let mut text = Value::Array(operations.clone()).to_string();
+    for (reference, id) in &created {
+        text = text.replace(&format!("\"{reference}\""), &format!("\"{id}\""));
+        text = text.replace(&format!("/{reference}\""), &format!("/{id}\""));
+    }
+    if let Ok(Value::Array(resolved)) = serde_json::from_str(&text) {
+        *operations = resolved;
+    }
+    Some(format!(
+        "{} of {total} bulk operations are sent again: the ones that did not take effect",
+        operations.len()
+    ))
+}
+
+fn replay_request(original: &Exchange, headers: HeaderMap, body: Bytes) -> Result<Request<Full<Bytes>>, String> {
+    let mut uri = original.path.clone();
+    if let Some(query) = &original.query {
+        uri.push('?');
+        uri.push_str(query);
+    }
+    let method = http::Method::from_bytes(original.method.as_bytes())
+        .map_err(|_| format!("the recorded method {} is not valid", original.method))?;
+    let mut request = Request::builder()
+        .method(method)
+        .uri(&uri)
+        .body(Full::new(body))
+        .map_err(|error| format!("the recorded request to {uri} cannot be rebuilt: {error}"))?;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// A resource after a PUT of `body`: the PUT's attributes, with what the application owns
+/// (`id`, `meta`, read-only `groups`) kept.
+fn put_result(current: &Value, body: Option<&Value>) -> Value {
+    let mut after = body.cloned().unwrap_or_else(|| json!({}));
+    if let (Some(after), Some(current)) = (after.as_object_mut(), current.as_object()) {
+        for owned in ["id", "meta", "groups"] {
+            if let Some(value) = current.get(owned) {
+                after.insert(owned.to_owned(), value.clone());
+            }
+        }
+    }
+    after
+}
+
+fn without_meta(resource: &Value) -> Value {
+    let mut resource = resource.clone();
+    if let Some(members) = resource.as_object_mut() {
+        members.remove("meta");
+    }
+    resource
+}
+
+/// The differences from `before` to `after`, as JSON pointers with both values; objects are
+/// compared member by member, anything else whole.
+fn diff(at: &str, before: &Value, after: &Value, out: &mut Vec<Value>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let mut names: Vec<&String> = b.keys().chain(a.keys()).collect();
+            names.sort();
+            names.dedup();
+            for name in names {
+                let pointer = format!("{at}/{}", name.replace('~', "~0").replace('/', "~1"));
+                diff(
+                    &pointer,
+                    b.get(name).unwrap_or(&Value::Null),
+                    a.get(name).unwrap_or(&Value::Null),
+                    out,
+                );
+            }
+        }
+        // Multi-valued attributes keyed by `value` (members, emails…): element by element, so
+        // that one member more is one line, not the whole list twice.
+        (Value::Array(b), Value::Array(a)) if keyed_by_value(b) && keyed_by_value(a) && before != after => {
+            let key = |v: &Value| v["value"].as_str().map(str::to_owned);
+            for gone in b.iter().filter(|x| !a.iter().any(|y| key(y) == key(x))) {
+                let pointer = format!("{at}[value eq {}]", gone["value"]);
+                out.push(json!({"pointer": pointer, "before": gone, "after": null}));
+            }
+            for new in a.iter().filter(|y| !b.iter().any(|x| key(x) == key(y))) {
+                let pointer = format!("{at}[value eq {}]", new["value"]);
+                out.push(json!({"pointer": pointer, "before": null, "after": new}));
+            }
+        }
+        _ if before != after => out.push(json!({"pointer": at, "before": before, "after": after})),
+        _ => {}
+    }
+}
+
+fn keyed_by_value(items: &[Value]) -> bool {
+    items.iter().all(|item| item.get("value").is_some_and(Value::is_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_names_each_changed_member() {
+        let mut out = Vec::new();
+        diff(
+            "",
+            &json!({"a": 1, "n": {"g": "x", "f": "y"}, "gone": true}),
+            &json!({"a": 1, "n": {"g": "z", "f": "y"}, "new": [1]}),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            vec![
+                json!({"pointer": "/gone", "before": true, "after": null}),
+                json!({"pointer": "/n/g", "before": "x", "after": "z"}),
+                json!({"pointer": "/new", "before": null, "after": [1]}),
+            ]
+        );
+    }
+
+    #[test]
+    fn members_differ_one_by_one() {
+        let mut out = Vec::new();
+        diff(
+            "",
+            &json!({"members": [{"value": "a"}, {"value": "b"}]}),
+            &json!({"members": [{"value": "b"}, {"value": "c"}]}),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            vec![
+                json!({"pointer": "/members[value eq \"a\"]", "before": {"value": "a"}, "after": null}),
+                json!({"pointer": "/members[value eq \"c\"]", "before": null, "after": {"value": "c"}}),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_password_only_patch_has_nothing_to_replay() {
+        let original = Exchange {
+            method: "PATCH".into(),
+            request_body: Some(
+                json!({"Operations": [{"op": "replace", "path": "password", "value": "[REDACTED]"}]}).to_string(),
+            ),
+            ..Exchange::default()
+        };
+        assert_eq!(replay_body(&original, &[]).unwrap_err().0, "nothing_to_send");
+    }
+
+    #[test]
+    fn left_out_operations_and_passwords_are_taken_out() {
+        let original = Exchange {
+            method: "PATCH".into(),
+            request_body: Some(
+                json!({"Operations": [
+                    {"op": "replace", "path": "title", "value": "a"},
+                    {"op": "replace", "value": {"active": false, "password": "[REDACTED]"}}
+                ]})
+                .to_string(),
+            ),
+            ..Exchange::default()
+        };
+        let (body, notes) = replay_body(&original, &[0]).unwrap();
+        assert_eq!(
+            body.unwrap(),
+            json!({"Operations": [{"op": "replace", "value": {"active": false}}]})
+        );
+        assert_eq!(notes.len(), 1);
+    }
+}

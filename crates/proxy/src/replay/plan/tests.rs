@@ -1,0 +1,276 @@
+use super::*;
+use serde_json::json;
+
+/// An exchange at time `t` on user `u1` of route `r`.
+fn write(t: u32, method: &str, outcome: &str, body: Value) -> Exchange {
+    Exchange {
+        id: format!("0000000{t:02}"),
+        route: Some("r".into()),
+        method: method.into(),
+        path: "/Users/u1".into(),
+        resource_type: Some("Users".into()),
+        resource_id: Some("u1".into()),
+        operation: match method {
+            "PUT" => "replace",
+            "PATCH" => "patch",
+            "DELETE" => "delete",
+            _ => "create",
+        }
+        .into(),
+        request_body: (!body.is_null()).then(|| body.to_string()),
+        outcome: outcome.into(),
+        ..Exchange::default()
+    }
+}
+
+fn patch(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+fn replay_of(mut replay: Exchange, original: &Exchange) -> Exchange {
+    replay.replay_of = Some(original.id.clone());
+    replay
+}
+
+/// Plans `candidates` with `others` also recorded on the resource; returns each step's kind.
+fn kinds(candidates: Vec<Exchange>, others: Vec<Exchange>) -> Vec<String> {
+    let mut writes: HashMap<ResourceKey, Vec<Exchange>> = HashMap::new();
+    let mut replays: HashMap<String, Vec<Exchange>> = HashMap::new();
+    for exchange in candidates.iter().chain(&others) {
+        if let Some(key) = resource_of(exchange) {
+            writes.entry(key).or_default().push(exchange.clone());
+        }
+        if let Some(original) = &exchange.replay_of {
+            replays.entry(original.clone()).or_default().push(exchange.clone());
+        }
+    }
+    plan(&candidates, &writes, &replays)
+        .into_iter()
+        .map(|step| match step {
+            Step::Send { left_out, .. } if left_out.is_empty() => "send".to_owned(),
+            Step::Send { left_out, .. } => format!("send without {left_out:?}"),
+            Step::Skip { kind, .. } => kind.to_owned(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_deactivation_followed_by_a_reactivation_is_superseded() {
+    let off = write(
+        1,
+        "PATCH",
+        "unreachable",
+        patch(json!([{"op": "replace", "path": "active", "value": false}])),
+    );
+    let on = write(
+        2,
+        "PATCH",
+        "unreachable",
+        patch(json!([{"op": "Replace", "value": {"active": true}}])),
+    );
+    assert_eq!(kinds(vec![off.clone(), on.clone()], vec![]), ["superseded", "send"]);
+    // Superseded just the same when the reactivation succeeded at the time.
+    let on_ok = write(
+        2,
+        "PATCH",
+        "ok",
+        on.request_body
+            .as_deref()
+            .map(|b| serde_json::from_str(b).unwrap())
+            .unwrap(),
+    );
+    assert_eq!(kinds(vec![off], vec![on_ok]), ["superseded"]);
+}
+
+#[test]
+fn a_deactivation_followed_by_another_attribute_is_still_sent() {
+    let off = write(
+        1,
+        "PATCH",
+        "failed",
+        patch(json!([{"op": "replace", "path": "active", "value": false}])),
+    );
+    let title = write(
+        2,
+        "PATCH",
+        "ok",
+        patch(json!([{"op": "replace", "path": "title", "value": "x"}])),
+    );
+    assert_eq!(kinds(vec![off], vec![title]), ["send"]);
+}
+
+#[test]
+fn an_earlier_write_is_never_superseded_by_an_earlier_success() {
+    let title = write(
+        1,
+        "PATCH",
+        "ok",
+        patch(json!([{"op": "replace", "path": "active", "value": true}])),
+    );
+    let off = write(
+        2,
+        "PATCH",
+        "failed",
+        patch(json!([{"op": "replace", "path": "active", "value": false}])),
+    );
+    assert_eq!(kinds(vec![off], vec![title]), ["send"]);
+}
+
+#[test]
+fn a_failed_later_write_supersedes_nothing() {
+    let off = write(
+        1,
+        "PATCH",
+        "failed",
+        patch(json!([{"op": "replace", "path": "active", "value": false}])),
+    );
+    let on = write(
+        2,
+        "PATCH",
+        "failed",
+        patch(json!([{"op": "replace", "path": "active", "value": true}])),
+    );
+    assert_eq!(kinds(vec![off], vec![on]), ["send"]);
+}
+
+#[test]
+fn members_are_superseded_one_by_one() {
+    let add = write(
+        1,
+        "PATCH",
+        "failed",
+        patch(json!([{"op": "add", "path": "members", "value": [{"value": "a"}, {"value": "b"}]}])),
+    );
+    let remove_a = write(
+        2,
+        "PATCH",
+        "ok",
+        patch(json!([{"op": "remove", "path": "members[value eq \"a\"]"}])),
+    );
+    assert_eq!(kinds(vec![add.clone()], vec![remove_a]), ["send"]);
+    let remove_b = write(
+        3,
+        "PATCH",
+        "ok",
+        patch(json!([{"op": "Remove", "path": "members", "value": [{"value": "B"}]}])),
+    );
+    let remove_a = write(
+        2,
+        "PATCH",
+        "ok",
+        patch(json!([{"op": "remove", "path": "members[value eq \"a\"]"}])),
+    );
+    assert_eq!(kinds(vec![add], vec![remove_a, remove_b]), ["superseded"]);
+}
+
+#[test]
+fn a_patch_partly_superseded_is_sent_without_those_operations() {
+    let both = write(
+        1,
+        "PATCH",
+        "failed",
+        patch(json!([
+            {"op": "replace", "path": "title", "value": "a"},
+            {"op": "replace", "path": "name.givenName", "value": "b"}
+        ])),
+    );
+    let name = write(2, "PUT", "failed", json!({"userName": "x"}));
+    let later_name = write(
+        3,
+        "PATCH",
+        "ok",
+        patch(json!([{"op": "replace", "value": {"name": {"givenName": "c"}}}])),
+    );
+    assert_eq!(kinds(vec![both.clone()], vec![later_name]), ["send without [1]"]);
+    // A later PUT replaces everything; one that failed replaces nothing.
+    assert_eq!(kinds(vec![both.clone()], vec![name.clone()]), ["send"]);
+    assert_eq!(kinds(vec![both, name], vec![]), ["superseded", "send"]);
+}
+
+#[test]
+fn a_later_delete_supersedes_everything_but_a_put_does_not_supersede_a_delete() {
+    let put = write(1, "PUT", "unreachable", json!({"userName": "x"}));
+    let delete = write(2, "DELETE", "unreachable", Value::Null);
+    assert_eq!(kinds(vec![put.clone(), delete.clone()], vec![]), ["superseded", "send"]);
+    let delete_first = write(1, "DELETE", "unreachable", Value::Null);
+    let put_later = write(2, "PUT", "ok", json!({"userName": "x"}));
+    assert_eq!(kinds(vec![delete_first], vec![put_later]), ["send"]);
+}
+
+#[test]
+fn extension_attributes_are_keyed_each_by_name() {
+    let manager = write(
+        1,
+        "PATCH",
+        "failed",
+        patch(
+            json!([{"op": "add", "value": {"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager": {"value": "m"}}}}]),
+        ),
+    );
+    let department = write(
+        2,
+        "PATCH",
+        "ok",
+        patch(
+            json!([{"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "d"}]),
+        ),
+    );
+    let manager_path = write(
+        3,
+        "PATCH",
+        "ok",
+        patch(
+            json!([{"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": {"value": "n"}}]),
+        ),
+    );
+    assert_eq!(kinds(vec![manager.clone()], vec![department.clone()]), ["send"]);
+    assert_eq!(kinds(vec![manager], vec![department, manager_path]), ["superseded"]);
+}
+
+#[test]
+fn replays_count_where_their_original_stands() {
+    let off = write(
+        1,
+        "PATCH",
+        "unreachable",
+        patch(json!([{"op": "replace", "path": "active", "value": false}])),
+    );
+    let on = write(
+        2,
+        "PATCH",
+        "unreachable",
+        patch(json!([{"op": "replace", "path": "active", "value": true}])),
+    );
+    // The reactivation was replayed (successfully) after both: the deactivation stays superseded.
+    let on_replayed = replay_of(write(9, "PATCH", "ok", Value::Null), &on);
+    let mut on_replayed = on_replayed;
+    on_replayed.request_body = on.request_body.clone();
+    assert_eq!(
+        kinds(vec![off.clone(), on.clone()], vec![on_replayed]),
+        ["superseded", "already_replayed"]
+    );
+    // A replay of the deactivation does not supersede the reactivation that came after it.
+    let mut off_replayed = replay_of(write(9, "PATCH", "ok", Value::Null), &off);
+    off_replayed.request_body = off.request_body.clone();
+    assert_eq!(kinds(vec![on], vec![off_replayed]), ["send"]);
+}
+
+#[test]
+fn reads_replays_and_successes_are_not_sent() {
+    let mut read = write(1, "GET", "failed", Value::Null);
+    read.operation = "get".into();
+    let ok = write(2, "PATCH", "ok", patch(json!([])));
+    let mut replay = write(3, "PATCH", "failed", patch(json!([])));
+    replay.replay_of = Some("000000001".into());
+    assert_eq!(
+        kinds(vec![read, ok, replay], vec![]),
+        ["read_only", "not_replayable", "is_a_replay"]
+    );
+}
+
+#[test]
+fn creates_are_sent_for_the_runner_to_check() {
+    let mut create = write(1, "POST", "unreachable", json!({"userName": "x"}));
+    create.resource_id = None;
+    assert_eq!(kinds(vec![create], vec![]), ["send"]);
+}
