@@ -11,5 +11,6 @@ pub mod misbehave;
 pub mod proxy;
 pub mod refapp;
 pub mod slow;
+pub mod webhook;
 
 pub use client::{Client, TestResponse};

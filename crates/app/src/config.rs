@@ -1,7 +1,7 @@
 //! The configuration file (TOML) and its validation: raw serde types with
 //! `deny_unknown_fields`, checked into [`Settings`].
 
-use scimtrail_proxy::{ProxyConfig, RecordMode, Route, Secret, TlsFiles, UpstreamAuth};
+use scimtrail_proxy::{ProxyConfig, RecordMode, Route, Secret, TlsFiles, UpstreamAuth, Webhook};
 use scimtrail_rules::{builtin_profile, Mode, Target};
 use scimtrail_store::SqliteSync;
 use serde::Deserialize;
@@ -187,6 +187,20 @@ pub struct RawRoute {
     pub target: Target,
     /// Exchanges before a request shape never seen on the route is a finding (default 100).
     pub shape_learning: Option<u64>,
+    /// Where alerts go.
+    pub webhook: Option<RawWebhook>,
+}
+
+/// `[route.webhook]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    /// The URL alerts are POSTed to.
+    pub url: String,
+    /// Environment variable holding a bearer token for the webhook.
+    pub bearer_token_env: Option<String>,
+    /// Attempts per alert (default 5).
+    pub max_attempts: Option<u32>,
 }
 
 fn generic() -> String {
@@ -358,6 +372,7 @@ impl Settings {
                     mode: Mode::default(),
                     target: Target::default(),
                     shape_learning: None,
+                    webhook: None,
                 },
                 default_timeout,
             )?);
@@ -463,6 +478,18 @@ impl Settings {
                     "not checked"
                 },
             ));
+            if let Some(hook) = &route.webhook {
+                out.push_str(&format!(
+                    "  alerts to {} ({} attempts, token: {})\n",
+                    hook.url,
+                    hook.max_attempts,
+                    if hook.bearer_token.is_some() {
+                        "redacted"
+                    } else {
+                        "none"
+                    }
+                ));
+            }
         }
         out
     }
@@ -518,6 +545,7 @@ fn route(raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError>
         .as_deref()
         .map(|name| secret(name, &format!("{what} idp_token_env")))
         .transpose()?;
+    let webhook = raw.webhook.map(|hook| webhook(hook, &what)).transpose()?;
     Ok(Route {
         name: raw.name,
         path_prefix: raw.path_prefix.trim_end_matches('/').to_owned(),
@@ -530,6 +558,40 @@ fn route(raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError>
         timeout: raw.timeout_secs.map_or(default_timeout, Duration::from_secs),
         upstream_auth,
         idp_token,
+        webhook,
+    })
+}
+
+fn webhook(raw: RawWebhook, what: &str) -> Result<Webhook, ConfigError> {
+    let what = format!("{what} webhook");
+    let url: http::Uri = raw
+        .url
+        .parse()
+        .map_err(|_| invalid(format!("{what}: url \"{}\" is not a URL", raw.url)))?;
+    if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
+        return Err(invalid(format!(
+            "{what}: url \"{}\" must be an http:// or https:// URL",
+            raw.url
+        )));
+    }
+    if url.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(invalid(format!(
+            "{what}: the URL must not carry credentials; use bearer_token_env"
+        )));
+    }
+    let max_attempts = raw.max_attempts.unwrap_or(5);
+    if !(1..=20).contains(&max_attempts) {
+        return Err(invalid(format!("{what}: max_attempts must be from 1 to 20")));
+    }
+    let bearer_token = raw
+        .bearer_token_env
+        .as_deref()
+        .map(|name| secret(name, &format!("{what} bearer_token_env")))
+        .transpose()?;
+    Ok(Webhook {
+        url,
+        bearer_token,
+        max_attempts,
     })
 }
 
@@ -643,6 +705,8 @@ mod tests {
             "strict_booleans",
             "bulk",
             "sorting",
+            "webhook",
+            "max_attempts",
         ] {
             assert!(
                 text.contains(&format!("{key} ="))
@@ -697,6 +761,9 @@ mod tests {
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { basic_username = \"u\" }\n", "exactly one of"),
             ("[record]\nmode = \"eventually\"\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "durable"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[[route]]\nname = \"a\"\npath_prefix = \"/b\"\nupstream = \"http://x\"\n", "two routes are named"),
+            ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[route.webhook]\nurl = \"ftp://h\"\n", "webhook: url \"ftp://h\" must be an http:// or https:// URL"),
+            ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[route.webhook]\nurl = \"http://h\"\nmax_attempts = 0\n", "max_attempts must be from 1 to 20"),
+            ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[route.webhook]\nurl = \"http://h\"\nretries = 3\n", "retries"),
         ];
         for (text, fragment) in cases {
             let err = resolve(text, &Overrides::default()).unwrap_err();

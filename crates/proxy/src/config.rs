@@ -60,6 +60,17 @@ pub enum UpstreamAuth {
     },
 }
 
+/// Where a route's alerts go (see `alerts.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// The URL alerts are POSTed to.
+    pub url: http::Uri,
+    /// Sent as `Authorization: Bearer <token>`, when set.
+    pub bearer_token: Option<Secret>,
+    /// Attempts per alert before it is given up on (at least 1).
+    pub max_attempts: u32,
+}
+
 /// One route: a path prefix, the IdP it serves, and the application behind it.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -85,6 +96,8 @@ pub struct Route {
     pub upstream_auth: Option<UpstreamAuth>,
     /// The bearer token the IdP must present; `None` accepts any (the application decides).
     pub idp_token: Option<Secret>,
+    /// Where alerts go: failed or partial deprovisions, shape drift.
+    pub webhook: Option<Webhook>,
 }
 
 /// Everything the proxy needs to run.

@@ -663,6 +663,8 @@ impl Proxy {
         let method = new.method.clone();
         let lifecycle = new.lifecycle.clone();
         let outcome = completion.outcome.clone();
+        self.alerts
+            .consider(self.route_named(new.route.as_deref()), &new, &completion);
         let write = if begun {
             Write::Finish(Box::new(completion))
         } else {
@@ -699,6 +701,8 @@ impl Proxy {
         let idp = new.idp.clone().unwrap_or_else(|| "-".to_owned());
         let method = new.method.clone();
         let lifecycle = new.lifecycle.clone();
+        self.alerts
+            .consider(self.route_named(new.route.as_deref()), &new, &completion);
         let write = Write::Whole(Box::new(new), Box::new(completion));
         match self.recorder.mode() {
             RecordMode::Durable => {
@@ -771,6 +775,12 @@ impl Proxy {
             resource_id: None,
             user_name: None,
         }
+    }
+
+    /// The route of this name.
+    pub(crate) fn route_named(&self, name: Option<&str>) -> Option<&Route> {
+        let name = name?;
+        self.config.routes.iter().find(|r| r.name == name)
     }
 
     /// The route with the longest prefix that matches the path on a segment boundary.

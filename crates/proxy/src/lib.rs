@@ -26,6 +26,7 @@
 //!   each, in order, stopping at the first failure.)
 
 pub mod admin;
+mod alerts;
 pub mod bulk;
 pub mod classify;
 pub mod config;
@@ -41,7 +42,7 @@ mod state;
 pub mod upstream;
 
 pub use admin::{list_query, parse_time};
-pub use config::{ProxyConfig, Route, Secret, TlsFiles, UpstreamAuth};
+pub use config::{ProxyConfig, Route, Secret, TlsFiles, UpstreamAuth, Webhook};
 pub use exchange::{ERROR_HEADER, EXCHANGE_ID_HEADER};
 pub use recorder::{RecordMode, Recorder};
 pub use replay::{ReplayItem, ReplayReport, Selection};
@@ -73,6 +74,7 @@ pub struct Proxy {
     store: Store,
     shapes: shapes::ShapeBook,
     replay_lock: tokio::sync::Mutex<()>,
+    alerts: alerts::Alerts,
 }
 
 impl server::Handler for Proxy {
@@ -158,7 +160,7 @@ pub struct Running {
     pub interrupted: u64,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
-    writer: tokio::sync::oneshot::Receiver<()>,
+    background: Background,
 }
 
 impl Running {
@@ -168,15 +170,16 @@ impl Running {
         for server in self.servers {
             let _ = server.await;
         }
-        // Every handle to the recorder is gone with the servers: the writer drains and ends.
-        let _ = self.writer.await;
+        // Every handle to the proxy is gone with the servers: the writer drains and ends, and
+        // the alerts queued are delivered.
+        self.background.finish().await;
     }
 }
 
 impl Proxy {
-    /// The proxy without its listeners, and its recorder's writer (done when every handle to
-    /// the recorder is dropped and the queue drained).
-    fn new(config: ProxyConfig, store: Store) -> Result<(Proxy, tokio::sync::oneshot::Receiver<()>), StartError> {
+    /// The proxy without its listeners, and what finishes once it is dropped: its recorder's
+    /// writer (the queue drained) and its alerts' delivery.
+    fn new(config: ProxyConfig, store: Store) -> Result<(Proxy, Background), StartError> {
         let metrics = Arc::new(Metrics::default());
         let (recorder, writer) = Recorder::spawn(
             store.clone(),
@@ -194,6 +197,7 @@ impl Proxy {
             _ => None,
         }));
         let redactor = Redactor::new(&secret_headers);
+        let (alerts, delivery) = alerts::Alerts::spawn(client.clone(), Arc::clone(&metrics));
         let proxy = Proxy {
             config,
             client,
@@ -203,8 +207,24 @@ impl Proxy {
             store,
             shapes: shapes::ShapeBook::default(),
             replay_lock: tokio::sync::Mutex::new(()),
+            alerts,
         };
-        Ok((proxy, writer))
+        Ok((proxy, Background { writer, delivery }))
+    }
+}
+
+/// What keeps running after the proxy is dropped, until it is done.
+#[derive(Debug)]
+struct Background {
+    writer: tokio::sync::oneshot::Receiver<()>,
+    delivery: JoinHandle<()>,
+}
+
+impl Background {
+    /// Waits for the writer to drain and the alerts to be delivered (or given up on).
+    async fn finish(self) {
+        let _ = self.writer.await;
+        let _ = self.delivery.await;
     }
 }
 
@@ -212,7 +232,7 @@ impl Proxy {
 /// does, durably, under an instance name of its own.
 pub struct Replayer {
     proxy: Proxy,
-    writer: tokio::sync::oneshot::Receiver<()>,
+    background: Background,
 }
 
 impl Replayer {
@@ -220,8 +240,8 @@ impl Replayer {
     pub fn new(mut config: ProxyConfig, store: Store) -> Result<Replayer, StartError> {
         config.instance = format!("{}/replay", config.instance);
         config.record_mode = RecordMode::Durable;
-        let (proxy, writer) = Proxy::new(config, store)?;
-        Ok(Replayer { proxy, writer })
+        let (proxy, background) = Proxy::new(config, store)?;
+        Ok(Replayer { proxy, background })
     }
 
     /// Replays the selection (see [`Proxy::replay`]).
@@ -233,10 +253,10 @@ impl Replayer {
         self.proxy.replay(selection, dry_run).await
     }
 
-    /// Flushes what is left to record.
+    /// Flushes what is left to record and to alert.
     pub async fn finish(self) {
         drop(self.proxy);
-        let _ = self.writer.await;
+        self.background.finish().await;
     }
 }
 
@@ -272,7 +292,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
     })?;
     let token = config.admin_token.clone();
     let routes = config.routes.len();
-    let (proxy, writer) = Proxy::new(config, store.clone())?;
+    let (proxy, background) = Proxy::new(config, store.clone())?;
     let proxy = Arc::new(proxy);
     let admin = Arc::new(admin::Admin {
         store,
@@ -293,6 +313,6 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         interrupted,
         shutdown,
         servers,
-        writer,
+        background,
     })
 }

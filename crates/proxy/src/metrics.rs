@@ -43,6 +43,7 @@ pub struct Metrics {
     findings: Mutex<BTreeMap<Labels, u64>>,
     lifecycles: Mutex<BTreeMap<Labels, u64>>,
     failed_deprovisions: Mutex<BTreeMap<Labels, u64>>,
+    alerts: Mutex<BTreeMap<Labels, u64>>,
     exchange_latency: Mutex<BTreeMap<Labels, Histogram>>,
     upstream_latency: Mutex<BTreeMap<Labels, Histogram>>,
     batch_size: Mutex<Histogram>,
@@ -121,6 +122,16 @@ impl Metrics {
         }
     }
 
+    /// Counts one alert by what became of it: `delivered`, `refused`, `failed`, `dropped`.
+    pub fn alert(&self, route: &str, kind: &'static str, result: &'static str) {
+        let labels = vec![
+            ("route", route.to_owned()),
+            ("kind", kind.to_owned()),
+            ("result", result.to_owned()),
+        ];
+        *lock(&self.alerts).entry(labels).or_default() += 1;
+    }
+
     /// Records how long the application took.
     pub fn upstream(&self, route: &str, elapsed: Duration) {
         lock(&self.upstream_latency)
@@ -197,6 +208,15 @@ impl Metrics {
                 "scimtrail_deprovisions_failed_total{} {value}",
                 render_labels(labels, None)
             );
+        }
+        header(
+            &mut out,
+            "scimtrail_alerts_total",
+            "counter",
+            "Webhook alerts by route, kind and result (delivered, refused, failed after retries, dropped).",
+        );
+        for (labels, value) in lock(&self.alerts).iter() {
+            let _ = writeln!(out, "scimtrail_alerts_total{} {value}", render_labels(labels, None));
         }
         histograms(
             &mut out,

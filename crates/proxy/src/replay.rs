@@ -290,11 +290,7 @@ impl Proxy {
         created: &mut HashSet<(String, String, String)>,
         mut item: ReplayItem,
     ) -> ReplayItem {
-        let Some(route) = original
-            .route
-            .as_deref()
-            .and_then(|name| self.config.routes.iter().find(|r| r.name == name))
-        else {
+        let Some(route) = self.route_named(original.route.as_deref()) else {
             let route = original.route.as_deref().unwrap_or("-");
             return item.fail(
                 "no_route",

@@ -4,6 +4,7 @@
 // Test helpers fail the test when what they wait for does not happen.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod alerts;
 mod findings;
 mod normalization;
 mod proxy;
