@@ -28,6 +28,11 @@ pub enum Misbehaviour {
     IgnoreFilters,
     /// Errors come back as an HTML page.
     HtmlErrors,
+    /// Like `IgnoreActive`, but a PATCH is answered 204 with no body: only reading the user
+    /// back shows it still active.
+    IgnoreActiveQuietly,
+    /// A DELETE is answered 204 and nothing is deleted.
+    IgnoreDelete,
 }
 
 /// Starts the front on `127.0.0.1:0` before the application at `app`; returns its address.
@@ -63,7 +68,7 @@ async fn answer(
     let mut path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     if let Ok(mut json) = serde_json::from_slice::<Value>(&bytes) {
         let dropped = match misbehaviour {
-            Misbehaviour::IgnoreActive => Some("active"),
+            Misbehaviour::IgnoreActive | Misbehaviour::IgnoreActiveQuietly => Some("active"),
             Misbehaviour::DropTitle => Some("title"),
             _ => None,
         };
@@ -77,6 +82,11 @@ async fn answer(
             path = base.to_owned();
         }
     }
+    if misbehaviour == Misbehaviour::IgnoreDelete && parts.method == Method::DELETE {
+        let mut done = Response::new(Full::new(Bytes::new()));
+        *done.status_mut() = http::StatusCode::NO_CONTENT;
+        return done;
+    }
     let content_type = parts.headers.get("content-type").and_then(|v| v.to_str().ok());
     // A PATCH left with no operation is "applied" by answering the resource unchanged.
     let emptied = serde_json::from_slice::<Value>(&bytes)
@@ -89,6 +99,14 @@ async fn answer(
         app.send_raw(parts.method.clone(), &path, bytes, content_type, &[])
             .await
     };
+    if misbehaviour == Misbehaviour::IgnoreActiveQuietly
+        && parts.method == Method::PATCH
+        && answered.status.is_success()
+    {
+        let mut quiet = Response::new(Full::new(Bytes::new()));
+        *quiet.status_mut() = http::StatusCode::NO_CONTENT;
+        return quiet;
+    }
     let mut returned_bytes = answered.bytes.clone();
     if misbehaviour == Misbehaviour::DropTitle {
         let mut json = answered.body.clone();

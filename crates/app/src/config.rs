@@ -189,6 +189,9 @@ pub struct RawRoute {
     pub shape_learning: Option<u64>,
     /// Where alerts go.
     pub webhook: Option<RawWebhook>,
+    /// GET the resource after each accepted write (default false).
+    #[serde(default)]
+    pub read_back: bool,
 }
 
 /// `[route.webhook]`.
@@ -373,6 +376,7 @@ impl Settings {
                     target: Target::default(),
                     shape_learning: None,
                     webhook: None,
+                    read_back: false,
                 },
                 default_timeout,
             )?);
@@ -478,6 +482,9 @@ impl Settings {
                     "not checked"
                 },
             ));
+            if route.read_back {
+                out.push_str("  reads each accepted write back with a GET\n");
+            }
             if let Some(hook) = &route.webhook {
                 out.push_str(&format!(
                     "  alerts to {} ({} attempts, token: {})\n",
@@ -559,6 +566,7 @@ fn route(raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError>
         upstream_auth,
         idp_token,
         webhook,
+        read_back: raw.read_back,
     })
 }
 
@@ -707,6 +715,7 @@ mod tests {
             "sorting",
             "webhook",
             "max_attempts",
+            "read_back",
         ] {
             assert!(
                 text.contains(&format!("{key} ="))

@@ -285,6 +285,12 @@ async fn show(id: &str, store: Option<String>, json: bool) -> anyhow::Result<()>
     for replay in &exchange.replays {
         println!("replayed   {replay}");
     }
+    if let Some(parent) = &exchange.parent_id {
+        println!("made for   {parent}");
+    }
+    for child in &exchange.children {
+        println!("made       {child} (read-back or bulk operation)");
+    }
     section("Request as received", &full["request"]);
     section("Request as forwarded", &full["forwarded"]);
     if full["changes"].as_array().is_some_and(|c| !c.is_empty()) {

@@ -181,6 +181,7 @@ mod tests {
             request_headers: json!([["authorization", "Bearer sha256:1a2b3c4d"]]),
             request_body: Some("{\"password\":\"[REDACTED]\"}".into()),
             replay_of: None,
+            parent_id: None,
         };
         let completion = Completion {
             id: "x".into(),

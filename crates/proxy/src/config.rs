@@ -98,6 +98,9 @@ pub struct Route {
     pub idp_token: Option<Secret>,
     /// Where alerts go: failed or partial deprovisions, shape drift.
     pub webhook: Option<Webhook>,
+    /// Whether a write the application accepted is followed by a GET of the resource,
+    /// recorded as a child exchange and read by the findings.
+    pub read_back: bool,
 }
 
 /// Everything the proxy needs to run.

@@ -68,6 +68,34 @@ fn filter_param(query: Option<&str>) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
+/// What to read back after this write (relative to the route), if the route reads back and
+/// the application accepted a write to a user or group: the resource written, or created.
+fn read_back_path(route: &Route, sent: &rules::Request, answered: &rules::Response) -> Option<String> {
+    if !route.read_back || !(200..300).contains(&answered.status) {
+        return None;
+    }
+    let path = sent.path.trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match (sent.method.as_str(), segments.as_slice()) {
+        ("PUT" | "PATCH" | "DELETE", [.., "Users" | "Groups", _]) => Some(path.to_owned()),
+        ("POST", [.., "Users" | "Groups"]) => {
+            let id = answered.body.as_ref()?.get("id")?.as_str()?;
+            Some(format!("{path}/{}", utf8_percent_encode_segment(id)))
+        }
+        _ => None,
+    }
+}
+
+/// An id as one path segment: what could end it or start a query is escaped.
+fn utf8_percent_encode_segment(id: &str) -> String {
+    id.chars()
+        .map(|c| match c {
+            '/' | '?' | '#' | '%' | ' ' => format!("%{:02X}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// A request as the rules see it (`path` relative to the route).
 pub(crate) fn rules_request(
     method: &str,
@@ -147,6 +175,7 @@ impl Proxy {
             request_headers: self.redactor.headers(&parts.headers),
             request_body: None,
             replay_of,
+            parent_id: None,
         };
 
         let Some(route) = self.route_for(&path) else {
@@ -442,7 +471,13 @@ impl Proxy {
             retry_after: header_text(&upstream_parts.headers, http::header::RETRY_AFTER),
             received_at_secs: now_ms() / 1000,
         };
-        // What the traffic shows did not take effect, from the application's own answer.
+        // Read-back: the resource as the application now has it, after a write it accepted.
+        let read_back = match read_back_path(route, &to_forward, &answered) {
+            Some(path) => self.read_back(route, &new, &path, &parts.headers).await,
+            None => None,
+        };
+        // What the traffic shows did not take effect, from the application's own answer (and
+        // what it holds, when read back).
         let filter = filter_param(to_forward.query.as_deref());
         let mut found = findings::findings(&findings::Observed {
             method: &to_forward.method,
@@ -453,6 +488,7 @@ impl Proxy {
             status: answered.status,
             response: answered.body.as_ref(),
             has_body: answered.has_body,
+            read_back: read_back.as_ref(),
         });
         // The shape of the request as the IdP sent it: what changes when the IdP does.
         let received_filter = filter_param(query.as_deref());

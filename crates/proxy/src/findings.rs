@@ -2,9 +2,10 @@
 //! or said it went wrong in a way the IdP cannot read. Pure: computed from one exchange as
 //! forwarded and answered.
 //!
-//! - `deprovision_not_applied`: a deactivation answered 2xx with a resource still active.
-//! - `attribute_not_applied`: a written value missing or different in the returned resource,
-//!   compared as the schema says (case-insensitively unless `caseExact`).
+//! - `deprovision_not_applied`: a deactivation answered 2xx with a resource still active, or a
+//!   deletion answered 2xx with the resource still there when read back.
+//! - `attribute_not_applied`: a written value missing or different in the returned (or read
+//!   back) resource, compared as the schema says (case-insensitively unless `caseExact`).
 //! - `membership_not_applied`: a member added and missing, or removed and still there.
 //! - `lookup_mismatch`: a filtered search whose results do not satisfy the filter, or several
 //!   results for an attribute that is unique.
@@ -67,6 +68,18 @@ pub struct Observed<'a> {
     pub response: Option<&'a Value>,
     /// Whether the application sent a body at all.
     pub has_body: bool,
+    /// The resource as a GET read it back after the write (the route's `read_back`): it is
+    /// what the application holds, and wins over what the write's answer showed.
+    pub read_back: Option<&'a ReadBack>,
+}
+
+/// What a GET after a write found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadBack {
+    /// The resource.
+    Resource(Value),
+    /// 404: no such resource.
+    Gone,
 }
 
 /// Every finding of one exchange.
@@ -88,13 +101,22 @@ pub fn findings(observed: &Observed<'_>) -> Vec<Finding> {
         return found;
     }
     let Some(rt) = rt else { return found };
-    let returned = observed.response.filter(|r| r.get("id").is_some());
     let method = observed.method.to_ascii_uppercase();
+    let (returned, how) = match observed.read_back {
+        Some(ReadBack::Resource(resource)) => (Some(resource), "read back"),
+        _ => (observed.response.filter(|r| r.get("id").is_some()), "returned"),
+    };
+    if method == "DELETE" && matches!(observed.read_back, Some(ReadBack::Resource(_))) {
+        found.push(Finding {
+            kind: "deprovision_not_applied",
+            detail: "the deletion was answered with success, but the resource is still there when read back".to_owned(),
+        });
+    }
     if let (Some(returned), true) = (returned, matches!(method.as_str(), "POST" | "PUT" | "PATCH")) {
         if observed.lifecycle == Some("deactivate") && returned.get("active") == Some(&Value::Bool(true)) {
             found.push(Finding {
                 kind: "deprovision_not_applied",
-                detail: "the deactivation was answered with success, but the user returned is still active".to_owned(),
+                detail: format!("the deactivation was answered with success, but the user {how} is still active"),
             });
         }
         let written = written_values(&method, observed.request, rt);

@@ -33,6 +33,7 @@ pub mod config;
 mod exchange;
 pub mod findings;
 pub mod metrics;
+mod read_back;
 pub mod recorder;
 pub mod redact;
 pub mod replay;

@@ -47,17 +47,33 @@ pub(crate) async fn read(
     idp_headers: &HeaderMap,
     path: &str,
 ) -> Result<Option<Value>, String> {
+    read_with(client, route, &read_headers(route, idp_headers), path).await
+}
+
+/// The headers of a GET the proxy makes itself: the route's credentials (without credentials
+/// of its own, the route passes the IdP's, as for the request itself).
+pub(crate) fn read_headers(route: &Route, idp_headers: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, HeaderValue::from_static("application/scim+json"));
+    if let Some(authorization) = idp_headers.get(AUTHORIZATION) {
+        headers.insert(AUTHORIZATION, authorization.clone());
+    }
+    set_upstream_auth(&mut headers, route);
+    headers
+}
+
+/// [`read`] with the headers given.
+pub(crate) async fn read_with(
+    client: &UpstreamClient,
+    route: &Route,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<Option<Value>, String> {
     let uri = format!("{}{path}", route.upstream.to_string().trim_end_matches('/'));
     let mut request = Request::get(&uri)
         .body(Full::new(Bytes::new()))
         .map_err(|error| format!("GET {uri} cannot be built: {error}"))?;
-    let headers = request.headers_mut();
-    headers.insert(ACCEPT, HeaderValue::from_static("application/scim+json"));
-    // Without credentials of its own, the route passes the IdP's, as for the request itself.
-    if let Some(authorization) = idp_headers.get(AUTHORIZATION) {
-        headers.insert(AUTHORIZATION, authorization.clone());
-    }
-    set_upstream_auth(headers, route);
+    *request.headers_mut() = headers.clone();
     let response = match tokio::time::timeout(route.timeout, client.request(request)).await {
         Ok(Ok(response)) if response.status() == http::StatusCode::NOT_FOUND => return Ok(None),
         Ok(Ok(response)) if response.status().is_success() => response,

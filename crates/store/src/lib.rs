@@ -205,7 +205,8 @@ impl Store {
     pub async fn get(&self, id: &str) -> Result<Exchange, StoreError> {
         let mut found = self.select(&query::by_id(id)).await?;
         let mut exchange = found.pop().ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-        exchange.replays = self.replays_of(id).await?;
+        exchange.replays = self.ids_where("replay_of", id).await?;
+        exchange.children = self.ids_where("parent_id", id).await?;
         Ok(exchange)
     }
 
@@ -291,8 +292,10 @@ impl Store {
         Ok(shapes)
     }
 
-    async fn replays_of(&self, id: &str) -> Result<Vec<String>, StoreError> {
-        let statement = "SELECT id FROM exchanges WHERE replay_of = ? ORDER BY id";
+    /// The ids of the exchanges linked to `id` by `column` (`replay_of`, `parent_id`).
+    async fn ids_where(&self, column: &'static str, id: &str) -> Result<Vec<String>, StoreError> {
+        let statement = format!("SELECT id FROM exchanges WHERE {column} = ? ORDER BY id");
+        let statement = statement.as_str();
         let ids = match &self.pool {
             Pool::Sqlite(pool, _) => sqlx::query_scalar(statement).bind(id).fetch_all(pool).await?,
             Pool::Postgres(pool, _) => {

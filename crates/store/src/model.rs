@@ -44,6 +44,8 @@ pub struct NewExchange {
     pub request_body: Option<String>,
     /// The exchange this one replays.
     pub replay_of: Option<String>,
+    /// The exchange this one was made for (a read-back, a fanned-out bulk operation).
+    pub parent_id: Option<String>,
 }
 
 /// An exchange as it completes: what was forwarded, the response, the outcome.
@@ -209,6 +211,10 @@ pub struct Exchange {
     pub replay_of: Option<String>,
     /// Exchanges replaying this one.
     pub replays: Vec<String>,
+    /// The exchange this one was made for.
+    pub parent_id: Option<String>,
+    /// Exchanges made for this one (read-back, bulk fan-out), oldest first.
+    pub children: Vec<String>,
 }
 
 impl Exchange {
@@ -249,6 +255,8 @@ impl Exchange {
             "error": self.error,
             "replay_of": self.replay_of,
             "replays": self.replays,
+            "parent_id": self.parent_id,
+            "children": self.children,
         })
     }
 }
@@ -344,6 +352,8 @@ where
         instance: row.try_get("instance")?,
         replay_of: row.try_get("replay_of")?,
         replays: Vec::new(),
+        parent_id: row.try_get("parent_id")?,
+        children: Vec::new(),
         id,
     })
 }

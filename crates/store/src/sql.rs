@@ -15,8 +15,8 @@ pub(crate) enum Param {
 }
 
 const INSERT: &str = "INSERT INTO exchanges (id, received_at, instance, route, idp, method, path, query, \
-    resource_type, resource_id, user_name, operation, lifecycle, request_headers, request_body, outcome, replay_of) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    resource_type, resource_id, user_name, operation, lifecycle, request_headers, request_body, outcome, replay_of, \
+    parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 const FINISH: &str = "UPDATE exchanges SET duration_ms = ?, forwarded_headers = ?, forwarded_body = ?, changes = ?, \
     upstream_status = ?, status = ?, response_headers = ?, response_body = ?, outcome = ?, findings = ?, \
@@ -95,6 +95,7 @@ fn insert_params(new: &NewExchange) -> Vec<Param> {
         opt(&new.request_body),
         text(OUTCOME_IN_FLIGHT),
         opt(&new.replay_of),
+        opt(&new.parent_id),
     ]
 }
 

@@ -51,6 +51,7 @@ fn new_exchange(id: &str, ms: i64, user: &str) -> NewExchange {
         ]),
         request_body: Some(json!({"userName": user}).to_string()),
         replay_of: None,
+        parent_id: None,
     }
 }
 
@@ -258,6 +259,28 @@ async fn replays_are_linked_both_ways() {
             .unwrap();
         assert_eq!(store.get(&original).await.unwrap().replays, vec![replay.clone()]);
         assert_eq!(store.get(&replay).await.unwrap().replay_of, Some(original));
+    }
+}
+
+#[tokio::test]
+async fn children_are_linked_both_ways_whichever_is_written_first() {
+    for store in fresh_stores().await {
+        let parent = id_at(1_700_000_000_000, 1);
+        let child = id_at(1_700_000_000_001, 1);
+        let mut child_new = new_exchange(&child, 1_700_000_000_001, "a");
+        child_new.parent_id = Some(parent.clone());
+        store
+            .write_batch(&[
+                Write::Whole(Box::new(child_new), Box::new(completion(&child, 200, "ok"))),
+                Write::Whole(
+                    Box::new(new_exchange(&parent, 1_700_000_000_000, "a")),
+                    Box::new(completion(&parent, 204, "ok")),
+                ),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(store.get(&parent).await.unwrap().children, vec![child.clone()]);
+        assert_eq!(store.get(&child).await.unwrap().parent_id, Some(parent));
     }
 }
 

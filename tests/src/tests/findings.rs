@@ -174,3 +174,93 @@ async fn an_idp_switching_lookup_attribute_is_shape_drift_once() {
     assert_eq!(exchange.findings, json!([]));
     again.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_back_finds_what_a_quiet_answer_hides_and_records_it_as_a_child() {
+    for (misbehaviour, lifecycle) in [
+        (Misbehaviour::IgnoreActiveQuietly, "deactivate"),
+        (Misbehaviour::IgnoreDelete, "deprovision"),
+    ] {
+        let store_url = proxy::fresh_store_urls().await.remove(0);
+        let (refapp, app) = refapp::start().await;
+        let front = misbehave::start(refapp.base_url(), misbehaviour).await;
+        let proxy = proxy::start(
+            &proxy::route_for("generic", &format!("http://{front}"), "read_back = true\n"),
+            &store_url,
+        )
+        .await;
+        let id = user(&app, "leaver@example.com").await;
+        let answered = if lifecycle == "deactivate" {
+            let body = patch(json!([{"op": "replace", "path": "active", "value": false}]));
+            proxy.client.patch(&format!("/Users/{id}"), &body).await
+        } else {
+            proxy.client.delete(&format!("/Users/{id}")).await
+        };
+        assert_eq!(answered.status, 204, "{misbehaviour:?}");
+        let write = proxy
+            .store
+            .get(answered.header("scimtrail-exchange-id").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(write.outcome, "partial", "{misbehaviour:?}");
+        assert!(
+            write.findings.to_string().contains("deprovision_not_applied"),
+            "{}",
+            write.findings
+        );
+        assert!(write.findings.to_string().contains("read back") || write.findings.to_string().contains("still there"));
+        assert_eq!(write.children.len(), 1);
+        let child = proxy.store.get(&write.children[0]).await.unwrap();
+        assert_eq!(
+            (child.method.as_str(), child.status, child.parent_id.as_deref()),
+            ("GET", Some(200), Some(write.id.as_str()))
+        );
+        assert_eq!(child.resource_id.as_deref(), Some(id.as_str()));
+        proxy.running.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_back_against_the_reference_application_finds_nothing() {
+    let store_url = proxy::fresh_store_urls().await.remove(0);
+    let (refapp, _app) = refapp::start().await;
+    let proxy = proxy::start(
+        &proxy::route_for("generic", &refapp.base_url(), "read_back = true\n"),
+        &store_url,
+    )
+    .await;
+    let created = proxy
+        .client
+        .post(
+            "/Users",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "a@example.com", "title": "Engineer"}),
+        )
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let deactivate = proxy
+        .client
+        .patch(
+            &format!("/Users/{id}"),
+            &patch(json!([{"op": "replace", "path": "active", "value": false}])),
+        )
+        .await;
+    let delete = proxy.client.delete(&format!("/Users/{id}")).await;
+    for response in [&created, &deactivate, &delete] {
+        let write = proxy
+            .store
+            .get(response.header("scimtrail-exchange-id").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            (write.outcome.as_str(), &write.findings),
+            ("ok", &json!([])),
+            "{}",
+            write.method
+        );
+        assert_eq!(write.children.len(), 1, "{}", write.method);
+        let child = proxy.store.get(&write.children[0]).await.unwrap();
+        let expected = if write.method == "DELETE" { 404 } else { 200 };
+        assert_eq!((child.status, child.outcome.as_str()), (Some(expected), "ok"));
+    }
+    proxy.running.shutdown().await;
+}

@@ -17,6 +17,7 @@ fn observe<'a>(
         status,
         response,
         has_body: response.is_some(),
+        read_back: None,
     }
 }
 
@@ -234,4 +235,29 @@ fn shapes_keep_the_form_and_drop_the_values() {
             "{method} {path} {filter:?}"
         );
     }
+}
+
+#[test]
+fn what_is_read_back_wins_over_what_the_write_answered() {
+    let request = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    // Answered 204 with no body: only the read-back shows the user still active.
+    let still_active = ReadBack::Resource(json!({"id": "u1", "userName": "a", "active": true}));
+    let mut observed = observe("PATCH", "/Users/u1", Some(&request), Some("deactivate"), 204, None);
+    assert!(findings(&observed).is_empty());
+    observed.read_back = Some(&still_active);
+    assert_eq!(kinds(&findings(&observed)), ["deprovision_not_applied", "attribute_not_applied"]);
+    let inactive = ReadBack::Resource(json!({"id": "u1", "userName": "a", "active": false}));
+    observed.read_back = Some(&inactive);
+    assert!(findings(&observed).is_empty());
+}
+
+#[test]
+fn a_deletion_read_back_as_still_there_is_not_applied() {
+    let there = ReadBack::Resource(json!({"id": "u1", "userName": "a"}));
+    let mut observed = observe("DELETE", "/Users/u1", None, Some("deprovision"), 204, None);
+    observed.read_back = Some(&there);
+    assert_eq!(kinds(&findings(&observed)), ["deprovision_not_applied"]);
+    observed.read_back = Some(&ReadBack::Gone);
+    assert!(findings(&observed).is_empty());
 }
