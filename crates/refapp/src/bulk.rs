@@ -141,52 +141,12 @@ impl Directory {
 }
 
 fn failure(operation: &BulkOperation, error: ScimError) -> BulkOperationResult {
-    BulkOperationResult {
-        method: operation.method,
-        bulk_id: operation.bulk_id.clone(),
-        version: None,
-        location: None,
-        status: error.status,
-        response: Some(error.to_json()),
-    }
+    BulkOperationResult::failed(operation, &error)
 }
 
 /// The operation's path and data with every `bulkId:X` replaced by the id it created, or
 /// `None` while one of them is not resolved yet.
 fn substitute(operation: &BulkOperation, resolved: &HashMap<String, String>) -> Option<(String, Option<Value>)> {
-    let path = replace_in_str(&operation.path, resolved)?;
-    let data = match &operation.data {
-        Some(data) => Some(replace_in_value(data, resolved)?),
-        None => None,
-    };
-    Some((path, data))
-}
-
-fn replace_in_str(text: &str, resolved: &HashMap<String, String>) -> Option<String> {
-    let Some(start) = text.find("bulkId:") else {
-        return Some(text.to_owned());
-    };
-    let reference = &text[start + "bulkId:".len()..];
-    let end = reference.find(['/', '"', '?']).unwrap_or(reference.len());
-    let id = resolved.get(&reference[..end])?;
-    Some(format!("{}{id}{}", &text[..start], &reference[end..]))
-}
-
-fn replace_in_value(value: &Value, resolved: &HashMap<String, String>) -> Option<Value> {
-    Some(match value {
-        Value::String(text) => Value::String(replace_in_str(text, resolved)?),
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|i| replace_in_value(i, resolved))
-                .collect::<Option<_>>()?,
-        ),
-        Value::Object(members) => Value::Object(
-            members
-                .iter()
-                .map(|(k, v)| Some((k.clone(), replace_in_value(v, resolved)?)))
-                .collect::<Option<_>>()?,
-        ),
-        other => other.clone(),
-    })
+    let (path, data, unresolved) = operation.resolved(resolved);
+    unresolved.is_empty().then_some((path, data))
 }

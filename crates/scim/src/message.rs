@@ -6,6 +6,7 @@ use crate::json;
 use crate::path::AttrPath;
 use crate::{ScimError, ScimType};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 
 /// The ListResponse message schema URN.
 pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
@@ -318,6 +319,60 @@ fn parse_bulk_operation(index: usize, op: &Value) -> Result<BulkOperation, ScimE
     })
 }
 
+impl BulkOperation {
+    /// The operation's path and data with every `bulkId:X` reference replaced by the id
+    /// `resolved` maps X to, and the references left unresolved.
+    pub fn resolved(&self, resolved: &HashMap<String, String>) -> (String, Option<Value>, Vec<String>) {
+        let mut unresolved = Vec::new();
+        let path = resolve_in_str(&self.path, resolved, &mut unresolved);
+        let data = self.data.clone().map(|mut data| {
+            unresolved.extend(resolve_bulk_ids(&mut data, resolved));
+            data
+        });
+        (path, data, unresolved)
+    }
+}
+
+/// Replaces every `bulkId:X` reference in `value`'s strings by the id `resolved` maps X to
+/// (RFC 7644 §3.7.2); returns the references it could not resolve, left as they were.
+pub fn resolve_bulk_ids(value: &mut Value, resolved: &HashMap<String, String>) -> Vec<String> {
+    let mut unresolved = Vec::new();
+    walk_strings(value, &mut |text| {
+        *text = resolve_in_str(text, resolved, &mut unresolved)
+    });
+    unresolved
+}
+
+fn walk_strings(value: &mut Value, visit: &mut impl FnMut(&mut String)) {
+    match value {
+        Value::String(text) => visit(text),
+        Value::Array(items) => items.iter_mut().for_each(|item| walk_strings(item, visit)),
+        Value::Object(members) => members.values_mut().for_each(|member| walk_strings(member, visit)),
+        _ => {}
+    }
+}
+
+/// A reference runs from `bulkId:` to the next `/`, `"` or `?`, or the end.
+fn resolve_in_str(text: &str, resolved: &HashMap<String, String>, unresolved: &mut Vec<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("bulkId:") {
+        out.push_str(&rest[..start]);
+        let reference = &rest[start + "bulkId:".len()..];
+        let end = reference.find(['/', '"', '?']).unwrap_or(reference.len());
+        match resolved.get(&reference[..end]) {
+            Some(id) => out.push_str(id),
+            None => {
+                unresolved.push(reference[..end].to_owned());
+                out.push_str(&rest[start..start + "bulkId:".len() + end]);
+            }
+        }
+        rest = &reference[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The result of one bulk operation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BulkOperationResult {
@@ -333,6 +388,20 @@ pub struct BulkOperationResult {
     pub status: u16,
     /// The error body, for failures.
     pub response: Option<Value>,
+}
+
+impl BulkOperationResult {
+    /// An operation that failed with `error`, the error as its `response`.
+    pub fn failed(operation: &BulkOperation, error: &ScimError) -> BulkOperationResult {
+        BulkOperationResult {
+            method: operation.method,
+            bulk_id: operation.bulk_id.clone(),
+            version: None,
+            location: None,
+            status: error.status,
+            response: Some(error.to_json()),
+        }
+    }
 }
 
 /// A BulkResponse: `status` values are strings, as in RFC 7644 §3.7.3's examples.
@@ -364,6 +433,30 @@ pub fn bulk_response(results: &[BulkOperationResult]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bulk_id_references_are_resolved_where_known_and_reported_where_not() {
+        let resolved = HashMap::from([("a".to_owned(), "id-a".to_owned())]);
+        let mut data = json!({"members": [{"value": "bulkId:a"}, {"value": "bulkId:b"}], "n": 1,
+            "x": "bulkId:a/bulkId:b?"});
+        let unresolved = resolve_bulk_ids(&mut data, &resolved);
+        assert_eq!(
+            data,
+            json!({"members": [{"value": "id-a"}, {"value": "bulkId:b"}], "n": 1, "x": "id-a/bulkId:b?"})
+        );
+        assert_eq!(unresolved, ["b", "b"]);
+        let operation = BulkOperation {
+            method: BulkMethod::Patch,
+            bulk_id: None,
+            version: None,
+            path: "/Groups/bulkId:a".into(),
+            data: None,
+        };
+        assert_eq!(
+            operation.resolved(&resolved),
+            ("/Groups/id-a".to_owned(), None, Vec::new())
+        );
+    }
 
     #[test]
     fn query_parameters() {
