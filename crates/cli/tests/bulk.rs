@@ -1,4 +1,5 @@
-//! `/Bulk` through scimtrail: a bulk request with mixed results shows each operation's
+//! `/Bulk` through scimtrail, passed through to an application that serves it and fanned
+//! out for one that does not: a bulk request with mixed results shows each operation's
 //! outcome in `exchanges show` and in the admin API; its replay sends only the operations
 //! that did not take effect. And the demo's outage, repaired through the admin API.
 
@@ -19,9 +20,17 @@ fn user(name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_request_with_mixed_results_shows_each_operations_outcome() {
-    for store_url in fresh_store_urls().await {
+    let stores = fresh_store_urls().await;
+    // Passed through (the application serves /Bulk), then fanned out (the default target).
+    let cases = stores
+        .iter()
+        .map(|url| (url, "[route.target]\nbulk = true\n"))
+        .chain(stores.iter().map(|url| (url, "")));
+    for (store_url, target) in cases {
+        let store_url = store_url.as_str();
+        let fanned_out = target.is_empty();
         let (app, direct) = refapp::start().await;
-        let scimtrail = proxy::start(&proxy::single_route(&app.base_url(), ""), &store_url).await;
+        let scimtrail = proxy::start(&proxy::single_route(&app.base_url(), target), store_url).await;
         let taken = direct.post("/Users", &user("taken@example.com")).await;
         let taken_id = taken.body["id"].as_str().unwrap().to_owned();
         let bulk = json!({
@@ -59,10 +68,19 @@ async fn a_bulk_request_with_mixed_results_shows_each_operations_outcome() {
             [("new", "ok", 201), ("dup", "failed", 409), ("-", "failed", 404)]
         );
         assert!(api["findings"].to_string().contains("bulk_partial_failure"));
+        // Fanned out, each operation is an exchange of its own, linked to the bulk request.
+        let children = api["children"].as_array().unwrap();
+        assert_eq!(children.len(), if fanned_out { 3 } else { 0 });
+        for (operation, child) in api["bulk_operations"].as_array().unwrap().iter().zip(children) {
+            assert_eq!(&operation["exchange"], child);
+            let child = scimtrail.store.get(child.as_str().unwrap()).await.unwrap();
+            assert_eq!(child.parent_id.as_deref(), Some(id.as_str()));
+            assert_eq!(child.status, operation["status"].as_i64());
+        }
 
         // `exchanges show`: a line per operation.
         let shown = Command::new(BINARY)
-            .args(["exchanges", "show", &id, "--store", &store_url])
+            .args(["exchanges", "show", &id, "--store", store_url])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&shown.stdout);
@@ -137,6 +155,78 @@ async fn a_bulk_request_with_mixed_results_shows_each_operations_outcome() {
         scimtrail.running.shutdown().await;
         app.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fanned_out_bulk_resolves_bulk_ids_and_stops_at_fail_on_errors() {
+    let store_url = fresh_store_urls().await.remove(0);
+    let (app, direct) = refapp::start().await;
+    let scimtrail = proxy::start(&proxy::single_route(&app.base_url(), ""), &store_url).await;
+    direct.post("/Users", &user("taken@example.com")).await;
+    let bulk = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "failOnErrors": 1,
+        "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "u1", "data": user("one@example.com")},
+            {"method": "POST", "path": "/Groups", "bulkId": "g1", "data": {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Team",
+                "members": [{"value": "bulkId:u1"}]}},
+            {"method": "PATCH", "path": "/Groups/bulkId:g1", "data": {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "displayName", "value": "Team One"}]}},
+            {"method": "POST", "path": "/Users", "bulkId": "dup", "data": user("taken@example.com")},
+            {"method": "POST", "path": "/Users", "bulkId": "late", "data": user("late@example.com")}
+        ]
+    });
+    let answered = scimtrail.client.post("/Bulk", &bulk).await;
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    assert_eq!(
+        answered.body["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:BulkResponse"])
+    );
+    let statuses: Vec<&str> = answered.body["Operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["201", "201", "200", "409"],
+        "failOnErrors 1 stops after the first error"
+    );
+    let id = answered.header("scimtrail-exchange-id").unwrap();
+    let recorded = scimtrail.store.get(id).await.unwrap();
+    let outcomes: Vec<&str> = recorded
+        .bulk_operations
+        .as_ref()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["ok", "ok", "ok", "failed", "not_attempted"]);
+    assert_eq!(recorded.outcome, "partial");
+    assert_eq!(recorded.children.len(), 4);
+    // The group holds the user the first operation created, under its new name.
+    let one = direct
+        .get("/Users?filter=userName%20eq%20%22one%40example.com%22")
+        .await
+        .body;
+    let group = direct
+        .get("/Groups?filter=displayName%20eq%20%22Team%20One%22")
+        .await
+        .body;
+    assert_eq!(group["totalResults"], 1, "{group}");
+    assert_eq!(group["Resources"][0]["members"][0]["value"], one["Resources"][0]["id"]);
+    let late = direct
+        .get("/Users?filter=userName%20eq%20%22late%40example.com%22")
+        .await
+        .body;
+    assert_eq!(late["totalResults"], 0);
+    scimtrail.running.shutdown().await;
+    app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

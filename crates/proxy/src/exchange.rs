@@ -96,6 +96,14 @@ fn utf8_percent_encode_segment(id: &str) -> String {
         .collect()
 }
 
+/// How an exchange relates to others: the exchange a replay sends again, the exchange one
+/// made on behalf of (a bulk request fanned out).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Link {
+    pub(crate) replay_of: Option<String>,
+    pub(crate) parent_id: Option<String>,
+}
+
 /// A request as the rules see it (`path` relative to the route).
 pub(crate) fn rules_request(
     method: &str,
@@ -135,10 +143,10 @@ fn with_content_type(
 }
 
 /// A response the proxy made itself.
-struct ProxyAnswer {
-    error: ScimError,
-    kind: &'static str,
-    outcome: &'static str,
+pub(crate) struct ProxyAnswer {
+    pub(crate) error: ScimError,
+    pub(crate) kind: &'static str,
+    pub(crate) outcome: &'static str,
 }
 
 impl Proxy {
@@ -149,7 +157,7 @@ impl Proxy {
         request: Request<B>,
         peer: SocketAddr,
         scheme: &'static str,
-        replay_of: Option<String>,
+        link: Link,
     ) -> Response<Full<Bytes>>
     where
         B: hyper::body::Body<Data = Bytes>,
@@ -174,8 +182,8 @@ impl Proxy {
             lifecycle: None,
             request_headers: self.redactor.headers(&parts.headers),
             request_body: None,
-            replay_of,
-            parent_id: None,
+            replay_of: link.replay_of,
+            parent_id: link.parent_id,
         };
 
         let Some(route) = self.route_for(&path) else {
@@ -194,8 +202,10 @@ impl Proxy {
         };
         new.route = Some(route.name.clone());
         new.idp = Some(route.idp.clone());
-        // A replay is the operator's, authorised by the admin token or the store's owner.
-        if let (Some(token), None) = (&route.idp_token, &new.replay_of) {
+        // A replay is the operator's, authorised by the admin token or the store's owner; a
+        // fanned-out bulk operation was authorised with its bulk request.
+        let linked = new.replay_of.is_some() || new.parent_id.is_some();
+        if let (Some(token), false) = (&route.idp_token, linked) {
             if !bearer_matches(&parts.headers, token) {
                 let error = ScimError::new(
                     401,
@@ -323,6 +333,14 @@ impl Proxy {
             }
         }
 
+        // An application without `/Bulk`: the bulk request, as received, one operation at a
+        // time, each normalised and recorded as an exchange of its own.
+        if new.operation == "bulk" && !route.target.bulk && enforce {
+            let bulk = received.body.as_ref();
+            return self
+                .answer_fanned_out(new, begun, started, route, bulk, &parts.headers, peer, scheme)
+                .await;
+        }
         let built = build_forward(&parts, forward_bytes, route, &to_forward, peer, scheme);
         let forwarded = match built.and_then(|request| with_content_type(request, to_forward.content_type.as_deref())) {
             Ok(forwarded) => forwarded,
@@ -686,7 +704,7 @@ impl Proxy {
 
     /// Records the end of an exchange and releases the response (durable: only once recorded,
     /// unless `fail_closed` is off).
-    async fn complete(
+    pub(crate) async fn complete(
         &self,
         new: NewExchange,
         begun: bool,
@@ -757,7 +775,7 @@ impl Proxy {
     }
 
     /// A failure after the exchange was begun but before anything was sent.
-    async fn answer_begun(
+    pub(crate) async fn answer_begun(
         &self,
         new: NewExchange,
         begun: bool,
@@ -1023,7 +1041,7 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn elapsed_ms(started: Instant) -> i64 {
+pub(crate) fn elapsed_ms(started: Instant) -> i64 {
     i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
 

@@ -31,6 +31,7 @@ pub mod bulk;
 pub mod classify;
 pub mod config;
 mod exchange;
+mod fan_out;
 pub mod findings;
 pub mod metrics;
 mod read_back;
@@ -85,19 +86,20 @@ impl server::Handler for Proxy {
         peer: SocketAddr,
         scheme: &'static str,
     ) -> Response<Full<Bytes>> {
-        self.run_exchange(request, peer, scheme, None).await
+        self.run_exchange(request, peer, scheme, exchange::Link::default())
+            .await
     }
 }
 
 impl Proxy {
-    /// One exchange, under its own id and span; `replay_of` names the exchange a replay
-    /// sends again.
+    /// One exchange, under its own id and span; `link` names the exchange a replay sends
+    /// again, or the one a fanned-out bulk operation belongs to.
     async fn run_exchange<B>(
         &self,
         request: Request<B>,
         peer: SocketAddr,
         scheme: &'static str,
-        replay_of: Option<String>,
+        link: exchange::Link,
     ) -> Response<Full<Bytes>>
     where
         B: hyper::body::Body<Data = Bytes>,
@@ -106,10 +108,11 @@ impl Proxy {
         let started = Instant::now();
         let id = uuid::Uuid::now_v7().to_string();
         let span = tracing::info_span!(
-            "exchange", id = %id, method = %request.method(), path = %request.uri().path(), replay_of = replay_of.as_deref()
+            "exchange", id = %id, method = %request.method(), path = %request.uri().path(),
+            replay_of = link.replay_of.as_deref(), parent = link.parent_id.as_deref()
         );
         async {
-            let mut response = self.exchange(&id, started, request, peer, scheme, replay_of).await;
+            let mut response = self.exchange(&id, started, request, peer, scheme, link).await;
             if let Ok(value) = HeaderValue::from_str(&id) {
                 response.headers_mut().insert(EXCHANGE_ID_HEADER, value);
             }

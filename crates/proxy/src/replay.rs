@@ -18,13 +18,14 @@
 
 mod plan;
 
-use crate::exchange::{relative_path, rules_request};
+use crate::exchange::{relative_path, rules_request, Link};
 use crate::{state, Proxy, Route, EXCHANGE_ID_HEADER};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use http_body_util::Full;
 use plan::{resource_of, ResourceKey, Step};
 use scimtrail_scim::json as scim_json;
+use scimtrail_scim::message::resolve_bulk_ids;
 use scimtrail_scim::patch::PatchRequest;
 use scimtrail_scim::redact::strip_redacted_passwords;
 use scimtrail_scim::ResourceType;
@@ -359,7 +360,10 @@ impl Proxy {
                 request,
                 SocketAddr::from(REPLAY_PEER),
                 "http",
-                Some(original.id.clone()),
+                Link {
+                    replay_of: Some(original.id.clone()),
+                    parent_id: None,
+                },
             )
             .await;
         item.action = "replayed";
@@ -592,13 +596,13 @@ fn replay_body(original: &Exchange, left_out: &[usize]) -> Result<(Option<Value>
 /// it did, if anything.
 fn only_failed_bulk_operations(body: &mut Value, recorded: Option<&Value>) -> Option<String> {
     let recorded = recorded?.as_array()?;
-    let created: Vec<(String, String)> = recorded
+    let created: HashMap<String, String> = recorded
         .iter()
         .filter(|o| o["outcome"] == "ok")
         .filter_map(|o| {
             let bulk_id = o["bulkId"].as_str()?;
             let id = o["location"].as_str()?.trim_end_matches('/').rsplit('/').next()?;
-            Some((format!("bulkId:{bulk_id}"), id.to_owned()))
+            Some((bulk_id.to_owned(), id.to_owned()))
         })
         .collect();
     let operations = scim_json::get_mut(body.as_object_mut()?, "Operations")?.as_array_mut()?;
@@ -612,13 +616,9 @@ fn only_failed_bulk_operations(body: &mut Value, recorded: Option<&Value>) -> Op
     if operations.len() == total {
         return None;
     }
-    let mut text = Value::Array(operations.clone()).to_string();
-    for (reference, id) in &created {
-        text = text.replace(&format!("\"{reference}\""), &format!("\"{id}\""));
-        text = text.replace(&format!("/{reference}\""), &format!("/{id}\""));
-    }
-    if let Ok(Value::Array(resolved)) = serde_json::from_str(&text) {
-        *operations = resolved;
+    // References to operations sent again stay: the application resolves them.
+    for operation in operations.iter_mut() {
+        resolve_bulk_ids(operation, &created);
     }
     Some(format!(
         "{} of {total} bulk operations are sent again: the ones that did not take effect",

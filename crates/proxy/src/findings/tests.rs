@@ -246,7 +246,10 @@ fn what_is_read_back_wins_over_what_the_write_answered() {
     let mut observed = observe("PATCH", "/Users/u1", Some(&request), Some("deactivate"), 204, None);
     assert!(findings(&observed).is_empty());
     observed.read_back = Some(&still_active);
-    assert_eq!(kinds(&findings(&observed)), ["deprovision_not_applied", "attribute_not_applied"]);
+    assert_eq!(
+        kinds(&findings(&observed)),
+        ["deprovision_not_applied", "attribute_not_applied"]
+    );
     let inactive = ReadBack::Resource(json!({"id": "u1", "userName": "a", "active": false}));
     observed.read_back = Some(&inactive);
     assert!(findings(&observed).is_empty());
