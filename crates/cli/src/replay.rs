@@ -57,7 +57,9 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(raw, &flags)?;
     crate::init_logging(&settings.log_format, "warn");
     let store = crate::exchanges::open(Some(settings.store_url.clone())).await?;
-    let replayer = Replayer::new(settings.proxy.clone(), store).context("cannot prepare the replay")?;
+    let replayer = Replayer::new(settings.proxy.clone(), store)
+        .await
+        .context("cannot prepare the replay")?;
     let report = replayer.replay(selection, args.dry_run).await;
     replayer.finish().await;
     let report = report?;

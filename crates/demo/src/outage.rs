@@ -34,13 +34,15 @@ impl OutageApp {
         format!("http://{}", self.addr)
     }
 
-    async fn down(&mut self) {
+    /// Takes it away: connections are refused until [`OutageApp::up`].
+    pub async fn down(&mut self) {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
     }
 
-    async fn up(&mut self) -> std::io::Result<()> {
+    /// Brings it back on the same address, with its state.
+    pub async fn up(&mut self) -> std::io::Result<()> {
         if self.running.is_none() {
             let listener = TcpListener::bind(self.addr).await?;
             self.running = Some(Arc::clone(&self.state).serve(listener));

@@ -159,6 +159,10 @@ impl Admin {
             Some(other) => return bad(format!("dry_run must be true or false, not {other}")),
         };
         let selection = if path == "/api/v1/replays" {
+            // Everything failed, on every route, is a choice to make, not a default.
+            if request.get("filter").is_none() {
+                return bad("give a \"filter\" ({} for every replayable exchange)".to_owned());
+            }
             match replay_filter(request.get("filter")) {
                 Ok(filter) => Selection::Filter(filter),
                 Err(error) => return bad(error),

@@ -315,10 +315,10 @@ impl Proxy {
 
         // Whether the in-flight record exists: its completion is then an update, else a whole record.
         let mut begun = false;
-        if self.recorder.mode() == RecordMode::Durable {
+        if self.durable(&new) {
             match self.recorder.write(Write::Begin(Box::new(new.clone()))).await {
                 Ok(()) => begun = true,
-                Err(error) if self.config.fail_closed => {
+                Err(error) if self.fail_closed(&new) => {
                     // Nothing is forwarded that could not be recorded.
                     tracing::error!(%error, "The exchange could not be recorded; refusing it.");
                     let detail = format!("the exchange could not be recorded, so it was not forwarded: {error}");
@@ -717,6 +717,7 @@ impl Proxy {
         let method = new.method.clone();
         let lifecycle = new.lifecycle.clone();
         let outcome = completion.outcome.clone();
+        let (durable, fail_closed) = (self.durable(&new), self.fail_closed(&new));
         self.alerts
             .consider(self.route_named(new.route.as_deref()), &new, &completion);
         let write = if begun {
@@ -724,10 +725,10 @@ impl Proxy {
         } else {
             Write::Whole(Box::new(new), Box::new(completion))
         };
-        match self.recorder.mode() {
+        match durable_mode(durable) {
             RecordMode::Durable => {
                 if let Err(error) = self.recorder.write(write).await {
-                    if self.config.fail_closed {
+                    if fail_closed {
                         tracing::error!(%error, "The response could not be recorded; withholding it.");
                         self.metrics
                             .exchange(&route, &idp, &method, "failed", started.elapsed());
@@ -829,6 +830,18 @@ impl Proxy {
             resource_id: None,
             user_name: None,
         }
+    }
+
+    /// Whether this exchange is recorded durably: in durable mode, and always for a replay
+    /// (the next replay run decides from its record: one lost would be sent twice).
+    fn durable(&self, new: &NewExchange) -> bool {
+        self.recorder.mode() == RecordMode::Durable || new.replay_of.is_some()
+    }
+
+    /// Whether an exchange that cannot be recorded is refused: as configured, and always for
+    /// a replay.
+    fn fail_closed(&self, new: &NewExchange) -> bool {
+        self.config.fail_closed || new.replay_of.is_some()
     }
 
     /// The route of this name.
@@ -1039,6 +1052,14 @@ pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn durable_mode(durable: bool) -> RecordMode {
+    if durable {
+        RecordMode::Durable
+    } else {
+        RecordMode::Async
+    }
 }
 
 pub(crate) fn elapsed_ms(started: Instant) -> i64 {

@@ -143,6 +143,16 @@ impl Proxy {
                     ScimType::InvalidPath,
                     "a bulk operation cannot be a bulk request",
                 ))
+            } else if self
+                .route_for(&format!("{}{path}", route.path_prefix))
+                .map(|r| r.name.as_str())
+                != Some(route.name.as_str())
+            {
+                // It would land on another route, past that route's own IdP token.
+                Some(ScimError::bad_request(
+                    ScimType::InvalidPath,
+                    format!("\"{path}\" would leave route {} for another route", route.name),
+                ))
             } else {
                 None
             };

@@ -217,6 +217,9 @@ impl Proxy {
     }
 }
 
+/// How long a shutdown waits for queued alerts.
+const ALERTS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// What keeps running after the proxy is dropped, until it is done.
 #[derive(Debug)]
 struct Background {
@@ -225,10 +228,15 @@ struct Background {
 }
 
 impl Background {
-    /// Waits for the writer to drain and the alerts to be delivered (or given up on).
+    /// Waits for the writer to drain, and for the alerts queued to be delivered, for
+    /// `ALERTS_DEADLINE` at most: a webhook that is down must not hold a shutdown.
     async fn finish(self) {
         let _ = self.writer.await;
-        let _ = self.delivery.await;
+        let mut delivery = self.delivery;
+        if tokio::time::timeout(ALERTS_DEADLINE, &mut delivery).await.is_err() {
+            tracing::error!("Alerts still undelivered at shutdown were given up on.");
+            delivery.abort();
+        }
     }
 }
 
@@ -240,10 +248,12 @@ pub struct Replayer {
 }
 
 impl Replayer {
-    /// Builds the proxy of `config` over `store`.
-    pub fn new(mut config: ProxyConfig, store: Store) -> Result<Replayer, StartError> {
+    /// Builds the proxy of `config` over `store`; replays a previous run left in flight
+    /// become `interrupted` (the next run decides from them).
+    pub async fn new(mut config: ProxyConfig, store: Store) -> Result<Replayer, StartError> {
         config.instance = format!("{}/replay", config.instance);
         config.record_mode = RecordMode::Durable;
+        store.mark_interrupted(&config.instance).await?;
         let (proxy, background) = Proxy::new(config, store)?;
         Ok(Replayer { proxy, background })
     }

@@ -87,10 +87,16 @@ impl Proxy {
         };
         self.metrics
             .exchange(&route.name, &route.idp, "GET", outcome, started.elapsed());
-        // Written behind: it is queued before the write's own completion, so it is committed
-        // with it or before it.
-        self.recorder
-            .write_behind(Write::Whole(Box::new(child), Box::new(completion)));
+        // Queued before the write's own completion, so committed with it or before it; in
+        // durable mode waited for, so that it cannot be dropped from a full queue.
+        let write = Write::Whole(Box::new(child), Box::new(completion));
+        if self.recorder.mode() == crate::RecordMode::Durable {
+            if let Err(error) = self.recorder.write(write).await {
+                tracing::error!(%error, "The read-back could not be recorded.");
+            }
+        } else {
+            self.recorder.write_behind(write);
+        }
         found
     }
 }

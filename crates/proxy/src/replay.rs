@@ -27,7 +27,7 @@ use plan::{resource_of, ResourceKey, Step};
 use scimtrail_scim::json as scim_json;
 use scimtrail_scim::message::resolve_bulk_ids;
 use scimtrail_scim::patch::PatchRequest;
-use scimtrail_scim::redact::strip_redacted_passwords;
+use scimtrail_scim::redact::{redact_passwords, strip_redacted_passwords};
 use scimtrail_scim::ResourceType;
 use scimtrail_store::{Exchange, ExchangeQuery, StoreError};
 use serde_json::{json, Map, Value};
@@ -176,7 +176,8 @@ impl ReplayReport {
 
 /// Headers never taken from a record into a replay: the hop-by-hop and framing ones, the
 /// forwarding ones (the replay sets its own), the version the IdP meant (stale by now).
-const NOT_REPLAYED: [&str; 15] = [
+const NOT_REPLAYED: [&str; 16] = [
+    "content-encoding",
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -210,7 +211,7 @@ impl Proxy {
                 if let Entry::Vacant(slot) = writes.entry(key) {
                     let (route, resource_type, id) = slot.key();
                     let found = self.store.writes_to(route, resource_type, id).await?;
-                    slot.insert(found);
+                    slot.insert(self.in_the_idps_order(found).await?);
                 }
             }
             replays.insert(candidate.id.clone(), self.store.replays(&candidate.id).await?);
@@ -236,21 +237,66 @@ impl Proxy {
             }
             let item = match step {
                 Step::Skip { kind, reason } => item.skip(kind, reason),
-                Step::Send { left_out, notes } => {
+                Step::Send {
+                    left_out,
+                    left_out_members,
+                    notes,
+                } => {
                     let mut item = item;
                     item.notes = notes;
-                    self.replay_one(original, &left_out, dry_run, &mut created, item).await
+                    let leave_out = LeftOut {
+                        operations: &left_out,
+                        members: &left_out_members,
+                    };
+                    self.replay_one(original, leave_out, dry_run, &mut created, item).await
                 }
             };
-            if item.outcome.as_deref() == Some("unreachable") {
+            // The application is down, overloaded or failing: the rest would fare alike, and
+            // sending later writes past a failed one could put them out of order.
+            let struggling = item.status.is_some_and(|s| s == 429 || s >= 500);
+            if item.action == "replayed" && (item.outcome.as_deref() == Some("unreachable") || struggling) {
                 stopped = Some(format!(
-                    "not attempted: the application did not answer the replay of {}",
-                    item.exchange
+                    "not attempted: the application answered the replay of {} with {}",
+                    item.exchange,
+                    item.status.map_or("nothing".to_owned(), |s| s.to_string())
+                ));
+            } else if item.kind == Some("check_failed") {
+                stopped = Some(format!(
+                    "not attempted: checking the replay of {} failed: {}",
+                    item.exchange,
+                    item.reason.as_deref().unwrap_or("-")
                 ));
             }
             report.items.push(item);
         }
         Ok(report)
+    }
+
+    /// Writes as they stand in the IdP's order: an exchange made for a replay (a fanned-out
+    /// bulk operation) stands where the replay's original stands, as the replay itself does.
+    async fn in_the_idps_order(&self, mut writes: Vec<Exchange>) -> Result<Vec<Exchange>, StoreError> {
+        let mut originals: HashMap<String, Option<String>> = HashMap::new();
+        for write in &mut writes {
+            let Some(parent) = write.parent_id.clone() else {
+                continue;
+            };
+            let original = match originals.get(&parent) {
+                Some(original) => original.clone(),
+                None => {
+                    let original = match self.store.get(&parent).await {
+                        Ok(parent) => parent.replay_of,
+                        Err(StoreError::NotFound(_)) => None,
+                        Err(error) => return Err(error),
+                    };
+                    originals.insert(parent, original.clone());
+                    original
+                }
+            };
+            if original.is_some() {
+                write.replay_of = original;
+            }
+        }
+        Ok(writes)
     }
 
     /// The selected exchanges, oldest first, each once.
@@ -286,7 +332,7 @@ impl Proxy {
     async fn replay_one(
         &self,
         original: &Exchange,
-        left_out: &[usize],
+        leave_out: LeftOut<'_>,
         dry_run: bool,
         created: &mut HashSet<(String, String, String)>,
         mut item: ReplayItem,
@@ -304,7 +350,45 @@ impl Proxy {
                 format!("{} is no longer served by route {}", original.path, route.name),
             );
         }
-        let body = match replay_body(original, left_out) {
+        // The IdP's credentials were recorded as a fingerprint only: without credentials of
+        // its own, the route cannot authenticate a replay.
+        let had_credentials = original.request_headers.as_array().is_some_and(|pairs| {
+            pairs
+                .iter()
+                .any(|p| p[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case("authorization")))
+        });
+        if had_credentials && route.upstream_auth.is_none() {
+            return item.fail(
+                "no_credentials",
+                format!(
+                    "route {} has no upstream_auth, and the IdP's credentials were not recorded: configure upstream_auth to replay",
+                    route.name
+                ),
+            );
+        }
+        let mut left_out = leave_out.operations.to_vec();
+        if original.operation == "bulk" {
+            match self.bulk_left_out(original, route).await {
+                Ok(Ok((out, notes))) => {
+                    left_out = out;
+                    item.notes.extend(notes);
+                }
+                Ok(Err((kind, reason))) => return item.skip(kind, reason),
+                Err(error) => return item.fail("check_failed", format!("the store could not be read: {error}")),
+            }
+        }
+        if original.operation == "create" {
+            match self.created_again_later(original, route).await {
+                Ok(Some(reason)) => return item.skip("superseded", reason),
+                Ok(None) => {}
+                Err(error) => return item.fail("check_failed", format!("the store could not be read: {error}")),
+            }
+        }
+        let leave_out = LeftOut {
+            operations: &left_out,
+            members: leave_out.members,
+        };
+        let body = match replay_body(original, leave_out) {
             Ok((body, notes)) => {
                 item.notes.extend(notes);
                 body
@@ -384,6 +468,129 @@ impl Proxy {
             item.reason = Some(format!("the application answered {}", response.status()));
         }
         item
+    }
+
+    /// For a create: why it is superseded, when the IdP created the same user (userName) or
+    /// group (displayName) again later and that succeeded — the retry of a create that
+    /// failed; replaying the first would make a second resource, or bring back one deleted
+    /// since.
+    async fn created_again_later(&self, original: &Exchange, route: &Route) -> Result<Option<String>, StoreError> {
+        let Some(resource_type) = original.resource_type.as_deref() else {
+            return Ok(None);
+        };
+        let body: Option<Value> = original
+            .request_body
+            .as_deref()
+            .and_then(|b| serde_json::from_str(b).ok());
+        let (attribute, name) = if resource_type == "Groups" {
+            (
+                "displayName",
+                body.as_ref().and_then(|b| b.get("displayName")).and_then(Value::as_str),
+            )
+        } else {
+            ("userName", original.user_name.as_deref())
+        };
+        let Some(name) = name else { return Ok(None) };
+        let user_name = (resource_type != "Groups").then_some(name);
+        let later = self
+            .store
+            .later_creates(&route.name, resource_type, &original.id, user_name)
+            .await?;
+        // A replay stands where its original stands: the replay of an earlier create is not a
+        // later one.
+        let again = later.iter().find(|create| {
+            create.replay_of.as_deref().unwrap_or(&create.id) > original.id.as_str()
+                && (user_name.is_some()
+                    || create
+                        .request_body
+                        .as_deref()
+                        .and_then(|b| serde_json::from_str::<Value>(b).ok())
+                        .and_then(|b| b.get("displayName").and_then(Value::as_str).map(str::to_owned))
+                        .is_some_and(|later| later.eq_ignore_ascii_case(name)))
+        });
+        Ok(again.map(|create| {
+            format!(
+                "superseded: the IdP created {attribute} \"{name}\" again later, successfully ({})",
+                create.id
+            )
+        }))
+    }
+
+    /// For a bulk request: the operations not to send again, and why — those that took
+    /// effect (in the original or a replay of it), and those whose resource was written
+    /// later with success (sending them could undo the later write). `Err` with a skip when
+    /// what took effect is unknown.
+    async fn bulk_left_out(
+        &self,
+        original: &Exchange,
+        route: &Route,
+    ) -> Result<Result<(Vec<usize>, Vec<String>), SkipReason>, StoreError> {
+        let Some(recorded) = original.bulk_operations.as_ref().and_then(Value::as_array) else {
+            return Ok(Err((
+                "not_replayable",
+                "which of its bulk operations took effect is unknown (it was interrupted): send them again from the IdP, or replay the operations one by one".to_owned(),
+            )));
+        };
+        let replays = self.store.replays(&original.id).await?;
+        let done_in_a_replay = |op: &Value| {
+            replays.iter().any(|replay| {
+                replay
+                    .bulk_operations
+                    .as_ref()
+                    .and_then(Value::as_array)
+                    .is_some_and(|ops| {
+                        ops.iter().any(|r| {
+                            r["outcome"] == "ok"
+                                && match op["bulkId"].as_str() {
+                                    Some(bulk_id) => r["bulkId"].as_str() == Some(bulk_id),
+                                    None => r["method"] == op["method"] && r["path"] == op["path"],
+                                }
+                        })
+                    })
+            })
+        };
+        let mut left_out = Vec::new();
+        let mut later_writes = Vec::new();
+        for (index, op) in recorded.iter().enumerate() {
+            if op["outcome"] == "ok" || done_in_a_replay(op) {
+                left_out.push(index);
+                continue;
+            }
+            let path = op["path"].as_str().unwrap_or_default();
+            let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+            if let [resource_type @ ("Users" | "Groups"), id] = segments.as_slice() {
+                let writes = self.store.writes_to(&route.name, resource_type, id).await?;
+                let writes = self.in_the_idps_order(writes).await?;
+                let later = writes
+                    .iter()
+                    .find(|w| w.outcome == "ok" && w.replay_of.as_deref().unwrap_or(&w.id) > original.id.as_str());
+                if let Some(later) = later {
+                    left_out.push(index);
+                    later_writes.push(format!("#{index} ({})", later.id));
+                }
+            }
+        }
+        let mut notes = Vec::new();
+        if !left_out.is_empty() {
+            notes.push(format!(
+                "{} of {} bulk operations are sent again: the ones that did not take effect",
+                recorded.len() - left_out.len(),
+                recorded.len()
+            ));
+        }
+        if !later_writes.is_empty() {
+            notes.push(format!(
+                "bulk operations left out, their resources were written later with success: {}",
+                later_writes.join(", ")
+            ));
+        }
+        if left_out.len() == recorded.len() {
+            return Ok(Err((
+                "superseded",
+                "every bulk operation took effect, or was written over later".to_owned(),
+            )));
+        }
+        Ok(Ok((left_out, notes)))
     }
 
     /// The recorded request headers a replay sends: no secret (fingerprints are not
@@ -509,7 +716,12 @@ impl Proxy {
             "rules": normalized.changes.iter().map(|c| c.rule.clone()).collect::<Vec<_>>(),
             "diff_from_sent": from_sent,
         });
-        if let (Some(current), Some(rt)) = (current, resource_type) {
+        let current = current.map(|resource| {
+            let mut resource = resource.clone();
+            redact_passwords(&mut resource);
+            resource
+        });
+        if let (Some(current), Some(rt)) = (current.as_ref(), resource_type) {
             let after = match to_send.method.as_str() {
                 "PATCH" => {
                     std::iter::once(&to_send)
@@ -545,10 +757,18 @@ impl Proxy {
 /// The request body to send again: without the left-out PATCH operations, and without the
 /// passwords that were redacted when recorded. `Err` with the skip kind and reason when
 /// nothing sendable is left.
+/// What of a recorded request a replay leaves out (see `plan::Step::Send`).
+#[derive(Debug, Clone, Copy, Default)]
+struct LeftOut<'a> {
+    operations: &'a [usize],
+    members: &'a [(usize, Vec<String>)],
+}
+
 /// Why an exchange is not sent: the kind, and the reason in words.
 type SkipReason = (&'static str, String);
 
-fn replay_body(original: &Exchange, left_out: &[usize]) -> Result<(Option<Value>, Vec<String>), SkipReason> {
+fn replay_body(original: &Exchange, leave_out: LeftOut<'_>) -> Result<(Option<Value>, Vec<String>), SkipReason> {
+    let left_out = leave_out.operations;
     let Some(text) = original.request_body.as_deref() else {
         return Ok((None, Vec::new()));
     };
@@ -559,12 +779,17 @@ fn replay_body(original: &Exchange, left_out: &[usize]) -> Result<(Option<Value>
         )
     })?;
     let mut notes = Vec::new();
-    if !left_out.is_empty() {
+    if !left_out.is_empty() && original.operation != "bulk" {
         if let Some(ops) = body
             .as_object_mut()
             .and_then(|members| scim_json::get_mut(members, "Operations"))
             .and_then(Value::as_array_mut)
         {
+            for (index, ids) in leave_out.members {
+                if let Some(op) = ops.get_mut(*index) {
+                    without_members(op, ids);
+                }
+            }
             let mut index = 0;
             ops.retain(|_| {
                 let keep = !left_out.contains(&index);
@@ -574,9 +799,7 @@ fn replay_body(original: &Exchange, left_out: &[usize]) -> Result<(Option<Value>
         }
     }
     if original.operation == "bulk" {
-        if let Some(note) = only_failed_bulk_operations(&mut body, original.bulk_operations.as_ref()) {
-            notes.push(note);
-        }
+        without_bulk_operations(&mut body, left_out, original.bulk_operations.as_ref());
     }
     if strip_redacted_passwords(&mut body) > 0 {
         notes.push("the password was redacted when recorded and is left out: set it again from the IdP".to_owned());
@@ -591,13 +814,14 @@ fn replay_body(original: &Exchange, left_out: &[usize]) -> Result<(Option<Value>
     Ok((Some(body), notes))
 }
 
-/// A bulk request cut to the operations that did not take effect (`bulk_operations`), with
-/// `bulkId:` references to the ones that did replaced by the ids they created. Returns what
-/// it did, if anything.
-fn only_failed_bulk_operations(body: &mut Value, recorded: Option<&Value>) -> Option<String> {
-    let recorded = recorded?.as_array()?;
+/// A bulk request without the operations at `left_out`, with `bulkId:` references to the
+/// ones that took effect (`recorded`) replaced by the ids they created; references to the
+/// ones sent again stay, for the application to resolve.
+fn without_bulk_operations(body: &mut Value, left_out: &[usize], recorded: Option<&Value>) {
     let created: HashMap<String, String> = recorded
-        .iter()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
         .filter(|o| o["outcome"] == "ok")
         .filter_map(|o| {
             let bulk_id = o["bulkId"].as_str()?;
@@ -605,25 +829,52 @@ fn only_failed_bulk_operations(body: &mut Value, recorded: Option<&Value>) -> Op
             Some((bulk_id.to_owned(), id.to_owned()))
         })
         .collect();
-    let operations = scim_json::get_mut(body.as_object_mut()?, "Operations")?.as_array_mut()?;
-    let total = operations.len();
+    let Some(operations) = body
+        .as_object_mut()
+        .and_then(|members| scim_json::get_mut(members, "Operations"))
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
     let mut index = 0;
     operations.retain(|_| {
-        let done = recorded.get(index).is_some_and(|o| o["outcome"] == "ok");
+        let keep = !left_out.contains(&index);
         index += 1;
-        !done
+        keep
     });
-    if operations.len() == total {
-        return None;
-    }
-    // References to operations sent again stay: the application resolves them.
     for operation in operations.iter_mut() {
         resolve_bulk_ids(operation, &created);
     }
-    Some(format!(
-        "{} of {total} bulk operations are sent again: the ones that did not take effect",
-        operations.len()
-    ))
+}
+
+/// Takes the members `ids` (lowercase) out of a member operation's value: `path: members`
+/// with a value array or object, or a path-less value's `members`.
+fn without_members(operation: &mut Value, ids: &[String]) {
+    let gone = |member: &Value| {
+        member
+            .get("value")
+            .and_then(Value::as_str)
+            .is_some_and(|id| ids.contains(&id.to_lowercase()))
+    };
+    let Some(members) = operation.as_object_mut() else {
+        return;
+    };
+    let Some(value) = scim_json::get_mut(members, "value") else {
+        return;
+    };
+    let list = match value {
+        Value::Object(object) if object.contains_key("value") => {
+            if gone(value) {
+                *value = Value::Array(Vec::new());
+            }
+            return;
+        }
+        Value::Object(object) => scim_json::get_mut(object, "members"),
+        other => Some(other),
+    };
+    if let Some(Value::Array(items)) = list {
+        items.retain(|member| !gone(member));
+    }
 }
 
 fn replay_request(original: &Exchange, headers: HeaderMap, body: Bytes) -> Result<Request<Full<Bytes>>, String> {
@@ -747,6 +998,16 @@ mod tests {
     }
 
     #[test]
+    fn members_changed_later_are_taken_out_of_a_member_operation() {
+        let mut op = json!({"op": "add", "path": "members", "value": [{"value": "A"}, {"value": "b"}]});
+        without_members(&mut op, &["a".to_owned()]);
+        assert_eq!(op["value"], json!([{"value": "b"}]));
+        let mut pathless = json!({"op": "add", "value": {"members": [{"value": "a"}, {"value": "c"}]}});
+        without_members(&mut pathless, &["a".to_owned()]);
+        assert_eq!(pathless["value"], json!({"members": [{"value": "c"}]}));
+    }
+
+    #[test]
     fn a_password_only_patch_has_nothing_to_replay() {
         let original = Exchange {
             method: "PATCH".into(),
@@ -755,7 +1016,10 @@ mod tests {
             ),
             ..Exchange::default()
         };
-        assert_eq!(replay_body(&original, &[]).unwrap_err().0, "nothing_to_send");
+        assert_eq!(
+            replay_body(&original, LeftOut::default()).unwrap_err().0,
+            "nothing_to_send"
+        );
     }
 
     #[test]
@@ -771,7 +1035,11 @@ mod tests {
             ),
             ..Exchange::default()
         };
-        let (body, notes) = replay_body(&original, &[0]).unwrap();
+        let leave_out = LeftOut {
+            operations: &[0],
+            members: &[],
+        };
+        let (body, notes) = replay_body(&original, leave_out).unwrap();
         assert_eq!(
             body.unwrap(),
             json!({"Operations": [{"op": "replace", "value": {"active": false}}]})

@@ -234,6 +234,19 @@ impl Store {
         self.select(&query::writes_to(route, resource_type, resource_id)).await
     }
 
+    /// Creates on `route` of `resource_type` that succeeded after `after_id`, replays
+    /// included, of `user_name` when given; oldest first, at most 1000.
+    pub async fn later_creates(
+        &self,
+        route: &str,
+        resource_type: &str,
+        after_id: &str,
+        user_name: Option<&str>,
+    ) -> Result<Vec<Exchange>, StoreError> {
+        self.select(&query::later_creates(route, resource_type, after_id, user_name))
+            .await
+    }
+
     /// The replays of one exchange, in full, oldest first.
     pub async fn replays(&self, id: &str) -> Result<Vec<Exchange>, StoreError> {
         self.select(&query::replays_of(id)).await

@@ -32,6 +32,24 @@ pub(crate) fn writes_to(route: &str, resource_type: &str, resource_id: &str) -> 
     }
 }
 
+/// Creates on a route that succeeded after `after_id` (replays included), of this userName
+/// when one is given; oldest first, at most 1000.
+pub(crate) fn later_creates(route: &str, resource_type: &str, after_id: &str, user_name: Option<&str>) -> Select {
+    let mut sql = format!(
+        "SELECT {COLUMNS} FROM exchanges WHERE route = ? AND resource_type = ? AND operation = 'create' \
+         AND outcome = 'ok' AND id > ?"
+    );
+    let mut params: Vec<Param> = [route, resource_type, after_id]
+        .map(|p| Param::Text(Some(p.to_owned())))
+        .to_vec();
+    if let Some(user_name) = user_name {
+        sql.push_str(" AND user_name = ?");
+        params.push(Param::Text(Some(user_name.to_owned())));
+    }
+    sql.push_str(" ORDER BY id LIMIT 1000");
+    Select { sql, params }
+}
+
 /// The replays of one exchange, oldest first.
 pub(crate) fn replays_of(id: &str) -> Select {
     Select {

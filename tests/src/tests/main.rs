@@ -9,4 +9,5 @@ mod findings;
 mod normalization;
 mod proxy;
 mod refapp;
+mod replay;
 mod scim2_server;

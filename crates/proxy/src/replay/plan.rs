@@ -9,6 +9,12 @@
 //! (`members=<id>`), `*` for a PUT (it replaces everything) and for a DELETE (after it,
 //! nothing earlier matters), and `(deleted)` for what only a later DELETE supersedes.
 //! A PATCH partly superseded is replayed without its superseded operations.
+//!
+//! The other way round, a write that would overwrite *part* of a later write — a PUT after
+//! a later PATCH, `name` after a later `name.givenName`, all members after a later member
+//! change — is in *conflict*: replaying it would undo the later write (a PUT with
+//! `active: true` would re-enable a user deactivated since). Such operations are left out,
+//! and a write left with nothing is skipped as `conflict`, saying which writes it would undo.
 
 use scimtrail_scim::json;
 use scimtrail_store::{Exchange, REPLAYABLE_OUTCOMES};
@@ -19,7 +25,15 @@ use std::collections::{BTreeSet, HashMap};
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Step {
     /// Send it again, without the PATCH operations at these indexes (superseded ones).
-    Send { left_out: Vec<usize>, notes: Vec<String> },
+    Send {
+        /// PATCH operations (bulk operations, for a bulk request) not to send.
+        left_out: Vec<usize>,
+        /// Members (ids, lowercase) to take out of a member operation's value: each was
+        /// removed or added again later.
+        left_out_members: Vec<(usize, Vec<String>)>,
+        /// What the operator should know.
+        notes: Vec<String>,
+    },
     /// Do not send it.
     Skip { kind: &'static str, reason: String },
 }
@@ -43,6 +57,8 @@ type Keys = Vec<Vec<String>>;
 type Planned = HashMap<ResourceKey, Vec<(String, Keys)>>;
 
 const EVERYTHING: &str = "*";
+/// Suffix of the key of values added to a multi-valued attribute: it covers nothing else.
+const ADDED: &str = "+added";
 const DELETED: &str = "(deleted)";
 
 /// One step per candidate (in the candidates' order, oldest first). `writes` holds every
@@ -61,8 +77,21 @@ pub(crate) fn plan(
         .rev()
         .map(|candidate| {
             let step = decide(candidate, writes, replays, &planned);
-            if let (Step::Send { left_out, .. }, Some(key)) = (&step, resource_of(candidate)) {
+            if let (
+                Step::Send {
+                    left_out,
+                    left_out_members,
+                    ..
+                },
+                Some(key),
+            ) = (&step, resource_of(candidate))
+            {
                 let mut keys = write_keys(&candidate.method, body_of(candidate).as_ref());
+                for (index, members) in left_out_members {
+                    if let Some(op) = keys.get_mut(*index) {
+                        op.retain(|k| !members.iter().any(|m| k == &format!("members={m}")));
+                    }
+                }
                 for index in left_out.iter().rev() {
                     if *index < keys.len() {
                         keys.remove(*index);
@@ -124,6 +153,7 @@ fn decide(
         // A create, or a write to a resource the record does not name.
         return Step::Send {
             left_out: Vec::new(),
+            left_out_members: Vec::new(),
             notes: Vec::new(),
         };
     };
@@ -155,42 +185,108 @@ fn decide(
         .flat_map(|(_, ops)| ops.iter().flatten())
         .map(String::as_str)
         .collect();
-    let ops = write_keys(&candidate.method, body_of(candidate).as_ref());
-    let superseded: Vec<usize> = ops
-        .iter()
-        .enumerate()
-        .filter(|(_, keys)| !keys.is_empty() && keys.iter().all(|k| covered(k, &covering)))
-        .map(|(index, _)| index)
-        .collect();
-    let by: Vec<&str> = later
-        .iter()
-        .filter(|(_, later_ops)| {
-            let theirs: BTreeSet<&str> = later_ops.iter().flatten().map(String::as_str).collect();
-            superseded.iter().any(|i| ops[*i].iter().any(|k| covered(k, &theirs)))
-        })
-        .map(|(who, _)| who.as_str())
-        .collect();
+    // What it needs to be superseded: a DELETE, only a later DELETE.
+    let ops = if candidate.method == "DELETE" {
+        vec![vec![DELETED.to_owned()]]
+    } else {
+        write_keys(&candidate.method, body_of(candidate).as_ref())
+    };
+    // Each operation: superseded (all it writes is written later), in conflict (it would
+    // overwrite part of what was written later: a PUT after a later PATCH, `name` after a
+    // later `name.givenName`), or sent.
+    let mut superseded = Vec::new();
+    let mut conflicting = Vec::new();
+    let mut left_out_members = Vec::new();
+    for (index, keys) in ops.iter().enumerate() {
+        if keys.is_empty() {
+            continue;
+        }
+        let members_only = keys.iter().all(|k| k.starts_with("members="));
+        if keys.iter().all(|k| covered(k, &covering)) {
+            superseded.push(index);
+        } else if members_only && keys.iter().any(|k| covered(k, &covering)) {
+            // Some of its members were changed again later: sent without those.
+            let ids: Vec<String> = keys
+                .iter()
+                .filter(|k| covered(k, &covering))
+                .filter_map(|k| k.strip_prefix("members=").map(str::to_owned))
+                .collect();
+            left_out_members.push((index, ids));
+        } else if keys
+            .iter()
+            .any(|k| covered(k, &covering) || covering.iter().any(|later| inside(later, k)))
+        {
+            conflicting.push(index);
+        }
+    }
+    let touching = |indexes: &[usize]| -> Vec<&str> {
+        later
+            .iter()
+            .filter(|(_, later_ops)| {
+                let theirs: BTreeSet<&str> = later_ops.iter().flatten().map(String::as_str).collect();
+                indexes.iter().any(|i| {
+                    ops[*i]
+                        .iter()
+                        .any(|k| covered(k, &theirs) || theirs.iter().any(|l| inside(l, k)))
+                })
+            })
+            .map(|(who, _)| who.as_str())
+            .collect()
+    };
     if !ops.is_empty() && superseded.len() == ops.len() {
         return skip(
             "superseded",
             format!(
                 "superseded by later successful writes to the same resource: {}",
-                by.join(", ")
+                touching(&superseded).join(", ")
             ),
         );
     }
-    let notes = if superseded.is_empty() {
-        Vec::new()
-    } else {
-        let numbers: Vec<String> = superseded.iter().map(|i| (i + 1).to_string()).collect();
-        vec![format!(
-            "operations {} are left out: superseded by {}",
-            numbers.join(", "),
-            by.join(", ")
-        )]
+    if !ops.is_empty() && superseded.len() + conflicting.len() == ops.len() {
+        return skip(
+            "conflict",
+            format!(
+                "sending it again would undo later writes to the same resource ({}); send what is still wanted from the IdP",
+                touching(&conflicting).join(", ")
+            ),
+        );
+    }
+    let mut notes = Vec::new();
+    let numbers = |indexes: &[usize]| {
+        indexes
+            .iter()
+            .map(|i| (i + 1).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
+    if !superseded.is_empty() {
+        notes.push(format!(
+            "operations {} are left out: superseded by {}",
+            numbers(&superseded),
+            touching(&superseded).join(", ")
+        ));
+    }
+    if !conflicting.is_empty() {
+        notes.push(format!(
+            "operations {} are left out: they would undo later writes by {}",
+            numbers(&conflicting),
+            touching(&conflicting).join(", ")
+        ));
+    }
+    if !left_out_members.is_empty() {
+        let ids: Vec<String> = left_out_members.iter().flat_map(|(_, ids)| ids.clone()).collect();
+        notes.push(format!(
+            "members {} are left out: changed again later, by {}",
+            ids.join(", "),
+            touching(&left_out_members.iter().map(|(i, _)| *i).collect::<Vec<_>>()).join(", ")
+        ));
+    }
+    let mut left_out = superseded;
+    left_out.extend(conflicting);
+    left_out.sort_unstable();
     Step::Send {
-        left_out: superseded,
+        left_out,
+        left_out_members,
         notes,
     }
 }
@@ -203,15 +299,31 @@ fn body_of(exchange: &Exchange) -> Option<Value> {
         .and_then(|body| serde_json::from_str(body).ok())
 }
 
+/// Whether a later write of `later` writes over all of `key`.
 fn covered(key: &str, later: &BTreeSet<&str>) -> bool {
     if key == DELETED {
         return later.contains(DELETED);
     }
-    later.contains(EVERYTHING)
-        || later.iter().any(|l| {
-            key.strip_prefix(l)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[', '=', ':']))
-        })
+    later.contains(EVERYTHING) || later.iter().any(|l| l == &key || inside(key, l))
+}
+
+/// Whether `inner` is a strict part of `outer`: an attribute of it (`name.givenname` in
+/// `name`, `urn:…:user:manager` in `urn:…:user`, `emails[type eq "work"]` in `emails`), one
+/// member of all of them (`members=<id>` in `members`), anything in a whole replacement.
+fn inside(inner: &str, outer: &str) -> bool {
+    if inner == outer || inner == DELETED || outer == DELETED {
+        return false;
+    }
+    if outer == EVERYTHING {
+        return inner != EVERYTHING;
+    }
+    // One member is part only of all members: ids may hold any character.
+    if outer.starts_with("members=") {
+        return false;
+    }
+    inner
+        .strip_prefix(outer)
+        .is_some_and(|rest| rest.starts_with(['.', '[', '=', ':']))
 }
 
 /// What a write touches: one list of keys per operation (a PUT or DELETE is one operation).
@@ -242,21 +354,24 @@ fn operation_keys(operation: &Value) -> Vec<String> {
         .unwrap_or_default()
         .to_ascii_lowercase();
     let value = member(operation, "value");
-    let per_member = op == "add" || op == "remove";
     match member(operation, "path").and_then(Value::as_str).map(str::to_lowercase) {
         Some(path) => {
             let path = path.trim().to_owned();
-            if path == "members" && per_member {
-                match value.and_then(Value::as_array) {
-                    Some(values) => member_keys(values),
+            if path == "members" && (op == "add" || op == "remove") {
+                match value {
+                    Some(Value::Array(values)) => member_keys(values),
+                    Some(one @ Value::Object(_)) => member_keys(std::slice::from_ref(one)),
                     // `remove` of every member.
-                    None => vec![path],
+                    _ => vec![path],
                 }
             } else if let Some(id) = path
                 .strip_prefix("members[value eq \"")
                 .and_then(|rest| rest.strip_suffix("\"]"))
             {
                 vec![format!("members={id}")]
+            } else if op == "add" && matches!(value, Some(Value::Array(_))) {
+                // Values added to a multi-valued attribute overwrite none of it.
+                vec![format!("{path}{ADDED}")]
             } else {
                 vec![path]
             }
@@ -264,21 +379,29 @@ fn operation_keys(operation: &Value) -> Vec<String> {
         None => match value.and_then(Value::as_object) {
             Some(attributes) => attributes
                 .iter()
-                .flat_map(|(name, value)| {
-                    let name = name.to_lowercase();
-                    match value {
-                        Value::Array(values) if name == "members" && per_member => member_keys(values),
-                        // An extension's attributes, each its own key.
-                        Value::Object(inner) if name.starts_with("urn:") => inner
-                            .keys()
-                            .map(|sub| format!("{name}:{}", sub.to_lowercase()))
-                            .collect(),
-                        _ => vec![name],
-                    }
-                })
+                .flat_map(|(name, value)| value_keys(&op, &name.to_lowercase(), value))
                 .collect(),
             None => Vec::new(),
         },
+    }
+}
+
+/// The keys of one member of a path-less value: an extension's or a complex attribute's
+/// sub-attributes each their own key; members one by one; values added to a multi-valued
+/// attribute overwrite nothing.
+fn value_keys(op: &str, name: &str, value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(values) if name == "members" && (op == "add" || op == "remove") => member_keys(values),
+        Value::Array(_) if op == "add" => vec![format!("{name}{ADDED}")],
+        Value::Object(inner) if name.starts_with("urn:") => inner
+            .iter()
+            .flat_map(|(sub, value)| value_keys(op, &format!("{name}:{}", sub.to_lowercase()), value))
+            .collect(),
+        Value::Object(inner) if !inner.is_empty() => inner
+            .keys()
+            .map(|sub| format!("{name}.{}", sub.to_lowercase()))
+            .collect(),
+        _ => vec![name.to_owned()],
     }
 }
 

@@ -47,7 +47,16 @@ fn kinds(candidates: Vec<Exchange>, others: Vec<Exchange>) -> Vec<String> {
     plan(&candidates, &writes, &replays)
         .into_iter()
         .map(|step| match step {
-            Step::Send { left_out, .. } if left_out.is_empty() => "send".to_owned(),
+            Step::Send {
+                left_out,
+                left_out_members,
+                ..
+            } if left_out.is_empty() && left_out_members.is_empty() => "send".to_owned(),
+            Step::Send {
+                left_out,
+                left_out_members,
+                ..
+            } if left_out.is_empty() => format!("send without members {left_out_members:?}"),
             Step::Send { left_out, .. } => format!("send without {left_out:?}"),
             Step::Skip { kind, .. } => kind.to_owned(),
         })
@@ -147,7 +156,11 @@ fn members_are_superseded_one_by_one() {
         "ok",
         patch(json!([{"op": "remove", "path": "members[value eq \"a\"]"}])),
     );
-    assert_eq!(kinds(vec![add.clone()], vec![remove_a]), ["send"]);
+    // Sent without `a`: re-adding it would undo its later removal.
+    assert_eq!(
+        kinds(vec![add.clone()], vec![remove_a]),
+        ["send without members [(0, [\"a\"])]"]
+    );
     let remove_b = write(
         3,
         "PATCH",
@@ -273,4 +286,91 @@ fn creates_are_sent_for_the_runner_to_check() {
     let mut create = write(1, "POST", "unreachable", json!({"userName": "x"}));
     create.resource_id = None;
     assert_eq!(kinds(vec![create], vec![]), ["send"]);
+}
+
+#[test]
+fn a_put_that_would_undo_a_later_deactivation_is_a_conflict() {
+    let put = write(1, "PUT", "unreachable", json!({"userName": "x", "active": true}));
+    let off = write(
+        2,
+        "PATCH",
+        "ok",
+        patch(json!([{"op": "replace", "path": "active", "value": false}])),
+    );
+    assert_eq!(kinds(vec![put.clone()], vec![off.clone()]), ["conflict"]);
+    // Planned in the same run, the same.
+    let mut off_failed = off;
+    off_failed.outcome = "unreachable".into();
+    assert_eq!(kinds(vec![put, off_failed], vec![]), ["conflict", "send"]);
+}
+
+#[test]
+fn a_whole_attribute_that_would_undo_a_later_part_is_left_out() {
+    let both = write(
+        1,
+        "PATCH",
+        "failed",
+        patch(json!([
+            {"op": "replace", "path": "name", "value": {"givenName": "a", "familyName": "b"}},
+            {"op": "replace", "path": "members", "value": [{"value": "m1"}]},
+            {"op": "replace", "path": "title", "value": "t"}
+        ])),
+    );
+    let later = write(
+        2,
+        "PATCH",
+        "ok",
+        patch(json!([
+            {"op": "replace", "value": {"name": {"givenName": "c"}}},
+            {"op": "add", "path": "members", "value": {"value": "m2"}}
+        ])),
+    );
+    assert_eq!(kinds(vec![both], vec![later]), ["send without [0, 1]"]);
+}
+
+#[test]
+fn a_member_is_covered_only_by_itself_or_all_members() {
+    let remove = write(
+        1,
+        "PATCH",
+        "failed",
+        patch(json!([{"op": "remove", "path": "members[value eq \"a.b\"]"}])),
+    );
+    let add_a = write(
+        2,
+        "PATCH",
+        "ok",
+        patch(json!([{"op": "add", "path": "members", "value": [{"value": "a"}]}])),
+    );
+    assert_eq!(kinds(vec![remove.clone()], vec![add_a]), ["send"]);
+    let replace_all = write(
+        3,
+        "PATCH",
+        "ok",
+        patch(json!([{"op": "replace", "path": "members", "value": []}])),
+    );
+    assert_eq!(kinds(vec![remove], vec![replace_all]), ["superseded"]);
+}
+
+#[test]
+fn values_added_later_overwrite_nothing_earlier() {
+    let work_email = write(
+        1,
+        "PATCH",
+        "failed",
+        patch(json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "a@x"}])),
+    );
+    let added = write(
+        2,
+        "PATCH",
+        "ok",
+        patch(json!([{"op": "add", "path": "emails", "value": [{"value": "b@x"}]}])),
+    );
+    let added_pathless = write(
+        3,
+        "PATCH",
+        "ok",
+        patch(json!([{"op": "add", "value": {"emails": [{"value": "c@x"}]}}])),
+    );
+    assert_eq!(kinds(vec![work_email], vec![added, added_pathless]), ["send"]);
 }
