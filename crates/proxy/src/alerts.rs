@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Request};
 use http_body_util::Full;
-use scimtrail_store::{rfc3339, Completion, NewExchange};
+use scimtrail_store::{rfc3339, Completion, Exchange, NewExchange};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,10 +58,22 @@ impl Alerts {
 
     /// Queues the alerts this exchange calls for, if its route has a webhook.
     pub(crate) fn consider(&self, route: Option<&Route>, new: &NewExchange, completion: &Completion) {
+        self.queue_all(route, alerts_for(&Facts::of_exchange(new, completion)));
+    }
+
+    /// Queues the alert of a deactivation or deprovision found in flight at start-up (now
+    /// `interrupted`): it may or may not have reached the application.
+    pub(crate) fn consider_interrupted(&self, route: Option<&Route>, exchange: &Exchange) {
+        let mut facts = Facts::of_record(exchange);
+        facts.outcome = "interrupted";
+        self.queue_all(route, alerts_for(&facts));
+    }
+
+    fn queue_all(&self, route: Option<&Route>, alerts: Vec<(&'static str, Value)>) {
         let Some((route, webhook)) = route.and_then(|r| r.webhook.as_ref().map(|w| (r, w))) else {
             return;
         };
-        for (kind, body) in alerts_for(new, completion) {
+        for (kind, body) in alerts {
             let alert = Alert {
                 route: route.name.clone(),
                 kind,
@@ -76,20 +88,78 @@ impl Alerts {
     }
 }
 
+/// What an alert says of an exchange: identifying fields, the outcome and the findings —
+/// never a header or a body.
+pub(crate) struct Facts<'a> {
+    id: &'a str,
+    received_at_ms: i64,
+    route: Option<&'a str>,
+    idp: Option<&'a str>,
+    method: &'a str,
+    path: &'a str,
+    resource_type: Option<&'a str>,
+    resource_id: Option<&'a str>,
+    user_name: Option<&'a str>,
+    lifecycle: Option<&'a str>,
+    outcome: &'a str,
+    status: Option<i64>,
+    findings: &'a [Value],
+    replay_of: Option<&'a str>,
+}
+
+impl<'a> Facts<'a> {
+    fn of_exchange(new: &'a NewExchange, completion: &'a Completion) -> Facts<'a> {
+        Facts {
+            id: &new.id,
+            received_at_ms: new.received_at_ms,
+            route: new.route.as_deref(),
+            idp: new.idp.as_deref(),
+            method: &new.method,
+            path: &new.path,
+            resource_type: new.resource_type.as_deref(),
+            resource_id: new.resource_id.as_deref().or(completion.resource_id.as_deref()),
+            user_name: new.user_name.as_deref().or(completion.user_name.as_deref()),
+            lifecycle: new.lifecycle.as_deref(),
+            outcome: &completion.outcome,
+            status: Some(i64::from(completion.status)),
+            findings: completion.findings.as_array().map(Vec::as_slice).unwrap_or_default(),
+            replay_of: new.replay_of.as_deref(),
+        }
+    }
+
+    fn of_record(exchange: &'a Exchange) -> Facts<'a> {
+        Facts {
+            id: &exchange.id,
+            received_at_ms: exchange.received_at_ms,
+            route: exchange.route.as_deref(),
+            idp: exchange.idp.as_deref(),
+            method: &exchange.method,
+            path: &exchange.path,
+            resource_type: exchange.resource_type.as_deref(),
+            resource_id: exchange.resource_id.as_deref(),
+            user_name: exchange.user_name.as_deref(),
+            lifecycle: exchange.lifecycle.as_deref(),
+            outcome: &exchange.outcome,
+            status: exchange.status,
+            findings: exchange.findings.as_array().map(Vec::as_slice).unwrap_or_default(),
+            replay_of: exchange.replay_of.as_deref(),
+        }
+    }
+}
+
 /// The alerts one recorded exchange calls for: `deprovision_failed` (a deactivation or
 /// deprovision that did not take effect: failed, unreachable, rejected, interrupted),
 /// `deprovision_partial` (answered 2xx, yet not applied), and `shape_drift`.
-pub(crate) fn alerts_for(new: &NewExchange, completion: &Completion) -> Vec<(&'static str, Value)> {
+pub(crate) fn alerts_for(facts: &Facts<'_>) -> Vec<(&'static str, Value)> {
     let mut kinds = Vec::new();
-    if matches!(new.lifecycle.as_deref(), Some("deactivate" | "deprovision")) && completion.outcome != "ok" {
-        kinds.push(if completion.outcome == "partial" {
+    if matches!(facts.lifecycle, Some("deactivate" | "deprovision")) && facts.outcome != "ok" {
+        kinds.push(if facts.outcome == "partial" {
             "deprovision_partial"
         } else {
             "deprovision_failed"
         });
     }
-    let findings: &[Value] = completion.findings.as_array().map(Vec::as_slice).unwrap_or_default();
-    if findings.iter().any(|f| f["kind"] == "shape_drift") {
+    if facts.findings.iter().any(|f| f["kind"] == "shape_drift") {
         kinds.push("shape_drift");
     }
     kinds
@@ -97,20 +167,20 @@ pub(crate) fn alerts_for(new: &NewExchange, completion: &Completion) -> Vec<(&'s
         .map(|kind| {
             let body = json!({
                 "alert": kind,
-                "exchange_id": new.id,
-                "received_at": rfc3339(new.received_at_ms),
-                "route": new.route,
-                "idp": new.idp,
-                "method": new.method,
-                "path": new.path,
-                "resource_type": new.resource_type,
-                "resource_id": new.resource_id.as_ref().or(completion.resource_id.as_ref()),
-                "user_name": new.user_name.as_ref().or(completion.user_name.as_ref()),
-                "lifecycle": new.lifecycle,
-                "outcome": completion.outcome,
-                "status": completion.status,
-                "findings": findings,
-                "replay_of": new.replay_of,
+                "exchange_id": facts.id,
+                "received_at": rfc3339(facts.received_at_ms),
+                "route": facts.route,
+                "idp": facts.idp,
+                "method": facts.method,
+                "path": facts.path,
+                "resource_type": facts.resource_type,
+                "resource_id": facts.resource_id,
+                "user_name": facts.user_name,
+                "lifecycle": facts.lifecycle,
+                "outcome": facts.outcome,
+                "status": facts.status,
+                "findings": facts.findings,
+                "replay_of": facts.replay_of,
             });
             (kind, body)
         })
@@ -225,7 +295,10 @@ mod tests {
         ];
         for (lifecycle, outcome, findings, expected) in cases {
             let (new, completion) = exchange(lifecycle, outcome, findings);
-            let kinds: Vec<&str> = alerts_for(&new, &completion).into_iter().map(|(k, _)| k).collect();
+            let kinds: Vec<&str> = alerts_for(&Facts::of_exchange(&new, &completion))
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
             assert_eq!(kinds, expected, "{lifecycle:?} {outcome}");
         }
     }
@@ -233,7 +306,7 @@ mod tests {
     #[test]
     fn an_alert_carries_no_header_and_no_body() {
         let (new, completion) = exchange(Some("deactivate"), "failed", json!([]));
-        let (_, body) = alerts_for(&new, &completion).remove(0);
+        let (_, body) = alerts_for(&Facts::of_exchange(&new, &completion)).remove(0);
         let text = body.to_string();
         assert!(!text.contains("sha256") && !text.contains("REDACTED"), "{text}");
         assert_eq!(body["user_name"], "leaver@example.com");

@@ -276,6 +276,8 @@ impl Replayer {
 
 /// Starts the proxy and its admin listener.
 pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartError> {
+    // Deactivations and deprovisions cut short may not have reached the application: alerted.
+    let cut_short = store.in_flight_deprovisions(&config.instance).await?;
     let interrupted = store.mark_interrupted(&config.instance).await?;
     if interrupted > 0 {
         tracing::warn!(
@@ -307,6 +309,11 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
     let token = config.admin_token.clone();
     let routes = config.routes.len();
     let (proxy, background) = Proxy::new(config, store.clone())?;
+    for exchange in &cut_short {
+        proxy
+            .alerts
+            .consider_interrupted(proxy.route_named(exchange.route.as_deref()), exchange);
+    }
     let proxy = Arc::new(proxy);
     let admin = Arc::new(admin::Admin {
         store,

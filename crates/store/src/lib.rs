@@ -201,6 +201,12 @@ impl Store {
         Ok(affected)
     }
 
+    /// The deactivations and deprovisions `instance` left in flight (at most 1000): what to
+    /// alert on before they are marked interrupted.
+    pub async fn in_flight_deprovisions(&self, instance: &str) -> Result<Vec<Exchange>, StoreError> {
+        self.select(&query::in_flight_deprovisions(instance)).await
+    }
+
     /// One exchange in full, with the ids of its replays.
     pub async fn get(&self, id: &str) -> Result<Exchange, StoreError> {
         let mut found = self.select(&query::by_id(id)).await?;

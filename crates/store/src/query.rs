@@ -50,6 +50,17 @@ pub(crate) fn later_creates(route: &str, resource_type: &str, after_id: &str, us
     Select { sql, params }
 }
 
+/// The deactivations and deprovisions an instance left in flight.
+pub(crate) fn in_flight_deprovisions(instance: &str) -> Select {
+    Select {
+        sql: format!(
+            "SELECT {COLUMNS} FROM exchanges WHERE outcome = 'in_flight' AND instance = ? \
+             AND lifecycle IN ('deactivate', 'deprovision') ORDER BY id LIMIT 1000"
+        ),
+        params: vec![Param::Text(Some(instance.to_owned()))],
+    }
+}
+
 /// The replays of one exchange, oldest first.
 pub(crate) fn replays_of(id: &str) -> Select {
     Select {

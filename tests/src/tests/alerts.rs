@@ -128,3 +128,52 @@ async fn failed_and_partial_deprovisions_and_shape_drift_are_alerted_without_sec
     scimtrail.running.shutdown().await;
     refapp.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deactivation_cut_short_by_a_crash_is_alerted_at_the_next_start() {
+    let store_url = proxy::fresh_store_urls().await.remove(0);
+    let receiver = webhook::start(0).await;
+    let store = scimtrail_app::connect(&store_url).await.unwrap();
+    // What a proxy killed mid-flight leaves: the deactivation begun, never completed.
+    let begun = scimtrail_store::NewExchange {
+        id: uuid::Uuid::now_v7().to_string(),
+        received_at_ms: 1_700_000_000_000,
+        instance: "crashed-instance".into(),
+        route: Some("app".into()),
+        idp: Some("okta".into()),
+        method: "PATCH".into(),
+        path: "/Users/u1".into(),
+        query: None,
+        resource_type: Some("Users".into()),
+        resource_id: Some("u1".into()),
+        user_name: Some("leaver@example.com".into()),
+        operation: "patch".into(),
+        lifecycle: Some("deactivate".into()),
+        request_headers: json!([]),
+        request_body: None,
+        replay_of: None,
+        parent_id: None,
+    };
+    store
+        .write_batch(&[scimtrail_store::Write::Begin(Box::new(begun.clone()))])
+        .await
+        .unwrap();
+    let (refapp, _) = refapp::start().await;
+    let hook = Webhook {
+        url: receiver.url.parse().unwrap(),
+        bearer_token: None,
+        max_attempts: 1,
+    };
+    let scimtrail = proxy::start_with(&proxy::single_route(&refapp.base_url(), ""), &store_url, |settings| {
+        settings.proxy.instance = "crashed-instance".into();
+        settings.proxy.routes[0].webhook = Some(hook);
+    })
+    .await;
+    assert_eq!(scimtrail.running.interrupted, 1);
+    let alerts = receiver.accepted(1).await;
+    assert_eq!(alerts[0].body["alert"], "deprovision_failed");
+    assert_eq!(alerts[0].body["outcome"], "interrupted");
+    assert_eq!(alerts[0].body["exchange_id"], begun.id.as_str());
+    scimtrail.running.shutdown().await;
+    refapp.shutdown().await;
+}
