@@ -225,6 +225,35 @@ async fn a_fanned_out_bulk_resolves_bulk_ids_and_stops_at_fail_on_errors() {
         .await
         .body;
     assert_eq!(late["totalResults"], 0);
+
+    // A bulk request whose first operation wrote the resource its second failed on: a replay
+    // sends the second, the first is not "a later write" that supersedes it.
+    let one_id = one["Resources"][0]["id"].as_str().unwrap();
+    let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+    let bulk = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {"method": "PATCH", "path": format!("/Users/{one_id}"), "data": patch(json!([{"op": "replace", "path": "title", "value": "Lead"}]))},
+            {"method": "PATCH", "path": format!("/Users/{one_id}"), "data": patch(json!([{"op": "replace", "path": "noSuchAttribute", "value": 1}]))}
+        ]
+    });
+    let answered = scimtrail.client.post("/Bulk", &bulk).await;
+    let id = answered.header("scimtrail-exchange-id").unwrap();
+    assert_eq!(scimtrail.store.get(id).await.unwrap().outcome, "partial");
+    let dry = scimtrail
+        .admin
+        .send(
+            http::Method::POST,
+            &format!("/api/v1/exchanges/{id}/replay"),
+            Some(&json!({"dry_run": true})),
+            &[],
+        )
+        .await
+        .body;
+    assert_eq!(dry["items"][0]["action"], "would_replay", "{dry:#}");
+    let sent = &dry["items"][0]["preview"]["send"][0]["body"]["Operations"];
+    assert_eq!(sent.as_array().unwrap().len(), 1, "{dry:#}");
+    assert_eq!(sent[0]["data"]["Operations"][0]["path"], "noSuchAttribute");
     scimtrail.running.shutdown().await;
     app.shutdown().await;
 }

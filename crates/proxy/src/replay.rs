@@ -561,9 +561,13 @@ impl Proxy {
             if let [resource_type @ ("Users" | "Groups"), id] = segments.as_slice() {
                 let writes = self.store.writes_to(&route.name, resource_type, id).await?;
                 let writes = self.in_the_idps_order(writes).await?;
-                let later = writes
-                    .iter()
-                    .find(|w| w.outcome == "ok" && w.replay_of.as_deref().unwrap_or(&w.id) > original.id.as_str());
+                // Operations of this very bulk request (fanned out, or fanned out by a replay of
+                // it) are not later writes: they stand where it stands.
+                let later = writes.iter().find(|w| {
+                    w.outcome == "ok"
+                        && w.parent_id.as_deref() != Some(original.id.as_str())
+                        && w.replay_of.as_deref().unwrap_or(&w.id) > original.id.as_str()
+                });
                 if let Some(later) = later {
                     left_out.push(index);
                     later_writes.push(format!("#{index} ({})", later.id));
