@@ -5,7 +5,7 @@
 use crate::config::Secret;
 use crate::exchange::{constant_time_eq, now_ms};
 use crate::metrics::Metrics;
-use crate::replay::Selection;
+use crate::replay::{ReplayError, Selection};
 use crate::server::Handler;
 use crate::Proxy;
 use bytes::Bytes;
@@ -176,11 +176,14 @@ impl Admin {
         };
         match self.proxy.replay(selection, dry_run).await {
             Ok(report) => json_response(StatusCode::OK, &report.to_json()),
-            Err(StoreError::NotFound(id)) => json_response(
+            Err(ReplayError::Store(StoreError::NotFound(id))) => json_response(
                 StatusCode::NOT_FOUND,
                 &json!({"error": format!("no exchange with id {id}")}),
             ),
-            Err(error) => store_failure(&error),
+            Err(busy @ ReplayError::Busy { .. }) => {
+                json_response(StatusCode::CONFLICT, &json!({"error": busy.to_string()}))
+            }
+            Err(ReplayError::Store(error)) => store_failure(&error),
         }
     }
 }

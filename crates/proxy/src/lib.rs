@@ -47,7 +47,7 @@ pub use admin::{list_query, parse_time};
 pub use config::{ProxyConfig, Route, Secret, TlsFiles, UpstreamAuth, Webhook};
 pub use exchange::{ERROR_HEADER, EXCHANGE_ID_HEADER};
 pub use recorder::{RecordMode, Recorder};
-pub use replay::{ReplayItem, ReplayReport, Selection};
+pub use replay::{ReplayError, ReplayItem, ReplayReport, Selection};
 
 use bytes::Bytes;
 use http::header::HeaderValue;
@@ -75,7 +75,6 @@ pub struct Proxy {
     metrics: Arc<Metrics>,
     store: Store,
     shapes: shapes::ShapeBook,
-    replay_lock: tokio::sync::Mutex<()>,
     alerts: alerts::Alerts,
 }
 
@@ -210,7 +209,6 @@ impl Proxy {
             metrics,
             store,
             shapes: shapes::ShapeBook::default(),
-            replay_lock: tokio::sync::Mutex::new(()),
             alerts,
         };
         Ok((proxy, Background { writer, delivery }))
@@ -259,11 +257,7 @@ impl Replayer {
     }
 
     /// Replays the selection (see [`Proxy::replay`]).
-    pub async fn replay(
-        &self,
-        selection: Selection,
-        dry_run: bool,
-    ) -> Result<ReplayReport, scimtrail_store::StoreError> {
+    pub async fn replay(&self, selection: Selection, dry_run: bool) -> Result<ReplayReport, ReplayError> {
         self.proxy.replay(selection, dry_run).await
     }
 

@@ -18,7 +18,7 @@
 
 mod plan;
 
-use crate::exchange::{relative_path, rules_request, Link};
+use crate::exchange::{now_ms, relative_path, rules_request, Link};
 use crate::{state, Proxy, Route, EXCHANGE_ID_HEADER};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
@@ -29,11 +29,30 @@ use scimtrail_scim::message::resolve_bulk_ids;
 use scimtrail_scim::patch::PatchRequest;
 use scimtrail_scim::redact::{redact_passwords, strip_redacted_passwords};
 use scimtrail_scim::ResourceType;
-use scimtrail_store::{Exchange, ExchangeQuery, StoreError};
+use scimtrail_store::{rfc3339, Exchange, ExchangeQuery, StoreError};
 use serde_json::{json, Map, Value};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+
+/// Why a replay run did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another run holds the store's replay lease.
+    #[error("another replay run is in progress ({holder}, until {until}); try again when it is done")]
+    Busy {
+        /// Who runs it.
+        holder: String,
+        /// When its lease ends, unless renewed (RFC 3339).
+        until: String,
+    },
+}
+
+/// How long a run's lease lasts without being renewed; it is renewed after every exchange.
+const LEASE_MS: i64 = 5 * 60 * 1000;
 
 /// Which exchanges to replay.
 #[derive(Debug, Clone)]
@@ -199,10 +218,32 @@ const NOT_REPLAYED: [&str; 16] = [
 const REPLAY_PEER: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
 
 impl Proxy {
-    /// Replays the selected exchanges (see the module's documentation). Only one run at a
-    /// time per proxy: two at once could send the same exchange twice.
-    pub async fn replay(&self, selection: Selection, dry_run: bool) -> Result<ReplayReport, StoreError> {
-        let _one_at_a_time = self.replay_lock.lock().await;
+    /// Replays the selected exchanges (see the module's documentation). One run at a time
+    /// over a store, whichever process runs it (the store's replay lease): two at once could
+    /// send the same exchange twice.
+    pub async fn replay(&self, selection: Selection, dry_run: bool) -> Result<ReplayReport, ReplayError> {
+        let holder = format!("{} ({})", self.config.instance, uuid::Uuid::now_v7());
+        let lease = |now: i64| (now, now.saturating_add(LEASE_MS));
+        let (now, until) = lease(now_ms());
+        if let Err((holder, until)) = self.store.take_replay_lease(&holder, now, until).await? {
+            return Err(ReplayError::Busy {
+                holder,
+                until: rfc3339(until),
+            });
+        }
+        let report = self.replay_leased(selection, dry_run, &holder).await;
+        if let Err(error) = self.store.release_replay_lease(&holder).await {
+            tracing::warn!(%error, "The replay lease could not be given up; it expires by itself.");
+        }
+        report
+    }
+
+    async fn replay_leased(
+        &self,
+        selection: Selection,
+        dry_run: bool,
+        holder: &str,
+    ) -> Result<ReplayReport, ReplayError> {
         let candidates = self.select(selection).await?;
         let mut writes: HashMap<ResourceKey, Vec<Exchange>> = HashMap::new();
         let mut replays: HashMap<String, Vec<Exchange>> = HashMap::new();
@@ -227,6 +268,12 @@ impl Proxy {
         let mut stopped: Option<String> = None;
         for (original, step) in candidates.iter().zip(steps) {
             let item = ReplayItem::new(original);
+            // Renewed as the run goes: a long run keeps it, a dead one loses it.
+            let (now, until) = (now_ms(), now_ms().saturating_add(LEASE_MS));
+            if let Err((other, _)) = self.store.take_replay_lease(holder, now, until).await? {
+                tracing::error!(%other, "The replay lease was lost; stopping the run.");
+                stopped.get_or_insert_with(|| format!("not attempted: the replay lease went to {other}"));
+            }
             if let Some(why) = &stopped {
                 report.items.push(ReplayItem {
                     action: "not_attempted",

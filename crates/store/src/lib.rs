@@ -201,6 +201,42 @@ impl Store {
         Ok(affected)
     }
 
+    /// Takes the replay lease for `holder` until `until_ms`, unless another holder has it
+    /// past `now_ms`; then returns that holder and when its lease ends.
+    pub async fn take_replay_lease(
+        &self,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Result<(), (String, i64)>, StoreError> {
+        let statement = "INSERT INTO replay_lease (name, holder, expires_at) VALUES ('replay', ?, ?) \
+                         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+                         WHERE replay_lease.expires_at < ? OR replay_lease.holder = excluded.holder";
+        let params = vec![
+            sql::Param::Text(Some(holder.to_owned())),
+            sql::Param::Int(Some(until_ms)),
+            sql::Param::Int(Some(now_ms)),
+        ];
+        let taken = self.execute(statement, params).await?;
+        if taken > 0 {
+            return Ok(Ok(()));
+        }
+        let statement = "SELECT holder, expires_at FROM replay_lease WHERE name = 'replay'";
+        let (other, until): (String, i64) = match &self.pool {
+            Pool::Sqlite(pool, _) => sqlx::query_as(statement).fetch_one(pool).await?,
+            Pool::Postgres(pool, _) => sqlx::query_as(statement).fetch_one(pool).await?,
+        };
+        Ok(Err((other, until)))
+    }
+
+    /// Gives the replay lease up, if `holder` has it.
+    pub async fn release_replay_lease(&self, holder: &str) -> Result<(), StoreError> {
+        let statement = "DELETE FROM replay_lease WHERE name = 'replay' AND holder = ?";
+        self.execute(statement, vec![sql::Param::Text(Some(holder.to_owned()))])
+            .await?;
+        Ok(())
+    }
+
     /// The deactivations and deprovisions `instance` left in flight (at most 1000): what to
     /// alert on before they are marked interrupted.
     pub async fn in_flight_deprovisions(&self, instance: &str) -> Result<Vec<Exchange>, StoreError> {
@@ -323,6 +359,24 @@ impl Store {
             }
         };
         Ok(ids)
+    }
+
+    /// Runs one statement (`?` placeholders) through the read pool; returns the rows affected.
+    async fn execute(&self, statement: &str, params: Vec<sql::Param>) -> Result<u64, StoreError> {
+        let affected = match &self.pool {
+            Pool::Sqlite(pool, _) => sql::bind_sqlite(sqlx::query(statement), params)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Pool::Postgres(pool, _) => {
+                let statement = sql::numbered_placeholders(statement);
+                sql::bind_postgres(sqlx::query(&statement), params)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        Ok(affected)
     }
 
     async fn select(&self, query: &query::Select) -> Result<Vec<Exchange>, StoreError> {

@@ -406,3 +406,23 @@ async fn route_shapes_are_kept_once_per_route() {
         assert_eq!(store.route_shapes("none").await.unwrap(), Vec::<String>::new());
     }
 }
+
+#[tokio::test]
+async fn one_replay_lease_at_a_time_until_it_expires() {
+    for store in fresh_stores().await {
+        assert_eq!(store.take_replay_lease("a", 1_000, 2_000).await.unwrap(), Ok(()));
+        assert_eq!(
+            store.take_replay_lease("b", 1_500, 2_500).await.unwrap(),
+            Err(("a".to_owned(), 2_000))
+        );
+        // The holder renews by taking it again.
+        assert_eq!(store.take_replay_lease("a", 1_900, 3_000).await.unwrap(), Ok(()));
+        assert!(store.take_replay_lease("b", 2_500, 3_500).await.unwrap().is_err());
+        // Expired, anyone may take it; released, too.
+        assert_eq!(store.take_replay_lease("b", 3_001, 4_000).await.unwrap(), Ok(()));
+        store.release_replay_lease("a").await.unwrap();
+        assert!(store.take_replay_lease("a", 3_500, 5_000).await.unwrap().is_err());
+        store.release_replay_lease("b").await.unwrap();
+        assert_eq!(store.take_replay_lease("a", 3_500, 5_000).await.unwrap(), Ok(()));
+    }
+}

@@ -133,3 +133,58 @@ async fn the_run_stops_when_the_application_is_still_away() {
     assert!(!report.all_succeeded());
     setup.proxy.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_replay_run_over_the_same_store_waits_for_the_first() {
+    let mut setup = setup().await;
+    setup.app.down().await;
+    assert_eq!(
+        setup
+            .proxy
+            .client
+            .post("/Users", &user("a@example.com", true))
+            .await
+            .status,
+        502
+    );
+    setup.app.up().await.unwrap();
+    // Another process's run holds the lease.
+    let now = 4_102_444_800_000; // 2100-01-01: far from expiring
+    let taken = setup
+        .proxy
+        .store
+        .take_replay_lease("another run", 0, now)
+        .await
+        .unwrap();
+    assert_eq!(taken, Ok(()));
+    let busy = setup
+        .proxy
+        .admin
+        .send(
+            http::Method::POST,
+            "/api/v1/replays",
+            Some(&json!({"filter": {}, "dry_run": false})),
+            &[],
+        )
+        .await;
+    assert_eq!(busy.status, 409);
+    assert!(
+        busy.body["error"].as_str().unwrap().contains("another run"),
+        "{}",
+        busy.body
+    );
+    let found = setup
+        .direct
+        .get("/Users?filter=userName%20eq%20%22a%40example.com%22")
+        .await;
+    assert_eq!(found.body["totalResults"], 0, "nothing was sent");
+    // Released, the run goes ahead, and gives the lease up when done.
+    setup.proxy.store.release_replay_lease("another run").await.unwrap();
+    let report = replay_failed(&setup).await;
+    assert!(report.all_succeeded(), "{:?}", report.items);
+    assert_eq!(
+        setup.proxy.store.take_replay_lease("later", 1, 2).await.unwrap(),
+        Ok(())
+    );
+    setup.proxy.running.shutdown().await;
+}
