@@ -146,13 +146,19 @@ pub async fn play(http: &Http, proxy: &str, app: &mut OutageApp) -> Result<Outag
 /// What the application has that the IdP did not intend (read directly, not through the
 /// proxy). Empty once the state is repaired.
 pub async fn check(http: &Http, app: &str, ids: &[String], team: &str) -> Result<Vec<String>, String> {
+    let [ada, grace, linus] = ids else {
+        return Err(format!(
+            "the ids of ada, grace and linus are needed, not {} ids",
+            ids.len()
+        ));
+    };
     let mut wrong = Vec::new();
-    let grace = http.send("GET", &format!("{app}/Users/{}", ids[1]), &[], None).await?;
-    if grace.body["active"] != json!(false) {
+    let grace_now = http.send("GET", &format!("{app}/Users/{grace}"), &[], None).await?;
+    if grace_now.body["active"] != json!(false) {
         wrong.push("grace@example.com is still active: the leaver kept access".to_owned());
     }
-    let ada = http.send("GET", &format!("{app}/Users/{}", ids[0]), &[], None).await?;
-    if ada.body["title"] != json!("Staff Engineer") {
+    let ada_now = http.send("GET", &format!("{app}/Users/{ada}"), &[], None).await?;
+    if ada_now.body["title"] != json!("Staff Engineer") {
         wrong.push("ada@example.com is not Staff Engineer".to_owned());
     }
     let group = http.send("GET", &format!("{app}/Groups/{team}"), &[], None).await?;
@@ -160,10 +166,10 @@ pub async fn check(http: &Http, app: &str, ids: &[String], team: &str) -> Result
         .as_array()
         .map(|m| m.iter().filter_map(|m| m["value"].as_str()).collect())
         .unwrap_or_default();
-    if members.contains(&ids[1].as_str()) {
+    if members.contains(&grace.as_str()) {
         wrong.push("grace@example.com is still in Platform".to_owned());
     }
-    if !members.contains(&ids[2].as_str()) {
+    if !members.contains(&linus.as_str()) {
         wrong.push("linus@example.com is not in Platform".to_owned());
     }
     Ok(wrong)
