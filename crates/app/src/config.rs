@@ -522,21 +522,7 @@ fn route(raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError>
             raw.path_prefix
         )));
     }
-    let upstream: http::Uri = raw
-        .upstream
-        .parse()
-        .map_err(|_| invalid(format!("{what}: upstream \"{}\" is not a URL", raw.upstream)))?;
-    if !matches!(upstream.scheme_str(), Some("http" | "https")) || upstream.host().is_none() {
-        return Err(invalid(format!(
-            "{what}: upstream \"{}\" must be an http:// or https:// URL",
-            raw.upstream
-        )));
-    }
-    if upstream.authority().is_some_and(|a| a.as_str().contains('@')) {
-        return Err(invalid(format!(
-            "{what}: the upstream URL must not carry credentials; use upstream_auth"
-        )));
-    }
+    let upstream = http_url(&raw.upstream, &what, "upstream", "upstream_auth")?;
     if raw.timeout_secs == Some(0) {
         return Err(invalid(format!("{what}: timeout_secs must be at least 1")));
     }
@@ -570,23 +556,28 @@ fn route(raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError>
     })
 }
 
-fn webhook(raw: RawWebhook, what: &str) -> Result<Webhook, ConfigError> {
-    let what = format!("{what} webhook");
-    let url: http::Uri = raw
-        .url
+/// An http:// or https:// URL with a host and no credentials in it (`key` names it in
+/// messages; credentials go in `credentials_key` instead).
+fn http_url(text: &str, what: &str, key: &str, credentials_key: &str) -> Result<http::Uri, ConfigError> {
+    let url: http::Uri = text
         .parse()
-        .map_err(|_| invalid(format!("{what}: url \"{}\" is not a URL", raw.url)))?;
+        .map_err(|_| invalid(format!("{what}: {key} \"{text}\" is not a URL")))?;
     if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
         return Err(invalid(format!(
-            "{what}: url \"{}\" must be an http:// or https:// URL",
-            raw.url
+            "{what}: {key} \"{text}\" must be an http:// or https:// URL"
         )));
     }
     if url.authority().is_some_and(|a| a.as_str().contains('@')) {
         return Err(invalid(format!(
-            "{what}: the URL must not carry credentials; use bearer_token_env"
+            "{what}: the {key} must not carry credentials; use {credentials_key}"
         )));
     }
+    Ok(url)
+}
+
+fn webhook(raw: RawWebhook, what: &str) -> Result<Webhook, ConfigError> {
+    let what = format!("{what} webhook");
+    let url = http_url(&raw.url, &what, "url", "bearer_token_env")?;
     let max_attempts = raw.max_attempts.unwrap_or(5);
     if !(1..=20).contains(&max_attempts) {
         return Err(invalid(format!("{what}: max_attempts must be from 1 to 20")));

@@ -169,55 +169,26 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        header(
+        counters(
             &mut out,
             "scimtrail_exchanges_total",
-            "counter",
             "Exchanges by route, IdP, method and outcome.",
+            &lock(&self.exchanges),
         );
-        for (labels, value) in lock(&self.exchanges).iter() {
-            let _ = writeln!(out, "scimtrail_exchanges_total{} {value}", render_labels(labels, None));
-        }
-        header(
-            &mut out,
-            "scimtrail_findings_total",
-            "counter",
-            "Findings (operations that did not fully take effect, wrong lookups, non-SCIM errors) by route, IdP and kind.",
-        );
-        for (labels, value) in lock(&self.findings).iter() {
-            let _ = writeln!(out, "scimtrail_findings_total{} {value}", render_labels(labels, None));
-        }
-        header(
-            &mut out,
-            "scimtrail_lifecycle_total",
-            "counter",
-            "Lifecycle events (provision, update, deactivate, reactivate, deprovision, membership, lookup) by route, IdP and outcome.",
-        );
-        for (labels, value) in lock(&self.lifecycles).iter() {
-            let _ = writeln!(out, "scimtrail_lifecycle_total{} {value}", render_labels(labels, None));
-        }
-        header(
+        counters(&mut out, "scimtrail_findings_total", "Findings (operations that did not fully take effect, wrong lookups, non-SCIM errors) by route, IdP and kind.", &lock(&self.findings));
+        counters(&mut out, "scimtrail_lifecycle_total", "Lifecycle events (provision, update, deactivate, reactivate, deprovision, membership, lookup) by route, IdP and outcome.", &lock(&self.lifecycles));
+        counters(
             &mut out,
             "scimtrail_deprovisions_failed_total",
-            "counter",
             "Deactivations and deprovisions that did not take effect (any outcome but ok), by route and IdP.",
+            &lock(&self.failed_deprovisions),
         );
-        for (labels, value) in lock(&self.failed_deprovisions).iter() {
-            let _ = writeln!(
-                out,
-                "scimtrail_deprovisions_failed_total{} {value}",
-                render_labels(labels, None)
-            );
-        }
-        header(
+        counters(
             &mut out,
             "scimtrail_alerts_total",
-            "counter",
             "Webhook alerts by route, kind and result (delivered, refused, failed after retries, dropped).",
+            &lock(&self.alerts),
         );
-        for (labels, value) in lock(&self.alerts).iter() {
-            let _ = writeln!(out, "scimtrail_alerts_total{} {value}", render_labels(labels, None));
-        }
         histograms(
             &mut out,
             "scimtrail_exchange_duration_seconds",
@@ -286,6 +257,13 @@ impl Metrics {
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn counters(out: &mut String, name: &str, help: &str, series: &BTreeMap<Labels, u64>) {
+    header(out, name, "counter", help);
+    for (labels, value) in series {
+        let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
+    }
 }
 
 fn histograms(out: &mut String, name: &str, help: &str, bounds: &[f64], series: &BTreeMap<Labels, Histogram>) {
