@@ -295,7 +295,9 @@ impl Proxy {
                         operations: &left_out,
                         members: &left_out_members,
                     };
-                    self.replay_one(original, leave_out, dry_run, &mut created, item).await
+                    let earlier = replays.get(&original.id).map(Vec::as_slice).unwrap_or_default();
+                    self.replay_one(original, earlier, leave_out, dry_run, &mut created, item)
+                        .await
                 }
             };
             // The application is down, overloaded or failing: the rest would fare alike, and
@@ -376,9 +378,11 @@ impl Proxy {
         Ok(found)
     }
 
+    /// `earlier`: the replays of `original` before this run.
     async fn replay_one(
         &self,
         original: &Exchange,
+        earlier: &[Exchange],
         leave_out: LeftOut<'_>,
         dry_run: bool,
         created: &mut HashSet<(String, String, String)>,
@@ -415,7 +419,7 @@ impl Proxy {
         }
         let mut left_out = leave_out.operations.to_vec();
         if original.operation == "bulk" {
-            match self.bulk_left_out(original, route).await {
+            match self.bulk_left_out(original, earlier, route).await {
                 Ok(Ok((out, notes))) => {
                     left_out = out;
                     item.notes.extend(notes);
@@ -570,6 +574,7 @@ impl Proxy {
     async fn bulk_left_out(
         &self,
         original: &Exchange,
+        replays: &[Exchange],
         route: &Route,
     ) -> Result<Result<(Vec<usize>, Vec<String>), SkipReason>, StoreError> {
         let Some(recorded) = original.bulk_operations.as_ref().and_then(Value::as_array) else {
@@ -578,7 +583,6 @@ impl Proxy {
                 "which of its bulk operations took effect is unknown (it was interrupted): send them again from the IdP, or replay the operations one by one".to_owned(),
             )));
         };
-        let replays = self.store.replays(&original.id).await?;
         let done_in_a_replay = |op: &Value| {
             replays.iter().any(|replay| {
                 replay
