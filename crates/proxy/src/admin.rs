@@ -91,11 +91,14 @@ impl Admin {
     async fn ready(&self) -> Response<Full<Bytes>> {
         let store = self.store.ping().await;
         let ready = store.is_ok() && self.routes > 0;
-        let body = json!({
+        let mut body = json!({
             "ready": ready,
             "store": if store.is_ok() { "reachable" } else { "unreachable" },
             "routes": self.routes,
         });
+        if let Err(error) = &store {
+            body["store_error"] = json!(error.to_string());
+        }
         json_response(
             if ready {
                 StatusCode::OK

@@ -201,6 +201,7 @@ impl Proxy {
         }));
         let redactor = Redactor::new(&secret_headers);
         let (alerts, delivery) = alerts::Alerts::spawn(client.clone(), Arc::clone(&metrics));
+        let proxy_store = store.clone();
         let proxy = Proxy {
             config,
             client,
@@ -211,7 +212,14 @@ impl Proxy {
             shapes: shapes::ShapeBook::default(),
             alerts,
         };
-        Ok((proxy, Background { writer, delivery }))
+        Ok((
+            proxy,
+            Background {
+                writer,
+                delivery,
+                store: proxy_store,
+            },
+        ))
     }
 }
 
@@ -223,6 +231,7 @@ const ALERTS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
 struct Background {
     writer: tokio::sync::oneshot::Receiver<()>,
     delivery: JoinHandle<()>,
+    store: Store,
 }
 
 impl Background {
@@ -230,6 +239,8 @@ impl Background {
     /// `ALERTS_DEADLINE` at most: a webhook that is down must not hold a shutdown.
     async fn finish(self) {
         let _ = self.writer.await;
+        // What the writer journaled goes into the database before the process ends.
+        self.store.close().await;
         let mut delivery = self.delivery;
         if tokio::time::timeout(ALERTS_DEADLINE, &mut delivery).await.is_err() {
             tracing::error!("Alerts still undelivered at shutdown were given up on.");

@@ -124,14 +124,15 @@ fn writer(store: &Store, mut jobs: mpsc::Receiver<Job>, max_batch: usize, metric
         }
         let (writes, waiters): (Vec<Write>, Vec<_>) = batch.drain(..).map(|job| (job.write, job.done)).unzip();
         let started = Instant::now();
+        let count = writes.len();
         let result = store
-            .write_batch_blocking(&writes)
+            .write_batch_blocking(writes)
             .map_err(|error| RecordError::Store(error.to_string()));
-        metrics.batch(writes.len(), started.elapsed());
+        metrics.batch(count, started.elapsed());
         metrics.set_queue_depth(jobs.len());
         if let Err(error) = &result {
             metrics.record_error();
-            tracing::error!(%error, batch = writes.len(), "Writing a batch of records failed.");
+            tracing::error!(%error, batch = count, "Writing a batch of records failed.");
         }
         for waiter in waiters {
             match waiter {

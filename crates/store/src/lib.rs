@@ -16,6 +16,7 @@
 //!   `since`/`until` bounds all use the primary key.
 //! - The SQLite and PostgreSQL migrations carry the same versions (a test checks it).
 
+mod journal;
 mod model;
 mod query;
 mod sql;
@@ -24,10 +25,13 @@ mod sqlite_writer;
 pub use model::{rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, Snapshot, Write, OUTCOME_IN_FLIGHT};
 pub use query::REPLAYABLE_OUTCOMES;
 
+use journal::Journal;
 use sqlite_writer::SqliteWriter;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a store operation failed.
@@ -48,6 +52,9 @@ pub enum StoreError {
     /// The SQLite write connection refused or failed.
     #[error("database error: {0}")]
     SqliteWrite(#[from] rusqlite::Error),
+    /// The journal (SQLite's durable record, ahead of the database) failed.
+    #[error("journal: {0}")]
+    Journal(String),
     /// A blocking write task failed.
     #[error("the write task failed: {0}")]
     Thread(String),
@@ -73,6 +80,15 @@ pub enum SqliteSync {
     Normal,
 }
 
+/// What a SQLite store knows beyond its connections.
+#[derive(Debug, Clone)]
+struct Sqlite {
+    file: PathBuf,
+    sync: SqliteSync,
+    /// Writes go through it when this store holds the database's journal.
+    journal: Option<Arc<Journal>>,
+}
+
 /// A connection pool to SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -82,7 +98,7 @@ pub struct Store {
 #[derive(Debug, Clone)]
 enum Pool {
     /// Reads and migrations through sqlx; batches through a write connection of our own.
-    Sqlite(SqlitePool, SqliteWriter),
+    Sqlite(SqlitePool, SqliteWriter, Sqlite),
     /// The runtime drives the pool's connections, also for [`Store::write_batch_blocking`].
     Postgres(PgPool, tokio::runtime::Handle),
 }
@@ -114,7 +130,15 @@ impl Store {
                 .connect_with(options)
                 .await?;
             // The pool has created the file and switched it to WAL.
-            Pool::Sqlite(pool, SqliteWriter::open(&file, sqlite_sync)?)
+            let writer = SqliteWriter::open(&file, sqlite_sync)?;
+            // What a process that died left in the journal is applied, unless it lives on.
+            journal::recover_if_free(&file, &writer)?;
+            let sqlite = Sqlite {
+                file,
+                sync: sqlite_sync,
+                journal: None,
+            };
+            Pool::Sqlite(pool, writer, sqlite)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Pool::Postgres(
                 PgPoolOptions::new().max_connections(8).connect(url).await?,
@@ -128,6 +152,69 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// This store, writing through SQLite's journal (see the `journal` module): writes are
+    /// made durable by an append to a file and applied to the database behind, in large
+    /// batches; this store's reads wait for them. Only one process holds a journal: when
+    /// another one does, writes go straight to the database, as for PostgreSQL (whose server
+    /// is the durable record, and may be shared by several instances).
+    pub fn with_journal(self) -> Result<Store, StoreError> {
+        let Pool::Sqlite(pool, writer, sqlite) = self.pool else {
+            return Ok(self);
+        };
+        if sqlite.journal.is_some() {
+            return Ok(Store {
+                pool: Pool::Sqlite(pool, writer, sqlite),
+            });
+        }
+        let journal = Journal::open(&sqlite.file, sqlite.sync, writer.clone())?;
+        if journal.is_none() {
+            tracing::warn!(
+                journal = %journal::directory(&sqlite.file).display(),
+                "Another process writes through this store's journal: writing to the database directly."
+            );
+        }
+        Ok(Store {
+            pool: Pool::Sqlite(pool, writer, Sqlite { journal, ..sqlite }),
+        })
+    }
+
+    /// Whether writes go through a journal.
+    pub fn journaled(&self) -> bool {
+        matches!(&self.pool, Pool::Sqlite(_, _, Sqlite { journal: Some(_), .. }))
+    }
+
+    /// Applies what is journaled and releases the journal (when nothing is left unapplied,
+    /// its files are deleted). For the end of a process; later writes fail.
+    pub async fn close(&self) {
+        if let Pool::Sqlite(
+            _,
+            _,
+            Sqlite {
+                journal: Some(journal), ..
+            },
+        ) = &self.pool
+        {
+            let journal = Arc::clone(journal);
+            if let Err(error) = tokio::task::spawn_blocking(move || journal.close()).await {
+                tracing::error!(%error, "Closing the journal failed; the next start applies what it left.");
+            }
+        }
+    }
+
+    /// Waits until this store's journaled writes are applied, so that a read sees them.
+    async fn caught_up(&self) {
+        if let Pool::Sqlite(
+            _,
+            _,
+            Sqlite {
+                journal: Some(journal), ..
+            },
+        ) = &self.pool
+        {
+            journal.caught_up().await;
+        }
+    }
+
     /// Which backend this is (`sqlite` or `postgres`).
     pub fn backend(&self) -> &'static str {
         match self.pool {
@@ -139,16 +226,30 @@ impl Store {
     /// Applies pending migrations (forward only).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pool {
-            Pool::Sqlite(pool, _) => sqlx::migrate!("../../migrations/sqlite").run(pool).await?,
+            Pool::Sqlite(pool, ..) => sqlx::migrate!("../../migrations/sqlite").run(pool).await?,
             Pool::Postgres(pool, _) => sqlx::migrate!("../../migrations/postgres").run(pool).await?,
         };
         Ok(())
     }
 
-    /// Whether the database answers.
+    /// Whether the database answers (and takes what the journal holds).
     pub async fn ping(&self) -> Result<(), StoreError> {
+        if let Pool::Sqlite(
+            _,
+            _,
+            Sqlite {
+                journal: Some(journal), ..
+            },
+        ) = &self.pool
+        {
+            if let Some(reason) = journal.failing() {
+                return Err(StoreError::Journal(format!(
+                    "the store fails to take what is journaled: {reason}"
+                )));
+            }
+        }
         match &self.pool {
-            Pool::Sqlite(pool, _) => {
+            Pool::Sqlite(pool, ..) => {
                 sqlx::query("SELECT 1").execute(pool).await?;
             }
             Pool::Postgres(pool, _) => {
@@ -158,11 +259,24 @@ impl Store {
         Ok(())
     }
 
-    /// Applies the writes in order, in one transaction.
-    pub async fn write_batch(&self, writes: &[Write]) -> Result<(), StoreError> {
+    /// Applies the writes in order, in one transaction (through the journal, if this store
+    /// holds it: then durable on return, and in the database soon after).
+    pub async fn write_batch(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         match &self.pool {
-            Pool::Sqlite(_, writer) => writer.write(writes.iter().flat_map(sql::statements).collect()).await,
-            Pool::Postgres(pool, _) => write_postgres(pool, writes).await,
+            Pool::Sqlite(
+                _,
+                _,
+                Sqlite {
+                    journal: Some(journal), ..
+                },
+            ) => {
+                let journal = Arc::clone(journal);
+                tokio::task::spawn_blocking(move || journal.append(writes))
+                    .await
+                    .map_err(|error| StoreError::Thread(error.to_string()))?
+            }
+            Pool::Sqlite(_, writer, _) => writer.write(writes.iter().flat_map(sql::statements).collect()).await,
+            Pool::Postgres(pool, _) => write_postgres(pool, &writes).await,
         }
     }
 
@@ -170,21 +284,29 @@ impl Store {
     /// for a dedicated writer thread (the recorder's), so that a batch costs no hand-off to
     /// another thread. Must not be called from an async task (PostgreSQL's write would panic
     /// on `block_on` inside the runtime); async code uses [`Store::write_batch`].
-    pub fn write_batch_blocking(&self, writes: &[Write]) -> Result<(), StoreError> {
+    pub fn write_batch_blocking(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         match &self.pool {
-            Pool::Sqlite(_, writer) => writer.write_blocking(&writes.iter().flat_map(sql::statements).collect()),
-            Pool::Postgres(pool, runtime) => runtime.block_on(write_postgres(pool, writes)),
+            Pool::Sqlite(
+                _,
+                _,
+                Sqlite {
+                    journal: Some(journal), ..
+                },
+            ) => journal.append(writes),
+            Pool::Sqlite(_, writer, _) => writer.write_blocking(&writes.iter().flat_map(sql::statements).collect()),
+            Pool::Postgres(pool, runtime) => runtime.block_on(write_postgres(pool, &writes)),
         }
     }
 
     /// Marks the exchanges `instance` left in flight (it stopped without completing them) as
     /// `interrupted`; returns how many.
     pub async fn mark_interrupted(&self, instance: &str) -> Result<u64, StoreError> {
+        self.caught_up().await;
         let statement = "UPDATE exchanges SET outcome = 'interrupted', \
                          error = 'the proxy stopped while the exchange was in flight' \
                          WHERE outcome = 'in_flight' AND instance = ?";
         let affected = match &self.pool {
-            Pool::Sqlite(pool, _) => sqlx::query(statement)
+            Pool::Sqlite(pool, ..) => sqlx::query(statement)
                 .bind(instance)
                 .execute(pool)
                 .await?
@@ -223,7 +345,7 @@ impl Store {
         }
         let statement = "SELECT holder, expires_at FROM replay_lease WHERE name = 'replay'";
         let (other, until): (String, i64) = match &self.pool {
-            Pool::Sqlite(pool, _) => sqlx::query_as(statement).fetch_one(pool).await?,
+            Pool::Sqlite(pool, ..) => sqlx::query_as(statement).fetch_one(pool).await?,
             Pool::Postgres(pool, _) => sqlx::query_as(statement).fetch_one(pool).await?,
         };
         Ok(Err((other, until)))
@@ -301,8 +423,9 @@ impl Store {
         resource_type: &str,
         resource_id: &str,
     ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.caught_up().await;
         let body: Option<String> = match &self.pool {
-            Pool::Sqlite(pool, _) => {
+            Pool::Sqlite(pool, ..) => {
                 sqlx::query_scalar(sql::GET_SNAPSHOT)
                     .bind(route)
                     .bind(resource_type)
@@ -332,8 +455,9 @@ impl Store {
 
     /// The request shapes `route` has seen.
     pub async fn route_shapes(&self, route: &str) -> Result<Vec<String>, StoreError> {
+        self.caught_up().await;
         let shapes = match &self.pool {
-            Pool::Sqlite(pool, _) => {
+            Pool::Sqlite(pool, ..) => {
                 sqlx::query_scalar(sql::ROUTE_SHAPES)
                     .bind(route)
                     .fetch_all(pool)
@@ -349,10 +473,11 @@ impl Store {
 
     /// The ids of the exchanges linked to `id` by `column` (`replay_of`, `parent_id`).
     async fn ids_where(&self, column: &'static str, id: &str) -> Result<Vec<String>, StoreError> {
+        self.caught_up().await;
         let statement = format!("SELECT id FROM exchanges WHERE {column} = ? ORDER BY id");
         let statement = statement.as_str();
         let ids = match &self.pool {
-            Pool::Sqlite(pool, _) => sqlx::query_scalar(statement).bind(id).fetch_all(pool).await?,
+            Pool::Sqlite(pool, ..) => sqlx::query_scalar(statement).bind(id).fetch_all(pool).await?,
             Pool::Postgres(pool, _) => {
                 let statement = sql::numbered_placeholders(statement);
                 sqlx::query_scalar(&statement).bind(id).fetch_all(pool).await?
@@ -364,7 +489,7 @@ impl Store {
     /// Runs one statement (`?` placeholders) through the read pool; returns the rows affected.
     async fn execute(&self, statement: &str, params: Vec<sql::Param>) -> Result<u64, StoreError> {
         let affected = match &self.pool {
-            Pool::Sqlite(pool, _) => sql::bind_sqlite(sqlx::query(statement), params)
+            Pool::Sqlite(pool, ..) => sql::bind_sqlite(sqlx::query(statement), params)
                 .execute(pool)
                 .await?
                 .rows_affected(),
@@ -380,8 +505,9 @@ impl Store {
     }
 
     async fn select(&self, query: &query::Select) -> Result<Vec<Exchange>, StoreError> {
+        self.caught_up().await;
         match &self.pool {
-            Pool::Sqlite(pool, _) => {
+            Pool::Sqlite(pool, ..) => {
                 let rows = sql::bind_sqlite(sqlx::query(&query.sql), query.params.clone())
                     .fetch_all(pool)
                     .await?;

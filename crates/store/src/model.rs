@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 pub const OUTCOME_IN_FLIGHT: &str = "in_flight";
 
 /// An exchange as it begins: the request as received (already redacted).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewExchange {
     /// UUIDv7.
     pub id: String,
@@ -49,7 +49,7 @@ pub struct NewExchange {
 }
 
 /// An exchange as it completes: what was forwarded, the response, the outcome.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Completion {
     /// The exchange.
     pub id: String,
@@ -84,7 +84,7 @@ pub struct Completion {
 }
 
 /// One write of the recorder.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Write {
     /// Insert an exchange as in flight.
     Begin(Box<NewExchange>),
@@ -99,7 +99,7 @@ pub enum Write {
 }
 
 /// The application's last representation of one resource, as a route saw it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     /// The route.
     pub route: String,

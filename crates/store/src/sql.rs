@@ -16,12 +16,26 @@ pub(crate) enum Param {
 
 const INSERT: &str = "INSERT INTO exchanges (id, received_at, instance, route, idp, method, path, query, \
     resource_type, resource_id, user_name, operation, lifecycle, request_headers, request_body, outcome, replay_of, \
-    parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING";
 
 const FINISH: &str = "UPDATE exchanges SET duration_ms = ?, forwarded_headers = ?, forwarded_body = ?, changes = ?, \
-    upstream_status = ?, status = ?, response_headers = ?, response_body = ?, outcome = ?, findings = ?, \
-    bulk_operations = ?, error = ?, resource_id = COALESCE(resource_id, ?), user_name = COALESCE(user_name, ?) \
+    upstream_status = ?, status = ?, response_headers = ?, response_body = ?, findings = ?, bulk_operations = ?, \
+    error = ?, outcome = ?, resource_id = COALESCE(resource_id, ?), user_name = COALESCE(user_name, ?) \
     WHERE id = ?";
+
+/// A whole exchange, inserted once. Over an existing row (its begin, applied earlier, or the
+/// same record applied again after a crash) it sets what [`FINISH`] sets.
+const WHOLE: &str = "INSERT INTO exchanges (id, received_at, instance, route, idp, method, path, query, \
+    resource_type, resource_id, user_name, operation, lifecycle, request_headers, request_body, outcome, replay_of, \
+    parent_id, duration_ms, forwarded_headers, forwarded_body, changes, upstream_status, status, response_headers, \
+    response_body, findings, bulk_operations, error) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (id) DO UPDATE SET duration_ms = excluded.duration_ms, forwarded_headers = excluded.forwarded_headers, \
+    forwarded_body = excluded.forwarded_body, changes = excluded.changes, upstream_status = excluded.upstream_status, \
+    status = excluded.status, response_headers = excluded.response_headers, response_body = excluded.response_body, \
+    outcome = excluded.outcome, findings = excluded.findings, bulk_operations = excluded.bulk_operations, \
+    error = excluded.error, resource_id = COALESCE(exchanges.resource_id, excluded.resource_id), \
+    user_name = COALESCE(exchanges.user_name, excluded.user_name)";
 
 const KEEP_SNAPSHOT: &str = "INSERT INTO resource_snapshots (route, resource_type, resource_id, body, updated_at) \
     VALUES (?, ?, ?, ?, ?) ON CONFLICT (route, resource_type, resource_id) \
@@ -45,7 +59,7 @@ pub(crate) fn statements(write: &Write) -> Vec<(&'static str, Vec<Param>)> {
     match write {
         Write::Begin(new) => vec![(INSERT, insert_params(new))],
         Write::Finish(done) => vec![(FINISH, finish_params(done))],
-        Write::Whole(new, done) => vec![(INSERT, insert_params(new)), (FINISH, finish_params(done))],
+        Write::Whole(new, done) => vec![(WHOLE, whole_params(new, done))],
         Write::Snapshot(snapshot) => vec![snapshot_statement(snapshot)],
         Write::Shape(route, shape, at) => vec![(KEEP_SHAPE, vec![text(route), text(shape), Param::Int(Some(*at))])],
     }
@@ -77,6 +91,16 @@ fn opt(value: &Option<String>) -> Param {
 }
 
 fn insert_params(new: &NewExchange) -> Vec<Param> {
+    exchange_params(new, OUTCOME_IN_FLIGHT, new.resource_id.clone(), new.user_name.clone())
+}
+
+/// The columns of [`INSERT`], in order.
+fn exchange_params(
+    new: &NewExchange,
+    outcome: &str,
+    resource_id: Option<String>,
+    user_name: Option<String>,
+) -> Vec<Param> {
     vec![
         text(&new.id),
         Param::Int(Some(new.received_at_ms)),
@@ -87,19 +111,20 @@ fn insert_params(new: &NewExchange) -> Vec<Param> {
         text(&new.path),
         opt(&new.query),
         opt(&new.resource_type),
-        opt(&new.resource_id),
-        opt(&new.user_name),
+        Param::Text(resource_id),
+        Param::Text(user_name),
         text(&new.operation),
         opt(&new.lifecycle),
         text(&new.request_headers.to_string()),
         opt(&new.request_body),
-        text(OUTCOME_IN_FLIGHT),
+        text(outcome),
         opt(&new.replay_of),
         opt(&new.parent_id),
     ]
 }
 
-fn finish_params(done: &Completion) -> Vec<Param> {
+/// The columns a completion sets, but the outcome and what it may learn (`FINISH`'s first).
+fn completion_params(done: &Completion) -> Vec<Param> {
     vec![
         Param::Int(Some(done.duration_ms)),
         Param::Text(done.forwarded_headers.as_ref().map(ToString::to_string)),
@@ -109,14 +134,29 @@ fn finish_params(done: &Completion) -> Vec<Param> {
         Param::Int(Some(i64::from(done.status))),
         text(&done.response_headers.to_string()),
         opt(&done.response_body),
-        text(&done.outcome),
         text(&done.findings.to_string()),
         Param::Text(done.bulk_operations.as_ref().map(ToString::to_string)),
         opt(&done.error),
+    ]
+}
+
+fn whole_params(new: &NewExchange, done: &Completion) -> Vec<Param> {
+    let resource_id = new.resource_id.clone().or_else(|| done.resource_id.clone());
+    let user_name = new.user_name.clone().or_else(|| done.user_name.clone());
+    let mut params = exchange_params(new, &done.outcome, resource_id, user_name);
+    params.extend(completion_params(done));
+    params
+}
+
+fn finish_params(done: &Completion) -> Vec<Param> {
+    let mut params = completion_params(done);
+    params.extend([
+        text(&done.outcome),
         opt(&done.resource_id),
         opt(&done.user_name),
         text(&done.id),
-    ]
+    ]);
+    params
 }
 
 pub(crate) fn bind_sqlite<'q>(

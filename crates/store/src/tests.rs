@@ -1,4 +1,4 @@
-//! One suite for both backends: SQLite always, PostgreSQL when `SCIMTRAIL_TEST_POSTGRES_URL`
+//! One suite for both backends: SQLite always (written directly, and through its journal), PostgreSQL when `SCIMTRAIL_TEST_POSTGRES_URL`
 //! names a server where the test may create databases (`.ci/run` starts one).
 
 use super::*;
@@ -11,6 +11,11 @@ pub(crate) async fn fresh_stores() -> Vec<Store> {
     let sqlite = Store::connect(&format!("sqlite://{}", file.display())).await.unwrap();
     sqlite.migrate().await.unwrap();
     stores.push(sqlite);
+    // The same, writing through the journal as `serve` does.
+    let file = std::env::temp_dir().join(format!("scimtrail-store-test-{}.db", uuid::Uuid::new_v4()));
+    let journaled = Store::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+    journaled.migrate().await.unwrap();
+    stores.push(journaled.with_journal().unwrap());
     if let Ok(url) = std::env::var("SCIMTRAIL_TEST_POSTGRES_URL") {
         let admin = PgPoolOptions::new()
             .max_connections(1)
@@ -85,13 +90,17 @@ async fn begin_finish_get_round_trip() {
     for store in fresh_stores().await {
         let id = id_at(1_700_000_000_000, 1);
         store
-            .write_batch(&[Write::Begin(Box::new(new_exchange(&id, 1_700_000_000_000, "bjensen")))])
+            .write_batch(vec![Write::Begin(Box::new(new_exchange(
+                &id,
+                1_700_000_000_000,
+                "bjensen",
+            )))])
             .await
             .unwrap();
         let in_flight = store.get(&id).await.unwrap();
         assert_eq!(in_flight.outcome, OUTCOME_IN_FLIGHT, "{}", store.backend());
         store
-            .write_batch(&[Write::Finish(Box::new(completion(&id, 201, "ok")))])
+            .write_batch(vec![Write::Finish(Box::new(completion(&id, 201, "ok")))])
             .await
             .unwrap();
         let done = store.get(&id).await.unwrap();
@@ -128,7 +137,7 @@ async fn listing_filters_and_pages_newest_first() {
                 Box::new(completion(&id, if outcome == "ok" { 200 } else { 400 }, outcome)),
             ));
         }
-        store.write_batch(&writes).await.unwrap();
+        store.write_batch(writes.clone()).await.unwrap();
 
         let mut seen = Vec::new();
         let mut cursor = None;
@@ -228,7 +237,7 @@ async fn only_this_instances_in_flight_exchanges_become_interrupted() {
         let mut other_new = new_exchange(&other, 1_700_000_000_000, "b");
         other_new.instance = "other".into();
         store
-            .write_batch(&[
+            .write_batch(vec![
                 Write::Begin(Box::new(new_exchange(&mine, 1_700_000_000_000, "a"))),
                 Write::Begin(Box::new(other_new)),
             ])
@@ -248,7 +257,7 @@ async fn replays_are_linked_both_ways() {
         let mut replay_new = new_exchange(&replay, 1_700_000_001_000, "a");
         replay_new.replay_of = Some(original.clone());
         store
-            .write_batch(&[
+            .write_batch(vec![
                 Write::Whole(
                     Box::new(new_exchange(&original, 1_700_000_000_000, "a")),
                     Box::new(completion(&original, 503, "failed")),
@@ -270,7 +279,7 @@ async fn children_are_linked_both_ways_whichever_is_written_first() {
         let mut child_new = new_exchange(&child, 1_700_000_000_001, "a");
         child_new.parent_id = Some(parent.clone());
         store
-            .write_batch(&[
+            .write_batch(vec![
                 Write::Whole(Box::new(child_new), Box::new(completion(&child, 200, "ok"))),
                 Write::Whole(
                     Box::new(new_exchange(&parent, 1_700_000_000_000, "a")),
@@ -321,7 +330,7 @@ async fn sqlite_wal_stays_bounded_under_steady_writes() {
             })
             .collect();
         let writer = store.clone();
-        tokio::task::spawn_blocking(move || writer.write_batch_blocking(&writes))
+        tokio::task::spawn_blocking(move || writer.write_batch_blocking(writes))
             .await
             .unwrap()
             .unwrap();
@@ -360,14 +369,14 @@ async fn snapshots_are_kept_replaced_and_forgotten_per_route() {
         };
         assert_eq!(store.snapshot("entra", "Users", "u1").await.unwrap(), None);
         store
-            .write_batch(&[
+            .write_batch(vec![
                 snapshot("entra", Some(json!({"id": "u1", "active": true})), 1),
                 snapshot("okta", Some(json!({"id": "u1", "active": true})), 1),
             ])
             .await
             .unwrap();
         store
-            .write_batch(&[snapshot("entra", Some(json!({"id": "u1", "active": false})), 2)])
+            .write_batch(vec![snapshot("entra", Some(json!({"id": "u1", "active": false})), 2)])
             .await
             .unwrap();
         assert_eq!(
@@ -376,7 +385,7 @@ async fn snapshots_are_kept_replaced_and_forgotten_per_route() {
             "{}",
             store.backend()
         );
-        store.write_batch(&[snapshot("entra", None, 3)]).await.unwrap();
+        store.write_batch(vec![snapshot("entra", None, 3)]).await.unwrap();
         assert_eq!(store.snapshot("entra", "Users", "u1").await.unwrap(), None);
         assert_eq!(
             store.snapshot("okta", "Users", "u1").await.unwrap(),
@@ -390,7 +399,7 @@ async fn route_shapes_are_kept_once_per_route() {
     for store in fresh_stores().await {
         let shape = |route: &str, shape: &str| Write::Shape(route.into(), shape.into(), 1);
         store
-            .write_batch(&[
+            .write_batch(vec![
                 shape("okta", "GET /Users userName eq"),
                 shape("okta", "GET /Users userName eq"),
                 shape("entra", "DELETE /Users/{id}"),

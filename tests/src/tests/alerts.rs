@@ -155,7 +155,7 @@ async fn a_deactivation_cut_short_by_a_crash_is_alerted_at_the_next_start() {
         parent_id: None,
     };
     store
-        .write_batch(&[scimtrail_store::Write::Begin(Box::new(begun.clone()))])
+        .write_batch(vec![scimtrail_store::Write::Begin(Box::new(begun.clone()))])
         .await
         .unwrap();
     let (refapp, _) = refapp::start().await;

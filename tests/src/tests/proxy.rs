@@ -581,16 +581,33 @@ async fn tls_listener_and_an_https_upstream_trusted_through_the_ca_bundle() {
     app.shutdown().await;
 }
 
-/// Breaks a SQLite store under a running proxy: every later write fails.
-async fn break_store(store_url: &str) {
+/// Breaks a SQLite store under a running proxy (every later write fails), or mends it.
+async fn break_store(store_url: &str, broken: bool) {
     use sqlx::Connection;
     let mut connection = sqlx::SqliteConnection::connect(store_url).await.unwrap();
-    sqlx::query("DROP TABLE exchanges")
-        .execute(&mut connection)
-        .await
-        .unwrap();
+    let statement = if broken {
+        "ALTER TABLE exchanges RENAME TO exchanges_away"
+    } else {
+        "ALTER TABLE exchanges_away RENAME TO exchanges"
+    };
+    sqlx::query(statement).execute(&mut connection).await.unwrap();
 }
 
+/// Waits until `/readyz` answers `status` (the journal's applier has met the store).
+async fn until_ready_is(proxy: &TestProxy, status: StatusCode) -> serde_json::Value {
+    for _ in 0..500 {
+        let ready = proxy.admin.get("/readyz").await;
+        if ready.status == status {
+            return ready.body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("/readyz never answered {status}");
+}
+
+/// The SQLite store fails under a running proxy. What was journaled before the proxy learnt
+/// of it is kept, and applied once the store is back; from then on requests are refused
+/// (fail closed, the default), or served unrecorded when `fail_closed = false`.
 #[tokio::test]
 async fn a_failing_store_fails_closed_by_default_and_serves_when_configured() {
     let (app, direct) = refapp::start().await;
@@ -612,13 +629,31 @@ async fn a_failing_store_fails_closed_by_default_and_serves_when_configured() {
         proxy.client.post("/Users", &body("before")).await.status,
         StatusCode::CREATED
     );
-    break_store(&store_url).await;
+    break_store(&store_url, true).await;
+    // Journaled (durable) before the store is found failing: forwarded, and kept.
+    let journaled = proxy.client.post("/Users", &body("journaled")).await;
+    assert_eq!(journaled.status, StatusCode::CREATED);
+    let journaled_id = journaled.header("scimtrail-exchange-id").unwrap().to_owned();
+    let not_ready = until_ready_is(&proxy, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        not_ready["store_error"].as_str().unwrap().contains("exchanges"),
+        "{not_ready}"
+    );
     let refused = proxy.client.post("/Users", &body("unrecorded")).await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(refused.header("scimtrail-error"), Some("record_failed"));
     assert!(
         !exists("unrecorded").await,
         "nothing is forwarded that could not be recorded"
+    );
+    // The store comes back: what was journaled is applied, and requests flow again.
+    break_store(&store_url, false).await;
+    until_ready_is(&proxy, StatusCode::OK).await;
+    let kept = proxy.store.get(&journaled_id).await.unwrap();
+    assert_eq!((kept.outcome.as_str(), kept.status), ("ok", Some(201)));
+    assert_eq!(
+        proxy.client.post("/Users", &body("after")).await.status,
+        StatusCode::CREATED
     );
     proxy.running.shutdown().await;
 
@@ -628,7 +663,12 @@ async fn a_failing_store_fails_closed_by_default_and_serves_when_configured() {
         &store_url,
     )
     .await;
-    break_store(&store_url).await;
+    break_store(&store_url, true).await;
+    assert_eq!(
+        proxy.client.post("/Users", &body("first")).await.status,
+        StatusCode::CREATED
+    );
+    until_ready_is(&proxy, StatusCode::SERVICE_UNAVAILABLE).await;
     let served = proxy.client.post("/Users", &body("served")).await;
     assert_eq!(served.status, StatusCode::CREATED);
     assert!(exists("served").await);

@@ -1,0 +1,284 @@
+//! The journal on its own: frames, merging, recovery after a crash.
+
+use super::*;
+use crate::model::Snapshot;
+use crate::{ExchangeQuery, Store};
+use serde_json::json;
+
+fn begin(id: &str) -> Write {
+    Write::Begin(Box::new(NewExchange {
+        id: id.to_owned(),
+        received_at_ms: 1_700_000_000_000,
+        instance: "journal-test".into(),
+        route: Some("app".into()),
+        idp: Some("okta".into()),
+        method: "PATCH".into(),
+        path: format!("/Users/{id}"),
+        query: None,
+        resource_type: Some("Users".into()),
+        resource_id: Some(id.to_owned()),
+        user_name: None,
+        operation: "patch".into(),
+        lifecycle: Some("deactivate".into()),
+        request_headers: json!([["authorization", "Bearer sha256:1a2b3c4d"]]),
+        request_body: Some(r#"{"Operations":[{"op":"replace","path":"active","value":false}]}"#.into()),
+        replay_of: None,
+        parent_id: None,
+    }))
+}
+
+fn finish(id: &str, outcome: &str) -> Write {
+    Write::Finish(Box::new(Completion {
+        id: id.to_owned(),
+        duration_ms: 2,
+        forwarded_headers: Some(json!([])),
+        forwarded_body: None,
+        changes: json!([]),
+        upstream_status: Some(200),
+        status: 200,
+        response_headers: json!([]),
+        response_body: Some(r#"{"id":"x"}"#.into()),
+        outcome: outcome.to_owned(),
+        findings: json!([]),
+        bulk_operations: None,
+        error: None,
+        resource_id: None,
+        user_name: Some("bjensen".into()),
+    }))
+}
+
+fn kind(write: &Write) -> String {
+    match write {
+        Write::Begin(new) => format!("begin {}", new.id),
+        Write::Finish(done) => format!("finish {}", done.id),
+        Write::Whole(new, _) => format!("whole {}", new.id),
+        Write::Snapshot(_) => "snapshot".into(),
+        Write::Shape(..) => "shape".into(),
+    }
+}
+
+fn numbered(writes: Vec<Write>) -> Vec<(u64, Write)> {
+    (1..).zip(writes).collect()
+}
+
+#[test]
+fn frames_round_trip_and_reading_stops_at_a_torn_or_damaged_frame() {
+    let writes = vec![begin("a"), finish("a", "ok"), begin("b")];
+    let mut bytes = Vec::new();
+    for write in &writes {
+        encode_frame(&mut bytes, write).unwrap();
+    }
+    assert_eq!(decode_frames(&bytes), (writes.clone(), None));
+    // Cut anywhere inside the last frame (a crash mid-append): the first two survive.
+    let last_start = {
+        let mut two = Vec::new();
+        encode_frame(&mut two, &writes[0]).unwrap();
+        encode_frame(&mut two, &writes[1]).unwrap();
+        two.len()
+    };
+    for cut in last_start + 1..bytes.len() {
+        let (read, torn) = decode_frames(&bytes[..cut]);
+        assert_eq!(read, writes[..2], "cut at {cut}");
+        assert!(torn.is_some(), "cut at {cut}");
+    }
+    // A flipped byte in the second frame's payload: only the first survives.
+    let mut damaged = bytes.clone();
+    damaged[last_start - 3] ^= 0x20;
+    let (read, torn) = decode_frames(&damaged);
+    assert_eq!(read, writes[..1]);
+    assert!(torn.unwrap().contains("checksum"));
+}
+
+#[test]
+fn merge_joins_each_begin_with_its_completion_at_the_begins_place() {
+    let snapshot = Write::Snapshot(Box::new(Snapshot {
+        route: "app".into(),
+        resource_type: "Users".into(),
+        resource_id: "a".into(),
+        body: None,
+        updated_at_ms: 1,
+    }));
+    let cases: Vec<(&str, Vec<(u64, NewExchange)>, Vec<Write>, bool, Vec<&str>, Vec<&str>)> = vec![
+        (
+            "both here: one whole record, in the begin's place",
+            vec![],
+            vec![
+                begin("a"),
+                begin("b"),
+                finish("b", "ok"),
+                snapshot.clone(),
+                finish("a", "failed"),
+            ],
+            true,
+            vec!["whole a", "whole b", "snapshot"],
+            vec![],
+        ),
+        (
+            "a begin alone is held for one round when allowed",
+            vec![],
+            vec![begin("a"), begin("b"), finish("b", "ok")],
+            true,
+            vec!["whole b"],
+            vec!["a"],
+        ),
+        (
+            "and applied as in flight when not",
+            vec![],
+            vec![begin("a")],
+            false,
+            vec!["begin a"],
+            vec![],
+        ),
+        (
+            "a held begin joins its completion in the next round",
+            vec![(1, unbox_begin(begin("a")))],
+            vec![finish("a", "ok"), begin("c")],
+            true,
+            vec!["whole a"],
+            vec!["c"],
+        ),
+        (
+            "a held begin is not held twice",
+            vec![(1, unbox_begin(begin("a")))],
+            vec![begin("c"), finish("c", "ok")],
+            true,
+            vec!["begin a", "whole c"],
+            vec![],
+        ),
+        (
+            "a completion whose begin was applied earlier stays an update",
+            vec![],
+            vec![finish("z", "ok")],
+            true,
+            vec!["finish z"],
+            vec![],
+        ),
+    ];
+    for (name, carried, records, hold, expected, expected_held) in cases {
+        let (out, held) = merge(carried, numbered(records), hold);
+        assert_eq!(out.iter().map(kind).collect::<Vec<_>>(), expected, "{name}");
+        assert_eq!(
+            held.iter().map(|(_, n)| n.id.as_str()).collect::<Vec<_>>(),
+            expected_held,
+            "{name}"
+        );
+    }
+}
+
+fn unbox_begin(write: Write) -> NewExchange {
+    match write {
+        Write::Begin(new) => *new,
+        _ => unreachable!("a begin"),
+    }
+}
+
+async fn fresh_file() -> (String, PathBuf) {
+    let file = std::env::temp_dir().join(format!("scimtrail-journal-test-{}.db", uuid::Uuid::new_v4()));
+    let url = format!("sqlite://{}", file.display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    (url, file)
+}
+
+async fn outcome(store: &Store, id: &str) -> String {
+    store.get(id).await.unwrap().outcome
+}
+
+/// What a killed process leaves: segments that were appended but never applied. The next
+/// store to open the database applies them, whatever point the crash came at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_left_by_a_dead_process_is_applied_by_the_next_open() {
+    let (url, file) = fresh_file().await;
+    let dir = directory(&file);
+    fs::create_dir_all(&dir).unwrap();
+    // Two segments, as a rotation leaves them; the second ends in a torn frame.
+    let mut first = Vec::new();
+    for write in [begin("u1"), finish("u1", "ok"), begin("u2")] {
+        encode_frame(&mut first, &write).unwrap();
+    }
+    fs::write(segment_path(&dir, 1), &first).unwrap();
+    let mut second = Vec::new();
+    for write in [begin("u3"), finish("u3", "failed"), finish("u2", "ok")] {
+        encode_frame(&mut second, &write).unwrap();
+    }
+    let torn = second.len() - 5;
+    fs::write(segment_path(&dir, 4), &second[..torn]).unwrap();
+
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(outcome(&store, "u1").await, "ok");
+    assert_eq!(outcome(&store, "u3").await, "failed");
+    // Its completion was torn off: in flight, as the crash left it.
+    assert_eq!(outcome(&store, "u2").await, "in_flight");
+    assert!(segment_files(&dir).unwrap().is_empty(), "applied segments are deleted");
+
+    // Applying twice changes nothing (a crash after the commit, before the delete).
+    fs::write(segment_path(&dir, 1), &first).unwrap();
+    let again = Store::connect(&url).await.unwrap();
+    assert_eq!(outcome(&again, "u1").await, "ok");
+    assert_eq!(outcome(&again, "u2").await, "in_flight");
+    assert_eq!(again.get("u1").await.unwrap().user_name.as_deref(), Some("bjensen"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_holds_the_journal_and_reads_its_own_writes() {
+    let (url, file) = fresh_file().await;
+    let holder = Store::connect(&url).await.unwrap().with_journal().unwrap();
+    assert!(holder.journaled());
+    // A second store on the same database cannot take it: it writes directly.
+    let other = Store::connect(&url).await.unwrap().with_journal().unwrap();
+    assert!(!other.journaled());
+
+    for n in 0..300 {
+        let id = format!("r{n:03}");
+        holder.write_batch(vec![begin(&id)]).await.unwrap();
+        holder.write_batch(vec![finish(&id, "ok")]).await.unwrap();
+        // Read right after the write: it is there, complete.
+        if n % 50 == 0 {
+            assert_eq!(outcome(&holder, &id).await, "ok", "{id}");
+        }
+    }
+    other.write_batch(vec![begin("direct")]).await.unwrap();
+    let all = ExchangeQuery {
+        limit: 1000,
+        ..Default::default()
+    };
+    assert_eq!(holder.list(&all).await.unwrap().items.len(), 301);
+
+    holder.close().await;
+    assert!(holder.write_batch(vec![begin("late")]).await.is_err(), "closed");
+    assert!(
+        segment_files(&directory(&file)).unwrap().is_empty(),
+        "a clean close leaves no segment"
+    );
+    // Released with the holder: the next process takes it.
+    drop(holder);
+    let next = Store::connect(&url).await.unwrap().with_journal().unwrap();
+    assert!(next.journaled());
+}
+
+/// Segments rotate as they fill, and those wholly applied are deleted while writing goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_rotate_and_applied_ones_are_deleted() {
+    let (url, file) = fresh_file().await;
+    let store = Store::connect(&url).await.unwrap().with_journal().unwrap();
+    let body = "x".repeat(64 * 1024);
+    let mut most = 0;
+    for n in 0..400 {
+        let id = format!("big{n:03}");
+        let Write::Begin(mut new) = begin(&id) else {
+            unreachable!()
+        };
+        new.request_body = Some(body.clone());
+        store
+            .write_batch(vec![Write::Begin(new), finish(&id, "ok")])
+            .await
+            .unwrap();
+        most = most.max(segment_files(&directory(&file)).unwrap().len());
+    }
+    // 400 × 64 KiB is three segments' worth; never more than a couple are on disk.
+    assert!(most >= 2, "the journal rotated ({most} segments at most)");
+    store.caught_up().await;
+    assert!(segment_files(&directory(&file)).unwrap().len() <= 2);
+    assert_eq!(outcome(&store, "big399").await, "ok");
+    store.close().await;
+}
