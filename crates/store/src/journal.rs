@@ -37,6 +37,10 @@ use std::time::{Duration, Instant};
 
 /// A segment is closed, and a new one begun, once it is this large.
 const SEGMENT_BYTES: u64 = 8 << 20;
+/// Records journaled before a spare segment is prepared.
+const SPARE_AFTER_RECORDS: u64 = 2000;
+/// The size of a spare segment prepared ahead: a segment's last batch may pass its size.
+const SPARE_BYTES: u64 = SEGMENT_BYTES + (1 << 20);
 /// Records journaled but not yet applied, at most: past it, appends wait for the applier
 /// (memory stays bounded, and a store that cannot keep up slows the proxy down).
 const MAX_PENDING: usize = 8192;
@@ -77,6 +81,8 @@ pub(crate) struct Journal {
     applied: tokio::sync::watch::Sender<u64>,
     /// The first sequence number of each segment on disk, oldest first.
     segments: Mutex<VecDeque<u64>>,
+    /// Whether `dir/spare` holds a segment ready to be written over (see [`Journal::rotate`]).
+    spare: Mutex<bool>,
     applier: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Held for the journal's life: the `flock` on `dir/lock`.
     _lock: File,
@@ -86,6 +92,8 @@ pub(crate) struct Journal {
 struct Appender {
     file: File,
     size: u64,
+    /// The segment was created empty: each append grows it, which makes its fsync costlier.
+    growing: bool,
     next_seq: u64,
     frames: Vec<u8>,
     /// An append failed in a way that left the file in doubt: every later one fails too.
@@ -148,7 +156,7 @@ fn recover(dir: &Path, writer: &SqliteWriter) -> Result<(usize, u64), StoreError
     let mut next_seq = 1;
     let mut applied = 0;
     for (first_seq, path) in segment_files(dir)? {
-        let (writes, torn) = read_segment(&path)?;
+        let (writes, torn) = read_segment(&path, first_seq)?;
         if let Some(reason) = torn {
             tracing::warn!(segment = %path.display(), reason, "The journal ends in a torn record (a crash mid-append); what precedes it is applied.");
         }
@@ -197,53 +205,80 @@ fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
     Ok(segments)
 }
 
+fn spare_path(dir: &Path) -> PathBuf {
+    dir.join("spare")
+}
+
 fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format!("{first_seq:020}.log"))
 }
 
 /// The writes of one segment, and why reading stopped early (a torn or damaged frame).
-fn read_segment(path: &Path) -> Result<(Vec<Write>, Option<String>), StoreError> {
+fn read_segment(path: &Path, first_seq: u64) -> Result<(Vec<Write>, Option<String>), StoreError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut file| file.read_to_end(&mut bytes))
         .map_err(|e| io_error("cannot read", path, &e))?;
-    Ok(decode_frames(&bytes))
+    Ok(decode_frames(&bytes, first_seq))
 }
 
-/// Appends `write` as one frame.
-fn encode_frame(frames: &mut Vec<u8>, write: &Write) -> Result<(), StoreError> {
+/// Bytes before a frame's payload: length (u32 LE), CRC-32 of sequence number and payload
+/// (u32 LE), sequence number (u64 LE).
+const FRAME_HEADER: usize = 16;
+
+/// Appends `write` as the frame of sequence number `seq`.
+fn encode_frame(frames: &mut Vec<u8>, seq: u64, write: &Write) -> Result<(), StoreError> {
     let start = frames.len();
     frames.extend_from_slice(&[0; 8]);
+    frames.extend_from_slice(&seq.to_le_bytes());
     serde_json::to_writer(&mut *frames, write)
         .map_err(|error| StoreError::Journal(format!("a record does not encode: {error}")))?;
-    let payload = &frames[start + 8..];
+    let payload = &frames[start + FRAME_HEADER..];
     let length = u32::try_from(payload.len())
         .map_err(|_| StoreError::Journal(format!("a record of {} bytes is too large", payload.len())))?;
-    let checksum = CRC.checksum(payload);
+    let checksum = CRC.checksum(&frames[start + 8..]);
     frames[start..start + 4].copy_from_slice(&length.to_le_bytes());
     frames[start + 4..start + 8].copy_from_slice(&checksum.to_le_bytes());
     Ok(())
 }
 
-/// The writes framed in `bytes`, up to the first frame that is torn or damaged (and why).
-fn decode_frames(bytes: &[u8]) -> (Vec<Write>, Option<String>) {
+/// The writes framed in the segment `bytes` that begins at `first_seq`, up to its end, and
+/// why reading stopped short if it did (a torn or damaged frame). The end is the end of the
+/// bytes, zeros (a segment prepared ahead), or a frame of an older sequence (a recycled
+/// segment's previous content).
+fn decode_frames(bytes: &[u8], first_seq: u64) -> (Vec<Write>, Option<String>) {
     let mut writes = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
-        let Some((header, after)) = rest.split_first_chunk::<8>() else {
-            return (writes, Some(format!("{} bytes of a frame header", rest.len())));
+        let Some((header, after)) = rest.split_first_chunk::<FRAME_HEADER>() else {
+            let torn = rest.iter().any(|byte| *byte != 0);
+            return (writes, torn.then(|| format!("{} bytes of a frame header", rest.len())));
         };
-        let [l0, l1, l2, l3, c0, c1, c2, c3] = *header;
-        let length = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
-        let checksum = u32::from_le_bytes([c0, c1, c2, c3]);
+        let (length, header) = header.split_at(4);
+        let (checksum, seq) = header.split_at(4);
+        let length = u32::from_le_bytes([length[0], length[1], length[2], length[3]]) as usize;
+        let checksum = u32::from_le_bytes([checksum[0], checksum[1], checksum[2], checksum[3]]);
+        let seq = u64::from_le_bytes([seq[0], seq[1], seq[2], seq[3], seq[4], seq[5], seq[6], seq[7]]);
+        let expected = first_seq + writes.len() as u64;
+        if length == 0 || seq < expected {
+            return (writes, None);
+        }
         let Some((payload, after)) = after.split_at_checked(length) else {
             return (
                 writes,
                 Some(format!("a frame of {length} bytes with {} written", after.len())),
             );
         };
-        if CRC.checksum(payload) != checksum {
-            return (writes, Some("a frame whose checksum does not match".to_owned()));
+        let mut digest = CRC.digest();
+        digest.update(&seq.to_le_bytes());
+        digest.update(payload);
+        if digest.finalize() != checksum || seq != expected {
+            return (
+                writes,
+                Some(format!(
+                    "frame {expected} is damaged (its checksum or number does not match)"
+                )),
+            );
         }
         match serde_json::from_slice(payload) {
             Ok(write) => writes.push(write),
@@ -318,6 +353,12 @@ impl Journal {
             return Ok(None);
         };
         let (_, next_seq) = recover(&dir, &writer)?;
+        // A spare left by an earlier run holds frames numbered like this run's: never reused.
+        for leftover in [spare_path(&dir), spare_path(&dir).with_extension("tmp")] {
+            if leftover.exists() {
+                fs::remove_file(&leftover).map_err(|e| io_error("cannot delete", &leftover, &e))?;
+            }
+        }
         let path = segment_path(&dir, next_seq);
         let file = create_segment(&dir, &path)?;
         let journal = Arc::new(Journal {
@@ -326,6 +367,7 @@ impl Journal {
             appender: Mutex::new(Appender {
                 file,
                 size: 0,
+                growing: true,
                 next_seq,
                 frames: Vec::with_capacity(64 * 1024),
                 broken: None,
@@ -336,6 +378,7 @@ impl Journal {
             written: AtomicU64::new(next_seq - 1),
             applied: tokio::sync::watch::Sender::new(next_seq - 1),
             segments: Mutex::new(VecDeque::from([next_seq])),
+            spare: Mutex::new(false),
             applier: Mutex::new(None),
             _lock: lock_file,
         });
@@ -360,8 +403,8 @@ impl Journal {
         self.wait_for_room(writes.len())?;
         let appender = &mut *appender;
         appender.frames.clear();
-        for write in &writes {
-            encode_frame(&mut appender.frames, write)?;
+        for (seq, write) in (appender.next_seq..).zip(&writes) {
+            encode_frame(&mut appender.frames, seq, write)?;
         }
         let path = segment_path(&self.dir, lock(&self.segments).back().copied().unwrap_or(0));
         // At the tracked end, not O_APPEND: after a failed write the next one overwrites the
@@ -395,19 +438,72 @@ impl Journal {
             self.work.notify_one();
         }
         self.written.store(appender.next_seq - 1, Ordering::Release);
-        if appender.size >= SEGMENT_BYTES {
-            let path = segment_path(&self.dir, appender.next_seq);
-            match create_segment(&self.dir, &path) {
-                Ok(file) => {
-                    appender.file = file;
-                    appender.size = 0;
-                    lock(&self.segments).push_back(appender.next_seq);
-                }
-                // The current segment goes on growing; the next rotation tries again.
-                Err(error) => tracing::warn!(%error, "A new journal segment could not be created."),
-            }
+        if appender.size >= SEGMENT_BYTES || (appender.growing && *lock(&self.spare)) {
+            self.rotate(appender);
         }
         Ok(())
+    }
+
+    /// Begins a new segment at the next sequence number: the spare if one is ready (written
+    /// over, so that each append's fsync has no file size or block allocation to persist,
+    /// which made it about 40% slower here), else an empty file.
+    fn rotate(&self, appender: &mut Appender) {
+        let path = segment_path(&self.dir, appender.next_seq);
+        let (file, growing) = match self.take_spare(&path) {
+            Some(file) => (Ok(file), false),
+            None => (create_segment(&self.dir, &path), true),
+        };
+        match file {
+            Ok(file) => {
+                appender.file = file;
+                appender.size = 0;
+                appender.growing = growing;
+                lock(&self.segments).push_back(appender.next_seq);
+            }
+            // The current segment goes on growing; the next append tries again.
+            Err(error) => tracing::warn!(%error, "A new journal segment could not be begun."),
+        }
+    }
+
+    /// The spare, renamed to `path` (durably: acknowledged frames go into it).
+    fn take_spare(&self, path: &Path) -> Option<File> {
+        let mut ready = lock(&self.spare);
+        if !*ready {
+            return None;
+        }
+        *ready = false;
+        let taken = fs::rename(spare_path(&self.dir), path)
+            .and_then(|()| File::open(&self.dir)?.sync_all())
+            .and_then(|()| OpenOptions::new().write(true).open(path));
+        match taken {
+            Ok(file) => Some(file),
+            Err(error) => {
+                tracing::warn!(%error, "The journal's spare segment could not be taken; beginning an empty one.");
+                None
+            }
+        }
+    }
+
+    /// Writes a spare segment of zeros ahead of its use (on the applier's thread, once: then
+    /// applied segments are recycled).
+    fn prepare_spare(&self) {
+        let spare = spare_path(&self.dir);
+        let temporary = spare.with_extension("tmp");
+        let prepared = File::create(&temporary)
+            .and_then(|file| {
+                let zeros = vec![0; 1 << 20];
+                for megabyte in 0..SPARE_BYTES >> 20 {
+                    file.write_all_at(&zeros, megabyte << 20)?;
+                }
+                file.sync_all()
+            })
+            .and_then(|()| fs::rename(&temporary, &spare));
+        match prepared {
+            Ok(()) => *lock(&self.spare) = true,
+            Err(error) => {
+                tracing::warn!(%error, "A spare journal segment could not be prepared; segments grow as they are written.")
+            }
+        }
     }
 
     fn wait_for_room(&self, count: usize) -> Result<(), StoreError> {
@@ -479,8 +575,9 @@ impl Journal {
         let appender = lock(&self.appender);
         if *self.applied.borrow() >= appender.next_seq - 1 {
             let segments: Vec<u64> = lock(&self.segments).drain(..).collect();
-            for first_seq in segments {
-                let path = segment_path(&self.dir, first_seq);
+            let spare = std::mem::take(&mut *lock(&self.spare)).then(|| spare_path(&self.dir));
+            let paths = segments.into_iter().map(|first_seq| segment_path(&self.dir, first_seq));
+            for path in paths.chain(spare) {
                 if let Err(error) = fs::remove_file(&path) {
                     tracing::warn!(%error, segment = %path.display(), "A journal segment could not be deleted; the next start applies it again, harmlessly.");
                 }
@@ -493,6 +590,8 @@ impl Journal {
     fn apply_loop(&self, writer: &SqliteWriter) {
         let mut carried: Vec<(u64, NewExchange)> = Vec::new();
         let mut last_seq = *self.applied.borrow();
+        // A spare is prepared once the journal is busy: a quiet one never needs it.
+        let mut spare_after = Some(last_seq + SPARE_AFTER_RECORDS);
         loop {
             let (records, flush, closed) = {
                 let mut queue = lock(&self.queue);
@@ -546,7 +645,11 @@ impl Journal {
             carried = held;
             let applied = carried.iter().map(|(seq, _)| seq - 1).min().unwrap_or(last_seq);
             self.applied.send_replace(applied);
-            self.delete_applied_segments(applied);
+            self.retire_applied_segments(applied);
+            if spare_after.is_some_and(|after| applied >= after) {
+                spare_after = None;
+                self.prepare_spare();
+            }
         }
     }
 
@@ -591,14 +694,21 @@ impl Journal {
         false
     }
 
-    /// Deletes the segments whose records are all applied (every one but the newest).
-    fn delete_applied_segments(&self, applied: u64) {
+    /// Retires the segments whose records are all applied (every one but the newest): one is
+    /// kept as the spare, the others deleted.
+    fn retire_applied_segments(&self, applied: u64) {
         let mut segments = lock(&self.segments);
         while segments.len() > 1 && segments[1] <= applied + 1 {
             let Some(first_seq) = segments.pop_front() else { break };
             let path = segment_path(&self.dir, first_seq);
-            if let Err(error) = fs::remove_file(&path) {
-                tracing::warn!(%error, segment = %path.display(), "A journal segment could not be deleted; the next start applies it again, harmlessly.");
+            let mut spare = lock(&self.spare);
+            let retired = if *spare {
+                fs::remove_file(&path)
+            } else {
+                fs::rename(&path, spare_path(&self.dir)).map(|()| *spare = true)
+            };
+            if let Err(error) = retired {
+                tracing::warn!(%error, segment = %path.display(), "An applied journal segment could not be retired; the next start applies it again, harmlessly.");
             }
         }
     }

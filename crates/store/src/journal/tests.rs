@@ -65,28 +65,39 @@ fn numbered(writes: Vec<Write>) -> Vec<(u64, Write)> {
 fn frames_round_trip_and_reading_stops_at_a_torn_or_damaged_frame() {
     let writes = vec![begin("a"), finish("a", "ok"), begin("b")];
     let mut bytes = Vec::new();
-    for write in &writes {
-        encode_frame(&mut bytes, write).unwrap();
+    for (seq, write) in (7..).zip(&writes) {
+        encode_frame(&mut bytes, seq, write).unwrap();
     }
-    assert_eq!(decode_frames(&bytes), (writes.clone(), None));
+    assert_eq!(decode_frames(&bytes, 7), (writes.clone(), None));
+    // Followed by zeros (a spare written over) or by an older frame (a recycled segment): the
+    // end, not damage.
+    let mut zeros = bytes.clone();
+    zeros.extend_from_slice(&[0; 100]);
+    assert_eq!(decode_frames(&zeros, 7), (writes.clone(), None));
+    let mut recycled = bytes.clone();
+    encode_frame(&mut recycled, 3, &writes[0]).unwrap();
+    recycled.extend_from_slice(&bytes);
+    assert_eq!(decode_frames(&recycled, 7), (writes.clone(), None));
+    // A segment read from the wrong number finds nothing of its own.
+    assert_eq!(decode_frames(&bytes, 8).0, vec![]);
     // Cut anywhere inside the last frame (a crash mid-append): the first two survive.
     let last_start = {
         let mut two = Vec::new();
-        encode_frame(&mut two, &writes[0]).unwrap();
-        encode_frame(&mut two, &writes[1]).unwrap();
+        encode_frame(&mut two, 7, &writes[0]).unwrap();
+        encode_frame(&mut two, 8, &writes[1]).unwrap();
         two.len()
     };
     for cut in last_start + 1..bytes.len() {
-        let (read, torn) = decode_frames(&bytes[..cut]);
+        let (read, torn) = decode_frames(&bytes[..cut], 7);
         assert_eq!(read, writes[..2], "cut at {cut}");
         assert!(torn.is_some(), "cut at {cut}");
     }
     // A flipped byte in the second frame's payload: only the first survives.
     let mut damaged = bytes.clone();
     damaged[last_start - 3] ^= 0x20;
-    let (read, torn) = decode_frames(&damaged);
+    let (read, torn) = decode_frames(&damaged, 7);
     assert_eq!(read, writes[..1]);
-    assert!(torn.unwrap().contains("checksum"));
+    assert!(torn.unwrap().contains("damaged"));
 }
 
 #[test]
@@ -193,13 +204,13 @@ async fn a_journal_left_by_a_dead_process_is_applied_by_the_next_open() {
     fs::create_dir_all(&dir).unwrap();
     // Two segments, as a rotation leaves them; the second ends in a torn frame.
     let mut first = Vec::new();
-    for write in [begin("u1"), finish("u1", "ok"), begin("u2")] {
-        encode_frame(&mut first, &write).unwrap();
+    for (seq, write) in (1..).zip([begin("u1"), finish("u1", "ok"), begin("u2")]) {
+        encode_frame(&mut first, seq, &write).unwrap();
     }
     fs::write(segment_path(&dir, 1), &first).unwrap();
     let mut second = Vec::new();
-    for write in [begin("u3"), finish("u3", "failed"), finish("u2", "ok")] {
-        encode_frame(&mut second, &write).unwrap();
+    for (seq, write) in (4..).zip([begin("u3"), finish("u3", "failed"), finish("u2", "ok")]) {
+        encode_frame(&mut second, seq, &write).unwrap();
     }
     let torn = second.len() - 5;
     fs::write(segment_path(&dir, 4), &second[..torn]).unwrap();
@@ -256,13 +267,26 @@ async fn one_process_holds_the_journal_and_reads_its_own_writes() {
     assert!(next.journaled());
 }
 
-/// Segments rotate as they fill, and those wholly applied are deleted while writing goes on.
+/// Segments rotate as they fill; once the journal is busy a spare is prepared and the applied
+/// segments are recycled through it, and every record still arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn segments_rotate_and_applied_ones_are_deleted() {
+async fn segments_rotate_and_applied_ones_are_recycled() {
     let (url, file) = fresh_file().await;
+    let dir = directory(&file);
     let store = Store::connect(&url).await.unwrap().with_journal().unwrap();
+    // Busy enough for a spare.
+    for batch in 0..11 {
+        let writes = (0..100)
+            .flat_map(|n| {
+                let id = format!("small{batch:02}{n:03}");
+                [begin(&id), finish(&id, "ok")]
+            })
+            .collect();
+        store.write_batch(writes).await.unwrap();
+    }
+    store.caught_up().await;
     let body = "x".repeat(64 * 1024);
-    let mut most = 0;
+    let (mut most, mut spare_seen) = (0, false);
     for n in 0..400 {
         let id = format!("big{n:03}");
         let Write::Begin(mut new) = begin(&id) else {
@@ -273,12 +297,38 @@ async fn segments_rotate_and_applied_ones_are_deleted() {
             .write_batch(vec![Write::Begin(new), finish(&id, "ok")])
             .await
             .unwrap();
-        most = most.max(segment_files(&directory(&file)).unwrap().len());
+        most = most.max(segment_files(&dir).unwrap().len());
+        spare_seen |= spare_path(&dir).exists();
     }
     // 400 × 64 KiB is three segments' worth; never more than a couple are on disk.
     assert!(most >= 2, "the journal rotated ({most} segments at most)");
+    assert!(spare_seen, "a spare segment was prepared");
     store.caught_up().await;
-    assert!(segment_files(&directory(&file)).unwrap().len() <= 2);
-    assert_eq!(outcome(&store, "big399").await, "ok");
+    assert!(segment_files(&dir).unwrap().len() <= 2);
+    let all = ExchangeQuery {
+        limit: 1000,
+        ..Default::default()
+    };
+    let mut count = 0;
+    let mut page = store.list(&all).await.unwrap();
+    loop {
+        assert!(page.items.iter().all(|e| e.outcome == "ok"));
+        count += page.items.len();
+        let Some(cursor) = page.next_cursor else { break };
+        page = store
+            .list(&ExchangeQuery {
+                cursor: Some(cursor),
+                ..all.clone()
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(count, 1100 + 400);
     store.close().await;
+    assert!(
+        fs::read_dir(&dir)
+            .unwrap()
+            .all(|entry| entry.unwrap().file_name() == "lock"),
+        "a clean close leaves only the lock"
+    );
 }
