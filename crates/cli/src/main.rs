@@ -89,6 +89,12 @@ struct ServeArgs {
     admin_listen: Option<String>,
 }
 
+/// mimalloc rather than glibc's malloc: the request path allocates per exchange from two
+/// runtime threads and the recorder's, where glibc's arenas cost several percent of the CPU
+/// (`bench/run`, interleaved A/B).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
