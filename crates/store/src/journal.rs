@@ -487,19 +487,29 @@ impl Journal {
     /// Writes a spare segment of zeros ahead of its use (on the applier's thread, once: then
     /// applied segments are recycled).
     fn prepare_spare(&self) {
+        if *lock(&self.spare) {
+            return;
+        }
         let spare = spare_path(&self.dir);
         let temporary = spare.with_extension("tmp");
-        let prepared = File::create(&temporary)
-            .and_then(|file| {
-                let zeros = vec![0; 1 << 20];
-                for megabyte in 0..SPARE_BYTES >> 20 {
-                    file.write_all_at(&zeros, megabyte << 20)?;
-                }
-                file.sync_all()
-            })
-            .and_then(|()| fs::rename(&temporary, &spare));
+        let written = File::create(&temporary).and_then(|file| {
+            let zeros = vec![0; 1 << 20];
+            for megabyte in 0..SPARE_BYTES >> 20 {
+                file.write_all_at(&zeros, megabyte << 20)?;
+            }
+            file.sync_all()
+        });
+        // Under the lock: a segment retired meanwhile may have become the spare already.
+        let mut ready = lock(&self.spare);
+        let prepared = written.and_then(|()| {
+            if *ready {
+                fs::remove_file(&temporary)
+            } else {
+                fs::rename(&temporary, &spare)
+            }
+        });
         match prepared {
-            Ok(()) => *lock(&self.spare) = true,
+            Ok(()) => *ready = true,
             Err(error) => {
                 tracing::warn!(%error, "A spare journal segment could not be prepared; segments grow as they are written.")
             }
@@ -707,7 +717,9 @@ impl Journal {
             } else {
                 fs::rename(&path, spare_path(&self.dir)).map(|()| *spare = true)
             };
-            if let Err(error) = retired {
+            // One at a time, durably: after a crash no older segment comes back beside a newer
+            // one gone (applied again, its snapshots would overwrite newer ones).
+            if let Err(error) = retired.and_then(|()| File::open(&self.dir)?.sync_all()) {
                 tracing::warn!(%error, segment = %path.display(), "An applied journal segment could not be retired; the next start applies it again, harmlessly.");
             }
         }
