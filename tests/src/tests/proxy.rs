@@ -595,14 +595,16 @@ async fn break_store(store_url: &str, broken: bool) {
 
 /// Waits until `/readyz` answers `status` (the journal's applier has met the store).
 async fn until_ready_is(proxy: &TestProxy, status: StatusCode) -> serde_json::Value {
+    let mut ready = proxy.admin.get("/readyz").await;
     for _ in 0..500 {
-        let ready = proxy.admin.get("/readyz").await;
         if ready.status == status {
-            return ready.body;
+            break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        ready = proxy.admin.get("/readyz").await;
     }
-    panic!("/readyz never answered {status}");
+    assert_eq!(ready.status, status, "/readyz never answered {status}: {}", ready.body);
+    ready.body
 }
 
 /// The SQLite store fails under a running proxy. What was journaled before the proxy learnt

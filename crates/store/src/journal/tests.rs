@@ -109,7 +109,16 @@ fn merge_joins_each_begin_with_its_completion_at_the_begins_place() {
         body: None,
         updated_at_ms: 1,
     }));
-    let cases: Vec<(&str, Vec<(u64, NewExchange)>, Vec<Write>, bool, Vec<&str>, Vec<&str>)> = vec![
+    // (case, begins held from the last round, records, hold, applied, held now)
+    type Case<'a> = (
+        &'a str,
+        Vec<(u64, NewExchange)>,
+        Vec<Write>,
+        bool,
+        Vec<&'a str>,
+        Vec<&'a str>,
+    );
+    let cases: Vec<Case<'_>> = vec![
         (
             "both here: one whole record, in the begin's place",
             vec![],
