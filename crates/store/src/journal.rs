@@ -13,15 +13,17 @@
 //!   fsynced unless `synchronous = normal` was chosen.
 //! - One process at a time appends: the journal's directory is locked (`flock`) by the store
 //!   that writes through it. Another process that opens the store writes to SQLite directly.
-//! - A segment file is deleted only once every record in it is committed to SQLite, so a
-//!   crash at any point loses nothing: the next open applies what the files still hold.
+//! - A segment file is deleted (or recycled as the spare) only once every record in it is
+//!   committed to SQLite, so a crash at any point loses nothing: the next open applies what
+//!   the files still hold.
 //!   Applying is idempotent (a begin is inserted if absent, a completion overwrites), so a
 //!   record applied twice is harmless.
 //! - Reads through the store that owns the journal wait until what it has journaled is
 //!   applied (see [`Journal::caught_up`]): that process reads its own writes.
 //!
-//! Frame: `length: u32 LE | crc32(payload): u32 LE | payload` (the [`Write`] as JSON). A
-//! crash mid-append leaves a torn frame at the end of the last segment; reading stops there.
+//! Frame: `length: u32 LE | crc32(seq, payload): u32 LE | seq: u64 LE | payload` (the
+//! [`Write`] as JSON). A crash mid-append leaves a torn frame at the end of the last segment;
+//! reading stops there, as it does at zeros or at a frame numbered before the segment's own.
 
 use crate::model::{Completion, NewExchange, Write};
 use crate::sqlite_writer::SqliteWriter;
@@ -406,7 +408,6 @@ impl Journal {
         for (seq, write) in (appender.next_seq..).zip(&writes) {
             encode_frame(&mut appender.frames, seq, write)?;
         }
-        let path = segment_path(&self.dir, lock(&self.segments).back().copied().unwrap_or(0));
         // At the tracked end, not O_APPEND: after a failed write the next one overwrites the
         // partial frame instead of following it (reading stops at the first bad frame).
         let written = appender
@@ -420,6 +421,7 @@ impl Journal {
                 }
             });
         if let Err(error) = written {
+            let path = segment_path(&self.dir, lock(&self.segments).back().copied().unwrap_or(0));
             // Unless the partial frame is cut off, a later frame would hide behind it.
             if let Err(cut) = appender.file.set_len(appender.size) {
                 appender.broken = Some(format!("the journal {} cannot be repaired: {cut}", path.display()));
@@ -473,7 +475,7 @@ impl Journal {
         }
         *ready = false;
         let taken = fs::rename(spare_path(&self.dir), path)
-            .and_then(|()| File::open(&self.dir)?.sync_all())
+            .and_then(|()| sync_dir(&self.dir))
             .and_then(|()| OpenOptions::new().write(true).open(path));
         match taken {
             Ok(file) => Some(file),
@@ -596,7 +598,7 @@ impl Journal {
     }
 
     /// The applier: takes what is queued, joins begins with their completions, commits it to
-    /// SQLite, then deletes the segments wholly applied.
+    /// SQLite, then retires the segments wholly applied.
     fn apply_loop(&self, writer: &SqliteWriter) {
         let mut carried: Vec<(u64, NewExchange)> = Vec::new();
         let mut last_seq = *self.applied.borrow();
@@ -719,11 +721,16 @@ impl Journal {
             };
             // One at a time, durably: after a crash no older segment comes back beside a newer
             // one gone (applied again, its snapshots would overwrite newer ones).
-            if let Err(error) = retired.and_then(|()| File::open(&self.dir)?.sync_all()) {
+            if let Err(error) = retired.and_then(|()| sync_dir(&self.dir)) {
                 tracing::warn!(%error, segment = %path.display(), "An applied journal segment could not be retired; the next start applies it again, harmlessly.");
             }
         }
     }
+}
+
+/// Makes the names in `dir` (created, renamed, deleted) durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// Creates an empty segment, and makes its name durable in the directory.
@@ -734,9 +741,7 @@ fn create_segment(dir: &Path, path: &Path) -> Result<File, StoreError> {
         .write(true)
         .open(path)
         .map_err(|e| io_error("cannot create", path, &e))?;
-    File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|e| io_error("cannot sync", dir, &e))?;
+    sync_dir(dir).map_err(|e| io_error("cannot sync", dir, &e))?;
     Ok(file)
 }
 
