@@ -96,16 +96,7 @@ async fn a_bulk_request_with_mixed_results_shows_each_operations_outcome() {
         assert!(lines[2].contains("/Groups/no-such-group") && lines[2].contains("404"));
 
         // Replay sends only what did not take effect: the create that is already done stays out.
-        let dry = scimtrail
-            .admin
-            .send(
-                http::Method::POST,
-                &format!("/api/v1/exchanges/{id}/replay"),
-                Some(&json!({"dry_run": true})),
-                &[],
-            )
-            .await
-            .body;
+        let dry = dry_run_replay(&scimtrail, &id).await;
         let item = &dry["items"][0];
         assert_eq!(item["action"], "would_replay", "{dry:#}");
         let sent = &item["preview"]["send"][0]["body"]["Operations"];
@@ -240,16 +231,7 @@ async fn a_fanned_out_bulk_resolves_bulk_ids_and_stops_at_fail_on_errors() {
     let answered = scimtrail.client.post("/Bulk", &bulk).await;
     let id = answered.header("scimtrail-exchange-id").unwrap();
     assert_eq!(scimtrail.store.get(id).await.unwrap().outcome, "partial");
-    let dry = scimtrail
-        .admin
-        .send(
-            http::Method::POST,
-            &format!("/api/v1/exchanges/{id}/replay"),
-            Some(&json!({"dry_run": true})),
-            &[],
-        )
-        .await
-        .body;
+    let dry = dry_run_replay(&scimtrail, id).await;
     assert_eq!(dry["items"][0]["action"], "would_replay", "{dry:#}");
     let sent = &dry["items"][0]["preview"]["send"][0]["body"]["Operations"];
     assert_eq!(sent.as_array().unwrap().len(), 1, "{dry:#}");
@@ -327,4 +309,18 @@ async fn the_demo_outage_is_repaired_through_the_admin_api() {
     ));
     scimtrail.running.shutdown().await;
     app.shutdown().await;
+}
+
+/// What replaying exchange `id` would do, through the admin API (`dry_run`).
+async fn dry_run_replay(scimtrail: &proxy::TestProxy, id: &str) -> Value {
+    scimtrail
+        .admin
+        .send(
+            http::Method::POST,
+            &format!("/api/v1/exchanges/{id}/replay"),
+            Some(&json!({"dry_run": true})),
+            &[],
+        )
+        .await
+        .body
 }
