@@ -39,7 +39,8 @@ const WHOLE: &str = "INSERT INTO exchanges (id, received_at, instance, route, id
 
 const KEEP_SNAPSHOT: &str = "INSERT INTO resource_snapshots (route, resource_type, resource_id, body, updated_at) \
     VALUES (?, ?, ?, ?, ?) ON CONFLICT (route, resource_type, resource_id) \
-    DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at";
+    DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at \
+    WHERE excluded.updated_at >= resource_snapshots.updated_at";
 
 const FORGET_SNAPSHOT: &str =
     "DELETE FROM resource_snapshots WHERE route = ? AND resource_type = ? AND resource_id = ?";

@@ -356,7 +356,7 @@ async fn sqlite_wal_stays_bounded_under_steady_writes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshots_are_kept_replaced_and_forgotten_per_route() {
+async fn snapshots_are_kept_replaced_by_newer_ones_and_forgotten_per_route() {
     for store in fresh_stores().await {
         let snapshot = |route: &str, body: Option<serde_json::Value>, at: i64| {
             Write::Snapshot(Box::new(Snapshot {
@@ -375,16 +375,20 @@ async fn snapshots_are_kept_replaced_and_forgotten_per_route() {
             ])
             .await
             .unwrap();
-        store
-            .write_batch(vec![snapshot("entra", Some(json!({"id": "u1", "active": false})), 2)])
-            .await
-            .unwrap();
-        assert_eq!(
-            store.snapshot("entra", "Users", "u1").await.unwrap(),
-            Some(json!({"id": "u1", "active": false})),
-            "{}",
-            store.backend()
-        );
+        // A newer view replaces it; then an older one arriving late (another instance's, or
+        // a journal applied after a crash) does not.
+        for (active, at) in [(false, 2), (true, 1)] {
+            store
+                .write_batch(vec![snapshot("entra", Some(json!({"id": "u1", "active": active})), at)])
+                .await
+                .unwrap();
+            assert_eq!(
+                store.snapshot("entra", "Users", "u1").await.unwrap(),
+                Some(json!({"id": "u1", "active": false})),
+                "{} after the view at {at}",
+                store.backend()
+            );
+        }
         store.write_batch(vec![snapshot("entra", None, 3)]).await.unwrap();
         assert_eq!(store.snapshot("entra", "Users", "u1").await.unwrap(), None);
         assert_eq!(
