@@ -27,7 +27,7 @@
 
 use crate::model::{Completion, NewExchange, Write};
 use crate::sqlite_writer::SqliteWriter;
-use crate::{sql, SqliteSync, StoreError};
+use crate::{sql, stored_json, SqliteSync, StoreError};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::Read;
@@ -35,7 +35,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A segment is closed, and a new one begun, once it is this large.
 const SEGMENT_BYTES: u64 = 8 << 20;
@@ -157,11 +157,28 @@ pub(crate) fn recover_if_free(database: &Path, writer: &SqliteWriter) -> Result<
 fn recover(dir: &Path, writer: &SqliteWriter) -> Result<(usize, u64), StoreError> {
     let mut next_seq = 1;
     let mut applied = 0;
-    for (first_seq, path) in segment_files(dir)? {
-        let (writes, torn) = read_segment(&path, first_seq)?;
-        if let Some(reason) = torn {
-            tracing::warn!(segment = %path.display(), reason, "The journal ends in a torn record (a crash mid-append); what precedes it is applied.");
+    let segments = segment_files(dir)?;
+    // Segments kept aside, not deleted: the evidence of records that could not be read.
+    let mut damaged = Vec::new();
+    let mut expected: Option<u64> = None;
+    for (index, (first_seq, path)) in segments.iter().enumerate() {
+        let first_seq = *first_seq;
+        let (writes, stop) = read_segment(path, first_seq)?;
+        if let Some(expected) = expected.filter(|expected| *expected != first_seq) {
+            tracing::error!(segment = %path.display(), expected, found = first_seq, "Journaled records are missing between two segments; what is there is applied.");
         }
+        match stop {
+            // Only the newest segment may end in a torn frame: a crash mid-append.
+            Some(Stop::Torn(reason)) if index + 1 == segments.len() => {
+                tracing::warn!(segment = %path.display(), reason, "The journal ends in a torn record (a crash mid-append); what precedes it is applied.");
+            }
+            Some(Stop::Torn(reason) | Stop::Undecodable(reason)) => {
+                tracing::error!(segment = %path.display(), reason, "A journal segment is damaged: what precedes the damage is applied, and the segment is kept as *.damaged-TIME.");
+                damaged.push(path.clone());
+            }
+            None => {}
+        }
+        expected = Some(first_seq + writes.len() as u64);
         applied += writes.len();
         next_seq = next_seq.max(first_seq + writes.len() as u64);
         let mut chunk = Vec::with_capacity(APPLY_CHUNK);
@@ -175,10 +192,18 @@ fn recover(dir: &Path, writer: &SqliteWriter) -> Result<(usize, u64), StoreError
         let (writes, _) = merge(Vec::new(), chunk, false);
         writer.write_blocking(&statements(&writes))?;
     }
-    // Everything is in SQLite (committed): the segments can go.
-    for (_, path) in segment_files(dir)? {
-        fs::remove_file(&path).map_err(|e| io_error("cannot delete", &path, &e))?;
+    // Everything readable is in SQLite (committed): the segments can go, oldest first.
+    for (_, path) in segments {
+        if damaged.contains(&path) {
+            // Numbers start again after a clean stop: the time keeps an earlier one's evidence.
+            let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            let aside = path.with_extension(format!("log.damaged-{}", since_epoch.as_millis()));
+            fs::rename(&path, &aside).map_err(|e| io_error("cannot keep aside", &path, &e))?;
+        } else {
+            fs::remove_file(&path).map_err(|e| io_error("cannot delete", &path, &e))?;
+        }
     }
+    sync_dir(dir).map_err(|e| io_error("cannot sync", dir, &e))?;
     if applied > 0 {
         tracing::info!(
             records = applied,
@@ -216,7 +241,7 @@ fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
 }
 
 /// The writes of one segment, and why reading stopped early (a torn or damaged frame).
-fn read_segment(path: &Path, first_seq: u64) -> Result<(Vec<Write>, Option<String>), StoreError> {
+fn read_segment(path: &Path, first_seq: u64) -> Result<(Vec<Write>, Option<Stop>), StoreError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut file| file.read_to_end(&mut bytes))
@@ -248,13 +273,26 @@ fn encode_frame(frames: &mut Vec<u8>, seq: u64, write: &Write) -> Result<(), Sto
 /// why reading stopped short if it did (a torn or damaged frame). The end is the end of the
 /// bytes, zeros (a segment prepared ahead), or a frame of an older sequence (a recycled
 /// segment's previous content).
-fn decode_frames(bytes: &[u8], first_seq: u64) -> (Vec<Write>, Option<String>) {
+/// Why reading a segment stopped before its end.
+#[derive(Debug, Clone, PartialEq)]
+enum Stop {
+    /// A frame cut short or failing its checksum: a crash mid-append at the journal's end,
+    /// damage anywhere else.
+    Torn(String),
+    /// A whole frame, checksum and all, whose record does not decode: never a crash.
+    Undecodable(String),
+}
+
+fn decode_frames(bytes: &[u8], first_seq: u64) -> (Vec<Write>, Option<Stop>) {
     let mut writes = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
         let Some((header, after)) = rest.split_first_chunk::<FRAME_HEADER>() else {
             let torn = rest.iter().any(|byte| *byte != 0);
-            return (writes, torn.then(|| format!("{} bytes of a frame header", rest.len())));
+            return (
+                writes,
+                torn.then(|| Stop::Torn(format!("{} bytes of a frame header", rest.len()))),
+            );
         };
         let (length, header) = header.split_at(4);
         let (checksum, seq) = header.split_at(4);
@@ -268,7 +306,10 @@ fn decode_frames(bytes: &[u8], first_seq: u64) -> (Vec<Write>, Option<String>) {
         let Some((payload, after)) = after.split_at_checked(length) else {
             return (
                 writes,
-                Some(format!("a frame of {length} bytes with {} written", after.len())),
+                Some(Stop::Torn(format!(
+                    "a frame of {length} bytes with {} written",
+                    after.len()
+                ))),
             );
         };
         let mut digest = CRC.digest();
@@ -277,14 +318,19 @@ fn decode_frames(bytes: &[u8], first_seq: u64) -> (Vec<Write>, Option<String>) {
         if digest.finalize() != checksum || seq != expected {
             return (
                 writes,
-                Some(format!(
+                Some(Stop::Torn(format!(
                     "frame {expected} is damaged (its checksum or number does not match)"
-                )),
+                ))),
             );
         }
-        match serde_json::from_slice(payload) {
+        match stored_json::from_slice(payload) {
             Ok(write) => writes.push(write),
-            Err(error) => return (writes, Some(format!("a frame that does not decode: {error}"))),
+            Err(error) => {
+                return (
+                    writes,
+                    Some(Stop::Undecodable(format!("frame {expected} does not decode: {error}"))),
+                )
+            }
         }
         rest = after;
     }
@@ -589,10 +635,16 @@ impl Journal {
             let segments: Vec<u64> = lock(&self.segments).drain(..).collect();
             let spare = std::mem::take(&mut *lock(&self.spare)).then(|| spare_path(&self.dir));
             let paths = segments.into_iter().map(|first_seq| segment_path(&self.dir, first_seq));
+            // Oldest first, stopping at the first that stays: what is left is a suffix of
+            // the journal, which the next start applies again in order, harmlessly.
             for path in paths.chain(spare) {
                 if let Err(error) = fs::remove_file(&path) {
-                    tracing::warn!(%error, segment = %path.display(), "A journal segment could not be deleted; the next start applies it again, harmlessly.");
+                    tracing::warn!(%error, segment = %path.display(), "A journal segment could not be deleted; the next start applies it and those after it again.");
+                    break;
                 }
+            }
+            if let Err(error) = sync_dir(&self.dir) {
+                tracing::warn!(%error, dir = %self.dir.display(), "Deleting the journal's segments could not be made durable.");
             }
         }
     }
@@ -719,10 +771,17 @@ impl Journal {
             } else {
                 fs::rename(&path, spare_path(&self.dir)).map(|()| *spare = true)
             };
-            // One at a time, durably: after a crash no older segment comes back beside a newer
-            // one gone (applied again, its snapshots would overwrite newer ones).
-            if let Err(error) = retired.and_then(|()| sync_dir(&self.dir)) {
-                tracing::warn!(%error, segment = %path.display(), "An applied journal segment could not be retired; the next start applies it again, harmlessly.");
+            // Oldest first, one at a time, durably: no older segment may outlive a newer one
+            // (applied again at the next start, its snapshots would overwrite newer ones). So
+            // a segment that stays is kept in line and retried after the next round.
+            if let Err(error) = retired {
+                segments.push_front(first_seq);
+                tracing::warn!(%error, segment = %path.display(), "An applied journal segment could not be retired; retrying after the next round.");
+                break;
+            }
+            if let Err(error) = sync_dir(&self.dir) {
+                tracing::warn!(%error, dir = %self.dir.display(), "Retiring a journal segment could not be made durable; retrying after the next round.");
+                break;
             }
         }
     }

@@ -21,6 +21,7 @@ mod model;
 mod query;
 mod sql;
 mod sqlite_writer;
+mod stored_json;
 
 pub use model::{rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, Snapshot, Write, OUTCOME_IN_FLIGHT};
 pub use query::REPLAYABLE_OUTCOMES;
@@ -131,8 +132,12 @@ impl Store {
                 .await?;
             // The pool has created the file and switched it to WAL.
             let writer = SqliteWriter::open(&file, sqlite_sync)?;
-            // What a process that died left in the journal is applied, unless it lives on.
-            journal::recover_if_free(&file, &writer)?;
+            // What a process that died left in the journal is applied, unless it lives on. An
+            // older schema may not take it yet (an upgrade after a crash): `migrate` then
+            // applies it, after the migrations.
+            if let Err(error) = journal::recover_if_free(&file, &writer) {
+                tracing::warn!(%error, "Records a previous run journaled cannot be applied yet; they are applied after the store's migrations.");
+            }
             let sqlite = Sqlite {
                 file,
                 sync: sqlite_sync,
@@ -223,10 +228,16 @@ impl Store {
         }
     }
 
-    /// Applies pending migrations (forward only).
+    /// Applies pending migrations (forward only), then what a dead process journaled and
+    /// the older schema could not take.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pool {
-            Pool::Sqlite(pool, ..) => sqlx::migrate!("../../migrations/sqlite").run(pool).await?,
+            Pool::Sqlite(pool, writer, sqlite) => {
+                sqlx::migrate!("../../migrations/sqlite").run(pool).await?;
+                if sqlite.journal.is_none() {
+                    journal::recover_if_free(&sqlite.file, writer)?;
+                }
+            }
             Pool::Postgres(pool, _) => sqlx::migrate!("../../migrations/postgres").run(pool).await?,
         };
         Ok(())
@@ -444,7 +455,7 @@ impl Store {
             }
         };
         body.map(|body| {
-            serde_json::from_str(&body).map_err(|source| StoreError::Corrupt {
+            stored_json::from_slice(body.as_bytes()).map_err(|source| StoreError::Corrupt {
                 id: format!("{route}/{resource_type}/{resource_id}"),
                 column: "resource_snapshots.body",
                 source,

@@ -308,7 +308,7 @@ where
     let json_column = |column: &'static str| -> Result<Option<Value>, StoreError> {
         let text: Option<String> = row.try_get(column)?;
         text.map(|t| {
-            serde_json::from_str(&t).map_err(|source| StoreError::Corrupt {
+            crate::stored_json::from_slice(t.as_bytes()).map_err(|source| StoreError::Corrupt {
                 id: id.clone(),
                 column,
                 source,

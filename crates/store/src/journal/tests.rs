@@ -97,7 +97,25 @@ fn frames_round_trip_and_reading_stops_at_a_torn_or_damaged_frame() {
     damaged[last_start - 3] ^= 0x20;
     let (read, torn) = decode_frames(&damaged, 7);
     assert_eq!(read, writes[..1]);
-    assert!(torn.unwrap().contains("damaged"));
+    assert!(matches!(torn, Some(Stop::Torn(reason)) if reason.contains("damaged")));
+    // A whole frame, checksum right, that is not a record: never taken for a torn end.
+    let mut undecodable = bytes[..last_start].to_vec();
+    undecodable.extend_from_slice(&raw_frame(9, b"{\"Begin\": 42}"));
+    let (read, stop) = decode_frames(&undecodable, 7);
+    assert_eq!(read, writes[..2]);
+    assert!(matches!(stop, Some(Stop::Undecodable(reason)) if reason.contains("frame 9")));
+}
+
+/// A frame around `payload`, whatever it holds.
+fn raw_frame(seq: u64, payload: &[u8]) -> Vec<u8> {
+    let mut digest = CRC.digest();
+    digest.update(&seq.to_le_bytes());
+    digest.update(payload);
+    let mut frame = u32::try_from(payload.len()).unwrap().to_le_bytes().to_vec();
+    frame.extend_from_slice(&digest.finalize().to_le_bytes());
+    frame.extend_from_slice(&seq.to_le_bytes());
+    frame.extend_from_slice(payload);
+    frame
 }
 
 #[test]
@@ -200,6 +218,19 @@ async fn fresh_file() -> (String, PathBuf) {
     (url, file)
 }
 
+/// Writes `writes` as the segment beginning at `first_seq` (creating the journal's
+/// directory), as an appender would have; returns its bytes.
+fn journal_segment(file: &Path, first_seq: u64, writes: Vec<Write>) -> Vec<u8> {
+    let dir = directory(file);
+    fs::create_dir_all(&dir).unwrap();
+    let mut segment = Vec::new();
+    for (seq, write) in (first_seq..).zip(writes) {
+        encode_frame(&mut segment, seq, &write).unwrap();
+    }
+    fs::write(segment_path(&dir, first_seq), &segment).unwrap();
+    segment
+}
+
 async fn outcome(store: &Store, id: &str) -> String {
     store.get(id).await.unwrap().outcome
 }
@@ -210,17 +241,9 @@ async fn outcome(store: &Store, id: &str) -> String {
 async fn a_journal_left_by_a_dead_process_is_applied_by_the_next_open() {
     let (url, file) = fresh_file().await;
     let dir = directory(&file);
-    fs::create_dir_all(&dir).unwrap();
     // Two segments, as a rotation leaves them; the second ends in a torn frame.
-    let mut first = Vec::new();
-    for (seq, write) in (1..).zip([begin("u1"), finish("u1", "ok"), begin("u2")]) {
-        encode_frame(&mut first, seq, &write).unwrap();
-    }
-    fs::write(segment_path(&dir, 1), &first).unwrap();
-    let mut second = Vec::new();
-    for (seq, write) in (4..).zip([begin("u3"), finish("u3", "failed"), finish("u2", "ok")]) {
-        encode_frame(&mut second, seq, &write).unwrap();
-    }
+    let first = journal_segment(&file, 1, vec![begin("u1"), finish("u1", "ok"), begin("u2")]);
+    let second = journal_segment(&file, 4, vec![begin("u3"), finish("u3", "failed"), finish("u2", "ok")]);
     let torn = second.len() - 5;
     fs::write(segment_path(&dir, 4), &second[..torn]).unwrap();
 
@@ -237,6 +260,71 @@ async fn a_journal_left_by_a_dead_process_is_applied_by_the_next_open() {
     assert_eq!(outcome(&again, "u1").await, "ok");
     assert_eq!(outcome(&again, "u2").await, "in_flight");
     assert_eq!(again.get("u1").await.unwrap().user_name.as_deref(), Some("bjensen"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_the_schema_cannot_take_yet_is_applied_after_the_migrations() {
+    // An upgrade after a crash: the new binary's records need its migrations. Recovery at
+    // connect used to fail, and with it every start, so the migrations never ran.
+    let file = std::env::temp_dir().join(format!("scimtrail-journal-test-{}.db", uuid::Uuid::new_v4()));
+    let url = format!("sqlite://{}", file.display());
+    let dir = directory(&file);
+    journal_segment(&file, 1, vec![begin("m1"), finish("m1", "ok")]);
+
+    let store = Store::connect(&url).await.expect("connects although the journal waits");
+    assert_eq!(segment_files(&dir).unwrap().len(), 1, "kept until the schema takes it");
+    store.migrate().await.unwrap();
+    assert_eq!(outcome(&store, "m1").await, "ok");
+    assert!(segment_files(&dir).unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_damaged_before_the_last_is_kept_aside_and_what_follows_is_applied() {
+    let (url, file) = fresh_file().await;
+    let dir = directory(&file);
+    let mut first = journal_segment(&file, 1, vec![begin("d1"), finish("d1", "ok"), begin("d2")]);
+    // Bit rot in the last frame of a segment that is not the journal's end.
+    let last = first.len() - 3;
+    first[last] ^= 0x20;
+    fs::write(segment_path(&dir, 1), &first).unwrap();
+    journal_segment(&file, 4, vec![begin("d3"), finish("d3", "ok")]);
+
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(outcome(&store, "d1").await, "ok");
+    assert_eq!(outcome(&store, "d3").await, "ok");
+    assert!(store.get("d2").await.is_err(), "the damaged record is not invented");
+    assert!(segment_files(&dir).unwrap().is_empty());
+    // The damaged segment is evidence: kept, under a name no later start applies.
+    let kept: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.to_string_lossy().contains("1.log.damaged-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(fs::read(&kept[0]).unwrap(), first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_nested_deeper_than_serde_jsons_limit_is_recovered_and_read_back() {
+    // A rule's change wraps the value it changed a few levels down; a PATCH value near
+    // serde_json's 128-level limit made a record that encoded but never decoded, and the
+    // journal's reader took it for a torn end.
+    let (url, file) = fresh_file().await;
+    let deep = (0..100).fold(json!(false), |inner, _| json!({ "value": [inner] }));
+    let Write::Finish(mut done) = finish("deep", "ok") else {
+        unreachable!()
+    };
+    done.changes = json!([{ "rule": "N1", "pointer": "/Operations/0", "before": deep, "after": deep }]);
+    journal_segment(&file, 1, vec![begin("deep"), Write::Finish(done), begin("after")]);
+
+    let store = Store::connect(&url).await.unwrap();
+    let exchange = store.get("deep").await.unwrap();
+    assert_eq!(exchange.changes[0]["before"], deep);
+    assert_eq!(
+        outcome(&store, "after").await,
+        "in_flight",
+        "records after it are applied"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
