@@ -17,13 +17,16 @@
 //!   committed to SQLite, so a crash at any point loses nothing: the next open applies what
 //!   the files still hold.
 //!   Applying is idempotent (a begin is inserted if absent, a completion overwrites), so a
-//!   record applied twice is harmless.
+//!   record applied twice is harmless. Segments are retired oldest first: no older one
+//!   outlives a newer one, whose state it would overwrite when applied again.
 //! - Reads through the store that owns the journal wait until what it has journaled is
 //!   applied (see [`Journal::caught_up`]): that process reads its own writes.
 //!
 //! Frame: `length: u32 LE | crc32(seq, payload): u32 LE | seq: u64 LE | payload` (the
 //! [`Write`] as JSON). A crash mid-append leaves a torn frame at the end of the last segment;
 //! reading stops there, as it does at zeros or at a frame numbered before the segment's own.
+//! Stopping anywhere else (an earlier segment, a frame that does not decode) is damage: what
+//! is readable is applied and the segment is kept aside as `N.log.damaged-TIME`.
 
 use crate::model::{Completion, NewExchange, Write};
 use crate::sqlite_writer::SqliteWriter;
@@ -240,7 +243,7 @@ fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format!("{first_seq:020}.log"))
 }
 
-/// The writes of one segment, and why reading stopped early (a torn or damaged frame).
+/// The writes of one segment, and why reading stopped early.
 fn read_segment(path: &Path, first_seq: u64) -> Result<(Vec<Write>, Option<Stop>), StoreError> {
     let mut bytes = Vec::new();
     File::open(path)
@@ -269,10 +272,6 @@ fn encode_frame(frames: &mut Vec<u8>, seq: u64, write: &Write) -> Result<(), Sto
     Ok(())
 }
 
-/// The writes framed in the segment `bytes` that begins at `first_seq`, up to its end, and
-/// why reading stopped short if it did (a torn or damaged frame). The end is the end of the
-/// bytes, zeros (a segment prepared ahead), or a frame of an older sequence (a recycled
-/// segment's previous content).
 /// Why reading a segment stopped before its end.
 #[derive(Debug, Clone, PartialEq)]
 enum Stop {
@@ -283,6 +282,10 @@ enum Stop {
     Undecodable(String),
 }
 
+/// The writes framed in the segment `bytes` that begins at `first_seq`, up to its end, and
+/// why reading stopped short if it did (a torn, damaged or undecodable frame). The end is
+/// the end of the bytes, zeros (a segment prepared ahead), or a frame of an older sequence
+/// (a recycled segment's previous content).
 fn decode_frames(bytes: &[u8], first_seq: u64) -> (Vec<Write>, Option<Stop>) {
     let mut writes = Vec::new();
     let mut rest = bytes;
