@@ -185,20 +185,13 @@ impl Store {
 
     /// Whether writes go through a journal.
     pub fn journaled(&self) -> bool {
-        matches!(&self.pool, Pool::Sqlite(_, _, Sqlite { journal: Some(_), .. }))
+        self.journal().is_some()
     }
 
     /// Applies what is journaled and releases the journal (when nothing is left unapplied,
     /// its files are deleted). For the end of a process; later writes fail.
     pub async fn close(&self) {
-        if let Pool::Sqlite(
-            _,
-            _,
-            Sqlite {
-                journal: Some(journal), ..
-            },
-        ) = &self.pool
-        {
+        if let Some(journal) = self.journal() {
             let journal = Arc::clone(journal);
             if let Err(error) = tokio::task::spawn_blocking(move || journal.close()).await {
                 tracing::error!(%error, "Closing the journal failed; the next start applies what it left.");
@@ -208,15 +201,16 @@ impl Store {
 
     /// Waits until this store's journaled writes are applied, so that a read sees them.
     async fn caught_up(&self) {
-        if let Pool::Sqlite(
-            _,
-            _,
-            Sqlite {
-                journal: Some(journal), ..
-            },
-        ) = &self.pool
-        {
+        if let Some(journal) = self.journal() {
             journal.caught_up().await;
+        }
+    }
+
+    /// The journal this store writes through, when it holds one.
+    fn journal(&self) -> Option<&Arc<Journal>> {
+        match &self.pool {
+            Pool::Sqlite(_, _, sqlite) => sqlite.journal.as_ref(),
+            Pool::Postgres(..) => None,
         }
     }
 
@@ -245,19 +239,10 @@ impl Store {
 
     /// Whether the database answers (and takes what the journal holds).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        if let Pool::Sqlite(
-            _,
-            _,
-            Sqlite {
-                journal: Some(journal), ..
-            },
-        ) = &self.pool
-        {
-            if let Some(reason) = journal.failing() {
-                return Err(StoreError::Journal(format!(
-                    "the store fails to take what is journaled: {reason}"
-                )));
-            }
+        if let Some(reason) = self.journal().and_then(|journal| journal.failing()) {
+            return Err(StoreError::Journal(format!(
+                "the store fails to take what is journaled: {reason}"
+            )));
         }
         match &self.pool {
             Pool::Sqlite(pool, ..) => {
@@ -273,19 +258,13 @@ impl Store {
     /// Applies the writes in order, in one transaction (through the journal, if this store
     /// holds it: then durable on return, and in the database soon after).
     pub async fn write_batch(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if let Some(journal) = self.journal() {
+            let journal = Arc::clone(journal);
+            return tokio::task::spawn_blocking(move || journal.append(writes))
+                .await
+                .map_err(|error| StoreError::Thread(error.to_string()))?;
+        }
         match &self.pool {
-            Pool::Sqlite(
-                _,
-                _,
-                Sqlite {
-                    journal: Some(journal), ..
-                },
-            ) => {
-                let journal = Arc::clone(journal);
-                tokio::task::spawn_blocking(move || journal.append(writes))
-                    .await
-                    .map_err(|error| StoreError::Thread(error.to_string()))?
-            }
             Pool::Sqlite(_, writer, _) => writer.write(writes.iter().flat_map(sql::statements).collect()).await,
             Pool::Postgres(pool, _) => write_postgres(pool, &writes).await,
         }
@@ -296,14 +275,10 @@ impl Store {
     /// another thread. Must not be called from an async task (PostgreSQL's write would panic
     /// on `block_on` inside the runtime); async code uses [`Store::write_batch`].
     pub fn write_batch_blocking(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if let Some(journal) = self.journal() {
+            return journal.append(writes);
+        }
         match &self.pool {
-            Pool::Sqlite(
-                _,
-                _,
-                Sqlite {
-                    journal: Some(journal), ..
-                },
-            ) => journal.append(writes),
             Pool::Sqlite(_, writer, _) => writer.write_blocking(&writes.iter().flat_map(sql::statements).collect()),
             Pool::Postgres(pool, runtime) => runtime.block_on(write_postgres(pool, &writes)),
         }
