@@ -195,7 +195,12 @@ fn recover(dir: &Path, writer: &SqliteWriter) -> Result<(usize, u64), StoreError
         let (writes, _) = merge(Vec::new(), chunk, false);
         writer.write_blocking(&statements(&writes))?;
     }
-    // Everything readable is in SQLite (committed): the segments can go, oldest first.
+    // Everything readable is in SQLite (committed), and in its database file for good (the
+    // records may have been journaled under `synchronous = full`, this run may be `normal`):
+    // the segments can go, oldest first.
+    if !segments.is_empty() {
+        writer.checkpoint_durably()?;
+    }
     for (_, path) in segments {
         if damaged.contains(&path) {
             // Numbers start again after a clean stop: the time keeps an earlier one's evidence.
@@ -462,17 +467,17 @@ impl Journal {
         let written = appender
             .file
             .write_all_at(&appender.frames, appender.size)
-            .and_then(|()| {
-                if self.sync == SqliteSync::Full {
-                    appender.file.sync_data()
-                } else {
-                    Ok(())
-                }
-            });
+            .and_then(|()| self.sync_data(&appender.file));
         if let Err(error) = written {
             let path = segment_path(&self.dir, lock(&self.segments).back().copied().unwrap_or(0));
-            // Unless the partial frame is cut off, a later frame would hide behind it.
-            if let Err(cut) = appender.file.set_len(appender.size) {
+            // Unless the partial frame is cut off, a later frame would hide behind it. The cut
+            // is synced as appends are: else a power cut could bring back frames whose writers
+            // were told they failed.
+            let cut = appender
+                .file
+                .set_len(appender.size)
+                .and_then(|()| self.sync_data(&appender.file));
+            if let Err(cut) = cut {
                 appender.broken = Some(format!("the journal {} cannot be repaired: {cut}", path.display()));
             }
             return Err(io_error("cannot append to", &path, &error));
@@ -493,6 +498,14 @@ impl Journal {
             self.rotate(appender);
         }
         Ok(())
+    }
+
+    /// Syncs what was written to `file`, unless `synchronous = normal` was chosen.
+    fn sync_data(&self, file: &File) -> std::io::Result<()> {
+        match self.sync {
+            SqliteSync::Full => file.sync_data(),
+            SqliteSync::Normal => Ok(()),
+        }
     }
 
     /// Begins a new segment at the next sequence number: the spare if one is ready (written

@@ -77,6 +77,29 @@ impl SqliteWriter {
         Ok(write(&mut connection, statements)?)
     }
 
+    /// Copies the whole WAL into the database file and syncs both, whatever `synchronous` says.
+    ///
+    /// Under `synchronous = normal` a commit survives a crash of the process but not a power
+    /// cut, until a checkpoint. Before journaled records, acknowledged as synced, lose their
+    /// only other copy, they must be in the database file for good.
+    pub(crate) fn checkpoint_durably(&self) -> Result<(), StoreError> {
+        let connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // (busy, WAL frames, frames copied): TRUNCATE waits out readers for the busy timeout.
+        let (busy, frames, copied): (i64, i64, i64) =
+            connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?;
+        if busy != 0 || copied < frames {
+            return Err(StoreError::Journal(format!(
+                "the database is busy: {copied} of {frames} WAL pages could be copied into it"
+            )));
+        }
+        Ok(())
+    }
+
     /// The same from async code: on a blocking thread, so the runtime's threads never wait.
     pub(crate) async fn write(&self, statements: Statements) -> Result<(), StoreError> {
         let writer = self.clone();

@@ -270,6 +270,22 @@ async fn a_journal_left_by_a_dead_process_is_applied_by_the_next_open() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_recovered_under_normal_sync_is_in_the_database_file_before_its_segments_go() {
+    // Journaled under `full` (acknowledged as synced), recovered by a run under `normal`,
+    // whose commits survive a power cut only once checkpointed. The segments, the records'
+    // other copy, used to be deleted while the records were still only in the WAL.
+    let (url, file) = fresh_file().await;
+    let dir = directory(&file);
+    journal_segment(&file, 1, vec![begin("n1"), finish("n1", "ok")]);
+
+    let store = Store::connect_with(&url, SqliteSync::Normal).await.unwrap();
+    assert!(segment_files(&dir).unwrap().is_empty(), "applied segments are deleted");
+    let wal = fs::metadata(file.with_extension("db-wal")).map_or(0, |wal| wal.len());
+    assert_eq!(wal, 0, "the recovered records were copied out of the WAL and synced");
+    assert_eq!(outcome(&store, "n1").await, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_the_schema_cannot_take_yet_is_applied_after_the_migrations() {
     // An upgrade after a crash: the new binary's records need its migrations. Recovery at
     // connect used to fail, and with it every start, so the migrations never ran.
