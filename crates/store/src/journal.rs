@@ -49,6 +49,10 @@ const SPARE_BYTES: u64 = SEGMENT_BYTES + (1 << 20);
 /// Records journaled but not yet applied, at most: past it, appends wait for the applier
 /// (memory stays bounded, and a store that cannot keep up slows the proxy down).
 const MAX_PENDING: usize = 8192;
+/// Bytes (of frames, about what the records hold in memory) journaled but not yet applied, at
+/// most, counting the applier's round too: a record carries up to three bodies of up to
+/// `max_body_bytes`, so a count alone would allow gigabytes.
+const MAX_PENDING_BYTES: usize = 64 << 20;
 /// How long an append waits for the applier to make room before it fails.
 const ROOM_WAIT: Duration = Duration::from_secs(10);
 /// How long a read waits for the applier before reading what is applied.
@@ -105,9 +109,15 @@ struct Appender {
     broken: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Queue {
     records: VecDeque<(u64, Write)>,
+    /// The frame size of each record journaled and not yet applied (queued, in the applier's
+    /// round, or held back by it), by sequence number, and their sum.
+    unapplied: VecDeque<(u64, usize)>,
+    bytes: usize,
+    /// [`MAX_PENDING_BYTES`], smaller in tests.
+    max_bytes: usize,
     /// A reader waits: apply everything, hold nothing back.
     flush: bool,
     closed: bool,
@@ -428,7 +438,15 @@ impl Journal {
                 frames: Vec::with_capacity(64 * 1024),
                 broken: None,
             }),
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new(Queue {
+                records: VecDeque::new(),
+                unapplied: VecDeque::new(),
+                bytes: 0,
+                max_bytes: MAX_PENDING_BYTES,
+                flush: false,
+                closed: false,
+                failing: None,
+            }),
             work: Condvar::new(),
             room: Condvar::new(),
             written: AtomicU64::new(next_seq - 1),
@@ -456,12 +474,15 @@ impl Journal {
         if let Some(reason) = &appender.broken {
             return Err(StoreError::Journal(reason.clone()));
         }
-        self.wait_for_room(writes.len())?;
         let appender = &mut *appender;
         appender.frames.clear();
+        let mut sizes = Vec::with_capacity(writes.len());
         for (seq, write) in (appender.next_seq..).zip(&writes) {
+            let start = appender.frames.len();
             encode_frame(&mut appender.frames, seq, write)?;
+            sizes.push(appender.frames.len() - start);
         }
+        self.wait_for_room(writes.len(), appender.frames.len())?;
         // At the tracked end, not O_APPEND: after a failed write the next one overwrites the
         // partial frame instead of following it (reading stops at the first bad frame).
         let written = appender
@@ -489,6 +510,8 @@ impl Journal {
         // The applier needs waking when it idles (the queue was empty) or a round is full.
         let wake = queue.records.is_empty() || queue.records.len() + writes.len() >= APPLY_CHUNK;
         queue.records.extend((first_seq..).zip(writes));
+        queue.unapplied.extend((first_seq..).zip(sizes));
+        queue.bytes += appender.frames.len();
         drop(queue);
         if wake {
             self.work.notify_one();
@@ -580,7 +603,23 @@ impl Journal {
         }
     }
 
-    fn wait_for_room(&self, count: usize) -> Result<(), StoreError> {
+    /// Frees the room of the records applied, up to `applied`.
+    fn release_room(&self, applied: u64) {
+        let mut queue = lock(&self.queue);
+        while let Some(&(seq, size)) = queue.unapplied.front() {
+            if seq > applied {
+                break;
+            }
+            queue.bytes -= size;
+            queue.unapplied.pop_front();
+        }
+        drop(queue);
+        self.room.notify_all();
+    }
+
+    /// Waits until `count` more records of `bytes` fit among those waiting to be applied (any
+    /// batch fits when none waits).
+    fn wait_for_room(&self, count: usize, bytes: usize) -> Result<(), StoreError> {
         let deadline = Instant::now() + ROOM_WAIT;
         let mut queue = lock(&self.queue);
         loop {
@@ -592,14 +631,17 @@ impl Journal {
                     "the store fails to take what is journaled: {reason}"
                 )));
             }
-            if queue.records.is_empty() || queue.records.len() + count <= MAX_PENDING {
+            if queue.unapplied.is_empty()
+                || (queue.records.len() + count <= MAX_PENDING && queue.bytes + bytes <= queue.max_bytes)
+            {
                 return Ok(());
             }
             let now = Instant::now();
             if now >= deadline {
                 return Err(StoreError::Journal(format!(
-                    "the store has not applied the last {} records in {} s: it is failing or too slow",
+                    "the store has not applied the last {} records ({} bytes) in {} s: it is failing or too slow",
                     queue.records.len(),
+                    queue.bytes,
                     ROOM_WAIT.as_secs()
                 )));
             }
@@ -725,6 +767,7 @@ impl Journal {
             carried = held;
             let applied = carried.iter().map(|(seq, _)| seq - 1).min().unwrap_or(last_seq);
             self.applied.send_replace(applied);
+            self.release_room(applied);
             self.retire_applied_segments(applied);
             if spare_after.is_some_and(|after| applied >= after) {
                 spare_after = None;

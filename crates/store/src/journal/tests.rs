@@ -489,3 +489,42 @@ async fn segments_rotate_and_applied_ones_are_recycled() {
     store.close().await;
     assert!(only_the_lock_is_left(&dir), "a clean close leaves only the lock");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_wait_while_unapplied_records_fill_their_bytes_and_go_on_once_applied() {
+    // The bound was by count only: 8192 records of up to three bodies of a MiB each.
+    let (url, file) = fresh_file().await;
+    let store = Store::connect(&url).await.unwrap().with_journal().unwrap();
+    let journal = Arc::clone(store.journal().unwrap());
+    lock(&journal.queue).max_bytes = 64 * 1024;
+    let large = |id: &str| {
+        let mut write = begin(id);
+        if let Write::Begin(new) = &mut write {
+            new.request_body = Some("x".repeat(20 * 1024));
+        }
+        write
+    };
+    // SQLite is stalled: another connection holds its write lock, so nothing is applied.
+    let blocker = rusqlite::Connection::open(&file).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    for n in 0..3 {
+        store.write_batch_blocking(vec![large(&format!("b{n}"))]).unwrap();
+    }
+    assert!(lock(&journal.queue).bytes > 60 * 1024);
+
+    let fourth = {
+        let store = store.clone();
+        std::thread::spawn(move || store.write_batch_blocking(vec![large("b3")]))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !fourth.is_finished(),
+        "a fourth record past the bytes bound waits for room"
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+    fourth.join().unwrap().expect("appended once the others are applied");
+    for n in 0..4 {
+        assert_eq!(outcome(&store, &format!("b{n}")).await, "in_flight");
+    }
+    assert!(lock(&journal.queue).bytes <= 64 * 1024);
+}
