@@ -82,6 +82,10 @@ pub struct RawListen {
     pub addr: Option<String>,
     /// TLS on the proxy listener.
     pub tls: Option<RawTls>,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: Option<usize>,
+    /// Exchanges in flight at once; more requests wait, unread, for a slot.
+    pub max_exchanges: Option<usize>,
 }
 
 /// `tls = { cert_path, key_path }`.
@@ -409,9 +413,13 @@ impl Settings {
                 "[log] format \"{log_format}\": use \"human\" or \"json\""
             )));
         }
+        let max_connections = capacity(raw.listen.max_connections, 1024, "max_connections")?;
+        let max_exchanges = capacity(raw.listen.max_exchanges, 256, "max_exchanges")?;
         Ok(Settings {
             proxy: ProxyConfig {
                 listen,
+                max_connections,
+                max_exchanges,
                 tls: raw.listen.tls.map(|t| TlsFiles {
                     cert_path: t.cert_path,
                     key_path: t.key_path,
@@ -440,9 +448,11 @@ impl Settings {
     pub fn describe(&self) -> String {
         let p = &self.proxy;
         let mut out = format!(
-            "listen = {}{}\nadmin = {} (token: {})\nstore = {} (sqlite_synchronous {:?})\ninstance = {}\nrecord = {:?} (fail_closed {}), max_body_bytes {}, max_response_bytes {}, queue {}, batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
+            "listen = {}{} (at most {} connections, {} exchanges in flight)\nadmin = {} (token: {})\nstore = {} (sqlite_synchronous {:?})\ninstance = {}\nrecord = {:?} (fail_closed {}), max_body_bytes {}, max_response_bytes {}, queue {}, batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
             p.listen,
             if p.tls.is_some() { " (TLS)" } else { "" },
+            p.max_connections,
+            p.max_exchanges,
             p.admin_listen,
             if p.admin_token.is_some() { "set, redacted" } else { "none" },
             without_password(&self.store_url),
@@ -499,6 +509,14 @@ impl Settings {
             }
         }
         out
+    }
+}
+
+/// A listener's `[listen]` limit: `default` when unset, refused unless from 1 to 1,000,000.
+fn capacity(value: Option<usize>, default: usize, key: &str) -> Result<usize, ConfigError> {
+    match value.unwrap_or(default) {
+        value @ 1..=1_000_000 => Ok(value),
+        value => Err(invalid(format!("[listen] {key} = {value}: use 1 to 1000000"))),
     }
 }
 
@@ -757,6 +775,8 @@ mod tests {
             ("[[route]]\nname = \"a\"\nupstream = \"ftp://x\"\n", "http:// or https://"),
             ("[[route]]\nname = \"a\"\nupstream = \"https://u:p@x\"\n", "must not carry credentials"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\ntimeout_secs = 0\n", "at least 1"),
+            ("[listen]\nmax_exchanges = 0\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] max_exchanges = 0: use 1 to 1000000"),
+            ("[listen]\nmax_connections = 2000000\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] max_connections = 2000000: use 1 to 1000000"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { bearer_token_env = \"SCIMTRAIL_TEST_UNSET_VARIABLE\" }\n", "SCIMTRAIL_TEST_UNSET_VARIABLE is not set"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { basic_username = \"u\" }\n", "exactly one of"),
             ("[record]\nmode = \"eventually\"\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "durable"),

@@ -110,6 +110,10 @@ pub struct ProxyConfig {
     pub listen: SocketAddr,
     /// TLS on the proxy listener.
     pub tls: Option<TlsFiles>,
+    /// Connections the proxy listener serves at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Exchanges in flight at once; more requests wait, their bodies unread, for a slot.
+    pub max_exchanges: usize,
     /// The admin listener.
     pub admin_listen: SocketAddr,
     /// Bearer token for `/api` and `/ui` on the admin listener.

@@ -313,7 +313,9 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
     })?;
     let token = config.admin_token.clone();
     let routes = config.routes.len();
+    let capacity = server::Capacity::new(config.max_connections, config.max_exchanges);
     let (proxy, background) = Proxy::new(config, store.clone())?;
+    proxy.metrics.track(capacity.clone());
     for exchange in &cut_short {
         proxy
             .alerts
@@ -329,8 +331,15 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
     });
     let (shutdown, watcher) = watch::channel(false);
     let servers = vec![
-        tokio::spawn(server::serve(proxy_listener, tls, proxy, watcher.clone())),
-        tokio::spawn(server::serve(admin_listener, None, admin, watcher)),
+        tokio::spawn(server::serve(proxy_listener, tls, proxy, capacity, watcher.clone())),
+        // Health checks, scrapes and an operator or two.
+        tokio::spawn(server::serve(
+            admin_listener,
+            None,
+            admin,
+            server::Capacity::new(64, 64),
+            watcher,
+        )),
     ];
     tracing::info!(%proxy_addr, %admin_addr, "Proxy started.");
     Ok(Running {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -51,6 +51,8 @@ pub struct Metrics {
     queue_depth: AtomicU64,
     dropped: AtomicU64,
     record_errors: AtomicU64,
+    /// The proxy listener's slots, once it serves.
+    capacity: OnceLock<crate::server::Capacity>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -166,6 +168,11 @@ impl Metrics {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Exports the proxy listener's use of its slots from now on.
+    pub(crate) fn track(&self, capacity: crate::server::Capacity) {
+        let _ = self.capacity.set(capacity);
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -250,6 +257,45 @@ impl Metrics {
         for (name, kind, help, value) in gauges {
             header(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        if let Some(capacity) = self.capacity.get() {
+            let (connections, max_connections, exchanges, max_exchanges, waited) = capacity.usage();
+            let slots = [
+                (
+                    "scimtrail_connections_open",
+                    "gauge",
+                    "Connections open on the proxy listener.",
+                    connections as u64,
+                ),
+                (
+                    "scimtrail_connections_max",
+                    "gauge",
+                    "[listen] max_connections.",
+                    max_connections as u64,
+                ),
+                (
+                    "scimtrail_exchanges_in_flight",
+                    "gauge",
+                    "Exchanges in flight.",
+                    exchanges as u64,
+                ),
+                (
+                    "scimtrail_exchanges_max",
+                    "gauge",
+                    "[listen] max_exchanges.",
+                    max_exchanges as u64,
+                ),
+                (
+                    "scimtrail_exchanges_waited_total",
+                    "counter",
+                    "Requests that waited for an exchange slot (max_exchanges reached).",
+                    waited,
+                ),
+            ];
+            for (name, kind, help, value) in slots {
+                header(&mut out, name, kind, help);
+                let _ = writeln!(out, "{name} {value}");
+            }
         }
         out
     }

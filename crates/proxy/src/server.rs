@@ -12,10 +12,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -32,11 +33,52 @@ pub(crate) trait Handler: Send + Sync + 'static {
 /// How long shutdown waits for exchanges in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What a listener takes on at once, so that memory is bounded by configuration, not by
+/// traffic: past `max_connections` a connection waits in the kernel's backlog; past
+/// `max_exchanges` a request waits, its body unread, for an exchange to end.
+#[derive(Debug, Clone)]
+pub(crate) struct Capacity {
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+    /// Connections open (the accept loop holds a slot ahead of the next one, so the
+    /// semaphore alone would count one too many).
+    open: Arc<AtomicUsize>,
+    exchanges: Arc<Semaphore>,
+    max_exchanges: usize,
+    /// Requests that had to wait for a slot.
+    waited: Arc<AtomicU64>,
+}
+
+impl Capacity {
+    pub(crate) fn new(max_connections: usize, max_exchanges: usize) -> Capacity {
+        Capacity {
+            connections: Arc::new(Semaphore::new(max_connections)),
+            max_connections,
+            open: Arc::new(AtomicUsize::new(0)),
+            exchanges: Arc::new(Semaphore::new(max_exchanges)),
+            max_exchanges,
+            waited: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// (connections open, their limit, exchanges in flight, their limit, requests that waited).
+    pub(crate) fn usage(&self) -> (usize, usize, usize, usize, u64) {
+        (
+            self.open.load(Ordering::Relaxed),
+            self.max_connections,
+            self.max_exchanges - self.exchanges.available_permits(),
+            self.max_exchanges,
+            self.waited.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// Accepts connections until `shutdown` turns true, then lets the open ones finish.
 pub(crate) async fn serve<H: Handler>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     handler: Arc<H>,
+    capacity: Capacity,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -45,6 +87,11 @@ pub(crate) async fn serve<H: Handler>(
     let mut connections = JoinSet::new();
     let scheme = if tls.is_some() { "https" } else { "http" };
     loop {
+        // The semaphores are never closed: acquiring fails only when they are.
+        let connection_slot = tokio::select! {
+            slot = Arc::clone(&capacity.connections).acquire_owned() => slot.ok(),
+            _ = shutdown.changed() => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -56,15 +103,30 @@ pub(crate) async fn serve<H: Handler>(
                         continue;
                     }
                 };
+                let connection_slot = (connection_slot, Open::new(&capacity.open));
                 while connections.try_join_next().is_some() {}
                 let _ = stream.set_nodelay(true);
                 let handler = Arc::clone(&handler);
+                let capacity = capacity.clone();
                 let service = service_fn(move |request| {
                     let handler = Arc::clone(&handler);
-                    // The exchange runs in its own task: if the client goes away, hyper drops
-                    // this future, but the exchange still completes and is recorded.
-                    let exchange = tokio::spawn(handler.handle(request, peer, scheme));
+                    let capacity = capacity.clone();
                     async move {
+                        // A client that leaves while its request waits here starts nothing.
+                        let slot = match Arc::clone(&capacity.exchanges).try_acquire_owned() {
+                            Ok(slot) => Some(slot),
+                            Err(_) => {
+                                capacity.waited.fetch_add(1, Ordering::Relaxed);
+                                Arc::clone(&capacity.exchanges).acquire_owned().await.ok()
+                            }
+                        };
+                        // The exchange runs in its own task: if the client goes away, hyper
+                        // drops this future, but the exchange still completes and is recorded.
+                        let exchange = tokio::spawn(async move {
+                            let response = handler.handle(request, peer, scheme).await;
+                            drop(slot);
+                            response
+                        });
                         Ok::<_, Infallible>(exchange.await.unwrap_or_else(|error| {
                             tracing::error!(%error, "An exchange task failed.");
                             internal_error()
@@ -75,6 +137,7 @@ pub(crate) async fn serve<H: Handler>(
                     None => {
                         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
                         connections.spawn(async move {
+                            let _slot = connection_slot;
                             if let Err(error) = connection.await {
                                 tracing::debug!(%error, %peer, "Connection ended with an error.");
                             }
@@ -85,6 +148,7 @@ pub(crate) async fn serve<H: Handler>(
                         let builder = builder.clone();
                         let watcher = graceful.watcher();
                         connections.spawn(async move {
+                            let _slot = connection_slot;
                             let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
                                 Ok(Ok(stream)) => stream,
                                 Ok(Err(error)) => {
@@ -112,6 +176,22 @@ pub(crate) async fn serve<H: Handler>(
         tracing::warn!("Connections were still open after the drain timeout; closing them.");
     }
     connections.abort_all();
+}
+
+/// Counts a connection open while it lives.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn new(open: &Arc<AtomicUsize>) -> Open {
+        open.fetch_add(1, Ordering::Relaxed);
+        Open(Arc::clone(open))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 fn internal_error() -> Response<Full<Bytes>> {

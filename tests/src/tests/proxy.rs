@@ -690,3 +690,85 @@ async fn a_failing_store_fails_closed_by_default_and_serves_when_configured() {
     proxy.running.shutdown().await;
     app.shutdown().await;
 }
+
+/// Waits until the proxy's `/metrics` has the line `line`.
+async fn until_metrics_show(proxy: &TestProxy, line: &str) {
+    let mut metrics = String::new();
+    for _ in 0..500 {
+        metrics = String::from_utf8_lossy(&proxy.admin.get("/metrics").await.bytes).into_owned();
+        if metrics.lines().any(|l| l == line) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "/metrics never showed {line}:\n{metrics}"
+    );
+}
+
+/// Memory is bounded by configuration, not by traffic: past `max_exchanges` a request waits
+/// for a slot, neither read, forwarded nor recorded until it has one.
+#[tokio::test]
+async fn a_request_past_max_exchanges_waits_for_a_slot_before_anything_happens() {
+    let silent = slow::silent().await;
+    let store_url = fresh_store_urls().await.remove(0);
+    let route = single_route(&format!("http://{silent}"), "timeout_secs = 1\n");
+    let proxy = start(&format!("[listen]\nmax_exchanges = 1\n{route}"), &store_url).await;
+    let get = |path: &'static str| {
+        let client = proxy.client.clone();
+        tokio::spawn(async move { client.get(path).await })
+    };
+    let first = get("/Users/first");
+    until_metrics_show(&proxy, "scimtrail_exchanges_in_flight 1").await;
+    let second = get("/Users/second");
+    until_metrics_show(&proxy, "scimtrail_exchanges_waited_total 1").await;
+    let paths: Vec<String> = proxy.exchanges_of("app").await.into_iter().map(|e| e.path).collect();
+    assert_eq!(paths, ["/Users/first"], "the waiting request is not recorded yet");
+
+    // The application never answers: each exchange ends at the route's timeout, one after the other.
+    assert_eq!(first.await.unwrap().status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(second.await.unwrap().status, StatusCode::GATEWAY_TIMEOUT);
+    let exchanges = proxy.exchanges_of("app").await;
+    let received = |path: &str| exchanges.iter().find(|e| e.path == path).unwrap().received_at_ms;
+    assert!(
+        received("/Users/second") - received("/Users/first") >= 900,
+        "the second began once the first had ended"
+    );
+    until_metrics_show(&proxy, "scimtrail_exchanges_in_flight 0").await;
+    proxy.running.shutdown().await;
+}
+
+/// Past `max_connections` a connection is accepted by the kernel but not served until
+/// another closes.
+#[tokio::test]
+async fn a_connection_past_max_connections_is_served_once_another_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (app, _) = refapp::start().await;
+    let store_url = fresh_store_urls().await.remove(0);
+    let route = single_route(&app.base_url(), "");
+    let proxy = start(&format!("[listen]\nmax_connections = 1\n{route}"), &store_url).await;
+    let addr = proxy.running.proxy_addr;
+    let request = b"GET /Users?count=1 HTTP/1.1\r\nhost: scimtrail\r\n\r\n";
+    let mut answer = [0_u8; 12];
+
+    let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+    first.write_all(request).await.unwrap();
+    first.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    until_metrics_show(&proxy, "scimtrail_connections_open 1").await;
+
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    second.write_all(request).await.unwrap();
+    let waiting = tokio::time::timeout(std::time::Duration::from_millis(300), second.read_exact(&mut answer)).await;
+    assert!(waiting.is_err(), "not served while the first connection is open");
+    drop(first);
+    tokio::time::timeout(std::time::Duration::from_secs(10), second.read_exact(&mut answer))
+        .await
+        .expect("served once the first closed")
+        .unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    drop(second);
+    proxy.running.shutdown().await;
+    app.shutdown().await;
+}
