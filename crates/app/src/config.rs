@@ -135,6 +135,8 @@ pub struct RawRecord {
     pub max_response_bytes: Option<usize>,
     /// Writer queue capacity.
     pub queue_capacity: Option<usize>,
+    /// Bytes of bodies waiting for the writer, at most.
+    pub queue_max_bytes: Option<usize>,
     /// Most writes per transaction.
     pub max_batch: Option<usize>,
     /// Extra headers to redact.
@@ -415,6 +417,12 @@ impl Settings {
         }
         let max_connections = capacity(raw.listen.max_connections, 1024, "max_connections")?;
         let max_exchanges = capacity(raw.listen.max_exchanges, 256, "max_exchanges")?;
+        let queue_max_bytes = raw.record.queue_max_bytes.unwrap_or(64 * 1024 * 1024);
+        if queue_max_bytes < 1024 * 1024 {
+            return Err(invalid(format!(
+                "[record] queue_max_bytes = {queue_max_bytes}: use at least 1048576 (1 MiB)"
+            )));
+        }
         Ok(Settings {
             proxy: ProxyConfig {
                 listen,
@@ -431,6 +439,7 @@ impl Settings {
                 max_body_bytes: raw.record.max_body_bytes.unwrap_or(1024 * 1024),
                 max_response_bytes: raw.record.max_response_bytes.unwrap_or(16 * 1024 * 1024),
                 queue_capacity: raw.record.queue_capacity.unwrap_or(4096),
+                queue_max_bytes,
                 max_batch: raw.record.max_batch.unwrap_or(256),
                 redact_headers: raw.record.redact_headers.unwrap_or_default(),
                 routes,
@@ -448,7 +457,7 @@ impl Settings {
     pub fn describe(&self) -> String {
         let p = &self.proxy;
         let mut out = format!(
-            "listen = {}{} (at most {} connections, {} exchanges in flight)\nadmin = {} (token: {})\nstore = {} (sqlite_synchronous {:?})\ninstance = {}\nrecord = {:?} (fail_closed {}), max_body_bytes {}, max_response_bytes {}, queue {}, batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
+            "listen = {}{} (at most {} connections, {} exchanges in flight)\nadmin = {} (token: {})\nstore = {} (sqlite_synchronous {:?})\ninstance = {}\nrecord = {:?} (fail_closed {}), max_body_bytes {}, max_response_bytes {}, queue {} ({} bytes), batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
             p.listen,
             if p.tls.is_some() { " (TLS)" } else { "" },
             p.max_connections,
@@ -463,6 +472,7 @@ impl Settings {
             p.max_body_bytes,
             p.max_response_bytes,
             p.queue_capacity,
+            p.queue_max_bytes,
             p.max_batch,
             p.redact_headers.iter().map(|h| format!(", {h}")).collect::<String>(),
             self.log_format,
@@ -686,6 +696,9 @@ mod tests {
             "max_body_bytes",
             "max_response_bytes",
             "queue_capacity",
+            "queue_max_bytes",
+            "max_connections",
+            "max_exchanges",
             "fail_closed",
             "max_batch",
             "redact_headers",
@@ -775,6 +788,7 @@ mod tests {
             ("[[route]]\nname = \"a\"\nupstream = \"ftp://x\"\n", "http:// or https://"),
             ("[[route]]\nname = \"a\"\nupstream = \"https://u:p@x\"\n", "must not carry credentials"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\ntimeout_secs = 0\n", "at least 1"),
+            ("[record]\nqueue_max_bytes = 1000\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[record] queue_max_bytes = 1000: use at least 1048576"),
             ("[listen]\nmax_exchanges = 0\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] max_exchanges = 0: use 1 to 1000000"),
             ("[listen]\nmax_connections = 2000000\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] max_connections = 2000000: use 1 to 1000000"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { bearer_token_env = \"SCIMTRAIL_TEST_UNSET_VARIABLE\" }\n", "SCIMTRAIL_TEST_UNSET_VARIABLE is not set"),

@@ -129,6 +129,8 @@ pub struct ProxyConfig {
     pub max_response_bytes: usize,
     /// Writer queue capacity.
     pub queue_capacity: usize,
+    /// Bytes of bodies queued for the writer behind exchanges (async mode), at most.
+    pub queue_max_bytes: usize,
     /// Most writes per transaction.
     pub max_batch: usize,
     /// Headers redacted on top of Authorization, Proxy-Authorization, Cookie, Set-Cookie.

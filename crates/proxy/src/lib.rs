@@ -188,6 +188,7 @@ impl Proxy {
             store.clone(),
             config.record_mode,
             config.queue_capacity,
+            config.queue_max_bytes,
             config.max_batch,
             Arc::clone(&metrics),
         )

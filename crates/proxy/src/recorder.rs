@@ -4,7 +4,8 @@
 //! before it is forwarded, and complete before its response is released. Waiting writes are
 //! committed together — one transaction per batch — and every waiter of the batch is woken,
 //! so durability costs one commit per batch, not per exchange. In `async` mode writes are
-//! queued without waiting; when the queue is full they are dropped and counted.
+//! queued without waiting; when the queue is full, by count or by the bytes of the bodies it
+//! holds, they are dropped and counted.
 //!
 //! The writer is an OS thread, not a task: it takes a batch off the queue and commits it
 //! itself ([`Store::write_batch_blocking`]), so an exchange's write costs one wake-up of the
@@ -13,6 +14,7 @@
 
 use crate::metrics::Metrics;
 use scimtrail_store::{Store, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -40,6 +42,9 @@ pub enum RecordError {
 struct Job {
     write: Write,
     done: Option<oneshot::Sender<Result<(), RecordError>>>,
+    /// What the write counts against the queue's bytes (written behind only: a durable
+    /// write's exchange waits for it, so `max_exchanges` bounds those).
+    bytes: usize,
 }
 
 /// A handle to the writer task. Cloning it is cheap; the writer stops once every handle is
@@ -47,6 +52,9 @@ struct Job {
 #[derive(Clone)]
 pub struct Recorder {
     queue: mpsc::Sender<Job>,
+    /// Bytes of the writes queued behind exchanges, and their limit.
+    queued_bytes: Arc<AtomicUsize>,
+    max_queued_bytes: usize,
     mode: RecordMode,
     metrics: Arc<Metrics>,
 }
@@ -66,19 +74,29 @@ impl Recorder {
         store: Store,
         mode: RecordMode,
         queue_capacity: usize,
+        max_queued_bytes: usize,
         max_batch: usize,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<(Recorder, oneshot::Receiver<()>)> {
         let (queue, jobs) = mpsc::channel(queue_capacity.max(1));
         let (stopped, on_stop) = oneshot::channel();
         let writer_metrics = Arc::clone(&metrics);
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let taken_bytes = Arc::clone(&queued_bytes);
         std::thread::Builder::new()
             .name("scimtrail-recorder".into())
             .spawn(move || {
-                writer(&store, jobs, max_batch.max(1), &writer_metrics);
+                writer(&store, jobs, max_batch.max(1), &taken_bytes, &writer_metrics);
                 let _ = stopped.send(());
             })?;
-        Ok((Recorder { queue, mode, metrics }, on_stop))
+        let recorder = Recorder {
+            queue,
+            queued_bytes,
+            max_queued_bytes,
+            mode,
+            metrics,
+        };
+        Ok((recorder, on_stop))
     }
 
     /// The mode.
@@ -93,6 +111,7 @@ impl Recorder {
             .send(Job {
                 write,
                 done: Some(done),
+                bytes: 0,
             })
             .await
             .map_err(|_| RecordError::Stopped)?;
@@ -101,9 +120,31 @@ impl Recorder {
         committed.await.map_err(|_| RecordError::Stopped)?
     }
 
-    /// Queues without waiting (async mode's path); a full queue drops the write and counts it.
+    /// Queues without waiting (async mode's path); a full queue, by count or by bytes, drops
+    /// the write and counts it.
     pub fn write_behind(&self, write: Write) {
-        if self.queue.try_send(Job { write, done: None }).is_err() {
+        let bytes = write.approx_bytes();
+        let reserved = self
+            .queued_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued + bytes <= self.max_queued_bytes).then_some(queued + bytes)
+            })
+            .is_ok();
+        let queued = reserved && {
+            let sent = self
+                .queue
+                .try_send(Job {
+                    write,
+                    done: None,
+                    bytes,
+                })
+                .is_ok();
+            if !sent {
+                self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            }
+            sent
+        };
+        if !queued {
             self.metrics.dropped();
             tracing::warn!("Recording queue full: a record was dropped.");
         }
@@ -112,7 +153,13 @@ impl Recorder {
     }
 }
 
-fn writer(store: &Store, mut jobs: mpsc::Receiver<Job>, max_batch: usize, metrics: &Metrics) {
+fn writer(
+    store: &Store,
+    mut jobs: mpsc::Receiver<Job>,
+    max_batch: usize,
+    queued_bytes: &AtomicUsize,
+    metrics: &Metrics,
+) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = jobs.blocking_recv() {
         batch.push(first);
@@ -122,6 +169,8 @@ fn writer(store: &Store, mut jobs: mpsc::Receiver<Job>, max_batch: usize, metric
                 Err(_) => break,
             }
         }
+        // Off the queue: their bytes are the batch's now, which is bounded by max_batch.
+        queued_bytes.fetch_sub(batch.iter().map(|job| job.bytes).sum(), Ordering::AcqRel);
         let (writes, waiters): (Vec<Write>, Vec<_>) = batch.drain(..).map(|job| (job.write, job.done)).unzip();
         let started = Instant::now();
         let count = writes.len();
@@ -143,5 +192,69 @@ fn writer(store: &Store, mut jobs: mpsc::Receiver<Job>, max_batch: usize, metric
                 None => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scimtrail_store::Snapshot;
+    use std::time::Duration;
+
+    fn snapshot(id: &str, body_bytes: usize) -> Write {
+        Write::Snapshot(Box::new(Snapshot {
+            route: "app".into(),
+            resource_type: "Users".into(),
+            resource_id: id.into(),
+            body: Some(serde_json::json!({"id": id, "pad": "x".repeat(body_bytes)}).to_string()),
+            updated_at_ms: 1_700_000_000_000,
+        }))
+    }
+
+    /// Async mode while the store stalls: the queue was bounded by count only (4096 writes of
+    /// up to three bodies each); what its bytes cannot hold is now dropped and counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_behind_past_the_queues_bytes_are_dropped_and_counted() {
+        let file = std::env::temp_dir().join(format!("scimtrail-recorder-test-{}.db", uuid::Uuid::new_v4()));
+        let store = Store::connect(&format!("sqlite://{}", file.display())).await.unwrap();
+        store.migrate().await.unwrap();
+        // Another connection holds SQLite's write lock: the writer waits on its first batch.
+        let blocker = rusqlite::Connection::open(&file).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let (recorder, stopped) = Recorder::spawn(
+            store.clone(),
+            RecordMode::Async,
+            100,
+            64 * 1024,
+            256,
+            Arc::clone(&metrics),
+        )
+        .unwrap();
+        recorder.write_behind(snapshot("u0", 20 * 1024));
+        while recorder.queued_bytes.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        // About 21 KiB each, as counted: three fit in 64 KiB, the other six are dropped.
+        let each = snapshot("u1", 20 * 1024).approx_bytes();
+        for n in 1..10 {
+            recorder.write_behind(snapshot(&format!("u{n}"), 20 * 1024));
+        }
+        assert_eq!(metrics.dropped_total(), 6);
+        assert_eq!(recorder.queued_bytes.load(Ordering::Acquire), 3 * each);
+
+        blocker.execute_batch("COMMIT").unwrap();
+        drop(recorder);
+        stopped.await.unwrap();
+        for n in 0..10 {
+            let kept = store
+                .snapshot("app", "Users", &format!("u{n}"))
+                .await
+                .unwrap()
+                .is_some();
+            assert_eq!(kept, n < 4, "u{n}");
+        }
+        let _ = std::fs::remove_file(&file);
     }
 }

@@ -98,6 +98,22 @@ pub enum Write {
     Shape(String, String, i64),
 }
 
+impl Write {
+    /// About the memory this write holds: its bodies, plus a kilobyte for the rest.
+    pub fn approx_bytes(&self) -> usize {
+        let body = |body: &Option<String>| body.as_ref().map_or(0, String::len);
+        let new = |new: &NewExchange| body(&new.request_body);
+        let done = |done: &Completion| body(&done.forwarded_body) + body(&done.response_body);
+        1024 + match self {
+            Write::Begin(begun) => new(begun),
+            Write::Finish(finished) => done(finished),
+            Write::Whole(begun, finished) => new(begun) + done(finished),
+            Write::Snapshot(snapshot) => body(&snapshot.body),
+            Write::Shape(route, shape, _) => route.len() + shape.len(),
+        }
+    }
+}
+
 /// The application's last representation of one resource, as a route saw it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
