@@ -87,17 +87,25 @@ impl SqliteWriter {
             .connection
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // (busy, WAL frames, frames copied): TRUNCATE waits out readers for the busy timeout.
-        let (busy, frames, copied): (i64, i64, i64) =
-            connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })?;
-        if busy != 0 || copied < frames {
-            return Err(StoreError::Journal(format!(
-                "the database is busy: {copied} of {frames} WAL pages could be copied into it"
-            )));
+        // (busy, WAL frames, frames copied). TRUNCATE waits out readers for the busy timeout,
+        // but not another checkpoint (the checkpoint thread's, every 100 ms): that is retried.
+        let mut attempts = 0;
+        loop {
+            let (busy, frames, copied): (i64, i64, i64) =
+                connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
+            if busy == 0 && copied >= frames {
+                return Ok(());
+            }
+            attempts += 1;
+            if attempts == 100 {
+                return Err(StoreError::Journal(format!(
+                    "the database stayed busy: {copied} of {frames} WAL pages could be copied into it"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(())
     }
 
     /// The same from async code: on a blocking thread, so the runtime's threads never wait.
