@@ -127,7 +127,8 @@ impl Recorder {
         let reserved = self
             .queued_bytes
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
-                (queued + bytes <= self.max_queued_bytes).then_some(queued + bytes)
+                // One write larger than the limit still goes into an empty queue.
+                (queued == 0 || queued + bytes <= self.max_queued_bytes).then_some(queued + bytes)
             })
             .is_ok();
         let queued = reserved && {
@@ -245,8 +246,15 @@ mod tests {
         assert_eq!(recorder.queued_bytes.load(Ordering::Acquire), 3 * each);
 
         blocker.execute_batch("COMMIT").unwrap();
+        while recorder.queued_bytes.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // A write larger than the whole limit still goes into an empty queue.
+        recorder.write_behind(snapshot("large", 100 * 1024));
+        assert_eq!(metrics.dropped_total(), 6);
         drop(recorder);
         stopped.await.unwrap();
+        assert!(store.snapshot("app", "Users", "large").await.unwrap().is_some());
         for n in 0..10 {
             let kept = store
                 .snapshot("app", "Users", &format!("u{n}"))
