@@ -84,8 +84,10 @@ pub struct RawListen {
     pub tls: Option<RawTls>,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: Option<usize>,
-    /// Exchanges in flight at once; more requests wait, unread, for a slot.
+    /// Exchanges in flight at once; more requests wait for a slot.
     pub max_exchanges: Option<usize>,
+    /// Seconds a connection may go without a complete request head before it is closed.
+    pub idle_timeout_secs: Option<u64>,
 }
 
 /// `tls = { cert_path, key_path }`.
@@ -417,6 +419,12 @@ impl Settings {
         }
         let max_connections = capacity(raw.listen.max_connections, 1024, "max_connections")?;
         let max_exchanges = capacity(raw.listen.max_exchanges, 256, "max_exchanges")?;
+        let idle_timeout_secs = raw.listen.idle_timeout_secs.unwrap_or(30);
+        if !(1..=3600).contains(&idle_timeout_secs) {
+            return Err(invalid(format!(
+                "[listen] idle_timeout_secs = {idle_timeout_secs}: use 1 to 3600"
+            )));
+        }
         let queue_max_bytes = raw.record.queue_max_bytes.unwrap_or(64 * 1024 * 1024);
         if queue_max_bytes < 1024 * 1024 {
             return Err(invalid(format!(
@@ -428,6 +436,7 @@ impl Settings {
                 listen,
                 max_connections,
                 max_exchanges,
+                idle_timeout: Duration::from_secs(idle_timeout_secs),
                 tls: raw.listen.tls.map(|t| TlsFiles {
                     cert_path: t.cert_path,
                     key_path: t.key_path,
@@ -457,11 +466,12 @@ impl Settings {
     pub fn describe(&self) -> String {
         let p = &self.proxy;
         let mut out = format!(
-            "listen = {}{} (at most {} connections, {} exchanges in flight)\nadmin = {} (token: {})\nstore = {} (sqlite_synchronous {:?})\ninstance = {}\nrecord = {:?} (fail_closed {}), max_body_bytes {}, max_response_bytes {}, queue {} ({} bytes), batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
+            "listen = {}{} (at most {} connections, {} exchanges in flight, idle connections closed after {} s)\nadmin = {} (token: {})\nstore = {} (sqlite_synchronous {:?})\ninstance = {}\nrecord = {:?} (fail_closed {}), max_body_bytes {}, max_response_bytes {}, queue {} ({} bytes), batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
             p.listen,
             if p.tls.is_some() { " (TLS)" } else { "" },
             p.max_connections,
             p.max_exchanges,
+            p.idle_timeout.as_secs(),
             p.admin_listen,
             if p.admin_token.is_some() { "set, redacted" } else { "none" },
             without_password(&self.store_url),
@@ -699,6 +709,7 @@ mod tests {
             "queue_max_bytes",
             "max_connections",
             "max_exchanges",
+            "idle_timeout_secs",
             "fail_closed",
             "max_batch",
             "redact_headers",
@@ -789,6 +800,7 @@ mod tests {
             ("[[route]]\nname = \"a\"\nupstream = \"https://u:p@x\"\n", "must not carry credentials"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\ntimeout_secs = 0\n", "at least 1"),
             ("[record]\nqueue_max_bytes = 1000\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[record] queue_max_bytes = 1000: use at least 1048576"),
+            ("[listen]\nidle_timeout_secs = 0\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] idle_timeout_secs = 0: use 1 to 3600"),
             ("[listen]\nmax_exchanges = 0\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] max_exchanges = 0: use 1 to 1000000"),
             ("[listen]\nmax_connections = 2000000\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] max_connections = 2000000: use 1 to 1000000"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { bearer_token_env = \"SCIMTRAIL_TEST_UNSET_VARIABLE\" }\n", "SCIMTRAIL_TEST_UNSET_VARIABLE is not set"),

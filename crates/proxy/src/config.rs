@@ -112,8 +112,11 @@ pub struct ProxyConfig {
     pub tls: Option<TlsFiles>,
     /// Connections the proxy listener serves at once; more wait in the kernel's backlog.
     pub max_connections: usize,
-    /// Exchanges in flight at once; more requests wait, their bodies unread, for a slot.
+    /// Exchanges in flight at once; more requests wait for a slot before they are handled.
     pub max_exchanges: usize,
+    /// How long a connection may go without sending a complete request head (idle between
+    /// requests included) before it is closed.
+    pub idle_timeout: Duration,
     /// The admin listener.
     pub admin_listen: SocketAddr,
     /// Bearer token for `/api` and `/ui` on the admin listener.

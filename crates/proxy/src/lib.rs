@@ -59,7 +59,7 @@ use redact::Redactor;
 use scimtrail_store::Store;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -314,7 +314,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
     })?;
     let token = config.admin_token.clone();
     let routes = config.routes.len();
-    let capacity = server::Capacity::new(config.max_connections, config.max_exchanges);
+    let capacity = server::Capacity::new(config.max_connections, config.max_exchanges, config.idle_timeout);
     let (proxy, background) = Proxy::new(config, store.clone())?;
     proxy.metrics.track(capacity.clone());
     for exchange in &cut_short {
@@ -338,7 +338,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
             admin_listener,
             None,
             admin,
-            server::Capacity::new(64, 64),
+            server::Capacity::new(64, 64, Duration::from_secs(30)),
             watcher,
         )),
     ];

@@ -6,7 +6,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
@@ -35,9 +35,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a listener takes on at once, so that memory is bounded by configuration, not by
 /// traffic: past `max_connections` a connection waits in the kernel's backlog; past
-/// `max_exchanges` a request waits, its body unread, for an exchange to end.
+/// `max_exchanges` a request waits for an exchange to end before it is handled. A connection
+/// that sends no complete request head for `idle_timeout`, idle between requests included,
+/// is closed: else idle clients could hold every slot.
 #[derive(Debug, Clone)]
 pub(crate) struct Capacity {
+    idle_timeout: Duration,
     connections: Arc<Semaphore>,
     max_connections: usize,
     /// Connections open (the accept loop holds a slot ahead of the next one, so the
@@ -50,8 +53,9 @@ pub(crate) struct Capacity {
 }
 
 impl Capacity {
-    pub(crate) fn new(max_connections: usize, max_exchanges: usize) -> Capacity {
+    pub(crate) fn new(max_connections: usize, max_exchanges: usize, idle_timeout: Duration) -> Capacity {
         Capacity {
+            idle_timeout,
             connections: Arc::new(Semaphore::new(max_connections)),
             max_connections,
             open: Arc::new(AtomicUsize::new(0)),
@@ -81,7 +85,18 @@ pub(crate) async fn serve<H: Handler>(
     capacity: Capacity,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Without a timer hyper applies no timeout at all. HTTP/2 gets pings, which close a
+    // connection whose peer is gone, not one that is idle and alive.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(capacity.idle_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
     let graceful = GracefulShutdown::new();
     // Connection tasks, so that any still open after the drain timeout can be stopped.
     let mut connections = JoinSet::new();

@@ -627,10 +627,16 @@ async fn a_failing_store_fails_closed_by_default_and_serves_when_configured() {
 
     let store_url = fresh_store_urls().await.remove(0);
     let proxy = start(&single_route(&app.base_url(), ""), &store_url).await;
-    assert_eq!(
-        proxy.client.post("/Users", &body("before")).await.status,
-        StatusCode::CREATED
-    );
+    let before = proxy.client.post("/Users", &body("before")).await;
+    assert_eq!(before.status, StatusCode::CREATED);
+    // Applied before the store breaks (a read waits for the applier): else the applier could
+    // find the failure on this record and refuse the next exchange before it is forwarded.
+    let before = proxy
+        .store
+        .get(before.header("scimtrail-exchange-id").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(before.outcome, "ok");
     break_store(&store_url, true).await;
     // Journaled before the store is found failing: forwarded, and kept. The applier finds the
     // failure on its own schedule, which may fall between this exchange's two records (the
@@ -713,7 +719,8 @@ async fn until_metrics_show(proxy: &TestProxy, line: &str) {
 async fn a_request_past_max_exchanges_waits_for_a_slot_before_anything_happens() {
     let silent = slow::silent().await;
     let store_url = fresh_store_urls().await.remove(0);
-    let route = single_route(&format!("http://{silent}"), "timeout_secs = 1\n");
+    // Long enough for the checks below to run while the first exchange waits, on a busy machine.
+    let route = single_route(&format!("http://{silent}"), "timeout_secs = 3\n");
     let proxy = start(&format!("[listen]\nmax_exchanges = 1\n{route}"), &store_url).await;
     let get = |path: &'static str| {
         let client = proxy.client.clone();
@@ -732,43 +739,92 @@ async fn a_request_past_max_exchanges_waits_for_a_slot_before_anything_happens()
     let exchanges = proxy.exchanges_of("app").await;
     let received = |path: &str| exchanges.iter().find(|e| e.path == path).unwrap().received_at_ms;
     assert!(
-        received("/Users/second") - received("/Users/first") >= 900,
+        received("/Users/second") - received("/Users/first") >= 2900,
         "the second began once the first had ended"
     );
     until_metrics_show(&proxy, "scimtrail_exchanges_in_flight 0").await;
     proxy.running.shutdown().await;
 }
 
+/// A new raw connection to `addr` carrying one HTTP/1.1 GET, kept alive.
+async fn raw_get(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /Users?count=1 HTTP/1.1\r\nhost: scimtrail\r\n\r\n")
+        .await
+        .unwrap();
+    stream
+}
+
+/// The start of the next response's status line on `stream` (`HTTP/1.1 200`), within `wait`.
+async fn status_within(stream: &mut tokio::net::TcpStream, wait: std::time::Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut status = [0_u8; 12];
+    let read = tokio::time::timeout(wait, stream.read_exact(&mut status)).await.ok()?;
+    read.unwrap();
+    Some(String::from_utf8_lossy(&status).into_owned())
+}
+
 /// Past `max_connections` a connection is accepted by the kernel but not served until
 /// another closes.
 #[tokio::test]
 async fn a_connection_past_max_connections_is_served_once_another_closes() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (app, _) = refapp::start().await;
     let store_url = fresh_store_urls().await.remove(0);
     let route = single_route(&app.base_url(), "");
     let proxy = start(&format!("[listen]\nmax_connections = 1\n{route}"), &store_url).await;
     let addr = proxy.running.proxy_addr;
-    let request = b"GET /Users?count=1 HTTP/1.1\r\nhost: scimtrail\r\n\r\n";
-    let mut answer = [0_u8; 12];
+    let (short, long) = (
+        std::time::Duration::from_millis(300),
+        std::time::Duration::from_secs(10),
+    );
 
-    let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
-    first.write_all(request).await.unwrap();
-    first.read_exact(&mut answer).await.unwrap();
-    assert_eq!(&answer, b"HTTP/1.1 200");
+    let mut first = raw_get(addr).await;
+    assert_eq!(status_within(&mut first, long).await.as_deref(), Some("HTTP/1.1 200"));
     until_metrics_show(&proxy, "scimtrail_connections_open 1").await;
 
-    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
-    second.write_all(request).await.unwrap();
-    let waiting = tokio::time::timeout(std::time::Duration::from_millis(300), second.read_exact(&mut answer)).await;
-    assert!(waiting.is_err(), "not served while the first connection is open");
+    let mut second = raw_get(addr).await;
+    assert_eq!(
+        status_within(&mut second, short).await,
+        None,
+        "not served while the first is open"
+    );
     drop(first);
-    tokio::time::timeout(std::time::Duration::from_secs(10), second.read_exact(&mut answer))
-        .await
-        .expect("served once the first closed")
-        .unwrap();
-    assert_eq!(&answer, b"HTTP/1.1 200");
+    assert_eq!(status_within(&mut second, long).await.as_deref(), Some("HTTP/1.1 200"));
     drop(second);
+    proxy.running.shutdown().await;
+    app.shutdown().await;
+}
+
+/// Idle clients cannot hold every slot: a connection that sends no request for
+/// `idle_timeout_secs` is closed, and the next one is served.
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_idle_timeout_and_frees_its_slot() {
+    use tokio::io::AsyncReadExt;
+    let (app, _) = refapp::start().await;
+    let store_url = fresh_store_urls().await.remove(0);
+    let route = single_route(&app.base_url(), "");
+    let config = format!("[listen]\nmax_connections = 1\nidle_timeout_secs = 1\n{route}");
+    let proxy = start(&config, &store_url).await;
+    let addr = proxy.running.proxy_addr;
+    let long = std::time::Duration::from_secs(10);
+
+    // Served, then kept alive and idle.
+    let mut idle = raw_get(addr).await;
+    assert_eq!(status_within(&mut idle, long).await.as_deref(), Some("HTTP/1.1 200"));
+    let mut next = raw_get(addr).await;
+    assert_eq!(
+        status_within(&mut next, long).await.as_deref(),
+        Some("HTTP/1.1 200"),
+        "served once the idle connection was closed"
+    );
+    // The idle connection was closed by the proxy: what is left of its response, then the end.
+    let mut rest = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), idle.read_to_end(&mut rest))
+        .await
+        .expect("closed by the proxy")
+        .unwrap();
     proxy.running.shutdown().await;
     app.shutdown().await;
 }
