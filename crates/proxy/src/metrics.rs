@@ -234,33 +234,30 @@ impl Metrics {
             &LATENCY_BUCKETS,
             &single(&lock(&self.commit_latency)),
         );
-        let gauges = [
+        let load = |value: &AtomicU64| value.load(Ordering::Relaxed);
+        let mut gauges = vec![
             (
                 "scimtrail_record_queue_depth",
                 "gauge",
                 "Writes waiting for the writer.",
-                &self.queue_depth,
+                load(&self.queue_depth),
             ),
             (
                 "scimtrail_record_dropped_total",
                 "counter",
                 "Records dropped because the queue was full (async mode).",
-                &self.dropped,
+                load(&self.dropped),
             ),
             (
                 "scimtrail_record_errors_total",
                 "counter",
                 "Batches the store refused.",
-                &self.record_errors,
+                load(&self.record_errors),
             ),
         ];
-        for (name, kind, help, value) in gauges {
-            header(&mut out, name, kind, help);
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
-        }
         if let Some(capacity) = self.capacity.get() {
             let (connections, max_connections, exchanges, max_exchanges, waited) = capacity.usage();
-            let slots = [
+            gauges.extend([
                 (
                     "scimtrail_connections_open",
                     "gauge",
@@ -291,11 +288,11 @@ impl Metrics {
                     "Requests that waited for an exchange slot (max_exchanges reached).",
                     waited,
                 ),
-            ];
-            for (name, kind, help, value) in slots {
-                header(&mut out, name, kind, help);
-                let _ = writeln!(out, "{name} {value}");
-            }
+            ]);
+        }
+        for (name, kind, help, value) in gauges {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
         }
         out
     }
