@@ -14,6 +14,7 @@
 //!   projecting it for a response (`attributes`, `excludedAttributes`, `returned`).
 //! - [`message`]: ListResponse, SearchRequest, BulkRequest/BulkResponse and the error body.
 //! - [`redact`]: redaction of the `password` attribute wherever it appears.
+//! - [`strict_json`]: JSON as a SCIM body must be: a member name (in any casing) once per object.
 //!
 //! # Invariants
 //! - No I/O, no async, no global state: every function is deterministic.
@@ -31,6 +32,7 @@ pub mod path;
 pub mod redact;
 pub mod resource;
 pub mod schema;
+pub mod strict_json;
 mod value;
 
 pub use error::{ScimError, ScimType};
