@@ -8,9 +8,12 @@
 
 pub mod client;
 pub mod misbehave;
+pub mod process;
 pub mod proxy;
+pub mod raw;
 pub mod refapp;
 pub mod slow;
+pub mod spy;
 pub mod webhook;
 
 pub use client::{Client, TestResponse};

@@ -33,6 +33,12 @@ pub enum Misbehaviour {
     IgnoreActiveQuietly,
     /// A DELETE is answered 204 and nothing is deleted.
     IgnoreDelete,
+    /// Like `EmptyCreateBody`, with a `Location` whose authority carries the front's address
+    /// as user information before this one: `http://FRONT@THIS/Users/{id}`, a URL that names
+    /// another host than it seems to.
+    EmptyCreateBodyLocatedAt(SocketAddr),
+    /// Every answer with a body is gzip-encoded, whatever the client asked.
+    GzipAnswers,
 }
 
 /// Starts the front on `127.0.0.1:0` before the application at `app`; returns its address.
@@ -126,9 +132,24 @@ async fn answer(
     *response.status_mut() = answered.status;
     *response.headers_mut() = answered.headers.clone();
     response.headers_mut().remove("content-length");
-    if misbehaviour == Misbehaviour::EmptyCreateBody && parts.method == Method::POST && answered.status.is_success() {
+    let located_at = match misbehaviour {
+        Misbehaviour::EmptyCreateBody => Some(front.to_string()),
+        Misbehaviour::EmptyCreateBodyLocatedAt(elsewhere) => Some(format!("{front}@{elsewhere}")),
+        _ => None,
+    };
+    if misbehaviour == Misbehaviour::GzipAnswers && !answered.bytes.is_empty() {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(&answered.bytes).expect("gzip into memory");
+        let (mut parts, _) = response.into_parts();
+        parts
+            .headers
+            .insert("content-encoding", http::HeaderValue::from_static("gzip"));
+        return Response::from_parts(parts, Full::new(Bytes::from(encoder.finish().expect("gzip"))));
+    }
+    if let (Some(authority), true) = (located_at, parts.method == Method::POST && answered.status.is_success()) {
         let id = answered.body["id"].as_str().unwrap_or_default();
-        let location = format!("http://{front}{path}/{id}");
+        let location = format!("http://{authority}{path}/{id}");
         let mut empty = Response::new(Full::new(Bytes::new()));
         *empty.status_mut() = answered.status;
         empty

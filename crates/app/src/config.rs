@@ -1,7 +1,7 @@
 //! The configuration file (TOML) and its validation: raw serde types with
 //! `deny_unknown_fields`, checked into [`Settings`].
 
-use scimtrail_proxy::{ProxyConfig, RecordMode, Route, Secret, TlsFiles, UpstreamAuth, Webhook};
+use scimtrail_proxy::{IpNet, ProxyConfig, RecordMode, Route, Secret, SecretSource, TlsFiles, UpstreamAuth, Webhook};
 use scimtrail_rules::{builtin_profile, Mode, Target};
 use scimtrail_store::SqliteSync;
 use serde::Deserialize;
@@ -86,8 +86,17 @@ pub struct RawListen {
     pub max_connections: Option<usize>,
     /// Exchanges in flight at once; more requests wait for a slot.
     pub max_exchanges: Option<usize>,
-    /// Seconds a connection may go without a complete request head before it is closed.
+    /// Seconds a connection may go without a complete request head (or, HTTP/2, without an
+    /// open stream) before it is closed.
     pub idle_timeout_secs: Option<u64>,
+    /// Seconds a new connection has to send its first bytes (and finish its TLS handshake).
+    pub first_byte_timeout_secs: Option<u64>,
+    /// Seconds an authenticated request has to send its whole body.
+    pub body_timeout_secs: Option<u64>,
+    /// Connections one client address may hold at once (off when unset).
+    pub max_connections_per_client: Option<usize>,
+    /// Addresses or blocks of the proxies in front (`X-Forwarded-For` names the client).
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// `tls = { cert_path, key_path }`.
@@ -108,6 +117,14 @@ pub struct RawAdmin {
     pub addr: Option<String>,
     /// Environment variable holding the admin bearer token.
     pub token_env: Option<String>,
+    /// File holding the admin bearer token (re-read on SIGHUP).
+    pub token_file: Option<PathBuf>,
+    /// `Host` names the admin listener answers `/api` under, besides IP addresses and
+    /// `localhost`.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Serve `/api` off loopback without a token: anyone who reaches it reads every record.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
 }
 
 /// `[store]`.
@@ -187,6 +204,12 @@ pub struct RawRoute {
     pub upstream_auth: Option<RawUpstreamAuth>,
     /// Environment variable holding the token the IdP must present.
     pub idp_token_env: Option<String>,
+    /// File holding the token the IdP must present (re-read on SIGHUP).
+    pub idp_token_file: Option<PathBuf>,
+    /// With `upstream_auth` and no IdP token: anyone who reaches the listener acts with the
+    /// application's credentials. Refused unless said here.
+    #[serde(default)]
+    pub allow_anonymous_idp: bool,
     /// `enforce` (the default) or `observe`.
     #[serde(default)]
     pub mode: Mode,
@@ -210,6 +233,8 @@ pub struct RawWebhook {
     pub url: String,
     /// Environment variable holding a bearer token for the webhook.
     pub bearer_token_env: Option<String>,
+    /// File holding a bearer token for the webhook.
+    pub bearer_token_file: Option<PathBuf>,
     /// Attempts per alert (default 5).
     pub max_attempts: Option<u32>,
 }
@@ -224,14 +249,20 @@ fn generic() -> String {
 pub struct RawUpstreamAuth {
     /// Bearer token, from this environment variable.
     pub bearer_token_env: Option<String>,
+    /// Bearer token, from this file.
+    pub bearer_token_file: Option<PathBuf>,
     /// Basic: user name.
     pub basic_username: Option<String>,
     /// Basic: password, from this environment variable.
     pub basic_password_env: Option<String>,
+    /// Basic: password, from this file.
+    pub basic_password_file: Option<PathBuf>,
     /// Custom header name.
     pub header: Option<String>,
     /// Custom header value, from this environment variable.
     pub value_env: Option<String>,
+    /// Custom header value, from this file.
+    pub value_file: Option<PathBuf>,
 }
 
 /// Flags that override the file.
@@ -262,6 +293,9 @@ pub struct Settings {
     pub log_format: String,
     /// The tracing filter.
     pub log_level: String,
+    /// What the configuration allows that an operator should know it allows: logged at start,
+    /// printed by `check-config`.
+    pub warnings: Vec<String>,
 }
 
 impl RawConfig {
@@ -284,12 +318,38 @@ impl RawConfig {
     }
 }
 
-/// Reads a secret from the environment variable `name`.
-fn secret(name: &str, what: &str) -> Result<Secret, ConfigError> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
-        _ => Err(invalid(format!("{what}: the environment variable {name} is not set"))),
-    }
+/// A secret named by the configuration: from the environment variable `env`, or from the
+/// file `file` (never both); `None` when neither is given.
+fn secret(env: Option<&str>, file: Option<&std::path::Path>, what: &str) -> Result<Option<Secret>, ConfigError> {
+    let source = match (env, file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(format!(
+                "{what}: give the environment variable or the file, not both"
+            )))
+        }
+        (Some(name), None) => SecretSource::Env(name.to_owned()),
+        (None, Some(path)) => SecretSource::File(path.to_owned()),
+        (None, None) => return Ok(None),
+    };
+    Secret::load(source)
+        .map(Some)
+        .map_err(|error| invalid(format!("{what}: {error}")))
+}
+
+/// A secret that must be given, as `keys` (`x_env` or `x_file`) say.
+fn required_secret(
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+    what: &str,
+    keys: &str,
+) -> Result<Secret, ConfigError> {
+    secret(env, file, what)?.ok_or_else(|| invalid(format!("{what}: give {keys}")))
+}
+
+/// Whether `host` (a URL's host) is this machine's loopback.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn address(text: &str, what: &str) -> Result<SocketAddr, ConfigError> {
@@ -316,12 +376,22 @@ impl Settings {
                 .unwrap_or("127.0.0.1:9180"),
             "admin address",
         )?;
-        let admin_token = raw
-            .admin
-            .token_env
-            .as_deref()
-            .map(|name| secret(name, "[admin] token_env"))
-            .transpose()?;
+        let admin_token = secret(
+            raw.admin.token_env.as_deref(),
+            raw.admin.token_file.as_deref(),
+            "[admin] token_env/token_file",
+        )?;
+        let mut warnings = Vec::new();
+        if !admin_listen.ip().is_loopback() && admin_token.is_none() {
+            if !raw.admin.allow_unauthenticated {
+                return Err(invalid(format!(
+                    "the admin listener {admin_listen} is off loopback without a token: anyone who reaches it could read every recorded exchange and start replays; set [admin] token_env or token_file (or allow_unauthenticated = true)"
+                )));
+            }
+            warnings.push(format!(
+                "[admin] allow_unauthenticated: the admin listener {admin_listen} serves every recorded exchange and replays to anyone who reaches it"
+            ));
+        }
         let store_url = match (
             &flags.store,
             raw.store.url_env.as_deref().and_then(|n| std::env::var(n).ok()),
@@ -360,10 +430,15 @@ impl Settings {
             }
         };
         let default_timeout = Duration::from_secs(raw.upstream.timeout_secs.unwrap_or(30));
+        let max_body_bytes = raw.record.max_body_bytes.unwrap_or(1024 * 1024);
+        let limits = RouteLimits {
+            default_timeout,
+            max_body_bytes,
+        };
         let mut routes = raw
             .route
             .into_iter()
-            .map(|r| route(r, default_timeout))
+            .map(|r| route(r, &limits))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(upstream) = &flags.upstream {
             if !routes.is_empty() {
@@ -380,13 +455,15 @@ impl Settings {
                     timeout_secs: None,
                     upstream_auth: None,
                     idp_token_env: None,
+                    idp_token_file: None,
+                    allow_anonymous_idp: false,
                     mode: Mode::default(),
                     target: Target::default(),
                     shape_learning: None,
                     webhook: None,
                     read_back: false,
                 },
-                default_timeout,
+                &limits,
             )?);
         } else if flags.idp.is_some() {
             return Err(invalid("--idp names the profile of the route that --upstream makes"));
@@ -410,6 +487,12 @@ impl Settings {
                 )));
             }
         }
+        for route in routes.iter().filter(|r| r.allow_anonymous_idp) {
+            warnings.push(format!(
+                "route {}: allow_anonymous_idp: anyone who reaches the listener acts with its upstream credentials",
+                route.name
+            ));
+        }
         let instance = raw.store.instance.unwrap_or_else(|| format!("{}:{listen}", hostname()));
         let log_format = raw.log.format.unwrap_or_else(|| "human".to_owned());
         if !matches!(log_format.as_str(), "human" | "json") {
@@ -419,12 +502,24 @@ impl Settings {
         }
         let max_connections = capacity(raw.listen.max_connections, 1024, "max_connections")?;
         let max_exchanges = capacity(raw.listen.max_exchanges, 256, "max_exchanges")?;
-        let idle_timeout_secs = raw.listen.idle_timeout_secs.unwrap_or(30);
-        if !(1..=3600).contains(&idle_timeout_secs) {
-            return Err(invalid(format!(
-                "[listen] idle_timeout_secs = {idle_timeout_secs}: use 1 to 3600"
-            )));
-        }
+        let idle_timeout_secs = seconds(raw.listen.idle_timeout_secs, 30, 3600, "idle_timeout_secs")?;
+        let first_byte_timeout_secs = seconds(raw.listen.first_byte_timeout_secs, 10, 300, "first_byte_timeout_secs")?;
+        let body_timeout_secs = seconds(raw.listen.body_timeout_secs, 10, 3600, "body_timeout_secs")?;
+        let max_connections_per_client = raw
+            .listen
+            .max_connections_per_client
+            .map(|limit| capacity(Some(limit), limit, "max_connections_per_client"))
+            .transpose()?;
+        let trusted_proxies = raw
+            .listen
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|text| {
+                text.parse::<IpNet>()
+                    .map_err(|error| invalid(format!("[listen] trusted_proxies: {error}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let queue_max_bytes = raw.record.queue_max_bytes.unwrap_or(64 * 1024 * 1024);
         if queue_max_bytes < 1024 * 1024 {
             return Err(invalid(format!(
@@ -437,15 +532,20 @@ impl Settings {
                 max_connections,
                 max_exchanges,
                 idle_timeout: Duration::from_secs(idle_timeout_secs),
+                first_byte_timeout: Duration::from_secs(first_byte_timeout_secs),
+                body_timeout: Duration::from_secs(body_timeout_secs),
+                max_connections_per_client,
+                trusted_proxies,
                 tls: raw.listen.tls.map(|t| TlsFiles {
                     cert_path: t.cert_path,
                     key_path: t.key_path,
                 }),
                 admin_listen,
                 admin_token,
+                admin_allowed_hosts: raw.admin.allowed_hosts.unwrap_or_default(),
                 record_mode,
                 fail_closed: raw.record.fail_closed.unwrap_or(true),
-                max_body_bytes: raw.record.max_body_bytes.unwrap_or(1024 * 1024),
+                max_body_bytes,
                 max_response_bytes: raw.record.max_response_bytes.unwrap_or(16 * 1024 * 1024),
                 queue_capacity: raw.record.queue_capacity.unwrap_or(4096),
                 queue_max_bytes,
@@ -459,6 +559,7 @@ impl Settings {
             sqlite_sync,
             log_format,
             log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
+            warnings,
         })
     }
 
@@ -466,14 +567,32 @@ impl Settings {
     pub fn describe(&self) -> String {
         let p = &self.proxy;
         let mut out = format!(
-            "listen = {}{} (at most {} connections, {} exchanges in flight, idle connections closed after {} s)\nadmin = {} (token: {})\nstore = {} (sqlite_synchronous {:?})\ninstance = {}\nrecord = {:?} (fail_closed {}), max_body_bytes {}, max_response_bytes {}, queue {} ({} bytes), batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
+            "listen = {}{} (at most {} connections, {} exchanges in flight{}; first bytes within {} s, bodies within {} s, idle connections closed after {} s{})\nadmin = {} (token: {}{})\nstore = {} (sqlite_synchronous {:?})\ninstance = {}\nrecord = {:?} (fail_closed {}), max_body_bytes {}, max_response_bytes {}, queue {} ({} bytes), batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
             p.listen,
             if p.tls.is_some() { " (TLS)" } else { "" },
             p.max_connections,
             p.max_exchanges,
+            p.max_connections_per_client
+                .map(|n| format!(", {n} per client"))
+                .unwrap_or_default(),
+            p.first_byte_timeout.as_secs(),
+            p.body_timeout.as_secs(),
             p.idle_timeout.as_secs(),
+            if p.trusted_proxies.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; clients named by X-Forwarded-For behind {}",
+                    p.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                )
+            },
             p.admin_listen,
-            if p.admin_token.is_some() { "set, redacted" } else { "none" },
+            describe_secret(p.admin_token.as_ref()),
+            if p.admin_allowed_hosts.is_empty() {
+                String::new()
+            } else {
+                format!("; also answers as {}", p.admin_allowed_hosts.join(", "))
+            },
             without_password(&self.store_url),
             self.sqlite_sync,
             p.instance,
@@ -491,9 +610,13 @@ impl Settings {
         for route in &p.routes {
             let auth = match &route.upstream_auth {
                 None => "the IdP's credentials are passed through".to_owned(),
-                Some(UpstreamAuth::Bearer(_)) => "bearer token (redacted)".to_owned(),
-                Some(UpstreamAuth::Basic { username, .. }) => format!("basic as {username} (password redacted)"),
-                Some(UpstreamAuth::Header { name, .. }) => format!("header {name} (value redacted)"),
+                Some(UpstreamAuth::Bearer(token)) => format!("bearer token, {}", describe_secret(Some(token))),
+                Some(UpstreamAuth::Basic { username, password }) => {
+                    format!("basic as {username}, password {}", describe_secret(Some(password)))
+                }
+                Some(UpstreamAuth::Header { name, value }) => {
+                    format!("header {name}, {}", describe_secret(Some(value)))
+                }
             };
             out.push_str(&format!(
                 "route {}: {} -> {} (idp {}, timeout {} s, upstream auth: {auth}, idp token: {})\n",
@@ -506,10 +629,10 @@ impl Settings {
                 route.upstream,
                 route.idp,
                 route.timeout.as_secs_f64(),
-                if route.idp_token.is_some() {
-                    "required, redacted"
-                } else {
-                    "not checked"
+                match &route.idp_token {
+                    Some(token) => format!("required, {}", describe_secret(Some(token))),
+                    None if route.allow_anonymous_idp => "not checked (allow_anonymous_idp)".to_owned(),
+                    None => "not checked".to_owned(),
                 },
             ));
             if route.read_back {
@@ -520,15 +643,28 @@ impl Settings {
                     "  alerts to {} ({} attempts, token: {})\n",
                     hook.url,
                     hook.max_attempts,
-                    if hook.bearer_token.is_some() {
-                        "redacted"
-                    } else {
-                        "none"
-                    }
+                    describe_secret(hook.bearer_token.as_ref()),
                 ));
             }
         }
+        for warning in &self.warnings {
+            out.push_str(&format!("warning: {warning}\n"));
+        }
         out
+    }
+}
+
+/// Where a secret comes from, never its value; and whether a rotation is under way.
+fn describe_secret(secret: Option<&Secret>) -> String {
+    match secret {
+        None => "none".to_owned(),
+        Some(secret) => {
+            let mut text = format!("redacted, from {}", secret.source());
+            if let (true, Some(next)) = (secret.rotating(), secret.source().next_name()) {
+                text.push_str(&format!(", next value from {next} also accepted"));
+            }
+            text
+        }
     }
 }
 
@@ -540,7 +676,21 @@ fn capacity(value: Option<usize>, default: usize, key: &str) -> Result<usize, Co
     }
 }
 
-fn route(raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError> {
+/// A `[listen]` number of seconds: `default` when unset, refused unless from 1 to `max`.
+fn seconds(value: Option<u64>, default: u64, max: u64, key: &str) -> Result<u64, ConfigError> {
+    match value.unwrap_or(default) {
+        value if (1..=max).contains(&value) => Ok(value),
+        value => Err(invalid(format!("[listen] {key} = {value}: use 1 to {max}"))),
+    }
+}
+
+/// What every route is resolved against.
+struct RouteLimits {
+    default_timeout: Duration,
+    max_body_bytes: usize,
+}
+
+fn route(raw: RawRoute, limits: &RouteLimits) -> Result<Route, ConfigError> {
     let what = format!("route \"{}\"", raw.name);
     if raw.name.is_empty() {
         return Err(invalid("a route needs a name"));
@@ -571,24 +721,52 @@ fn route(raw: RawRoute, default_timeout: Duration) -> Result<Route, ConfigError>
         )));
     }
     let upstream_auth = raw.upstream_auth.map(|auth| upstream_auth(auth, &what)).transpose()?;
-    let idp_token = raw
-        .idp_token_env
-        .as_deref()
-        .map(|name| secret(name, &format!("{what} idp_token_env")))
-        .transpose()?;
+    let idp_token = secret(
+        raw.idp_token_env.as_deref(),
+        raw.idp_token_file.as_deref(),
+        &format!("{what} idp_token_env/idp_token_file"),
+    )?;
+    if upstream_auth.is_some() && idp_token.is_none() && !raw.allow_anonymous_idp {
+        return Err(invalid(format!(
+            "{what}: upstream_auth without an IdP token lets anyone who reaches the listener act with the application's credentials; set idp_token_env or idp_token_file (or allow_anonymous_idp = true)"
+        )));
+    }
     let webhook = raw.webhook.map(|hook| webhook(hook, &what)).transpose()?;
+    let mut target = raw.target;
+    if target.max_aggregate_results.is_some_and(|max| max < target.max_results) {
+        return Err(invalid(format!(
+            "{what}: [route.target] max_aggregate_results must be at least max_results ({})",
+            target.max_results
+        )));
+    }
+    if target.max_bulk_operations == 0 {
+        return Err(invalid(format!(
+            "{what}: [route.target] max_bulk_operations must be at least 1"
+        )));
+    }
+    match target.max_bulk_payload_bytes {
+        Some(bytes) if bytes > limits.max_body_bytes => {
+            return Err(invalid(format!(
+                "{what}: [route.target] max_bulk_payload_bytes = {bytes} is above [record] max_body_bytes ({})",
+                limits.max_body_bytes
+            )))
+        }
+        Some(_) => {}
+        None => target.max_bulk_payload_bytes = Some(limits.max_body_bytes),
+    }
     Ok(Route {
         name: raw.name,
         path_prefix: raw.path_prefix.trim_end_matches('/').to_owned(),
         idp: raw.idp,
         profile: Arc::new(profile),
         mode: raw.mode,
-        target: raw.target,
+        target,
         shape_learning: raw.shape_learning.unwrap_or(100),
         upstream,
-        timeout: raw.timeout_secs.map_or(default_timeout, Duration::from_secs),
+        timeout: raw.timeout_secs.map_or(limits.default_timeout, Duration::from_secs),
         upstream_auth,
         idp_token,
+        allow_anonymous_idp: raw.allow_anonymous_idp,
         webhook,
         read_back: raw.read_back,
     })
@@ -620,11 +798,17 @@ fn webhook(raw: RawWebhook, what: &str) -> Result<Webhook, ConfigError> {
     if !(1..=20).contains(&max_attempts) {
         return Err(invalid(format!("{what}: max_attempts must be from 1 to 20")));
     }
-    let bearer_token = raw
-        .bearer_token_env
-        .as_deref()
-        .map(|name| secret(name, &format!("{what} bearer_token_env")))
-        .transpose()?;
+    let bearer_token = secret(
+        raw.bearer_token_env.as_deref(),
+        raw.bearer_token_file.as_deref(),
+        &format!("{what} bearer_token_env/bearer_token_file"),
+    )?;
+    // A bearer token in clear text, across a network, is a token given away.
+    if bearer_token.is_some() && url.scheme_str() == Some("http") && !url.host().is_some_and(is_loopback_host) {
+        return Err(invalid(format!(
+            "{what}: a bearer token would cross the network in clear text to {url}; use https:// (plain http:// only to loopback)"
+        )));
+    }
     Ok(Webhook {
         url,
         bearer_token,
@@ -634,23 +818,57 @@ fn webhook(raw: RawWebhook, what: &str) -> Result<Webhook, ConfigError> {
 
 fn upstream_auth(raw: RawUpstreamAuth, what: &str) -> Result<UpstreamAuth, ConfigError> {
     let what = format!("{what} upstream_auth");
-    match raw {
-        RawUpstreamAuth { bearer_token_env: Some(env), basic_username: None, basic_password_env: None, header: None, value_env: None } => {
-            Ok(UpstreamAuth::Bearer(secret(&env, &what)?))
-        }
-        RawUpstreamAuth { bearer_token_env: None, basic_username: Some(username), basic_password_env: Some(env), header: None, value_env: None } => {
-            Ok(UpstreamAuth::Basic { username, password: secret(&env, &what)? })
-        }
-        RawUpstreamAuth { bearer_token_env: None, basic_username: None, basic_password_env: None, header: Some(name), value_env: Some(env) } => {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(invalid(format!("{what}: \"{name}\" is not a header name")));
-            }
-            Ok(UpstreamAuth::Header { name, value: secret(&env, &what)? })
-        }
-        _ => Err(invalid(format!(
-            "{what}: give exactly one of {{ bearer_token_env }}, {{ basic_username, basic_password_env }}, {{ header, value_env }}"
-        ))),
+    let RawUpstreamAuth {
+        bearer_token_env,
+        bearer_token_file,
+        basic_username,
+        basic_password_env,
+        basic_password_file,
+        header,
+        value_env,
+        value_file,
+    } = raw;
+    let bearer = bearer_token_env.is_some() || bearer_token_file.is_some();
+    let basic = basic_username.is_some() || basic_password_env.is_some() || basic_password_file.is_some();
+    let custom = header.is_some() || value_env.is_some() || value_file.is_some();
+    let forms = [bearer, basic, custom].into_iter().filter(|form| *form).count();
+    let exactly_one = || {
+        invalid(format!(
+            "{what}: give exactly one of {{ bearer_token_env | bearer_token_file }}, {{ basic_username, basic_password_env | basic_password_file }}, {{ header, value_env | value_file }}"
+        ))
+    };
+    if forms != 1 {
+        return Err(exactly_one());
     }
+    if bearer {
+        return Ok(UpstreamAuth::Bearer(required_secret(
+            bearer_token_env.as_deref(),
+            bearer_token_file.as_deref(),
+            &what,
+            "bearer_token_env or bearer_token_file",
+        )?));
+    }
+    if basic {
+        let username = basic_username.ok_or_else(|| invalid(format!("{what}: basic needs basic_username")))?;
+        let password = required_secret(
+            basic_password_env.as_deref(),
+            basic_password_file.as_deref(),
+            &what,
+            "basic_password_env or basic_password_file beside basic_username",
+        )?;
+        return Ok(UpstreamAuth::Basic { username, password });
+    }
+    let name = header.ok_or_else(|| invalid(format!("{what}: value_env or value_file needs header")))?;
+    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(invalid(format!("{what}: \"{name}\" is not a header name")));
+    }
+    let value = required_secret(
+        value_env.as_deref(),
+        value_file.as_deref(),
+        &what,
+        "value_env or value_file beside header",
+    )?;
+    Ok(UpstreamAuth::Header { name, value })
 }
 
 /// A URL with any password replaced, for messages.
@@ -749,6 +967,19 @@ mod tests {
             "webhook",
             "max_attempts",
             "read_back",
+            "first_byte_timeout_secs",
+            "body_timeout_secs",
+            "max_connections_per_client",
+            "trusted_proxies",
+            "token_file",
+            "allowed_hosts",
+            "allow_unauthenticated",
+            "idp_token_file",
+            "allow_anonymous_idp",
+            "bearer_token_file",
+            "max_aggregate_results",
+            "max_bulk_operations",
+            "max_bulk_payload_bytes",
         ] {
             assert!(
                 text.contains(&format!("{key} ="))
@@ -804,7 +1035,8 @@ mod tests {
             ("[listen]\nmax_exchanges = 0\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] max_exchanges = 0: use 1 to 1000000"),
             ("[listen]\nmax_connections = 2000000\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] max_connections = 2000000: use 1 to 1000000"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { bearer_token_env = \"SCIMTRAIL_TEST_UNSET_VARIABLE\" }\n", "SCIMTRAIL_TEST_UNSET_VARIABLE is not set"),
-            ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { basic_username = \"u\" }\n", "exactly one of"),
+            ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { basic_username = \"u\" }\n", "give basic_password_env or basic_password_file beside basic_username"),
+            ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { basic_username = \"u\", header = \"x-key\" }\n", "exactly one of"),
             ("[record]\nmode = \"eventually\"\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "durable"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[[route]]\nname = \"a\"\npath_prefix = \"/b\"\nupstream = \"http://x\"\n", "two routes are named"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[route.webhook]\nurl = \"ftp://h\"\n", "webhook: url \"ftp://h\" must be an http:// or https:// URL"),
@@ -815,6 +1047,96 @@ mod tests {
             let err = resolve(text, &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains(fragment), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn unsafe_configurations_are_refused_unless_said_and_then_warned() {
+        let dir = std::env::temp_dir().join(format!("scimtrail-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let token = token.display();
+        let app_auth = format!("upstream_auth = {{ bearer_token_file = \"{token}\" }}\n");
+        let cases = [
+            (
+                format!("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n{app_auth}"),
+                "upstream_auth without an IdP token lets anyone who reaches the listener act with the application's credentials",
+            ),
+            (
+                "[admin]\naddr = \"0.0.0.0:9180\"\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n".to_owned(),
+                "the admin listener 0.0.0.0:9180 is off loopback without a token",
+            ),
+            (
+                format!("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[route.webhook]\nurl = \"http://hooks.example/x\"\nbearer_token_file = \"{token}\"\n"),
+                "a bearer token would cross the network in clear text to http://hooks.example/x",
+            ),
+            (
+                format!("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nidp_token_env = \"X\"\nidp_token_file = \"{token}\"\n"),
+                "give the environment variable or the file, not both",
+            ),
+            (
+                "[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[route.target]\nmax_results = 100\nmax_aggregate_results = 50\n".to_owned(),
+                "max_aggregate_results must be at least max_results (100)",
+            ),
+            (
+                "[record]\nmax_body_bytes = 1000\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[route.target]\nmax_bulk_payload_bytes = 2000\n".to_owned(),
+                "max_bulk_payload_bytes = 2000 is above [record] max_body_bytes (1000)",
+            ),
+            (
+                "[listen]\ntrusted_proxies = [\"10.0.0.0/33\"]\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n".to_owned(),
+                "[listen] trusted_proxies: \"10.0.0.0/33\" is not an address",
+            ),
+            (
+                "[listen]\nfirst_byte_timeout_secs = 0\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n".to_owned(),
+                "[listen] first_byte_timeout_secs = 0: use 1 to 300",
+            ),
+        ];
+        for (text, fragment) in &cases {
+            let err = resolve(text, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(fragment), "{text}: {err}");
+        }
+
+        // Said in so many words, they start, and check-config says what they allow.
+        let allowed = format!(
+            "[admin]\naddr = \"0.0.0.0:9180\"\nallow_unauthenticated = true\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\nallow_anonymous_idp = true\n{app_auth}[route.webhook]\nurl = \"http://127.0.0.1:9/hook\"\nbearer_token_file = \"{token}\"\n"
+        );
+        let settings = resolve(&allowed, &Overrides::default()).unwrap();
+        assert_eq!(settings.warnings.len(), 2, "{:?}", settings.warnings);
+        let described = settings.describe();
+        for expected in [
+            "warning: [admin] allow_unauthenticated",
+            "warning: route a: allow_anonymous_idp",
+            "idp token: not checked (allow_anonymous_idp)",
+        ] {
+            assert!(described.contains(expected), "{expected}: {described}");
+        }
+        assert!(!described.contains("s3cret"));
+        assert_eq!(
+            settings.proxy.routes[0].target.max_bulk_payload_bytes,
+            Some(1024 * 1024)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn check_config_says_where_each_secret_comes_from_and_a_rotation() {
+        let dir = std::env::temp_dir().join(format!("scimtrail-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("idp");
+        std::fs::write(&token, "current").unwrap();
+        std::fs::write(dir.join("idp.next"), "next").unwrap();
+        let text = format!(
+            "[[route]]\nname = \"a\"\nupstream = \"http://x\"\nidp_token_file = \"{}\"\n",
+            token.display()
+        );
+        let described = resolve(&text, &Overrides::default()).unwrap().describe();
+        let expected = format!(
+            "idp token: required, redacted, from the file {0}, next value from {0}.next also accepted",
+            token.display()
+        );
+        assert!(described.contains(&expected), "{described}");
+        assert!(!described.contains("current") && !described.contains("next\""));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -206,10 +206,45 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             route.upstream
         );
     }
-    shutdown_signal().await;
+    for warning in &settings.warnings {
+        tracing::warn!(%warning, "The configuration allows this.");
+    }
+    // SIGHUP re-reads the secrets given as files: a token rotated without a restart.
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut hangups = hangup_signals();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(()) = hangups.recv() => {
+                for line in running.reload_secrets() {
+                    tracing::info!(%line, "SIGHUP: secrets read again.");
+                }
+            }
+        }
+    }
     tracing::info!("Shutting down: draining exchanges in flight.");
     running.shutdown().await;
     Ok(())
+}
+
+/// SIGHUP, one message each (none where there is no such signal).
+fn hangup_signals() -> tokio::sync::mpsc::Receiver<()> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut signal) => {
+            tokio::spawn(async move {
+                while signal.recv().await.is_some() {
+                    let _ = sender.try_send(());
+                }
+            });
+        }
+        Err(error) => tracing::warn!(%error, "SIGHUP cannot be handled: secrets are read at start only."),
+    }
+    #[cfg(not(unix))]
+    drop(sender);
+    receiver
 }
 
 async fn refapp(listen: &str) -> anyhow::Result<()> {

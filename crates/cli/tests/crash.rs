@@ -8,7 +8,6 @@ use scimtrail_integration::proxy::fresh_store_urls;
 use scimtrail_integration::{refapp, Client};
 use scimtrail_store::{ExchangeQuery, Store};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,20 +30,7 @@ async fn serve(upstream: &str, store_url: &str, config: Option<&str>) -> (Child,
         .stderr(Stdio::null())
         .spawn()
         .expect("scimtrail serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let addr = tokio::task::spawn_blocking(move || {
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("a line");
-            if let Some(addr) = line.strip_prefix("scimtrail: proxy on http://") {
-                return addr.to_owned();
-            }
-        }
-        panic!("serve ended without printing its address");
-    });
-    let addr = tokio::time::timeout(Duration::from_secs(30), addr)
-        .await
-        .expect("serve prints its address")
-        .expect("reader");
+    let addr = scimtrail_integration::process::proxy_address(&mut child).await;
     (child, addr)
 }
 

@@ -1,15 +1,24 @@
 //! The admin listener: health, readiness, metrics, and the exchanges API. It runs on its own
-//! address (loopback by default), never on the proxy port; `/api` and `/ui` need the admin
-//! token when one is configured.
+//! address (loopback by default), never on the proxy port.
+//!
+//! `/api` and `/ui` hold every recorded body and start replays, so they are guarded against
+//! more than a missing token:
+//! - the admin token, when configured (a listener off loopback needs one unless the
+//!   configuration says `allow_unauthenticated`), compared in constant time;
+//! - a `Host` that names this listener — an IP address, `localhost`, or one of
+//!   `[admin] allowed_hosts` — so that a page whose domain is made to resolve to this
+//!   address (DNS rebinding) cannot read it;
+//! - no foreign `Origin`, and a JSON body for a POST, so that a page on another site cannot
+//!   drive it (a cross-site form cannot send JSON without the browser asking first).
 
-use crate::config::Secret;
-use crate::exchange::{constant_time_eq, now_ms};
+use crate::config::{ProxyConfig, Secret};
+use crate::exchange::now_ms;
 use crate::metrics::Metrics;
 use crate::replay::{ReplayError, Selection};
 use crate::server::Handler;
 use crate::Proxy;
 use bytes::Bytes;
-use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -23,10 +32,56 @@ use time::OffsetDateTime;
 pub(crate) struct Admin {
     pub(crate) store: Store,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) token: Option<Secret>,
+    pub(crate) settings: AdminSettings,
     pub(crate) routes: usize,
     /// Replays run through the serving proxy, recorded like any exchange.
     pub(crate) proxy: Arc<Proxy>,
+    /// Requests handled at once.
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// Who may use `/api` and `/ui`.
+pub(crate) struct AdminSettings {
+    token: Option<Secret>,
+    /// `Host` values (or host names, any port) allowed besides IP addresses and `localhost`.
+    allowed_hosts: Vec<String>,
+}
+
+impl AdminSettings {
+    pub(crate) fn new(config: &ProxyConfig) -> AdminSettings {
+        AdminSettings {
+            token: config.admin_token.clone(),
+            allowed_hosts: config
+                .admin_allowed_hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// Whether a `Host` (or an `Origin`'s host and port) names this listener.
+    fn allows_host(&self, host: &str) -> bool {
+        let host = host.trim().to_ascii_lowercase();
+        let name = host_name(&host);
+        // An address cannot be rebound to another one; only a domain name can.
+        name.parse::<std::net::IpAddr>().is_ok()
+            || name == "localhost"
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|allowed| *allowed == host || (!allowed.contains(':') && *allowed == name))
+    }
+}
+
+/// The host of `host[:port]`, an IPv6 address without its brackets.
+fn host_name(host: &str) -> &str {
+    if let Some(bracketed) = host.strip_prefix('[') {
+        return bracketed.split(']').next().unwrap_or_default();
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    }
 }
 
 /// Largest replay request body, in bytes.
@@ -48,16 +103,14 @@ impl Handler for Admin {
                 &json!({"error": format!("{path} serves {allowed} only")}),
             );
         }
-        if (path.starts_with("/api/") || path.starts_with("/ui")) && !self.authorized(request.headers()) {
-            let mut response = json_response(
-                StatusCode::UNAUTHORIZED,
-                &json!({"error": "an admin bearer token is required"}),
-            );
-            response
-                .headers_mut()
-                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
-            return response;
+        if path.starts_with("/api/") || path.starts_with("/ui") {
+            if let Some(refused) = self.refusal(&request) {
+                return refused;
+            }
         }
+        let Ok(_slot) = Arc::clone(&self.slots).acquire_owned().await else {
+            return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "shutting down"}));
+        };
         match path.as_str() {
             "/healthz" => json_response(StatusCode::OK, &json!({"status": "ok"})),
             "/readyz" => self.ready().await,
@@ -79,13 +132,72 @@ impl Handler for Admin {
 }
 
 impl Admin {
+    /// What `/api` and `/ui` ask of a request (see the module's documentation): the answer
+    /// when it does not hold.
+    fn refusal(&self, request: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+        let headers = request.headers();
+        let refuse = |status: StatusCode, error: String| Some(json_response(status, &json!({"error": error})));
+        let host = headers
+            .get(HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| request.uri().authority().map(|a| a.to_string()));
+        match host {
+            Some(host) if self.settings.allows_host(&host) => {}
+            Some(host) => {
+                return refuse(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    format!(
+                    "Host \"{host}\" does not name this admin listener; add it to [admin] allowed_hosts if it should"
+                ),
+                )
+            }
+            None => return refuse(StatusCode::BAD_REQUEST, "a Host header is required".to_owned()),
+        }
+        if let Some(origin) = headers.get(ORIGIN) {
+            let text = origin.to_str().unwrap_or_default();
+            let host = text.split_once("://").map(|(_, rest)| rest.trim_end_matches('/'));
+            if !host.is_some_and(|host| self.settings.allows_host(host)) {
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    format!("requests from the origin \"{text}\" are refused"),
+                );
+            }
+        }
+        if request.method() == Method::POST {
+            let json = headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .map(|v| v.trim().to_ascii_lowercase())
+                .is_some_and(|v| v == "application/json" || (v.starts_with("application/") && v.ends_with("+json")));
+            if !json {
+                return refuse(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "a POST needs Content-Type: application/json".to_owned(),
+                );
+            }
+        }
+        if !self.authorized(headers) {
+            let mut response = json_response(
+                StatusCode::UNAUTHORIZED,
+                &json!({"error": "an admin bearer token is required"}),
+            );
+            response
+                .headers_mut()
+                .insert("www-authenticate", HeaderValue::from_static("Bearer"));
+            return Some(response);
+        }
+        None
+    }
+
     fn authorized(&self, headers: &http::HeaderMap) -> bool {
-        let Some(token) = &self.token else { return true };
+        let Some(token) = &self.settings.token else { return true };
         headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|presented| constant_time_eq(presented.trim().as_bytes(), token.expose().as_bytes()))
+            .is_some_and(|presented| token.matches(presented.trim().as_bytes()))
     }
 
     async fn ready(&self) -> Response<Full<Bytes>> {
@@ -302,5 +414,33 @@ mod tests {
             (Some("failed"), Some("entra"), 5, Some(0), true)
         );
         assert!(list_query(Some("colour=red"), 0).is_err());
+    }
+
+    #[test]
+    fn hosts_that_name_the_listener() {
+        let settings = AdminSettings {
+            token: None,
+            allowed_hosts: vec!["scimtrail-admin".into(), "admin.example:8443".into()],
+        };
+        for host in [
+            "127.0.0.1:9180",
+            "[::1]:9180",
+            "10.0.0.7:9180",
+            "localhost:9180",
+            "LOCALHOST",
+            "scimtrail-admin:9180",
+            "admin.example:8443",
+        ] {
+            assert!(settings.allows_host(host), "{host}");
+        }
+        for host in [
+            "attacker.example:9180",
+            "localhost.attacker.example",
+            "admin.example:9180",
+            "127.0.0.1.nip.io:9180",
+            "",
+        ] {
+            assert!(!settings.allows_host(host), "{host}");
+        }
     }
 }

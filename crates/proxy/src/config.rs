@@ -1,34 +1,12 @@
 //! The proxy's runtime settings, already validated (the `app` crate reads and checks the file).
 
 use crate::recorder::RecordMode;
+pub use crate::secret::{Secret, SecretError, SecretSource};
 use scimtrail_rules::{Mode, Profile, Target};
-use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A secret value: its `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
 
 /// Certificate chain and private key, PEM files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +74,9 @@ pub struct Route {
     pub upstream_auth: Option<UpstreamAuth>,
     /// The bearer token the IdP must present; `None` accepts any (the application decides).
     pub idp_token: Option<Secret>,
+    /// Whether a route with `upstream_auth` and no `idp_token` was meant: anyone who reaches
+    /// the listener then acts with the application's credentials.
+    pub allow_anonymous_idp: bool,
     /// Where alerts go: failed or partial deprovisions, shape drift.
     pub webhook: Option<Webhook>,
     /// Whether a write the application accepted is followed by a GET of the resource,
@@ -115,12 +96,28 @@ pub struct ProxyConfig {
     /// Exchanges in flight at once; more requests wait for a slot before they are handled.
     pub max_exchanges: usize,
     /// How long a connection may go without sending a complete request head (idle between
-    /// requests included) before it is closed.
+    /// requests included), or an HTTP/2 connection without an open stream, before it is closed.
     pub idle_timeout: Duration,
+    /// How long a new connection has to send its first bytes (after its TLS handshake, which
+    /// must also end within this time).
+    pub first_byte_timeout: Duration,
+    /// How long an authenticated request has to send its whole body, before it takes an
+    /// exchange slot.
+    pub body_timeout: Duration,
+    /// Connections (or, through a trusted proxy, exchanges) one client address may hold at
+    /// once; `None`: no bound per client.
+    pub max_connections_per_client: Option<usize>,
+    /// Load balancers and proxies in front of scimtrail: for a connection from one of them,
+    /// the client is the address it names in `X-Forwarded-For`.
+    pub trusted_proxies: Vec<IpNet>,
     /// The admin listener.
     pub admin_listen: SocketAddr,
     /// Bearer token for `/api` and `/ui` on the admin listener.
     pub admin_token: Option<Secret>,
+    /// `Host` values the admin listener answers `/api` and `/ui` under, besides its own
+    /// address (and `localhost` when it listens on loopback): names a container or a load
+    /// balancer gives it.
+    pub admin_allowed_hosts: Vec<String>,
     /// Durable or async recording.
     pub record_mode: RecordMode,
     /// Durable mode, store failing: refuse the exchange with 503 (`true`, the default) or keep
@@ -144,4 +141,79 @@ pub struct ProxyConfig {
     pub instance: String,
     /// Extra CA certificates (PEM) trusted for https upstreams, besides the system's.
     pub ca_bundle: Option<PathBuf>,
+}
+
+/// An address block (`10.0.0.0/8`, `::1/128`, or one address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is in the block (an IPv4-mapped IPv6 address counts as its IPv4 one).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<IpNet, String> {
+        let bad = || format!("\"{text}\" is not an address or an address block like 10.0.0.0/8");
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) => prefix.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_blocks() {
+        let net: IpNet = "10.0.0.0/8".parse().unwrap();
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        let one: IpNet = "127.0.0.1".parse().unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()) && !one.contains("127.0.0.2".parse().unwrap()));
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()) && !all.contains("::1".parse().unwrap()));
+        let v6: IpNet = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()) && !v6.contains("fe80::1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "host", "10.0.0.0/x", "::/129"] {
+            assert!(bad.parse::<IpNet>().is_err(), "{bad}");
+        }
+    }
 }

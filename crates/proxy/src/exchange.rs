@@ -1,19 +1,26 @@
-//! The life of one exchange, in order: route → authorise → read the body → classify →
-//! record (in flight) → forward → read the response → record (complete) → respond.
+//! The life of one exchange, in order: admit (route, authorise, read the body: `admit.rs`) →
+//! classify → normalise → record (in flight) → forward (`upstream.rs`) → read the response →
+//! record (complete) → respond.
 //!
 //! Every path out of this function, the proxy's own refusals included, records the exchange
-//! and answers with a SCIM error body where the proxy made the answer.
+//! and answers with a SCIM error body where the proxy made the answer. What such an answer
+//! tells the caller is stable and says nothing of the proxy's insides (no upstream URL, no
+//! error chain, no database error): those go to the record's `error` and the log, and the
+//! answer names the exchange that holds them.
 
+use crate::admit::Admitted;
 use crate::classify::{classify, learn_from_response};
-use crate::config::{Route, Secret, UpstreamAuth};
+use crate::config::Route;
+use crate::content_coding;
 use crate::recorder::RecordMode;
+use crate::upstream::{self, OnBehalf, Outbound, UpstreamError};
 use crate::{bulk, findings, redact, state, Proxy};
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use scimtrail_rules::{self as rules, needs_state, normalize_request, normalize_response, Mode};
-use scimtrail_scim::{ScimError, ScimType};
+use scimtrail_scim::{json as scim_json, ScimError, ScimType};
 use scimtrail_store::{Completion, NewExchange, Write};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -23,19 +30,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 pub const EXCHANGE_ID_HEADER: &str = "scimtrail-exchange-id";
 /// The response header that names the proxy's own error, on responses the proxy made.
 pub const ERROR_HEADER: &str = "scimtrail-error";
-
-/// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -121,7 +115,7 @@ pub(crate) fn rules_request(
         if_match: header_text(headers, http::header::IF_MATCH),
         post_filter: None,
         then: Vec::new(),
-        merge_pages: false,
+        pages: None,
     }
 }
 
@@ -129,24 +123,81 @@ fn header_text(headers: &HeaderMap, name: HeaderName) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-/// Sets the content type the rules chose (a body with none keeps none).
-fn with_content_type(
-    mut request: Request<Full<Bytes>>,
-    content_type: Option<&str>,
-) -> Result<Request<Full<Bytes>>, String> {
-    if let Some(content_type) = content_type {
-        let value =
-            HeaderValue::from_str(content_type).map_err(|_| format!("invalid content type {content_type:?}"))?;
-        request.headers_mut().insert(CONTENT_TYPE, value);
-    }
-    Ok(request)
-}
-
 /// A response the proxy made itself.
 pub(crate) struct ProxyAnswer {
+    /// What the caller is told: stable, nothing of the proxy's insides.
     pub(crate) error: ScimError,
     pub(crate) kind: &'static str,
     pub(crate) outcome: &'static str,
+    /// What the record and the log keep beside it: the upstream URL and error chain, the
+    /// store's error, the routes there are.
+    pub(crate) internal: Option<String>,
+}
+
+impl ProxyAnswer {
+    /// A refusal of the IdP's request: recorded `rejected`.
+    pub(crate) fn rejected(error: ScimError, kind: &'static str) -> ProxyAnswer {
+        ProxyAnswer {
+            error,
+            kind,
+            outcome: "rejected",
+            internal: None,
+        }
+    }
+
+    /// The same answer, with what only the record and the log are told.
+    pub(crate) fn with_internal(mut self, internal: String) -> ProxyAnswer {
+        self.internal = Some(internal);
+        self
+    }
+
+    /// The application gave no whole answer.
+    fn upstream(error: &UpstreamError, route: &Route) -> ProxyAnswer {
+        let (status, detail, kind, outcome) = match error {
+            UpstreamError::Unreachable(_) => (
+                502,
+                "the application could not be reached".to_owned(),
+                "unreachable",
+                "unreachable",
+            ),
+            UpstreamError::Timeout(limit) => (
+                504,
+                format!("the application did not answer within {} s", limit.as_secs_f64()),
+                "timeout",
+                "unreachable",
+            ),
+            UpstreamError::BadResponse(_) => (
+                502,
+                "the application's answer could not be read".to_owned(),
+                "bad_response",
+                "failed",
+            ),
+        };
+        ProxyAnswer {
+            error: ScimError::new(status, None, detail),
+            kind,
+            outcome,
+            internal: Some(format!("the application at {} {error}", route.upstream)),
+        }
+    }
+
+    /// The SCIM error the caller receives: naming the exchange that records it.
+    fn caller_error(&self, id: &str) -> ScimError {
+        let mut error = self.error.clone();
+        error.detail = format!("{} (scimtrail exchange {id})", error.detail);
+        error
+    }
+
+    /// The response for the caller.
+    pub(crate) fn response(&self, id: &str) -> Response<Full<Bytes>> {
+        let mut response = error_response(&self.caller_error(id), self.kind);
+        if self.error.status == 405 {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"));
+        }
+        response
+    }
 }
 
 impl Proxy {
@@ -164,7 +215,6 @@ impl Proxy {
         B::Error: Into<BoxError>,
     {
         let (parts, body) = request.into_parts();
-        let path = parts.uri.path().to_owned();
         let query = parts.uri.query().map(str::to_owned);
         let mut new = NewExchange {
             id: id.to_owned(),
@@ -173,7 +223,7 @@ impl Proxy {
             route: None,
             idp: None,
             method: parts.method.as_str().to_owned(),
-            path: path.clone(),
+            path: parts.uri.path().to_owned(),
             query: redact::query(query.as_deref()),
             resource_type: None,
             resource_id: None,
@@ -186,119 +236,59 @@ impl Proxy {
             parent_id: link.parent_id,
         };
 
-        let Some(route) = self.route_for(&path) else {
-            let detail = format!("no route serves \"{path}\"; routes: {}", self.route_prefixes());
-            return self
-                .answer(
-                    new,
-                    started,
-                    ProxyAnswer {
-                        error: ScimError::not_found(detail),
-                        kind: "no_route",
-                        outcome: "rejected",
-                    },
-                )
-                .await;
+        let Admitted {
+            route,
+            parts,
+            rest,
+            body,
+            json: original_json,
+            changes: admitted,
+            slots: _slots,
+        } = match self.admit(&mut new, parts, body, peer).await {
+            Ok(admitted) => admitted,
+            Err(answer) => return self.answer(new, started, answer).await,
         };
-        new.route = Some(route.name.clone());
-        new.idp = Some(route.idp.clone());
-        // A replay is the operator's, authorised by the admin token or the store's owner; a
-        // fanned-out bulk operation was authorised with its bulk request.
-        let linked = new.replay_of.is_some() || new.parent_id.is_some();
-        if let (Some(token), false) = (&route.idp_token, linked) {
-            if !bearer_matches(&parts.headers, token) {
-                let error = ScimError::new(
-                    401,
-                    None,
-                    "the request's bearer token is missing or not the one configured for this route",
-                );
-                return self
-                    .answer(
-                        new,
-                        started,
-                        ProxyAnswer {
-                            error,
-                            kind: "unauthorized",
-                            outcome: "rejected",
-                        },
-                    )
-                    .await;
-            }
-        }
-        let read = tokio::time::timeout(route.timeout, Limited::new(body, self.config.max_body_bytes).collect()).await;
-        let read = read.unwrap_or_else(|_| {
-            Err(format!(
-                "the client did not send the body within {} s",
-                route.timeout.as_secs_f64()
-            )
-            .into())
-        });
-        let body = match read {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) => {
-                let error: BoxError = error;
-                let answer = if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                    let detail = format!("the request body is larger than {} bytes", self.config.max_body_bytes);
-                    ProxyAnswer {
-                        error: ScimError::new(413, Some(ScimType::TooLarge), detail),
-                        kind: "too_large",
-                        outcome: "rejected",
-                    }
-                } else {
-                    let detail = format!("the request body could not be read: {error}");
-                    ProxyAnswer {
-                        error: ScimError::bad_request(ScimType::InvalidSyntax, detail),
-                        kind: "bad_body",
-                        outcome: "rejected",
-                    }
-                };
-                return self.answer(new, started, answer).await;
-            }
-        };
-        let original_json: Option<Value> = serde_json::from_slice(&body).ok();
-        let (stored_body, request_json) = redact::body_of(&body, original_json.clone());
-        new.request_body = stored_body;
-        let rest = relative_path(&path, &route.path_prefix);
-        if has_dot_segment(&rest) {
-            let detail = format!("\"{path}\" has a '.' or '..' segment, which could leave the application's base path");
-            let answer = ProxyAnswer {
-                error: ScimError::bad_request(ScimType::InvalidPath, detail),
-                kind: "bad_path",
-                outcome: "rejected",
-            };
-            return self.answer(new, started, answer).await;
-        }
-        let classification = classify(parts.method.as_str(), &rest, query.as_deref(), request_json.as_ref());
+        let classification = classify(parts.method.as_str(), &rest, query.as_deref(), original_json.as_ref());
         new.resource_type = classification.resource_type.clone();
         new.resource_id = classification.resource_id.clone();
         new.user_name = classification.user_name.clone();
         new.operation = classification.operation.to_owned();
         new.lifecycle = classification.lifecycle.map(str::to_owned);
+        if new.operation == "bulk" {
+            if let Err(error) = bulk_within_limits(route, &body, original_json.as_ref()) {
+                return self
+                    .answer(new, started, ProxyAnswer::rejected(error, "bulk_too_large"))
+                    .await;
+            }
+        }
 
         // Normalise: the rules of the route's IdP profile, for its target application.
         let enforce = route.mode == Mode::Enforce;
         let received = rules_request(&new.method, &rest, query.as_deref(), &parts.headers, original_json);
         let resource = new.resource_type.as_deref().zip(new.resource_id.as_deref());
         let (stateful, normalized) = self.normalise(route, &received, &parts.headers, resource).await;
-        let (to_forward, mut changes) = match normalized {
+        let mut changes = admitted;
+        let to_forward = match normalized {
             Ok(normalized) => {
-                let changes = recorded_changes(&normalized.changes, enforce);
-                (if enforce { normalized.value } else { received.clone() }, changes)
+                changes.extend(recorded_changes(&normalized.changes, enforce));
+                if enforce {
+                    normalized.value
+                } else {
+                    received.clone()
+                }
             }
             Err(refusal) if enforce => {
-                let answer = ProxyAnswer {
-                    error: refusal.error,
-                    kind: "refused_by_rule",
-                    outcome: "rejected",
-                };
-                return self.answer(new, started, answer).await;
+                return self
+                    .answer(new, started, ProxyAnswer::rejected(refusal.error, "refused_by_rule"))
+                    .await;
             }
             Err(refusal) => {
                 let change = json!({
                     "rule": refusal.rule, "side": "request", "op": "refused", "applied": false,
                     "detail": refusal.error.detail,
                 });
-                (received.clone(), vec![redact::change(change)])
+                changes.push(redact::change(change));
+                received.clone()
             }
         };
         let forward_bytes = if to_forward.body == received.body {
@@ -321,11 +311,13 @@ impl Proxy {
                 Err(error) if self.fail_closed(&new) => {
                     // Nothing is forwarded that could not be recorded.
                     tracing::error!(%error, "The exchange could not be recorded; refusing it.");
-                    let detail = format!("the exchange could not be recorded, so it was not forwarded: {error}");
-                    let response = error_response(&ScimError::new(503, None, detail), "record_failed");
+                    let answer = ProxyAnswer::rejected(
+                        ScimError::new(503, None, "the exchange could not be recorded, so it was not forwarded"),
+                        "record_failed",
+                    );
                     self.metrics
                         .exchange(&route.name, &route.idp, &new.method, "rejected", started.elapsed());
-                    return response;
+                    return answer.response(&new.id);
                 }
                 Err(error) => {
                     tracing::error!(%error, "The exchange could not be recorded; forwarding it anyway (fail_closed = false).")
@@ -341,14 +333,27 @@ impl Proxy {
                 .answer_fanned_out(new, begun, started, route, bulk, &parts.headers, peer, scheme)
                 .await;
         }
-        let built = build_forward(&parts, forward_bytes, route, &to_forward, peer, scheme);
-        let forwarded = match built.and_then(|request| with_content_type(request, to_forward.content_type.as_deref())) {
+        let outbound = Outbound {
+            method: &to_forward.method,
+            path: &to_forward.path,
+            query: to_forward.query.as_deref(),
+            body: forward_bytes,
+            content_type: to_forward.content_type.as_deref(),
+            if_match: to_forward.if_match.as_deref(),
+            on_behalf: OnBehalf::Forward {
+                parts: &parts,
+                peer: peer.ip(),
+                scheme,
+            },
+        };
+        let forwarded = match upstream::build(route, &outbound) {
             Ok(forwarded) => forwarded,
-            Err(detail) => {
+            Err(why) => {
                 let answer = ProxyAnswer {
-                    error: ScimError::new(502, None, detail),
+                    error: ScimError::new(502, None, "the request could not be sent to the application"),
                     kind: "bad_upstream_request",
                     outcome: "failed",
+                    internal: Some(why),
                 };
                 return self.answer_begun(new, begun, started, answer).await;
             }
@@ -357,72 +362,24 @@ impl Proxy {
             headers: self.redactor.headers(forwarded.headers()),
             body: forwarded_body,
         };
-        let upstream_started = Instant::now();
-        let sent = tokio::time::timeout(route.timeout, self.client.request(forwarded)).await;
-        self.metrics.upstream(&route.name, upstream_started.elapsed());
-        let upstream = match sent {
-            Ok(Ok(response)) => response,
-            Ok(Err(error)) => {
-                let detail = format!(
-                    "the application at {} could not be reached: {}",
-                    route.upstream,
-                    error_chain(&error)
-                );
-                let answer = ProxyAnswer {
-                    error: ScimError::new(502, None, detail),
-                    kind: "unreachable",
-                    outcome: "unreachable",
-                };
-                return self
-                    .answer_forwarded(new, begun, started, answer, as_sent, changes)
-                    .await;
-            }
-            Err(_) => {
-                let detail = format!(
-                    "the application at {} did not answer within {} s",
-                    route.upstream,
-                    route.timeout.as_secs_f64()
-                );
-                let answer = ProxyAnswer {
-                    error: ScimError::new(504, None, detail),
-                    kind: "timeout",
-                    outcome: "unreachable",
-                };
-                return self
-                    .answer_forwarded(new, begun, started, answer, as_sent, changes)
-                    .await;
-            }
-        };
-        let (upstream_parts, upstream_body) = upstream.into_parts();
-        let upstream_bytes = match Limited::new(upstream_body, self.config.max_response_bytes)
-            .collect()
-            .await
-        {
-            Ok(collected) => collected.to_bytes(),
+        let first = match self.upstream.send(route, forwarded).await {
+            Ok(answer) => answer,
             Err(error) => {
-                let detail = format!(
-                    "the application's response could not be read: {}",
-                    error_chain(error.as_ref())
-                );
-                let answer = ProxyAnswer {
-                    error: ScimError::new(502, None, detail),
-                    kind: "bad_response",
-                    outcome: "failed",
-                };
+                let answer = ProxyAnswer::upstream(&error, route);
                 return self
                     .answer_forwarded(new, begun, started, answer, as_sent, changes)
                     .await;
             }
         };
+        let encoded = first.encoded;
+        let (mut upstream_parts, mut upstream_bytes) = (first.parts, first.body);
 
         // R16: the rest of a PATCH split to the application's limit; R4: the pages after the
         // first. In order, while each succeeds.
-        let first_status = upstream_parts.status;
-        let first_headers = upstream_parts.headers.clone();
-        let first_bytes = upstream_bytes.clone();
-        let (mut upstream_parts, mut upstream_bytes, split_failure, pages) =
-            if upstream_parts.status.is_success() && !to_forward.then.is_empty() {
-                self.send_rest(
+        let mut split_failure = None;
+        if upstream_parts.status.is_success() && !to_forward.then.is_empty() {
+            (upstream_parts, upstream_bytes, split_failure) = self
+                .send_parts(
                     &parts,
                     route,
                     &to_forward.then,
@@ -430,17 +387,26 @@ impl Proxy {
                     scheme,
                     (upstream_parts, upstream_bytes),
                 )
+                .await;
+        }
+        if let (Some(pages), true) = (&to_forward.pages, upstream_parts.status.is_success()) {
+            match self
+                .fetch_pages(&parts, route, &to_forward, pages, peer, scheme, &upstream_bytes)
                 .await
-            } else {
-                (upstream_parts, upstream_bytes, None, Vec::new())
-            };
-        if to_forward.merge_pages && split_failure.is_none() {
-            let parse = |bytes: &Bytes| serde_json::from_slice::<Value>(bytes).unwrap_or(Value::Null);
-            let rest: Vec<Value> = pages.iter().map(parse).collect();
-            let merged = rules::merge_pages(&parse(&first_bytes), &rest);
-            upstream_parts.status = first_status;
-            upstream_parts.headers = first_headers;
-            upstream_bytes = Bytes::from(merged.to_string());
+            {
+                Ok((merged, queries)) => {
+                    upstream_bytes = merged;
+                    if !queries.is_empty() {
+                        changes.push(
+                            json!({"rule": "R4", "side": "request", "op": "added", "pointer": "?pages",
+                            "before": null, "after": queries, "applied": true}),
+                        );
+                    }
+                }
+                Err((failed_parts, failed_bytes, failure)) => {
+                    (upstream_parts, upstream_bytes, split_failure) = (failed_parts, failed_bytes, Some(failure));
+                }
+            }
         }
         // R6: a create answered without the resource: read it back for the IdP.
         let created_rule = route
@@ -453,29 +419,38 @@ impl Proxy {
         if let (Some(rule), true, true) = (created_rule, is_create, upstream_parts.status.is_success()) {
             let answered: Option<Value> = serde_json::from_slice(&upstream_bytes).ok();
             if answered.as_ref().and_then(|body| body.get("id")).is_none() {
-                let created = state::fetch_created(
-                    &self.client,
+                let (created, how) = state::fetch_created(
+                    &self.upstream,
                     route,
                     &parts.headers,
                     &upstream_parts.headers,
                     &to_forward,
                 )
                 .await;
-                if let Some(resource) = created {
-                    let change = rules::Change {
-                        rule: rule.id.clone(),
-                        side: rules::Side::Response,
-                        pointer: String::new(),
-                        before: answered,
-                        after: Some(resource.clone()),
-                    };
-                    changes.extend(recorded_changes(&[change], enforce));
-                    if enforce {
-                        upstream_bytes = Bytes::from(resource.to_string());
-                        upstream_parts
-                            .headers
-                            .insert(CONTENT_TYPE, HeaderValue::from_static("application/scim+json"));
+                match created {
+                    Some(resource) => {
+                        let change = rules::Change {
+                            rule: rule.id.clone(),
+                            side: rules::Side::Response,
+                            pointer: String::new(),
+                            before: answered,
+                            after: Some(resource.clone()),
+                        };
+                        let mut recorded = recorded_changes(&[change], enforce);
+                        for change in &mut recorded {
+                            change["detail"] = json!(format!("the created resource was {how}"));
+                        }
+                        changes.extend(recorded);
+                        if enforce {
+                            upstream_bytes = Bytes::from(resource.to_string());
+                            upstream_parts
+                                .headers
+                                .insert(CONTENT_TYPE, HeaderValue::from_static("application/scim+json"));
+                        }
                     }
+                    None => changes.push(json!({"rule": rule.id, "side": "response", "op": "not_found",
+                        "pointer": "", "applied": false,
+                        "detail": format!("the created resource could not be read back: {how}")})),
                 }
             }
         }
@@ -538,7 +513,7 @@ impl Proxy {
         let bulk_outcome = bulk_operations.as_ref().and_then(bulk::outcome);
         let returned = normalize_response(&to_forward, &answered, &route.profile, &route.target);
         changes.extend(recorded_changes(&returned.changes, enforce));
-        let mut headers = response_headers(&upstream_parts.headers);
+        let mut headers = upstream::end_to_end(&upstream_parts.headers);
         let (status, returned_bytes, returned_json) = if enforce && !returned.changes.is_empty() {
             let returned = returned.value;
             if let Some(value) = returned
@@ -592,6 +567,14 @@ impl Proxy {
         }
         let (response_body, response_json) = redact::body_of(&returned_bytes, returned_json);
         let (learned_id, learned_user) = learn_from_response(&classification, response_json.as_ref());
+        // The application encoded its answer and the IdP accepts gzip: encoded again for it.
+        let returned_bytes = if encoded && !returned_bytes.is_empty() && content_coding::accepts_gzip(&parts.headers) {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            headers.append(VARY, HeaderValue::from_static("accept-encoding"));
+            Bytes::from(content_coding::gzip(&returned_bytes))
+        } else {
+            returned_bytes
+        };
         let mut response = Response::new(Full::new(returned_bytes));
         *response.status_mut() = status;
         *response.headers_mut() = headers;
@@ -625,7 +608,7 @@ impl Proxy {
         resource: Option<(&str, &str)>,
     ) -> (bool, Result<rules::Normalized<rules::Request>, rules::Refusal>) {
         let state = if needs_state(received, &route.profile, &route.target) {
-            let state = state::fetch(&self.client, route, idp_headers, &received.path).await;
+            let state = state::fetch(&self.upstream, route, idp_headers, &received.path).await;
             if let (Some(state), Some((resource_type, id))) = (&state, resource) {
                 self.recorder
                     .write_behind(state::snapshot(route, resource_type, id, state));
@@ -638,11 +621,11 @@ impl Proxy {
         (state.is_some(), normalized)
     }
 
-    /// Sends the requests after the first (R16's parts, R4's pages), in order, stopping at the
-    /// first that fails. Returns the response for the IdP — the last one, or the failure, so
-    /// that a PATCH only partly applied is never answered as a success — what failed, if
-    /// anything did, and the bodies of the ones that succeeded.
-    async fn send_rest(
+    /// R16: sends the parts of a split PATCH after the first, in order, stopping at the first
+    /// that fails. Returns the response for the IdP — the last one, or the failure, so that
+    /// a PATCH only partly applied is never answered as a success — and what failed, if
+    /// anything did.
+    async fn send_parts(
         &self,
         parts: &http::request::Parts,
         route: &Route,
@@ -650,56 +633,130 @@ impl Proxy {
         peer: SocketAddr,
         scheme: &'static str,
         first: (http::response::Parts, Bytes),
-    ) -> (http::response::Parts, Bytes, Option<String>, Vec<Bytes>) {
+    ) -> (http::response::Parts, Bytes, Option<String>) {
         let total = rest.len() + 1;
         let mut last = first;
-        let mut bodies = Vec::with_capacity(rest.len());
         for (index, next) in rest.iter().enumerate() {
             let number = index + 2;
             let what = |detail: String| {
                 format!("request {number} of {total} of the split PATCH {detail}; the ones before it were applied")
             };
-            let body = next
-                .body
-                .as_ref()
-                .map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
-            let built = build_forward(parts, body, route, next, peer, scheme)
-                .and_then(|request| with_content_type(request, next.content_type.as_deref()));
-            let sent = match built {
-                Ok(request) => tokio::time::timeout(route.timeout, self.client.request(request))
-                    .await
-                    .map_err(|_| what("timed out".to_owned()))
-                    .and_then(|sent| sent.map_err(|error| what(format!("failed: {}", error_chain(&error))))),
-                Err(detail) => Err(what(format!("could not be built: {detail}"))),
-            };
-            let read = match sent {
-                Ok(response) => {
-                    let (response_parts, body) = response.into_parts();
-                    match Limited::new(body, self.config.max_response_bytes).collect().await {
-                        Ok(collected) => Ok((response_parts, collected.to_bytes())),
-                        Err(error) => Err(what(format!("could not be read: {}", error_chain(error.as_ref())))),
-                    }
-                }
-                Err(detail) => Err(detail),
-            };
-            match read {
-                Ok((response_parts, bytes)) if response_parts.status.is_success() => {
-                    bodies.push(bytes.clone());
-                    last = (response_parts, bytes);
-                }
+            match self
+                .send_next(parts, route, next, next.query.as_deref(), peer, scheme)
+                .await
+            {
+                Ok((response_parts, bytes)) if response_parts.status.is_success() => last = (response_parts, bytes),
                 Ok((response_parts, bytes)) => {
                     let detail = what(format!("was refused with {}", response_parts.status));
-                    return (response_parts, bytes, Some(detail), bodies);
+                    return (response_parts, bytes, Some(detail));
                 }
                 Err(detail) => {
-                    let error = ScimError::new(502, None, detail.clone());
-                    let (response_parts, body) = error_response(&error, "split_patch_failed").into_parts();
-                    let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-                    return (response_parts, bytes, Some(detail), bodies);
+                    let detail = what(detail);
+                    let (response_parts, bytes) = split_failure_response(&detail);
+                    return (response_parts, bytes, Some(detail));
                 }
             }
         }
-        (last.0, last.1, None, bodies)
+        (last.0, last.1, None)
+    }
+
+    /// R4: fetches the pages after the first, one at a time, until the list or the pages
+    /// run out, and merges them into the first. Returns the merged list and the queries of the
+    /// pages fetched, or the failure for the IdP (status and body) and what failed.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_pages(
+        &self,
+        parts: &http::request::Parts,
+        route: &Route,
+        first_request: &rules::Request,
+        pages: &rules::Pages,
+        peer: SocketAddr,
+        scheme: &'static str,
+        first_bytes: &Bytes,
+    ) -> Result<(Bytes, Vec<String>), (http::response::Parts, Bytes, String)> {
+        let parse = |bytes: &Bytes| serde_json::from_slice::<Value>(bytes).unwrap_or(Value::Null);
+        let first = parse(first_bytes);
+        let total = first
+            .as_object()
+            .and_then(|list| scim_json::get(list, "totalResults"))
+            .and_then(Value::as_u64);
+        let mut last_len = page_len(&first);
+        let mut rest = Vec::new();
+        let mut queries = Vec::new();
+        for n in 1..pages.len() {
+            // The list ends before this page: a short page, or the application's total reached.
+            let offset = n.saturating_mul(pages.page);
+            let past_total = total.is_some_and(|t| pages.start_index.saturating_sub(1).saturating_add(offset) >= t);
+            if last_len < pages.page || past_total {
+                break;
+            }
+            let Some(query) = pages.query(n) else { break };
+            let what = |detail: String| format!("page {} of the list ({query}) {detail}", n + 1);
+            match self
+                .send_next(parts, route, first_request, Some(&query), peer, scheme)
+                .await
+            {
+                Ok((_, bytes)) if !bytes.is_empty() => {
+                    let page = parse(&bytes);
+                    last_len = page_len(&page);
+                    rest.push(page);
+                    queries.push(query);
+                }
+                Ok((response_parts, bytes)) if !response_parts.status.is_success() => {
+                    let detail = what(format!("was refused with {}", response_parts.status));
+                    return Err((response_parts, bytes, detail));
+                }
+                Ok(_) => break,
+                Err(detail) => {
+                    let detail = what(detail);
+                    let (response_parts, bytes) = split_failure_response(&detail);
+                    return Err((response_parts, bytes, detail));
+                }
+            }
+        }
+        Ok((Bytes::from(rules::merge_pages(&first, &rest).to_string()), queries))
+    }
+
+    /// Sends one more request an IdP request became (a PATCH part, a page), as forwarded:
+    /// its status and body, or why there is none.
+    async fn send_next(
+        &self,
+        parts: &http::request::Parts,
+        route: &Route,
+        next: &rules::Request,
+        query: Option<&str>,
+        peer: SocketAddr,
+        scheme: &'static str,
+    ) -> Result<(http::response::Parts, Bytes), String> {
+        let body = next
+            .body
+            .as_ref()
+            .map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+        let outbound = Outbound {
+            method: &next.method,
+            path: &next.path,
+            query,
+            body,
+            content_type: next.content_type.as_deref(),
+            if_match: next.if_match.as_deref(),
+            on_behalf: OnBehalf::Forward {
+                parts,
+                peer: peer.ip(),
+                scheme,
+            },
+        };
+        let request = upstream::build(route, &outbound).map_err(|why| format!("could not be built: {why}"))?;
+        match self.upstream.send(route, request).await {
+            Ok(answer) => Ok((answer.parts, answer.body)),
+            Err(error) => {
+                tracing::warn!(%error, upstream = %route.upstream, "A further request to the application failed.");
+                Err(match error {
+                    UpstreamError::Timeout(_) => "timed out".to_owned(),
+                    UpstreamError::Unreachable(_) => "could not reach the application".to_owned(),
+                    UpstreamError::BadResponse(_) => "was answered with what could not be read".to_owned(),
+                })
+            }
+        }
     }
 
     /// Records the end of an exchange and releases the response (durable: only once recorded,
@@ -718,6 +775,7 @@ impl Proxy {
         let lifecycle = new.lifecycle.clone();
         let outcome = completion.outcome.clone();
         let (durable, fail_closed) = (self.durable(&new), self.fail_closed(&new));
+        let id = new.id.clone();
         self.alerts
             .consider(self.route_named(new.route.as_deref()), &new, &completion);
         let write = if begun {
@@ -732,8 +790,8 @@ impl Proxy {
                         tracing::error!(%error, "The response could not be recorded; withholding it.");
                         self.metrics
                             .exchange(&route, &idp, &method, "failed", started.elapsed());
-                        let detail = format!("the application answered but its response could not be recorded ({error}); the request may have been applied");
-                        return error_response(&ScimError::new(503, None, detail), "record_failed");
+                        let detail = "the application answered but its response could not be recorded; the request may have been applied";
+                        return ProxyAnswer::rejected(ScimError::new(503, None, detail), "record_failed").response(&id);
                     }
                     tracing::error!(%error, "The response could not be recorded; releasing it anyway (fail_closed = false).");
                 }
@@ -750,7 +808,10 @@ impl Proxy {
 
     /// A refusal before anything was recorded or forwarded: recorded whole.
     async fn answer(&self, new: NewExchange, started: Instant, answer: ProxyAnswer) -> Response<Full<Bytes>> {
-        let response = error_response(&answer.error, answer.kind);
+        let response = answer.response(&new.id);
+        if let Some(internal) = &answer.internal {
+            tracing::info!(kind = answer.kind, %internal, "Refused.");
+        }
         let completion = self.answer_completion(&new, started, &answer, None, &response);
         let route = new.route.clone().unwrap_or_else(|| "-".to_owned());
         let idp = new.idp.clone().unwrap_or_else(|| "-".to_owned());
@@ -758,8 +819,9 @@ impl Proxy {
         let lifecycle = new.lifecycle.clone();
         self.alerts
             .consider(self.route_named(new.route.as_deref()), &new, &completion);
+        let durable = self.durable(&new);
         let write = Write::Whole(Box::new(new), Box::new(completion));
-        match self.recorder.mode() {
+        match durable_mode(durable) {
             RecordMode::Durable => {
                 if let Err(error) = self.recorder.write(write).await {
                     tracing::error!(%error, "A refused exchange could not be recorded.");
@@ -783,7 +845,7 @@ impl Proxy {
         started: Instant,
         answer: ProxyAnswer,
     ) -> Response<Full<Bytes>> {
-        let response = error_response(&answer.error, answer.kind);
+        let response = answer.response(&new.id);
         let completion = self.answer_completion(&new, started, &answer, None, &response);
         self.complete(new, begun, completion, started, response).await
     }
@@ -798,7 +860,10 @@ impl Proxy {
         sent: Sent,
         changes: Vec<Value>,
     ) -> Response<Full<Bytes>> {
-        let response = error_response(&answer.error, answer.kind);
+        if let Some(internal) = &answer.internal {
+            tracing::warn!(kind = answer.kind, %internal, "The application gave no whole answer.");
+        }
+        let response = answer.response(&new.id);
         let mut completion = self.answer_completion(&new, started, &answer, Some(sent.headers), &response);
         completion.forwarded_body = sent.body;
         completion.changes = Value::Array(changes);
@@ -822,11 +887,15 @@ impl Proxy {
             upstream_status: None,
             status: answer.error.status,
             response_headers: self.redactor.headers(response.headers()),
-            response_body: Some(answer.error.to_json().to_string()),
+            response_body: Some(answer.caller_error(&new.id).to_json().to_string()),
             outcome: answer.outcome.to_owned(),
             findings: json!([]),
             bulk_operations: None,
-            error: Some(format!("{}: {}", answer.kind, answer.error.detail)),
+            error: Some(format!(
+                "{}: {}",
+                answer.kind,
+                answer.internal.as_deref().unwrap_or(&answer.error.detail)
+            )),
             resource_id: None,
             user_name: None,
         }
@@ -864,7 +933,7 @@ impl Proxy {
             .max_by_key(|r| r.path_prefix.trim_end_matches('/').len())
     }
 
-    fn route_prefixes(&self) -> String {
+    pub(crate) fn route_prefixes(&self) -> String {
         self.config
             .routes
             .iter()
@@ -880,129 +949,6 @@ impl Proxy {
     }
 }
 
-/// Whether a path has a `.` or `..` segment, percent-encoded or not.
-fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|segment| {
-        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
-        decoded == "." || decoded == ".."
-    })
-}
-
-pub(crate) fn relative_path(path: &str, prefix: &str) -> String {
-    let rest = &path[prefix.trim_end_matches('/').len().min(path.len())..];
-    if rest.starts_with('/') {
-        rest.to_owned()
-    } else {
-        format!("/{rest}")
-    }
-}
-
-/// The request as the application receives it.
-fn build_forward(
-    parts: &http::request::Parts,
-    body: Bytes,
-    route: &Route,
-    to_forward: &rules::Request,
-    peer: SocketAddr,
-    scheme: &'static str,
-) -> Result<Request<Full<Bytes>>, String> {
-    let (rest, query) = (&to_forward.path, to_forward.query.as_deref());
-    let base = route.upstream.to_string();
-    let mut uri = format!("{}{rest}", base.trim_end_matches('/'));
-    if let Some(query) = query {
-        uri.push('?');
-        uri.push_str(query);
-    }
-    // The rules may change the method (N20: PATCH → PUT for an application without PATCH).
-    let method = http::Method::from_bytes(to_forward.method.as_bytes())
-        .map_err(|_| format!("invalid method {}", to_forward.method))?;
-    let mut builder = Request::builder().method(method).uri(&uri);
-    let headers = builder
-        .headers_mut()
-        .ok_or_else(|| format!("cannot build a request to {uri}"))?;
-    let listed = connection_listed(&parts.headers);
-    for (name, value) in &parts.headers {
-        let lower = name.as_str();
-        if HOP_BY_HOP.contains(&lower) || listed.iter().any(|l| l == lower) || name == HOST || name == CONTENT_LENGTH {
-            continue;
-        }
-        if name == AUTHORIZATION && route.upstream_auth.is_some() {
-            continue;
-        }
-        headers.append(name.clone(), value.clone());
-    }
-    let forwarded_for = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(previous) => format!("{previous}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
-    set(headers, "x-forwarded-for", &forwarded_for);
-    set(headers, "x-forwarded-proto", scheme);
-    headers.remove("x-forwarded-host");
-    let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
-    // HTTP/2 carries the host in the :authority pseudo-header, which hyper puts in the URI.
-    if let Some(host) = host.or_else(|| parts.uri.authority().map(|a| a.to_string())) {
-        set(headers, "x-forwarded-host", &host);
-    }
-    set_upstream_auth(headers, route);
-    if let Some(version) = &to_forward.if_match {
-        set(headers, "if-match", version);
-    }
-    builder
-        .body(Full::new(body))
-        .map_err(|error| format!("cannot build a request to {uri}: {error}"))
-}
-
-/// The route's credentials for the application, replacing the IdP's (which stay when the
-/// route has none).
-pub(crate) fn set_upstream_auth(headers: &mut HeaderMap, route: &Route) {
-    match &route.upstream_auth {
-        Some(UpstreamAuth::Bearer(token)) => set(headers, "authorization", &format!("Bearer {}", token.expose())),
-        Some(UpstreamAuth::Basic { username, password }) => {
-            set(
-                headers,
-                "authorization",
-                &format!(
-                    "Basic {}",
-                    base64(format!("{username}:{}", password.expose()).as_bytes())
-                ),
-            );
-        }
-        Some(UpstreamAuth::Header { name, value }) => set(headers, name, value.expose()),
-        None => {}
-    }
-}
-
-fn set(headers: &mut HeaderMap, name: &str, value: &str) {
-    if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-        headers.insert(name, value);
-    }
-}
-
-fn connection_listed(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
-/// The application's response headers, less those that belong to its connection.
-fn response_headers(upstream: &HeaderMap) -> HeaderMap {
-    let listed = connection_listed(upstream);
-    let mut out = HeaderMap::with_capacity(upstream.len() + 1);
-    for (name, value) in upstream {
-        let lower = name.as_str();
-        if HOP_BY_HOP.contains(&lower) || listed.iter().any(|l| l == lower) || name == CONTENT_LENGTH {
-            continue;
-        }
-        out.append(name.clone(), value.clone());
-    }
-    out
-}
-
 /// A SCIM error response made by the proxy, marked with `scimtrail-error`.
 pub(crate) fn error_response(error: &ScimError, kind: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(error.to_json().to_string())));
@@ -1014,38 +960,6 @@ pub(crate) fn error_response(error: &ScimError, kind: &'static str) -> Response<
         .headers_mut()
         .insert(ERROR_HEADER, HeaderValue::from_static(kind));
     response
-}
-
-/// Compares `Authorization: Bearer <token>` in constant time.
-fn bearer_matches(headers: &HeaderMap, token: &Secret) -> bool {
-    let Some(presented) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let Some(presented) = presented
-        .strip_prefix("Bearer ")
-        .or_else(|| presented.strip_prefix("bearer "))
-    else {
-        return false;
-    };
-    constant_time_eq(presented.trim().as_bytes(), token.expose().as_bytes())
-}
-
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -1066,73 +980,42 @@ pub(crate) fn elapsed_ms(started: Instant) -> i64 {
     i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Standard base64 (RFC 4648 §4), for Basic credentials.
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let bytes = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+/// The response to the IdP when a further request (a PATCH part, a page) got no answer.
+fn split_failure_response(detail: &str) -> (http::response::Parts, Bytes) {
+    let error = ScimError::new(502, None, detail);
+    let (parts, _) = error_response(&error, "split_request_failed").into_parts();
+    (parts, Bytes::from(error.to_json().to_string()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// How many resources a ListResponse holds.
+fn page_len(list: &Value) -> u64 {
+    list.as_object()
+        .and_then(|list| scim_json::get(list, "Resources"))
+        .and_then(Value::as_array)
+        .map_or(0, |resources| resources.len() as u64)
+}
 
-    #[test]
-    fn base64_matches_rfc_4648_vectors() {
-        for (input, output) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), output);
-        }
+/// A bulk request within the route's `maxPayloadSize` and `maxOperations` (RFC 7644 §3.7:
+/// 413, naming the limit).
+fn bulk_within_limits(route: &Route, body: &Bytes, json: Option<&Value>) -> Result<(), ScimError> {
+    let max_bytes = route.target.bulk_payload_limit();
+    if body.len() > max_bytes {
+        let detail = format!(
+            "the bulk request is {} bytes, more than its maxPayloadSize ({max_bytes})",
+            body.len()
+        );
+        return Err(ScimError::new(413, Some(ScimType::TooLarge), detail));
     }
-
-    #[test]
-    fn dot_segments_are_caught() {
-        for path in ["/../admin", "/Users/..", "/./Users", "/%2e%2e/admin", "/Users/%2E"] {
-            assert!(has_dot_segment(path), "{path}");
-        }
-        for path in ["/Users/a.b", "/Users/..x", "/"] {
-            assert!(!has_dot_segment(path), "{path}");
-        }
+    let operations = json
+        .and_then(Value::as_object)
+        .and_then(|bulk| scim_json::get(bulk, "Operations"))
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let max_operations = route.target.max_bulk_operations;
+    if operations > max_operations {
+        let detail =
+            format!("the bulk request has {operations} operations, more than its maxOperations ({max_operations})");
+        return Err(ScimError::new(413, Some(ScimType::TooLarge), detail));
     }
-
-    #[test]
-    fn relative_paths() {
-        assert_eq!(relative_path("/entra/Users/1", "/entra"), "/Users/1");
-        assert_eq!(relative_path("/entra", "/entra/"), "/");
-        assert_eq!(relative_path("/Users", ""), "/Users");
-    }
-
-    #[test]
-    fn hop_by_hop_headers_are_dropped() {
-        let mut upstream = HeaderMap::new();
-        upstream.insert("connection", "close, x-private".parse().unwrap());
-        upstream.insert("x-private", "1".parse().unwrap());
-        upstream.insert("keep-alive", "timeout=5".parse().unwrap());
-        upstream.insert("content-type", "application/scim+json".parse().unwrap());
-        let kept = response_headers(&upstream);
-        assert_eq!(kept.len(), 1);
-        assert!(kept.contains_key("content-type"));
-    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! in order, `bulkId:` references resolved from the ids earlier operations created, stopping
 //! once `failOnErrors` errors are reached (RFC 7644 §3.7). The IdP receives a BulkResponse.
 
+use crate::classify::classify;
 use crate::exchange::{elapsed_ms, Link, ProxyAnswer};
 use crate::{findings, redact, Proxy, Route};
 use bytes::Bytes;
@@ -43,11 +44,7 @@ impl Proxy {
         let done = match self.fan_out(route, &new.id, bulk, idp_headers, peer, scheme).await {
             Ok(done) => done,
             Err(error) => {
-                let answer = ProxyAnswer {
-                    error,
-                    kind: "bad_bulk_request",
-                    outcome: "rejected",
-                };
+                let answer = ProxyAnswer::rejected(error, "bad_bulk_request");
                 return self.answer_begun(new, begun, started, answer).await;
             }
         };
@@ -138,10 +135,15 @@ impl Proxy {
                         "bulkId \"{reference}\" does not name a resource an earlier operation of this request created"
                     ),
                 ))
-            } else if path.trim_end_matches('/').ends_with("/Bulk") {
+            } else if classify(operation.method.as_str(), &path, None, None)
+                .resource_type
+                .as_deref()
+                == Some("Bulk")
+            {
+                // Read as the classifier reads every path: `/BULK`, `/Bulk/x` are `/Bulk` too.
                 Some(ScimError::bad_request(
                     ScimType::InvalidPath,
-                    "a bulk operation cannot be a bulk request",
+                    format!("\"{path}\" is a bulk request, which a bulk operation cannot be"),
                 ))
             } else if self
                 .route_for(&format!("{}{path}", route.path_prefix))

@@ -26,25 +26,31 @@
 //!   each, in order, stopping at the first failure.)
 
 pub mod admin;
+mod admit;
 mod alerts;
 pub mod bulk;
+mod capacity;
 pub mod classify;
 pub mod config;
+mod content_coding;
 mod exchange;
 mod fan_out;
 pub mod findings;
+mod first_bytes;
 pub mod metrics;
+mod path_safety;
 mod read_back;
 pub mod recorder;
 pub mod redact;
 pub mod replay;
+mod secret;
 mod server;
 mod shapes;
 mod state;
 pub mod upstream;
 
 pub use admin::{list_query, parse_time};
-pub use config::{ProxyConfig, Route, Secret, TlsFiles, UpstreamAuth, Webhook};
+pub use config::{IpNet, ProxyConfig, Route, Secret, SecretError, SecretSource, TlsFiles, UpstreamAuth, Webhook};
 pub use exchange::{ERROR_HEADER, EXCHANGE_ID_HEADER};
 pub use recorder::{RecordMode, Recorder};
 pub use replay::{ReplayError, ReplayItem, ReplayReport, Selection};
@@ -64,12 +70,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
-use upstream::UpstreamClient;
+use upstream::Upstream;
 
 /// The proxy: routes, the upstream client, the recorder.
 pub struct Proxy {
     config: ProxyConfig,
-    client: UpstreamClient,
+    upstream: Upstream,
+    capacity: capacity::Capacity,
     recorder: Recorder,
     redactor: Redactor,
     metrics: Arc<Metrics>,
@@ -79,6 +86,7 @@ pub struct Proxy {
 }
 
 impl server::Handler for Proxy {
+    /// An IdP's request from the listener: admission takes its slots (`admit.rs`).
     async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
@@ -164,9 +172,17 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
     background: Background,
+    reloader: Reloader,
 }
 
 impl Running {
+    /// Reads every file-backed secret again (`serve` does on SIGHUP): the IdP tokens, the
+    /// admin token, the upstream credentials, the webhook tokens. A secret that cannot be read
+    /// keeps its value; each line of the report says which secret changed or failed.
+    pub fn reload_secrets(&self) -> Vec<String> {
+        self.reloader.reload()
+    }
+
     /// Stops accepting, drains exchanges in flight, flushes the recorder, and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
@@ -194,6 +210,14 @@ impl Proxy {
         )
         .map_err(StartError::Recorder)?;
         let client = upstream::client(config.ca_bundle.as_deref())?;
+        let upstream = Upstream::new(client.clone(), config.max_response_bytes, Arc::clone(&metrics));
+        let per_client = config.max_connections_per_client.map(capacity::PerClient::new);
+        let capacity = capacity::Capacity::new(
+            config.max_connections,
+            config.max_exchanges,
+            config.max_body_bytes,
+            per_client,
+        );
         // A custom upstream credential header is a secret too, whatever `redact_headers` says.
         let mut secret_headers = config.redact_headers.clone();
         secret_headers.extend(config.routes.iter().filter_map(|r| match &r.upstream_auth {
@@ -205,7 +229,8 @@ impl Proxy {
         let proxy_store = store.clone();
         let proxy = Proxy {
             config,
-            client,
+            upstream,
+            capacity,
             recorder,
             redactor,
             metrics,
@@ -221,6 +246,61 @@ impl Proxy {
                 store: proxy_store,
             },
         ))
+    }
+}
+
+/// The secrets of a running proxy, each named for the report, to read again (SIGHUP). A
+/// clone of a [`Secret`] shares its value, so what is read here is what the proxy uses.
+#[derive(Debug, Clone)]
+struct Reloader {
+    secrets: Vec<(String, Secret)>,
+}
+
+impl Reloader {
+    fn new(config: &ProxyConfig) -> Reloader {
+        let mut secrets: Vec<(String, Secret)> = Vec::new();
+        if let Some(token) = &config.admin_token {
+            secrets.push(("[admin] token".to_owned(), token.clone()));
+        }
+        for route in &config.routes {
+            let name = &route.name;
+            if let Some(token) = &route.idp_token {
+                secrets.push((format!("route {name} idp token"), token.clone()));
+            }
+            match &route.upstream_auth {
+                Some(UpstreamAuth::Bearer(token)) => {
+                    secrets.push((format!("route {name} upstream bearer token"), token.clone()))
+                }
+                Some(UpstreamAuth::Basic { password, .. }) => {
+                    secrets.push((format!("route {name} upstream password"), password.clone()))
+                }
+                Some(UpstreamAuth::Header { value, .. }) => {
+                    secrets.push((format!("route {name} upstream header value"), value.clone()))
+                }
+                None => {}
+            }
+            if let Some(token) = route.webhook.as_ref().and_then(|hook| hook.bearer_token.as_ref()) {
+                secrets.push((format!("route {name} webhook token"), token.clone()));
+            }
+        }
+        Reloader { secrets }
+    }
+
+    fn reload(&self) -> Vec<String> {
+        self.secrets
+            .iter()
+            .map(|(what, secret)| match secret.reload() {
+                Ok(true) => {
+                    tracing::info!(secret = %what, source = %secret.source(), rotating = secret.rotating(), "Secret reloaded: changed.");
+                    format!("{what}: changed ({})", secret.source())
+                }
+                Ok(false) => format!("{what}: unchanged ({})", secret.source()),
+                Err(error) => {
+                    tracing::error!(secret = %what, %error, "Secret not reloaded; its previous value stays in force.");
+                    format!("{what}: kept its previous value: {error}")
+                }
+            })
+            .collect()
     }
 }
 
@@ -312,10 +392,16 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         addr: config.admin_listen,
         source,
     })?;
-    let token = config.admin_token.clone();
+    let admin_settings = admin::AdminSettings::new(&config);
+    let reloader = Reloader::new(&config);
     let routes = config.routes.len();
-    let capacity = server::Capacity::new(config.max_connections, config.max_exchanges, config.idle_timeout);
+    let timeouts = server::Timeouts {
+        first_byte: config.first_byte_timeout,
+        idle: config.idle_timeout,
+    };
+    let trusted_proxies: Arc<[IpNet]> = Arc::from(config.trusted_proxies.clone());
     let (proxy, background) = Proxy::new(config, store.clone())?;
+    let capacity = proxy.capacity.clone();
     proxy.metrics.track(capacity.clone());
     for exchange in &cut_short {
         proxy
@@ -323,22 +409,43 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
             .consider_interrupted(proxy.route_named(exchange.route.as_deref()), exchange);
     }
     let proxy = Arc::new(proxy);
+    let metrics = Arc::clone(&proxy.metrics);
     let admin = Arc::new(admin::Admin {
         store,
-        metrics: Arc::clone(&proxy.metrics),
-        token,
+        metrics: Arc::clone(&metrics),
+        settings: admin_settings,
         routes,
         proxy: Arc::clone(&proxy),
+        // Health checks, scrapes and an operator or two.
+        slots: Arc::new(tokio::sync::Semaphore::new(64)),
     });
     let (shutdown, watcher) = watch::channel(false);
     let servers = vec![
-        tokio::spawn(server::serve(proxy_listener, tls, proxy, capacity, watcher.clone())),
-        // Health checks, scrapes and an operator or two.
         tokio::spawn(server::serve(
-            admin_listener,
-            None,
-            admin,
-            server::Capacity::new(64, 64, Duration::from_secs(30)),
+            server::Listener {
+                tcp: proxy_listener,
+                tls,
+                handler: Arc::clone(&proxy),
+                capacity,
+                timeouts,
+                trusted_proxies: Arc::clone(&trusted_proxies),
+                metrics: Arc::clone(&metrics),
+            },
+            watcher.clone(),
+        )),
+        tokio::spawn(server::serve(
+            server::Listener {
+                tcp: admin_listener,
+                tls: None,
+                handler: admin,
+                capacity: capacity::Capacity::new(64, 64, 0, None),
+                timeouts: server::Timeouts {
+                    first_byte: timeouts.first_byte,
+                    idle: Duration::from_secs(30),
+                },
+                trusted_proxies,
+                metrics,
+            },
             watcher,
         )),
     ];
@@ -350,5 +457,6 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         shutdown,
         servers,
         background,
+        reloader,
     })
 }

@@ -44,6 +44,7 @@ pub struct Metrics {
     lifecycles: Mutex<BTreeMap<Labels, u64>>,
     failed_deprovisions: Mutex<BTreeMap<Labels, u64>>,
     alerts: Mutex<BTreeMap<Labels, u64>>,
+    connections_closed: Mutex<BTreeMap<Labels, u64>>,
     exchange_latency: Mutex<BTreeMap<Labels, Histogram>>,
     upstream_latency: Mutex<BTreeMap<Labels, Histogram>>,
     batch_size: Mutex<Histogram>,
@@ -52,7 +53,7 @@ pub struct Metrics {
     dropped: AtomicU64,
     record_errors: AtomicU64,
     /// The proxy listener's slots, once it serves.
-    capacity: OnceLock<crate::server::Capacity>,
+    capacity: OnceLock<crate::capacity::Capacity>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -168,8 +169,16 @@ impl Metrics {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Counts a connection the proxy listener closed on its own: `first_byte_timeout`,
+    /// `idle`, `per_client`.
+    pub(crate) fn connection_closed(&self, reason: &'static str) {
+        *lock(&self.connections_closed)
+            .entry(vec![("reason", reason.to_owned())])
+            .or_default() += 1;
+    }
+
     /// Exports the proxy listener's use of its slots from now on.
-    pub(crate) fn track(&self, capacity: crate::server::Capacity) {
+    pub(crate) fn track(&self, capacity: crate::capacity::Capacity) {
         let _ = self.capacity.set(capacity);
     }
 
@@ -195,6 +204,12 @@ impl Metrics {
             "scimtrail_alerts_total",
             "Webhook alerts by route, kind and result (delivered, refused, failed after retries, dropped).",
             &lock(&self.alerts),
+        );
+        counters(
+            &mut out,
+            "scimtrail_connections_closed_total",
+            "Connections the proxy listener closed on its own, by reason: no first bytes in time (first_byte_timeout), no request for idle_timeout (idle), over max_connections_per_client (per_client).",
+            &lock(&self.connections_closed),
         );
         histograms(
             &mut out,
@@ -256,7 +271,13 @@ impl Metrics {
             ),
         ];
         if let Some(capacity) = self.capacity.get() {
-            let (connections, max_connections, exchanges, max_exchanges, waited) = capacity.usage();
+            let crate::capacity::Usage {
+                connections,
+                max_connections,
+                exchanges,
+                max_exchanges,
+                waited,
+            } = capacity.usage();
             gauges.extend([
                 (
                     "scimtrail_connections_open",

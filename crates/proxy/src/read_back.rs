@@ -5,7 +5,7 @@
 
 use crate::exchange::now_ms;
 use crate::findings::ReadBack;
-use crate::{state, Proxy, Route};
+use crate::{state, upstream, Proxy, Route};
 use http::HeaderMap;
 use scimtrail_scim::redact::redact_passwords;
 use scimtrail_store::{Completion, NewExchange, Write};
@@ -23,8 +23,16 @@ impl Proxy {
         idp_headers: &HeaderMap,
     ) -> Option<ReadBack> {
         let started = Instant::now();
-        let headers = state::read_headers(route, idp_headers);
-        let read = state::read_with(&self.client, route, &headers, path).await;
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
+        let request = upstream::build(route, &state::get(path, query, idp_headers));
+        let headers = request.as_ref().map(|r| r.headers().clone()).unwrap_or_default();
+        let read = match request {
+            Ok(request) => state::read_built(&self.upstream, route, request).await,
+            Err(why) => Err(format!("GET {path}: {why}")),
+        };
         let found = match &read {
             Ok(Some(resource)) => Some(ReadBack::Resource(resource.clone())),
             Ok(None) => Some(ReadBack::Gone),

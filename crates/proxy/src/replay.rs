@@ -18,7 +18,8 @@
 
 mod plan;
 
-use crate::exchange::{now_ms, relative_path, rules_request, Link};
+use crate::admit::relative_path;
+use crate::exchange::{now_ms, rules_request, Link};
 use crate::{state, Proxy, Route, EXCHANGE_ID_HEADER};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
@@ -463,7 +464,7 @@ impl Proxy {
                 Err(reason) => return item.fail("check_failed", reason),
             }
         } else if original.resource_id.is_some() {
-            match state::read(&self.client, route, &headers, &rest).await {
+            match state::read(&self.upstream, route, &headers, &rest).await {
                 Ok(Some(resource)) => current = Some(resource),
                 Ok(None) => {
                     let reason = if original.method == "DELETE" {
@@ -706,7 +707,7 @@ impl Proxy {
                     format!("{attribute} \"{value}\" is created earlier in this run"),
                 )));
             }
-            if let Some(found) = state::find(&self.client, route, headers, endpoint, attribute, value).await? {
+            if let Some(found) = state::find(&self.upstream, route, headers, endpoint, attribute, value).await? {
                 let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
                 return Ok(Some((
                     "exists_upstream",

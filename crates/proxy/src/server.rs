@@ -1,6 +1,18 @@
 //! Listeners: accept loops for the proxy (plain or TLS) and the admin API, serving HTTP/1.1
 //! and HTTP/2 with hyper-util's auto builder, and draining connections on shutdown.
+//!
+//! A connection is bounded in time at every stage: its first bytes (and its TLS handshake)
+//! within `first_byte_timeout` ([`FirstBytes`]); each HTTP/1.1 request head within
+//! `idle_timeout` (hyper's header timeout, which also closes a connection idle between
+//! requests); and a connection of either protocol with no request in flight for
+//! `idle_timeout` is shut down gracefully (for HTTP/2, whose pings would otherwise keep an
+//! idle connection alive for good). A connection from an address that holds
+//! `max_connections_per_client` already is closed at once.
 
+use crate::capacity::{is_trusted, Capacity};
+use crate::config::IpNet;
+use crate::first_bytes::FirstBytes;
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
@@ -8,15 +20,15 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -33,179 +45,241 @@ pub(crate) trait Handler: Send + Sync + 'static {
 /// How long shutdown waits for exchanges in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What a listener takes on at once, so that memory is bounded by configuration, not by
-/// traffic: past `max_connections` a connection waits in the kernel's backlog; past
-/// `max_exchanges` a request waits for an exchange to end before it is handled. A connection
-/// that sends no complete request head for `idle_timeout`, idle between requests included,
-/// is closed: else idle clients could hold every slot.
-#[derive(Debug, Clone)]
-pub(crate) struct Capacity {
-    idle_timeout: Duration,
-    connections: Arc<Semaphore>,
-    max_connections: usize,
-    /// Connections open (the accept loop holds a slot ahead of the next one, so the
-    /// semaphore alone would count one too many).
-    open: Arc<AtomicUsize>,
-    exchanges: Arc<Semaphore>,
-    max_exchanges: usize,
-    /// Requests that had to wait for a slot.
-    waited: Arc<AtomicU64>,
+/// How long an idle connection, told to close, may take to do so before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// A listener's time bounds on its connections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) first_byte: Duration,
+    pub(crate) idle: Duration,
 }
 
-impl Capacity {
-    pub(crate) fn new(max_connections: usize, max_exchanges: usize, idle_timeout: Duration) -> Capacity {
-        Capacity {
-            idle_timeout,
-            connections: Arc::new(Semaphore::new(max_connections)),
-            max_connections,
-            open: Arc::new(AtomicUsize::new(0)),
-            exchanges: Arc::new(Semaphore::new(max_exchanges)),
-            max_exchanges,
-            waited: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    /// (connections open, their limit, exchanges in flight, their limit, requests that waited).
-    pub(crate) fn usage(&self) -> (usize, usize, usize, usize, u64) {
-        (
-            self.open.load(Ordering::Relaxed),
-            self.max_connections,
-            self.max_exchanges - self.exchanges.available_permits(),
-            self.max_exchanges,
-            self.waited.load(Ordering::Relaxed),
-        )
-    }
+/// What a listener serves with.
+pub(crate) struct Listener<H> {
+    pub(crate) tcp: TcpListener,
+    pub(crate) tls: Option<TlsAcceptor>,
+    pub(crate) handler: Arc<H>,
+    pub(crate) capacity: Capacity,
+    pub(crate) timeouts: Timeouts,
+    /// Connections from these count against no client's bound: they carry many clients.
+    pub(crate) trusted_proxies: Arc<[IpNet]>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// Accepts connections until `shutdown` turns true, then lets the open ones finish.
-pub(crate) async fn serve<H: Handler>(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    handler: Arc<H>,
-    capacity: Capacity,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub(crate) async fn serve<H: Handler>(listener: Listener<H>, mut shutdown: watch::Receiver<bool>) {
+    let Listener {
+        tcp,
+        tls,
+        handler,
+        capacity,
+        timeouts,
+        trusted_proxies,
+        metrics,
+    } = listener;
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Without a timer hyper applies no timeout at all. HTTP/2 gets pings, which close a
-    // connection whose peer is gone, not one that is idle and alive.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(capacity.idle_timeout);
+        .header_read_timeout(timeouts.idle);
+    // Pings close a connection whose peer is gone; the idle watch below closes one that is
+    // alive and idle.
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
-    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(builder);
     // Connection tasks, so that any still open after the drain timeout can be stopped.
     let mut connections = JoinSet::new();
     let scheme = if tls.is_some() { "https" } else { "http" };
     loop {
-        // The semaphores are never closed: acquiring fails only when they are.
         let connection_slot = tokio::select! {
             slot = Arc::clone(&capacity.connections).acquire_owned() => slot.ok(),
             _ = shutdown.changed() => break,
         };
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of file descriptors and the like: wait rather than spin.
-                        tracing::warn!(%error, "Accepting a connection failed.");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let connection_slot = (connection_slot, Open::new(&capacity.open));
-                while connections.try_join_next().is_some() {}
-                let _ = stream.set_nodelay(true);
-                let handler = Arc::clone(&handler);
-                let capacity = capacity.clone();
-                let service = service_fn(move |request| {
-                    let handler = Arc::clone(&handler);
-                    let capacity = capacity.clone();
-                    async move {
-                        // A client that leaves while its request waits here starts nothing.
-                        let slot = match Arc::clone(&capacity.exchanges).try_acquire_owned() {
-                            Ok(slot) => Some(slot),
-                            Err(_) => {
-                                capacity.waited.fetch_add(1, Ordering::Relaxed);
-                                Arc::clone(&capacity.exchanges).acquire_owned().await.ok()
-                            }
-                        };
-                        // The exchange runs in its own task: if the client goes away, hyper
-                        // drops this future, but the exchange still completes and is recorded.
-                        let exchange = tokio::spawn(async move {
-                            let response = handler.handle(request, peer, scheme).await;
-                            drop(slot);
-                            response
-                        });
-                        Ok::<_, Infallible>(exchange.await.unwrap_or_else(|error| {
-                            tracing::error!(%error, "An exchange task failed.");
-                            internal_error()
-                        }))
-                    }
-                });
-                match &tls {
-                    None => {
-                        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
-                        connections.spawn(async move {
-                            let _slot = connection_slot;
-                            if let Err(error) = connection.await {
-                                tracing::debug!(%error, %peer, "Connection ended with an error.");
-                            }
-                        });
-                    }
-                    Some(acceptor) => {
-                        let acceptor = acceptor.clone();
-                        let builder = builder.clone();
-                        let watcher = graceful.watcher();
-                        connections.spawn(async move {
-                            let _slot = connection_slot;
-                            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(error)) => {
-                                    tracing::debug!(%error, %peer, "TLS handshake failed.");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%peer, "TLS handshake timed out.");
-                                    return;
-                                }
-                            };
-                            let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
-                            if let Err(error) = connection.await {
-                                tracing::debug!(%error, %peer, "Connection ended with an error.");
-                            }
-                        });
+        let (stream, peer) = tokio::select! {
+            accepted = tcp.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(%error, "Accepting a connection failed.");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let client_slot = match &capacity.per_client {
+            Some(per_client) if !is_trusted(peer.ip(), &trusted_proxies) => match per_client.take(peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    metrics.connection_closed("per_client");
+                    tracing::debug!(%peer, limit = per_client.limit(), "A client's connection past its bound was closed.");
+                    continue;
+                }
+            },
+            _ => None,
+        };
+        let held = (connection_slot, capacity.open(), client_slot);
+        let _ = stream.set_nodelay(true);
+        let connection = Connection {
+            builder: Arc::clone(&builder),
+            handler: Arc::clone(&handler),
+            peer,
+            scheme,
+            timeouts,
+            metrics: Arc::clone(&metrics),
+            shutdown: shutdown.clone(),
+        };
+        let tls = tls.clone();
+        connections.spawn(async move {
+            let _held = held;
+            match tls {
+                None => connection.serve(stream).await,
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(timeouts.first_byte, acceptor.accept(stream)).await;
+                    match handshake {
+                        Ok(Ok(stream)) => connection.serve(stream).await,
+                        Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed."),
+                        Err(_) => {
+                            connection.metrics.connection_closed("first_byte_timeout");
+                            tracing::debug!(%peer, "TLS handshake timed out.");
+                        }
                     }
                 }
             }
-            _ = shutdown.changed() => break,
-        }
+        });
     }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    drop(tcp);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
         tracing::warn!("Connections were still open after the drain timeout; closing them.");
     }
     connections.abort_all();
 }
 
-/// Counts a connection open while it lives.
-struct Open(Arc<AtomicUsize>);
+/// One accepted connection and what it is served with.
+struct Connection<H> {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    handler: Arc<H>,
+    peer: SocketAddr,
+    scheme: &'static str,
+    timeouts: Timeouts,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+}
 
-impl Open {
-    fn new(open: &Arc<AtomicUsize>) -> Open {
-        open.fetch_add(1, Ordering::Relaxed);
-        Open(Arc::clone(open))
+impl<H: Handler> Connection<H> {
+    /// Serves the connection until it ends, the listener shuts down, or it is idle too long.
+    async fn serve<IO>(self, io: IO)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            builder,
+            handler,
+            peer,
+            scheme,
+            timeouts,
+            metrics,
+            mut shutdown,
+        } = self;
+        let activity = Arc::new(Activity::default());
+        let service_activity = Arc::clone(&activity);
+        let service = service_fn(move |request| {
+            let handler = Arc::clone(&handler);
+            let busy = Busy::new(&service_activity);
+            async move {
+                // The exchange runs in its own task: if the client goes away, hyper drops
+                // this future, but the exchange still completes and is recorded.
+                let exchange = tokio::spawn(handler.handle(request, peer, scheme));
+                let response = exchange.await.unwrap_or_else(|error| {
+                    tracing::error!(%error, "An exchange task failed.");
+                    internal_error()
+                });
+                drop(busy);
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let io = TokioIo::new(FirstBytes::new(io, timeouts.first_byte));
+        let connection = builder.serve_connection(io, service);
+        tokio::pin!(connection);
+        let closing = tokio::select! {
+            ended = connection.as_mut() => {
+                if let Err(error) = ended {
+                    let timed_out = error
+                        .downcast_ref::<std::io::Error>()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut);
+                    if timed_out {
+                        metrics.connection_closed("first_byte_timeout");
+                    }
+                    tracing::debug!(%error, %peer, "Connection ended with an error.");
+                }
+                return;
+            }
+            _ = shutdown.changed() => DRAIN_TIMEOUT,
+            _ = activity.idle_for(timeouts.idle) => {
+                metrics.connection_closed("idle");
+                CLOSE_GRACE
+            }
+        };
+        connection.as_mut().graceful_shutdown();
+        if tokio::time::timeout(closing, connection).await.is_err() {
+            tracing::debug!(%peer, "A connection told to close did not; dropped.");
+        }
     }
 }
 
-impl Drop for Open {
+/// Requests in flight on one connection, and when that changes.
+#[derive(Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    started: AtomicU64,
+    changed: Notify,
+}
+
+impl Activity {
+    /// Resolves once the connection has had no request in flight for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let started = self.started.load(Ordering::Acquire);
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                self.changed.notified().await;
+                continue;
+            }
+            // `notify_one` keeps a permit for a change made before this wait begins.
+            if tokio::time::timeout(timeout, self.changed.notified()).await.is_err()
+                && self.in_flight.load(Ordering::Acquire) == 0
+                && self.started.load(Ordering::Acquire) == started
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// A request in flight, counted while it lives.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn new(activity: &Arc<Activity>) -> Busy {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.started.fetch_add(1, Ordering::AcqRel);
+        activity.changed.notify_one();
+        Busy(Arc::clone(activity))
+    }
+}
+
+impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_one();
     }
 }
 

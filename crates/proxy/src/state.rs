@@ -7,30 +7,19 @@
 //! write, are kept in the store (`resource_snapshots`), shared by every instance: the evidence
 //! of what the rules decided from.
 
-use crate::exchange::set_upstream_auth;
-use crate::upstream::UpstreamClient;
+use crate::upstream::{self, OnBehalf, Outbound, Upstream, UpstreamError};
 use crate::Route;
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION};
-use http::{HeaderMap, HeaderValue, Request};
-use http_body_util::{BodyExt, Full, Limited};
+use http::HeaderMap;
 use scimtrail_scim::redact::redact_passwords;
 use scimtrail_store::{Snapshot, Write};
 use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Largest resource read back, in bytes.
-const MAX_RESOURCE_BYTES: usize = 4 * 1024 * 1024;
-
 /// GETs `path` (relative to the route's upstream) and returns the resource, or `None` when
 /// the application does not answer 200 with a JSON object in time.
-pub(crate) async fn fetch(
-    client: &UpstreamClient,
-    route: &Route,
-    idp_headers: &HeaderMap,
-    path: &str,
-) -> Option<Value> {
-    match read(client, route, idp_headers, path).await {
+pub(crate) async fn fetch(upstream: &Upstream, route: &Route, idp_headers: &HeaderMap, path: &str) -> Option<Value> {
+    match read(upstream, route, idp_headers, path).await {
         Ok(found) => found,
         Err(reason) => {
             tracing::warn!(%reason, path, "Reading the resource's state failed.");
@@ -39,54 +28,54 @@ pub(crate) async fn fetch(
     }
 }
 
-/// GETs `path` (relative to the route's upstream): the JSON object answered with 200,
-/// `None` for a 404, and why otherwise.
+/// The GET the proxy makes of `path` (and `query`) for an exchange whose request carried
+/// `idp_headers`.
+pub(crate) fn get<'a>(path: &'a str, query: Option<&'a str>, idp_headers: &'a HeaderMap) -> Outbound<'a> {
+    Outbound {
+        method: "GET",
+        path,
+        query,
+        body: Bytes::new(),
+        content_type: None,
+        if_match: None,
+        on_behalf: OnBehalf::Proxy { idp_headers },
+    }
+}
+
+/// GETs `path` (relative to the route's upstream, a query string allowed): the JSON object
+/// answered with 200, `None` for a 404, and why otherwise.
 pub(crate) async fn read(
-    client: &UpstreamClient,
+    upstream: &Upstream,
     route: &Route,
     idp_headers: &HeaderMap,
     path: &str,
 ) -> Result<Option<Value>, String> {
-    read_with(client, route, &read_headers(route, idp_headers), path).await
-}
-
-/// The headers of a GET the proxy makes itself: the route's credentials (without credentials
-/// of its own, the route passes the IdP's, as for the request itself).
-pub(crate) fn read_headers(route: &Route, idp_headers: &HeaderMap) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(ACCEPT, HeaderValue::from_static("application/scim+json"));
-    if let Some(authorization) = idp_headers.get(AUTHORIZATION) {
-        headers.insert(AUTHORIZATION, authorization.clone());
-    }
-    set_upstream_auth(&mut headers, route);
-    headers
-}
-
-/// [`read`] with the headers given.
-pub(crate) async fn read_with(
-    client: &UpstreamClient,
-    route: &Route,
-    headers: &HeaderMap,
-    path: &str,
-) -> Result<Option<Value>, String> {
-    let uri = format!("{}{path}", route.upstream.to_string().trim_end_matches('/'));
-    let mut request = Request::get(&uri)
-        .body(Full::new(Bytes::new()))
-        .map_err(|error| format!("GET {uri} cannot be built: {error}"))?;
-    *request.headers_mut() = headers.clone();
-    let response = match tokio::time::timeout(route.timeout, client.request(request)).await {
-        Ok(Ok(response)) if response.status() == http::StatusCode::NOT_FOUND => return Ok(None),
-        Ok(Ok(response)) if response.status().is_success() => response,
-        Ok(Ok(response)) => return Err(format!("GET {uri} was answered {}", response.status())),
-        Ok(Err(error)) => return Err(format!("GET {uri} failed: {error}")),
-        Err(_) => return Err(format!("GET {uri} timed out")),
+    let (path, query) = match path.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path, None),
     };
-    let bytes = Limited::new(response.into_body(), MAX_RESOURCE_BYTES)
-        .collect()
-        .await
-        .map_err(|error| format!("the answer to GET {uri} could not be read: {error}"))?
-        .to_bytes();
-    match serde_json::from_slice::<Value>(&bytes) {
+    let request = upstream::build(route, &get(path, query, idp_headers)).map_err(|why| format!("GET {path}: {why}"))?;
+    read_built(upstream, route, request).await
+}
+
+/// Sends a GET built with [`get`] and reads its answer as [`read`] does.
+pub(crate) async fn read_built(
+    upstream: &Upstream,
+    route: &Route,
+    request: http::Request<http_body_util::Full<Bytes>>,
+) -> Result<Option<Value>, String> {
+    let uri = request.uri().clone();
+    let answer = match upstream.send(route, request).await {
+        Ok(answer) => answer,
+        Err(UpstreamError::Timeout(_)) => return Err(format!("GET {uri} timed out")),
+        Err(error) => return Err(format!("GET {uri}: the application {error}")),
+    };
+    match answer.parts.status {
+        http::StatusCode::NOT_FOUND => return Ok(None),
+        status if !status.is_success() => return Err(format!("GET {uri} was answered {status}")),
+        _ => {}
+    }
+    match serde_json::from_slice::<Value>(&answer.body) {
         Ok(value) if value.is_object() => Ok(Some(value)),
         _ => Err(format!("GET {uri} was not answered with a JSON object")),
     }
@@ -95,7 +84,7 @@ pub(crate) async fn read_with(
 /// Looks a resource up by an attribute that names it (`userName`, `displayName`,
 /// `externalId`): the first match, `None` when there is none.
 pub(crate) async fn find(
-    client: &UpstreamClient,
+    upstream: &Upstream,
     route: &Route,
     idp_headers: &HeaderMap,
     endpoint: &str,
@@ -106,7 +95,7 @@ pub(crate) async fn find(
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("filter", &filter)
         .finish();
-    let list = read(client, route, idp_headers, &format!("{endpoint}?{query}")).await?;
+    let list = read(upstream, route, idp_headers, &format!("{endpoint}?{query}")).await?;
     Ok(list
         .as_ref()
         .and_then(|list| list.get("Resources"))
@@ -131,36 +120,54 @@ pub(crate) fn snapshot(route: &Route, resource_type: &str, resource_id: &str, re
     }))
 }
 
-/// R6: the resource a create made, when the application answered without it: read from its
-/// `Location`, or looked up by the userName (or displayName) the create gave it.
+/// R6: the resource a create made, when the application answered without it — read from its
+/// `Location` when that points under the route's upstream (`upstream::location_path`), else
+/// looked up by the userName (or displayName) the create gave it — and how it was found, or
+/// why not: the record says which.
 pub(crate) async fn fetch_created(
-    client: &UpstreamClient,
+    upstream: &Upstream,
     route: &Route,
     idp_headers: &HeaderMap,
     response_headers: &HeaderMap,
     create: &scimtrail_rules::Request,
-) -> Option<Value> {
-    let base = route.upstream.to_string();
-    let base = base.trim_end_matches('/');
-    let located = response_headers
+) -> (Option<Value>, String) {
+    let location = response_headers
         .get(http::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|location| location.strip_prefix(base))
-        .map(str::to_owned);
-    if let Some(path) = located {
-        return fetch(client, route, idp_headers, &path).await;
-    }
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let not_followed = match location.as_deref().map(|l| upstream::location_path(route, l)) {
+        Some(Ok(path)) => {
+            let found = fetch(upstream, route, idp_headers, &path).await;
+            return (found, format!("read from its Location, {path}"));
+        }
+        Some(Err(why)) => {
+            tracing::warn!(%why, "The application's Location is not followed.");
+            format!("{why}, so not followed; ")
+        }
+        None => "no Location; ".to_owned(),
+    };
     let endpoint = create.path.trim_end_matches('/');
     let attribute = if endpoint.ends_with("/Groups") {
         "displayName"
     } else {
         "userName"
     };
-    let name = create.body.as_ref()?.get(attribute)?.as_str()?;
-    find(client, route, idp_headers, endpoint, attribute, name)
-        .await
-        .unwrap_or_else(|reason| {
+    let Some(name) = create
+        .body
+        .as_ref()
+        .and_then(|b| b.get(attribute))
+        .and_then(Value::as_str)
+    else {
+        return (
+            None,
+            format!("{not_followed}and the create names no {attribute} to look it up by"),
+        );
+    };
+    match find(upstream, route, idp_headers, endpoint, attribute, name).await {
+        Ok(Some(found)) => (Some(found), format!("{not_followed}looked up by {attribute}")),
+        Ok(None) => (None, format!("{not_followed}and no resource has that {attribute}")),
+        Err(reason) => {
             tracing::warn!(%reason, "Looking the created resource up failed.");
-            None
-        })
+            (None, format!("{not_followed}and looking it up by {attribute} failed"))
+        }
+    }
 }

@@ -15,7 +15,7 @@ fn request(method: &str, path: &str, query: Option<&str>, body: Option<serde_jso
         if_match: None,
         post_filter: None,
         then: Vec::new(),
-        merge_pages: false,
+        pages: None,
     }
 }
 

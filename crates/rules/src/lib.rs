@@ -32,7 +32,7 @@ pub use action::Action;
 pub use profile::{builtin_profile, builtin_profiles, Mode, Profile, ProfileError, Rule};
 pub use request::{needs_state, normalize_request};
 pub use response::{merge_pages, normalize_response};
-pub use target::Target;
+pub use target::{Target, DEFAULT_BULK_PAYLOAD_BYTES};
 pub use testcase::{run_tests, TestCase, TestOutcome};
 
 use serde_json::{json, Value};
@@ -59,8 +59,48 @@ pub struct Request {
     /// Requests to send after this one, in order, each only if the one before succeeded
     /// (R16 splits a PATCH the application would refuse as too large).
     pub then: Vec<Request>,
-    /// Whether the responses to this request and to `then` are pages to merge (R4).
-    pub merge_pages: bool,
+    /// R4: this request is the first page of a list larger than the application's page; the
+    /// rest are fetched one at a time, as [`Pages::query`] gives them, and merged.
+    pub pages: Option<Pages>,
+}
+
+/// R4: the pages of one list the IdP asked for in one request. Built lazily, one query at a
+/// time, so that what the IdP asks costs nothing before each page is sent; `count` is already
+/// within the route's `max_aggregate_results`, and every sum is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pages {
+    /// The query parameters other than `startIndex` and `count`, decoded, in order.
+    pub params: Vec<(String, String)>,
+    /// The IdP's `startIndex` (1-based).
+    pub start_index: u64,
+    /// How many resources in all (the IdP's `count`, clamped).
+    pub count: u64,
+    /// The application's page size.
+    pub page: u64,
+}
+
+impl Pages {
+    /// The query of page `n` (0 is the first), or `None` past the last one (or past what a
+    /// `startIndex` can say).
+    pub fn query(&self, n: u64) -> Option<String> {
+        let offset = n.checked_mul(self.page).filter(|offset| *offset < self.count)?;
+        let start_index = self.start_index.checked_add(offset)?;
+        let count = self.page.min(self.count - offset);
+        let mut params = self.params.clone();
+        params.push(("startIndex".to_owned(), start_index.to_string()));
+        params.push(("count".to_owned(), count.to_string()));
+        Some(query::encode(&params))
+    }
+
+    /// How many pages there are at most.
+    pub fn len(&self) -> u64 {
+        self.count.div_ceil(self.page.max(1))
+    }
+
+    /// Whether there is no page at all.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
 }
 
 /// A filter the application cannot evaluate, kept for the response (R12).

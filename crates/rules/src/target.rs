@@ -41,8 +41,37 @@ pub struct Target {
     /// The most resources it returns in one page; what the proxy evaluates a filter over
     /// (R12), and the page size it aggregates a larger `count` from (R4).
     pub max_results: u64,
+    /// The most resources the proxy fetches, in pages of `max_results`, for one IdP request
+    /// (R4); a larger `count` is answered with this many (RFC 7644 §3.4.2.4 allows fewer).
+    /// `None`: ten pages.
+    pub max_aggregate_results: Option<u64>,
     /// Whether it sorts lists (`sortBy`, R5).
     pub sorting: bool,
+    /// The most operations one bulk request may carry (RFC 7644 §3.7: `maxOperations`): the
+    /// proxy refuses more with 413, and advertises it where it rewrites the
+    /// ServiceProviderConfig (R17).
+    pub max_bulk_operations: usize,
+    /// The most bytes one bulk request may carry (`maxPayloadSize`): refused and advertised
+    /// likewise. `None`: the proxy's request body limit.
+    pub max_bulk_payload_bytes: Option<usize>,
+}
+
+/// `maxPayloadSize` when neither the route nor the proxy's body limit says otherwise: RFC
+/// 7644's own example, and the default body limit.
+pub const DEFAULT_BULK_PAYLOAD_BYTES: usize = 1024 * 1024;
+
+impl Target {
+    /// The most resources fetched for one IdP request (R4).
+    pub fn aggregate_limit(&self) -> u64 {
+        self.max_aggregate_results
+            .unwrap_or_else(|| self.max_results.saturating_mul(10))
+            .max(self.max_results.max(1))
+    }
+
+    /// The most bytes of one bulk request.
+    pub fn bulk_payload_limit(&self) -> usize {
+        self.max_bulk_payload_bytes.unwrap_or(DEFAULT_BULK_PAYLOAD_BYTES)
+    }
 }
 
 impl Default for Target {
@@ -63,7 +92,10 @@ impl Default for Target {
             bulk: false,
             user_name_case_exact: false,
             max_results: 1000,
+            max_aggregate_results: None,
             sorting: true,
+            max_bulk_operations: 1000,
+            max_bulk_payload_bytes: None,
         }
     }
 }

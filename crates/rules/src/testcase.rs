@@ -120,7 +120,7 @@ fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
         if_match: None,
         post_filter: None,
         then: Vec::new(),
-        merge_pages: false,
+        pages: None,
     };
     let target = case.target.clone().unwrap_or_default();
     let state = parse("state", &case.state)?;

@@ -82,7 +82,7 @@ proptest! {
             if_match: None,
             post_filter: None,
             then: Vec::new(),
-            merge_pages: false,
+            pages: None,
         };
         for profile in builtin_profiles().unwrap() {
             if let Ok(first) = normalize_request(&request, &profile, &Target::default(), None) {

@@ -6,6 +6,7 @@
 
 mod alerts;
 mod findings;
+mod hardening;
 mod normalization;
 mod proxy;
 mod refapp;

@@ -2,7 +2,7 @@
 //! (N16), empty member replaces (N19), and filters they cannot evaluate (R12, N21).
 
 use super::{Edits, Working};
-use crate::{pointer_token, query, PostFilter, Target};
+use crate::{pointer_token, query, Pages, PostFilter, Target};
 use scimtrail_scim::{json, Filter};
 use serde_json::{json, Value};
 
@@ -214,43 +214,42 @@ impl Working {
             params
                 .iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .and_then(|(_, v)| v.parse::<u64>().ok())
+                .map(|(_, v)| v.trim().parse::<u64>())
         };
         let page = target.max_results.max(1);
-        let Some(count) = number("count").filter(|count| *count > page) else {
+        // A `count` or `startIndex` that is not a number is the application's to refuse.
+        let (Some(Ok(asked)), None | Some(Ok(_))) = (number("count"), number("startIndex")) else {
             return;
         };
-        let start = number("startIndex").unwrap_or(1).max(1);
-        let with_page = |start_index: u64, count: u64| {
-            let mut params: Vec<(String, String)> = params
+        if asked <= page {
+            return;
+        }
+        let start_index = number("startIndex").and_then(Result::ok).unwrap_or(1).max(1);
+        // What one IdP request may cost: RFC 7644 §3.4.2.4 lets a service return fewer
+        // results than `count` asks; the IdP pages on from what it receives.
+        let count = asked.min(target.aggregate_limit());
+        let pages = Pages {
+            params: params
                 .iter()
                 .filter(|(n, _)| !n.eq_ignore_ascii_case("startIndex") && !n.eq_ignore_ascii_case("count"))
                 .cloned()
-                .collect();
-            params.push(("startIndex".to_owned(), start_index.to_string()));
-            params.push(("count".to_owned(), count.to_string()));
-            query::encode(&params)
+                .collect(),
+            start_index,
+            count,
+            page,
         };
-        let before = self.request.query.clone();
-        self.request.query = Some(with_page(start, page));
-        let mut offset = page;
-        while offset < count {
-            let mut next = self.request.clone();
-            next.query = Some(with_page(start + offset, page.min(count - offset)));
-            next.then = Vec::new();
-            self.request.then.push(next);
-            offset += page;
+        let Some(first) = pages.query(0) else { return };
+        let before = self.request.query.replace(first.clone());
+        self.request.pages = Some(pages);
+        let mut edits = vec![("?".to_owned(), before.map(Value::String), Some(json!(first)))];
+        if count < asked {
+            edits.push((
+                "?count".to_owned(),
+                Some(json!(asked.to_string())),
+                Some(json!(count.to_string())),
+            ));
         }
-        self.request.merge_pages = true;
-        let pages: Vec<Value> = std::iter::once(self.request.query.clone())
-            .chain(self.request.then.iter().map(|r| r.query.clone()))
-            .map(|q| json!(q))
-            .collect();
-        self.record(vec![(
-            "?".to_owned(),
-            before.map(Value::String),
-            Some(Value::Array(pages)),
-        )]);
+        self.record(edits);
     }
 }
 

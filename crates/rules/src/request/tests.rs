@@ -22,7 +22,7 @@ fn forwarded_to(profile: &str, target: &Target, method: &str, path: &str, body: 
         if_match: None,
         post_filter: None,
         then: Vec::new(),
-        merge_pages: false,
+        pages: None,
     };
     normalize_request(&request, &profile, target, None).unwrap().value
 }
@@ -188,4 +188,78 @@ fn n19_okta_empty_push_as_a_remove_leaves_the_group_empty_as_intended_and_nothin
         .unwrap();
     assert_eq!(member_ids(&group), Vec::<&str>::new());
     assert_eq!(group["displayName"], "Engineering");
+}
+
+/// The pages R4 makes of `GET /Users?{query}` for an application of `max_results`.
+fn pages_of(query: &str, target: &Target) -> (Option<String>, Vec<String>) {
+    let profile = builtin_profile("okta").unwrap().unwrap();
+    let request = Request {
+        method: "GET".to_owned(),
+        path: "/Users".to_owned(),
+        query: Some(query.to_owned()),
+        content_type: None,
+        body: None,
+        if_match: None,
+        post_filter: None,
+        then: Vec::new(),
+        pages: None,
+    };
+    let sent = normalize_request(&request, &profile, target, None).unwrap().value;
+    let pages = sent.pages.as_ref().map_or_else(Vec::new, |pages| {
+        (0..).map_while(|n| pages.query(n)).take(1000).collect()
+    });
+    (sent.query, pages)
+}
+
+#[test]
+fn r4_a_count_beyond_the_aggregate_bound_is_clamped_and_costs_at_most_its_pages() {
+    let target = Target {
+        max_results: 50,
+        sorting: false,
+        ..Target::default()
+    };
+    // Default bound: ten pages.
+    for asked in ["100000", "1000000000000", "18446744073709551615"] {
+        let (query, pages) = pages_of(&format!("startIndex=1&count={asked}"), &target);
+        assert_eq!(query.as_deref(), Some("startIndex=1&count=50"));
+        assert_eq!(pages.len(), 10, "{asked}");
+        assert_eq!(pages.last().map(String::as_str), Some("startIndex=451&count=50"));
+    }
+    let bounded = Target {
+        max_aggregate_results: Some(120),
+        ..target.clone()
+    };
+    let (_, pages) = pages_of("count=1000", &bounded);
+    assert_eq!(
+        pages,
+        [
+            "startIndex=1&count=50",
+            "startIndex=51&count=50",
+            "startIndex=101&count=20"
+        ]
+    );
+}
+
+#[test]
+fn r4_start_index_near_the_top_of_u64_never_wraps() {
+    let target = Target {
+        max_results: 50,
+        sorting: false,
+        ..Target::default()
+    };
+    let top = u64::MAX - 60;
+    let (query, pages) = pages_of(&format!("startIndex={top}&count=500"), &target);
+    assert_eq!(query, Some(format!("startIndex={top}&count=50")));
+    // u64::MAX - 60 + 50 fits; + 100 does not: the pages stop there, nothing wraps to 1.
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    // Not numbers, or beyond u64: the application's to refuse, forwarded as they are.
+    for query in [
+        "startIndex=99999999999999999999999&count=500",
+        "count=lots",
+        "startIndex=-5&count=500",
+    ] {
+        let (sent, pages) = pages_of(query, &target);
+        assert_eq!(sent.as_deref(), Some(query));
+        assert!(pages.is_empty());
+    }
 }

@@ -258,5 +258,23 @@ pub(super) fn advertise_capabilities(
             entry.insert("supported".to_owned(), Value::Bool(supported));
             change(&format!("/{feature}/supported"), before, Some(Value::Bool(supported)));
         }
+        if feature != "bulk" {
+            continue;
+        }
+        // The limits the proxy enforces on a bulk request, whether it carries it out itself or
+        // forwards it: within what the application advertises, when it serves `/Bulk`.
+        let limits = [
+            ("maxOperations", target.max_bulk_operations),
+            ("maxPayloadSize", target.bulk_payload_limit()),
+        ];
+        for (name, ours) in limits {
+            let before = entry.get(name).cloned();
+            let theirs = before.as_ref().and_then(Value::as_u64).filter(|_| target.bulk);
+            let advertised = theirs.map_or(ours as u64, |theirs| theirs.min(ours as u64));
+            if before.as_ref().and_then(Value::as_u64) != Some(advertised) {
+                entry.insert(name.to_owned(), json!(advertised));
+                change(&format!("/bulk/{name}"), before, Some(json!(advertised)));
+            }
+        }
     }
 }

@@ -1,0 +1,345 @@
+//! Admission: what a request must show before it costs the proxy, or the application,
+//! anything. In this order, each refusal a SCIM error recorded `rejected`:
+//! 1. a path without tricks (`path_safety`); its empty segments are collapsed and recorded;
+//! 2. a route;
+//! 3. the route's IdP token (not for a replay or a fanned-out bulk operation: those were
+//!    authorised with the request they come from);
+//! 4. a SCIM method: GET, POST, PUT, PATCH or DELETE;
+//! 5. behind a trusted proxy, with `max_connections_per_client` set: room for its client;
+//! 6. the body: announced and decoded within `max_body_bytes`, whole within `body_timeout`,
+//!    its bytes held within the listener's budget for bodies (`capacity.rs`);
+//! 7. JSON that names each member once (`strict_json`);
+//!
+//! and last, for a request from the listener, an exchange slot. So a client that cannot
+//! authenticate, or is slow to send its body, never holds an exchange slot.
+
+use crate::capacity::{forwarded_client, is_trusted, ClientSlot};
+use crate::config::Route;
+use crate::content_coding::{self, DecodeError};
+use crate::exchange::{BoxError, ProxyAnswer};
+use crate::path_safety::{self, PathCheck};
+use crate::{redact, Proxy};
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
+use http::{HeaderMap, Method};
+use http_body_util::{BodyExt, Limited};
+use scimtrail_scim::strict_json::{self, StrictJsonError};
+use scimtrail_scim::{ScimError, ScimType};
+use scimtrail_store::NewExchange;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use tokio::sync::OwnedSemaphorePermit;
+
+/// A request admitted, with what admission read from it.
+pub(crate) struct Admitted<'p> {
+    pub(crate) route: &'p Route,
+    pub(crate) parts: http::request::Parts,
+    /// The path relative to the route, empty segments collapsed.
+    pub(crate) rest: String,
+    /// The body, decoded.
+    pub(crate) body: Bytes,
+    /// The body as JSON, when it is JSON.
+    pub(crate) json: Option<Value>,
+    /// What admission changed (recorded as the exchange's first changes): empty path segments
+    /// collapsed, a content coding decoded.
+    pub(crate) changes: Vec<Value>,
+    /// Held until the exchange ends.
+    pub(crate) slots: Slots,
+}
+
+/// The slots an exchange from the listener holds until it ends.
+#[derive(Default)]
+pub(crate) struct Slots {
+    _exchange: Option<OwnedSemaphorePermit>,
+    _client: Option<ClientSlot>,
+    _body: Option<OwnedSemaphorePermit>,
+}
+
+/// The methods SCIM uses (RFC 7644 §3.2); anything else is not forwarded.
+const SCIM_METHODS: [Method; 5] = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+
+impl Proxy {
+    /// Admits a request (see the module's documentation), filling in what `new` records of
+    /// it, or says why not.
+    pub(crate) async fn admit<B>(
+        &self,
+        new: &mut NewExchange,
+        parts: http::request::Parts,
+        body: B,
+        peer: SocketAddr,
+    ) -> Result<Admitted<'_>, ProxyAnswer>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let from_listener = new.replay_of.is_none() && new.parent_id.is_none();
+        let raw_path = parts.uri.path();
+        let (path, mut changes) = match path_safety::check(raw_path) {
+            PathCheck::Clean => (raw_path.to_owned(), Vec::new()),
+            PathCheck::Collapsed(collapsed) => {
+                let change = json!({"rule": "path", "side": "request", "op": "replaced", "pointer": "path",
+                    "before": raw_path, "after": collapsed, "applied": true});
+                (collapsed, vec![change])
+            }
+            PathCheck::Refused(why) => {
+                // Named after the route the path would have taken, for the record.
+                self.label(new, self.route_for(raw_path));
+                return Err(ProxyAnswer::rejected(
+                    ScimError::bad_request(ScimType::InvalidPath, format!("the request path is refused: {why}")),
+                    "bad_path",
+                ));
+            }
+        };
+
+        let route = self.route_for(&path).ok_or_else(|| {
+            ProxyAnswer::rejected(ScimError::not_found("no route serves this path"), "no_route")
+                .with_internal(format!("no route serves \"{path}\"; routes: {}", self.route_prefixes()))
+        })?;
+        self.label(new, Some(route));
+
+        if let (Some(token), true) = (&route.idp_token, from_listener) {
+            if !bearer_matches(&parts.headers, token) {
+                let detail = "the request's bearer token is missing or not the one configured for this route";
+                return Err(ProxyAnswer::rejected(ScimError::new(401, None, detail), "unauthorized"));
+            }
+        }
+
+        if !SCIM_METHODS.contains(&parts.method) {
+            let detail = format!(
+                "{} is not a SCIM method; this route forwards GET, POST, PUT, PATCH and DELETE",
+                parts.method
+            );
+            return Err(ProxyAnswer::rejected(
+                ScimError::new(405, None, detail),
+                "method_not_allowed",
+            ));
+        }
+
+        let client_slot = match (&self.capacity.per_client, from_listener) {
+            (Some(per_client), true) if is_trusted(peer.ip(), &self.config.trusted_proxies) => {
+                let client = forwarded_client(&parts.headers, &self.config.trusted_proxies).unwrap_or(peer.ip());
+                let slot = per_client.take(client).ok_or_else(|| {
+                    let detail = format!(
+                        "this client has {} exchanges in flight, as many as one client may have",
+                        per_client.limit()
+                    );
+                    ProxyAnswer::rejected(ScimError::new(429, None, detail), "client_busy")
+                        .with_internal(format!("client {client} behind {}", peer.ip()))
+                })?;
+                Some(slot)
+            }
+            _ => None,
+        };
+
+        let mut body_bytes = None;
+        let budget = from_listener.then_some(&mut body_bytes);
+        let (body, decoded) = self.read_body(&parts.headers, body, budget).await?;
+        if let Some(coding) = decoded {
+            changes.push(json!({"rule": "content_coding", "side": "request", "op": "removed",
+                "pointer": "header:content-encoding", "before": coding, "after": null, "applied": true}));
+        }
+        let json = match strict_json::parse(&body) {
+            Ok(value) => Some(value),
+            Err(StrictJsonError::Syntax(_)) => None,
+            Err(duplicate @ StrictJsonError::Duplicate { .. }) => {
+                new.request_body = redact::body(&body).0;
+                let detail = format!("the request body is ambiguous: {duplicate}");
+                return Err(ProxyAnswer::rejected(
+                    ScimError::bad_request(ScimType::InvalidSyntax, detail),
+                    "duplicate_member",
+                ));
+            }
+        };
+        new.request_body = redact::body_of(&body, json.clone()).0;
+
+        let exchange_slot = match from_listener {
+            true => self.capacity.exchange_slot().await,
+            false => None,
+        };
+        let rest = relative_path(&path, &route.path_prefix);
+        Ok(Admitted {
+            route,
+            parts,
+            rest,
+            body,
+            json,
+            changes,
+            slots: Slots {
+                _exchange: exchange_slot,
+                _client: client_slot,
+                _body: body_bytes,
+            },
+        })
+    }
+
+    fn label(&self, new: &mut NewExchange, route: Option<&Route>) {
+        if let Some(route) = route {
+            new.route = Some(route.name.clone());
+            new.idp = Some(route.idp.clone());
+        }
+    }
+
+    /// The whole body, decoded; and the content coding it arrived in, if any. With a
+    /// `budget`, its bytes are held there as they arrive (and the decoded ones too).
+    async fn read_body<B>(
+        &self,
+        headers: &HeaderMap,
+        body: B,
+        mut budget: Option<&mut Option<OwnedSemaphorePermit>>,
+    ) -> Result<(Bytes, Option<String>), ProxyAnswer>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let limit = self.config.max_body_bytes;
+        let too_large = || {
+            ProxyAnswer::rejected(
+                ScimError::new(
+                    413,
+                    Some(ScimType::TooLarge),
+                    format!("the request body is larger than {limit} bytes"),
+                ),
+                "too_large",
+            )
+        };
+        let announced = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if announced.is_some_and(|length| length > limit as u64) {
+            return Err(too_large());
+        }
+        let timeout = self.config.body_timeout;
+        let read = tokio::time::timeout(timeout, async {
+            let mut body = std::pin::pin!(Limited::new(body, limit));
+            let mut whole = Whole::default();
+            while let Some(frame) = body.frame().await {
+                if let Ok(chunk) = frame?.into_data() {
+                    whole.push(chunk);
+                    if let Some(held) = budget.as_deref_mut() {
+                        self.capacity.hold_body_bytes(held, whole.len()).await;
+                    }
+                }
+            }
+            Ok::<_, BoxError>(whole.into_bytes())
+        })
+        .await;
+        let body = match read {
+            Ok(Ok(body)) => body,
+            Ok(Err(error)) => {
+                if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    return Err(too_large());
+                }
+                return Err(ProxyAnswer::rejected(
+                    ScimError::bad_request(ScimType::InvalidSyntax, "the request body could not be read"),
+                    "bad_body",
+                )
+                .with_internal(crate::upstream::error_chain(error.as_ref())));
+            }
+            Err(_) => {
+                let detail = format!(
+                    "the request body did not arrive whole within {} s",
+                    timeout.as_secs_f64()
+                );
+                return Err(ProxyAnswer::rejected(ScimError::new(408, None, detail), "body_timeout"));
+            }
+        };
+        let codings = content_coding::codings(headers).map_err(|error| {
+            ProxyAnswer::rejected(
+                ScimError::new(415, None, format!("the request body cannot be read: {error}")),
+                "unsupported_encoding",
+            )
+        })?;
+        if codings.is_empty() {
+            return Ok((body, None));
+        }
+        let decoded = content_coding::decode(&codings, &body, limit).map_err(|error| match error {
+            DecodeError::TooLarge(_) => too_large(),
+            other => ProxyAnswer::rejected(
+                ScimError::bad_request(
+                    ScimType::InvalidSyntax,
+                    format!("the request body cannot be read: {other}"),
+                ),
+                "bad_encoding",
+            ),
+        })?;
+        if let Some(held) = budget {
+            self.capacity.hold_body_bytes(held, body.len() + decoded.len()).await;
+        }
+        let coding = headers
+            .get_all(CONTENT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok((Bytes::from(decoded), Some(coding)))
+    }
+}
+
+/// A body as its chunks arrive: most bodies are one chunk, kept as it is.
+#[derive(Default)]
+struct Whole {
+    first: Bytes,
+    rest: Option<bytes::BytesMut>,
+}
+
+impl Whole {
+    fn push(&mut self, chunk: Bytes) {
+        match &mut self.rest {
+            Some(rest) => rest.extend_from_slice(&chunk),
+            None if self.first.is_empty() => self.first = chunk,
+            None => {
+                let mut rest = bytes::BytesMut::with_capacity(self.first.len() + chunk.len());
+                rest.extend_from_slice(&self.first);
+                rest.extend_from_slice(&chunk);
+                self.rest = Some(rest);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.rest.as_ref().map_or(self.first.len(), bytes::BytesMut::len)
+    }
+
+    fn into_bytes(self) -> Bytes {
+        self.rest.map_or(self.first, bytes::BytesMut::freeze)
+    }
+}
+
+/// Whether `Authorization: Bearer <token>` names the route's token (current or next).
+fn bearer_matches(headers: &HeaderMap, token: &crate::config::Secret) -> bool {
+    let Some(presented) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(presented) = presented
+        .strip_prefix("Bearer ")
+        .or_else(|| presented.strip_prefix("bearer "))
+    else {
+        return false;
+    };
+    token.matches(presented.trim().as_bytes())
+}
+
+/// `path` after the route's `prefix`, starting with `/`.
+pub(crate) fn relative_path(path: &str, prefix: &str) -> String {
+    let rest = path
+        .get(prefix.trim_end_matches('/').len().min(path.len())..)
+        .unwrap_or_default();
+    if rest.starts_with('/') {
+        rest.to_owned()
+    } else {
+        format!("/{rest}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative_path("/entra/Users/1", "/entra"), "/Users/1");
+        assert_eq!(relative_path("/entra", "/entra/"), "/");
+        assert_eq!(relative_path("/Users", ""), "/Users");
+    }
+}
