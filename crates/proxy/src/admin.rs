@@ -93,6 +93,7 @@ impl Handler for Admin {
         request: Request<Incoming>,
         _peer: SocketAddr,
         _scheme: &'static str,
+        _caller: crate::server::CallerGone,
     ) -> Response<Full<Bytes>> {
         let path = request.uri().path().to_owned();
         let replay = path == "/api/v1/replays" || (path.starts_with("/api/v1/exchanges/") && path.ends_with("/replay"));

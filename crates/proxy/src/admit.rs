@@ -11,13 +11,15 @@
 //! 7. JSON that names each member once (`strict_json`);
 //!
 //! and last, for a request from the listener, an exchange slot. So a client that cannot
-//! authenticate, or is slow to send its body, never holds an exchange slot.
+//! authenticate, or is slow to send its body, never holds an exchange slot; and one that
+//! leaves while its request waits for a slot starts nothing (recorded `rejected`, 499).
 
 use crate::capacity::{forwarded_client, is_trusted, ClientSlot};
 use crate::config::Route;
 use crate::content_coding::{self, DecodeError};
 use crate::exchange::{BoxError, ProxyAnswer};
 use crate::path_safety::{self, PathCheck};
+use crate::server::CallerGone;
 use crate::{redact, Proxy};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
@@ -67,6 +69,7 @@ impl Proxy {
         parts: http::request::Parts,
         body: B,
         peer: SocketAddr,
+        mut caller: CallerGone,
     ) -> Result<Admitted<'_>, ProxyAnswer>
     where
         B: hyper::body::Body<Data = Bytes>,
@@ -152,8 +155,15 @@ impl Proxy {
         };
         new.request_body = redact::body_of(&body, json.clone()).0;
 
+        // A client that leaves while its request waits for a slot starts nothing.
         let exchange_slot = match from_listener {
-            true => self.capacity.exchange_slot().await,
+            true => tokio::select! {
+                slot = self.capacity.exchange_slot() => slot,
+                () = caller.wait() => {
+                    let detail = "the client went away while its request waited for an exchange slot; nothing was forwarded";
+                    return Err(ProxyAnswer::rejected(ScimError::new(499, None, detail), "client_gone"));
+                }
+            },
             false => None,
         };
         let rest = relative_path(&path, &route.path_prefix);
@@ -180,7 +190,7 @@ impl Proxy {
     }
 
     /// The whole body, decoded; and the content coding it arrived in, if any. With a
-    /// `budget`, its bytes are held there as they arrive (and the decoded ones too).
+    /// `budget`, its bytes are held there as they arrive (and, decoded, as many as it holds).
     async fn read_body<B>(
         &self,
         headers: &HeaderMap,
@@ -263,8 +273,9 @@ impl Proxy {
                 "bad_encoding",
             ),
         })?;
+        // The encoded bytes go with this function; what stays is the decoded body.
         if let Some(held) = budget {
-            self.capacity.hold_body_bytes(held, body.len() + decoded.len()).await;
+            self.capacity.hold_body_bytes(held, decoded.len()).await;
         }
         let coding = headers
             .get_all(CONTENT_ENCODING)

@@ -90,6 +90,13 @@ fn utf8_percent_encode_segment(id: &str) -> String {
         .collect()
 }
 
+/// Where a request came from: the address that sent it, over `http` or `https`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origin {
+    pub(crate) peer: SocketAddr,
+    pub(crate) scheme: &'static str,
+}
+
 /// How an exchange relates to others: the exchange a replay sends again, the exchange one
 /// made on behalf of (a bulk request fanned out).
 #[derive(Debug, Clone, Default)]
@@ -206,9 +213,9 @@ impl Proxy {
         id: &str,
         started: Instant,
         request: Request<B>,
-        peer: SocketAddr,
-        scheme: &'static str,
+        origin: Origin,
         link: Link,
+        caller: crate::server::CallerGone,
     ) -> Response<Full<Bytes>>
     where
         B: hyper::body::Body<Data = Bytes>,
@@ -244,7 +251,7 @@ impl Proxy {
             json: original_json,
             changes: admitted,
             slots: _slots,
-        } = match self.admit(&mut new, parts, body, peer).await {
+        } = match self.admit(&mut new, parts, body, origin.peer, caller).await {
             Ok(admitted) => admitted,
             Err(answer) => return self.answer(new, started, answer).await,
         };
@@ -330,7 +337,7 @@ impl Proxy {
         if new.operation == "bulk" && !route.target.bulk && enforce {
             let bulk = received.body.as_ref();
             return self
-                .answer_fanned_out(new, begun, started, route, bulk, &parts.headers, peer, scheme)
+                .answer_fanned_out(new, begun, started, route, bulk, &parts.headers, origin)
                 .await;
         }
         let outbound = Outbound {
@@ -342,8 +349,8 @@ impl Proxy {
             if_match: to_forward.if_match.as_deref(),
             on_behalf: OnBehalf::Forward {
                 parts: &parts,
-                peer: peer.ip(),
-                scheme,
+                peer: origin.peer.ip(),
+                scheme: origin.scheme,
             },
         };
         let forwarded = match upstream::build(route, &outbound) {
@@ -383,15 +390,14 @@ impl Proxy {
                     &parts,
                     route,
                     &to_forward.then,
-                    peer,
-                    scheme,
+                    origin,
                     (upstream_parts, upstream_bytes),
                 )
                 .await;
         }
         if let (Some(pages), true) = (&to_forward.pages, upstream_parts.status.is_success()) {
             match self
-                .fetch_pages(&parts, route, &to_forward, pages, peer, scheme, &upstream_bytes)
+                .fetch_pages(&parts, route, &to_forward, pages, origin, &upstream_bytes)
                 .await
             {
                 Ok((merged, queries)) => {
@@ -630,8 +636,7 @@ impl Proxy {
         parts: &http::request::Parts,
         route: &Route,
         rest: &[rules::Request],
-        peer: SocketAddr,
-        scheme: &'static str,
+        origin: Origin,
         first: (http::response::Parts, Bytes),
     ) -> (http::response::Parts, Bytes, Option<String>) {
         let total = rest.len() + 1;
@@ -641,10 +646,7 @@ impl Proxy {
             let what = |detail: String| {
                 format!("request {number} of {total} of the split PATCH {detail}; the ones before it were applied")
             };
-            match self
-                .send_next(parts, route, next, next.query.as_deref(), peer, scheme)
-                .await
-            {
+            match self.send_next(parts, route, next, next.query.as_deref(), origin).await {
                 Ok((response_parts, bytes)) if response_parts.status.is_success() => last = (response_parts, bytes),
                 Ok((response_parts, bytes)) => {
                     let detail = what(format!("was refused with {}", response_parts.status));
@@ -663,15 +665,13 @@ impl Proxy {
     /// R4: fetches the pages after the first, one at a time, until the list or the pages
     /// run out, and merges them into the first. Returns the merged list and the queries of the
     /// pages fetched, or the failure for the IdP (status and body) and what failed.
-    #[allow(clippy::too_many_arguments)]
     async fn fetch_pages(
         &self,
         parts: &http::request::Parts,
         route: &Route,
         first_request: &rules::Request,
         pages: &rules::Pages,
-        peer: SocketAddr,
-        scheme: &'static str,
+        origin: Origin,
         first_bytes: &Bytes,
     ) -> Result<(Bytes, Vec<String>), (http::response::Parts, Bytes, String)> {
         let parse = |bytes: &Bytes| serde_json::from_slice::<Value>(bytes).unwrap_or(Value::Null);
@@ -692,10 +692,7 @@ impl Proxy {
             }
             let Some(query) = pages.query(n) else { break };
             let what = |detail: String| format!("page {} of the list ({query}) {detail}", n + 1);
-            match self
-                .send_next(parts, route, first_request, Some(&query), peer, scheme)
-                .await
-            {
+            match self.send_next(parts, route, first_request, Some(&query), origin).await {
                 Ok((_, bytes)) if !bytes.is_empty() => {
                     let page = parse(&bytes);
                     last_len = page_len(&page);
@@ -725,8 +722,7 @@ impl Proxy {
         route: &Route,
         next: &rules::Request,
         query: Option<&str>,
-        peer: SocketAddr,
-        scheme: &'static str,
+        origin: Origin,
     ) -> Result<(http::response::Parts, Bytes), String> {
         let body = next
             .body
@@ -741,8 +737,8 @@ impl Proxy {
             if_match: next.if_match.as_deref(),
             on_behalf: OnBehalf::Forward {
                 parts,
-                peer: peer.ip(),
-                scheme,
+                peer: origin.peer.ip(),
+                scheme: origin.scheme,
             },
         };
         let request = upstream::build(route, &outbound).map_err(|why| format!("could not be built: {why}"))?;

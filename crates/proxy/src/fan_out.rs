@@ -5,7 +5,8 @@
 //! once `failOnErrors` errors are reached (RFC 7644 §3.7). The IdP receives a BulkResponse.
 
 use crate::classify::classify;
-use crate::exchange::{elapsed_ms, Link, ProxyAnswer};
+use crate::exchange::{elapsed_ms, Link, Origin, ProxyAnswer};
+use crate::server::CallerGone;
 use crate::{findings, redact, Proxy, Route};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
@@ -16,7 +17,6 @@ use scimtrail_scim::{ScimError, ScimType};
 use scimtrail_store::{Completion, NewExchange};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 /// What a fan-out did: the BulkResponse for the IdP, and the exchange of each operation
@@ -38,10 +38,9 @@ impl Proxy {
         route: &Route,
         bulk: Option<&Value>,
         idp_headers: &HeaderMap,
-        peer: SocketAddr,
-        scheme: &'static str,
+        origin: Origin,
     ) -> Response<Full<Bytes>> {
-        let done = match self.fan_out(route, &new.id, bulk, idp_headers, peer, scheme).await {
+        let done = match self.fan_out(route, &new.id, bulk, idp_headers, origin).await {
             Ok(done) => done,
             Err(error) => {
                 let answer = ProxyAnswer::rejected(error, "bad_bulk_request");
@@ -105,8 +104,7 @@ impl Proxy {
         parent: &str,
         bulk: Option<&Value>,
         idp_headers: &HeaderMap,
-        peer: SocketAddr,
-        scheme: &'static str,
+        origin: Origin,
     ) -> Result<FannedOut, ScimError> {
         let request = match bulk {
             Some(body) => BulkRequest::from_json(body)?,
@@ -186,7 +184,7 @@ impl Proxy {
                 parent_id: Some(parent.to_owned()),
             };
             // Boxed: an exchange can fan out, which runs exchanges.
-            let answered = Box::pin(self.run_exchange(single, peer, scheme, link)).await;
+            let answered = Box::pin(self.run_exchange(single, origin, link, CallerGone::never())).await;
             let (parts, body) = answered.into_parts();
             let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
             let json: Option<Value> = serde_json::from_slice(&bytes).ok();

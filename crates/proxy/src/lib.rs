@@ -32,11 +32,14 @@ pub mod bulk;
 mod capacity;
 pub mod classify;
 pub mod config;
+mod connector;
 mod content_coding;
 mod exchange;
 mod fan_out;
 pub mod findings;
 mod first_bytes;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod metrics;
 mod path_safety;
 mod read_back;
@@ -92,8 +95,10 @@ impl server::Handler for Proxy {
         request: Request<Incoming>,
         peer: SocketAddr,
         scheme: &'static str,
+        caller: server::CallerGone,
     ) -> Response<Full<Bytes>> {
-        self.run_exchange(request, peer, scheme, exchange::Link::default())
+        let origin = exchange::Origin { peer, scheme };
+        self.run_exchange(request, origin, exchange::Link::default(), caller)
             .await
     }
 }
@@ -104,9 +109,9 @@ impl Proxy {
     async fn run_exchange<B>(
         &self,
         request: Request<B>,
-        peer: SocketAddr,
-        scheme: &'static str,
+        origin: exchange::Origin,
         link: exchange::Link,
+        caller: server::CallerGone,
     ) -> Response<Full<Bytes>>
     where
         B: hyper::body::Body<Data = Bytes>,
@@ -119,7 +124,7 @@ impl Proxy {
             replay_of = link.replay_of.as_deref(), parent = link.parent_id.as_deref()
         );
         async {
-            let mut response = self.exchange(&id, started, request, peer, scheme, link).await;
+            let mut response = self.exchange(&id, started, request, origin, link, caller).await;
             if let Ok(value) = HeaderValue::from_str(&id) {
                 response.headers_mut().insert(EXCHANGE_ID_HEADER, value);
             }
@@ -198,7 +203,11 @@ impl Running {
 impl Proxy {
     /// The proxy without its listeners, and what finishes once it is dropped: its recorder's
     /// writer (the queue drained) and its alerts' delivery.
-    fn new(config: ProxyConfig, store: Store) -> Result<(Proxy, Background), StartError> {
+    fn new(
+        config: ProxyConfig,
+        store: Store,
+        client: upstream::UpstreamClient,
+    ) -> Result<(Proxy, Background), StartError> {
         let metrics = Arc::new(Metrics::default());
         let (recorder, writer) = Recorder::spawn(
             store.clone(),
@@ -209,7 +218,6 @@ impl Proxy {
             Arc::clone(&metrics),
         )
         .map_err(StartError::Recorder)?;
-        let client = upstream::client(config.ca_bundle.as_deref())?;
         let upstream = Upstream::new(client.clone(), config.max_response_bytes, Arc::clone(&metrics));
         let per_client = config.max_connections_per_client.map(capacity::PerClient::new);
         let capacity = capacity::Capacity::new(
@@ -344,7 +352,8 @@ impl Replayer {
         config.instance = format!("{}/replay", config.instance);
         config.record_mode = RecordMode::Durable;
         store.mark_interrupted(&config.instance).await?;
-        let (proxy, background) = Proxy::new(config, store)?;
+        let client = upstream::client(config.ca_bundle.as_deref())?;
+        let (proxy, background) = Proxy::new(config, store, client)?;
         Ok(Replayer { proxy, background })
     }
 
@@ -400,7 +409,8 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         idle: config.idle_timeout,
     };
     let trusted_proxies: Arc<[IpNet]> = Arc::from(config.trusted_proxies.clone());
-    let (proxy, background) = Proxy::new(config, store.clone())?;
+    let client = upstream::client(config.ca_bundle.as_deref())?;
+    let (proxy, background) = Proxy::new(config, store.clone(), client)?;
     let capacity = proxy.capacity.clone();
     proxy.metrics.track(capacity.clone());
     for exchange in &cut_short {

@@ -19,7 +19,8 @@
 mod plan;
 
 use crate::admit::relative_path;
-use crate::exchange::{now_ms, rules_request, Link};
+use crate::exchange::{now_ms, rules_request, Link, Origin};
+use crate::path_safety::{self, PathCheck};
 use crate::{state, Proxy, Route, EXCHANGE_ID_HEADER};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
@@ -396,7 +397,13 @@ impl Proxy {
                 format!("route {route} is not in the configuration any more"),
             );
         };
-        if self.route_for(&original.path).map(|r| r.name.as_str()) != Some(route.name.as_str()) {
+        // As admission read the path: empty segments collapsed (a path it refused was never
+        // forwarded, so is not replayed).
+        let path = match path_safety::check(&original.path) {
+            PathCheck::Collapsed(collapsed) => collapsed,
+            PathCheck::Clean | PathCheck::Refused(_) => original.path.clone(),
+        };
+        if self.route_for(&path).map(|r| r.name.as_str()) != Some(route.name.as_str()) {
             return item.fail(
                 "no_route",
                 format!("{} is no longer served by route {}", original.path, route.name),
@@ -447,7 +454,7 @@ impl Proxy {
             }
             Err((kind, reason)) => return item.skip(kind, reason),
         };
-        let rest = relative_path(&original.path, &route.path_prefix);
+        let rest = relative_path(&path, &route.path_prefix);
         let headers = self.replay_headers(original);
         let resource_type = original
             .resource_type
@@ -494,12 +501,15 @@ impl Proxy {
         let response = self
             .run_exchange(
                 request,
-                SocketAddr::from(REPLAY_PEER),
-                "http",
+                Origin {
+                    peer: SocketAddr::from(REPLAY_PEER),
+                    scheme: "http",
+                },
                 Link {
                     replay_of: Some(original.id.clone()),
                     parent_id: None,
                 },
+                crate::server::CallerGone::never(),
             )
             .await;
         item.action = "replayed";

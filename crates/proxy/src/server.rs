@@ -34,12 +34,43 @@ use tokio_rustls::TlsAcceptor;
 
 /// Something that answers requests.
 pub(crate) trait Handler: Send + Sync + 'static {
+    /// Answers `request`, which runs in a task of its own: `caller` resolves if the client
+    /// goes away meanwhile (so that what it asked need not start).
     fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
         peer: SocketAddr,
         scheme: &'static str,
+        caller: CallerGone,
     ) -> impl Future<Output = Response<Full<Bytes>>> + Send;
+}
+
+/// Resolves once the client of a request has gone away (its connection or stream closed
+/// before the answer); never, for a request the proxy made itself.
+pub(crate) struct CallerGone(Option<tokio::sync::oneshot::Receiver<()>>);
+
+impl CallerGone {
+    /// For a request no client waits on (a replay, a fanned-out bulk operation).
+    pub(crate) fn never() -> CallerGone {
+        CallerGone(None)
+    }
+
+    /// A pair: the caller's side lives as long as the client waits for the answer.
+    fn pair() -> (tokio::sync::oneshot::Sender<()>, CallerGone) {
+        let (present, gone) = tokio::sync::oneshot::channel();
+        (present, CallerGone(Some(gone)))
+    }
+
+    /// Resolves when the client has gone.
+    pub(crate) async fn wait(&mut self) {
+        match &mut self.0 {
+            // Nothing is ever sent: the receiver ends when the sender is dropped.
+            Some(gone) => {
+                let _ = gone.await;
+            }
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// How long shutdown waits for exchanges in flight.
@@ -78,19 +109,7 @@ pub(crate) async fn serve<H: Handler>(listener: Listener<H>, mut shutdown: watch
         trusted_proxies,
         metrics,
     } = listener;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.idle);
-    // Pings close a connection whose peer is gone; the idle watch below closes one that is
-    // alive and idle.
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    let builder = Arc::new(builder);
+    let builder = http_builder(timeouts);
     // Connection tasks, so that any still open after the drain timeout can be stopped.
     let mut connections = JoinSet::new();
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -164,20 +183,37 @@ pub(crate) async fn serve<H: Handler>(listener: Listener<H>, mut shutdown: watch
     connections.abort_all();
 }
 
+/// The HTTP/1.1 and HTTP/2 server every connection of a listener is served with.
+pub(crate) fn http_builder(timeouts: Timeouts) -> Arc<auto::Builder<TokioExecutor>> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.idle);
+    // Pings close a connection whose peer is gone; the idle watch in `Connection::serve`
+    // closes one that is alive and idle.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    Arc::new(builder)
+}
+
 /// One accepted connection and what it is served with.
-struct Connection<H> {
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    handler: Arc<H>,
-    peer: SocketAddr,
-    scheme: &'static str,
-    timeouts: Timeouts,
-    metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
+pub(crate) struct Connection<H> {
+    pub(crate) builder: Arc<auto::Builder<TokioExecutor>>,
+    pub(crate) handler: Arc<H>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) scheme: &'static str,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) shutdown: watch::Receiver<bool>,
 }
 
 impl<H: Handler> Connection<H> {
     /// Serves the connection until it ends, the listener shuts down, or it is idle too long.
-    async fn serve<IO>(self, io: IO)
+    pub(crate) async fn serve<IO>(self, io: IO)
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -197,13 +233,15 @@ impl<H: Handler> Connection<H> {
             let busy = Busy::new(&service_activity);
             async move {
                 // The exchange runs in its own task: if the client goes away, hyper drops
-                // this future, but the exchange still completes and is recorded.
-                let exchange = tokio::spawn(handler.handle(request, peer, scheme));
+                // this future (and `present` with it), but an exchange already admitted
+                // still completes and is recorded.
+                let (present, caller) = CallerGone::pair();
+                let exchange = tokio::spawn(handler.handle(request, peer, scheme, caller));
                 let response = exchange.await.unwrap_or_else(|error| {
                     tracing::error!(%error, "An exchange task failed.");
                     internal_error()
                 });
-                drop(busy);
+                drop((busy, present));
                 Ok::<_, Infallible>(response)
             }
         });

@@ -19,6 +19,7 @@
 //! and HTTP/2 by ALPN.
 
 use crate::config::{Route, UpstreamAuth};
+pub use crate::connector::Connector;
 use crate::content_coding;
 use crate::metrics::Metrics;
 use crate::path_safety::{self, PathCheck};
@@ -39,7 +40,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The client type.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type UpstreamClient = Client<HttpsConnector<Connector>, Full<Bytes>>;
 
 /// Why the client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -57,8 +58,17 @@ pub enum ClientError {
     Tls(#[from] rustls::Error),
 }
 
-/// Builds the client.
+/// Builds the client, over the network.
 pub fn client(ca_bundle: Option<&Path>) -> Result<UpstreamClient, ClientError> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    client_over(Connector::Tcp(http), ca_bundle)
+}
+
+/// Builds the client over `connector`.
+pub fn client_over(connector: Connector, ca_bundle: Option<&Path>) -> Result<UpstreamClient, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
@@ -79,16 +89,12 @@ pub fn client(ca_bundle: Option<&Path>) -> Result<UpstreamClient, ClientError> {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(Duration::from_secs(10)));
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
+        .wrap_connector(connector);
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .build(connector))

@@ -91,12 +91,9 @@ impl RefApp {
                             }
                         };
                         let _ = stream.set_nodelay(true);
-                        let app = Arc::clone(&self);
-                        let service = service_fn(move |request| {
-                            let app = Arc::clone(&app);
-                            async move { Ok::<_, Infallible>(app.handle(request, local).await) }
-                        });
-                        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                        let connection = builder
+                            .serve_connection(TokioIo::new(stream), Arc::clone(&self).service(local))
+                            .into_owned();
                         let connection = graceful.watch(connection);
                         tokio::spawn(async move {
                             if let Err(error) = connection.await {
@@ -115,6 +112,37 @@ impl RefApp {
             shutdown: Some(shutdown_tx),
             task,
         }
+    }
+
+    /// Serves one connection (an in-process pipe, say) in a task of its own, as a listener's
+    /// connections are served.
+    pub fn serve_connection<IO>(self: &Arc<Self>, io: IO)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = Arc::clone(self).service(SocketAddr::from(([127, 0, 0, 1], 0)));
+        tokio::spawn(async move {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            if let Err(error) = builder.serve_connection(TokioIo::new(io), service).await {
+                tracing::debug!(%error, "Connection ended with an error.");
+            }
+        });
+    }
+
+    /// The service of one connection to `local`.
+    fn service(
+        self: Arc<Self>,
+        local: SocketAddr,
+    ) -> impl hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<Full<Bytes>>,
+        Error = Infallible,
+        Future = impl std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send,
+    > + Clone {
+        service_fn(move |request| {
+            let app = Arc::clone(&self);
+            async move { Ok::<_, Infallible>(app.handle(request, local).await) }
+        })
     }
 
     fn directory(&self) -> std::sync::MutexGuard<'_, Directory> {

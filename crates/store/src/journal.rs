@@ -317,7 +317,10 @@ fn decode_frames(bytes: &[u8], first_seq: u64) -> (Vec<Write>, Option<Stop>) {
         let length = u32::from_le_bytes([length[0], length[1], length[2], length[3]]) as usize;
         let checksum = u32::from_le_bytes([checksum[0], checksum[1], checksum[2], checksum[3]]);
         let seq = u64::from_le_bytes([seq[0], seq[1], seq[2], seq[3], seq[4], seq[5], seq[6], seq[7]]);
-        let expected = first_seq + writes.len() as u64;
+        // A segment's first number comes from its file's name: nothing past u64::MAX follows.
+        let Some(expected) = first_seq.checked_add(writes.len() as u64) else {
+            return (writes, Some(Stop::Torn("frame numbers past 2^64".to_owned())));
+        };
         if length == 0 || seq < expected {
             return (writes, None);
         }
@@ -353,6 +356,33 @@ fn decode_frames(bytes: &[u8], first_seq: u64) -> (Vec<Write>, Option<Stop>) {
         rest = after;
     }
     (writes, None)
+}
+
+/// For `fuzz/` (feature `fuzzing`): `bytes` read as a segment (its first 8 bytes the first
+/// frame number, the rest its content), then the same content cut at each 0xFF byte into
+/// payloads framed as an append frames them, so that record decoding is reached past the
+/// checksums. Returns how many records decoded.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_decode(bytes: &[u8]) -> usize {
+    let Some((first, content)) = bytes.split_first_chunk::<8>() else {
+        return 0;
+    };
+    let first_seq = u64::from_le_bytes(*first);
+    let (read, _) = decode_frames(content, first_seq);
+    let mut framed = Vec::new();
+    for (index, payload) in content.split(|byte| *byte == 0xFF).enumerate() {
+        let seq = first_seq.wrapping_add(index as u64);
+        let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        let mut digest = CRC.digest();
+        digest.update(&seq.to_le_bytes());
+        digest.update(payload);
+        framed.extend_from_slice(&length.to_le_bytes());
+        framed.extend_from_slice(&digest.finalize().to_le_bytes());
+        framed.extend_from_slice(&seq.to_le_bytes());
+        framed.extend_from_slice(payload);
+    }
+    let (decoded, _) = decode_frames(&framed, first_seq);
+    read.len() + decoded.len()
 }
 
 /// The statements that apply `writes`, in order.

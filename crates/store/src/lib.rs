@@ -17,6 +17,8 @@
 //! - The SQLite and PostgreSQL migrations carry the same versions (a test checks it).
 
 mod journal;
+#[cfg(feature = "fuzzing")]
+pub use journal::fuzz_decode as fuzz_journal_decode;
 mod model;
 mod query;
 mod sql;
