@@ -480,6 +480,44 @@ async fn slow_bodies_and_strangers_never_hold_an_exchange_slot() {
     app.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_client_that_leaves_while_waiting_for_a_slot_starts_nothing() {
+    let store_url = fresh_store_urls().await.remove(0);
+    let silent = slow::silent().await;
+    let config = format!(
+        "[listen]\nmax_exchanges = 1\n{}",
+        single_route(&format!("http://{silent}"), "timeout_secs = 2\n")
+    );
+    let proxy = start(&config, &store_url).await;
+    let client = proxy.client.clone();
+    let first = tokio::spawn(async move { client.get("/Users/first").await });
+    assert!(metrics_show(&proxy, "scimtrail_exchanges_in_flight 1").await);
+    let mut leaving = TcpStream::connect(proxy.running.proxy_addr).await.unwrap();
+    leaving
+        .write_all(b"GET /Users/second HTTP/1.1\r\nhost: s\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(metrics_show(&proxy, "scimtrail_exchanges_waited_total 1").await);
+    drop(leaving);
+    assert_eq!(first.await.unwrap().status, StatusCode::GATEWAY_TIMEOUT);
+    let mut second = None;
+    for _ in 0..200 {
+        second = proxy
+            .exchanges_of("app")
+            .await
+            .into_iter()
+            .find(|e| e.path == "/Users/second" && e.outcome != "in_flight");
+        if second.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let second = second.expect("the request that was left is recorded");
+    assert_eq!((second.outcome.as_str(), second.status), ("rejected", Some(499)));
+    assert!(second.forwarded_headers.is_none(), "it was not forwarded");
+    proxy.running.shutdown().await;
+}
+
 // === 7. The route timeout covers the whole upstream exchange ===
 
 #[tokio::test]
