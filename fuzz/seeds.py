@@ -34,8 +34,10 @@ def rule_cases():
             yield path.stem, case
 
 
-def structured(case) -> bytes:
-    """A rule-file case as the `rules` and `findings` targets read their input."""
+def structured(case, profile=0, lacking=0, with_state=1) -> bytes:
+    """A rule-file case as the `rules` and `findings` targets read their input; for `rules`,
+    the selector also names the profile (its index among the bundled ones),
+    the target (1: an application lacking everything) and whether the state is read."""
     method = METHODS.index(case["method"]) if case["method"] in METHODS else 0
     path = case["path"]
     endpoint = max((i for i, e in enumerate(ENDPOINTS) if path.startswith(e)),
@@ -43,7 +45,7 @@ def structured(case) -> bytes:
     rest = path[len(ENDPOINTS[endpoint]):] if path.startswith(ENDPOINTS[endpoint]) else path
     status = case.get("response_status", 200) - 100
     fields = [
-        bytes([method, endpoint]),
+        bytes([method, endpoint, profile, lacking, with_state]),
         rest.encode(),
         case.get("query", "").encode(),
         case.get("body", "").encode(),
@@ -105,8 +107,11 @@ def main() -> None:
         write("path", path.encode())
 
     requests = []
+    # In the order scimtrail_rules::builtin_profiles gives them.
+    profiles = ["okta", "entra", "onelogin", "jumpcloud", "google", "ping", "generic"]
     for idp, case in rule_cases():
-        write("rules", structured(case))
+        lacking = 1 if case.get("target") else 0
+        write("rules", structured(case, profiles.index(idp), lacking))
         write("findings", structured(case))
         body = case.get("body", "")
         if not body:

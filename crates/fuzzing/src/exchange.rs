@@ -6,7 +6,9 @@
 //! without bound over a campaign.
 //!
 //! A panic anywhere — in a task the runtime would otherwise turn into a 500 — aborts the
-//! process, so that libFuzzer sees it.
+//! process, so that libFuzzer sees it. (The answer itself is not searched for the proxy's
+//! internal-error text: the proxy may echo what a request carried, and the campaign's first
+//! "crash" was a content type spelling that very text.)
 
 use scimtrail_app::config::RawConfig;
 use scimtrail_app::{Overrides, Settings};
@@ -134,14 +136,9 @@ pub fn exchange(data: &[u8]) {
             *running = Some(start(world).await);
         }
         let Some(current) = running.as_mut() else { return };
-        let answer = current.harness.exchange(data, WAIT).await;
+        // A panic in any task aborts (see `world`): what comes back needs no reading.
+        let _ = current.harness.exchange(data, WAIT).await;
         current.served += 1;
-        let internal = b"the proxy failed while handling this exchange";
-        assert!(
-            !answer.windows(internal.len()).any(|w| w == internal),
-            "an exchange task failed on {:?}",
-            String::from_utf8_lossy(data)
-        );
     });
 }
 

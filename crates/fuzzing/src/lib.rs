@@ -19,6 +19,7 @@ use scimtrail_scim::schema::{GROUP_TYPE, USER_TYPE};
 use scimtrail_scim::{strict_json, AttrPath, Filter, PatchPath, PatchRequest};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use structured::Parts;
 
 /// A fuzz target: arbitrary bytes in, a panic out if an invariant breaks.
@@ -117,47 +118,53 @@ pub fn strict_json(data: &[u8]) {
     }
 }
 
-/// Every IdP profile's request and response normalisation, for a strict application and for
-/// one lacking everything a target profile can lack; and R4's pages.
+/// An IdP profile's request and response normalisation (the selector picks which), for a
+/// strict application or one lacking everything a target profile can lack, with or without
+/// the resource's state; and R4's pages.
 pub fn rules(data: &[u8]) {
     let parts = Parts::of(data);
-    let request = parts.request();
-    let lacking = scimtrail_rules::Target {
-        patch: false,
-        put: false,
-        value_path_filters: false,
-        password_sync: false,
-        empty_members_replace: false,
-        filter_attributes: vec!["userName".to_owned()],
-        filter_operators: vec!["eq".to_owned()],
-        strict_booleans: false,
-        user_name_case_exact: true,
-        max_results: 3,
-        max_aggregate_results: Some(7),
-        sorting: false,
-        member_type_required: true,
-        max_patch_operations: Some(2),
-        max_operation_values: Some(1),
-        ..scimtrail_rules::Target::default()
+    let profiles = profiles();
+    let Some(profile) = profiles.get(parts.choice(2, profiles.len())) else {
+        return;
     };
-    let state = parts.state();
-    let response = parts.response();
-    let Ok(profiles) = builtin_profiles() else { return };
-    for profile in &profiles {
-        for target in [&scimtrail_rules::Target::default(), &lacking] {
-            for state in [None, state.as_ref()] {
-                let Ok(normalized) = normalize_request(&request, profile, target, state) else {
-                    continue;
-                };
-                let forwarded = normalized.value;
-                if let Some(pages) = &forwarded.pages {
-                    let listed = (0..).map_while(|n| pages.query(n)).take(100).count() as u64;
-                    assert!(listed <= target.aggregate_limit().div_ceil(target.max_results.max(1)));
-                }
-                let _ = normalize_response(&forwarded, &response, profile, target);
-            }
+    let target = if parts.choice(3, 2) == 1 {
+        scimtrail_rules::Target {
+            patch: false,
+            put: false,
+            value_path_filters: false,
+            password_sync: false,
+            empty_members_replace: false,
+            filter_attributes: vec!["userName".to_owned()],
+            filter_operators: vec!["eq".to_owned()],
+            strict_booleans: false,
+            user_name_case_exact: true,
+            max_results: 3,
+            max_aggregate_results: Some(7),
+            sorting: false,
+            member_type_required: true,
+            max_patch_operations: Some(2),
+            max_operation_values: Some(1),
+            ..scimtrail_rules::Target::default()
         }
+    } else {
+        scimtrail_rules::Target::default()
+    };
+    let state = parts.state().filter(|_| parts.choice(4, 2) == 1);
+    let Ok(normalized) = normalize_request(&parts.request(), profile, &target, state.as_ref()) else {
+        return;
+    };
+    let forwarded = normalized.value;
+    if let Some(pages) = &forwarded.pages {
+        let listed = (0..).map_while(|n| pages.query(n)).take(100).count() as u64;
+        assert!(listed <= target.aggregate_limit().div_ceil(target.max_results.max(1)));
     }
+    let _ = normalize_response(&forwarded, &parts.response(), profile, &target);
+}
+
+/// The bundled profiles, parsed once.
+fn profiles() -> &'static [scimtrail_rules::Profile] {
+    static PROFILES: OnceLock<Vec<scimtrail_rules::Profile>> = OnceLock::new();
+    PROFILES.get_or_init(|| builtin_profiles().expect("the bundled profiles parse"))
 }
 
 /// What the findings read of an answer against a request, and request shapes.

@@ -1,5 +1,5 @@
 //! Arbitrary bytes read as an exchange's parts, for the targets that take structured input:
-//! fields cut at each 0xFF byte (which JSON and UTF-8 text never hold) — a selector, a path, a
+//! fields cut at each 0xFF byte (which UTF-8 text never holds) — a selector, a path, a
 //! query, a request body, a status, a response body and a resource's state. Short inputs give
 //! empty fields, so every input is some exchange.
 
@@ -45,6 +45,12 @@ impl<'a> Parts<'a> {
 
     fn selector(&self, at: usize) -> usize {
         self.field(0).get(at).copied().map_or(0, usize::from)
+    }
+
+    /// One of `among` choices, by the selector's byte `at` (selector bytes: 0 the method,
+    /// 1 the endpoint, then what the target chooses).
+    pub(crate) fn choice(&self, at: usize, among: usize) -> usize {
+        self.selector(at) % among.max(1)
     }
 
     /// The request: a method and an endpoint chosen by the selector, the path field after it.
