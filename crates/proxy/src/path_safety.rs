@@ -58,22 +58,34 @@ fn segment_refusal(segment: &str) -> Option<&'static str> {
     if segment.contains('\\') {
         return Some("holds a backslash, which some servers read as a '/'");
     }
+    // Most segments escape nothing: read as they are, without a copy.
+    if !segment.contains('%') {
+        return plain_refusal(segment.as_bytes());
+    }
     let Some(decoded) = percent_decode(segment.as_bytes()) else {
         return Some("holds a '%' that does not start an escape like %2F");
     };
     if decoded.contains(&b'/') || decoded.contains(&b'\\') {
         return Some("holds an encoded '/' or '\\' (%2F, %5C), which could end the segment early");
     }
-    if decoded.iter().any(|b| b.is_ascii_control()) {
-        return Some("holds a control character (such as %00)");
-    }
-    // `..;jsessionid=x` is `..` to a servlet container.
-    let name = decoded.split(|b| *b == b';').next().unwrap_or_default();
-    if name == b"." || name == b".." {
-        return Some("is a '.' or '..' segment, which could leave the application's base path");
+    if let Some(why) = plain_refusal(&decoded) {
+        return Some(why);
     }
     if twice_encoded(&decoded) {
         return Some("is percent-encoded twice (such as %252E), which a server could decode into '.' or '/'");
+    }
+    None
+}
+
+/// Why a segment, decoded, is refused for what it reads as: a control character, or a dot
+/// segment (`..;jsessionid=x` is `..` to a servlet container).
+fn plain_refusal(decoded: &[u8]) -> Option<&'static str> {
+    if decoded.iter().any(|b| b.is_ascii_control()) {
+        return Some("holds a control character (such as %00)");
+    }
+    let name = decoded.split(|b| *b == b';').next().unwrap_or_default();
+    if name == b"." || name == b".." {
+        return Some("is a '.' or '..' segment, which could leave the application's base path");
     }
     None
 }

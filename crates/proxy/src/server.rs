@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -274,30 +274,50 @@ impl<H: Handler> Connection<H> {
     }
 }
 
-/// Requests in flight on one connection, and when that changes.
-#[derive(Default)]
+/// Requests in flight on one connection, and when one last started or ended. Kept in atomics
+/// that a request only writes: the idle watch reads them when its own timer fires, so that a
+/// busy connection costs no wake-up per request.
 struct Activity {
     in_flight: AtomicUsize,
-    started: AtomicU64,
-    changed: Notify,
+    /// Milliseconds since `since` at the last start or end of a request.
+    last: AtomicU64,
+    since: std::time::Instant,
+}
+
+impl Default for Activity {
+    fn default() -> Activity {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            last: AtomicU64::new(0),
+            since: std::time::Instant::now(),
+        }
+    }
 }
 
 impl Activity {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn touch(&self) {
+        self.last.store(self.now_ms(), Ordering::Release);
+    }
+
     /// Resolves once the connection has had no request in flight for `timeout`.
     async fn idle_for(&self, timeout: Duration) {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         loop {
-            let started = self.started.load(Ordering::Acquire);
-            if self.in_flight.load(Ordering::Acquire) > 0 {
-                self.changed.notified().await;
-                continue;
-            }
-            // `notify_one` keeps a permit for a change made before this wait begins.
-            if tokio::time::timeout(timeout, self.changed.notified()).await.is_err()
-                && self.in_flight.load(Ordering::Acquire) == 0
-                && self.started.load(Ordering::Acquire) == started
-            {
+            let idle_ms = self.now_ms().saturating_sub(self.last.load(Ordering::Acquire));
+            if self.in_flight.load(Ordering::Acquire) == 0 && idle_ms >= timeout_ms {
                 return;
             }
+            // Busy: look again a whole timeout later; idle: when this idle spell would end.
+            let wait = if self.in_flight.load(Ordering::Acquire) > 0 {
+                timeout_ms
+            } else {
+                timeout_ms - idle_ms
+            };
+            tokio::time::sleep(Duration::from_millis(wait.max(1))).await;
         }
     }
 }
@@ -308,16 +328,15 @@ struct Busy(Arc<Activity>);
 impl Busy {
     fn new(activity: &Arc<Activity>) -> Busy {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
-        activity.started.fetch_add(1, Ordering::AcqRel);
-        activity.changed.notify_one();
+        activity.touch();
         Busy(Arc::clone(activity))
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.changed.notify_one();
     }
 }
 
