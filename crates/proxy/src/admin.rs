@@ -212,6 +212,10 @@ impl Admin {
         if let Err(error) = &store {
             body["store_error"] = json!(error.to_string());
         }
+        // Ready still: what SQLite refused no longer blocks anything, but someone should look.
+        if let Some((file, count)) = self.store.moved_aside() {
+            body["records_moved_aside"] = json!({"count": count, "file": file.display().to_string()});
+        }
         json_response(
             if ready {
                 StatusCode::OK

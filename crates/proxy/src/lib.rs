@@ -209,6 +209,7 @@ impl Proxy {
         client: upstream::UpstreamClient,
     ) -> Result<(Proxy, Background), StartError> {
         let metrics = Arc::new(Metrics::default());
+        metrics.watch_store(store.clone());
         let (recorder, writer) = Recorder::spawn(
             store.clone(),
             config.record_mode,

@@ -45,6 +45,7 @@ pub struct Metrics {
     failed_deprovisions: Mutex<BTreeMap<Labels, u64>>,
     alerts: Mutex<BTreeMap<Labels, u64>>,
     connections_closed: Mutex<BTreeMap<Labels, u64>>,
+    records_isolated: Mutex<BTreeMap<Labels, u64>>,
     exchange_latency: Mutex<BTreeMap<Labels, Histogram>>,
     upstream_latency: Mutex<BTreeMap<Labels, Histogram>>,
     batch_size: Mutex<Histogram>,
@@ -54,6 +55,8 @@ pub struct Metrics {
     record_errors: AtomicU64,
     /// The proxy listener's slots, once it serves.
     capacity: OnceLock<crate::capacity::Capacity>,
+    /// The store, for what it reports of itself.
+    store: OnceLock<scimtrail_store::Store>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -164,6 +167,14 @@ impl Metrics {
         self.record_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a record the store refused on its own, whose batch committed without it:
+    /// `degraded` (kept in a lesser form) or `refused` (its exchange answered 503).
+    pub fn record_isolated(&self, result: &'static str) {
+        *lock(&self.records_isolated)
+            .entry(vec![("result", result.to_owned())])
+            .or_default() += 1;
+    }
+
     /// How many records were dropped.
     pub fn dropped_total(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -175,6 +186,11 @@ impl Metrics {
         *lock(&self.connections_closed)
             .entry(vec![("reason", reason.to_owned())])
             .or_default() += 1;
+    }
+
+    /// Exports what the store reports of itself from now on.
+    pub(crate) fn watch_store(&self, store: scimtrail_store::Store) {
+        let _ = self.store.set(store);
     }
 
     /// Exports the proxy listener's use of its slots from now on.
@@ -210,6 +226,12 @@ impl Metrics {
             "scimtrail_connections_closed_total",
             "Connections the proxy listener closed on its own, by reason: no first bytes in time (first_byte_timeout), no request for idle_timeout (idle), over max_connections_per_client (per_client).",
             &lock(&self.connections_closed),
+        );
+        counters(
+            &mut out,
+            "scimtrail_records_isolated_total",
+            "Records the store refused on their own while the rest of their batch committed, by result: kept in a lesser form (degraded) or refused, their exchange answered 503 (refused).",
+            &lock(&self.records_isolated),
         );
         histograms(
             &mut out,
@@ -270,6 +292,14 @@ impl Metrics {
                 load(&self.record_errors),
             ),
         ];
+        if let Some(store) = self.store.get() {
+            gauges.push((
+                "scimtrail_store_records_moved_aside",
+                "gauge",
+                "Journaled records SQLite refused in every form, moved aside into the journal's .rejected file.",
+                store.moved_aside().map_or(0, |(_, count)| count),
+            ));
+        }
         if let Some(capacity) = self.capacity.get() {
             let crate::capacity::Usage {
                 connections,

@@ -13,7 +13,7 @@
 //! waits for two commits, so these hand-offs are most of its added latency.
 
 use crate::metrics::Metrics;
-use scimtrail_store::{Store, Write};
+use scimtrail_store::{Store, Write, Written};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,9 +31,12 @@ pub enum RecordMode {
 /// Why a durable write did not happen.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RecordError {
-    /// The store refused the batch.
+    /// The store failed (the batch failed as a whole).
     #[error("the store refused the write: {0}")]
     Store(String),
+    /// The store refused this record on its own; the others of its batch were committed.
+    #[error("the store refused this record: {0}")]
+    Refused(String),
     /// The writer is gone (shutting down).
     #[error("the recorder has stopped")]
     Stopped,
@@ -175,19 +178,34 @@ fn writer(
         let (writes, waiters): (Vec<Write>, Vec<_>) = batch.drain(..).map(|job| (job.write, job.done)).unzip();
         let started = Instant::now();
         let count = writes.len();
-        let result = store
-            .write_batch_blocking(writes)
-            .map_err(|error| RecordError::Store(error.to_string()));
+        let results = store.write_batch_blocking(writes);
         metrics.batch(count, started.elapsed());
         metrics.set_queue_depth(jobs.len());
-        if let Err(error) = &result {
-            metrics.record_error();
-            tracing::error!(%error, batch = count, "Writing a batch of records failed.");
-        }
-        for waiter in waiters {
+        let results = match results {
+            Ok(results) => results,
+            Err(error) => {
+                metrics.record_error();
+                tracing::error!(%error, batch = count, "Writing a batch of records failed.");
+                vec![Written::Failed(error.to_string()); count]
+            }
+        };
+        for (waiter, written) in waiters.into_iter().zip(results) {
+            // One bad record fails alone: the store has logged which, and why.
+            let result = match written {
+                Written::Committed => Ok(()),
+                Written::Degraded(_) => {
+                    metrics.record_isolated("degraded");
+                    Ok(())
+                }
+                Written::Refused(reason) => {
+                    metrics.record_isolated("refused");
+                    Err(RecordError::Refused(reason))
+                }
+                Written::Failed(reason) => Err(RecordError::Store(reason)),
+            };
             match waiter {
                 Some(done) => {
-                    let _ = done.send(result.clone());
+                    let _ = done.send(result);
                 }
                 None if result.is_err() => metrics.dropped(),
                 None => {}

@@ -28,12 +28,13 @@
 //! Stopping anywhere else (an earlier segment, a frame that does not decode) is damage: what
 //! is readable is applied and the segment is kept aside as `N.log.damaged-TIME`.
 
+use crate::isolation::{commit_isolated, Lessen, Written};
 use crate::model::{Completion, NewExchange, Write};
 use crate::sqlite_writer::SqliteWriter;
 use crate::{sql, stored_json, SqliteSync, StoreError};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::Read;
+use std::io::{Read, Write as _};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,6 +74,71 @@ pub(crate) fn directory(database: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Where records SQLite refuses on their own, even in a lesser form, are moved aside, one JSON
+/// line each (`{"reason": …, "record": …}`), so that they never block the records behind them:
+/// `scimtrail.db.journal` → `scimtrail.db.journal.rejected`.
+pub(crate) fn rejected_path(dir: &Path) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(".rejected");
+    PathBuf::from(name)
+}
+
+/// Commits journaled `writes` to SQLite, one bad record failing alone (see `isolation`):
+/// a record refused even in its lesser forms is moved aside into [`rejected_path`]. Returns
+/// how many were moved aside; an error when SQLite itself fails (then nothing is moved).
+fn commit_journaled(writer: &SqliteWriter, dir: &Path, writes: &[Write]) -> Result<u64, StoreError> {
+    let results = commit_isolated(writes, Lessen::Everything, |writes| {
+        writer.write_blocking(&statements(writes))
+    })?;
+    if let Some(Written::Failed(reason)) = results.iter().find(|r| matches!(r, Written::Failed(_))) {
+        return Err(StoreError::Journal(reason.clone()));
+    }
+    let mut moved = 0;
+    for (write, written) in writes.iter().zip(&results) {
+        let id = write.exchange_id().unwrap_or("-");
+        match written {
+            Written::Committed | Written::Failed(_) => {}
+            Written::Degraded(reason) => {
+                tracing::warn!(
+                    id,
+                    reason,
+                    "SQLite refused a journaled record whole; it is kept without what the peers sent."
+                );
+            }
+            Written::Refused(reason) => {
+                move_aside(dir, write, reason)?;
+                moved += 1;
+                tracing::error!(id, reason, file = %rejected_path(dir).display(), "SQLite refuses a journaled record in every form; it was moved aside so the records behind it are applied.");
+            }
+        }
+    }
+    Ok(moved)
+}
+
+/// Appends `write` to the file of records moved aside, durably.
+fn move_aside(dir: &Path, write: &Write, reason: &str) -> Result<(), StoreError> {
+    let path = rejected_path(dir);
+    let mut line = serde_json::to_vec(&serde_json::json!({"reason": reason, "record": write}))
+        .map_err(|error| StoreError::Journal(format!("a record does not encode: {error}")))?;
+    line.push(b'\n');
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| io_error("cannot open", &path, &e))?;
+    file.write_all(&line)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| io_error("cannot append to", &path, &e))
+}
+
+/// How many records were moved aside into [`rejected_path`] (its lines).
+fn moved_aside_count(dir: &Path) -> u64 {
+    match fs::read(rejected_path(dir)) {
+        Ok(bytes) => bytes.iter().filter(|b| **b == b'\n').count() as u64,
+        Err(_) => 0,
+    }
+}
+
 /// A journal held by this process: appends, and the applier thread behind them.
 #[derive(Debug)]
 pub(crate) struct Journal {
@@ -93,6 +159,8 @@ pub(crate) struct Journal {
     /// Whether `dir/spare` holds a segment ready to be written over (see [`Journal::rotate`]).
     spare: Mutex<bool>,
     applier: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Records moved aside into [`rejected_path`], this run's and earlier ones'.
+    moved_aside: AtomicU64,
     /// Held for the journal's life: the `flock` on `dir/lock`.
     _lock: File,
 }
@@ -199,11 +267,11 @@ fn recover(dir: &Path, writer: &SqliteWriter) -> Result<(usize, u64), StoreError
             chunk.push(record);
             if chunk.len() == APPLY_CHUNK {
                 let (writes, _) = merge(Vec::new(), std::mem::take(&mut chunk), false);
-                writer.write_blocking(&statements(&writes))?;
+                commit_journaled(writer, dir, &writes)?;
             }
         }
         let (writes, _) = merge(Vec::new(), chunk, false);
-        writer.write_blocking(&statements(&writes))?;
+        commit_journaled(writer, dir, &writes)?;
     }
     // Everything readable is in SQLite (committed), and in its database file for good (the
     // records may have been journaled under `synchronous = full`, this run may be `normal`):
@@ -457,6 +525,7 @@ impl Journal {
         }
         let path = segment_path(&dir, next_seq);
         let file = create_segment(&dir, &path)?;
+        let moved_aside = AtomicU64::new(moved_aside_count(&dir));
         let journal = Arc::new(Journal {
             dir,
             sync,
@@ -484,6 +553,7 @@ impl Journal {
             segments: Mutex::new(VecDeque::from([next_seq])),
             spare: Mutex::new(false),
             applier: Mutex::new(None),
+            moved_aside,
             _lock: lock_file,
         });
         let applier_journal = Arc::clone(&journal);
@@ -707,6 +777,13 @@ impl Journal {
         lock(&self.queue).failing.clone()
     }
 
+    /// The records SQLite refused in every form, moved aside so that they block nothing: the
+    /// file, and how many it holds.
+    pub(crate) fn moved_aside(&self) -> Option<(PathBuf, u64)> {
+        let count = self.moved_aside.load(Ordering::Acquire);
+        (count > 0).then(|| (rejected_path(&self.dir), count))
+    }
+
     /// Applies everything, stops the applier and, when nothing is left unapplied, deletes
     /// the segments. Later appends fail.
     pub(crate) fn close(&self) {
@@ -810,10 +887,11 @@ impl Journal {
     /// appends are refused meanwhile). Gives up only when closing: the next start applies
     /// what is left.
     fn apply(&self, writer: &SqliteWriter, writes: &[Write]) -> bool {
-        let statements = statements(writes);
         let mut pause = Duration::from_millis(50);
         for attempt in 1.. {
-            let result = writer.write_blocking(&statements);
+            let result = commit_journaled(writer, &self.dir, writes)
+                .map(|moved| self.moved_aside.fetch_add(moved, Ordering::AcqRel))
+                .map(drop);
             let failing = result.as_ref().err().map(ToString::to_string);
             let was_failing = std::mem::replace(&mut lock(&self.queue).failing, failing).is_some();
             // Appends waiting for room fail at once.

@@ -16,6 +16,8 @@
 //!   `since`/`until` bounds all use the primary key.
 //! - The SQLite and PostgreSQL migrations carry the same versions (a test checks it).
 
+mod column;
+mod isolation;
 mod journal;
 #[cfg(feature = "fuzzing")]
 pub use journal::fuzz_decode as fuzz_journal_decode;
@@ -25,9 +27,11 @@ mod sql;
 mod sqlite_writer;
 mod stored_json;
 
+pub use isolation::Written;
 pub use model::{rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, Snapshot, Write, OUTCOME_IN_FLIGHT};
 pub use query::REPLAYABLE_OUTCOMES;
 
+use isolation::{commit_isolated, Lessen};
 use journal::Journal;
 use sqlite_writer::SqliteWriter;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -258,32 +262,75 @@ impl Store {
     }
 
     /// Applies the writes in order, in one transaction (through the journal, if this store
-    /// holds it: then durable on return, and in the database soon after).
-    pub async fn write_batch(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        if let Some(journal) = self.journal() {
-            let journal = Arc::clone(journal);
-            return tokio::task::spawn_blocking(move || journal.append(writes))
-                .await
-                .map_err(|error| StoreError::Thread(error.to_string()))?;
-        }
-        match &self.pool {
-            Pool::Sqlite(_, writer, _) => writer.write(writes.iter().flat_map(sql::statements).collect()).await,
-            Pool::Postgres(pool, _) => write_postgres(pool, &writes).await,
-        }
+    /// holds it: then durable on return, and in the database soon after). A record the
+    /// database refuses fails alone (see [`Written`]); the error is the store's, when the
+    /// batch failed on the store itself and nothing was written.
+    pub async fn write_batch(&self, writes: Vec<Write>) -> Result<Vec<Written>, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write_batch_blocking(writes))
+            .await
+            .map_err(|error| StoreError::Thread(error.to_string()))?
     }
 
-    /// Applies the writes in one transaction, blocking the calling thread until the commit:
-    /// for a dedicated writer thread (the recorder's), so that a batch costs no hand-off to
-    /// another thread. Must not be called from an async task (PostgreSQL's write would panic
-    /// on `block_on` inside the runtime); async code uses [`Store::write_batch`].
-    pub fn write_batch_blocking(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+    /// [`Store::write_batch`], blocking the calling thread until the commit: for a dedicated
+    /// writer thread (the recorder's), so that a batch costs no hand-off to another thread.
+    /// Must not be called from an async task (PostgreSQL's write would panic on `block_on`
+    /// inside the runtime).
+    ///
+    /// A record the database refuses on its own does not fail the others: the batch is then
+    /// committed record by record, and a completion the database refuses whole is kept in a
+    /// lesser form (the application has applied what it records). An in-flight record is
+    /// refused: its exchange is not forwarded.
+    pub fn write_batch_blocking(&self, writes: Vec<Write>) -> Result<Vec<Written>, StoreError> {
         if let Some(journal) = self.journal() {
-            return journal.append(writes);
+            let count = writes.len();
+            // Appending frames fails for the journal as a whole, never for one record; what
+            // SQLite later refuses is the applier's to isolate.
+            journal.append(writes)?;
+            return Ok(vec![Written::Committed; count]);
         }
-        match &self.pool {
-            Pool::Sqlite(_, writer, _) => writer.write_blocking(&writes.iter().flat_map(sql::statements).collect()),
-            Pool::Postgres(pool, runtime) => runtime.block_on(write_postgres(pool, &writes)),
+        let results = match &self.pool {
+            Pool::Sqlite(_, writer, _) => commit_isolated(&writes, Lessen::Completions, |writes| {
+                writer.write_blocking(&writes.iter().flat_map(sql::statements).collect())
+            }),
+            Pool::Postgres(pool, runtime) => commit_isolated(&writes, Lessen::Completions, |writes| {
+                runtime.block_on(write_postgres(pool, writes))
+            }),
+        }?;
+        for (write, written) in writes.iter().zip(&results) {
+            let id = write.exchange_id().unwrap_or("-");
+            match written {
+                Written::Committed => {}
+                Written::Degraded(reason) => {
+                    tracing::warn!(
+                        id,
+                        reason,
+                        "The store refused a record whole; it is kept without what the peers sent."
+                    );
+                }
+                Written::Refused(reason) => {
+                    tracing::error!(
+                        id,
+                        reason,
+                        "The store refused a record on its own; the rest of its batch was committed."
+                    );
+                }
+                Written::Failed(reason) => {
+                    tracing::error!(
+                        id,
+                        reason,
+                        "The store failed while committing a batch record by record."
+                    );
+                }
+            }
         }
+        Ok(results)
+    }
+
+    /// The records SQLite refused in every form and the journal moved aside so that they
+    /// block nothing behind them: the file and how many it holds (a journaled SQLite store).
+    pub fn moved_aside(&self) -> Option<(PathBuf, u64)> {
+        self.journal().and_then(|journal| journal.moved_aside())
     }
 
     /// Marks the exchanges `instance` left in flight (it stopped without completing them) as
@@ -412,21 +459,23 @@ impl Store {
         resource_id: &str,
     ) -> Result<Option<serde_json::Value>, StoreError> {
         self.caught_up().await;
+        // Bound as they were written (see `column`).
+        let [route, resource_type, resource_id] = [route, resource_type, resource_id].map(column::key);
         let body: Option<String> = match &self.pool {
             Pool::Sqlite(pool, ..) => {
                 sqlx::query_scalar(sql::GET_SNAPSHOT)
-                    .bind(route)
-                    .bind(resource_type)
-                    .bind(resource_id)
+                    .bind(&route)
+                    .bind(&resource_type)
+                    .bind(&resource_id)
                     .fetch_optional(pool)
                     .await?
             }
             Pool::Postgres(pool, _) => {
                 let statement = sql::numbered_placeholders(sql::GET_SNAPSHOT);
                 sqlx::query_scalar(&statement)
-                    .bind(route)
-                    .bind(resource_type)
-                    .bind(resource_id)
+                    .bind(&route)
+                    .bind(&resource_type)
+                    .bind(&resource_id)
                     .fetch_optional(pool)
                     .await?
             }
@@ -444,16 +493,17 @@ impl Store {
     /// The request shapes `route` has seen.
     pub async fn route_shapes(&self, route: &str) -> Result<Vec<String>, StoreError> {
         self.caught_up().await;
+        let route = column::key(route);
         let shapes = match &self.pool {
             Pool::Sqlite(pool, ..) => {
                 sqlx::query_scalar(sql::ROUTE_SHAPES)
-                    .bind(route)
+                    .bind(&route)
                     .fetch_all(pool)
                     .await?
             }
             Pool::Postgres(pool, _) => {
                 let statement = sql::numbered_placeholders(sql::ROUTE_SHAPES);
-                sqlx::query_scalar(&statement).bind(route).fetch_all(pool).await?
+                sqlx::query_scalar(&statement).bind(&route).fetch_all(pool).await?
             }
         };
         Ok(shapes)

@@ -99,6 +99,15 @@ pub enum Write {
 }
 
 impl Write {
+    /// The exchange this write records, if it records one.
+    pub fn exchange_id(&self) -> Option<&str> {
+        match self {
+            Write::Begin(new) | Write::Whole(new, _) => Some(&new.id),
+            Write::Finish(done) => Some(&done.id),
+            Write::Snapshot(_) | Write::Shape(..) => None,
+        }
+    }
+
     /// About the memory this write holds: its bodies, plus a kilobyte for the rest.
     pub fn approx_bytes(&self) -> usize {
         let body = |body: &Option<String>| body.as_ref().map_or(0, String::len);

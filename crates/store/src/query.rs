@@ -1,7 +1,7 @@
 //! SELECT statements for reading exchanges.
 
 use crate::model::ExchangeQuery;
-use crate::sql::Param;
+use crate::sql::{key_param, Param};
 
 pub(crate) struct Select {
     pub(crate) sql: String,
@@ -26,9 +26,7 @@ pub(crate) fn writes_to(route: &str, resource_type: &str, resource_id: &str) -> 
             "SELECT {COLUMNS} FROM exchanges WHERE route = ? AND resource_type = ? AND resource_id = ? \
              AND method IN ('POST', 'PUT', 'PATCH', 'DELETE') ORDER BY id"
         ),
-        params: [route, resource_type, resource_id]
-            .map(|p| Param::Text(Some(p.to_owned())))
-            .to_vec(),
+        params: [route, resource_type, resource_id].map(key_param).to_vec(),
     }
 }
 
@@ -39,12 +37,10 @@ pub(crate) fn later_creates(route: &str, resource_type: &str, after_id: &str, us
         "SELECT {COLUMNS} FROM exchanges WHERE route = ? AND resource_type = ? AND operation = 'create' \
          AND outcome = 'ok' AND id > ?"
     );
-    let mut params: Vec<Param> = [route, resource_type, after_id]
-        .map(|p| Param::Text(Some(p.to_owned())))
-        .to_vec();
+    let mut params: Vec<Param> = [route, resource_type, after_id].map(key_param).to_vec();
     if let Some(user_name) = user_name {
         sql.push_str(" AND user_name = ?");
-        params.push(Param::Text(Some(user_name.to_owned())));
+        params.push(key_param(user_name));
     }
     sql.push_str(" ORDER BY id LIMIT 1000");
     Select { sql, params }
@@ -57,7 +53,7 @@ pub(crate) fn in_flight_deprovisions(instance: &str) -> Select {
             "SELECT {COLUMNS} FROM exchanges WHERE outcome = 'in_flight' AND instance = ? \
              AND lifecycle IN ('deactivate', 'deprovision') ORDER BY id LIMIT 1000"
         ),
-        params: vec![Param::Text(Some(instance.to_owned()))],
+        params: vec![key_param(instance)],
     }
 }
 

@@ -1,6 +1,7 @@
 //! Statements and parameter binding, written once for both backends: statements use `?`
 //! placeholders, which [`numbered_placeholders`] turns into PostgreSQL's `$n`.
 
+use crate::column::{self, key};
 use crate::model::{Completion, NewExchange, Snapshot, Write, OUTCOME_IN_FLIGHT};
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
@@ -62,15 +63,22 @@ pub(crate) fn statements(write: &Write) -> Vec<(&'static str, Vec<Param>)> {
         Write::Finish(done) => vec![(FINISH, finish_params(done))],
         Write::Whole(new, done) => vec![(WHOLE, whole_params(new, done))],
         Write::Snapshot(snapshot) => vec![snapshot_statement(snapshot)],
-        Write::Shape(route, shape, at) => vec![(KEEP_SHAPE, vec![text(route), text(shape), Param::Int(Some(*at))])],
+        Write::Shape(route, shape, at) => vec![(
+            KEEP_SHAPE,
+            vec![
+                key_param(route),
+                Param::Text(Some(column::bounded(shape, column::SHAPE_MAX_BYTES))),
+                Param::Int(Some(*at)),
+            ],
+        )],
     }
 }
 
 fn snapshot_statement(snapshot: &Snapshot) -> (&'static str, Vec<Param>) {
     let key = vec![
-        text(&snapshot.route),
-        text(&snapshot.resource_type),
-        text(&snapshot.resource_id),
+        key_param(&snapshot.route),
+        key_param(&snapshot.resource_type),
+        key_param(&snapshot.resource_id),
     ];
     match &snapshot.body {
         Some(body) => {
@@ -83,12 +91,22 @@ fn snapshot_statement(snapshot: &Snapshot) -> (&'static str, Vec<Param>) {
     }
 }
 
+/// Every text value is cleaned of what a database refuses (see [`column`]).
 fn text(value: &str) -> Param {
-    Param::Text(Some(value.to_owned()))
+    Param::Text(Some(column::clean(value).into_owned()))
 }
 
 fn opt(value: &Option<String>) -> Param {
-    Param::Text(value.clone())
+    Param::Text(value.as_deref().map(|value| column::clean(value).into_owned()))
+}
+
+/// An indexed column's value: cleaned and bounded.
+pub(crate) fn key_param(value: &str) -> Param {
+    Param::Text(Some(key(value)))
+}
+
+fn opt_key(value: Option<&str>) -> Param {
+    Param::Text(value.map(key))
 }
 
 fn insert_params(new: &NewExchange) -> Vec<Param> {
@@ -103,24 +121,24 @@ fn exchange_params(
     user_name: Option<String>,
 ) -> Vec<Param> {
     vec![
-        text(&new.id),
+        key_param(&new.id),
         Param::Int(Some(new.received_at_ms)),
-        text(&new.instance),
-        opt(&new.route),
-        opt(&new.idp),
-        text(&new.method),
-        text(&new.path),
+        key_param(&new.instance),
+        opt_key(new.route.as_deref()),
+        opt_key(new.idp.as_deref()),
+        key_param(&new.method),
+        Param::Text(Some(column::bounded(&new.path, column::PATH_MAX_BYTES))),
         opt(&new.query),
-        opt(&new.resource_type),
-        Param::Text(resource_id),
-        Param::Text(user_name),
-        text(&new.operation),
-        opt(&new.lifecycle),
+        opt_key(new.resource_type.as_deref()),
+        opt_key(resource_id.as_deref()),
+        opt_key(user_name.as_deref()),
+        key_param(&new.operation),
+        opt_key(new.lifecycle.as_deref()),
         text(&new.request_headers.to_string()),
         opt(&new.request_body),
         text(outcome),
-        opt(&new.replay_of),
-        opt(&new.parent_id),
+        opt_key(new.replay_of.as_deref()),
+        opt_key(new.parent_id.as_deref()),
     ]
 }
 
@@ -153,9 +171,9 @@ fn finish_params(done: &Completion) -> Vec<Param> {
     let mut params = completion_params(done);
     params.extend([
         text(&done.outcome),
-        opt(&done.resource_id),
-        opt(&done.user_name),
-        text(&done.id),
+        opt_key(done.resource_id.as_deref()),
+        opt_key(done.user_name.as_deref()),
+        key_param(&done.id),
     ]);
     params
 }

@@ -107,14 +107,6 @@ impl SqliteWriter {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-
-    /// The same from async code: on a blocking thread, so the runtime's threads never wait.
-    pub(crate) async fn write(&self, statements: Statements) -> Result<(), StoreError> {
-        let writer = self.clone();
-        tokio::task::spawn_blocking(move || writer.write_blocking(&statements))
-            .await
-            .map_err(|error| StoreError::Thread(error.to_string()))?
-    }
 }
 
 fn write(connection: &mut Connection, statements: &Statements) -> Result<(), rusqlite::Error> {

@@ -439,3 +439,192 @@ async fn one_replay_lease_at_a_time_until_it_expires() {
         assert_eq!(store.take_replay_lease("a", 3_500, 5_000).await.unwrap(), Ok(()));
     }
 }
+
+// ---- What a peer sends cannot fail a batch ----
+
+/// A text that PostgreSQL cannot compress into an index entry: random hex.
+fn incompressible(bytes: usize) -> String {
+    let mut text = String::with_capacity(bytes + 32);
+    while text.len() < bytes {
+        text.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    text.truncate(bytes);
+    text
+}
+
+/// The probes that failed a whole PostgreSQL batch: a NUL in a userName filter and an indexed
+/// value over 2.7 KB. Stored cleaned and cut, with the full value still in the body, and
+/// found again by the lookups that bind them.
+#[tokio::test]
+async fn a_nul_or_a_value_past_an_index_entry_is_stored_clean_and_bounded() {
+    for store in fresh_stores().await {
+        let backend = store.backend();
+        let long = incompressible(4000);
+        let nul = "a\0b";
+        let good = id_at(1_700_000_000_000, 1);
+        let with_nul = id_at(1_700_000_000_000, 2);
+        let with_long = id_at(1_700_000_000_000, 3);
+        let mut lookup = new_exchange(&with_nul, 1_700_000_000_000, nul);
+        lookup.method = "GET".into();
+        lookup.query = Some(format!("filter=userName eq \"{nul}\""));
+        let mut create = new_exchange(&with_long, 1_700_000_000_000, &long);
+        create.method = "PUT".into();
+        create.path = format!("/Users/{long}");
+        create.resource_id = Some(long.clone());
+        let results = store
+            .write_batch(vec![
+                Write::Begin(Box::new(new_exchange(&good, 1_700_000_000_000, "ada"))),
+                Write::Begin(Box::new(lookup)),
+                Write::Whole(Box::new(create), Box::new(completion(&with_long, 200, "ok"))),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(results, vec![Written::Committed; 3], "{backend}");
+
+        let found = store.get(&with_nul).await.unwrap();
+        assert_eq!(found.user_name.as_deref(), Some("a\u{FFFD}b"), "{backend}");
+        assert_eq!(
+            found.query.as_deref(),
+            Some("filter=userName eq \"a\u{FFFD}b\""),
+            "{backend}"
+        );
+        let found = store.get(&with_long).await.unwrap();
+        let user_name = found.user_name.unwrap();
+        assert!(
+            user_name.len() <= column::KEY_MAX_BYTES,
+            "{backend}: {}",
+            user_name.len()
+        );
+        assert!(user_name.ends_with("…[cut from 4000 bytes]"), "{backend}: {user_name}");
+        assert!(
+            found.request_body.unwrap().contains(&long),
+            "{backend}: the body keeps the whole value"
+        );
+        // The lookups that bind a value bind it as it was stored.
+        let writes = store.writes_to("okta", "Users", &long).await.unwrap();
+        assert_eq!(writes.len(), 1, "{backend}");
+        assert!(store.get(&good).await.is_ok(), "{backend}");
+    }
+}
+
+/// Makes the store refuse any exchange row whose response body says `toxic`, as a
+/// constraint would: a real refusal by the database, on either backend.
+async fn poison_refused(store: &Store) {
+    match &store.pool {
+        Pool::Sqlite(pool, ..) => {
+            for event in ["INSERT", "UPDATE"] {
+                let trigger = format!(
+                    "CREATE TRIGGER poison_{event} BEFORE {event} ON exchanges \
+                     WHEN NEW.response_body LIKE '%toxic%' BEGIN SELECT RAISE(ABORT, 'a test trigger refuses this row'); END"
+                );
+                sqlx::query(&trigger).execute(pool).await.unwrap();
+            }
+        }
+        Pool::Postgres(pool, _) => {
+            sqlx::query(
+                "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.response_body LIKE '%toxic%' THEN RAISE EXCEPTION 'a test trigger refuses this row' USING ERRCODE = '22023'; END IF; \
+                 RETURN NEW; END $$ LANGUAGE plpgsql",
+            )
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "CREATE TRIGGER poison BEFORE INSERT OR UPDATE ON exchanges FOR EACH ROW EXECUTE FUNCTION poison()",
+            )
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+/// One batch holding a record the database refuses (an in-flight record naming a replayed
+/// exchange that does not exist, a completion whose body it refuses) beside good ones: the
+/// good ones commit, the in-flight record is refused alone (its exchange gets 503), the
+/// completion is kept without its bodies. The journal, whose records were acknowledged
+/// before SQLite saw them, moves what cannot be kept aside instead of retrying it forever.
+#[tokio::test]
+async fn one_bad_record_fails_alone_and_a_refused_completion_is_kept_in_part() {
+    for store in fresh_stores().await {
+        let backend = store.backend();
+        let journaled = store.journaled();
+        poison_refused(&store).await;
+        let ms = 1_700_000_000_000;
+        let [first, orphan, poisoned, last] = [1, 2, 3, 4].map(|seq| id_at(ms, seq));
+        let mut orphan_replay = new_exchange(&orphan, ms, "orphan");
+        orphan_replay.replay_of = Some(id_at(ms - 1000, 9));
+        let mut poisoned_answer = completion(&poisoned, 201, "ok");
+        poisoned_answer.response_body = Some(json!({"id": "u1", "note": "toxic"}).to_string());
+        let results = store
+            .write_batch(vec![
+                Write::Begin(Box::new(new_exchange(&first, ms, "first"))),
+                Write::Begin(Box::new(orphan_replay)),
+                Write::Whole(
+                    Box::new(new_exchange(&poisoned, ms, "poisoned")),
+                    Box::new(poisoned_answer),
+                ),
+                Write::Begin(Box::new(new_exchange(&last, ms, "last"))),
+            ])
+            .await
+            .unwrap();
+        if journaled {
+            assert_eq!(
+                results,
+                vec![Written::Committed; 4],
+                "{backend}: journaled, so acknowledged"
+            );
+        } else {
+            assert_eq!(results[0], Written::Committed, "{backend}");
+            assert!(matches!(&results[1], Written::Refused(_)), "{backend}: {results:?}");
+            assert!(
+                matches!(&results[2], Written::Degraded(reason) if reason.contains("test trigger")),
+                "{backend}: {results:?}"
+            );
+            assert_eq!(results[3], Written::Committed, "{backend}");
+        }
+        assert_eq!(
+            store.get(&first).await.unwrap().user_name.as_deref(),
+            Some("first"),
+            "{backend}"
+        );
+        assert_eq!(
+            store.get(&last).await.unwrap().user_name.as_deref(),
+            Some("last"),
+            "{backend}"
+        );
+        assert!(
+            matches!(store.get(&orphan).await, Err(StoreError::NotFound(_))),
+            "{backend}"
+        );
+        let kept = store.get(&poisoned).await.unwrap();
+        assert_eq!((kept.status, kept.outcome.as_str()), (Some(201), "ok"), "{backend}");
+        assert_eq!(kept.user_name.as_deref(), Some("poisoned"), "{backend}");
+        let body = kept.response_body.unwrap();
+        assert!(
+            body.starts_with("[scimtrail: not recorded") && !body.contains("toxic"),
+            "{backend}: {body}"
+        );
+        assert!(kept.error.unwrap().contains("recorded in part"), "{backend}");
+
+        if journaled {
+            let (file, count) = store.moved_aside().expect("the refused record was moved aside");
+            assert_eq!(count, 1, "{backend}");
+            let aside = std::fs::read_to_string(&file).unwrap();
+            assert!(
+                aside.contains(&orphan) && aside.contains("FOREIGN KEY"),
+                "{backend}: {aside}"
+            );
+            // And the records behind it kept being applied.
+            let after = id_at(ms, 5);
+            store
+                .write_batch(vec![Write::Begin(Box::new(new_exchange(&after, ms, "after")))])
+                .await
+                .unwrap();
+            assert!(store.get(&after).await.is_ok(), "{backend}");
+            assert!(store.ping().await.is_ok(), "{backend}: nothing blocks the journal");
+        } else {
+            assert!(store.moved_aside().is_none(), "{backend}");
+        }
+    }
+}

@@ -12,3 +12,4 @@ mod proxy;
 mod refapp;
 mod replay;
 mod scim2_server;
+mod store_faults;
