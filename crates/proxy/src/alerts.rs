@@ -252,6 +252,7 @@ mod tests {
             request_body: Some("{\"password\":\"[REDACTED]\"}".into()),
             replay_of: None,
             parent_id: None,
+            client: None,
         };
         let completion = Completion {
             id: "x".into(),

@@ -9,12 +9,13 @@
 //! answer names the exchange that holds them.
 
 use crate::admit::Admitted;
+use crate::capacity::{forwarded_client, is_trusted};
 use crate::classify::{classify, learn_from_response};
 use crate::config::Route;
 use crate::content_coding;
 use crate::recorder::RecordMode;
 use crate::upstream::{self, OnBehalf, Outbound, UpstreamError};
-use crate::{bulk, findings, redact, state, Proxy};
+use crate::{bulk, findings, redact, refusals, state, Proxy};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -24,6 +25,7 @@ use scimtrail_scim::{json as scim_json, ScimError, ScimType};
 use scimtrail_store::{Completion, NewExchange, Write};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The response header that carries the exchange id back to the client.
@@ -96,6 +98,11 @@ pub(crate) struct Origin {
     pub(crate) peer: SocketAddr,
     pub(crate) scheme: &'static str,
 }
+
+/// On a response: the exchange's refusal is counted into this earlier exchange's record,
+/// which the response names instead of its own.
+#[derive(Debug, Clone)]
+pub(crate) struct CountedInto(pub(crate) String);
 
 /// How an exchange relates to others: the exchange a replay sends again, the exchange one
 /// made on behalf of (a bulk request fanned out).
@@ -241,6 +248,7 @@ impl Proxy {
             request_body: None,
             replay_of: link.replay_of,
             parent_id: link.parent_id,
+            client: Some(self.client_of(&parts.headers, origin.peer).to_string()),
         };
 
         let Admitted {
@@ -253,7 +261,7 @@ impl Proxy {
             slots: _slots,
         } = match self.admit(&mut new, parts, body, origin.peer, caller).await {
             Ok(admitted) => admitted,
-            Err(answer) => return self.answer(new, started, answer).await,
+            Err(answer) => return self.refuse(new, started, answer).await,
         };
         let classification = classify(parts.method.as_str(), &rest, query.as_deref(), original_json.as_ref());
         new.resource_type = classification.resource_type.clone();
@@ -800,6 +808,50 @@ impl Proxy {
             self.metrics.lifecycle(&route, &idp, lifecycle, &outcome);
         }
         response
+    }
+
+    /// A refusal at admission, from anyone who reaches the listener: recorded bounded, and
+    /// identical ones within a second counted into one record (`refusals.rs`). A replay's or
+    /// a fanned-out operation's is recorded whole, as the evidence of what was replayed.
+    async fn refuse(&self, mut new: NewExchange, started: Instant, answer: ProxyAnswer) -> Response<Full<Bytes>> {
+        if new.replay_of.is_some() || new.parent_id.is_some() {
+            return self.answer(new, started, answer).await;
+        }
+        refusals::bound(&mut new);
+        let key = refusals::Key {
+            client: new.client.clone().unwrap_or_default(),
+            route: new.route.clone(),
+            status: answer.error.status,
+        };
+        match self.repeats.see(&key, &new.id) {
+            refusals::Seen::Repeat(first) => {
+                let route = new.route.as_deref().unwrap_or("-");
+                let idp = new.idp.as_deref().unwrap_or("-");
+                self.metrics
+                    .exchange(route, idp, &new.method, answer.outcome, started.elapsed());
+                let mut response = answer.response(&first);
+                response.extensions_mut().insert(CountedInto(first));
+                return response;
+            }
+            refusals::Seen::First => {
+                let recorder = self.recorder.clone();
+                refusals::close_later(Arc::clone(&self.repeats), key, move |id, count| {
+                    recorder.write_behind(Write::Repeats(id, count));
+                });
+            }
+            refusals::Seen::Uncounted => {}
+        }
+        self.answer(new, started, answer).await
+    }
+
+    /// The client an exchange comes from: the peer, or behind a trusted proxy the client
+    /// `X-Forwarded-For` names.
+    fn client_of(&self, headers: &HeaderMap, peer: SocketAddr) -> std::net::IpAddr {
+        let trusted = &self.config.trusted_proxies;
+        match is_trusted(peer.ip(), trusted) {
+            true => forwarded_client(headers, trusted).unwrap_or(peer.ip()),
+            false => peer.ip(),
+        }
     }
 
     /// A refusal before anything was recorded or forwarded: recorded whole.

@@ -45,6 +45,7 @@ mod path_safety;
 mod read_back;
 pub mod recorder;
 pub mod redact;
+mod refusals;
 pub mod replay;
 mod secret;
 mod server;
@@ -86,6 +87,8 @@ pub struct Proxy {
     store: Store,
     shapes: shapes::ShapeBook,
     alerts: alerts::Alerts,
+    /// Refusals being counted into one record (`refusals.rs`).
+    repeats: Arc<refusals::Repeats>,
 }
 
 impl server::Handler for Proxy {
@@ -125,7 +128,12 @@ impl Proxy {
         );
         async {
             let mut response = self.exchange(&id, started, request, origin, link, caller).await;
-            if let Ok(value) = HeaderValue::from_str(&id) {
+            // A refusal counted into an earlier exchange's record names that one.
+            let named = match response.extensions_mut().remove::<exchange::CountedInto>() {
+                Some(exchange::CountedInto(first)) => first,
+                None => id.clone(),
+            };
+            if let Ok(value) = HeaderValue::from_str(&named) {
                 response.headers_mut().insert(EXCHANGE_ID_HEADER, value);
             }
             tracing::info!(
@@ -246,6 +254,7 @@ impl Proxy {
             store,
             shapes: shapes::ShapeBook::default(),
             alerts,
+            repeats: Arc::default(),
         };
         Ok((
             proxy,

@@ -75,6 +75,7 @@ impl Proxy {
             request_body: None,
             replay_of: None,
             parent_id: Some(parent.id.clone()),
+            client: None,
         };
         let completion = Completion {
             id: child.id.clone(),

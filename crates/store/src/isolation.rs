@@ -148,7 +148,7 @@ fn lesser(write: &Write, reason: &str, lessen: Lessen, level: Level) -> Option<W
             Box::new(lesser_begin(new, reason)),
             Box::new(lesser_completion(done, reason, level)),
         )),
-        Write::Begin(_) | Write::Snapshot(_) | Write::Shape(..) => None,
+        Write::Begin(_) | Write::Snapshot(_) | Write::Shape(..) | Write::Repeats(..) => None,
     }
 }
 
@@ -216,6 +216,7 @@ mod tests {
             request_body: Some("{}".into()),
             replay_of: None,
             parent_id: None,
+            client: None,
         }))
     }
 

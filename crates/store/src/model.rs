@@ -46,6 +46,9 @@ pub struct NewExchange {
     pub replay_of: Option<String>,
     /// The exchange this one was made for (a read-back, a fanned-out bulk operation).
     pub parent_id: Option<String>,
+    /// Who sent it: the peer's address, or behind a trusted proxy the client it names.
+    #[serde(default)]
+    pub client: Option<String>,
 }
 
 /// An exchange as it completes: what was forwarded, the response, the outcome.
@@ -96,6 +99,8 @@ pub enum Write {
     Snapshot(Box<Snapshot>),
     /// A request shape seen on a route for the first time: (route, shape, epoch ms).
     Shape(String, String, i64),
+    /// A refusal's record stands for this many identical ones (itself included): (id, count).
+    Repeats(String, i64),
 }
 
 impl Write {
@@ -104,6 +109,7 @@ impl Write {
         match self {
             Write::Begin(new) | Write::Whole(new, _) => Some(&new.id),
             Write::Finish(done) => Some(&done.id),
+            Write::Repeats(id, _) => Some(id),
             Write::Snapshot(_) | Write::Shape(..) => None,
         }
     }
@@ -119,6 +125,7 @@ impl Write {
             Write::Whole(begun, finished) => new(begun) + done(finished),
             Write::Snapshot(snapshot) => body(&snapshot.body),
             Write::Shape(route, shape, _) => route.len() + shape.len(),
+            Write::Repeats(id, _) => id.len(),
         }
     }
 }
@@ -240,6 +247,10 @@ pub struct Exchange {
     pub parent_id: Option<String>,
     /// Exchanges made for this one (read-back, bulk fan-out), oldest first.
     pub children: Vec<String>,
+    /// Who sent it (see [`NewExchange::client`]).
+    pub client: Option<String>,
+    /// How many identical refusals this record stands for (1 for every other exchange).
+    pub repeat_count: i64,
 }
 
 impl Exchange {
@@ -282,6 +293,8 @@ impl Exchange {
             "replays": self.replays,
             "parent_id": self.parent_id,
             "children": self.children,
+            "client": self.client,
+            "repeat_count": self.repeat_count,
         })
     }
 }
@@ -379,6 +392,8 @@ where
         replays: Vec::new(),
         parent_id: row.try_get("parent_id")?,
         children: Vec::new(),
+        client: row.try_get("client")?,
+        repeat_count: row.try_get("repeat_count")?,
         id,
     })
 }

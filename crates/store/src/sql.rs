@@ -17,7 +17,7 @@ pub(crate) enum Param {
 
 const INSERT: &str = "INSERT INTO exchanges (id, received_at, instance, route, idp, method, path, query, \
     resource_type, resource_id, user_name, operation, lifecycle, request_headers, request_body, outcome, replay_of, \
-    parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING";
+    parent_id, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING";
 
 const FINISH: &str = "UPDATE exchanges SET duration_ms = ?, forwarded_headers = ?, forwarded_body = ?, changes = ?, \
     upstream_status = ?, status = ?, response_headers = ?, response_body = ?, findings = ?, bulk_operations = ?, \
@@ -28,9 +28,9 @@ const FINISH: &str = "UPDATE exchanges SET duration_ms = ?, forwarded_headers = 
 /// same record applied again after a crash) it sets what [`FINISH`] sets.
 const WHOLE: &str = "INSERT INTO exchanges (id, received_at, instance, route, idp, method, path, query, \
     resource_type, resource_id, user_name, operation, lifecycle, request_headers, request_body, outcome, replay_of, \
-    parent_id, duration_ms, forwarded_headers, forwarded_body, changes, upstream_status, status, response_headers, \
-    response_body, findings, bulk_operations, error) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    parent_id, client, duration_ms, forwarded_headers, forwarded_body, changes, upstream_status, status, \
+    response_headers, response_body, findings, bulk_operations, error) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
     ON CONFLICT (id) DO UPDATE SET duration_ms = excluded.duration_ms, forwarded_headers = excluded.forwarded_headers, \
     forwarded_body = excluded.forwarded_body, changes = excluded.changes, upstream_status = excluded.upstream_status, \
     status = excluded.status, response_headers = excluded.response_headers, response_body = excluded.response_body, \
@@ -42,6 +42,9 @@ const KEEP_SNAPSHOT: &str = "INSERT INTO resource_snapshots (route, resource_typ
     VALUES (?, ?, ?, ?, ?) ON CONFLICT (route, resource_type, resource_id) \
     DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at \
     WHERE excluded.updated_at >= resource_snapshots.updated_at";
+
+/// Only ever raised, so that applying it again (the journal after a crash) changes nothing.
+const REPEATS: &str = "UPDATE exchanges SET repeat_count = ? WHERE id = ? AND repeat_count < ?";
 
 const FORGET_SNAPSHOT: &str =
     "DELETE FROM resource_snapshots WHERE route = ? AND resource_type = ? AND resource_id = ?";
@@ -63,6 +66,10 @@ pub(crate) fn statements(write: &Write) -> Vec<(&'static str, Vec<Param>)> {
         Write::Finish(done) => vec![(FINISH, finish_params(done))],
         Write::Whole(new, done) => vec![(WHOLE, whole_params(new, done))],
         Write::Snapshot(snapshot) => vec![snapshot_statement(snapshot)],
+        Write::Repeats(id, count) => vec![(
+            REPEATS,
+            vec![Param::Int(Some(*count)), key_param(id), Param::Int(Some(*count))],
+        )],
         Write::Shape(route, shape, at) => vec![(
             KEEP_SHAPE,
             vec![
@@ -139,6 +146,7 @@ fn exchange_params(
         text(outcome),
         opt_key(new.replay_of.as_deref()),
         opt_key(new.parent_id.as_deref()),
+        opt_key(new.client.as_deref()),
     ]
 }
 

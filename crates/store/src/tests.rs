@@ -57,6 +57,7 @@ fn new_exchange(id: &str, ms: i64, user: &str) -> NewExchange {
         request_body: Some(json!({"userName": user}).to_string()),
         replay_of: None,
         parent_id: None,
+        client: None,
     }
 }
 

@@ -101,3 +101,64 @@ async fn a_request_with_a_nul_or_an_oversized_value_fails_no_other_exchange() {
         );
     }
 }
+
+/// A stranger's flood of refused requests, each with ~270 KB of headers: 20 of those grew the
+/// store by 19 MB. Now each record keeps at most 4 KiB of headers, and identical refusals
+/// within a second are counted into one record.
+#[tokio::test]
+async fn a_flood_of_refusals_is_recorded_bounded_and_counted_into_few_records() {
+    for store_url in fresh_store_urls().await {
+        let (app, _) = refapp::start().await;
+        let proxy =
+            scimtrail_integration::proxy::start_with(&single_route(&app.base_url(), ""), &store_url, |settings| {
+                settings.proxy.routes[0].idp_token = Some(scimtrail_proxy::Secret::new("the-token"));
+            })
+            .await;
+        let padding: String = (0..90)
+            .map(|n| format!("x-pad-{n}: {}\r\n", "p".repeat(3000)))
+            .collect();
+        let started = std::time::Instant::now();
+        let mut named = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            let request = format!(
+                "GET /Users HTTP/1.1\r\nhost: scimtrail\r\nauthorization: Bearer wrong\r\n{padding}connection: close\r\n\r\n"
+            );
+            let refused = scimtrail_integration::raw::send(proxy.running.proxy_addr, request.as_bytes()).await;
+            assert_eq!(refused.status, 401, "{store_url}");
+            named.insert(
+                refused
+                    .header("scimtrail-exchange-id")
+                    .expect("an exchange id")
+                    .to_owned(),
+            );
+        }
+        let seconds = started.elapsed().as_secs() + 1;
+        // Counted once each window has closed.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let records = proxy.exchanges_of("app").await;
+        assert!(
+            records.len() as u64 <= seconds + 1,
+            "{store_url}: {} records in {seconds} s",
+            records.len()
+        );
+        assert_eq!(
+            records.len(),
+            named.len(),
+            "{store_url}: each response names its record"
+        );
+        assert_eq!(
+            records.iter().map(|e| e.repeat_count).sum::<i64>(),
+            40,
+            "{store_url}: every refusal counted"
+        );
+        for record in &records {
+            assert_eq!(record.client.as_deref(), Some("127.0.0.1"), "{store_url}");
+            let kept = record.request_headers.to_string().len();
+            assert!(kept < 5 * 1024, "{store_url}: {kept} bytes of headers kept");
+            assert!(
+                record.request_headers.to_string().contains("scimtrail-not-kept"),
+                "{store_url}"
+            );
+        }
+    }
+}

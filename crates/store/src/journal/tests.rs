@@ -24,6 +24,7 @@ fn begin(id: &str) -> Write {
         request_body: Some(r#"{"Operations":[{"op":"replace","path":"active","value":false}]}"#.into()),
         replay_of: None,
         parent_id: None,
+        client: None,
     }))
 }
 
@@ -54,6 +55,7 @@ fn kind(write: &Write) -> String {
         Write::Whole(new, _) => format!("whole {}", new.id),
         Write::Snapshot(_) => "snapshot".into(),
         Write::Shape(..) => "shape".into(),
+        Write::Repeats(id, count) => format!("repeats {id} {count}"),
     }
 }
 
