@@ -3,7 +3,7 @@
 
 use scimtrail_proxy::{IpNet, ProxyConfig, RecordMode, Route, Secret, SecretSource, TlsFiles, UpstreamAuth, Webhook};
 use scimtrail_rules::{builtin_profile, Mode, Target};
-use scimtrail_store::SqliteSync;
+use scimtrail_store::{Retention, SqliteSync};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,6 +63,9 @@ pub struct RawConfig {
     /// `[record]`.
     #[serde(default)]
     pub record: RawRecord,
+    /// `[retention]`.
+    #[serde(default)]
+    pub retention: RawRetention,
     /// `[upstream]`: defaults for every route.
     #[serde(default)]
     pub upstream: RawUpstream,
@@ -162,6 +165,82 @@ pub struct RawRecord {
     pub redact_headers: Option<Vec<String>>,
     /// Durable mode, store failing: `true` refuses exchanges (503), `false` keeps serving.
     pub fail_closed: Option<bool>,
+}
+
+/// `[retention]`: how long each outcome is kept (`"30d"`, `"12h"`, `"45m"`, `"forever"`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Exchanges the application answered below 400 (default 30 days).
+    pub ok: Option<String>,
+    /// Exchanges the proxy refused (default 7 days).
+    pub rejected: Option<String>,
+    /// The application answered 400 or more (default 180 days).
+    pub failed: Option<String>,
+    /// The application could not be reached (default 180 days).
+    pub unreachable: Option<String>,
+    /// Some of it did not take effect (default 180 days).
+    pub partial: Option<String>,
+    /// The proxy stopped while it was in flight (default 180 days).
+    pub interrupted: Option<String>,
+    /// The bytes the store may take before the oldest exchanges go (successes first).
+    pub max_store_bytes: Option<u64>,
+    /// How often the store is pruned (default `"10m"`).
+    pub prune_every: Option<String>,
+}
+
+/// A retention duration in milliseconds: `30d`, `12h`, `45m`, `90s`; `None` for `forever`.
+fn retention_ms(key: &str, text: &str) -> Result<Option<i64>, ConfigError> {
+    if text == "forever" {
+        return Ok(None);
+    }
+    let refuse = || {
+        invalid(format!(
+            "[retention] {key} = \"{text}\": use a number with s, m, h or d (\"30d\"), or \"forever\""
+        ))
+    };
+    let split = text.len().checked_sub(1).ok_or_else(refuse)?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().map_err(|_| refuse())?;
+    let unit_ms: i64 = match unit {
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(refuse()),
+    };
+    match number.checked_mul(unit_ms) {
+        Some(ms) if ms > 0 => Ok(Some(ms)),
+        _ => Err(refuse()),
+    }
+}
+
+impl RawRetention {
+    fn resolve(&self) -> Result<(Retention, Duration), ConfigError> {
+        let mut retention = Retention::default();
+        for (key, value) in [
+            ("ok", &self.ok),
+            ("rejected", &self.rejected),
+            ("failed", &self.failed),
+            ("unreachable", &self.unreachable),
+            ("partial", &self.partial),
+            ("interrupted", &self.interrupted),
+        ] {
+            if let Some(text) = value {
+                retention.keep_ms.insert(key.to_owned(), retention_ms(key, text)?);
+            }
+        }
+        retention.max_store_bytes = self.max_store_bytes;
+        let every = match &self.prune_every {
+            Some(text) => retention_ms("prune_every", text)?
+                .ok_or_else(|| invalid("[retention] prune_every cannot be \"forever\"".to_owned()))?,
+            None => 10 * 60_000,
+        };
+        Ok((
+            retention,
+            Duration::from_millis(u64::try_from(every).unwrap_or(u64::MAX)),
+        ))
+    }
 }
 
 /// `[upstream]`.
@@ -526,9 +605,12 @@ impl Settings {
                 "[record] queue_max_bytes = {queue_max_bytes}: use at least 1048576 (1 MiB)"
             )));
         }
+        let (retention, prune_every) = raw.retention.resolve()?;
         Ok(Settings {
             proxy: ProxyConfig {
                 listen,
+                retention,
+                prune_every,
                 max_connections,
                 max_exchanges,
                 idle_timeout: Duration::from_secs(idle_timeout_secs),
@@ -607,6 +689,16 @@ impl Settings {
             self.log_format,
             self.log_level,
         );
+        let keep = |outcome: &str| match p.retention.keep_ms.get(outcome) {
+            Some(Some(ms)) => format!("{outcome} {} d", *ms as f64 / 86_400_000.0),
+            _ => format!("{outcome} forever"),
+        };
+        out.push_str(&format!(
+            "retention = {}; max_store_bytes {}; pruned every {} s\n",
+            scimtrail_store::OUTCOMES.map(keep).join(", "),
+            p.retention.max_store_bytes.map_or("none".to_owned(), |b| b.to_string()),
+            p.prune_every.as_secs(),
+        ));
         for route in &p.routes {
             let auth = match &route.upstream_auth {
                 None => "the IdP's credentials are passed through".to_owned(),
@@ -929,6 +1021,14 @@ mod tests {
             "max_exchanges",
             "idle_timeout_secs",
             "fail_closed",
+            "ok",
+            "rejected",
+            "failed",
+            "unreachable",
+            "partial",
+            "interrupted",
+            "max_store_bytes",
+            "prune_every",
             "max_batch",
             "redact_headers",
             "timeout_secs",
@@ -1024,6 +1124,29 @@ mod tests {
     }
 
     #[test]
+    fn retention_reads_durations_per_outcome_and_keeps_the_defaults_for_the_rest() {
+        let settings = resolve(
+            "[retention]\nok = \"12h\"\nfailed = \"forever\"\nmax_store_bytes = 1000000\nprune_every = \"90s\"\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n",
+            &Overrides::default(),
+        )
+        .unwrap();
+        let retention = &settings.proxy.retention;
+        assert_eq!(retention.keep_ms["ok"], Some(12 * 3_600_000));
+        assert_eq!(retention.keep_ms["failed"], None);
+        assert_eq!(retention.keep_ms["rejected"], Some(7 * 86_400_000));
+        assert_eq!(retention.keep_ms["partial"], Some(180 * 86_400_000));
+        assert_eq!(retention.max_store_bytes, Some(1_000_000));
+        assert_eq!(settings.proxy.prune_every, Duration::from_secs(90));
+        assert!(
+            settings
+                .describe()
+                .contains("retention = ok 0.5 d, rejected 7 d, failed forever"),
+            "{}",
+            settings.describe()
+        );
+    }
+
+    #[test]
     fn bad_values_are_explained() {
         let cases = [
             ("[[route]]\nname = \"a\"\nidp = \"azure\"\nupstream = \"http://x\"\n", "not one of"),
@@ -1031,6 +1154,10 @@ mod tests {
             ("[[route]]\nname = \"a\"\nupstream = \"https://u:p@x\"\n", "must not carry credentials"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\ntimeout_secs = 0\n", "at least 1"),
             ("[record]\nqueue_max_bytes = 1000\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[record] queue_max_bytes = 1000: use at least 1048576"),
+            ("[retention]\nok = \"30 days\"\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[retention] ok = \"30 days\": use a number with s, m, h or d"),
+            ("[retention]\nfailed = \"0d\"\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[retention] failed = \"0d\""),
+            ("[retention]\nok = \"99999999999999d\"\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[retention] ok"),
+            ("[retention]\nprune_every = \"forever\"\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "prune_every cannot be \"forever\""),
             ("[listen]\nidle_timeout_secs = 0\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] idle_timeout_secs = 0: use 1 to 3600"),
             ("[listen]\nmax_exchanges = 0\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] max_exchanges = 0: use 1 to 1000000"),
             ("[listen]\nmax_connections = 2000000\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] max_connections = 2000000: use 1 to 1000000"),

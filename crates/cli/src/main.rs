@@ -4,6 +4,7 @@
 mod exchanges;
 mod replay;
 mod rules;
+mod store;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -35,6 +36,9 @@ enum Command {
         #[arg(long)]
         store: Option<String>,
     },
+    /// The store's upkeep: `store prune [--dry-run]` applies the retention policy now.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Check a configuration file and print the resolved settings, secrets redacted.
     CheckConfig {
         /// The configuration file.
@@ -137,6 +141,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{} is migrated", scimtrail_app::config::without_password(&url));
             Ok(())
         }
+        Command::Store(command) => store::run(command).await,
         Command::CheckConfig { config } => {
             let raw = RawConfig::from_file(&config)?;
             let settings = Settings::resolve(raw, &Overrides::default())?;

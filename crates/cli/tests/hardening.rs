@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_scimtrail");
+mod common;
+
+use common::{run, BINARY};
 
 /// A fresh folder for one test's files.
 fn folder() -> PathBuf {
@@ -23,20 +25,6 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
-}
-
-/// Runs the binary to its end: (success, stdout, stderr).
-fn run(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(BINARY)
-        .args(args)
-        .env("SCIMTRAIL_LOG", "warn")
-        .output()
-        .expect("the binary runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 #[test]

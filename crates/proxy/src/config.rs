@@ -141,6 +141,10 @@ pub struct ProxyConfig {
     pub instance: String,
     /// Extra CA certificates (PEM) trusted for https upstreams, besides the system's.
     pub ca_bundle: Option<PathBuf>,
+    /// How long each outcome is kept, and how large the store may grow.
+    pub retention: scimtrail_store::Retention,
+    /// How often the store is pruned.
+    pub prune_every: Duration,
 }
 
 /// An address block (`10.0.0.0/8`, `::1/128`, or one address).

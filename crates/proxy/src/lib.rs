@@ -42,6 +42,7 @@ mod first_bytes;
 pub mod fuzzing;
 pub mod metrics;
 mod path_safety;
+mod pruning;
 mod read_back;
 pub mod recorder;
 pub mod redact;
@@ -440,6 +441,14 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         slots: Arc::new(tokio::sync::Semaphore::new(64)),
     });
     let (shutdown, watcher) = watch::channel(false);
+    pruning::spawn(
+        proxy.store.clone(),
+        proxy.config.retention.clone(),
+        proxy.config.prune_every,
+        proxy.config.instance.clone(),
+        Arc::clone(&proxy.metrics),
+        watcher.clone(),
+    );
     let servers = vec![
         tokio::spawn(server::serve(
             server::Listener {

@@ -46,6 +46,10 @@ pub struct Metrics {
     alerts: Mutex<BTreeMap<Labels, u64>>,
     connections_closed: Mutex<BTreeMap<Labels, u64>>,
     records_isolated: Mutex<BTreeMap<Labels, u64>>,
+    pruned: Mutex<BTreeMap<Labels, u64>>,
+    pruned_failures_for_size: AtomicU64,
+    /// The store's size as the last prune found it, and when.
+    store_size: Mutex<Option<(scimtrail_store::StoreSize, i64)>>,
     exchange_latency: Mutex<BTreeMap<Labels, Histogram>>,
     upstream_latency: Mutex<BTreeMap<Labels, Histogram>>,
     batch_size: Mutex<Histogram>,
@@ -175,6 +179,27 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    /// Counts what a prune deleted, by outcome (children under `child`).
+    pub(crate) fn pruned(&self, report: &scimtrail_store::PruneReport) {
+        let mut pruned = lock(&self.pruned);
+        for (outcome, count) in &report.exchanges {
+            *pruned.entry(vec![("outcome", outcome.clone())]).or_default() += count;
+        }
+        if report.children > 0 {
+            *pruned.entry(vec![("outcome", "child".to_owned())]).or_default() += report.children;
+        }
+    }
+
+    /// Counts a prune that deleted failures to stay within `max_store_bytes`.
+    pub(crate) fn pruned_failures_for_size(&self) {
+        self.pruned_failures_for_size.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The store's size, measured at `at_ms`.
+    pub(crate) fn set_store_size(&self, size: scimtrail_store::StoreSize, at_ms: i64) {
+        *lock(&self.store_size) = Some((size, at_ms));
+    }
+
     /// How many records were dropped.
     pub fn dropped_total(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -232,6 +257,12 @@ impl Metrics {
             "scimtrail_records_isolated_total",
             "Records the store refused on their own while the rest of their batch committed, by result: kept in a lesser form (degraded) or refused, their exchange answered 503 (refused).",
             &lock(&self.records_isolated),
+        );
+        counters(
+            &mut out,
+            "scimtrail_store_pruned_total",
+            "Exchanges the retention policy deleted, by outcome (those made for them: child).",
+            &lock(&self.pruned),
         );
         histograms(
             &mut out,
@@ -292,6 +323,35 @@ impl Metrics {
                 load(&self.record_errors),
             ),
         ];
+        gauges.push((
+            "scimtrail_store_pruned_failures_for_size_total",
+            "counter",
+            "Prunes that deleted failures because the store was over [retention] max_store_bytes with no success left.",
+            load(&self.pruned_failures_for_size),
+        ));
+        if let Some((size, at_ms)) = *lock(&self.store_size) {
+            let age_ms = size.oldest_ms.map_or(0, |oldest| at_ms.saturating_sub(oldest));
+            gauges.extend([
+                (
+                    "scimtrail_store_bytes",
+                    "gauge",
+                    "Bytes the store's records take, as the last prune measured.",
+                    size.bytes,
+                ),
+                (
+                    "scimtrail_store_exchanges",
+                    "gauge",
+                    "Exchanges in the store, as the last prune counted.",
+                    size.rows,
+                ),
+                (
+                    "scimtrail_store_oldest_exchange_age_seconds",
+                    "gauge",
+                    "Age of the oldest exchange in the store, as the last prune found it.",
+                    u64::try_from(age_ms / 1000).unwrap_or(0),
+                ),
+            ]);
+        }
         if let Some(store) = self.store.get() {
             gauges.push((
                 "scimtrail_store_records_moved_aside",

@@ -23,6 +23,7 @@ mod journal;
 pub use journal::fuzz_decode as fuzz_journal_decode;
 mod model;
 mod query;
+mod retention;
 mod sql;
 mod sqlite_writer;
 mod stored_json;
@@ -30,6 +31,7 @@ mod stored_json;
 pub use isolation::Written;
 pub use model::{rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, Snapshot, Write, OUTCOME_IN_FLIGHT};
 pub use query::REPLAYABLE_OUTCOMES;
+pub use retention::{PruneReport, Retention, StoreSize, OUTCOMES};
 
 use isolation::{commit_isolated, Lessen};
 use journal::Journal;
@@ -75,6 +77,24 @@ pub enum StoreError {
         /// The parse error.
         source: serde_json::Error,
     },
+}
+
+/// What one process at a time may do over a store, under a lease in it (`replay_lease`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// A replay run.
+    Replay,
+    /// Pruning by the retention policy.
+    Prune,
+}
+
+impl Lease {
+    fn name(self) -> &'static str {
+        match self {
+            Lease::Replay => "replay",
+            Lease::Prune => "prune",
+        }
+    }
 }
 
 /// How SQLite commits a batch (WAL mode, `PRAGMA synchronous`).
@@ -128,7 +148,10 @@ impl Store {
                     SqliteSync::Normal => SqliteSynchronous::Normal,
                 })
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                // So that pruning can give space back (see `retention`); a store made before
+                // it is converted once by `migrate`.
+                .pragma("auto_vacuum", "incremental");
             let file = options.get_filename().to_owned();
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
@@ -234,6 +257,17 @@ impl Store {
         match &self.pool {
             Pool::Sqlite(pool, writer, sqlite) => {
                 sqlx::migrate!("../../migrations/sqlite").run(pool).await?;
+                // 2 is INCREMENTAL. A store made before retention keeps its free pages inside
+                // the file; one VACUUM (a copy of the file) lets pruning return them.
+                let auto_vacuum: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(pool).await?;
+                if auto_vacuum != 2 {
+                    tracing::info!(file = %sqlite.file.display(), "Converting the store so that pruning can give space back (one VACUUM).");
+                    let mut connection = pool.acquire().await?;
+                    sqlx::query("PRAGMA auto_vacuum = INCREMENTAL")
+                        .execute(&mut *connection)
+                        .await?;
+                    sqlx::query("VACUUM").execute(&mut *connection).await?;
+                }
                 if sqlite.journal.is_none() {
                     journal::recover_if_free(&sqlite.file, writer)?;
                 }
@@ -366,10 +400,28 @@ impl Store {
         now_ms: i64,
         until_ms: i64,
     ) -> Result<Result<(), (String, i64)>, StoreError> {
-        let statement = "INSERT INTO replay_lease (name, holder, expires_at) VALUES ('replay', ?, ?) \
+        self.take_lease(Lease::Replay, holder, now_ms, until_ms).await
+    }
+
+    /// Gives the replay lease up, if `holder` has it.
+    pub async fn release_replay_lease(&self, holder: &str) -> Result<(), StoreError> {
+        self.release_lease(Lease::Replay, holder).await
+    }
+
+    /// Takes `lease` for `holder` until `until_ms` (or renews it), unless another holder has
+    /// it past `now_ms`; then returns that holder and when its lease ends.
+    pub async fn take_lease(
+        &self,
+        lease: Lease,
+        holder: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Result<(), (String, i64)>, StoreError> {
+        let statement = "INSERT INTO replay_lease (name, holder, expires_at) VALUES (?, ?, ?) \
                          ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
                          WHERE replay_lease.expires_at < ? OR replay_lease.holder = excluded.holder";
         let params = vec![
+            sql::Param::Text(Some(lease.name().to_owned())),
             sql::Param::Text(Some(holder.to_owned())),
             sql::Param::Int(Some(until_ms)),
             sql::Param::Int(Some(now_ms)),
@@ -378,19 +430,43 @@ impl Store {
         if taken > 0 {
             return Ok(Ok(()));
         }
-        let statement = "SELECT holder, expires_at FROM replay_lease WHERE name = 'replay'";
-        let (other, until): (String, i64) = match &self.pool {
-            Pool::Sqlite(pool, ..) => sqlx::query_as(statement).fetch_one(pool).await?,
-            Pool::Postgres(pool, _) => sqlx::query_as(statement).fetch_one(pool).await?,
-        };
-        Ok(Err((other, until)))
+        match self.lease_holder(lease, i64::MIN).await? {
+            Some(held) => Ok(Err(held)),
+            // Given up between the two statements: try again once.
+            None => Ok(Err((String::new(), now_ms))),
+        }
     }
 
-    /// Gives the replay lease up, if `holder` has it.
-    pub async fn release_replay_lease(&self, holder: &str) -> Result<(), StoreError> {
-        let statement = "DELETE FROM replay_lease WHERE name = 'replay' AND holder = ?";
-        self.execute(statement, vec![sql::Param::Text(Some(holder.to_owned()))])
-            .await?;
+    /// Who holds `lease` past `now_ms`, and until when.
+    pub async fn lease_holder(&self, lease: Lease, now_ms: i64) -> Result<Option<(String, i64)>, StoreError> {
+        let statement = "SELECT holder, expires_at FROM replay_lease WHERE name = ? AND expires_at >= ?";
+        let held: Option<(String, i64)> = match &self.pool {
+            Pool::Sqlite(pool, ..) => {
+                sqlx::query_as(statement)
+                    .bind(lease.name())
+                    .bind(now_ms)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Pool::Postgres(pool, _) => {
+                sqlx::query_as(&sql::numbered_placeholders(statement))
+                    .bind(lease.name())
+                    .bind(now_ms)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        Ok(held)
+    }
+
+    /// Gives `lease` up, if `holder` has it.
+    pub async fn release_lease(&self, lease: Lease, holder: &str) -> Result<(), StoreError> {
+        let statement = "DELETE FROM replay_lease WHERE name = ? AND holder = ?";
+        let params = vec![
+            sql::Param::Text(Some(lease.name().to_owned())),
+            sql::Param::Text(Some(holder.to_owned())),
+        ];
+        self.execute(statement, params).await?;
         Ok(())
     }
 

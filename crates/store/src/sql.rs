@@ -4,7 +4,7 @@
 use crate::column::{self, key};
 use crate::model::{Completion, NewExchange, Snapshot, Write, OUTCOME_IN_FLIGHT};
 use sqlx::postgres::PgArguments;
-use sqlx::query::Query;
+use sqlx::query::{Query, QueryScalar};
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Postgres, Sqlite};
 
@@ -186,30 +186,46 @@ fn finish_params(done: &Completion) -> Vec<Param> {
     params
 }
 
+/// Binds each parameter in order; one body for the four query types sqlx has.
+macro_rules! bind_each {
+    ($query:ident, $params:ident) => {{
+        let mut query = $query;
+        for param in $params {
+            query = match param {
+                Param::Text(value) => query.bind(value),
+                Param::Int(value) => query.bind(value),
+            };
+        }
+        query
+    }};
+}
+
 pub(crate) fn bind_sqlite<'q>(
-    mut query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
     params: Vec<Param>,
 ) -> Query<'q, Sqlite, SqliteArguments<'q>> {
-    for param in params {
-        query = match param {
-            Param::Text(value) => query.bind(value),
-            Param::Int(value) => query.bind(value),
-        };
-    }
-    query
+    bind_each!(query, params)
 }
 
 pub(crate) fn bind_postgres(
-    mut query: Query<'_, Postgres, PgArguments>,
+    query: Query<'_, Postgres, PgArguments>,
     params: Vec<Param>,
 ) -> Query<'_, Postgres, PgArguments> {
-    for param in params {
-        query = match param {
-            Param::Text(value) => query.bind(value),
-            Param::Int(value) => query.bind(value),
-        };
-    }
-    query
+    bind_each!(query, params)
+}
+
+pub(crate) fn bind_sqlite_scalar<'q, O>(
+    query: QueryScalar<'q, Sqlite, O, SqliteArguments<'q>>,
+    params: Vec<Param>,
+) -> QueryScalar<'q, Sqlite, O, SqliteArguments<'q>> {
+    bind_each!(query, params)
+}
+
+pub(crate) fn bind_postgres_scalar<O>(
+    query: QueryScalar<'_, Postgres, O, PgArguments>,
+    params: Vec<Param>,
+) -> QueryScalar<'_, Postgres, O, PgArguments> {
+    bind_each!(query, params)
 }
 
 /// `?` placeholders as `$1`, `$2`, … (our statements have no `?` inside literals).

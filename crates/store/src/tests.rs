@@ -3,6 +3,7 @@
 
 use super::*;
 use serde_json::json;
+use std::collections::BTreeMap;
 
 /// Fresh, migrated stores: a new SQLite file, and a new PostgreSQL database if configured.
 pub(crate) async fn fresh_stores() -> Vec<Store> {
@@ -627,5 +628,285 @@ async fn one_bad_record_fails_alone_and_a_refused_completion_is_kept_in_part() {
         } else {
             assert!(store.moved_aside().is_none(), "{backend}");
         }
+    }
+}
+
+// ---- Retention ----
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// A year of traffic, ten exchanges a day, each with a 2 KB body: six in ten `ok`, then one
+/// each `rejected`, `failed`, `unreachable`, `partial`. One prune keeps what the default
+/// policy keeps, what replay still needs, and the file shrinks.
+#[tokio::test]
+async fn one_prune_of_a_year_of_traffic_keeps_what_the_policy_and_replay_need_and_shrinks_the_file() {
+    let now = 1_760_000_000_000;
+    let outcomes = [
+        "ok",
+        "ok",
+        "ok",
+        "ok",
+        "ok",
+        "ok",
+        "rejected",
+        "failed",
+        "unreachable",
+        "partial",
+    ];
+    for store in fresh_stores().await {
+        let backend = format!("{} (journal: {})", store.backend(), store.journaled());
+        let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut writes = Vec::new();
+        for day in 0..365 {
+            for (n, outcome) in outcomes.iter().enumerate() {
+                let ms = now - day * DAY_MS - n as i64 * 1000;
+                let id = id_at(ms, n as u16);
+                let mut new = new_exchange(&id, ms, &format!("user-{day}-{n}"));
+                new.request_body =
+                    Some(json!({"userName": format!("user-{day}-{n}"), "pad": "x".repeat(2000)}).to_string());
+                let mut done = completion(&id, 201, outcome);
+                done.resource_id = Some(format!("u-{day}-{n}"));
+                writes.push(Write::Whole(Box::new(new), Box::new(done)));
+                let keep_days = match *outcome {
+                    "ok" => 30,
+                    "rejected" => 7,
+                    _ => 180,
+                };
+                if ms >= now - keep_days * DAY_MS {
+                    *expected.entry(outcome).or_default() += 1;
+                }
+            }
+        }
+        // What replay needs: a failed write 200 days ago (kept: it has a replay), its replay
+        // 10 days ago (failed too), and a later successful write on the same resource 100
+        // days ago (kept: the failure is not replayed successfully).
+        let failed_id = id_at(now - 200 * DAY_MS, 900);
+        let mut failed = new_exchange(&failed_id, now - 200 * DAY_MS, "needed");
+        failed.method = "PATCH".into();
+        failed.resource_id = Some("needed".into());
+        let mut failed_done = completion(&failed_id, 500, "failed");
+        failed_done.resource_id = Some("needed".into());
+        let replay_id = id_at(now - 10 * DAY_MS, 901);
+        let mut replay = failed.clone();
+        replay.id = replay_id.clone();
+        replay.received_at_ms = now - 10 * DAY_MS;
+        replay.replay_of = Some(failed_id.clone());
+        let mut replay_done = failed_done.clone();
+        replay_done.id = replay_id.clone();
+        let later_id = id_at(now - 100 * DAY_MS, 902);
+        let mut later = failed.clone();
+        later.id = later_id.clone();
+        later.received_at_ms = now - 100 * DAY_MS;
+        let mut later_done = completion(&later_id, 200, "ok");
+        later_done.resource_id = Some("needed".into());
+        // A read-back made for an exchange 60 days ago goes with it; a snapshot of a resource
+        // no kept exchange writes goes too.
+        let parent_id = id_at(now - 60 * DAY_MS, 0);
+        let child_id = id_at(now - 60 * DAY_MS + 5, 903);
+        let mut child = new_exchange(&child_id, now - 60 * DAY_MS + 5, "child");
+        child.method = "GET".into();
+        child.parent_id = Some(parent_id.clone());
+        writes.extend([
+            Write::Whole(Box::new(failed), Box::new(failed_done)),
+            Write::Whole(Box::new(replay), Box::new(replay_done)),
+            Write::Whole(Box::new(later), Box::new(later_done)),
+            Write::Whole(Box::new(child), Box::new(completion(&child_id, 200, "ok"))),
+            Write::Snapshot(Box::new(Snapshot {
+                route: "okta".into(),
+                resource_type: "Users".into(),
+                resource_id: "u-300-0".into(),
+                body: Some("{}".into()),
+                updated_at_ms: now - 300 * DAY_MS,
+            })),
+        ]);
+        for chunk in writes.chunks(500) {
+            store.write_batch(chunk.to_vec()).await.unwrap();
+        }
+        let before = store.size().await.unwrap();
+        let file_before = checkpointed_file_size(&store).await;
+
+        let dry = store.prune(&Retention::default(), now, true, |_| {}).await.unwrap();
+        let report = store.prune(&Retention::default(), now, false, |_| {}).await.unwrap();
+        assert_eq!(
+            dry.exchanges, report.exchanges,
+            "{backend}: the dry run counts what goes"
+        );
+        assert_eq!(report.children, 1, "{backend}: the read-back went with its parent");
+        assert_eq!(report.snapshots, 1, "{backend}");
+        assert!(!report.failures_for_size);
+
+        let after = store.size().await.unwrap();
+        let kept_extra = 3; // the failure, its replay, the later write
+        assert_eq!(
+            after.rows,
+            expected.values().sum::<u64>() + kept_extra,
+            "{backend}: {report:?}"
+        );
+        for (outcome, count) in &expected {
+            let mut query = ExchangeQuery {
+                outcome: Some((*outcome).to_owned()),
+                limit: 1000,
+                ..Default::default()
+            };
+            query.route = Some("okta".into());
+            let kept = store.list(&query).await.unwrap().items.len() as u64;
+            let extra = match *outcome {
+                "failed" => 2,
+                "ok" => 1,
+                _ => 0,
+            };
+            assert_eq!(kept, count + extra, "{backend}: {outcome}");
+        }
+        for id in [&failed_id, &replay_id, &later_id] {
+            assert!(store.get(id).await.is_ok(), "{backend}: {id} is needed by replay");
+        }
+        assert!(
+            matches!(store.get(&child_id).await, Err(StoreError::NotFound(_))),
+            "{backend}"
+        );
+        assert!(after.bytes < before.bytes / 2, "{backend}: {before:?} → {after:?}");
+        assert!(after.oldest_ms.unwrap() >= now - 200 * DAY_MS, "{backend}");
+        if let Some(file_before) = file_before {
+            let file_after = checkpointed_file_size(&store).await.unwrap();
+            assert!(
+                file_after < file_before / 2,
+                "{backend}: the file shrank: {file_before} → {file_after}"
+            );
+        }
+
+        // Pruning again deletes nothing.
+        let again = store.prune(&Retention::default(), now, false, |_| {}).await.unwrap();
+        assert_eq!(again.total(), 0, "{backend}: {again:?}");
+    }
+}
+
+/// The SQLite file's size once the WAL is copied into it (`None` for PostgreSQL).
+async fn checkpointed_file_size(store: &Store) -> Option<u64> {
+    let Pool::Sqlite(pool, _, sqlite) = &store.pool else {
+        return None;
+    };
+    store.caught_up().await;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(pool)
+        .await
+        .unwrap();
+    Some(std::fs::metadata(&sqlite.file).unwrap().len())
+}
+
+/// Over `max_store_bytes`, the oldest successes go first whatever their age; failures go
+/// only once no success is left, and the caller is told before.
+#[tokio::test]
+async fn over_the_size_budget_the_oldest_successes_go_first_then_failures_with_a_warning() {
+    let now = 1_760_000_000_000;
+    for store in fresh_stores().await {
+        let backend = store.backend();
+        let mut writes = Vec::new();
+        for n in 0..200 {
+            let ms = now - (200 - n) * 60_000;
+            let id = id_at(ms, n as u16);
+            let mut new = new_exchange(&id, ms, &format!("user-{n}"));
+            new.request_body = Some(json!({"pad": "y".repeat(4000)}).to_string());
+            let outcome = if n % 4 == 0 { "failed" } else { "ok" };
+            let mut done = completion(&id, 201, outcome);
+            done.resource_id = Some(format!("r-{n}"));
+            writes.push(Write::Whole(Box::new(new), Box::new(done)));
+        }
+        store.write_batch(writes).await.unwrap();
+        let full = store.size().await.unwrap();
+        // Room for about half: every success goes (oldest first), no failure yet…
+        let policy = Retention {
+            keep_ms: Retention::default().keep_ms,
+            max_store_bytes: Some(full.bytes * 6 / 10),
+        };
+        let mut warned = 0;
+        let report = store.prune(&policy, now, false, |_| warned += 1).await.unwrap();
+        let after = store.size().await.unwrap();
+        if report.failures_for_size {
+            assert_eq!(
+                report.exchanges.get("ok"),
+                Some(&150),
+                "{backend}: every success went before a failure"
+            );
+            assert_eq!(warned, 1, "{backend}");
+        } else {
+            assert!(after.bytes <= full.bytes * 6 / 10, "{backend}: {after:?}");
+            assert_eq!(warned, 0, "{backend}");
+            // The successes that went were the oldest.
+            let kept = store
+                .list(&ExchangeQuery {
+                    outcome: Some("ok".into()),
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let oldest_kept = kept.items.iter().map(|e| e.received_at_ms).min().unwrap();
+            let gone = report.exchanges["ok"];
+            assert!(gone > 0, "{backend}");
+            assert!(oldest_kept > now - 200 * 60_000 + (gone as i64) * 60_000, "{backend}");
+        }
+        assert_eq!(
+            report.exchanges.get("failed").copied().unwrap_or(0) > 0,
+            report.failures_for_size,
+            "{backend}"
+        );
+
+        // …and a budget no success can meet takes failures, oldest first, after a warning.
+        let tight = Retention {
+            keep_ms: Retention::default().keep_ms,
+            max_store_bytes: Some(1),
+        };
+        let mut warned = 0;
+        let report = store.prune(&tight, now, false, |_| warned += 1).await.unwrap();
+        assert!(report.failures_for_size, "{backend}");
+        assert_eq!(warned, 1, "{backend}");
+        assert_eq!(store.size().await.unwrap().rows, 0, "{backend}");
+    }
+}
+
+/// One instance prunes at a time, and none while a replay run is unfinished.
+#[tokio::test]
+async fn pruning_waits_for_another_pruner_and_for_an_unfinished_replay_run() {
+    let now = 1_760_000_000_000;
+    for store in fresh_stores().await {
+        let backend = store.backend();
+        let old = id_at(now - 40 * DAY_MS, 1);
+        store
+            .write_batch(vec![Write::Whole(
+                Box::new(new_exchange(&old, now - 40 * DAY_MS, "old")),
+                Box::new(completion(&old, 200, "ok")),
+            )])
+            .await
+            .unwrap();
+        let policy = Retention::default();
+        store
+            .take_lease(Lease::Prune, "other-instance", now, now + 60_000)
+            .await
+            .unwrap()
+            .unwrap();
+        let skipped = store.prune_once("me", &policy, now, false, |_| {}).await.unwrap();
+        assert_eq!(skipped, Err("other-instance is pruning".to_owned()), "{backend}");
+        store.release_lease(Lease::Prune, "other-instance").await.unwrap();
+
+        store
+            .take_replay_lease("a replay run", now, now + 60_000)
+            .await
+            .unwrap()
+            .unwrap();
+        let skipped = store.prune_once("me", &policy, now, false, |_| {}).await.unwrap();
+        assert!(skipped.unwrap_err().contains("replay run"), "{backend}");
+        assert!(store.get(&old).await.is_ok(), "{backend}");
+        store.release_replay_lease("a replay run").await.unwrap();
+
+        let report = store
+            .prune_once("me", &policy, now, false, |_| {})
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(report.exchanges.get("ok"), Some(&1), "{backend}");
+        assert!(
+            store.lease_holder(Lease::Prune, now).await.unwrap().is_none(),
+            "{backend}: released"
+        );
     }
 }

@@ -162,3 +162,49 @@ async fn a_flood_of_refusals_is_recorded_bounded_and_counted_into_few_records() 
         }
     }
 }
+
+/// `serve` prunes on its own, by `[retention]`, and says so in `/metrics`.
+#[tokio::test]
+async fn a_serving_proxy_prunes_by_its_retention_policy_and_reports_the_store() {
+    for store_url in fresh_store_urls().await {
+        let (app, _) = refapp::start().await;
+        let config = format!(
+            "[retention]\nok = \"1s\"\nprune_every = \"1s\"\n{}",
+            single_route(&app.base_url(), "")
+        );
+        let proxy = start(&config, &store_url).await;
+        for n in 0..5 {
+            let user = json!({"schemas": [USER], "userName": format!("pruned-{n}")});
+            assert_eq!(proxy.client.post("/Users", &user).await.status, StatusCode::CREATED);
+        }
+        let mut metrics = String::new();
+        for _ in 0..100 {
+            metrics = proxy
+                .admin
+                .get("/metrics")
+                .await
+                .bytes
+                .iter()
+                .map(|b| *b as char)
+                .collect();
+            if metrics.contains("scimtrail_store_pruned_total{outcome=\"ok\"} 5")
+                && proxy.exchanges_of("app").await.is_empty()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(proxy.exchanges_of("app").await.is_empty(), "{store_url}: pruned");
+        assert!(
+            metrics.contains("scimtrail_store_pruned_total{outcome=\"ok\"} 5"),
+            "{store_url}: {metrics}"
+        );
+        for gauge in [
+            "scimtrail_store_bytes ",
+            "scimtrail_store_exchanges ",
+            "scimtrail_store_oldest_exchange_age_seconds ",
+        ] {
+            assert!(metrics.contains(gauge), "{store_url}: {gauge}");
+        }
+    }
+}

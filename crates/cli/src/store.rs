@@ -1,0 +1,97 @@
+//! `scimtrail store …`: the store's own upkeep.
+
+use crate::store_url;
+use clap::Subcommand;
+use scimtrail_app::config::RawConfig;
+use scimtrail_app::{Overrides, Settings};
+use scimtrail_store::{PruneReport, Retention};
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Apply the retention policy now ([retention] of the configuration, else the defaults).
+    Prune {
+        /// Count what would go; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The configuration file, for [retention], the store and this instance's name.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// sqlite://FILE or postgres://… (overrides the configuration's).
+        #[arg(long)]
+        store: Option<String>,
+    },
+}
+
+pub(crate) async fn run(command: StoreCommand) -> anyhow::Result<()> {
+    match command {
+        StoreCommand::Prune { dry_run, config, store } => prune(dry_run, config, store).await,
+    }
+}
+
+async fn prune(dry_run: bool, config: Option<PathBuf>, store: Option<String>) -> anyhow::Result<()> {
+    let (url, retention, holder) = match config {
+        Some(path) => {
+            let raw = RawConfig::from_file(&path)?;
+            let flags = Overrides {
+                store: store.clone(),
+                ..Overrides::default()
+            };
+            let settings = Settings::resolve(raw, &flags)?;
+            let holder = format!("{}/prune", settings.proxy.instance);
+            (settings.store_url, settings.proxy.retention, holder)
+        }
+        None => (
+            store_url(store),
+            Retention::default(),
+            "scimtrail store prune".to_owned(),
+        ),
+    };
+    let store = scimtrail_app::connect(&url).await?;
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?;
+    let before = store.size().await?;
+    let warn = |size: &scimtrail_store::StoreSize| {
+        eprintln!(
+            "warning: the store takes {} bytes, over max_store_bytes, with no success left to delete: the oldest failures go",
+            size.bytes
+        );
+    };
+    let report = match store.prune_once(&holder, &retention, now, dry_run, warn).await? {
+        Ok(report) => report,
+        Err(why) => anyhow::bail!("not pruned: {why}"),
+    };
+    let after = store.size().await?;
+    print!("{}", describe(&report, dry_run));
+    if !dry_run {
+        println!(
+            "store: {} exchanges, {} bytes (was {} exchanges, {} bytes)",
+            after.rows, after.bytes, before.rows, before.bytes
+        );
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn describe(report: &PruneReport, dry_run: bool) -> String {
+    let verb = if dry_run { "would go" } else { "deleted" };
+    let mut out = String::new();
+    for (outcome, count) in &report.exchanges {
+        out.push_str(&format!("{outcome:<12} {count:>9} {verb}\n"));
+    }
+    if report.children > 0 {
+        out.push_str(&format!(
+            "{:<12} {:>9} {verb} with the exchanges they were made for\n",
+            "children", report.children
+        ));
+    }
+    out.push_str(&format!(
+        "{:<12} {:>9} {verb} (no exchange writes their resource any longer)\n",
+        "snapshots", report.snapshots
+    ));
+    out.push_str(&format!("{} exchanges {verb} in all\n", report.total()));
+    out
+}

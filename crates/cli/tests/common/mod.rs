@@ -1,0 +1,21 @@
+#![allow(dead_code)] // Each test binary uses what it needs of this.
+//! What the binary's tests share.
+
+use std::process::Command;
+
+/// The binary under test.
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_scimtrail");
+
+/// Runs the binary to its end: (success, stdout, stderr).
+pub(crate) fn run(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(BINARY)
+        .args(args)
+        .env("SCIMTRAIL_LOG", "warn")
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
