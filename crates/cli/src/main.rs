@@ -36,7 +36,8 @@ enum Command {
         #[arg(long)]
         store: Option<String>,
     },
-    /// The store's upkeep: `store prune [--dry-run]` applies the retention policy now.
+    /// The store's upkeep: `store prune [--dry-run]` applies the retention policy now;
+    /// `store backup --to FILE` copies a live SQLite store with its journal.
     #[command(subcommand)]
     Store(store::StoreCommand),
     /// Check a configuration file and print the resolved settings, secrets redacted.

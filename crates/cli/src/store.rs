@@ -21,12 +21,38 @@ pub(crate) enum StoreCommand {
         #[arg(long)]
         store: Option<String>,
     },
+    /// Copy a SQLite store, live, with what its journal holds, into a new file: opening the
+    /// copy gives every exchange recorded before the backup began.
+    Backup {
+        /// The new file (its journal goes beside it, FILE.journal/).
+        #[arg(long)]
+        to: PathBuf,
+        /// sqlite://FILE (default: $SCIMTRAIL_DATABASE_URL, else sqlite://scimtrail.db).
+        #[arg(long)]
+        store: Option<String>,
+    },
 }
 
 pub(crate) async fn run(command: StoreCommand) -> anyhow::Result<()> {
     match command {
         StoreCommand::Prune { dry_run, config, store } => prune(dry_run, config, store).await,
+        StoreCommand::Backup { to, store } => backup(&to, store).await,
     }
+}
+
+async fn backup(to: &std::path::Path, store: Option<String>) -> anyhow::Result<()> {
+    let url = store_url(store);
+    // Connected without migrating: a backup copies the store as it is.
+    let store = scimtrail_store::Store::connect(&url).await?;
+    let backup = store.backup_to(to).await?;
+    println!(
+        "{} backed up into {} ({} bytes, {} journal segments beside it)",
+        scimtrail_app::config::without_password(&url),
+        to.display(),
+        backup.database_bytes,
+        backup.segments
+    );
+    Ok(())
 }
 
 async fn prune(dry_run: bool, config: Option<PathBuf>, store: Option<String>) -> anyhow::Result<()> {

@@ -61,12 +61,18 @@ fn exchange(age_days: i64, n: u16, outcome: &str) -> Write {
     Write::Whole(Box::new(new), Box::new(done))
 }
 
-#[tokio::test]
-async fn store_prune_shows_what_would_go_then_deletes_it() {
-    let file = std::env::temp_dir().join(format!("scimtrail-cli-prune-{}.db", uuid::Uuid::new_v4()));
+/// A new SQLite store: its file, URL, and the store.
+async fn fresh_store() -> (std::path::PathBuf, String, Store) {
+    let file = std::env::temp_dir().join(format!("scimtrail-cli-store-{}.db", uuid::Uuid::new_v4()));
     let url = format!("sqlite://{}", file.display());
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
+    (file, url, store)
+}
+
+#[tokio::test]
+async fn store_prune_shows_what_would_go_then_deletes_it() {
+    let (_, url, store) = fresh_store().await;
     // Past the defaults: 3 successes (30 days), 2 refusals (7 days); kept: the rest.
     let writes = vec![
         exchange(40, 1, "ok"),
@@ -95,4 +101,46 @@ async fn store_prune_shows_what_would_go_then_deletes_it() {
 
     let (ok, out, _) = run(&["store", "prune", "--dry-run", "--store", &url]);
     assert!(ok && out.contains("0 exchanges would go in all"), "{out}");
+}
+
+#[tokio::test]
+async fn store_backup_copies_a_store_into_a_new_file_that_opens_whole() {
+    let (file, url, store) = fresh_store().await;
+    store
+        .write_batch(vec![exchange(1, 1, "ok"), exchange(2, 2, "failed")])
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+
+    let target = file.with_extension("copy.db");
+    let (ok, out, err) = run(&[
+        "store",
+        "backup",
+        "--store",
+        &url,
+        "--to",
+        &target.display().to_string(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("backed up into"), "{out}");
+    let (ok, _, err) = run(&[
+        "store",
+        "backup",
+        "--store",
+        &url,
+        "--to",
+        &target.display().to_string(),
+    ]);
+    assert!(!ok && err.contains("exists"), "{err}");
+
+    let copy = Store::connect(&format!("sqlite://{}", target.display())).await.unwrap();
+    let all = copy
+        .list(&scimtrail_store::ExchangeQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 2);
 }

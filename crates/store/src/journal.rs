@@ -74,6 +74,41 @@ pub(crate) fn directory(database: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The journal's format: what its frames' payloads may hold. Format 1 had no `client` on
+/// records and no `Repeats`; format 2 reads format 1's frames as they are. It is kept in the
+/// journal's directory (`format`, `scimtrail-journal 2`); a journal in a format this binary
+/// does not know is refused by name rather than read as damage.
+pub(crate) const FORMAT: u32 = 2;
+
+/// Refuses a journal written in a newer format than [`FORMAT`] (none written: format 1).
+fn check_format(dir: &Path) -> Result<(), StoreError> {
+    let path = dir.join("format");
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(io_error("cannot read", &path, &error)),
+    };
+    let found = text
+        .trim()
+        .strip_prefix("scimtrail-journal ")
+        .and_then(|number| number.parse::<u32>().ok())
+        .ok_or_else(|| StoreError::Journal(format!("{} does not name a journal format: {text:?}", path.display())))?;
+    if found > FORMAT {
+        return Err(StoreError::Journal(format!(
+            "the journal {} is in format {found}, written by a newer scimtrail; this one reads formats 1 to {FORMAT}: start the newer version, which applies it (its records stay where they are)",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Says, durably, which format this process journals in.
+fn write_format(dir: &Path) -> Result<(), StoreError> {
+    let path = dir.join("format");
+    fs::write(&path, format!("scimtrail-journal {FORMAT}\n")).map_err(|e| io_error("cannot write", &path, &e))?;
+    sync_dir(dir).map_err(|e| io_error("cannot sync", dir, &e))
+}
+
 /// Where records SQLite refuses on their own, even in a lesser form, are moved aside, one JSON
 /// line each (`{"reason": …, "record": …}`), so that they never block the records behind them:
 /// `scimtrail.db.journal` → `scimtrail.db.journal.rejected`.
@@ -118,7 +153,7 @@ fn commit_journaled(writer: &SqliteWriter, dir: &Path, writes: &[Write]) -> Resu
 /// Appends `write` to the file of records moved aside, durably.
 fn move_aside(dir: &Path, write: &Write, reason: &str) -> Result<(), StoreError> {
     let path = rejected_path(dir);
-    let mut line = serde_json::to_vec(&serde_json::json!({"reason": reason, "record": write}))
+    let mut line = serde_json::to_vec(&serde_json::json!({"format": FORMAT, "reason": reason, "record": write}))
         .map_err(|error| StoreError::Journal(format!("a record does not encode: {error}")))?;
     line.push(b'\n');
     let mut file = OpenOptions::new()
@@ -236,6 +271,7 @@ pub(crate) fn recover_if_free(database: &Path, writer: &SqliteWriter) -> Result<
 /// Applies every segment in `dir` to SQLite, then deletes them; returns the records applied
 /// and the next sequence number.
 fn recover(dir: &Path, writer: &SqliteWriter) -> Result<(usize, u64), StoreError> {
+    check_format(dir)?;
     let mut next_seq = 1;
     let mut applied = 0;
     let segments = segment_files(dir)?;
@@ -517,6 +553,7 @@ impl Journal {
             return Ok(None);
         };
         let (_, next_seq) = recover(&dir, &writer)?;
+        write_format(&dir)?;
         // A spare left by an earlier run holds frames numbered like this run's: never reused.
         for leftover in [spare_path(&dir), spare_path(&dir).with_extension("tmp")] {
             if leftover.exists() {

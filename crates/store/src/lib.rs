@@ -16,6 +16,7 @@
 //!   `since`/`until` bounds all use the primary key.
 //! - The SQLite and PostgreSQL migrations carry the same versions (a test checks it).
 
+mod backup;
 mod column;
 mod isolation;
 mod journal;
@@ -28,6 +29,7 @@ mod sql;
 mod sqlite_writer;
 mod stored_json;
 
+pub use backup::Backup;
 pub use isolation::Written;
 pub use model::{rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, Snapshot, Write, OUTCOME_IN_FLIGHT};
 pub use query::REPLAYABLE_OUTCOMES;
@@ -256,7 +258,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pool {
             Pool::Sqlite(pool, writer, sqlite) => {
-                sqlx::migrate!("../../migrations/sqlite").run(pool).await?;
+                rolling(sqlx::migrate!("../../migrations/sqlite")).run(pool).await?;
                 // 2 is INCREMENTAL. A store made before retention keeps its free pages inside
                 // the file; one VACUUM (a copy of the file) lets pruning return them.
                 let auto_vacuum: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(pool).await?;
@@ -272,7 +274,7 @@ impl Store {
                     journal::recover_if_free(&sqlite.file, writer)?;
                 }
             }
-            Pool::Postgres(pool, _) => sqlx::migrate!("../../migrations/postgres").run(pool).await?,
+            Pool::Postgres(pool, _) => rolling(sqlx::migrate!("../../migrations/postgres")).run(pool).await?,
         };
         Ok(())
     }
@@ -636,6 +638,15 @@ impl Store {
             }
         }
     }
+}
+
+/// Migrations for a rolling upgrade: a store a newer version has migrated further is served
+/// as it is. Migrations are expand-only (tables, nullable or defaulted columns, indexes; a test
+/// holds every file to it), so the statements of an older version still fit the newer schema;
+/// whatever a later version contracts waits until no older version serves.
+fn rolling(mut migrator: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+    migrator.set_ignore_missing(true);
+    migrator
 }
 
 async fn write_postgres(pool: &PgPool, writes: &[Write]) -> Result<(), StoreError> {

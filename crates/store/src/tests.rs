@@ -910,3 +910,71 @@ async fn pruning_waits_for_another_pruner_and_for_an_unfinished_replay_run() {
         );
     }
 }
+
+// ---- Upgrades ----
+
+/// Every migration is expand-only, so that two versions can serve one PostgreSQL store during
+/// a rolling upgrade: no table or column dropped or renamed, no column's type or nullability
+/// changed, no column added NOT NULL without a default. (Indexes may come and go: an older
+/// version's statements do not name them.)
+#[test]
+fn migrations_only_expand_the_schema() {
+    for backend in ["sqlite", "postgres"] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../migrations")
+            .join(backend);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text: String = std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .map(|line| line.split("--").next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n")
+                .to_uppercase();
+            for statement in text.split(';') {
+                let statement = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+                let contracts = ["DROP TABLE", "DROP COLUMN", "RENAME", "ALTER COLUMN"]
+                    .iter()
+                    .any(|word| statement.contains(word));
+                let strict_column = statement.contains("ADD COLUMN")
+                    && statement.contains("NOT NULL")
+                    && !statement.contains("DEFAULT");
+                assert!(!contracts && !strict_column, "{}: {statement}", path.display());
+            }
+        }
+    }
+}
+
+/// An older version restarting against a store a newer one has migrated further serves it.
+#[tokio::test]
+async fn a_store_migrated_by_a_newer_version_is_served_as_it_is() {
+    for store in fresh_stores().await {
+        let backend = store.backend();
+        let future = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                      VALUES (9999, 'from a newer scimtrail', TRUE, ?, 0)";
+        match &store.pool {
+            Pool::Sqlite(pool, ..) => {
+                sqlx::query(future).bind(vec![0_u8]).execute(pool).await.unwrap();
+            }
+            Pool::Postgres(pool, _) => {
+                sqlx::query(&sql::numbered_placeholders(future))
+                    .bind(vec![0_u8])
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+        store.migrate().await.unwrap_or_else(|e| panic!("{backend}: {e}"));
+        let id = id_at(1_700_000_000_000, 7);
+        store
+            .write_batch(vec![Write::Begin(Box::new(new_exchange(
+                &id,
+                1_700_000_000_000,
+                "after",
+            )))])
+            .await
+            .unwrap();
+        assert!(store.get(&id).await.is_ok(), "{backend}");
+    }
+}

@@ -233,11 +233,11 @@ fn journal_segment(file: &Path, first_seq: u64, writes: Vec<Write>) -> Vec<u8> {
     segment
 }
 
-/// Whether the journal's directory holds nothing but its lock file.
+/// Whether the journal's directory holds nothing but its lock and format files.
 fn only_the_lock_is_left(dir: &Path) -> bool {
     fs::read_dir(dir)
         .unwrap()
-        .all(|entry| entry.unwrap().file_name() == "lock")
+        .all(|entry| ["lock", "format"].contains(&entry.unwrap().file_name().to_str().unwrap()))
 }
 
 async fn outcome(store: &Store, id: &str) -> String {
@@ -529,4 +529,79 @@ async fn appends_wait_while_unapplied_records_fill_their_bytes_and_go_on_once_ap
         assert_eq!(outcome(&store, &format!("b{n}")).await, "in_flight");
     }
     assert!(lock(&journal.queue).bytes <= 64 * 1024);
+}
+
+/// A journal says which format it is in: this binary reads its own and format 1's (no format
+/// file, no `client`), and refuses a newer one by name instead of reading it as damage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_in_a_newer_format_is_refused_by_name_and_an_older_one_is_read() {
+    let (url, file) = fresh_file().await;
+    let dir = directory(&file);
+    // Format 1: no format file, records without `client`.
+    let mut old_record = serde_json::to_value(begin("u1")).unwrap();
+    old_record["Begin"].as_object_mut().unwrap().remove("client");
+    fs::create_dir_all(&dir).unwrap();
+    let mut segment = Vec::new();
+    segment.extend_from_slice(&raw_frame(1, old_record.to_string().as_bytes()));
+    fs::write(segment_path(&dir, 1), &segment).unwrap();
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(outcome(&store, "u1").await, "in_flight");
+    drop(store);
+
+    // A journal the store holds says its format.
+    let store = Store::connect(&url).await.unwrap().with_journal().unwrap();
+    assert_eq!(
+        fs::read_to_string(dir.join("format")).unwrap(),
+        format!("scimtrail-journal {FORMAT}\n")
+    );
+    store.close().await;
+    drop(store);
+
+    // A newer one is refused, saying what to do; its records stay.
+    journal_segment(&file, 1, vec![begin("u2")]);
+    fs::write(dir.join("format"), "scimtrail-journal 99\n").unwrap();
+    let store = Store::connect(&url).await.unwrap();
+    let error = store.migrate().await.unwrap_err().to_string();
+    assert!(
+        error.contains("format 99") && error.contains("newer scimtrail"),
+        "{error}"
+    );
+    assert!(store.clone().with_journal().is_err());
+    assert!(segment_path(&dir, 1).exists(), "its records stay where they are");
+}
+
+/// A backup of a live store holds what is journaled and not yet applied: the database's
+/// snapshot lacks it, the copied journal has it, and opening the copy applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_a_live_store_holds_what_is_journaled_and_not_yet_applied() {
+    let (url, file) = fresh_file().await;
+    let store = Store::connect(&url).await.unwrap().with_journal().unwrap();
+    let applied: Vec<Write> = (0..10).map(|n| begin(&format!("applied-{n}"))).collect();
+    store.write_batch(applied).await.unwrap();
+    assert_eq!(outcome(&store, "applied-9").await, "in_flight");
+    // Another connection holds SQLite's write lock: what comes now stays in the journal.
+    let blocker = rusqlite::Connection::open(&file).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let journaled: Vec<Write> = (0..10).map(|n| begin(&format!("journaled-{n}"))).collect();
+    store.write_batch(journaled).await.unwrap();
+
+    let target = file.with_extension("backup.db");
+    let backup = store.backup_to(&target).await.unwrap();
+    blocker.execute_batch("COMMIT").unwrap();
+    assert!(backup.segments >= 1 && backup.database_bytes > 0, "{backup:?}");
+    assert!(store.backup_to(&target).await.is_err(), "never over an existing file");
+    let snapshot = rusqlite::Connection::open(&target).unwrap();
+    let in_snapshot: i64 = snapshot
+        .query_row("SELECT COUNT(*) FROM exchanges", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(in_snapshot, 10, "the database alone lacks what was only journaled");
+    drop(snapshot);
+
+    let copy = Store::connect(&format!("sqlite://{}", target.display())).await.unwrap();
+    copy.migrate().await.unwrap();
+    for n in 0..10 {
+        assert_eq!(outcome(&copy, &format!("applied-{n}")).await, "in_flight");
+        assert_eq!(outcome(&copy, &format!("journaled-{n}")).await, "in_flight");
+    }
+    store.close().await;
 }
