@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod misbehave;
+pub mod postgres_cluster;
 pub mod process;
 pub mod proxy;
 pub mod raw;

@@ -163,8 +163,14 @@ pub struct RawRecord {
     pub max_batch: Option<usize>,
     /// Extra headers to redact.
     pub redact_headers: Option<Vec<String>>,
-    /// Durable mode, store failing: `true` refuses exchanges (503), `false` keeps serving.
+    /// Deprecated: `on_store_failure` says it. `true` is `fail_closed`, `false` is
+    /// `serve_unrecorded`.
     pub fail_closed: Option<bool>,
+    /// When the store cannot be written: `fail_closed` (503, the default), `spool`
+    /// (PostgreSQL: records spooled locally and drained once it is back), `serve_unrecorded`.
+    pub on_store_failure: Option<String>,
+    /// Where the spool is kept (default `scimtrail.spool` in the working directory).
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// `[retention]`: how long each outcome is kept (`"30d"`, `"12h"`, `"45m"`, `"forever"`).
@@ -368,6 +374,8 @@ pub struct Settings {
     pub store_url: String,
     /// How SQLite commits.
     pub sqlite_sync: SqliteSync,
+    /// `on_store_failure = "spool"` on a PostgreSQL store: the spool's directory.
+    pub spool_dir: Option<PathBuf>,
     /// `human` or `json`.
     pub log_format: String,
     /// The tracing filter.
@@ -490,6 +498,45 @@ impl Settings {
                 without_password(&store_url)
             )));
         }
+        let on_store_failure = match (raw.record.on_store_failure.as_deref(), raw.record.fail_closed) {
+            (Some(mode @ ("fail_closed" | "spool" | "serve_unrecorded")), None) => mode,
+            (Some(other), None) => {
+                return Err(invalid(format!(
+                    "[record] on_store_failure = \"{other}\": use \"fail_closed\", \"spool\" or \"serve_unrecorded\""
+                )))
+            }
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "[record] fail_closed and on_store_failure are both set: keep on_store_failure".to_owned(),
+                ))
+            }
+            (None, Some(closed)) => {
+                let mode = if closed { "fail_closed" } else { "serve_unrecorded" };
+                warnings.push(format!(
+                    "[record] fail_closed is deprecated: write on_store_failure = \"{mode}\""
+                ));
+                mode
+            }
+            (None, None) => "fail_closed",
+        };
+        let postgres = !store_url.starts_with("sqlite:");
+        let spool_dir = match on_store_failure {
+            "spool" if postgres => Some(
+                raw.record
+                    .spool_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("scimtrail.spool")),
+            ),
+            "spool" => {
+                warnings.push(
+                    "[record] on_store_failure = \"spool\" applies to PostgreSQL stores: a SQLite store's journal is local already, and it fails closed"
+                        .to_owned(),
+                );
+                None
+            }
+            _ => None,
+        };
+        let fail_closed = on_store_failure != "serve_unrecorded";
         let sqlite_sync = match raw.store.sqlite_synchronous.as_deref().unwrap_or("full") {
             "full" => SqliteSync::Full,
             "normal" => SqliteSync::Normal,
@@ -626,7 +673,7 @@ impl Settings {
                 admin_token,
                 admin_allowed_hosts: raw.admin.allowed_hosts.unwrap_or_default(),
                 record_mode,
-                fail_closed: raw.record.fail_closed.unwrap_or(true),
+                fail_closed,
                 max_body_bytes,
                 max_response_bytes: raw.record.max_response_bytes.unwrap_or(16 * 1024 * 1024),
                 queue_capacity: raw.record.queue_capacity.unwrap_or(4096),
@@ -639,6 +686,7 @@ impl Settings {
             },
             store_url,
             sqlite_sync,
+            spool_dir,
             log_format,
             log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
             warnings,
@@ -649,7 +697,7 @@ impl Settings {
     pub fn describe(&self) -> String {
         let p = &self.proxy;
         let mut out = format!(
-            "listen = {}{} (at most {} connections, {} exchanges in flight{}; first bytes within {} s, bodies within {} s, idle connections closed after {} s{})\nadmin = {} (token: {}{})\nstore = {} (sqlite_synchronous {:?})\ninstance = {}\nrecord = {:?} (fail_closed {}), max_body_bytes {}, max_response_bytes {}, queue {} ({} bytes), batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
+            "listen = {}{} (at most {} connections, {} exchanges in flight{}; first bytes within {} s, bodies within {} s, idle connections closed after {} s{})\nadmin = {} (token: {}{})\nstore = {} (sqlite_synchronous {:?})\ninstance = {}\nrecord = {:?} ({}), max_body_bytes {}, max_response_bytes {}, queue {} ({} bytes), batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
             p.listen,
             if p.tls.is_some() { " (TLS)" } else { "" },
             p.max_connections,
@@ -679,7 +727,11 @@ impl Settings {
             self.sqlite_sync,
             p.instance,
             p.record_mode,
-            p.fail_closed,
+            match (&self.spool_dir, p.fail_closed) {
+                (Some(dir), _) => format!("store failing: spooled into {}", dir.display()),
+                (None, true) => "store failing: fail closed".to_owned(),
+                (None, false) => "store failing: served unrecorded".to_owned(),
+            },
             p.max_body_bytes,
             p.max_response_bytes,
             p.queue_capacity,
@@ -1020,7 +1072,8 @@ mod tests {
             "max_connections",
             "max_exchanges",
             "idle_timeout_secs",
-            "fail_closed",
+            "on_store_failure",
+            "spool_dir",
             "ok",
             "rejected",
             "failed",
@@ -1144,6 +1197,84 @@ mod tests {
             "{}",
             settings.describe()
         );
+    }
+
+    #[test]
+    fn on_store_failure_says_what_happens_when_the_store_cannot_be_written() {
+        let route = "[[route]]\nname = \"a\"\nupstream = \"http://x\"\n";
+        let postgres = Overrides {
+            store: Some("postgres://scimtrail@127.0.0.1:5432/scimtrail".into()),
+            ..Overrides::default()
+        };
+        // ([record] lines, flags, fail closed, the spool's directory, a warning)
+        type Case<'a> = (&'a str, &'a Overrides, bool, Option<&'a str>, Option<&'a str>);
+        let cases: [Case<'_>; 6] = [
+            ("", &postgres, true, None, None),
+            (
+                "on_store_failure = \"spool\"\nspool_dir = \"/var/spool/scimtrail\"\n",
+                &postgres,
+                true,
+                Some("/var/spool/scimtrail"),
+                None,
+            ),
+            (
+                "on_store_failure = \"spool\"\n",
+                &postgres,
+                true,
+                Some("scimtrail.spool"),
+                None,
+            ),
+            (
+                "on_store_failure = \"spool\"\n",
+                &Overrides::default(),
+                true,
+                None,
+                Some("applies to PostgreSQL stores"),
+            ),
+            (
+                "on_store_failure = \"serve_unrecorded\"\n",
+                &postgres,
+                false,
+                None,
+                None,
+            ),
+            (
+                "fail_closed = false\n",
+                &postgres,
+                false,
+                None,
+                Some("fail_closed is deprecated: write on_store_failure = \"serve_unrecorded\""),
+            ),
+        ];
+        for (record, flags, fail_closed, spool, warning) in cases {
+            let settings = resolve(&format!("[record]\n{record}{route}"), flags).unwrap();
+            assert_eq!(settings.proxy.fail_closed, fail_closed, "{record}");
+            assert_eq!(
+                settings.spool_dir.as_deref(),
+                spool.map(std::path::Path::new),
+                "{record}"
+            );
+            match warning {
+                Some(warning) => assert!(
+                    settings.warnings.iter().any(|w| w.contains(warning)),
+                    "{record}: {:?}",
+                    settings.warnings
+                ),
+                None => assert!(settings.warnings.is_empty(), "{record}: {:?}", settings.warnings),
+            }
+        }
+        for (record, error) in [
+            (
+                "on_store_failure = \"retry\"\n",
+                "use \"fail_closed\", \"spool\" or \"serve_unrecorded\"",
+            ),
+            ("on_store_failure = \"spool\"\nfail_closed = true\n", "both set"),
+        ] {
+            let refused = resolve(&format!("[record]\n{record}{route}"), &postgres)
+                .unwrap_err()
+                .to_string();
+            assert!(refused.contains(error), "{record}: {refused}");
+        }
     }
 
     #[test]

@@ -33,10 +33,15 @@ pub enum AppError {
 /// Connects to the store (creating and migrating it) and starts the proxy.
 pub async fn start(settings: &Settings) -> Result<(Running, Store), AppError> {
     let store = connect_with(&settings.store_url, settings.sqlite_sync).await?;
-    let store = store.with_journal().map_err(|source| AppError::Store {
+    let failed = |source| AppError::Store {
         url: config::without_password(&settings.store_url),
         source,
-    })?;
+    };
+    let store = store.with_journal().map_err(failed)?;
+    let store = match &settings.spool_dir {
+        Some(dir) => store.with_spool(dir).map_err(failed)?,
+        None => store,
+    };
     let running = scimtrail_proxy::start(settings.proxy.clone(), store.clone()).await?;
     Ok((running, store))
 }

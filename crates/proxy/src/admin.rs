@@ -203,7 +203,10 @@ impl Admin {
 
     async fn ready(&self) -> Response<Full<Bytes>> {
         let store = self.store.ping().await;
-        let ready = store.is_ok() && self.routes > 0;
+        // Spooling, the proxy serves and records: ready, degraded — a load balancer must not
+        // take every instance out at once because their shared database is away.
+        let spooled = self.store.spooling();
+        let ready = (store.is_ok() || spooled.is_some()) && self.routes > 0;
         let mut body = json!({
             "ready": ready,
             "store": if store.is_ok() { "reachable" } else { "unreachable" },
@@ -211,6 +214,13 @@ impl Admin {
         });
         if let Err(error) = &store {
             body["store_error"] = json!(error.to_string());
+        }
+        if let Some(records) = spooled {
+            body["degraded"] = json!("spooling");
+            body["spooled_records"] = json!(records);
+            if let Some(error) = self.store.spool_failing() {
+                body["spool_error"] = json!(error);
+            }
         }
         // Ready still: what SQLite refused no longer blocks anything, but someone should look.
         if let Some((file, count)) = self.store.moved_aside() {

@@ -335,7 +335,7 @@ impl Proxy {
                     return answer.response(&new.id);
                 }
                 Err(error) => {
-                    tracing::error!(%error, "The exchange could not be recorded; forwarding it anyway (fail_closed = false).")
+                    tracing::error!(%error, "The exchange could not be recorded; forwarding it anyway (on_store_failure = serve_unrecorded).")
                 }
             }
         }
@@ -797,7 +797,7 @@ impl Proxy {
                         let detail = "the application answered but its response could not be recorded; the request may have been applied";
                         return ProxyAnswer::rejected(ScimError::new(503, None, detail), "record_failed").response(&id);
                     }
-                    tracing::error!(%error, "The response could not be recorded; releasing it anyway (fail_closed = false).");
+                    tracing::error!(%error, "The response could not be recorded; releasing it anyway (on_store_failure = serve_unrecorded).");
                 }
             }
             RecordMode::Async => self.recorder.write_behind(write),

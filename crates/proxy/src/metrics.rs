@@ -353,6 +353,21 @@ impl Metrics {
             ]);
         }
         if let Some(store) = self.store.get() {
+            let spooled = store.spooling();
+            gauges.extend([
+                (
+                    "scimtrail_store_spooling",
+                    "gauge",
+                    "1 while records are spooled locally because PostgreSQL cannot take them.",
+                    u64::from(spooled.is_some()),
+                ),
+                (
+                    "scimtrail_store_spooled_records",
+                    "gauge",
+                    "Records in the spool, not yet in PostgreSQL.",
+                    spooled.unwrap_or(0),
+                ),
+            ]);
             gauges.push((
                 "scimtrail_store_records_moved_aside",
                 "gauge",

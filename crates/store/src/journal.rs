@@ -42,7 +42,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A segment is closed, and a new one begun, once it is this large.
-const SEGMENT_BYTES: u64 = 8 << 20;
+pub(crate) const SEGMENT_BYTES: u64 = 8 << 20;
 /// Records journaled before a spare segment is prepared.
 const SPARE_AFTER_RECORDS: u64 = 2000;
 /// The size of a spare segment prepared ahead: a segment's last batch may pass its size.
@@ -81,7 +81,7 @@ pub(crate) fn directory(database: &Path) -> PathBuf {
 pub(crate) const FORMAT: u32 = 2;
 
 /// Refuses a journal written in a newer format than [`FORMAT`] (none written: format 1).
-fn check_format(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn check_format(dir: &Path) -> Result<(), StoreError> {
     let path = dir.join("format");
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
@@ -103,7 +103,7 @@ fn check_format(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Says, durably, which format this process journals in.
-fn write_format(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn write_format(dir: &Path) -> Result<(), StoreError> {
     let path = dir.join("format");
     fs::write(&path, format!("scimtrail-journal {FORMAT}\n")).map_err(|e| io_error("cannot write", &path, &e))?;
     sync_dir(dir).map_err(|e| io_error("cannot sync", dir, &e))
@@ -151,7 +151,7 @@ fn commit_journaled(writer: &SqliteWriter, dir: &Path, writes: &[Write]) -> Resu
 }
 
 /// Appends `write` to the file of records moved aside, durably.
-fn move_aside(dir: &Path, write: &Write, reason: &str) -> Result<(), StoreError> {
+pub(crate) fn move_aside(dir: &Path, write: &Write, reason: &str) -> Result<(), StoreError> {
     let path = rejected_path(dir);
     let mut line = serde_json::to_vec(&serde_json::json!({"format": FORMAT, "reason": reason, "record": write}))
         .map_err(|error| StoreError::Journal(format!("a record does not encode: {error}")))?;
@@ -234,12 +234,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn io_error(what: &str, path: &Path, error: &std::io::Error) -> StoreError {
+pub(crate) fn io_error(what: &str, path: &Path, error: &std::io::Error) -> StoreError {
     StoreError::Journal(format!("{what} {}: {error}", path.display()))
 }
 
 /// Takes the journal's lock, if no other process holds it.
-fn take_lock(dir: &Path) -> Result<Option<File>, StoreError> {
+pub(crate) fn take_lock(dir: &Path) -> Result<Option<File>, StoreError> {
     fs::create_dir_all(dir).map_err(|e| io_error("cannot create the journal directory", dir, &e))?;
     let path = dir.join("lock");
     let file = OpenOptions::new()
@@ -336,7 +336,7 @@ fn recover(dir: &Path, writer: &SqliteWriter) -> Result<(usize, u64), StoreError
 }
 
 /// The segment files of `dir`, oldest first, with their first sequence numbers.
-fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+pub(crate) fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
     let entries = fs::read_dir(dir).map_err(|e| io_error("cannot read", dir, &e))?;
     let mut segments = Vec::new();
     for entry in entries {
@@ -358,12 +358,12 @@ fn spare_path(dir: &Path) -> PathBuf {
     dir.join("spare")
 }
 
-fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+pub(crate) fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format!("{first_seq:020}.log"))
 }
 
 /// The writes of one segment, and why reading stopped early.
-fn read_segment(path: &Path, first_seq: u64) -> Result<(Vec<Write>, Option<Stop>), StoreError> {
+pub(crate) fn read_segment(path: &Path, first_seq: u64) -> Result<(Vec<Write>, Option<Stop>), StoreError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut file| file.read_to_end(&mut bytes))
@@ -376,7 +376,7 @@ fn read_segment(path: &Path, first_seq: u64) -> Result<(Vec<Write>, Option<Stop>
 const FRAME_HEADER: usize = 16;
 
 /// Appends `write` as the frame of sequence number `seq`.
-fn encode_frame(frames: &mut Vec<u8>, seq: u64, write: &Write) -> Result<(), StoreError> {
+pub(crate) fn encode_frame(frames: &mut Vec<u8>, seq: u64, write: &Write) -> Result<(), StoreError> {
     let start = frames.len();
     frames.extend_from_slice(&[0; 8]);
     frames.extend_from_slice(&seq.to_le_bytes());
@@ -393,7 +393,7 @@ fn encode_frame(frames: &mut Vec<u8>, seq: u64, write: &Write) -> Result<(), Sto
 
 /// Why reading a segment stopped before its end.
 #[derive(Debug, Clone, PartialEq)]
-enum Stop {
+pub(crate) enum Stop {
     /// A frame cut short or failing its checksum: a crash mid-append at the journal's end,
     /// damage anywhere else.
     Torn(String),
@@ -497,7 +497,7 @@ fn statements(writes: &[Write]) -> crate::sqlite_writer::Statements {
 /// Joins each begin with its completion, where both are here, into one whole record at the
 /// begin's place. Begins carried from the last round are applied now, joined or not; a new
 /// begin whose completion has not come yet is carried to the next round when `hold` allows.
-fn merge(
+pub(crate) fn merge(
     carried: Vec<(u64, NewExchange)>,
     records: Vec<(u64, Write)>,
     hold: bool,
@@ -992,12 +992,12 @@ impl Journal {
 }
 
 /// Makes the names in `dir` (created, renamed, deleted) durable.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 /// Creates an empty segment, and makes its name durable in the directory.
-fn create_segment(dir: &Path, path: &Path) -> Result<File, StoreError> {
+pub(crate) fn create_segment(dir: &Path, path: &Path) -> Result<File, StoreError> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(true)

@@ -25,6 +25,7 @@ pub use journal::fuzz_decode as fuzz_journal_decode;
 mod model;
 mod query;
 mod retention;
+mod spool;
 mod sql;
 mod sqlite_writer;
 mod stored_json;
@@ -122,6 +123,8 @@ struct Sqlite {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// PostgreSQL: where records go while it cannot take them (see the `spool` module).
+    spool: Option<Arc<spool::Spool>>,
 }
 
 #[derive(Debug, Clone)]
@@ -177,7 +180,13 @@ impl Store {
             Pool::Sqlite(pool, writer, sqlite)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Pool::Postgres(
-                PgPoolOptions::new().max_connections(8).connect(url).await?,
+                PgPoolOptions::new()
+                    .max_connections(8)
+                    // A server that is away fails a write in seconds, not the default 30: with
+                    // a spool, that is how long the first batch of an outage waits.
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(url)
+                    .await?,
                 tokio::runtime::Handle::try_current().map_err(|error| {
                     StoreError::Thread(format!("the PostgreSQL store needs a tokio runtime: {error}"))
                 })?,
@@ -185,7 +194,7 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        Ok(Store { pool })
+        Ok(Store { pool, spool: None })
     }
 
     /// This store, writing through SQLite's journal (see the `journal` module): writes are
@@ -200,6 +209,7 @@ impl Store {
         if sqlite.journal.is_some() {
             return Ok(Store {
                 pool: Pool::Sqlite(pool, writer, sqlite),
+                spool: None,
             });
         }
         let journal = Journal::open(&sqlite.file, sqlite.sync, writer.clone())?;
@@ -211,7 +221,34 @@ impl Store {
         }
         Ok(Store {
             pool: Pool::Sqlite(pool, writer, Sqlite { journal, ..sqlite }),
+            spool: None,
         })
+    }
+
+    /// This PostgreSQL store, spooling its records into `dir` while PostgreSQL cannot take
+    /// them, and draining them into it once it can (see the `spool` module). A SQLite store
+    /// is returned as it is: its journal is local already.
+    pub fn with_spool(self, dir: &std::path::Path) -> Result<Store, StoreError> {
+        let Pool::Postgres(pool, runtime) = &self.pool else {
+            return Ok(self);
+        };
+        let (pool, runtime) = (pool.clone(), runtime.clone());
+        let commit: spool::Commit = Box::new(move |writes| runtime.block_on(write_postgres(&pool, writes)));
+        let spool = spool::Spool::open(dir, commit)?;
+        Ok(Store {
+            spool: Some(spool),
+            ..self
+        })
+    }
+
+    /// While records are spooled for PostgreSQL: how many wait.
+    pub fn spooling(&self) -> Option<u64> {
+        self.spool.as_ref().and_then(|spool| spool.spooling())
+    }
+
+    /// While a spool cannot be drained: why (PostgreSQL's error).
+    pub fn spool_failing(&self) -> Option<String> {
+        self.spool.as_ref().and_then(|spool| spool.failing())
     }
 
     /// Whether writes go through a journal.
@@ -222,6 +259,12 @@ impl Store {
     /// Applies what is journaled and releases the journal (when nothing is left unapplied,
     /// its files are deleted). For the end of a process; later writes fail.
     pub async fn close(&self) {
+        if let Some(spool) = &self.spool {
+            let spool = Arc::clone(spool);
+            if let Err(error) = tokio::task::spawn_blocking(move || spool.close()).await {
+                tracing::error!(%error, "Closing the spool failed; the next start drains it.");
+            }
+        }
         if let Some(journal) = self.journal() {
             let journal = Arc::clone(journal);
             if let Err(error) = tokio::task::spawn_blocking(move || journal.close()).await {
@@ -326,6 +369,10 @@ impl Store {
             return Ok(vec![Written::Committed; count]);
         }
         let results = match &self.pool {
+            Pool::Postgres(..) if self.spool.is_some() => match &self.spool {
+                Some(spool) => spool.write(&writes),
+                None => Ok(Vec::new()),
+            },
             Pool::Sqlite(_, writer, _) => commit_isolated(&writes, Lessen::Completions, |writes| {
                 writer.write_blocking(&writes.iter().flat_map(sql::statements).collect())
             }),
@@ -366,7 +413,8 @@ impl Store {
     /// The records SQLite refused in every form and the journal moved aside so that they
     /// block nothing behind them: the file and how many it holds (a journaled SQLite store).
     pub fn moved_aside(&self) -> Option<(PathBuf, u64)> {
-        self.journal().and_then(|journal| journal.moved_aside())
+        let spooled = self.spool.as_ref().and_then(|spool| spool.moved_aside());
+        self.journal().and_then(|journal| journal.moved_aside()).or(spooled)
     }
 
     /// Marks the exchanges `instance` left in flight (it stopped without completing them) as

@@ -620,7 +620,7 @@ async fn until_ready_is(proxy: &TestProxy, status: StatusCode) -> serde_json::Va
 
 /// The SQLite store fails under a running proxy. What was journaled before the proxy learnt
 /// of it is kept, and applied once the store is back; from then on requests are refused
-/// (fail closed, the default), or served unrecorded when `fail_closed = false`.
+/// (fail closed, the default), or served unrecorded when `on_store_failure = "serve_unrecorded"`.
 #[tokio::test]
 async fn a_failing_store_fails_closed_by_default_and_serves_when_configured() {
     let (app, direct) = refapp::start().await;
@@ -689,7 +689,10 @@ async fn a_failing_store_fails_closed_by_default_and_serves_when_configured() {
 
     let store_url = fresh_store_urls().await.remove(0);
     let proxy = start(
-        &format!("[record]\nfail_closed = false\n{}", single_route(&app.base_url(), "")),
+        &format!(
+            "[record]\non_store_failure = \"serve_unrecorded\"\n{}",
+            single_route(&app.base_url(), "")
+        ),
         &store_url,
     )
     .await;

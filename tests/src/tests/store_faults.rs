@@ -208,3 +208,222 @@ async fn a_serving_proxy_prunes_by_its_retention_policy_and_reports_the_store() 
         }
     }
 }
+
+/// PostgreSQL stops under load and comes back (a restart, a failover), with
+/// `on_store_failure = "spool"`: the proxy keeps answering and stays ready (degraded), and
+/// once PostgreSQL is back every acknowledged exchange is in it, exactly once, and the
+/// application holds each user once. A cluster of the test's own, not the shared one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_stopping_under_load_loses_nothing_with_a_spool() {
+    let Some(cluster) = scimtrail_integration::postgres_cluster::Cluster::start() else {
+        eprintln!("SKIPPED: postgres_stopping_under_load_loses_nothing_with_a_spool needs Debian's PostgreSQL binaries and permission to run them as postgres");
+        return;
+    };
+    let spool = std::env::temp_dir().join(format!("scimtrail-spool-{}", uuid::Uuid::new_v4()));
+    let (app, app_client) = refapp::start().await;
+    let config = format!(
+        "[record]\non_store_failure = \"spool\"\nspool_dir = \"{}\"\n{}",
+        spool.display(),
+        single_route(&app.base_url(), "")
+    );
+    let proxy = start(&config, &cluster.url()).await;
+
+    // Load: four clients creating users until told to stop; every answer is kept.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = tokio::task::JoinSet::new();
+    for client_n in 0..4 {
+        let (client, stop) = (proxy.client.clone(), std::sync::Arc::clone(&stop));
+        load.spawn(async move {
+            let mut answers = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                let user = json!({"schemas": [USER], "userName": format!("load-{client_n}-{n}")});
+                let response = client.post("/Users", &user).await;
+                answers.push((
+                    response.status,
+                    response.header("scimtrail-exchange-id").map(str::to_owned),
+                ));
+                n += 1;
+            }
+            answers
+        });
+    }
+    let wait = |ms| tokio::time::sleep(std::time::Duration::from_millis(ms));
+    wait(700).await;
+    assert!(cluster.down(), "the test's PostgreSQL stops");
+    let mut degraded = json!(null);
+    for _ in 0..50 {
+        degraded = proxy.admin.get("/readyz").await.body;
+        if degraded["degraded"] == "spooling" {
+            break;
+        }
+        wait(100).await;
+    }
+    assert_eq!(degraded["degraded"], "spooling", "{degraded}");
+    assert_eq!(degraded["ready"], true, "{degraded}");
+    let readyz = proxy.admin.get("/readyz").await;
+    assert_eq!(readyz.status, StatusCode::OK);
+    wait(1500).await;
+    let spooled = proxy.admin.get("/readyz").await.body["spooled_records"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(spooled > 0, "exchanges were acknowledged while PostgreSQL was away");
+    assert!(cluster.up(), "the test's PostgreSQL starts again");
+    // A backlog drains while the load goes on (each write drains a chunk before its own).
+    for _ in 0..1200 {
+        if proxy.store.spooling().is_none() {
+            break;
+        }
+        wait(100).await;
+    }
+    assert_eq!(proxy.store.spooling(), None, "the spool drained into PostgreSQL");
+    wait(500).await;
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let mut answers = Vec::new();
+    while let Some(done) = load.join_next().await {
+        answers.extend(done.expect("a load task"));
+    }
+
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status != StatusCode::CREATED)
+        .collect();
+    assert!(refused.is_empty(), "every request was served: {refused:?}");
+    let mut ids: Vec<String> = answers.into_iter().filter_map(|(_, id)| id).collect();
+    let acknowledged = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), acknowledged);
+    let mut recorded = 0;
+    let mut cursor = None;
+    loop {
+        let page = proxy
+            .store
+            .list(&scimtrail_store::ExchangeQuery {
+                route: Some("app".into()),
+                limit: 1000,
+                cursor,
+                ..Default::default()
+            })
+            .await
+            .expect("the store lists");
+        for exchange in &page.items {
+            assert_eq!(exchange.outcome, "ok", "{exchange:?}");
+            assert!(
+                ids.binary_search(&exchange.id).is_ok(),
+                "{} was not acknowledged",
+                exchange.id
+            );
+        }
+        recorded += page.items.len();
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        recorded, acknowledged,
+        "every acknowledged exchange is in PostgreSQL, once"
+    );
+    let users = app_client.get("/Users?count=1").await.body["totalResults"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(users as usize, acknowledged, "the application holds each user once");
+    eprintln!(
+        "outage: {acknowledged} acknowledged, {spooled} spooled while PostgreSQL was away, all in PostgreSQL after"
+    );
+    proxy.store.close().await;
+}
+
+/// A small file system of the test's own (tmpfs), unmounted when dropped; `None` when this
+/// process may not mount one.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> Option<SmallDisk> {
+        let dir = std::env::temp_dir().join(format!("scimtrail-small-disk-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&dir)
+            .output()
+            .ok()?
+            .status
+            .success();
+        mounted.then_some(SmallDisk(dir))
+    }
+
+    /// Gives the file system room again, as an operator freeing space would.
+    fn grow(&self, bytes: u64) -> bool {
+        std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={bytes}")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The store's disk fills up: exchanges are refused (503, nothing forwarded unrecorded)
+/// rather than lost, and once there is room again the proxy records and serves by itself,
+/// without a restart; every exchange it acknowledged is in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_disk_fails_closed_and_recovers_by_itself_when_space_comes_back() {
+    let Some(disk) = SmallDisk::mount(3 << 20) else {
+        eprintln!("SKIPPED: a_full_disk_fails_closed_and_recovers_by_itself_when_space_comes_back needs permission to mount a tmpfs");
+        return;
+    };
+    let (app, _) = refapp::start().await;
+    let store_url = format!("sqlite://{}", disk.0.join("store.db").display());
+    let proxy = start(&single_route(&app.base_url(), ""), &store_url).await;
+    let big =
+        |n: usize| json!({"schemas": [USER], "userName": format!("big-{n}"), "displayName": incompressible(60_000)});
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    for n in 0..200 {
+        let response = proxy.client.post("/Users", &big(n)).await;
+        match response.status {
+            StatusCode::CREATED => {
+                acknowledged.push(response.header("scimtrail-exchange-id").expect("an id").to_owned())
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                refused = Some(response);
+                break;
+            }
+            other => panic!("request {n}: {other}: {:?}", response.body),
+        }
+    }
+    let refused = refused.expect("the disk filled up and the proxy failed closed");
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("could not be recorded")),
+        "{:?}",
+        refused.body
+    );
+    assert!(!acknowledged.is_empty());
+
+    assert!(disk.grow(64 << 20), "the disk is given room");
+    let mut recovered = false;
+    for n in 200..600 {
+        let response = proxy.client.post("/Users", &big(n)).await;
+        if response.status == StatusCode::CREATED {
+            acknowledged.push(response.header("scimtrail-exchange-id").expect("an id").to_owned());
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the proxy records and serves again by itself");
+    for id in &acknowledged {
+        let exchange = proxy.store.get(id).await.unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(exchange.outcome, "ok", "{id}");
+    }
+    proxy.store.close().await;
+}
