@@ -427,3 +427,144 @@ async fn a_full_disk_fails_closed_and_recovers_by_itself_when_space_comes_back()
     }
     proxy.store.close().await;
 }
+
+/// PostgreSQL refuses one exchange's in-flight record (a constraint, here a trigger): that
+/// exchange alone is refused with 503 before anything is forwarded, and counted; the others
+/// of its batch go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_in_flight_record_the_store_refuses_fails_its_exchange_alone_before_forwarding() {
+    if std::env::var("SCIMTRAIL_TEST_POSTGRES_URL").is_err() {
+        eprintln!("SKIPPED: an_in_flight_record_the_store_refuses_fails_its_exchange_alone_before_forwarding needs SCIMTRAIL_TEST_POSTGRES_URL");
+        return;
+    }
+    let store_url = fresh_store_urls().await.pop().expect("a PostgreSQL store");
+    let (app, app_client) = refapp::start().await;
+    let proxy = start(&single_route(&app.base_url(), ""), &store_url).await;
+    {
+        use sqlx::Connection;
+        let mut db = sqlx::PgConnection::connect(&store_url).await.expect("connects");
+        sqlx::query(
+            "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN \
+             IF NEW.user_name = 'refused-by-store' THEN RAISE EXCEPTION 'a test trigger refuses this row' USING ERRCODE = '23514'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql",
+        )
+        .execute(&mut db)
+        .await
+        .expect("a function");
+        sqlx::query("CREATE TRIGGER refuse_one BEFORE INSERT ON exchanges FOR EACH ROW EXECUTE FUNCTION refuse_one()")
+            .execute(&mut db)
+            .await
+            .expect("a trigger");
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..30 {
+        let client = proxy.client.clone();
+        tasks.spawn(async move {
+            let name = if n == 15 {
+                "refused-by-store".to_owned()
+            } else {
+                format!("kept-{n}")
+            };
+            (
+                name.clone(),
+                client
+                    .post("/Users", &json!({"schemas": [USER], "userName": name}))
+                    .await
+                    .status,
+            )
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (name, status) = done.expect("a request");
+        let expected = if name == "refused-by-store" {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::CREATED
+        };
+        assert_eq!(status, expected, "{name}");
+    }
+    let found = app_client
+        .get("/Users?filter=userName%20eq%20%22refused-by-store%22")
+        .await
+        .body;
+    assert_eq!(found["totalResults"], 0, "nothing was forwarded for the refused record");
+    let metrics: String = proxy
+        .admin
+        .get("/metrics")
+        .await
+        .bytes
+        .iter()
+        .map(|b| *b as char)
+        .collect();
+    assert!(
+        metrics.contains("scimtrail_records_isolated_total{result=\"refused\"}"),
+        "{metrics}"
+    );
+}
+
+/// The spool's own disk fills while PostgreSQL is away: exchanges are refused (503) rather
+/// than acknowledged unrecorded, and once there is room the spool takes records again; when
+/// PostgreSQL is back, every acknowledged exchange is in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_spool_disk_fails_closed_and_recovers_when_space_comes_back() {
+    let (Some(cluster), Some(disk)) = (
+        scimtrail_integration::postgres_cluster::Cluster::start(),
+        SmallDisk::mount(2 << 20),
+    ) else {
+        eprintln!("SKIPPED: a_full_spool_disk_fails_closed_and_recovers_when_space_comes_back needs PostgreSQL's binaries and permission to mount a tmpfs");
+        return;
+    };
+    let (app, _) = refapp::start().await;
+    let config = format!(
+        "[record]\non_store_failure = \"spool\"\nspool_dir = \"{}\"\n{}",
+        disk.0.join("spool").display(),
+        single_route(&app.base_url(), "")
+    );
+    let proxy = start(&config, &cluster.url()).await;
+    assert!(cluster.down());
+    let big = |n: usize| json!({"schemas": [USER], "userName": format!("spooled-{n}"), "displayName": incompressible(50_000)});
+    let mut acknowledged = Vec::new();
+    let mut full = false;
+    for n in 0..200 {
+        let response = proxy.client.post("/Users", &big(n)).await;
+        match response.status {
+            StatusCode::CREATED => {
+                acknowledged.push(response.header("scimtrail-exchange-id").expect("an id").to_owned())
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                full = true;
+                break;
+            }
+            other => panic!("{other}: {:?}", response.body),
+        }
+    }
+    assert!(
+        full && !acknowledged.is_empty(),
+        "the spool filled its disk after {} exchanges",
+        acknowledged.len()
+    );
+    assert!(disk.grow(64 << 20));
+    let response = proxy.client.post("/Users", &big(1000)).await;
+    assert_eq!(response.status, StatusCode::CREATED, "the spool takes records again");
+    acknowledged.push(response.header("scimtrail-exchange-id").expect("an id").to_owned());
+    assert!(cluster.up());
+    for _ in 0..600 {
+        if proxy.store.spooling().is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(proxy.store.spooling(), None, "drained");
+    for id in &acknowledged {
+        assert_eq!(
+            proxy
+                .store
+                .get(id)
+                .await
+                .unwrap_or_else(|e| panic!("{id}: {e}"))
+                .outcome,
+            "ok"
+        );
+    }
+    proxy.store.close().await;
+}
