@@ -39,7 +39,7 @@ pub async fn start(settings: &Settings) -> Result<(Running, Store), AppError> {
     };
     let store = store.with_journal().map_err(failed)?;
     let store = match &settings.spool_dir {
-        Some(dir) => store.with_spool(dir).map_err(failed)?,
+        Some(dir) => store.with_spool(dir).await.map_err(failed)?,
         None => store,
     };
     let running = scimtrail_proxy::start(settings.proxy.clone(), store.clone()).await?;

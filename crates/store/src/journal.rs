@@ -84,6 +84,8 @@ pub(crate) const FORMAT: u32 = 2;
 pub(crate) fn check_format(dir: &Path) -> Result<(), StoreError> {
     let path = dir.join("format");
     let text = match fs::read_to_string(&path) {
+        // Written whole or not at all (see `write_format`); empty is format 1 too.
+        Ok(text) if text.trim().is_empty() => return Ok(()),
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(error) => return Err(io_error("cannot read", &path, &error)),
@@ -105,8 +107,20 @@ pub(crate) fn check_format(dir: &Path) -> Result<(), StoreError> {
 /// Says, durably, which format this process journals in.
 pub(crate) fn write_format(dir: &Path) -> Result<(), StoreError> {
     let path = dir.join("format");
-    fs::write(&path, format!("scimtrail-journal {FORMAT}\n")).map_err(|e| io_error("cannot write", &path, &e))?;
-    sync_dir(dir).map_err(|e| io_error("cannot sync", dir, &e))
+    let text = format!("scimtrail-journal {FORMAT}\n");
+    if fs::read_to_string(&path).is_ok_and(|found| found == text) {
+        return Ok(());
+    }
+    // A new file synced, then renamed over the old: a crash leaves one or the other whole.
+    let fresh = dir.join("format.tmp");
+    let written = File::create(&fresh).and_then(|mut file| {
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        file.sync_all()
+    });
+    written
+        .and_then(|()| fs::rename(&fresh, &path))
+        .and_then(|()| sync_dir(dir))
+        .map_err(|e| io_error("cannot write", &path, &e))
 }
 
 /// Where records SQLite refuses on their own, even in a lesser form, are moved aside, one JSON

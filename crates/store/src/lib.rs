@@ -228,13 +228,19 @@ impl Store {
     /// This PostgreSQL store, spooling its records into `dir` while PostgreSQL cannot take
     /// them, and draining them into it once it can (see the `spool` module). A SQLite store
     /// is returned as it is: its journal is local already.
-    pub fn with_spool(self, dir: &std::path::Path) -> Result<Store, StoreError> {
+    ///
+    /// What a previous run left in the spool is drained before this returns, when PostgreSQL
+    /// takes it, so that marking that run's exchanges interrupted comes after.
+    pub async fn with_spool(self, dir: &std::path::Path) -> Result<Store, StoreError> {
         let Pool::Postgres(pool, runtime) = &self.pool else {
             return Ok(self);
         };
         let (pool, runtime) = (pool.clone(), runtime.clone());
         let commit: spool::Commit = Box::new(move |writes| runtime.block_on(write_postgres(&pool, writes)));
-        let spool = spool::Spool::open(dir, commit)?;
+        let dir = dir.to_owned();
+        let spool = tokio::task::spawn_blocking(move || spool::Spool::open(&dir, commit))
+            .await
+            .map_err(|error| StoreError::Thread(error.to_string()))??;
         Ok(Store {
             spool: Some(spool),
             ..self
@@ -450,6 +456,11 @@ impl Store {
         now_ms: i64,
         until_ms: i64,
     ) -> Result<Result<(), (String, i64)>, StoreError> {
+        // A prune deletes what a run decides from: a run waits for it (and a prune stops
+        // between batches once a run holds its lease).
+        if let Some((pruner, until)) = self.lease_holder(Lease::Prune, now_ms).await? {
+            return Ok(Err((format!("{pruner} (pruning)"), until)));
+        }
         self.take_lease(Lease::Replay, holder, now_ms, until_ms).await
     }
 
@@ -697,7 +708,22 @@ fn rolling(mut migrator: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
     migrator
 }
 
+/// How long a batch may take PostgreSQL: a connection that went silent in a failover (no
+/// reset) would otherwise hold the writer for as long as TCP retries. Past it the batch counts
+/// as failed by the store; applying it again later is idempotent.
+const POSTGRES_BATCH_TIMEOUT: Duration = Duration::from_secs(15);
+
 async fn write_postgres(pool: &PgPool, writes: &[Write]) -> Result<(), StoreError> {
+    match tokio::time::timeout(POSTGRES_BATCH_TIMEOUT, write_postgres_now(pool, writes)).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Journal(format!(
+            "PostgreSQL did not take a batch within {} s",
+            POSTGRES_BATCH_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+async fn write_postgres_now(pool: &PgPool, writes: &[Write]) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     for write in writes {
         for (statement, params) in sql::statements(write) {

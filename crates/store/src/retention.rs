@@ -28,6 +28,9 @@ pub const OUTCOMES: [&str; 6] = ["ok", "rejected", "failed", "unreachable", "par
 /// Exchanges deleted per transaction.
 const BATCH: i64 = 200;
 
+/// The pause between two batches of a prune while serving.
+const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Pages SQLite gives back to the file system per step.
 const VACUUM_STEP_PAGES: i64 = 512;
 
@@ -102,21 +105,66 @@ enum Select<'a> {
 
 const WRITES: &str = "('POST', 'PUT', 'PATCH', 'DELETE')";
 
-/// The exclusions every batch obeys (see the module's documentation), for `e`.
-fn protected() -> String {
-    let failures = REPLAYABLE_OUTCOMES
+/// The exclusions every batch obeys (see the module's documentation), for `e`: only an
+/// original (a replay, and what was made for an exchange, go with it), and not a success that
+/// replay still decides from. `failed_bulk` holds, per route, the oldest failed bulk request
+/// not yet replayed successfully (found once per prune).
+fn protected(failed_bulk: &[(String, String)]) -> String {
+    let child_needed = needed("c", failed_bulk);
+    format!(
+        "e.parent_id IS NULL AND e.replay_of IS NULL AND NOT ({}) \
+         AND NOT EXISTS (SELECT 1 FROM exchanges c WHERE c.parent_id = e.id AND {child_needed})",
+        needed("e", failed_bulk)
+    )
+}
+
+/// Failures not yet replayed successfully, as `f`, on `x`'s route and older than `x`.
+fn unreplayed_before(x: &str) -> String {
+    format!(
+        "f.outcome IN ({}) AND f.replay_of IS NULL AND f.parent_id IS NULL AND f.route = {x}.route \
+         AND f.id < {x}.id AND NOT EXISTS (SELECT 1 FROM exchanges fr WHERE fr.replay_of = f.id AND fr.outcome = 'ok')",
+        failure_list()
+    )
+}
+
+fn failure_list() -> String {
+    REPLAYABLE_OUTCOMES
         .iter()
         .map(|o| format!("'{o}'"))
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+/// Whether the exchange `x` is a success that an older failure, not yet replayed
+/// successfully, on its route may be superseded by, as replay decides it: a write to the same
+/// resource (`writes_to`), a create of the same userName (`later_creates`), or any write
+/// after a failed bulk request (whose operations name their resources only in its body).
+/// Each condition is an index lookup: by resource, by userName, by id.
+fn needed(x: &str, failed_bulk: &[(String, String)]) -> String {
+    let unreplayed = unreplayed_before(x);
+    let after_bulk: Vec<String> = failed_bulk
+        .iter()
+        .map(|(route, id)| {
+            format!(
+                "({x}.route = '{}' AND {x}.id > '{}')",
+                route.replace('\'', "''"),
+                id.replace('\'', "''")
+            )
+        })
+        .collect();
+    let after_bulk = if after_bulk.is_empty() {
+        "FALSE".to_owned()
+    } else {
+        after_bulk.join(" OR ")
+    };
     format!(
-        "e.parent_id IS NULL \
-         AND NOT EXISTS (SELECT 1 FROM exchanges r WHERE r.replay_of = e.id) \
-         AND NOT (e.outcome = 'ok' AND e.resource_id IS NOT NULL AND e.method IN {WRITES} AND EXISTS ( \
-             SELECT 1 FROM exchanges f WHERE f.route = e.route AND f.resource_type = e.resource_type \
-             AND f.resource_id = e.resource_id AND f.method IN {WRITES} AND f.id < e.id \
-             AND f.outcome IN ({failures}) AND f.replay_of IS NULL AND f.parent_id IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM exchanges fr WHERE fr.replay_of = f.id AND fr.outcome = 'ok')))"
+        "{x}.outcome = 'ok' AND {x}.method IN {WRITES} AND ( \
+         ({x}.resource_id IS NOT NULL AND EXISTS (SELECT 1 FROM exchanges f WHERE {unreplayed} \
+             AND f.resource_type = {x}.resource_type AND f.resource_id = {x}.resource_id AND f.method IN {WRITES})) \
+         OR ({x}.operation = 'create' AND {x}.user_name IS NOT NULL AND EXISTS (SELECT 1 FROM exchanges f \
+             WHERE f.user_name = {x}.user_name AND {unreplayed} AND f.operation = 'create' \
+             AND f.resource_type = {x}.resource_type)) \
+         OR {after_bulk})"
     )
 }
 
@@ -147,7 +195,15 @@ impl Store {
                 return Ok(Err(format!("{other} is pruning")));
             }
         }
-        let report = self.prune(policy, now_ms, dry_run, on_failures_for_size).await;
+        let report = self
+            .prune(
+                policy,
+                now_ms,
+                dry_run,
+                (!dry_run).then_some(holder),
+                on_failures_for_size,
+            )
+            .await;
         if !dry_run {
             self.release_lease(Lease::Prune, holder).await?;
         }
@@ -158,36 +214,51 @@ impl Store {
     /// batches; `on_failures_for_size` is called once before failures are deleted to stay
     /// within the size budget. A dry run deletes nothing and counts what would go by age
     /// (not what a size budget would take: that depends on what is deleted first).
+    ///
+    /// With a `holder`, it renews the prune lease between batches and stops early when a
+    /// replay run has started meanwhile.
     pub async fn prune(
         &self,
         policy: &Retention,
         now_ms: i64,
         dry_run: bool,
+        holder: Option<&str>,
         mut on_failures_for_size: impl FnMut(&StoreSize),
     ) -> Result<PruneReport, StoreError> {
         let mut report = PruneReport::default();
+        let failed_bulk: Vec<(String, String)> = self
+            .pairs(&format!(
+                "SELECT f.route, MIN(f.id) FROM exchanges f WHERE f.operation = 'bulk' AND f.route IS NOT NULL \
+                 AND f.outcome IN ({}) AND f.replay_of IS NULL AND f.parent_id IS NULL \
+                 AND NOT EXISTS (SELECT 1 FROM exchanges fr WHERE fr.replay_of = f.id AND fr.outcome = 'ok') \
+                 GROUP BY f.route",
+                failure_list()
+            ))
+            .await?;
+        let protected = protected(&failed_bulk);
         for outcome in OUTCOMES {
             let Some(Some(keep)) = policy.keep_ms.get(outcome) else {
                 continue;
             };
             let before = id_floor(now_ms.saturating_sub(*keep));
             if dry_run {
-                let count = self.count(&Select::Aged(outcome, before)).await?;
+                let count = self.count(&Select::Aged(outcome, before), &protected).await?;
                 if count > 0 {
                     report.exchanges.insert(outcome.to_owned(), count);
                 }
                 continue;
             }
-            while self
-                .delete_batch(&Select::Aged(outcome, before.clone()), BATCH, &mut report)
-                .await?
-                > 0
+            while self.keep_going(holder).await?
+                && self
+                    .delete_batch(&Select::Aged(outcome, before.clone()), BATCH, &protected, &mut report)
+                    .await?
+                    > 0
             {}
         }
         if let (Some(max), false) = (policy.max_store_bytes, dry_run) {
             for outcome in OUTCOMES {
                 let mut warned = false;
-                loop {
+                while self.keep_going(holder).await? {
                     let size = self.size().await?;
                     if size.bytes <= max {
                         break;
@@ -203,7 +274,11 @@ impl Store {
                     let per_row = (size.bytes / size.rows.max(1)).max(1);
                     let needed = (size.bytes - max).div_ceil(per_row);
                     let limit = i64::try_from(needed).unwrap_or(BATCH).clamp(1, BATCH);
-                    if self.delete_batch(&Select::Oldest(outcome), limit, &mut report).await? == 0 {
+                    if self
+                        .delete_batch(&Select::Oldest(outcome), limit, &protected, &mut report)
+                        .await?
+                        == 0
+                    {
                         break;
                     }
                 }
@@ -214,6 +289,31 @@ impl Store {
             self.give_space_back().await?;
         }
         Ok(report)
+    }
+
+    /// Between batches: renews `holder`'s prune lease, and says to stop when a replay run has
+    /// started (it decides from what is here). Always on without a holder (a test, a dry run).
+    async fn keep_going(&self, holder: Option<&str>) -> Result<bool, StoreError> {
+        let Some(holder) = holder else { return Ok(true) };
+        // Room between batches for the writers that share the database's write lock (the
+        // journal's applier): back-to-back deletes kept it from applying, its queue filled,
+        // and exchanges waited for room.
+        tokio::time::sleep(BATCH_PAUSE).await;
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(i64::MAX);
+        if self.lease_holder(Lease::Replay, now).await?.is_some() {
+            tracing::info!("A replay run started: pruning stops until the next round.");
+            return Ok(false);
+        }
+        Ok(self
+            .take_lease(Lease::Prune, holder, now, now + PRUNE_LEASE_MS)
+            .await?
+            .is_ok())
     }
 
     /// How large the store is now.
@@ -241,20 +341,22 @@ impl Store {
                 // Deleted rows leave the files as large until VACUUM reuses their space, and
                 // the statistics lag by a second or more: the size is the exchanges counted
                 // now times the bytes a row takes in the tables' files.
-                let (total, live, dead): (i64, i64, i64) = sqlx::query_as(
-                    "SELECT COALESCE(SUM(pg_total_relation_size(relid)), 0)::BIGINT, \
-                     COALESCE(SUM(n_live_tup), 0)::BIGINT, COALESCE(SUM(n_dead_tup), 0)::BIGINT \
-                     FROM pg_stat_user_tables WHERE relname IN ('exchanges', 'resource_snapshots', 'route_shapes')",
+                let (total, live, dead, others): (i64, i64, i64, i64) = sqlx::query_as(
+                    "SELECT pg_total_relation_size('exchanges'::regclass)::BIGINT, \
+                     COALESCE((SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = 'exchanges'::regclass), 0)::BIGINT, \
+                     COALESCE((SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'exchanges'::regclass), 0)::BIGINT, \
+                     (pg_total_relation_size('resource_snapshots'::regclass) + pg_total_relation_size('route_shapes'::regclass))::BIGINT",
                 )
                 .fetch_one(pool)
                 .await?;
                 let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM exchanges")
                     .fetch_one(pool)
                     .await?;
-                let tuples = i128::from((live + dead).max(1));
-                let bytes = i128::from(total) * i128::from(rows) / tuples;
-                let bytes = if live + dead == 0 { i128::from(total) } else { bytes };
-                let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+                let exchanges = match live + dead {
+                    0 => i128::from(total),
+                    tuples => i128::from(total) * i128::from(rows) / i128::from(tuples),
+                };
+                let bytes = i64::try_from(exchanges + i128::from(others)).unwrap_or(i64::MAX);
                 (bytes, rows)
             }
         };
@@ -265,8 +367,7 @@ impl Store {
         })
     }
 
-    fn batch_sql(select: &Select<'_>, what: &str) -> (String, Vec<Param>) {
-        let protected = protected();
+    fn batch_sql(select: &Select<'_>, what: &str, protected: &str) -> (String, Vec<Param>) {
         match select {
             Select::Aged(outcome, before) => (
                 format!("SELECT {what} FROM exchanges e WHERE e.outcome = ? AND e.id < ? AND {protected}"),
@@ -282,8 +383,8 @@ impl Store {
         }
     }
 
-    async fn count(&self, select: &Select<'_>) -> Result<u64, StoreError> {
-        let (statement, params) = Store::batch_sql(select, "COUNT(*)");
+    async fn count(&self, select: &Select<'_>, protected: &str) -> Result<u64, StoreError> {
+        let (statement, params) = Store::batch_sql(select, "COUNT(*)", protected);
         let count: i64 = match &self.pool {
             Pool::Sqlite(pool, ..) => {
                 sql::bind_sqlite_scalar(sqlx::query_scalar(&statement), params)
@@ -302,39 +403,49 @@ impl Store {
 
     /// Deletes one batch of at most `limit` and what hangs off it; returns how many
     /// exchanges of the batch went (0: nothing is left to take).
-    async fn delete_batch(&self, select: &Select<'_>, limit: i64, report: &mut PruneReport) -> Result<u64, StoreError> {
+    async fn delete_batch(
+        &self,
+        select: &Select<'_>,
+        limit: i64,
+        protected: &str,
+        report: &mut PruneReport,
+    ) -> Result<u64, StoreError> {
         debug_assert!(!OUTCOMES.contains(&OUTCOME_IN_FLIGHT));
         let outcome = match select {
             Select::Aged(outcome, _) | Select::Oldest(outcome) => *outcome,
         };
-        let (statement, params) = Store::batch_sql(select, "e.id");
+        let (statement, params) = Store::batch_sql(select, "e.id", protected);
         let statement = format!("{statement} ORDER BY e.id LIMIT {limit}");
         let ids: Vec<String> = self.scalars(&statement, params).await?;
         if ids.is_empty() {
             return Ok(0);
         }
-        // The exchanges made for these, and those made for them (a fanned-out operation's
-        // read-back), go with them.
-        let mut children = Vec::new();
-        let mut parents = ids.clone();
-        for _ in 0..4 {
-            if parents.is_empty() {
-                break;
-            }
-            let statement = format!(
-                "SELECT id FROM exchanges WHERE parent_id IN ({})",
-                placeholders(parents.len())
-            );
-            let found: Vec<String> = self.scalars(&statement, texts(&parents)).await?;
-            children.extend(found.iter().cloned());
-            parents = found;
+        // What hangs off them goes with them, deepest first, in one transaction: the
+        // exchanges made for their replays, their replays, what was made for what was made for
+        // them (a fanned-out operation's read-back), what was made for them. Each statement
+        // binds the batch's ids only, however many hang off them.
+        let list = placeholders(ids.len());
+        let replays = format!("SELECT id FROM exchanges WHERE replay_of IN ({list})");
+        let children = format!("SELECT id FROM exchanges WHERE parent_id IN ({list})");
+        let made_for_replays = format!("SELECT id FROM exchanges WHERE parent_id IN ({replays})");
+        let hanging = [
+            format!("parent_id IN ({made_for_replays})"),
+            format!("parent_id IN ({replays})"),
+            format!("replay_of IN ({list})"),
+            format!("parent_id IN ({children})"),
+            format!("parent_id IN ({list})"),
+        ];
+        let mut statements = Vec::new();
+        let mut counted = 0;
+        for condition in &hanging {
+            let count = format!("SELECT COUNT(*) FROM exchanges WHERE {condition}");
+            counted += self.scalar_int_with(&count, texts(&ids)).await?.unwrap_or(0);
+            statements.push((format!("DELETE FROM exchanges WHERE {condition}"), texts(&ids)));
         }
-        let mut doomed = ids.clone();
-        doomed.extend(children.iter().cloned());
-        let statement = format!("DELETE FROM exchanges WHERE id IN ({})", placeholders(doomed.len()));
-        self.execute(&statement, texts(&doomed)).await?;
+        statements.push((format!("DELETE FROM exchanges WHERE id IN ({list})"), texts(&ids)));
+        self.execute_in_one_transaction(statements).await?;
+        report.children += u64::try_from(counted).unwrap_or(0);
         *report.exchanges.entry(outcome.to_owned()).or_default() += ids.len() as u64;
-        report.children += children.len() as u64;
         Ok(ids.len() as u64)
     }
 
@@ -380,6 +491,7 @@ impl Store {
                 return Ok(());
             }
             let before = free;
+            tokio::time::sleep(BATCH_PAUSE).await;
             sqlx::query(&format!("PRAGMA incremental_vacuum({VACUUM_STEP_PAGES})"))
                 .execute(pool)
                 .await?;
@@ -407,6 +519,55 @@ impl Store {
                     .await?
             }
         })
+    }
+
+    async fn pairs(&self, statement: &str) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(pool, ..) => sqlx::query_as(statement).fetch_all(pool).await?,
+            Pool::Postgres(pool, _) => sqlx::query_as(statement).fetch_all(pool).await?,
+        })
+    }
+
+    async fn scalar_int_with(&self, statement: &str, params: Vec<Param>) -> Result<Option<i64>, StoreError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(pool, ..) => {
+                sql::bind_sqlite_scalar(sqlx::query_scalar(statement), params)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Pool::Postgres(pool, _) => {
+                let statement = sql::numbered_placeholders(statement);
+                sql::bind_postgres_scalar(sqlx::query_scalar(&statement), params)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        })
+    }
+
+    /// Runs the statements (`?` placeholders) in order, in one transaction.
+    async fn execute_in_one_transaction(&self, statements: Vec<(String, Vec<Param>)>) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite(pool, ..) => {
+                let mut tx = pool.begin().await?;
+                for (statement, params) in statements {
+                    sql::bind_sqlite(sqlx::query(&statement), params)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+            Pool::Postgres(pool, _) => {
+                let mut tx = pool.begin().await?;
+                for (statement, params) in statements {
+                    let statement = sql::numbered_placeholders(&statement);
+                    sql::bind_postgres(sqlx::query(&statement), params)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
     }
 
     async fn scalar_int(&self, statement: &str) -> Result<Option<i64>, StoreError> {

@@ -130,6 +130,17 @@ impl Spool {
             commit,
             _lock: lock_file,
         });
+        // What a previous run left goes first, before this run's start marks what it left in
+        // flight as interrupted: else a begin drained after that would stay in flight.
+        {
+            let mut inner = lock(&spool.inner);
+            while inner.spooling {
+                if let Err(error) = spool.drain_step(&mut inner) {
+                    tracing::warn!(%error, "The spool a previous run left cannot be drained yet; it drains in the background.");
+                    break;
+                }
+            }
+        }
         let drainer = Arc::clone(&spool);
         let handle = std::thread::Builder::new()
             .name("scimtrail-spool-drainer".into())
@@ -163,15 +174,14 @@ impl Spool {
                         .map(|(w, _)| w.clone())
                         .collect();
                     self.start_spooling(&mut inner, "PostgreSQL failed partway through a batch");
-                    self.append(&mut inner, &rest)?;
+                    // What PostgreSQL took stays taken, whether or not the spool takes the rest.
+                    let spooled = self.append(&mut inner, &rest).map_err(|error| error.to_string());
                     return Ok(results
                         .into_iter()
-                        .map(|r| {
-                            if matches!(r, Written::Failed(_)) {
-                                Written::Committed
-                            } else {
-                                r
-                            }
+                        .map(|r| match (r, &spooled) {
+                            (Written::Failed(_), Ok(())) => Written::Committed,
+                            (Written::Failed(_), Err(error)) => Written::Failed(error.clone()),
+                            (r, _) => r,
                         })
                         .collect());
                 }
@@ -186,6 +196,8 @@ impl Spool {
         inner.spooling = true;
         inner.back = false;
         self.spooling.store(true, Ordering::Release);
+        // Wakes the drainer (only here: while it waits out a backoff, writes leave it be).
+        self.work.notify_one();
         tracing::error!(reason, spool = %self.dir.display(), "PostgreSQL cannot take records: spooling them locally until it can; the proxy keeps serving.");
     }
 
@@ -217,8 +229,9 @@ impl Spool {
             inner.current = None;
         }
         inner.next_seq += writes.len() as u64;
+        // What was decoded of this segment no longer is all of it.
+        inner.decoded = None;
         self.pending.fetch_add(writes.len() as u64, Ordering::AcqRel);
-        self.work.notify_one();
         Ok(())
     }
 

@@ -677,11 +677,11 @@ async fn one_prune_of_a_year_of_traffic_keeps_what_the_policy_and_replay_need_an
                 }
             }
         }
-        // What replay needs: a failed write 200 days ago (kept: it has a replay), its replay
-        // 10 days ago (failed too), and a later successful write on the same resource 100
-        // days ago (kept: the failure is not replayed successfully).
-        let failed_id = id_at(now - 200 * DAY_MS, 900);
-        let mut failed = new_exchange(&failed_id, now - 200 * DAY_MS, "needed");
+        // What replay needs: a failed write 150 days ago, its replay 10 days ago (failed too),
+        // and a later successful write on the same resource 100 days ago (kept: the failure is
+        // not replayed successfully).
+        let failed_id = id_at(now - 150 * DAY_MS, 900);
+        let mut failed = new_exchange(&failed_id, now - 150 * DAY_MS, "needed");
         failed.method = "PATCH".into();
         failed.resource_id = Some("needed".into());
         let mut failed_done = completion(&failed_id, 500, "failed");
@@ -701,6 +701,33 @@ async fn one_prune_of_a_year_of_traffic_keeps_what_the_policy_and_replay_need_an
         later_done.resource_id = Some("needed".into());
         // A read-back made for an exchange 60 days ago goes with it; a snapshot of a resource
         // no kept exchange writes goes too.
+        // A failed create 100 days ago, and the IdP's retry that succeeded 50 days ago: replay
+        // decides from the retry (`later_creates`) that the failure is superseded.
+        let failed_create_id = id_at(now - 100 * DAY_MS, 904);
+        let failed_create = new_exchange(&failed_create_id, now - 100 * DAY_MS, "retried");
+        let retried_create_id = id_at(now - 50 * DAY_MS, 905);
+        let retried_create = new_exchange(&retried_create_id, now - 50 * DAY_MS, "retried");
+        // A failure 90 days ago replayed successfully 40 days ago: the replay goes with it, so
+        // the failure never looks unreplayed.
+        let replayed_id = id_at(now - 90 * DAY_MS, 906);
+        let mut replayed = new_exchange(&replayed_id, now - 90 * DAY_MS, "replayed");
+        replayed.method = "PATCH".into();
+        replayed.resource_id = Some("replayed".into());
+        let mut replayed_done = completion(&replayed_id, 500, "failed");
+        replayed_done.resource_id = Some("replayed".into());
+        let replay_ok_id = id_at(now - 40 * DAY_MS, 907);
+        let mut replay_ok = replayed.clone();
+        replay_ok.id = replay_ok_id.clone();
+        replay_ok.received_at_ms = now - 40 * DAY_MS;
+        replay_ok.replay_of = Some(replayed_id.clone());
+        let mut replay_ok_done = completion(&replay_ok_id, 200, "ok");
+        replay_ok_done.resource_id = Some("replayed".into());
+        // A failure past its 180 days goes, and its replay (failed too, 10 days ago) with it.
+        let expired_id = id_at(now - 200 * DAY_MS, 908);
+        let expired = new_exchange(&expired_id, now - 200 * DAY_MS, "expired");
+        let expired_replay_id = id_at(now - 10 * DAY_MS, 909);
+        let mut expired_replay = new_exchange(&expired_replay_id, now - 10 * DAY_MS, "expired");
+        expired_replay.replay_of = Some(expired_id.clone());
         let parent_id = id_at(now - 60 * DAY_MS, 0);
         let child_id = id_at(now - 60 * DAY_MS + 5, 903);
         let mut child = new_exchange(&child_id, now - 60 * DAY_MS + 5, "child");
@@ -711,6 +738,21 @@ async fn one_prune_of_a_year_of_traffic_keeps_what_the_policy_and_replay_need_an
             Write::Whole(Box::new(replay), Box::new(replay_done)),
             Write::Whole(Box::new(later), Box::new(later_done)),
             Write::Whole(Box::new(child), Box::new(completion(&child_id, 200, "ok"))),
+            Write::Whole(
+                Box::new(failed_create),
+                Box::new(completion(&failed_create_id, 500, "failed")),
+            ),
+            Write::Whole(
+                Box::new(retried_create),
+                Box::new(completion(&retried_create_id, 201, "ok")),
+            ),
+            Write::Whole(Box::new(replayed), Box::new(replayed_done)),
+            Write::Whole(Box::new(replay_ok), Box::new(replay_ok_done)),
+            Write::Whole(Box::new(expired), Box::new(completion(&expired_id, 500, "failed"))),
+            Write::Whole(
+                Box::new(expired_replay),
+                Box::new(completion(&expired_replay_id, 500, "failed")),
+            ),
             Write::Snapshot(Box::new(Snapshot {
                 route: "okta".into(),
                 resource_type: "Users".into(),
@@ -725,18 +767,29 @@ async fn one_prune_of_a_year_of_traffic_keeps_what_the_policy_and_replay_need_an
         let before = store.size().await.unwrap();
         let file_before = checkpointed_file_size(&store).await;
 
-        let dry = store.prune(&Retention::default(), now, true, |_| {}).await.unwrap();
-        let report = store.prune(&Retention::default(), now, false, |_| {}).await.unwrap();
+        let dry = store
+            .prune(&Retention::default(), now, true, None, |_| {})
+            .await
+            .unwrap();
+        let report = store
+            .prune(&Retention::default(), now, false, None, |_| {})
+            .await
+            .unwrap();
         assert_eq!(
             dry.exchanges, report.exchanges,
             "{backend}: the dry run counts what goes"
         );
-        assert_eq!(report.children, 1, "{backend}: the read-back went with its parent");
+        assert_eq!(
+            report.children, 2,
+            "{backend}: the read-back went with its parent, the replay with its original"
+        );
         assert_eq!(report.snapshots, 1, "{backend}");
         assert!(!report.failures_for_size);
 
         let after = store.size().await.unwrap();
-        let kept_extra = 3; // the failure, its replay, the later write
+        // The failure, its replay, the later write; the failed create and its retry; the
+        // replayed failure and its replay.
+        let kept_extra = 7;
         assert_eq!(
             after.rows,
             expected.values().sum::<u64>() + kept_extra,
@@ -751,19 +804,33 @@ async fn one_prune_of_a_year_of_traffic_keeps_what_the_policy_and_replay_need_an
             query.route = Some("okta".into());
             let kept = store.list(&query).await.unwrap().items.len() as u64;
             let extra = match *outcome {
-                "failed" => 2,
-                "ok" => 1,
+                "failed" => 4,
+                "ok" => 3,
                 _ => 0,
             };
             assert_eq!(kept, count + extra, "{backend}: {outcome}");
         }
-        for id in [&failed_id, &replay_id, &later_id] {
+        assert_eq!(
+            store.replays(&replayed_id).await.unwrap().len(),
+            1,
+            "{backend}: still replayed"
+        );
+        for id in [
+            &failed_id,
+            &replay_id,
+            &later_id,
+            &failed_create_id,
+            &retried_create_id,
+            &replay_ok_id,
+        ] {
             assert!(store.get(id).await.is_ok(), "{backend}: {id} is needed by replay");
         }
-        assert!(
-            matches!(store.get(&child_id).await, Err(StoreError::NotFound(_))),
-            "{backend}"
-        );
+        for gone in [&child_id, &expired_id, &expired_replay_id] {
+            assert!(
+                matches!(store.get(gone).await, Err(StoreError::NotFound(_))),
+                "{backend}: {gone}"
+            );
+        }
         assert!(after.bytes < before.bytes / 2, "{backend}: {before:?} → {after:?}");
         assert!(after.oldest_ms.unwrap() >= now - 200 * DAY_MS, "{backend}");
         if let Some(file_before) = file_before {
@@ -775,7 +842,10 @@ async fn one_prune_of_a_year_of_traffic_keeps_what_the_policy_and_replay_need_an
         }
 
         // Pruning again deletes nothing.
-        let again = store.prune(&Retention::default(), now, false, |_| {}).await.unwrap();
+        let again = store
+            .prune(&Retention::default(), now, false, None, |_| {})
+            .await
+            .unwrap();
         assert_eq!(again.total(), 0, "{backend}: {again:?}");
     }
 }
@@ -819,7 +889,7 @@ async fn over_the_size_budget_the_oldest_successes_go_first_then_failures_with_a
             max_store_bytes: Some(full.bytes * 6 / 10),
         };
         let mut warned = 0;
-        let report = store.prune(&policy, now, false, |_| warned += 1).await.unwrap();
+        let report = store.prune(&policy, now, false, None, |_| warned += 1).await.unwrap();
         let after = store.size().await.unwrap();
         if report.failures_for_size {
             assert_eq!(
@@ -857,7 +927,7 @@ async fn over_the_size_budget_the_oldest_successes_go_first_then_failures_with_a
             max_store_bytes: Some(1),
         };
         let mut warned = 0;
-        let report = store.prune(&tight, now, false, |_| warned += 1).await.unwrap();
+        let report = store.prune(&tight, now, false, None, |_| warned += 1).await.unwrap();
         assert!(report.failures_for_size, "{backend}");
         assert_eq!(warned, 1, "{backend}");
         assert_eq!(store.size().await.unwrap().rows, 0, "{backend}");
@@ -886,6 +956,14 @@ async fn pruning_waits_for_another_pruner_and_for_an_unfinished_replay_run() {
             .unwrap();
         let skipped = store.prune_once("me", &policy, now, false, |_| {}).await.unwrap();
         assert_eq!(skipped, Err("other-instance is pruning".to_owned()), "{backend}");
+        let refused = store
+            .take_replay_lease("a replay run", now, now + 60_000)
+            .await
+            .unwrap();
+        assert!(
+            refused.unwrap_err().0.contains("other-instance (pruning)"),
+            "{backend}: a run waits for a prune"
+        );
         store.release_lease(Lease::Prune, "other-instance").await.unwrap();
 
         store
