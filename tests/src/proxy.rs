@@ -29,6 +29,11 @@ pub async fn fresh_store_urls() -> Vec<String> {
 }
 
 impl TestProxy {
+    /// What the admin listener's `/metrics` shows now.
+    pub async fn metrics(&self) -> String {
+        String::from_utf8_lossy(&self.admin.get("/metrics").await.bytes).into_owned()
+    }
+
     /// Every exchange recorded on `route` (the first thousand), newest first.
     pub async fn exchanges_of(&self, route: &str) -> Vec<scimtrail_store::Exchange> {
         let query = scimtrail_store::ExchangeQuery {

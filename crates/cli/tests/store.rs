@@ -114,24 +114,13 @@ async fn store_backup_copies_a_store_into_a_new_file_that_opens_whole() {
     drop(store);
 
     let target = file.with_extension("copy.db");
-    let (ok, out, err) = run(&[
-        "store",
-        "backup",
-        "--store",
-        &url,
-        "--to",
-        &target.display().to_string(),
-    ]);
+    let to = target.display().to_string();
+    let backup = ["store", "backup", "--store", &url, "--to", &to];
+    let (ok, out, err) = run(&backup);
     assert!(ok, "{err}");
     assert!(out.contains("backed up into"), "{out}");
-    let (ok, _, err) = run(&[
-        "store",
-        "backup",
-        "--store",
-        &url,
-        "--to",
-        &target.display().to_string(),
-    ]);
+    // Again, into the same file: refused.
+    let (ok, _, err) = run(&backup);
     assert!(!ok && err.contains("exists"), "{err}");
 
     let copy = Store::connect(&format!("sqlite://{}", target.display())).await.unwrap();

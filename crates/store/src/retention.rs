@@ -571,10 +571,7 @@ impl Store {
     }
 
     async fn scalar_int(&self, statement: &str) -> Result<Option<i64>, StoreError> {
-        Ok(match &self.pool {
-            Pool::Sqlite(pool, ..) => sqlx::query_scalar(statement).fetch_optional(pool).await?,
-            Pool::Postgres(pool, _) => sqlx::query_scalar(statement).fetch_optional(pool).await?,
-        })
+        self.scalar_int_with(statement, Vec::new()).await
     }
 }
 

@@ -179,14 +179,7 @@ async fn a_serving_proxy_prunes_by_its_retention_policy_and_reports_the_store() 
         }
         let mut metrics = String::new();
         for _ in 0..100 {
-            metrics = proxy
-                .admin
-                .get("/metrics")
-                .await
-                .bytes
-                .iter()
-                .map(|b| *b as char)
-                .collect();
+            metrics = proxy.metrics().await;
             if metrics.contains("scimtrail_store_pruned_total{outcome=\"ok\"} 5")
                 && proxy.exchanges_of("app").await.is_empty()
             {
@@ -492,14 +485,7 @@ async fn an_in_flight_record_the_store_refuses_fails_its_exchange_alone_before_f
         .await
         .body;
     assert_eq!(found["totalResults"], 0, "nothing was forwarded for the refused record");
-    let metrics: String = proxy
-        .admin
-        .get("/metrics")
-        .await
-        .bytes
-        .iter()
-        .map(|b| *b as char)
-        .collect();
+    let metrics = proxy.metrics().await;
     assert!(
         metrics.contains("scimtrail_records_isolated_total{result=\"refused\"}"),
         "{metrics}"
