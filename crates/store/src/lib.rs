@@ -714,12 +714,32 @@ fn rolling(mut migrator: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
 const POSTGRES_BATCH_TIMEOUT: Duration = Duration::from_secs(15);
 
 async fn write_postgres(pool: &PgPool, writes: &[Write]) -> Result<(), StoreError> {
-    match tokio::time::timeout(POSTGRES_BATCH_TIMEOUT, write_postgres_now(pool, writes)).await {
+    match tokio::time::timeout(POSTGRES_BATCH_TIMEOUT, write_postgres_retried(pool, writes)).await {
         Ok(result) => result,
         Err(_) => Err(StoreError::Journal(format!(
             "PostgreSQL did not take a batch within {} s",
             POSTGRES_BATCH_TIMEOUT.as_secs()
         ))),
+    }
+}
+
+/// Tries a batch again when PostgreSQL aborted it for a deadlock or a serialization failure:
+/// nothing of it was written, and another try usually passes. Instances sharing a store lock
+/// the same rows (the snapshots of the resources their batches write) when the IdP writes
+/// through several of them at once, in whatever order their batches hold.
+async fn write_postgres_retried(pool: &PgPool, writes: &[Write]) -> Result<(), StoreError> {
+    const TRIES: u32 = 5;
+    let mut tries = 1;
+    loop {
+        match write_postgres_now(pool, writes).await {
+            Err(StoreError::Database(sqlx::Error::Database(error)))
+                if tries < TRIES && matches!(error.code().as_deref(), Some("40P01" | "40001")) =>
+            {
+                tracing::info!(%error, tries, "PostgreSQL aborted a batch to break a lock cycle; trying it again.");
+                tries += 1;
+            }
+            result => return result,
+        }
     }
 }
 

@@ -1056,3 +1056,52 @@ async fn a_store_migrated_by_a_newer_version_is_served_as_it_is() {
         assert!(store.get(&id).await.is_ok(), "{backend}");
     }
 }
+
+/// Instances sharing a store keep the snapshots of the resources their batches write; two
+/// of them writing two resources at once lock those rows in opposite orders. PostgreSQL
+/// aborts one batch to break the cycle, and the store tries it again rather than failing the
+/// exchanges in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_postgres_aborts_to_break_a_deadlock_is_tried_again() {
+    let Some(store) = fresh_stores().await.into_iter().find(|s| s.backend() == "postgres") else {
+        eprintln!("SKIPPED: no PostgreSQL server (set SCIMTRAIL_TEST_POSTGRES_URL)");
+        return;
+    };
+    let Pool::Postgres(pool, _) = &store.pool else {
+        unreachable!("a PostgreSQL store")
+    };
+    let snapshot = |id: &str, at: i64| {
+        Write::Snapshot(Box::new(Snapshot {
+            route: "okta".into(),
+            resource_type: "Users".into(),
+            resource_id: id.into(),
+            body: Some(json!({"id": id, "at": at}).to_string()),
+            updated_at_ms: at,
+        }))
+    };
+    store
+        .write_batch(vec![snapshot("a", 1), snapshot("b", 1)])
+        .await
+        .unwrap();
+    let lock = |id: &str| format!("UPDATE resource_snapshots SET updated_at = updated_at WHERE resource_id = '{id}'");
+    // Another instance's transaction holds `b`…
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query(&lock("b")).execute(&mut *other).await.unwrap();
+    // …while this batch takes `a`, then waits for `b`…
+    let batch = tokio::spawn({
+        let store = store.clone();
+        async move { store.write_batch(vec![snapshot("a", 2), snapshot("b", 2)]).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // …and the other now waits for `a`: PostgreSQL aborts the batch, which waited first.
+    match sqlx::query(&lock("a")).execute(&mut *other).await {
+        Ok(_) => other.commit().await.unwrap(),
+        Err(_) => other.rollback().await.unwrap(),
+    }
+    let written = batch.await.unwrap().expect("the batch was tried again");
+    assert_eq!(written, [Written::Committed, Written::Committed]);
+    for id in ["a", "b"] {
+        let kept = store.snapshot("okta", "Users", id).await.unwrap().unwrap();
+        assert_eq!(kept["at"], 2, "{id}");
+    }
+}
