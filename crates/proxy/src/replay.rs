@@ -870,7 +870,7 @@ fn replay_body(original: &Exchange, leave_out: LeftOut<'_>) -> Result<(Option<Va
     if strip_redacted_passwords(&mut body) > 0 {
         notes.push("the password was redacted when recorded and is left out: set it again from the IdP".to_owned());
     }
-    let empty_patch = original.method == "PATCH" && plan::operations(Some(&body)).is_empty();
+    let empty_patch = original.method == "PATCH" && scimtrail_scim::write_keys::operations(Some(&body)).is_empty();
     if empty_patch {
         return Err((
             "nothing_to_send",

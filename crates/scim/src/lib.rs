@@ -15,6 +15,8 @@
 //! - [`message`]: ListResponse, SearchRequest, BulkRequest/BulkResponse and the error body.
 //! - [`redact`]: redaction of the `password` attribute wherever it appears.
 //! - [`strict_json`]: JSON as a SCIM body must be: a member name (in any casing) once per object.
+//! - [`write_keys`]: what a write touches, as keys (attribute paths, members), and which later
+//!   keys cover which earlier ones.
 //!
 //! # Invariants
 //! - No I/O, no async, no global state: every function is deterministic.
@@ -34,6 +36,7 @@ pub mod resource;
 pub mod schema;
 pub mod strict_json;
 mod value;
+pub mod write_keys;
 
 pub use error::{ScimError, ScimType};
 pub use filter::Filter;

@@ -4,11 +4,8 @@
 //! An exchange is *superseded* when everything it writes is written again, later, by exchanges
 //! on the same resource that succeeded — or that this run replays. Replaying it would undo
 //! them: a deactivation followed by a reactivation must not be replayed after it. What a
-//! write touches is kept as keys: an attribute path (`active`, `name.givenname`, the
-//! extension's `urn:…:user:manager`), one key per member for add and remove
-//! (`members=<id>`), `*` for a PUT (it replaces everything) and for a DELETE (after it,
-//! nothing earlier matters), and `(deleted)` for what only a later DELETE supersedes.
-//! A PATCH partly superseded is replayed without its superseded operations.
+//! write touches is kept as keys (`scimtrail_scim::write_keys`). A PATCH partly superseded
+//! is replayed without its superseded operations.
 //!
 //! The other way round, a write that would overwrite *part* of a later write — a PUT after
 //! a later PATCH, `name` after a later `name.givenName`, all members after a later member
@@ -16,7 +13,7 @@
 //! `active: true` would re-enable a user deactivated since). Such operations are left out,
 //! and a write left with nothing is skipped as `conflict`, saying which writes it would undo.
 
-use scimtrail_scim::json;
+use scimtrail_scim::write_keys::{covered, inside, write_keys, DELETED};
 use scimtrail_store::{Exchange, REPLAYABLE_OUTCOMES};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -55,11 +52,6 @@ type Keys = Vec<Vec<String>>;
 
 /// The writes this run will send, per resource: who (for the reasons given), and their keys.
 type Planned = HashMap<ResourceKey, Vec<(String, Keys)>>;
-
-const EVERYTHING: &str = "*";
-/// Suffix of the key of values added to a multi-valued attribute: it covers nothing else.
-const ADDED: &str = "+added";
-const DELETED: &str = "(deleted)";
 
 /// One step per candidate (in the candidates' order, oldest first). `writes` holds every
 /// write recorded on each candidate's resource, replays included; `replays`, the replays of
@@ -185,11 +177,12 @@ fn decide(
         .flat_map(|(_, ops)| ops.iter().flatten())
         .map(String::as_str)
         .collect();
-    // What it needs to be superseded: a DELETE, only a later DELETE.
-    let ops = if candidate.method == "DELETE" {
-        vec![vec![DELETED.to_owned()]]
-    } else {
-        write_keys(&candidate.method, body_of(candidate).as_ref())
+    // What it needs to be superseded: a DELETE, only a later DELETE; a create, nothing (the
+    // runner asks the application whether it exists).
+    let ops = match candidate.method.as_str() {
+        "DELETE" => vec![vec![DELETED.to_owned()]],
+        "POST" => Vec::new(),
+        _ => write_keys(&candidate.method, body_of(candidate).as_ref()),
     };
     // Each operation: superseded (all it writes is written later), in conflict (it would
     // overwrite part of what was written later: a PUT after a later PATCH, `name` after a
@@ -297,122 +290,6 @@ fn body_of(exchange: &Exchange) -> Option<Value> {
         .request_body
         .as_deref()
         .and_then(|body| serde_json::from_str(body).ok())
-}
-
-/// Whether a later write of `later` writes over all of `key`.
-fn covered(key: &str, later: &BTreeSet<&str>) -> bool {
-    if key == DELETED {
-        return later.contains(DELETED);
-    }
-    later.contains(EVERYTHING) || later.iter().any(|l| l == &key || inside(key, l))
-}
-
-/// Whether `inner` is a strict part of `outer`: an attribute of it (`name.givenname` in
-/// `name`, `urn:…:user:manager` in `urn:…:user`, `emails[type eq "work"]` in `emails`), one
-/// member of all of them (`members=<id>` in `members`), anything in a whole replacement.
-fn inside(inner: &str, outer: &str) -> bool {
-    if inner == outer || inner == DELETED || outer == DELETED {
-        return false;
-    }
-    if outer == EVERYTHING {
-        return inner != EVERYTHING;
-    }
-    // One member is part only of all members: ids may hold any character.
-    if outer.starts_with("members=") {
-        return false;
-    }
-    inner
-        .strip_prefix(outer)
-        .is_some_and(|rest| rest.starts_with(['.', '[', '=', ':']))
-}
-
-/// What a write touches: one list of keys per operation (a PUT or DELETE is one operation).
-pub(crate) fn write_keys(method: &str, body: Option<&Value>) -> Keys {
-    match method {
-        "PUT" => vec![vec![EVERYTHING.to_owned()]],
-        "DELETE" => vec![vec![DELETED.to_owned(), EVERYTHING.to_owned()]],
-        "PATCH" => operations(body).iter().map(operation_keys).collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// A PATCH body's operations (`Operations`, any casing).
-pub(crate) fn operations(body: Option<&Value>) -> Vec<Value> {
-    body.and_then(|body| member(body, "Operations"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn member<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
-    json::get(value.as_object()?, name)
-}
-
-fn operation_keys(operation: &Value) -> Vec<String> {
-    let op = member(operation, "op")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let value = member(operation, "value");
-    match member(operation, "path").and_then(Value::as_str).map(str::to_lowercase) {
-        Some(path) => {
-            let path = path.trim().to_owned();
-            if path == "members" && (op == "add" || op == "remove") {
-                match value {
-                    Some(Value::Array(values)) => member_keys(values),
-                    Some(one @ Value::Object(_)) => member_keys(std::slice::from_ref(one)),
-                    // `remove` of every member.
-                    _ => vec![path],
-                }
-            } else if let Some(id) = path
-                .strip_prefix("members[value eq \"")
-                .and_then(|rest| rest.strip_suffix("\"]"))
-            {
-                vec![format!("members={id}")]
-            } else if op == "add" && matches!(value, Some(Value::Array(_))) {
-                // Values added to a multi-valued attribute overwrite none of it.
-                vec![format!("{path}{ADDED}")]
-            } else {
-                vec![path]
-            }
-        }
-        None => match value.and_then(Value::as_object) {
-            Some(attributes) => attributes
-                .iter()
-                .flat_map(|(name, value)| value_keys(&op, &name.to_lowercase(), value))
-                .collect(),
-            None => Vec::new(),
-        },
-    }
-}
-
-/// The keys of one member of a path-less value: an extension's or a complex attribute's
-/// sub-attributes each their own key; members one by one; values added to a multi-valued
-/// attribute overwrite nothing.
-fn value_keys(op: &str, name: &str, value: &Value) -> Vec<String> {
-    match value {
-        Value::Array(values) if name == "members" && (op == "add" || op == "remove") => member_keys(values),
-        Value::Array(_) if op == "add" => vec![format!("{name}{ADDED}")],
-        Value::Object(inner) if name.starts_with("urn:") => inner
-            .iter()
-            .flat_map(|(sub, value)| value_keys(op, &format!("{name}:{}", sub.to_lowercase()), value))
-            .collect(),
-        Value::Object(inner) if !inner.is_empty() => inner
-            .keys()
-            .map(|sub| format!("{name}.{}", sub.to_lowercase()))
-            .collect(),
-        _ => vec![name.to_owned()],
-    }
-}
-
-fn member_keys(values: &[Value]) -> Vec<String> {
-    values
-        .iter()
-        .map(|v| match member(v, "value").and_then(Value::as_str) {
-            Some(id) => format!("members={}", id.to_lowercase()),
-            None => "members".to_owned(),
-        })
-        .collect()
 }
 
 #[cfg(test)]
