@@ -46,6 +46,18 @@ impl App {
     fn client(&self) -> Client {
         Client::new(format!("http://{}", self.addr))
     }
+
+    /// scimtrail in front of it (one route, `/scim`, the generic profile) on `store_url`, and
+    /// its configuration file, for `scimtrail replay`.
+    async fn proxied(&self, store_url: &str) -> (std::path::PathBuf, proxy::TestProxy) {
+        let config_text = format!(
+            "[[route]]\nname = \"app\"\nidp = \"generic\"\npath_prefix = \"/scim\"\nupstream = \"http://{}\"\n",
+            self.addr
+        );
+        let config = std::env::temp_dir().join(format!("scimtrail-replay-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&config, &config_text).unwrap();
+        (config, proxy::start(&config_text, store_url).await)
+    }
 }
 
 fn patch(operations: Value) -> Value {
@@ -130,13 +142,7 @@ async fn replay_after_an_outage_reaches_the_intended_state_and_a_second_replay_c
 async fn run_outage(store_url: &str) {
     let mut app = App::start().await;
     let direct = app.client();
-    let config_text = format!(
-        "[[route]]\nname = \"app\"\nidp = \"generic\"\npath_prefix = \"/scim\"\nupstream = \"http://{}\"\n",
-        app.addr
-    );
-    let config = std::env::temp_dir().join(format!("scimtrail-replay-{}.toml", uuid::Uuid::new_v4()));
-    std::fs::write(&config, &config_text).unwrap();
-    let scimtrail = proxy::start(&config_text, store_url).await;
+    let (config, scimtrail) = app.proxied(store_url).await;
     let idp = &scimtrail.client;
     let mut intended = Intended::default();
 
@@ -362,5 +368,96 @@ fn without_deleted(intended: &Intended) -> Intended {
             .filter(|(_, g)| g.is_some())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+    }
+}
+
+/// Retention deletes a success that replay decides from: the IdP deactivated a user while
+/// the application was down, then reactivated them once it was back; a group's member was
+/// removed while down, then added back. The successes are pruned before the replay. The
+/// resources' summary still supersedes the failures, so the replay leaves the user active
+/// and the member in, as the IdP intended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_pruned_before_the_replay_still_supersedes_the_failure_it_followed() {
+    for store_url in fresh_store_urls().await {
+        let mut app = App::start().await;
+        let direct = app.client();
+        let (config, scimtrail) = app.proxied(&store_url).await;
+        let idp = &scimtrail.client;
+        let created = idp
+            .post("/scim/Users", &user_body("leaver@example.com", "Engineer"))
+            .await;
+        let user = format!("/scim/Users/{}", created.body["id"].as_str().unwrap());
+        let other = idp
+            .post("/scim/Users", &user_body("other@example.com", "Engineer"))
+            .await;
+        let member = other.body["id"].as_str().unwrap().to_owned();
+        let group = idp
+            .post(
+                "/scim/Groups",
+                &json!({"schemas": [GROUP], "displayName": "Team", "members": [{"value": member}]}),
+            )
+            .await;
+        let group = format!("/scim/Groups/{}", group.body["id"].as_str().unwrap());
+
+        app.down().await;
+        let off = patch(json!([{"op": "replace", "path": "active", "value": false}]));
+        assert_eq!(idp.patch(&user, &off).await.status, 502);
+        let remove = patch(json!([{"op": "remove", "path": format!("members[value eq \"{member}\"]")}]));
+        assert_eq!(idp.patch(&group, &remove).await.status, 502);
+        app.up().await;
+        let on = idp
+            .patch(
+                &user,
+                &patch(json!([{"op": "replace", "path": "active", "value": true}])),
+            )
+            .await;
+        assert_eq!(on.status, 200, "{}", on.body);
+        let reactivation = on.header("scimtrail-exchange-id").unwrap().to_owned();
+        let add = patch(json!([{"op": "add", "path": "members", "value": [{"value": member}]}]));
+        let added = idp.patch(&group, &add).await;
+        assert!(added.status == 200 || added.status == 204, "{}", added.body);
+
+        // Every success goes.
+        let only_failures = scimtrail_store::Retention {
+            keep_ms: [("ok".to_owned(), Some(0))].into(),
+            max_store_bytes: None,
+        };
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        let pruned = scimtrail
+            .store
+            .prune(&only_failures, now + 1000, false, None, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(pruned.exchanges.get("ok"), Some(&5), "{pruned:?}");
+        assert!(scimtrail.store.get(&reactivation).await.is_err(), "pruned");
+
+        let store_flag = ["--store", store_url.as_str(), "--config", config.to_str().unwrap()];
+        let (ok, report) = replay(&[&["--failed"][..], &store_flag].concat());
+        assert!(ok, "{report:#}");
+        assert_eq!(report["summary"]["skipped_because"]["superseded"], 2, "{report:#}");
+        assert_eq!(report["summary"]["replayed"], 0, "{report:#}");
+        let reason = report["items"][0]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(&reactivation) && reason.contains("pruned since"),
+            "{reason}"
+        );
+        let state = observed(&direct).await;
+        assert_eq!(
+            state.users.get("leaver@example.com"),
+            Some(&Some((true, "Engineer".to_owned()))),
+            "still active, as the IdP intended"
+        );
+        let still_in = BTreeSet::from(["other@example.com".to_owned()]);
+        assert_eq!(state.groups.get("Team"), Some(&Some(still_in)), "{state:?}");
+
+        scimtrail.running.shutdown().await;
+        app.down().await;
+        let _ = std::fs::remove_file(&config);
     }
 }

@@ -25,7 +25,7 @@ use crate::{state, Proxy, Route, EXCHANGE_ID_HEADER};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use http_body_util::Full;
-use plan::{resource_of, ResourceKey, Step};
+use plan::{resource_of, Step};
 use scimtrail_scim::json as scim_json;
 use scimtrail_scim::message::resolve_bulk_ids;
 use scimtrail_scim::patch::PatchRequest;
@@ -247,19 +247,22 @@ impl Proxy {
         holder: &str,
     ) -> Result<ReplayReport, ReplayError> {
         let candidates = self.select(selection).await?;
-        let mut writes: HashMap<ResourceKey, Vec<Exchange>> = HashMap::new();
-        let mut replays: HashMap<String, Vec<Exchange>> = HashMap::new();
+        let mut recorded = plan::Recorded::default();
         for candidate in &candidates {
             if let Some(key) = resource_of(candidate) {
-                if let Entry::Vacant(slot) = writes.entry(key) {
+                if let Entry::Vacant(slot) = recorded.writes.entry(key.clone()) {
                     let (route, resource_type, id) = slot.key();
                     let found = self.store.writes_to(route, resource_type, id).await?;
                     slot.insert(self.in_the_idps_order(found).await?);
+                    let summary = self.store.resource_writes(&key.0, &key.1, &key.2).await?;
+                    recorded.summaries.insert(key, summary);
                 }
             }
-            replays.insert(candidate.id.clone(), self.store.replays(&candidate.id).await?);
+            recorded
+                .replays
+                .insert(candidate.id.clone(), self.store.replays(&candidate.id).await?);
         }
-        let steps = plan::plan(&candidates, &writes, &replays);
+        let steps = plan::plan(&candidates, &recorded);
         let mut report = ReplayReport {
             dry_run,
             items: Vec::with_capacity(candidates.len()),
@@ -297,7 +300,11 @@ impl Proxy {
                         operations: &left_out,
                         members: &left_out_members,
                     };
-                    let earlier = replays.get(&original.id).map(Vec::as_slice).unwrap_or_default();
+                    let earlier = recorded
+                        .replays
+                        .get(&original.id)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
                     self.replay_one(original, earlier, leave_out, dry_run, &mut created, item)
                         .await
                 }
@@ -630,9 +637,21 @@ impl Proxy {
                         && w.parent_id.as_deref() != Some(original.id.as_str())
                         && w.replay_of.as_deref().unwrap_or(&w.id) > original.id.as_str()
                 });
+                // Or pruned since, as the resource's summary keeps it (this request's operations
+                // stand where it stands).
+                let later = match later {
+                    Some(later) => Some(later.id.clone()),
+                    None => self
+                        .store
+                        .resource_writes(&route.name, resource_type, id)
+                        .await?
+                        .into_iter()
+                        .find(|w| w.stands_at.as_str() > original.id.as_str())
+                        .map(|w| w.exchange_id),
+                };
                 if let Some(later) = later {
                     left_out.push(index);
-                    later_writes.push(format!("#{index} ({})", later.id));
+                    later_writes.push(format!("#{index} ({later})"));
                 }
             }
         }

@@ -29,10 +29,13 @@ mod spool;
 mod sql;
 mod sqlite_writer;
 mod stored_json;
+mod summary;
 
 pub use backup::Backup;
 pub use isolation::Written;
-pub use model::{rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, Snapshot, Write, OUTCOME_IN_FLIGHT};
+pub use model::{
+    rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, ResourceWrite, Snapshot, Write, OUTCOME_IN_FLIGHT,
+};
 pub use query::REPLAYABLE_OUTCOMES;
 pub use retention::{PruneReport, Retention, StoreSize, OUTCOMES};
 

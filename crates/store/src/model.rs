@@ -86,6 +86,23 @@ pub struct Completion {
     pub user_name: Option<String>,
 }
 
+/// The latest write to one key of a resource among the successes pruned since, as the
+/// resources' summary keeps it (`summary.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceWrite {
+    /// The key (`scimtrail_scim::write_keys`).
+    pub key: String,
+    /// Where the write stands in the IdP's order: its exchange's id, its original's for a
+    /// replay, its request's for an operation of a bulk request.
+    pub stands_at: String,
+    /// The exchange that wrote it (pruned since).
+    pub exchange_id: String,
+    /// When, epoch milliseconds.
+    pub written_at_ms: i64,
+    /// `{"op", "value"}`, redacted as the record was.
+    pub written: Option<Value>,
+}
+
 /// One write of the recorder.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Write {

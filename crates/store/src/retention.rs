@@ -7,9 +7,13 @@
 //! - an exchange made for another (a read-back, a fanned-out operation): it goes with its
 //!   parent, as do its own children;
 //! - an exchange a replay links to (`replay_of`): it goes after its replays;
-//! - a successful write to a resource that an older, unreplayed failure on the same route
-//!   also writes: replay decides from it whether that failure is superseded, so it stays
-//!   while the failure does.
+//! - a successful create whose userName an older, unreplayed failed create on the same route
+//!   also has: replay decides from it that the failure was retried (`later_creates`).
+//!
+//! Any other success may go: the batch that deletes a successful write keeps it in the
+//! resources' summary first (`summary.rs`), in the same transaction, and replay decides from
+//! the summary for what was pruned. The summary's removals (a member removed, a resource
+//! deleted) go once no older failure they supersede remains.
 //!
 //! Over `max_store_bytes`, the oldest successes (`ok`, `rejected`) go first whatever their
 //! age, under the same exclusions; only when none is left do the oldest failures go, and the
@@ -19,7 +23,7 @@
 use crate::model::OUTCOME_IN_FLIGHT;
 use crate::query::{id_floor, REPLAYABLE_OUTCOMES};
 use crate::sql::{self, Param};
-use crate::{Lease, Pool, Store, StoreError};
+use crate::{summary, Lease, Pool, Store, StoreError};
 use std::collections::BTreeMap;
 
 /// The outcomes a policy may name, in the order a size budget deletes them.
@@ -72,6 +76,8 @@ pub struct PruneReport {
     pub children: u64,
     /// Snapshots of resources no exchange writes any longer.
     pub snapshots: u64,
+    /// Removals the resources' summary no longer needs.
+    pub summary_rows: u64,
     /// Whether failures were deleted to stay within `max_store_bytes`.
     pub failures_for_size: bool,
 }
@@ -107,14 +113,13 @@ const WRITES: &str = "('POST', 'PUT', 'PATCH', 'DELETE')";
 
 /// The exclusions every batch obeys (see the module's documentation), for `e`: only an
 /// original (a replay, and what was made for an exchange, go with it), and not a success that
-/// replay still decides from. `failed_bulk` holds, per route, the oldest failed bulk request
-/// not yet replayed successfully (found once per prune).
-fn protected(failed_bulk: &[(String, String)]) -> String {
-    let child_needed = needed("c", failed_bulk);
+/// replay still decides from, nor one with such a child.
+fn protected() -> String {
     format!(
         "e.parent_id IS NULL AND e.replay_of IS NULL AND NOT ({}) \
-         AND NOT EXISTS (SELECT 1 FROM exchanges c WHERE c.parent_id = e.id AND {child_needed})",
-        needed("e", failed_bulk)
+         AND NOT EXISTS (SELECT 1 FROM exchanges c WHERE c.parent_id = e.id AND {})",
+        needed("e"),
+        needed("c")
     )
 }
 
@@ -135,37 +140,38 @@ fn failure_list() -> String {
         .join(", ")
 }
 
-/// Whether the exchange `x` is a success that an older failure, not yet replayed
-/// successfully, on its route may be superseded by, as replay decides it: a write to the same
-/// resource (`writes_to`), a create of the same userName (`later_creates`), or any write
-/// after a failed bulk request (whose operations name their resources only in its body).
-/// Each condition is an index lookup: by resource, by userName, by id.
-fn needed(x: &str, failed_bulk: &[(String, String)]) -> String {
+/// Whether the exchange `x` is a successful create whose userName an older failed create on
+/// its route, not yet replayed successfully, also has: replay decides from it that the
+/// failure was retried (`later_creates`), by userName, not by resource. (Whether a failure is
+/// superseded by later writes to its resource, replay decides from the writes still recorded
+/// and, for those pruned, the resources' summary: a write is summarized as it is deleted.)
+fn needed(x: &str) -> String {
     let unreplayed = unreplayed_before(x);
-    let after_bulk: Vec<String> = failed_bulk
+    format!(
+        "{x}.outcome = 'ok' AND {x}.operation = 'create' AND {x}.user_name IS NOT NULL AND EXISTS (SELECT 1 \
+         FROM exchanges f WHERE f.user_name = {x}.user_name AND {unreplayed} AND f.operation = 'create' \
+         AND f.resource_type = {x}.resource_type)"
+    )
+}
+
+/// Whether what is on `route` at `position` comes after the oldest failed bulk request, not
+/// yet replayed successfully, on its route.
+fn after_failed_bulk(route: &str, position: &str, failed_bulk: &[(String, String)]) -> String {
+    let after: Vec<String> = failed_bulk
         .iter()
-        .map(|(route, id)| {
+        .map(|(bulk_route, id)| {
             format!(
-                "({x}.route = '{}' AND {x}.id > '{}')",
-                route.replace('\'', "''"),
+                "({route} = '{}' AND {position} > '{}')",
+                bulk_route.replace('\'', "''"),
                 id.replace('\'', "''")
             )
         })
         .collect();
-    let after_bulk = if after_bulk.is_empty() {
+    if after.is_empty() {
         "FALSE".to_owned()
     } else {
-        after_bulk.join(" OR ")
-    };
-    format!(
-        "{x}.outcome = 'ok' AND {x}.method IN {WRITES} AND ( \
-         ({x}.resource_id IS NOT NULL AND EXISTS (SELECT 1 FROM exchanges f WHERE {unreplayed} \
-             AND f.resource_type = {x}.resource_type AND f.resource_id = {x}.resource_id AND f.method IN {WRITES})) \
-         OR ({x}.operation = 'create' AND {x}.user_name IS NOT NULL AND EXISTS (SELECT 1 FROM exchanges f \
-             WHERE f.user_name = {x}.user_name AND {unreplayed} AND f.operation = 'create' \
-             AND f.resource_type = {x}.resource_type)) \
-         OR {after_bulk})"
-    )
+        after.join(" OR ")
+    }
 }
 
 /// How long a prune may hold its lease without renewing it: a prune that died holding it is
@@ -225,6 +231,8 @@ impl Store {
         holder: Option<&str>,
         mut on_failures_for_size: impl FnMut(&StoreSize),
     ) -> Result<PruneReport, StoreError> {
+        // What is journaled and not yet applied is pruned with the rest.
+        self.caught_up().await;
         let mut report = PruneReport::default();
         let failed_bulk: Vec<(String, String)> = self
             .pairs(&format!(
@@ -235,7 +243,7 @@ impl Store {
                 failure_list()
             ))
             .await?;
-        let protected = protected(&failed_bulk);
+        let protected = protected();
         for outcome in OUTCOMES {
             let Some(Some(keep)) = policy.keep_ms.get(outcome) else {
                 continue;
@@ -285,6 +293,11 @@ impl Store {
             }
         }
         report.snapshots = self.prune_snapshots(dry_run).await?;
+        let after_bulk = after_failed_bulk("x.route", "x.stands_at", &failed_bulk);
+        let needless = summary::needless_removals(&failure_list(), &after_bulk);
+        report.summary_rows = self
+            .delete_in_batches("resource_writes", &summary::KEY, &needless, dry_run)
+            .await?;
         if !dry_run {
             self.give_space_back().await?;
         }
@@ -345,7 +358,8 @@ impl Store {
                     "SELECT pg_total_relation_size('exchanges'::regclass)::BIGINT, \
                      COALESCE((SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = 'exchanges'::regclass), 0)::BIGINT, \
                      COALESCE((SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'exchanges'::regclass), 0)::BIGINT, \
-                     (pg_total_relation_size('resource_snapshots'::regclass) + pg_total_relation_size('route_shapes'::regclass))::BIGINT",
+                     (pg_total_relation_size('resource_snapshots'::regclass) + pg_total_relation_size('route_shapes'::regclass) \
+                     + pg_total_relation_size('resource_writes'::regclass))::BIGINT",
                 )
                 .fetch_one(pool)
                 .await?;
@@ -435,7 +449,19 @@ impl Store {
             format!("parent_id IN ({children})"),
             format!("parent_id IN ({list})"),
         ];
-        let mut statements = Vec::new();
+        // What succeeded among them goes to the resources' summary first, while their records
+        // are there to say where each stands.
+        let everything = format!("id IN ({list}) OR {}", hanging.join(" OR "));
+        let mut statements = self
+            .summary_of(
+                &everything,
+                texts(&ids)
+                    .into_iter()
+                    .cycle()
+                    .take(ids.len() * (hanging.len() + 1))
+                    .collect(),
+            )
+            .await?;
         let mut counted = 0;
         for condition in &hanging {
             let count = format!("SELECT COUNT(*) FROM exchanges WHERE {condition}");
@@ -452,22 +478,41 @@ impl Store {
     /// Deletes (or counts) the snapshots of resources no exchange writes any longer.
     async fn prune_snapshots(&self, dry_run: bool) -> Result<u64, StoreError> {
         let orphan = format!(
-            "NOT EXISTS (SELECT 1 FROM exchanges e WHERE e.route = s.route AND e.resource_type = s.resource_type \
-             AND e.resource_id = s.resource_id AND e.method IN {WRITES})"
+            "NOT EXISTS (SELECT 1 FROM exchanges e WHERE e.route = x.route AND e.resource_type = x.resource_type \
+             AND e.resource_id = x.resource_id AND e.method IN {WRITES})"
         );
+        self.delete_in_batches(
+            "resource_snapshots",
+            &["route", "resource_type", "resource_id"],
+            &orphan,
+            dry_run,
+        )
+        .await
+    }
+
+    /// Deletes (or, dry, counts) the rows of `table` that `condition` selects (naming the table
+    /// `x`), by their `key`, at most [`BATCH`] in each statement.
+    async fn delete_in_batches(
+        &self,
+        table: &str,
+        key: &[&str],
+        condition: &str,
+        dry_run: bool,
+    ) -> Result<u64, StoreError> {
         if dry_run {
-            let statement = format!("SELECT COUNT(*) FROM resource_snapshots s WHERE {orphan}");
+            let statement = format!("SELECT COUNT(*) FROM {table} x WHERE {condition}");
             return Ok(self
                 .scalar_int(&statement)
                 .await?
                 .map_or(0, |n| u64::try_from(n).unwrap_or(0)));
         }
+        let columns = key.join(", ");
+        let selected = key.iter().map(|c| format!("x.{c}")).collect::<Vec<_>>().join(", ");
+        let statement = format!(
+            "DELETE FROM {table} WHERE ({columns}) IN (SELECT {selected} FROM {table} x WHERE {condition} LIMIT {BATCH})"
+        );
         let mut deleted = 0;
         loop {
-            let statement = format!(
-                "DELETE FROM resource_snapshots WHERE (route, resource_type, resource_id) IN \
-                 (SELECT s.route, s.resource_type, s.resource_id FROM resource_snapshots s WHERE {orphan} LIMIT {BATCH})"
-            );
             let gone = self.execute(&statement, Vec::new()).await?;
             deleted += gone;
             if gone == 0 {
@@ -545,7 +590,10 @@ impl Store {
     }
 
     /// Runs the statements (`?` placeholders) in order, in one transaction.
-    async fn execute_in_one_transaction(&self, statements: Vec<(String, Vec<Param>)>) -> Result<(), StoreError> {
+    pub(crate) async fn execute_in_one_transaction(
+        &self,
+        statements: Vec<(String, Vec<Param>)>,
+    ) -> Result<(), StoreError> {
         match &self.pool {
             Pool::Sqlite(pool, ..) => {
                 let mut tx = pool.begin().await?;
@@ -570,7 +618,7 @@ impl Store {
         Ok(())
     }
 
-    async fn scalar_int(&self, statement: &str) -> Result<Option<i64>, StoreError> {
+    pub(crate) async fn scalar_int(&self, statement: &str) -> Result<Option<i64>, StoreError> {
         self.scalar_int_with(statement, Vec::new()).await
     }
 }

@@ -99,7 +99,7 @@ fn snapshot_statement(snapshot: &Snapshot) -> (&'static str, Vec<Param>) {
 }
 
 /// Every text value is cleaned of what a database refuses (see [`column`]).
-fn text(value: &str) -> Param {
+pub(crate) fn text(value: &str) -> Param {
     Param::Text(Some(column::clean(value).into_owned()))
 }
 

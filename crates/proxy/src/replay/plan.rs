@@ -4,8 +4,10 @@
 //! An exchange is *superseded* when everything it writes is written again, later, by exchanges
 //! on the same resource that succeeded — or that this run replays. Replaying it would undo
 //! them: a deactivation followed by a reactivation must not be replayed after it. What a
-//! write touches is kept as keys (`scimtrail_scim::write_keys`). A PATCH partly superseded
-//! is replayed without its superseded operations.
+//! write touches is kept as keys (`scimtrail_scim::write_keys`). The later writes are those
+//! still recorded and, for those pruned since, the store's summary of the latest successful
+//! write to each key of the resource. A PATCH partly superseded is replayed without its
+//! superseded operations.
 //!
 //! The other way round, a write that would overwrite *part* of a later write — a PUT after
 //! a later PATCH, `name` after a later `name.givenName`, all members after a later member
@@ -14,9 +16,9 @@
 //! and a write left with nothing is skipped as `conflict`, saying which writes it would undo.
 
 use scimtrail_scim::write_keys::{covered, inside, write_keys, DELETED};
-use scimtrail_store::{Exchange, REPLAYABLE_OUTCOMES};
+use scimtrail_store::{Exchange, ResourceWrite, REPLAYABLE_OUTCOMES};
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// What a replay does with one recorded exchange.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,14 +55,18 @@ type Keys = Vec<Vec<String>>;
 /// The writes this run will send, per resource: who (for the reasons given), and their keys.
 type Planned = HashMap<ResourceKey, Vec<(String, Keys)>>;
 
-/// One step per candidate (in the candidates' order, oldest first). `writes` holds every
-/// write recorded on each candidate's resource, replays included; `replays`, the replays of
-/// each candidate.
-pub(crate) fn plan(
-    candidates: &[Exchange],
-    writes: &HashMap<ResourceKey, Vec<Exchange>>,
-    replays: &HashMap<String, Vec<Exchange>>,
-) -> Vec<Step> {
+/// What a plan decides from, per candidate's resource: every write recorded on it, replays
+/// included (`writes`), the store's summary of its latest successful write to each key
+/// (`summaries`: what was pruned since); and the replays of each candidate.
+#[derive(Debug, Default)]
+pub(crate) struct Recorded {
+    pub(crate) writes: HashMap<ResourceKey, Vec<Exchange>>,
+    pub(crate) summaries: HashMap<ResourceKey, Vec<ResourceWrite>>,
+    pub(crate) replays: HashMap<String, Vec<Exchange>>,
+}
+
+/// One step per candidate (in the candidates' order, oldest first).
+pub(crate) fn plan(candidates: &[Exchange], recorded: &Recorded) -> Vec<Step> {
     // Decided from the newest back, so that what this run will replay later is known when an
     // earlier exchange is decided.
     let mut planned: Planned = HashMap::new();
@@ -68,7 +74,7 @@ pub(crate) fn plan(
         .iter()
         .rev()
         .map(|candidate| {
-            let step = decide(candidate, writes, replays, &planned);
+            let step = decide(candidate, recorded, &planned);
             if let (
                 Step::Send {
                     left_out,
@@ -101,12 +107,7 @@ pub(crate) fn plan(
     steps
 }
 
-fn decide(
-    candidate: &Exchange,
-    writes: &HashMap<ResourceKey, Vec<Exchange>>,
-    replays: &HashMap<String, Vec<Exchange>>,
-    planned: &Planned,
-) -> Step {
+fn decide(candidate: &Exchange, recorded: &Recorded, planned: &Planned) -> Step {
     let skip = |kind, reason: String| Step::Skip { kind, reason };
     if let Some(original) = &candidate.replay_of {
         return skip(
@@ -114,7 +115,8 @@ fn decide(
             format!("it is a replay of {original}: replay that one instead"),
         );
     }
-    if let Some(done) = replays
+    if let Some(done) = recorded
+        .replays
         .get(&candidate.id)
         .and_then(|all| all.iter().find(|r| r.outcome == "ok"))
     {
@@ -152,7 +154,8 @@ fn decide(
     // What succeeded after it on the same resource, by where it stands in the IdP's order (a
     // replay stands where its original does), then what this run will replay after it.
     let mut later: Vec<(String, Keys)> = Vec::new();
-    for write in writes.get(&key).map(Vec::as_slice).unwrap_or_default() {
+    let recorded_writes = recorded.writes.get(&key).map(Vec::as_slice).unwrap_or_default();
+    for write in recorded_writes {
         let position = write.replay_of.as_deref().unwrap_or(&write.id);
         if write.outcome == "ok"
             && position > candidate.id.as_str()
@@ -165,6 +168,7 @@ fn decide(
             later.push((who, write_keys(&write.method, body_of(write).as_ref())));
         }
     }
+    later.extend(pruned_later(candidate, recorded_writes, recorded.summaries.get(&key)));
     later.extend(planned.get(&key).cloned().unwrap_or_default());
     if let Some((who, _)) = later.iter().find(|(_, ops)| ops.iter().flatten().any(|k| k == DELETED)) {
         return skip(
@@ -282,6 +286,35 @@ fn decide(
         left_out_members,
         notes,
     }
+}
+
+/// The writes after `candidate` that were pruned since, as the resource's summary keeps
+/// them: its latest successful write to each key, by the exchange that made it. A write still
+/// recorded is decided from its record.
+fn pruned_later(
+    candidate: &Exchange,
+    recorded: &[Exchange],
+    summary: Option<&Vec<ResourceWrite>>,
+) -> Vec<(String, Keys)> {
+    let still_recorded: HashSet<&str> = recorded.iter().map(|w| w.id.as_str()).collect();
+    let mut by_exchange: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
+    for row in summary.map(Vec::as_slice).unwrap_or_default() {
+        if row.stands_at.as_str() > candidate.id.as_str() && !still_recorded.contains(row.exchange_id.as_str()) {
+            by_exchange
+                .entry((row.stands_at.as_str(), row.exchange_id.as_str()))
+                .or_default()
+                .push(row.key.clone());
+        }
+    }
+    by_exchange
+        .into_iter()
+        .map(|((_, id), keys)| {
+            (
+                format!("{id} (pruned since; the resource's summary keeps its write)"),
+                vec![keys],
+            )
+        })
+        .collect()
 }
 
 /// The request body as received, parsed.

@@ -23,6 +23,16 @@ fn write(t: u32, method: &str, outcome: &str, body: Value) -> Exchange {
     }
 }
 
+/// A PATCH at `t` setting `active`.
+fn active(t: u32, outcome: &str, value: bool) -> Exchange {
+    write(
+        t,
+        "PATCH",
+        outcome,
+        patch(json!([{"op": "replace", "path": "active", "value": value}])),
+    )
+}
+
 fn patch(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
 }
@@ -34,17 +44,7 @@ fn replay_of(mut replay: Exchange, original: &Exchange) -> Exchange {
 
 /// Plans `candidates` with `others` also recorded on the resource; returns each step's kind.
 fn kinds(candidates: Vec<Exchange>, others: Vec<Exchange>) -> Vec<String> {
-    let mut writes: HashMap<ResourceKey, Vec<Exchange>> = HashMap::new();
-    let mut replays: HashMap<String, Vec<Exchange>> = HashMap::new();
-    for exchange in candidates.iter().chain(&others) {
-        if let Some(key) = resource_of(exchange) {
-            writes.entry(key).or_default().push(exchange.clone());
-        }
-        if let Some(original) = &exchange.replay_of {
-            replays.entry(original.clone()).or_default().push(exchange.clone());
-        }
-    }
-    plan(&candidates, &writes, &replays)
+    steps(candidates, others, Vec::new())
         .into_iter()
         .map(|step| match step {
             Step::Send {
@@ -63,14 +63,41 @@ fn kinds(candidates: Vec<Exchange>, others: Vec<Exchange>) -> Vec<String> {
         .collect()
 }
 
+/// The steps for `candidates`, with `others` also recorded on the resource and `summary` the
+/// resource's summary.
+fn steps(candidates: Vec<Exchange>, others: Vec<Exchange>, summary: Vec<ResourceWrite>) -> Vec<Step> {
+    let mut recorded = Recorded::default();
+    for exchange in candidates.iter().chain(&others) {
+        if let Some(key) = resource_of(exchange) {
+            recorded.writes.entry(key.clone()).or_default().push(exchange.clone());
+            recorded.summaries.insert(key, summary.clone());
+        }
+        if let Some(original) = &exchange.replay_of {
+            recorded
+                .replays
+                .entry(original.clone())
+                .or_default()
+                .push(exchange.clone());
+        }
+    }
+    plan(&candidates, &recorded)
+}
+
+/// A row of the resource's summary: `key` written at `t` by exchange `by` (at `t` but for a
+/// replay or a bulk operation).
+fn kept(key: &str, t: u32, by: u32) -> ResourceWrite {
+    ResourceWrite {
+        key: key.into(),
+        stands_at: format!("0000000{t:02}"),
+        exchange_id: format!("0000000{by:02}"),
+        written_at_ms: 0,
+        written: None,
+    }
+}
+
 #[test]
 fn a_deactivation_followed_by_a_reactivation_is_superseded() {
-    let off = write(
-        1,
-        "PATCH",
-        "unreachable",
-        patch(json!([{"op": "replace", "path": "active", "value": false}])),
-    );
+    let off = active(1, "unreachable", false);
     let on = write(
         2,
         "PATCH",
@@ -93,12 +120,7 @@ fn a_deactivation_followed_by_a_reactivation_is_superseded() {
 
 #[test]
 fn a_deactivation_followed_by_another_attribute_is_still_sent() {
-    let off = write(
-        1,
-        "PATCH",
-        "failed",
-        patch(json!([{"op": "replace", "path": "active", "value": false}])),
-    );
+    let off = active(1, "failed", false);
     let title = write(
         2,
         "PATCH",
@@ -110,35 +132,15 @@ fn a_deactivation_followed_by_another_attribute_is_still_sent() {
 
 #[test]
 fn an_earlier_write_is_never_superseded_by_an_earlier_success() {
-    let title = write(
-        1,
-        "PATCH",
-        "ok",
-        patch(json!([{"op": "replace", "path": "active", "value": true}])),
-    );
-    let off = write(
-        2,
-        "PATCH",
-        "failed",
-        patch(json!([{"op": "replace", "path": "active", "value": false}])),
-    );
+    let title = active(1, "ok", true);
+    let off = active(2, "failed", false);
     assert_eq!(kinds(vec![off], vec![title]), ["send"]);
 }
 
 #[test]
 fn a_failed_later_write_supersedes_nothing() {
-    let off = write(
-        1,
-        "PATCH",
-        "failed",
-        patch(json!([{"op": "replace", "path": "active", "value": false}])),
-    );
-    let on = write(
-        2,
-        "PATCH",
-        "failed",
-        patch(json!([{"op": "replace", "path": "active", "value": true}])),
-    );
+    let off = active(1, "failed", false);
+    let on = active(2, "failed", true);
     assert_eq!(kinds(vec![off], vec![on]), ["send"]);
 }
 
@@ -242,18 +244,8 @@ fn extension_attributes_are_keyed_each_by_name() {
 
 #[test]
 fn replays_count_where_their_original_stands() {
-    let off = write(
-        1,
-        "PATCH",
-        "unreachable",
-        patch(json!([{"op": "replace", "path": "active", "value": false}])),
-    );
-    let on = write(
-        2,
-        "PATCH",
-        "unreachable",
-        patch(json!([{"op": "replace", "path": "active", "value": true}])),
-    );
+    let off = active(1, "unreachable", false);
+    let on = active(2, "unreachable", true);
     // The reactivation was replayed (successfully) after both: the deactivation stays superseded.
     let on_replayed = replay_of(write(9, "PATCH", "ok", Value::Null), &on);
     let mut on_replayed = on_replayed;
@@ -291,12 +283,7 @@ fn creates_are_sent_for_the_runner_to_check() {
 #[test]
 fn a_put_that_would_undo_a_later_deactivation_is_a_conflict() {
     let put = write(1, "PUT", "unreachable", json!({"userName": "x", "active": true}));
-    let off = write(
-        2,
-        "PATCH",
-        "ok",
-        patch(json!([{"op": "replace", "path": "active", "value": false}])),
-    );
+    let off = active(2, "ok", false);
     assert_eq!(kinds(vec![put.clone()], vec![off.clone()]), ["conflict"]);
     // Planned in the same run, the same.
     let mut off_failed = off;
@@ -373,4 +360,47 @@ fn values_added_later_overwrite_nothing_earlier() {
         patch(json!([{"op": "add", "value": {"emails": [{"value": "c@x"}]}}])),
     );
     assert_eq!(kinds(vec![work_email], vec![added, added_pathless]), ["send"]);
+}
+
+#[test]
+fn a_pruned_success_still_supersedes_an_older_failure_through_the_summary() {
+    let off = active(1, "failed", false);
+    // The reactivation at 2 was pruned; the summary keeps its write to `active`.
+    let [step] = steps(vec![off.clone()], vec![], vec![kept("active", 2, 2)])
+        .try_into()
+        .unwrap();
+    let Step::Skip { kind, reason } = step else {
+        panic!("{step:?}")
+    };
+    assert_eq!(kind, "superseded");
+    assert!(reason.contains("000000002 (pruned since"), "{reason}");
+
+    // A summary row standing before it, or where it stands (its own replay, a fanned-out
+    // operation of its replay), supersedes nothing.
+    for row in [kept("active", 0, 0), kept("active", 1, 7)] {
+        assert!(
+            matches!(
+                steps(vec![off.clone()], vec![], vec![row.clone()])[..],
+                [Step::Send { .. }]
+            ),
+            "{row:?}"
+        );
+    }
+    // A later write to a part of what it writes is a conflict, as when recorded.
+    let put = write(1, "PUT", "failed", json!({"userName": "x", "active": true}));
+    assert!(matches!(
+        steps(vec![put], vec![], vec![kept("active", 2, 2)])[..],
+        [Step::Skip { kind: "conflict", .. }]
+    ));
+}
+
+#[test]
+fn a_write_still_recorded_is_named_once_not_again_from_the_summary() {
+    let off = active(1, "failed", false);
+    let on = active(2, "ok", true);
+    let [Step::Skip { reason, .. }] = &steps(vec![off], vec![on], vec![kept("active", 2, 2)])[..] else {
+        panic!("not skipped")
+    };
+    assert_eq!(reason.matches("000000002").count(), 1, "{reason}");
+    assert!(!reason.contains("pruned"), "{reason}");
 }
