@@ -439,16 +439,7 @@ impl Store {
         // them (a fanned-out operation's read-back), what was made for them. Each statement
         // binds the batch's ids only, however many hang off them.
         let list = placeholders(ids.len());
-        let replays = format!("SELECT id FROM exchanges WHERE replay_of IN ({list})");
-        let children = format!("SELECT id FROM exchanges WHERE parent_id IN ({list})");
-        let made_for_replays = format!("SELECT id FROM exchanges WHERE parent_id IN ({replays})");
-        let hanging = [
-            format!("parent_id IN ({made_for_replays})"),
-            format!("parent_id IN ({replays})"),
-            format!("replay_of IN ({list})"),
-            format!("parent_id IN ({children})"),
-            format!("parent_id IN ({list})"),
-        ];
+        let hanging = hanging_off(&list);
         // What succeeded among them goes to the resources' summary first, while their records
         // are there to say where each stands.
         let everything = format!("id IN ({list}) OR {}", hanging.join(" OR "));
@@ -621,6 +612,22 @@ impl Store {
     pub(crate) async fn scalar_int(&self, statement: &str) -> Result<Option<i64>, StoreError> {
         self.scalar_int_with(statement, Vec::new()).await
     }
+}
+
+/// What hangs off the exchanges whose ids `list` binds, deepest first: the exchanges made for
+/// their replays, their replays, what was made for what was made for them (a fanned-out
+/// operation's read-back), what was made for them. Each condition binds the list once.
+pub(crate) fn hanging_off(list: &str) -> [String; 5] {
+    let replays = format!("SELECT id FROM exchanges WHERE replay_of IN ({list})");
+    let children = format!("SELECT id FROM exchanges WHERE parent_id IN ({list})");
+    let made_for_replays = format!("SELECT id FROM exchanges WHERE parent_id IN ({replays})");
+    [
+        format!("parent_id IN ({made_for_replays})"),
+        format!("parent_id IN ({replays})"),
+        format!("replay_of IN ({list})"),
+        format!("parent_id IN ({children})"),
+        format!("parent_id IN ({list})"),
+    ]
 }
 
 fn placeholders(count: usize) -> String {

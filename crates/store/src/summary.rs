@@ -157,16 +157,23 @@ impl Store {
         selected: &str,
         params: Vec<Param>,
     ) -> Result<Vec<(String, Vec<Param>)>, StoreError> {
-        let statement = format!(
-            "SELECT id, operation, method, request_body FROM exchanges WHERE outcome = 'ok' \
-             AND resource_id IS NOT NULL AND method IN ('POST', 'PUT', 'PATCH', 'DELETE') AND ({selected})"
-        );
-        let rows: Vec<(String, String, String, Option<String>)> = match &self.pool {
+        let statement = pruned_writes(selected);
+        type Pruned = (String, String, String, String, Option<String>, Option<String>);
+        let rows: Vec<Pruned> = match &self.pool {
             Pool::Sqlite(pool, ..) => crate::sql::bind_sqlite(sqlx::query(&statement), params)
                 .fetch_all(pool)
                 .await?
                 .iter()
-                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)))
+                .map(|row| {
+                    Ok((
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                        row.try_get(4)?,
+                        row.try_get(5)?,
+                    ))
+                })
                 .collect::<Result<_, sqlx::Error>>()?,
             Pool::Postgres(pool, _) => {
                 let statement = numbered_placeholders(&statement);
@@ -174,15 +181,39 @@ impl Store {
                     .fetch_all(pool)
                     .await?
                     .iter()
-                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)))
+                    .map(|row| {
+                        Ok((
+                            row.try_get(0)?,
+                            row.try_get(1)?,
+                            row.try_get(2)?,
+                            row.try_get(3)?,
+                            row.try_get(4)?,
+                            row.try_get(5)?,
+                        ))
+                    })
                     .collect::<Result<_, sqlx::Error>>()?
             }
         };
         Ok(rows
             .iter()
-            .flat_map(|(id, operation, method, body)| keep(id, &key_writes(operation, method, body.as_deref())))
+            .filter(|(_, outcome, _, method, resource_id, _)| {
+                outcome == "ok"
+                    && resource_id.is_some()
+                    && matches!(method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
+            })
+            .flat_map(|(id, _, operation, method, _, body)| keep(id, &key_writes(operation, method, body.as_deref())))
             .collect())
     }
+}
+
+/// The exchanges `selected` picks, with what a summary needs of a successful write. Only
+/// `selected` narrows it, so that each of its conditions is an index lookup (a condition on
+/// the outcome drew SQLite to scan every success); the body is read for successes only.
+pub(crate) fn pruned_writes(selected: &str) -> String {
+    format!(
+        "SELECT id, outcome, operation, method, resource_id, \
+         CASE WHEN outcome = 'ok' THEN request_body END FROM exchanges WHERE {selected}"
+    )
 }
 
 #[cfg(test)]
