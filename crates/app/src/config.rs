@@ -3,7 +3,7 @@
 
 use scimtrail_proxy::{IpNet, ProxyConfig, RecordMode, Route, Secret, SecretSource, TlsFiles, UpstreamAuth, Webhook};
 use scimtrail_rules::{builtin_profile, Mode, Target};
-use scimtrail_store::{Retention, SqliteSync};
+use scimtrail_store::{private, Retention, SqliteSync};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -537,6 +537,13 @@ impl Settings {
             _ => None,
         };
         let fail_closed = on_store_failure != "serve_unrecorded";
+        for (path, mode) in private::open_to_others(&private::store_paths(&store_url, spool_dir.as_deref())) {
+            warnings.push(format!(
+                "{} is open to other users (mode {mode:o}): it holds personal data; chmod go-rwx {}",
+                path.display(),
+                path.display()
+            ));
+        }
         let sqlite_sync = match raw.store.sqlite_synchronous.as_deref().unwrap_or("full") {
             "full" => SqliteSync::Full,
             "normal" => SqliteSync::Normal,

@@ -1,4 +1,5 @@
-//! `scimtrail store prune`: the retention policy applied on demand, dry first.
+//! `scimtrail store prune`: the retention policy applied on demand, dry first; `store backup`;
+//! and the files a store is kept in, private whatever the umask.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -6,7 +7,7 @@ use scimtrail_store::{Completion, NewExchange, Store, Write};
 
 mod common;
 
-use common::run;
+use common::{run, under_umask};
 const DAY_MS: i64 = 86_400_000;
 
 fn exchange(age_days: i64, n: u16, outcome: &str) -> Write {
@@ -132,4 +133,79 @@ async fn store_backup_copies_a_store_into_a_new_file_that_opens_whole() {
         .await
         .unwrap();
     assert_eq!(all.items.len(), 2);
+}
+
+/// A store's files hold personal data. Under a umask that would let everyone read them,
+/// `serve` creates the database, its WAL and shared memory, the journal's directory and its
+/// files private (0600, directories 0700), and `store backup` its copy; `check-config` warns
+/// about a store file others may read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stores_files_are_private_whatever_the_umask() {
+    let dir = std::env::temp_dir().join(format!("scimtrail-private-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("private.db").display());
+    let (app, _) = scimtrail_integration::refapp::start().await;
+    let upstream = app.base_url();
+    let serve = ["serve", "--upstream", &upstream, "--store", &url];
+    let mut child = under_umask("022", &serve)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = scimtrail_integration::process::proxy_address(&mut child).await;
+    let idp = scimtrail_integration::Client::new(format!("http://{addr}"));
+    let body = serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "private"});
+    assert_eq!(idp.post("/Users", &body).await.status, 201);
+    let copy = dir.join("copy.db").display().to_string();
+    let backup = under_umask("022", &["store", "backup", "--store", &url, "--to", &copy])
+        .output()
+        .unwrap();
+    assert!(backup.status.success(), "{}", String::from_utf8_lossy(&backup.stderr));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let mut seen = Vec::new();
+    let mut pending = vec![dir.clone()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            let mode =
+                std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions()) & 0o777;
+            let expected = if path.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(mode, expected, "{} is {mode:o}", path.display());
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    for name in [
+        "private.db",
+        "private.db-wal",
+        "private.db.journal",
+        "copy.db",
+        "copy.db.journal",
+    ] {
+        assert!(seen.iter().any(|s| s == name), "{name} in {seen:?}");
+    }
+
+    // One made open to others before is warned about.
+    let database = dir.join("private.db");
+    std::fs::set_permissions(&database, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let config = dir.join("check.toml");
+    std::fs::write(
+        &config,
+        format!("[store]\nurl = \"{url}\"\n[[route]]\nname = \"app\"\nidp = \"generic\"\nupstream = \"{upstream}\"\n"),
+    )
+    .unwrap();
+    let (valid, stdout, stderr) = run(&["check-config", "--config", config.to_str().unwrap()]);
+    assert!(valid, "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "warning: {} is open to other users (mode 644)",
+            database.display()
+        )),
+        "{stdout}"
+    );
 }

@@ -9,7 +9,7 @@
 //! Opening the copy applies its journal, which is idempotent for what both hold.
 
 use crate::journal::{self, rejected_path};
-use crate::{Pool, Store, StoreError};
+use crate::{private, Pool, Store, StoreError};
 use std::fs;
 use std::path::Path;
 
@@ -45,14 +45,14 @@ impl Store {
         let copy = journal::directory(target);
         let mut segments = 0;
         if source.is_dir() {
-            fs::create_dir_all(&copy).map_err(|e| io("cannot create", &copy, e))?;
+            private::create_dir(&copy).map_err(|e| io("cannot create", &copy, e))?;
             for entry in fs::read_dir(&source).map_err(|e| io("cannot read", &source, e))? {
                 let path = entry.map_err(|e| io("cannot read", &source, e))?.path();
                 let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
                 if !(name.ends_with(".log") || name == "format") {
                     continue;
                 }
-                match fs::copy(&path, copy.join(name)) {
+                match private::copy(&path, &copy.join(name)) {
                     Ok(_) => segments += usize::from(name.ends_with(".log")),
                     // Retired since it was listed: all of it is applied, so in the snapshot.
                     Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -62,9 +62,11 @@ impl Store {
             let rejected = rejected_path(&source);
             if rejected.exists() {
                 let to = rejected_path(&copy);
-                fs::copy(&rejected, &to).map_err(|e| io("cannot copy", &rejected, e))?;
+                private::copy(&rejected, &to).map_err(|e| io("cannot copy", &rejected, e))?;
             }
         }
+        // Private from the start: SQLite fills an empty file.
+        private::create_if_missing(target).map_err(|e| io("cannot create", target, e))?;
         sqlx::query("VACUUM INTO ?")
             .bind(target.display().to_string())
             .execute(pool)

@@ -31,7 +31,7 @@
 use crate::isolation::{commit_isolated, Lessen, Written};
 use crate::model::{Completion, NewExchange, Write};
 use crate::sqlite_writer::SqliteWriter;
-use crate::{sql, stored_json, SqliteSync, StoreError};
+use crate::{private, sql, stored_json, SqliteSync, StoreError};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Write as _};
@@ -113,7 +113,7 @@ pub(crate) fn write_format(dir: &Path) -> Result<(), StoreError> {
     }
     // A new file synced, then renamed over the old: a crash leaves one or the other whole.
     let fresh = dir.join("format.tmp");
-    let written = File::create(&fresh).and_then(|mut file| {
+    let written = private::create(&fresh).and_then(|mut file| {
         std::io::Write::write_all(&mut file, text.as_bytes())?;
         file.sync_all()
     });
@@ -170,7 +170,7 @@ pub(crate) fn move_aside(dir: &Path, write: &Write, reason: &str) -> Result<(), 
     let mut line = serde_json::to_vec(&serde_json::json!({"format": FORMAT, "reason": reason, "record": write}))
         .map_err(|error| StoreError::Journal(format!("a record does not encode: {error}")))?;
     line.push(b'\n');
-    let mut file = OpenOptions::new()
+    let mut file = private::options()
         .create(true)
         .append(true)
         .open(&path)
@@ -254,9 +254,9 @@ pub(crate) fn io_error(what: &str, path: &Path, error: &std::io::Error) -> Store
 
 /// Takes the journal's lock, if no other process holds it.
 pub(crate) fn take_lock(dir: &Path) -> Result<Option<File>, StoreError> {
-    fs::create_dir_all(dir).map_err(|e| io_error("cannot create the journal directory", dir, &e))?;
+    private::create_dir(dir).map_err(|e| io_error("cannot create the journal directory", dir, &e))?;
     let path = dir.join("lock");
-    let file = OpenOptions::new()
+    let file = private::options()
         .create(true)
         .truncate(false)
         .write(true)
@@ -730,7 +730,7 @@ impl Journal {
         }
         let spare = spare_path(&self.dir);
         let temporary = spare.with_extension("tmp");
-        let written = File::create(&temporary).and_then(|file| {
+        let written = private::create(&temporary).and_then(|file| {
             let zeros = vec![0; 1 << 20];
             for megabyte in 0..SPARE_BYTES >> 20 {
                 file.write_all_at(&zeros, megabyte << 20)?;
@@ -1012,7 +1012,7 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Creates an empty segment, and makes its name durable in the directory.
 pub(crate) fn create_segment(dir: &Path, path: &Path) -> Result<File, StoreError> {
-    let file = OpenOptions::new()
+    let file = private::options()
         .create(true)
         .truncate(true)
         .write(true)

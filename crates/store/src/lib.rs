@@ -23,6 +23,7 @@ mod journal;
 #[cfg(feature = "fuzzing")]
 pub use journal::fuzz_decode as fuzz_journal_decode;
 mod model;
+pub mod private;
 mod query;
 mod retention;
 mod spool;
@@ -44,7 +45,7 @@ use journal::Journal;
 use sqlite_writer::SqliteWriter;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,6 +162,12 @@ impl Store {
                 // it is converted once by `migrate`.
                 .pragma("auto_vacuum", "incremental");
             let file = options.get_filename().to_owned();
+            // Created private before SQLite makes it (and its WAL and shared memory, which
+            // take its mode): see `private`.
+            if file != Path::new(":memory:") && !file.exists() {
+                private::create_if_missing(&file)
+                    .map_err(|e| StoreError::Journal(format!("cannot create {}: {e}", file.display())))?;
+            }
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 // A local file does not go stale: skip the ping on every acquire.

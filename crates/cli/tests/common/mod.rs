@@ -19,3 +19,15 @@ pub(crate) fn run(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// The binary with these arguments, started under `umask` (as a shell would).
+pub(crate) fn under_umask(umask: &str, args: &[&str]) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(BINARY)
+        .args(args)
+        .env("SCIMTRAIL_LOG", "warn");
+    command
+}
