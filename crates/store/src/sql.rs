@@ -4,7 +4,7 @@
 use crate::column::{self, key};
 use crate::model::{Completion, NewExchange, Snapshot, Write, OUTCOME_IN_FLIGHT};
 use sqlx::postgres::PgArguments;
-use sqlx::query::{Query, QueryScalar};
+use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::sqlite::SqliteArguments;
 use sqlx::{Postgres, Sqlite};
 
@@ -225,6 +225,20 @@ pub(crate) fn bind_postgres_scalar<O>(
     query: QueryScalar<'_, Postgres, O, PgArguments>,
     params: Vec<Param>,
 ) -> QueryScalar<'_, Postgres, O, PgArguments> {
+    bind_each!(query, params)
+}
+
+pub(crate) fn bind_sqlite_as<'q, O>(
+    query: QueryAs<'q, Sqlite, O, SqliteArguments<'q>>,
+    params: Vec<Param>,
+) -> QueryAs<'q, Sqlite, O, SqliteArguments<'q>> {
+    bind_each!(query, params)
+}
+
+pub(crate) fn bind_postgres_as<O>(
+    query: QueryAs<'_, Postgres, O, PgArguments>,
+    params: Vec<Param>,
+) -> QueryAs<'_, Postgres, O, PgArguments> {
     bind_each!(query, params)
 }
 

@@ -17,7 +17,6 @@ use crate::column;
 use crate::sql::{key_param, numbered_placeholders, text, Param};
 use crate::{Pool, ResourceWrite, Store, StoreError};
 use scimtrail_scim::write_keys::{touched, KeyWrite, EVERYTHING};
-use sqlx::Row;
 
 /// Where the exchange `e` stands in the IdP's order: a replay where its original does, an
 /// exchange made for another (an operation of a bulk request) where that one stands.
@@ -160,38 +159,16 @@ impl Store {
         let statement = pruned_writes(selected);
         type Pruned = (String, String, String, String, Option<String>, Option<String>);
         let rows: Vec<Pruned> = match &self.pool {
-            Pool::Sqlite(pool, ..) => crate::sql::bind_sqlite(sqlx::query(&statement), params)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|row| {
-                    Ok((
-                        row.try_get(0)?,
-                        row.try_get(1)?,
-                        row.try_get(2)?,
-                        row.try_get(3)?,
-                        row.try_get(4)?,
-                        row.try_get(5)?,
-                    ))
-                })
-                .collect::<Result<_, sqlx::Error>>()?,
-            Pool::Postgres(pool, _) => {
-                let statement = numbered_placeholders(&statement);
-                crate::sql::bind_postgres(sqlx::query(&statement), params)
+            Pool::Sqlite(pool, ..) => {
+                crate::sql::bind_sqlite_as(sqlx::query_as(&statement), params)
                     .fetch_all(pool)
                     .await?
-                    .iter()
-                    .map(|row| {
-                        Ok((
-                            row.try_get(0)?,
-                            row.try_get(1)?,
-                            row.try_get(2)?,
-                            row.try_get(3)?,
-                            row.try_get(4)?,
-                            row.try_get(5)?,
-                        ))
-                    })
-                    .collect::<Result<_, sqlx::Error>>()?
+            }
+            Pool::Postgres(pool, _) => {
+                let statement = numbered_placeholders(&statement);
+                crate::sql::bind_postgres_as(sqlx::query_as(&statement), params)
+                    .fetch_all(pool)
+                    .await?
             }
         };
         Ok(rows
