@@ -18,3 +18,7 @@ pub mod spy;
 pub mod webhook;
 
 pub use client::{Client, TestResponse};
+
+/// The key the tests' proxies fingerprint credentials with, in process and as spawned
+/// binaries (`SCIMTRAIL_FINGERPRINT_KEY`): a store one writes, another may replay from.
+pub const FINGERPRINT_KEY: &str = "the tests' fingerprint key, not a secret";

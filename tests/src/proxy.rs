@@ -59,6 +59,11 @@ pub struct TestProxy {
     pub admin: Client,
 }
 
+/// The key the tests' proxies fingerprint credentials with ([`crate::FINGERPRINT_KEY`]).
+pub fn fingerprint_key() -> scimtrail_proxy::fingerprint::KeySource {
+    scimtrail_proxy::fingerprint::KeySource::Fixed(crate::FINGERPRINT_KEY.as_bytes().to_vec())
+}
+
 /// Starts scimtrail from a configuration text (listen addresses are forced to port 0).
 pub async fn start(config: &str, store_url: &str) -> TestProxy {
     start_with(config, store_url, |_| {}).await
@@ -75,6 +80,7 @@ pub async fn start_with(config: &str, store_url: &str, adjust: impl FnOnce(&mut 
         ..Overrides::default()
     };
     let mut settings = Settings::resolve(raw, &flags).expect("valid settings");
+    settings.proxy.fingerprint_key = fingerprint_key();
     adjust(&mut settings);
     let (running, store) = scimtrail_app::start(&settings).await.expect("scimtrail starts");
     let client = Client::new(format!("http://{}", running.proxy_addr));

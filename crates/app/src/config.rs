@@ -1,6 +1,7 @@
 //! The configuration file (TOML) and its validation: raw serde types with
 //! `deny_unknown_fields`, checked into [`Settings`].
 
+use scimtrail_proxy::fingerprint::{self, KeySource};
 use scimtrail_proxy::{IpNet, ProxyConfig, RecordMode, Route, Secret, SecretSource, TlsFiles, UpstreamAuth, Webhook};
 use scimtrail_rules::{builtin_profile, Mode, Target};
 use scimtrail_store::{private, Retention, SqliteSync};
@@ -143,6 +144,10 @@ pub struct RawStore {
     /// SQLite only: `full` (fsync at every commit) or `normal` (survives a killed process,
     /// not a power loss).
     pub sqlite_synchronous: Option<String>,
+    /// Environment variable holding the key credentials' fingerprints are made with.
+    pub fingerprint_key_env: Option<String>,
+    /// File holding that key.
+    pub fingerprint_key_file: Option<PathBuf>,
 }
 
 /// `[record]`.
@@ -537,6 +542,7 @@ impl Settings {
             _ => None,
         };
         let fail_closed = on_store_failure != "serve_unrecorded";
+        let fingerprint_key = fingerprint_key(&raw.store, &store_url)?;
         for (path, mode) in private::open_to_others(&private::store_paths(&store_url, spool_dir.as_deref())) {
             warnings.push(format!(
                 "{} is open to other users (mode {mode:o}): it holds personal data; chmod go-rwx {}",
@@ -690,6 +696,7 @@ impl Settings {
                 routes,
                 instance,
                 ca_bundle: raw.upstream.ca_bundle_path,
+                fingerprint_key,
             },
             store_url,
             sqlite_sync,
@@ -752,6 +759,7 @@ impl Settings {
             Some(Some(ms)) => format!("{outcome} {} d", *ms as f64 / 86_400_000.0),
             _ => format!("{outcome} forever"),
         };
+        out.push_str(&format!("fingerprint key = {}\n", p.fingerprint_key.describe()));
         out.push_str(&format!(
             "retention = {}; max_store_bytes {}; pruned every {} s\n",
             scimtrail_store::OUTCOMES.map(keep).join(", "),
@@ -806,6 +814,32 @@ impl Settings {
 }
 
 /// Where a secret comes from, never its value; and whether a rotation is under way.
+/// Where the key credentials' fingerprints are made with comes from: the file or variable the
+/// configuration names, else `SCIMTRAIL_FINGERPRINT_KEY`, else (SQLite) a file beside the
+/// database; a PostgreSQL store, shared by instances, has none of its own.
+fn fingerprint_key(store: &RawStore, store_url: &str) -> Result<KeySource, ConfigError> {
+    Ok(match (&store.fingerprint_key_env, &store.fingerprint_key_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "[store] fingerprint_key_env and fingerprint_key_file both name the key: keep one".to_owned(),
+            ))
+        }
+        (Some(name), None) => KeySource::Env(name.clone()),
+        (None, Some(path)) => KeySource::File(path.clone()),
+        (None, None) if std::env::var_os(fingerprint::KEY_ENV).is_some() => {
+            KeySource::Env(fingerprint::KEY_ENV.to_owned())
+        }
+        (None, None) => match private::store_paths(store_url, None).first() {
+            Some(database) => {
+                let mut name = database.as_os_str().to_owned();
+                name.push(".fingerprint-key");
+                KeySource::BesideStore(PathBuf::from(name))
+            }
+            None => KeySource::Missing,
+        },
+    })
+}
+
 fn describe_secret(secret: Option<&Secret>) -> String {
     match secret {
         None => "none".to_owned(),
@@ -1054,6 +1088,33 @@ mod tests {
     }
 
     #[test]
+    fn the_fingerprint_key_comes_from_the_configuration_else_beside_a_sqlite_store() {
+        let key = |store: &str| {
+            let route = "[[route]]\nname = \"a\"\nidp = \"generic\"\nupstream = \"http://127.0.0.1:9\"\n";
+            resolve(&format!("[store]\n{store}\n{route}"), &Overrides::default()).map(|s| s.proxy.fingerprint_key)
+        };
+        assert_eq!(
+            key("url = \"sqlite:///data/s.db\"\nfingerprint_key_env = \"KEY\"").unwrap(),
+            KeySource::Env("KEY".into())
+        );
+        assert_eq!(
+            key("url = \"postgres://h/db\"\nfingerprint_key_file = \"/k\"").unwrap(),
+            KeySource::File("/k".into())
+        );
+        assert!(key("fingerprint_key_env = \"A\"\nfingerprint_key_file = \"/k\"")
+            .unwrap_err()
+            .to_string()
+            .contains("keep one"));
+        if std::env::var_os(fingerprint::KEY_ENV).is_none() {
+            assert_eq!(
+                key("url = \"sqlite:///data/s.db?mode=rwc\"").unwrap(),
+                KeySource::BesideStore("/data/s.db.fingerprint-key".into())
+            );
+            assert_eq!(key("url = \"postgres://h/db\"").unwrap(), KeySource::Missing);
+        }
+    }
+
+    #[test]
     fn the_example_file_is_valid_and_sets_every_section() {
         let text = include_str!("../../../config/scimtrail.example.toml");
         let raw = RawConfig::from_toml(text, "scimtrail.example.toml").unwrap();
@@ -1140,6 +1201,8 @@ mod tests {
             "max_aggregate_results",
             "max_bulk_operations",
             "max_bulk_payload_bytes",
+            "fingerprint_key_env",
+            "fingerprint_key_file",
         ] {
             assert!(
                 text.contains(&format!("{key} ="))

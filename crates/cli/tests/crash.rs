@@ -26,6 +26,7 @@ async fn serve(upstream: &str, store_url: &str, config: Option<&str>) -> (Child,
     let mut child = Command::new(BINARY)
         .args(args)
         .env("SCIMTRAIL_LOG", "warn")
+        .env("SCIMTRAIL_FINGERPRINT_KEY", scimtrail_integration::FINGERPRINT_KEY)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -80,6 +80,7 @@ fn replay(args: &[&str]) -> (bool, Value) {
     let output = Command::new(BINARY)
         .arg("replay")
         .args(args)
+        .env("SCIMTRAIL_FINGERPRINT_KEY", scimtrail_integration::FINGERPRINT_KEY)
         .arg("--json")
         .env("SCIMTRAIL_LOG", "warn")
         .output()

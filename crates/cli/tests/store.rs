@@ -208,4 +208,60 @@ async fn a_stores_files_are_private_whatever_the_umask() {
         )),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("fingerprint key = the environment variable SCIMTRAIL_FINGERPRINT_KEY"),
+        "{stdout}"
+    );
+}
+
+/// What the record keeps of a credential is an HMAC under the installation's key, so every
+/// instance sharing a store must use one key: the store keeps the key's id, and an instance
+/// with another key — or, on PostgreSQL, none — refuses to start, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_fingerprint_key_is_not_its_stores_refuses_to_start() {
+    let (app, _) = scimtrail_integration::refapp::start().await;
+    let upstream = app.base_url();
+    for url in scimtrail_integration::proxy::fresh_store_urls().await {
+        let serve = |key: Option<&str>| {
+            let mut command = std::process::Command::new(common::BINARY);
+            command
+                .args(["serve", "--upstream", &upstream, "--store", &url])
+                .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+                .env("SCIMTRAIL_LOG", "warn")
+                .env_remove("SCIMTRAIL_FINGERPRINT_KEY");
+            if let Some(key) = key {
+                command.env("SCIMTRAIL_FINGERPRINT_KEY", key);
+            }
+            command
+        };
+        let mut first = serve(Some("the first installation's key"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = scimtrail_integration::process::proxy_address(&mut first).await;
+        let idp = scimtrail_integration::Client::new(format!("http://{addr}"));
+        assert_eq!(idp.get("/Users").await.status, 200);
+        first.kill().unwrap();
+        first.wait().unwrap();
+
+        let other = serve(Some("another installation's key")).output().unwrap();
+        let stderr = String::from_utf8_lossy(&other.stderr);
+        assert!(!other.status.success(), "{url}: started with another key");
+        assert!(
+            stderr.contains("every instance sharing a store needs the same fingerprint key"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("installation's key"),
+            "the key itself is never said: {stderr}"
+        );
+
+        if url.starts_with("postgres") {
+            let none = serve(None).output().unwrap();
+            let stderr = String::from_utf8_lossy(&none.stderr);
+            assert!(!none.status.success());
+            assert!(stderr.contains("a PostgreSQL store is shared"), "{stderr}");
+        }
+    }
 }

@@ -141,6 +141,8 @@ pub struct ProxyConfig {
     pub instance: String,
     /// Extra CA certificates (PEM) trusted for https upstreams, besides the system's.
     pub ca_bundle: Option<PathBuf>,
+    /// Where the key credentials' fingerprints are made with comes from.
+    pub fingerprint_key: crate::fingerprint::KeySource,
     /// How long each outcome is kept, and how large the store may grow.
     pub retention: scimtrail_store::Retention,
     /// How often the store is pruned.

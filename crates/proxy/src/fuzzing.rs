@@ -34,7 +34,9 @@ impl Harness {
             idle: config.idle_timeout,
         };
         let client = upstream::client_over(Connector::InProcess(application), None)?;
-        let (proxy, background) = Proxy::new(config, store, client)?;
+        // A store of the harness's own: no other instance to agree with.
+        let key = config.fingerprint_key.load().map_err(StartError::FingerprintKey)?;
+        let (proxy, background) = Proxy::new(config, store, client, key)?;
         let (shutdown, _) = watch::channel(false);
         Ok(Harness {
             proxy: Arc::new(proxy),

@@ -10,7 +10,8 @@
 //! - [`findings`] reads each answer against what was sent (operations that did not take
 //!   effect, wrong lookups, non-SCIM errors); `shapes.rs` keeps each route's request shapes
 //!   for `shape_drift`.
-//! - [`redact`] keeps secrets out of everything recorded.
+//! - [`redact`] keeps secrets out of everything recorded; [`fingerprint`] makes what it keeps
+//!   of a credential, under the installation's key.
 //! - [`recorder`] group-commits records; `durable` mode holds the request until its record
 //!   is committed, and the response until its completion is.
 //! - `admin.rs`: `/healthz`, `/readyz`, `/metrics`, `/api/v1/exchanges`.
@@ -37,6 +38,7 @@ mod content_coding;
 mod exchange;
 mod fan_out;
 pub mod findings;
+pub mod fingerprint;
 mod first_bytes;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -172,6 +174,18 @@ pub enum StartError {
     /// The recorder's thread could not start.
     #[error("cannot start the recorder's thread: {0}")]
     Recorder(std::io::Error),
+    /// The key credentials' fingerprints are made with is missing, unreadable, or not the
+    /// one the store's other instances use.
+    #[error("{0}")]
+    FingerprintKey(String),
+}
+
+/// The key credentials' fingerprints are made with, agreed with every instance sharing the
+/// store.
+async fn agreed_key(config: &ProxyConfig, store: &Store) -> Result<fingerprint::Key, StartError> {
+    let key = config.fingerprint_key.load().map_err(StartError::FingerprintKey)?;
+    key.agree_with(store).await.map_err(StartError::FingerprintKey)?;
+    Ok(key)
 }
 
 /// A running proxy.
@@ -216,6 +230,7 @@ impl Proxy {
         config: ProxyConfig,
         store: Store,
         client: upstream::UpstreamClient,
+        key: fingerprint::Key,
     ) -> Result<(Proxy, Background), StartError> {
         let metrics = Arc::new(Metrics::default());
         metrics.watch_store(store.clone());
@@ -242,7 +257,7 @@ impl Proxy {
             Some(UpstreamAuth::Header { name, .. }) => Some(name.clone()),
             _ => None,
         }));
-        let redactor = Redactor::new(&secret_headers);
+        let redactor = Redactor::new(&secret_headers, key);
         let (alerts, delivery) = alerts::Alerts::spawn(client.clone(), Arc::clone(&metrics));
         let proxy_store = store.clone();
         let proxy = Proxy {
@@ -363,8 +378,9 @@ impl Replayer {
         config.instance = format!("{}/replay", config.instance);
         config.record_mode = RecordMode::Durable;
         store.mark_interrupted(&config.instance).await?;
+        let key = agreed_key(&config, &store).await?;
         let client = upstream::client(config.ca_bundle.as_deref())?;
-        let (proxy, background) = Proxy::new(config, store, client)?;
+        let (proxy, background) = Proxy::new(config, store, client, key)?;
         Ok(Replayer { proxy, background })
     }
 
@@ -383,6 +399,7 @@ impl Replayer {
 /// Starts the proxy and its admin listener.
 pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartError> {
     // Deactivations and deprovisions cut short may not have reached the application: alerted.
+    let key = agreed_key(&config, &store).await?;
     let cut_short = store.in_flight_deprovisions(&config.instance).await?;
     let interrupted = store.mark_interrupted(&config.instance).await?;
     if interrupted > 0 {
@@ -421,7 +438,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
     };
     let trusted_proxies: Arc<[IpNet]> = Arc::from(config.trusted_proxies.clone());
     let client = upstream::client(config.ca_bundle.as_deref())?;
-    let (proxy, background) = Proxy::new(config, store.clone(), client)?;
+    let (proxy, background) = Proxy::new(config, store.clone(), client, key)?;
     let capacity = proxy.capacity.clone();
     proxy.metrics.track(capacity.clone());
     for exchange in &cut_short {

@@ -474,6 +474,25 @@ impl Store {
         self.take_lease(Lease::Replay, holder, now_ms, until_ms).await
     }
 
+    /// The value every instance sharing the store must agree on for `name`: `value`, written
+    /// now if none is, or the one written first.
+    pub async fn agree_on(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        let insert = "INSERT INTO store_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING";
+        let params = vec![
+            sql::Param::Text(Some(name.to_owned())),
+            sql::Param::Text(Some(value.to_owned())),
+        ];
+        self.execute(insert, params).await?;
+        let select = "SELECT value FROM store_settings WHERE name = ?";
+        let params = vec![sql::Param::Text(Some(name.to_owned()))];
+        Ok(self
+            .scalars(select, params)
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| value.to_owned()))
+    }
+
     /// Gives the replay lease up, if `holder` has it.
     pub async fn release_replay_lease(&self, holder: &str) -> Result<(), StoreError> {
         self.release_lease(Lease::Replay, holder).await

@@ -541,7 +541,7 @@ impl Store {
         }
     }
 
-    async fn scalars(&self, statement: &str, params: Vec<Param>) -> Result<Vec<String>, StoreError> {
+    pub(crate) async fn scalars(&self, statement: &str, params: Vec<Param>) -> Result<Vec<String>, StoreError> {
         Ok(match &self.pool {
             Pool::Sqlite(pool, ..) => {
                 sql::bind_sqlite_scalar(sqlx::query_scalar(statement), params)

@@ -297,8 +297,9 @@ async fn no_secret_reaches_the_store() {
         {
             assert!(!everything.contains(secret), "{secret} reached the store ({store_url})");
         }
-        // The fingerprints are there, so operators can tell tokens apart.
-        assert!(everything.contains("Bearer sha256:"));
+        // The fingerprints are there, keyed, so operators can tell tokens apart.
+        assert!(everything.contains("Bearer hmac:"));
+        assert!(!everything.contains("sha256:"), "no unkeyed fingerprint");
         app.shutdown().await;
     }
 }

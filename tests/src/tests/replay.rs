@@ -36,7 +36,8 @@ async fn setup() -> Setup {
 /// `scimtrail replay --failed` over the setup's store, with its configuration.
 async fn replay_failed(setup: &Setup) -> ReplayReport {
     let raw = RawConfig::from_toml(&setup.config, "test").unwrap();
-    let settings = Settings::resolve(raw, &Overrides::default()).unwrap();
+    let mut settings = Settings::resolve(raw, &Overrides::default()).unwrap();
+    settings.proxy.fingerprint_key = proxy::fingerprint_key();
     let replayer = Replayer::new(settings.proxy, setup.proxy.store.clone()).await.unwrap();
     let filter = ExchangeQuery {
         failed: true,

@@ -11,6 +11,7 @@ pub(crate) fn run(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(BINARY)
         .args(args)
         .env("SCIMTRAIL_LOG", "warn")
+        .env("SCIMTRAIL_FINGERPRINT_KEY", scimtrail_integration::FINGERPRINT_KEY)
         .output()
         .expect("the binary runs");
     (
@@ -28,6 +29,7 @@ pub(crate) fn under_umask(umask: &str, args: &[&str]) -> Command {
         .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
         .arg(BINARY)
         .args(args)
-        .env("SCIMTRAIL_LOG", "warn");
+        .env("SCIMTRAIL_LOG", "warn")
+        .env("SCIMTRAIL_FINGERPRINT_KEY", scimtrail_integration::FINGERPRINT_KEY);
     command
 }
