@@ -398,8 +398,8 @@ impl Replayer {
 
 /// Starts the proxy and its admin listener.
 pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartError> {
-    // Deactivations and deprovisions cut short may not have reached the application: alerted.
     let key = agreed_key(&config, &store).await?;
+    // Deactivations and deprovisions cut short may not have reached the application: alerted.
     let cut_short = store.in_flight_deprovisions(&config.instance).await?;
     let interrupted = store.mark_interrupted(&config.instance).await?;
     if interrupted > 0 {
