@@ -829,12 +829,8 @@ fn fingerprint_key(store: &RawStore, store_url: &str) -> Result<KeySource, Confi
         (None, None) if std::env::var_os(fingerprint::KEY_ENV).is_some() => {
             KeySource::Env(fingerprint::KEY_ENV.to_owned())
         }
-        (None, None) => match private::store_paths(store_url, None).first() {
-            Some(database) => {
-                let mut name = database.as_os_str().to_owned();
-                name.push(".fingerprint-key");
-                KeySource::BesideStore(PathBuf::from(name))
-            }
+        (None, None) => match private::sqlite_file(store_url) {
+            Some(database) => KeySource::BesideStore(private::with_suffix(&database, ".fingerprint-key")),
             None => KeySource::Missing,
         },
     })

@@ -14,7 +14,7 @@ use sha2::Sha256;
 use std::fmt;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The environment variable read for the key when the configuration names none.
@@ -87,14 +87,14 @@ impl KeySource {
     }
 }
 
-fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
+fn read(path: &Path) -> Result<Vec<u8>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| format!("cannot read the fingerprint key {}: {error}", path.display()))?;
     Ok(text.trim_end_matches(['\r', '\n']).as_bytes().to_vec())
 }
 
 /// 64 hex digits from the system's random source, written private.
-fn generate(path: &PathBuf) -> Result<Vec<u8>, String> {
+fn generate(path: &Path) -> Result<Vec<u8>, String> {
     let random = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
         .iter()
         .map(|u| u.simple().to_string())

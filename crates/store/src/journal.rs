@@ -69,9 +69,7 @@ const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// The journal's directory beside the database file: `scimtrail.db` → `scimtrail.db.journal`.
 pub(crate) fn directory(database: &Path) -> PathBuf {
-    let mut name = database.as_os_str().to_owned();
-    name.push(".journal");
-    PathBuf::from(name)
+    private::with_suffix(database, ".journal")
 }
 
 /// The journal's format: what its frames' payloads may hold. Format 1 had no `client` on
@@ -127,9 +125,7 @@ pub(crate) fn write_format(dir: &Path) -> Result<(), StoreError> {
 /// line each (`{"reason": …, "record": …}`), so that they never block the records behind them:
 /// `scimtrail.db.journal` → `scimtrail.db.journal.rejected`.
 pub(crate) fn rejected_path(dir: &Path) -> PathBuf {
-    let mut name = dir.as_os_str().to_owned();
-    name.push(".rejected");
-    PathBuf::from(name)
+    private::with_suffix(dir, ".rejected")
 }
 
 /// Commits journaled `writes` to SQLite, one bad record failing alone (see `isolation`):

@@ -42,28 +42,40 @@ pub(crate) fn copy(from: &Path, to: &Path) -> io::Result<u64> {
     Ok(copied)
 }
 
+/// `path` with `suffix` added to its name: `scimtrail.db` → `scimtrail.db-wal`, the names of
+/// what is kept beside a database.
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// What a SQLite store at `database` is kept in: the database, its WAL and shared memory, its
 /// journal's directory and the records the journal moved aside.
 pub fn database_paths(database: &Path) -> Vec<PathBuf> {
-    ["", "-wal", "-shm", ".journal", ".journal.rejected"]
-        .iter()
-        .map(|suffix| {
-            let mut name = database.as_os_str().to_owned();
-            name.push(suffix);
-            PathBuf::from(name)
-        })
-        .collect()
+    let journal = crate::journal::directory(database);
+    vec![
+        database.to_path_buf(),
+        with_suffix(database, "-wal"),
+        with_suffix(database, "-shm"),
+        crate::journal::rejected_path(&journal),
+        journal,
+    ]
+}
+
+/// The database file of a `sqlite://FILE` store URL (none for PostgreSQL or in memory).
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or_default())
+        .filter(|file| !file.is_empty() && *file != ":memory:")
+        .map(PathBuf::from)
 }
 
 /// What the store at `url` (and a PostgreSQL store's spool, in `spool_dir`) is kept in on
 /// this machine.
 pub fn store_paths(url: &str, spool_dir: Option<&Path>) -> Vec<PathBuf> {
-    let file = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .map(|rest| rest.split('?').next().unwrap_or_default())
-        .filter(|file| !file.is_empty() && *file != ":memory:");
-    let mut paths = file.map(|file| database_paths(Path::new(file))).unwrap_or_default();
+    let mut paths = sqlite_file(url).map(|file| database_paths(&file)).unwrap_or_default();
     paths.extend(spool_dir.map(Path::to_path_buf));
     paths
 }

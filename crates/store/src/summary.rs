@@ -173,11 +173,9 @@ impl Store {
         };
         Ok(rows
             .iter()
-            .filter(|(_, outcome, _, method, resource_id, _)| {
-                outcome == "ok"
-                    && resource_id.is_some()
-                    && matches!(method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
-            })
+            // What a write wrote is read from its operation (`key_writes`): a read or a
+            // search writes nothing.
+            .filter(|(_, outcome, _, _, resource_id, _)| outcome == "ok" && resource_id.is_some())
             .flat_map(|(id, _, operation, method, _, body)| keep(id, &key_writes(operation, method, body.as_deref())))
             .collect())
     }
