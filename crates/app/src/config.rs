@@ -484,81 +484,13 @@ impl Settings {
                 "[admin] allow_unauthenticated: the admin listener {admin_listen} serves every recorded exchange and replays to anyone who reaches it"
             ));
         }
-        let store_url = match (
-            &flags.store,
-            raw.store.url_env.as_deref().and_then(|n| std::env::var(n).ok()),
-            &raw.store.url,
-        ) {
-            (Some(url), _, _) => url.clone(),
-            (None, Some(url), _) => url,
-            (None, None, Some(url)) => url.clone(),
-            (None, None, None) => std::env::var(STORE_URL_ENV).unwrap_or_else(|_| DEFAULT_STORE_URL.to_owned()),
-        };
-        if !(store_url.starts_with("sqlite:")
-            || store_url.starts_with("postgres:")
-            || store_url.starts_with("postgresql:"))
-        {
-            return Err(invalid(format!(
-                "store URL \"{}\": use sqlite://FILE or postgres://…",
-                without_password(&store_url)
-            )));
-        }
-        let on_store_failure = match (raw.record.on_store_failure.as_deref(), raw.record.fail_closed) {
-            (Some(mode @ ("fail_closed" | "spool" | "serve_unrecorded")), None) => mode,
-            (Some(other), None) => {
-                return Err(invalid(format!(
-                    "[record] on_store_failure = \"{other}\": use \"fail_closed\", \"spool\" or \"serve_unrecorded\""
-                )))
-            }
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "[record] fail_closed and on_store_failure are both set: keep on_store_failure".to_owned(),
-                ))
-            }
-            (None, Some(closed)) => {
-                let mode = if closed { "fail_closed" } else { "serve_unrecorded" };
-                warnings.push(format!(
-                    "[record] fail_closed is deprecated: write on_store_failure = \"{mode}\""
-                ));
-                mode
-            }
-            (None, None) => "fail_closed",
-        };
-        let postgres = !store_url.starts_with("sqlite:");
-        let spool_dir = match on_store_failure {
-            "spool" if postgres => Some(
-                raw.record
-                    .spool_dir
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from("scimtrail.spool")),
-            ),
-            "spool" => {
-                warnings.push(
-                    "[record] on_store_failure = \"spool\" applies to PostgreSQL stores: a SQLite store's journal is local already, and it fails closed"
-                        .to_owned(),
-                );
-                None
-            }
-            _ => None,
-        };
-        let fail_closed = on_store_failure != "serve_unrecorded";
-        let fingerprint_key = fingerprint_key(&raw.store, &store_url)?;
-        for (path, mode) in private::open_to_others(&private::store_paths(&store_url, spool_dir.as_deref())) {
-            warnings.push(format!(
-                "{} is open to other users (mode {mode:o}): it holds personal data; chmod go-rwx {}",
-                path.display(),
-                path.display()
-            ));
-        }
-        let sqlite_sync = match raw.store.sqlite_synchronous.as_deref().unwrap_or("full") {
-            "full" => SqliteSync::Full,
-            "normal" => SqliteSync::Normal,
-            other => {
-                return Err(invalid(format!(
-                    "[store] sqlite_synchronous \"{other}\": use \"full\" or \"normal\""
-                )))
-            }
-        };
+        let StoreChoice {
+            url: store_url,
+            sqlite_sync,
+            spool_dir,
+            fail_closed,
+            fingerprint_key,
+        } = store_choice(&raw.store, &raw.record, flags, &mut warnings)?;
         let record_mode = match raw.record.mode.as_deref().unwrap_or("durable") {
             "durable" => RecordMode::Durable,
             "async" => RecordMode::Async,
@@ -813,7 +745,106 @@ impl Settings {
     }
 }
 
-/// Where a secret comes from, never its value; and whether a rotation is under way.
+/// The store a configuration chooses, and how recording meets its failures.
+struct StoreChoice {
+    url: String,
+    sqlite_sync: SqliteSync,
+    spool_dir: Option<PathBuf>,
+    fail_closed: bool,
+    fingerprint_key: KeySource,
+}
+
+/// The store phase of [`Settings::resolve`]: its URL (flags > `url_env` > `url` >
+/// `SCIMTRAIL_DATABASE_URL` > the default), what happens when it fails, how SQLite commits,
+/// the fingerprint key, and warnings about its files.
+fn store_choice(
+    store: &RawStore,
+    record: &RawRecord,
+    flags: &Overrides,
+    warnings: &mut Vec<String>,
+) -> Result<StoreChoice, ConfigError> {
+    let store_url = match (
+        &flags.store,
+        store.url_env.as_deref().and_then(|n| std::env::var(n).ok()),
+        &store.url,
+    ) {
+        (Some(url), _, _) => url.clone(),
+        (None, Some(url), _) => url,
+        (None, None, Some(url)) => url.clone(),
+        (None, None, None) => std::env::var(STORE_URL_ENV).unwrap_or_else(|_| DEFAULT_STORE_URL.to_owned()),
+    };
+    if !(store_url.starts_with("sqlite:") || store_url.starts_with("postgres:") || store_url.starts_with("postgresql:"))
+    {
+        return Err(invalid(format!(
+            "store URL \"{}\": use sqlite://FILE or postgres://…",
+            without_password(&store_url)
+        )));
+    }
+    let on_store_failure = match (record.on_store_failure.as_deref(), record.fail_closed) {
+        (Some(mode @ ("fail_closed" | "spool" | "serve_unrecorded")), None) => mode,
+        (Some(other), None) => {
+            return Err(invalid(format!(
+                "[record] on_store_failure = \"{other}\": use \"fail_closed\", \"spool\" or \"serve_unrecorded\""
+            )))
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "[record] fail_closed and on_store_failure are both set: keep on_store_failure".to_owned(),
+            ))
+        }
+        (None, Some(closed)) => {
+            let mode = if closed { "fail_closed" } else { "serve_unrecorded" };
+            warnings.push(format!(
+                "[record] fail_closed is deprecated: write on_store_failure = \"{mode}\""
+            ));
+            mode
+        }
+        (None, None) => "fail_closed",
+    };
+    let postgres = !store_url.starts_with("sqlite:");
+    let spool_dir = match on_store_failure {
+        "spool" if postgres => Some(
+            record
+                .spool_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("scimtrail.spool")),
+        ),
+        "spool" => {
+            warnings.push(
+                "[record] on_store_failure = \"spool\" applies to PostgreSQL stores: a SQLite store's journal is local already, and it fails closed"
+                    .to_owned(),
+            );
+            None
+        }
+        _ => None,
+    };
+    let fail_closed = on_store_failure != "serve_unrecorded";
+    let fingerprint_key = fingerprint_key(store, &store_url)?;
+    for (path, mode) in private::open_to_others(&private::store_paths(&store_url, spool_dir.as_deref())) {
+        warnings.push(format!(
+            "{} is open to other users (mode {mode:o}): it holds personal data; chmod go-rwx {}",
+            path.display(),
+            path.display()
+        ));
+    }
+    let sqlite_sync = match store.sqlite_synchronous.as_deref().unwrap_or("full") {
+        "full" => SqliteSync::Full,
+        "normal" => SqliteSync::Normal,
+        other => {
+            return Err(invalid(format!(
+                "[store] sqlite_synchronous \"{other}\": use \"full\" or \"normal\""
+            )))
+        }
+    };
+    Ok(StoreChoice {
+        url: store_url,
+        sqlite_sync,
+        spool_dir,
+        fail_closed,
+        fingerprint_key,
+    })
+}
+
 /// Where the key credentials' fingerprints are made with comes from: the file or variable the
 /// configuration names, else `SCIMTRAIL_FINGERPRINT_KEY`, else (SQLite) a file beside the
 /// database; a PostgreSQL store, shared by instances, has none of its own.
@@ -836,6 +867,7 @@ fn fingerprint_key(store: &RawStore, store_url: &str) -> Result<KeySource, Confi
     })
 }
 
+/// Where a secret comes from, never its value; and whether a rotation is under way.
 fn describe_secret(secret: Option<&Secret>) -> String {
     match secret {
         None => "none".to_owned(),
