@@ -28,6 +28,44 @@ pub async fn fresh_store_urls() -> Vec<String> {
     urls
 }
 
+/// Every byte the store at `url` keeps, as text: for SQLite its database, WAL, shared memory
+/// and journal files (every file read whole, as anyone who can read them would); for
+/// PostgreSQL every row of every table of its schema.
+pub async fn everything_stored(url: &str) -> String {
+    let mut everything = String::new();
+    if let Some(file) = scimtrail_store::private::sqlite_file(url) {
+        let mut paths = scimtrail_store::private::database_paths(&file);
+        while let Some(path) = paths.pop() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                paths.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                everything.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+        return everything;
+    }
+    use sqlx::{Connection, Row};
+    let mut db = sqlx::PgConnection::connect(url)
+        .await
+        .expect("the test database connects");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("list the tables");
+    for table in tables {
+        let row = sqlx::query(&format!(
+            "SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM \"{table}\" t"
+        ))
+        .fetch_one(&mut db)
+        .await
+        .expect("read a table");
+        everything.push_str(&row.get::<String, _>(0));
+    }
+    everything
+}
+
 impl TestProxy {
     /// What the admin listener's `/metrics` shows now.
     pub async fn metrics(&self) -> String {

@@ -4,6 +4,7 @@
 use scimtrail_proxy::fingerprint::{self, KeySource};
 use scimtrail_proxy::{IpNet, ProxyConfig, RecordMode, Route, Secret, SecretSource, TlsFiles, UpstreamAuth, Webhook};
 use scimtrail_rules::{builtin_profile, Mode, Target};
+use scimtrail_scim::redact::Redaction;
 use scimtrail_store::{private, Retention, SqliteSync};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -313,6 +314,19 @@ pub struct RawRoute {
     /// GET the resource after each accepted write (default false).
     #[serde(default)]
     pub read_back: bool,
+    /// What of this route's traffic is recorded.
+    #[serde(default)]
+    pub record: RawRouteRecord,
+}
+
+/// `[route.record]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteRecord {
+    /// Attributes replaced by a redaction marker everywhere they appear in the record, like
+    /// `password` (`"phoneNumbers"`, `"urn:…:enterprise:2.0:User:employeeNumber"`).
+    #[serde(default)]
+    pub redact_attributes: Vec<String>,
 }
 
 /// `[route.webhook]`.
@@ -533,6 +547,7 @@ impl Settings {
                     shape_learning: None,
                     webhook: None,
                     read_back: false,
+                    record: RawRouteRecord::default(),
                 },
                 &limits,
             )?);
@@ -729,6 +744,15 @@ impl Settings {
             if route.read_back {
                 out.push_str("  reads each accepted write back with a GET\n");
             }
+            out.push_str(&format!(
+                "  never stored: password{}\n",
+                route
+                    .redaction
+                    .configured()
+                    .iter()
+                    .map(|a| format!(", {a}"))
+                    .collect::<String>()
+            ));
             if let Some(hook) = &route.webhook {
                 out.push_str(&format!(
                     "  alerts to {} ({} attempts, token: {})\n",
@@ -945,6 +969,8 @@ fn route(raw: RawRoute, limits: &RouteLimits) -> Result<Route, ConfigError> {
         )));
     }
     let webhook = raw.webhook.map(|hook| webhook(hook, &what)).transpose()?;
+    let redaction = Redaction::new(&raw.record.redact_attributes)
+        .map_err(|why| invalid(format!("{what}: [route.record] {why}")))?;
     let mut target = raw.target;
     if target.max_aggregate_results.is_some_and(|max| max < target.max_results) {
         return Err(invalid(format!(
@@ -982,6 +1008,7 @@ fn route(raw: RawRoute, limits: &RouteLimits) -> Result<Route, ConfigError> {
         allow_anonymous_idp: raw.allow_anonymous_idp,
         webhook,
         read_back: raw.read_back,
+        redaction,
     })
 }
 
@@ -1396,6 +1423,8 @@ mod tests {
             ("[record]\nmode = \"eventually\"\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "durable"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[[route]]\nname = \"a\"\npath_prefix = \"/b\"\nupstream = \"http://x\"\n", "two routes are named"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[route.webhook]\nurl = \"ftp://h\"\n", "webhook: url \"ftp://h\" must be an http:// or https:// URL"),
+            ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[route.record]\nredact_attributes = [\"userName\"]\n", "[route.record] redact_attributes: \"userName\" cannot be redacted"),
+            ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[route.record]\nredact_attributes = [\"name.familyName\"]\n", "give a whole attribute"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[route.webhook]\nurl = \"http://h\"\nmax_attempts = 0\n", "max_attempts must be from 1 to 20"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n[route.webhook]\nurl = \"http://h\"\nretries = 3\n", "retries"),
         ];

@@ -186,6 +186,7 @@ pub fn findings(data: &[u8]) {
             response: response.body.as_ref(),
             has_body: response.has_body,
             read_back: read_back.as_ref(),
+            redaction: &scimtrail_scim::redact::Redaction::passwords_only(),
         });
     }
     let _ = shape(&request.method, &request.path, filter.as_deref(), request.body.as_ref());

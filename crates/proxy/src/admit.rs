@@ -99,6 +99,8 @@ impl Proxy {
                 .with_internal(format!("no route serves \"{path}\"; routes: {}", self.route_prefixes()))
         })?;
         self.label(new, Some(route));
+        // The path could have been collapsed into another route's: recorded as that one redacts.
+        new.query = redact::query(parts.uri.query(), &route.redaction);
 
         if let (Some(token), true) = (&route.idp_token, from_listener) {
             if !bearer_matches(&parts.headers, token) {
@@ -145,7 +147,7 @@ impl Proxy {
             Ok(value) => Some(value),
             Err(StrictJsonError::Syntax(_)) => None,
             Err(duplicate @ StrictJsonError::Duplicate { .. }) => {
-                new.request_body = redact::body(&body).0;
+                new.request_body = redact::body(&body, &route.redaction).0;
                 let detail = format!("the request body is ambiguous: {duplicate}");
                 return Err(ProxyAnswer::rejected(
                     ScimError::bad_request(ScimType::InvalidSyntax, detail),
@@ -153,7 +155,7 @@ impl Proxy {
                 ));
             }
         };
-        new.request_body = redact::body_of(&body, json.clone()).0;
+        new.request_body = redact::body_of(&body, json.clone(), &route.redaction).0;
 
         // A client that leaves while its request waits for a slot starts nothing.
         let exchange_slot = match from_listener {

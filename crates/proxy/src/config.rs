@@ -3,6 +3,7 @@
 use crate::recorder::RecordMode;
 pub use crate::secret::{Secret, SecretError, SecretSource};
 use scimtrail_rules::{Mode, Profile, Target};
+use scimtrail_scim::redact::Redaction;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -82,6 +83,9 @@ pub struct Route {
     /// Whether a write the application accepted is followed by a GET of the resource,
     /// recorded as a child exchange and read by the findings.
     pub read_back: bool,
+    /// What is never stored of this route's traffic: passwords and the attributes named in
+    /// `[route.record] redact_attributes`.
+    pub redaction: Redaction,
 }
 
 /// Everything the proxy needs to run.

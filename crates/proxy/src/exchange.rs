@@ -21,6 +21,7 @@ use http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_TYP
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::Full;
 use scimtrail_rules::{self as rules, needs_state, normalize_request, normalize_response, Mode};
+use scimtrail_scim::redact::Redaction;
 use scimtrail_scim::{json as scim_json, ScimError, ScimType};
 use scimtrail_store::{Completion, NewExchange, Write};
 use serde_json::{json, Value};
@@ -44,7 +45,7 @@ struct Sent {
 
 /// The changes as the exchange records them: redacted, and marked applied (enforce) or not
 /// (observe: what the rules would have changed).
-fn recorded_changes(changes: &[rules::Change], applied: bool) -> Vec<Value> {
+fn recorded_changes(changes: &[rules::Change], applied: bool, redaction: &Redaction) -> Vec<Value> {
     changes
         .iter()
         .map(|change| {
@@ -52,7 +53,7 @@ fn recorded_changes(changes: &[rules::Change], applied: bool) -> Vec<Value> {
             if let Some(object) = recorded.as_object_mut() {
                 object.insert("applied".to_owned(), Value::Bool(applied));
             }
-            redact::change(recorded)
+            redact::change(recorded, redaction)
         })
         .collect()
 }
@@ -238,7 +239,7 @@ impl Proxy {
             idp: None,
             method: parts.method.as_str().to_owned(),
             path: parts.uri.path().to_owned(),
-            query: redact::query(query.as_deref()),
+            query: redact::query(query.as_deref(), self.redaction_for(parts.uri.path())),
             resource_type: None,
             resource_id: None,
             user_name: None,
@@ -285,7 +286,7 @@ impl Proxy {
         let mut changes = admitted;
         let to_forward = match normalized {
             Ok(normalized) => {
-                changes.extend(recorded_changes(&normalized.changes, enforce));
+                changes.extend(recorded_changes(&normalized.changes, enforce, &route.redaction));
                 if enforce {
                     normalized.value
                 } else {
@@ -302,7 +303,7 @@ impl Proxy {
                     "rule": refusal.rule, "side": "request", "op": "refused", "applied": false,
                     "detail": refusal.error.detail,
                 });
-                changes.push(redact::change(change));
+                changes.push(redact::change(change, &route.redaction));
                 received.clone()
             }
         };
@@ -315,7 +316,7 @@ impl Proxy {
                 .map_or_else(Bytes::new, |value| Bytes::from(value.to_string()))
         };
         let forwarded_body = (to_forward.body != received.body)
-            .then(|| redact::body(&forward_bytes).0)
+            .then(|| redact::body(&forward_bytes, &route.redaction).0)
             .flatten();
 
         // Whether the in-flight record exists: its completion is then an update, else a whole record.
@@ -450,7 +451,7 @@ impl Proxy {
                             before: answered,
                             after: Some(resource.clone()),
                         };
-                        let mut recorded = recorded_changes(&[change], enforce);
+                        let mut recorded = recorded_changes(&[change], enforce, &route.redaction);
                         for change in &mut recorded {
                             change["detail"] = json!(format!("the created resource was {how}"));
                         }
@@ -496,6 +497,7 @@ impl Proxy {
             response: answered.body.as_ref(),
             has_body: answered.has_body,
             read_back: read_back.as_ref(),
+            redaction: &route.redaction,
         });
         // The shape of the request as the IdP sent it: what changes when the IdP does.
         let received_filter = filter_param(query.as_deref());
@@ -526,7 +528,7 @@ impl Proxy {
             .flatten();
         let bulk_outcome = bulk_operations.as_ref().and_then(bulk::outcome);
         let returned = normalize_response(&to_forward, &answered, &route.profile, &route.target);
-        changes.extend(recorded_changes(&returned.changes, enforce));
+        changes.extend(recorded_changes(&returned.changes, enforce, &route.redaction));
         let mut headers = upstream::end_to_end(&upstream_parts.headers);
         let (status, returned_bytes, returned_json) = if enforce && !returned.changes.is_empty() {
             let returned = returned.value;
@@ -579,7 +581,7 @@ impl Proxy {
                 }
             }
         }
-        let (response_body, response_json) = redact::body_of(&returned_bytes, returned_json);
+        let (response_body, response_json) = redact::body_of(&returned_bytes, returned_json, &route.redaction);
         let (learned_id, learned_user) = learn_from_response(&classification, response_json.as_ref());
         // The application encoded its answer and the IdP accepts gzip: encoded again for it.
         let returned_bytes = if encoded && !returned_bytes.is_empty() && content_coding::accepts_gzip(&parts.headers) {
@@ -979,6 +981,13 @@ impl Proxy {
                     || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
             })
             .max_by_key(|r| r.path_prefix.trim_end_matches('/').len())
+    }
+
+    /// What is never stored of a request to `path`: its route's redaction, or — served by
+    /// none — everything any route redacts.
+    pub(crate) fn redaction_for(&self, path: &str) -> &Redaction {
+        self.route_for(path)
+            .map_or(&self.unrouted_redaction, |route| &route.redaction)
     }
 
     pub(crate) fn route_prefixes(&self) -> String {

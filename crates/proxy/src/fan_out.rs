@@ -67,6 +67,7 @@ impl Proxy {
             response: Some(&done.response),
             has_body: true,
             read_back: None,
+            redaction: &route.redaction,
         });
         for finding in &found {
             self.metrics.finding(&route.name, &route.idp, finding.kind);
@@ -85,7 +86,7 @@ impl Proxy {
             upstream_status: None,
             status: 200,
             response_headers: self.redactor.headers(response.headers()),
-            response_body: redact::body(text.as_bytes()).0,
+            response_body: redact::body(text.as_bytes(), &route.redaction).0,
             outcome: outcome.to_owned(),
             findings: Value::Array(found.iter().map(findings::Finding::to_json).collect()),
             bulk_operations: operations,

@@ -20,6 +20,7 @@
 //! take effect.
 
 use scimtrail_scim::filter::{AttrTest, CompValue, CompareOp};
+use scimtrail_scim::redact::{Redaction, REDACTED};
 use scimtrail_scim::schema::{AttrType, AttributeDef, Mutability, Returned, Uniqueness};
 use scimtrail_scim::{json, AttrPath, Filter, PatchPath, ResourceType};
 use serde_json::{json, Value};
@@ -71,6 +72,8 @@ pub struct Observed<'a> {
     /// The resource as a GET read it back after the write (the route's `read_back`): it is
     /// what the application holds, and wins over what the write's answer showed.
     pub read_back: Option<&'a ReadBack>,
+    /// What the route never stores: details name those attributes but never their values.
+    pub redaction: &'a Redaction,
 }
 
 /// What a GET after a write found.
@@ -120,14 +123,14 @@ pub fn findings(observed: &Observed<'_>) -> Vec<Finding> {
             });
         }
         let written = written_values(&method, observed.request, rt);
-        attribute_not_applied(&written, returned, rt, &mut found);
+        attribute_not_applied(&written, returned, rt, observed.redaction, &mut found);
         if rt.name == "Group" && method == "PATCH" {
             membership_not_applied(observed.request, returned, &mut found);
         }
     }
     if method == "GET" {
         if let (Some(filter), Some(list)) = (observed.filter, observed.response) {
-            lookup_mismatch(filter, list, rt, &mut found);
+            lookup_mismatch(filter, list, rt, observed.redaction, &mut found);
         }
     }
     found
@@ -286,9 +289,13 @@ fn attribute_not_applied(
     written: &[(String, &'static AttributeDef, Value)],
     returned: &Value,
     rt: &ResourceType,
+    redaction: &Redaction,
     found: &mut Vec<Finding>,
 ) {
     for (path, def, sent) in written {
+        // Compared as sent and returned, but a redacted one never shown: the record holds
+        // only markers, and details are stored and logged.
+        let redacted = redaction.names(path);
         let Ok(attr) = AttrPath::parse(path) else { continue };
         let Some(resolved) = rt.resolve(&attr) else { continue };
         let mut here = returned;
@@ -296,7 +303,7 @@ fn attribute_not_applied(
             match here.as_object().and_then(|o| json::get(o, extension.id)) {
                 Some(inner) => here = inner,
                 None => {
-                    found.push(missing(path, sent));
+                    found.push(missing(path, sent, redacted));
                     continue;
                 }
             }
@@ -309,7 +316,13 @@ fn attribute_not_applied(
                 None => Some(v),
             });
         match value {
-            None => found.push(missing(path, sent)),
+            None => found.push(missing(path, sent, redacted)),
+            Some(value) if redacted && !same(def, sent, value) => found.push(Finding {
+                kind: "attribute_not_applied",
+                detail: format!(
+                    "{path} was written but the application returned another value ({path} is redacted: its values are never stored)"
+                ),
+            }),
             Some(value) if !same(def, sent, value) => found.push(Finding {
                 kind: "attribute_not_applied",
                 detail: format!("{path} was written as {sent} but the application returned {value}"),
@@ -319,10 +332,15 @@ fn attribute_not_applied(
     }
 }
 
-fn missing(path: &str, sent: &Value) -> Finding {
+fn missing(path: &str, sent: &Value, redacted: bool) -> Finding {
+    let detail = if redacted {
+        format!("{path} was written but the application returned no value for it ({path} is redacted: its values are never stored)")
+    } else {
+        format!("{path} was written as {sent} but the application returned no value for it")
+    };
     Finding {
         kind: "attribute_not_applied",
-        detail: format!("{path} was written as {sent} but the application returned no value for it"),
+        detail,
     }
 }
 
@@ -411,10 +429,10 @@ fn value_eq(filter: &Filter) -> Option<String> {
     }
 }
 
-fn lookup_mismatch(filter: &str, list: &Value, rt: &ResourceType, found: &mut Vec<Finding>) {
+fn lookup_mismatch(filter: &str, list: &Value, rt: &ResourceType, redaction: &Redaction, found: &mut Vec<Finding>) {
     let Ok(parsed) = Filter::parse(filter) else { return };
-    // Details are stored and logged: a value compared to a password never appears in them.
-    let filter = scimtrail_scim::redact::redact_filter(filter).unwrap_or_else(|| filter.to_owned());
+    // Details are stored and logged: a value compared to a redacted attribute never appears.
+    let filter = redaction.redact_filter(filter).unwrap_or_else(|| filter.to_owned());
     let Some(resources) = list.get("Resources").and_then(Value::as_array) else {
         return;
     };
@@ -441,6 +459,11 @@ fn lookup_mismatch(filter: &str, list: &Value, rt: &ResourceType, found: &mut Ve
     } = &parsed
     {
         let Some(resolved) = rt.resolve(path) else { return };
+        let value = if redaction.names(&path.to_string()) {
+            REDACTED
+        } else {
+            value.as_str()
+        };
         let unique = resolved.sub.is_none() && resolved.attr.uniqueness != Uniqueness::None;
         if unique && resources.len() > 1 {
             found.push(Finding {

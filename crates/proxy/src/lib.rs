@@ -69,6 +69,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use metrics::Metrics;
 use redact::Redactor;
+use scimtrail_scim::redact::Redaction;
 use scimtrail_store::Store;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,6 +87,8 @@ pub struct Proxy {
     capacity: capacity::Capacity,
     recorder: Recorder,
     redactor: Redactor,
+    /// What a request no route serves never has stored: what any route redacts.
+    unrouted_redaction: Redaction,
     metrics: Arc<Metrics>,
     store: Store,
     shapes: shapes::ShapeBook,
@@ -260,12 +263,14 @@ impl Proxy {
         let redactor = Redactor::new(&secret_headers, key);
         let (alerts, delivery) = alerts::Alerts::spawn(client.clone(), Arc::clone(&metrics));
         let proxy_store = store.clone();
+        let unrouted_redaction = Redaction::union(config.routes.iter().map(|r| &r.redaction));
         let proxy = Proxy {
             config,
             upstream,
             capacity,
             recorder,
             redactor,
+            unrouted_redaction,
             metrics,
             store,
             shapes: shapes::ShapeBook::default(),

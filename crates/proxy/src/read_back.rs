@@ -7,7 +7,6 @@ use crate::exchange::now_ms;
 use crate::findings::ReadBack;
 use crate::{state, upstream, Proxy, Route};
 use http::HeaderMap;
-use scimtrail_scim::redact::redact_passwords;
 use scimtrail_store::{Completion, NewExchange, Write};
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -41,7 +40,7 @@ impl Proxy {
         // A deletion read back as gone went as it should; any other write should find its resource.
         let (status, outcome, body, error) = match read {
             Ok(Some(mut resource)) => {
-                redact_passwords(&mut resource);
+                route.redaction.redact(&mut resource);
                 (200, "ok", Some(resource), None)
             }
             Ok(None) if parent.method == "DELETE" => (404, "ok", None, None),

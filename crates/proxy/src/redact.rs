@@ -1,10 +1,11 @@
 //! Secrets out of everything recorded: sensitive headers keep only a keyed fingerprint
-//! (`fingerprint.rs`), and the SCIM `password` attribute is redacted in bodies (RFC 7643
-//! `password`, any casing).
+//! (`fingerprint.rs`); the SCIM `password` attribute (any casing) and the attributes a route
+//! names (`[route.record] redact_attributes`) are redacted in bodies, queries and changes.
+//! Only the record: what is forwarded is untouched.
 
 use crate::fingerprint::Key;
 use http::HeaderMap;
-use scimtrail_scim::redact::{names_password, redact_filter, redact_passwords, REDACTED};
+use scimtrail_scim::redact::{Redaction, REDACTED};
 use serde_json::{json, Value};
 
 /// Headers whose values are always secrets.
@@ -51,24 +52,24 @@ impl Redactor {
     }
 }
 
-/// A body as it is stored — JSON with every password redacted; other text as is unless it
-/// mentions a password, in which case only its size is kept — and, when it is JSON, the
+/// A body as it is stored — JSON with every redacted attribute replaced; other text as is
+/// unless it mentions one, in which case only its size is kept — and, when it is JSON, the
 /// parsed (redacted) value, so that callers do not parse it again.
-pub fn body(bytes: &[u8]) -> (Option<String>, Option<Value>) {
-    body_of(bytes, serde_json::from_slice::<Value>(bytes).ok())
+pub fn body(bytes: &[u8], redaction: &Redaction) -> (Option<String>, Option<Value>) {
+    body_of(bytes, serde_json::from_slice::<Value>(bytes).ok(), redaction)
 }
 
 /// The same, for a body already parsed (`parsed` is what `bytes` parse to, if JSON).
-pub fn body_of(bytes: &[u8], parsed: Option<Value>) -> (Option<String>, Option<Value>) {
+pub fn body_of(bytes: &[u8], parsed: Option<Value>, redaction: &Redaction) -> (Option<String>, Option<Value>) {
     if bytes.is_empty() {
         return (None, None);
     }
     match parsed {
         Some(mut value) => {
-            let redacted = redact_passwords(&mut value);
-            // Keep the body exactly as received unless it mentions a password anywhere: a
+            let redacted = redaction.redact(&mut value);
+            // Keep the body exactly as received unless it mentions a redacted name anywhere: a
             // duplicate key (`"password":"x","password":null`) is invisible in the parsed value.
-            let stored = if redacted == 0 && !mentions_password(bytes) {
+            let stored = if redacted == 0 && !redaction.mentioned_in(bytes) {
                 String::from_utf8_lossy(bytes).into_owned()
             } else {
                 value.to_string()
@@ -78,9 +79,9 @@ pub fn body_of(bytes: &[u8], parsed: Option<Value>) -> (Option<String>, Option<V
         None => {
             // PostgreSQL text cannot hold NUL: one would fail the whole batch.
             let text = String::from_utf8_lossy(bytes).replace('\0', "\u{fffd}");
-            let stored = if mentions_password(bytes) {
+            let stored = if redaction.mentioned_in(bytes) {
                 format!(
-                    "{REDACTED} non-JSON body of {} bytes that mentions a password",
+                    "{REDACTED} non-JSON body of {} bytes that mentions an attribute never stored",
                     bytes.len()
                 )
             } else {
@@ -91,18 +92,14 @@ pub fn body_of(bytes: &[u8], parsed: Option<Value>) -> (Option<String>, Option<V
     }
 }
 
-fn mentions_password(bytes: &[u8]) -> bool {
-    bytes.windows(8).any(|w| w.eq_ignore_ascii_case(b"password"))
-}
-
-/// A query string with any password in its filter redacted.
-pub fn query(query: Option<&str>) -> Option<String> {
+/// A query string with every redacted attribute's value in its filter redacted.
+pub fn query(query: Option<&str>, redaction: &Redaction) -> Option<String> {
     let query = query?;
     let mut redacted = false;
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| {
             if k.eq_ignore_ascii_case("filter") {
-                if let Some(safe) = redact_filter(&v) {
+                if let Some(safe) = redaction.redact_filter(&v) {
                     redacted = true;
                     return (k.into_owned(), safe);
                 }
@@ -120,23 +117,37 @@ pub fn query(query: Option<&str>) -> Option<String> {
     )
 }
 
-/// A recorded normalisation change with every password out of it: in its values, and the
-/// whole value when its pointer names a password attribute.
-pub fn change(mut change: Value) -> Value {
-    let secret = change
+/// A recorded normalisation change with every redacted attribute out of it: in its values,
+/// and the whole value when its pointer names one.
+pub fn change(mut change: Value, redaction: &Redaction) -> Value {
+    let pointer = change
         .get("pointer")
         .and_then(Value::as_str)
-        .is_some_and(|pointer| pointer.split(['/', '.', ':']).any(names_password));
+        .unwrap_or_default()
+        .to_owned();
+    let pointer = pointer.as_str();
+    let secret = pointer.split('/').any(|step| redaction.names(step));
     for side in ["before", "after"] {
         if let Some(value) = change.get_mut(side) {
             if secret && !value.is_null() {
                 *value = Value::String(REDACTED.to_owned());
+            } else if let Some(text) = value.as_str().and_then(|text| redact_text(text, pointer, redaction)) {
+                *value = Value::String(text);
             } else {
-                redact_passwords(value);
+                redaction.redact(value);
             }
         }
     }
     change
+}
+
+/// A changed string with what it compares to a redacted attribute replaced: a whole query
+/// string (pointer `?`), else a filter or a PATCH path. `None` when nothing is.
+fn redact_text(text: &str, pointer: &str, redaction: &Redaction) -> Option<String> {
+    if pointer == "?" {
+        return query(Some(text), redaction).filter(|redacted| redacted != text);
+    }
+    redaction.redact_text(text)
 }
 
 #[cfg(test)]
@@ -157,15 +168,20 @@ mod tests {
             .to_string();
         assert!(!shown.contains("tok\"") && !shown.contains("k3y"), "{shown}");
         assert!(shown.contains("application/scim+json"));
-        let (stored, parsed) = body(br#"{"userName":"a","PassWord":"hunter2"}"#);
+        let none = Redaction::passwords_only();
+        let (stored, parsed) = body(br#"{"userName":"a","PassWord":"hunter2"}"#, &none);
         assert!(!stored.unwrap().contains("hunter2"));
         assert_eq!(parsed.unwrap()["userName"], "a");
-        assert_eq!(body(br#"{"a": 1}"#).0.unwrap(), r#"{"a": 1}"#, "kept byte for byte");
-        assert!(!body(b"password=hunter2").0.unwrap().contains("hunter2"));
-        let duplicate = body(br#"{"password":"hunter2","password":null}"#).0.unwrap();
+        assert_eq!(
+            body(br#"{"a": 1}"#, &none).0.unwrap(),
+            r#"{"a": 1}"#,
+            "kept byte for byte"
+        );
+        assert!(!body(b"password=hunter2", &none).0.unwrap().contains("hunter2"));
+        let duplicate = body(br#"{"password":"hunter2","password":null}"#, &none).0.unwrap();
         assert!(!duplicate.contains("hunter2"), "{duplicate}");
-        assert_eq!(body(b"a\0b").0.unwrap(), "a\u{fffd}b");
-        let q = query(Some("filter=password+eq+%22hunter2%22&count=1")).unwrap();
+        assert_eq!(body(b"a\0b", &none).0.unwrap(), "a\u{fffd}b");
+        let q = query(Some("filter=password+eq+%22hunter2%22&count=1"), &none).unwrap();
         assert!(!q.contains("hunter2"), "{q}");
     }
 
@@ -175,10 +191,23 @@ mod tests {
             json!({"rule": "N4", "pointer": "/Operations/0", "before": {"op": "replace", "value": {"password": "s3cret", "name.givenName": "B"}}, "after": [{"op": "replace", "path": "password", "value": "s3cret"}]}),
             json!({"rule": "N2", "pointer": "/urn:x:User/password", "before": "s3cret", "after": "s3cret"}),
             json!({"rule": "N15", "pointer": "/password", "before": null, "after": null}),
+            // N10 re-encodes the whole query string: a filter's password was in it.
+            json!({"rule": "N10", "pointer": "?", "before": "filter=password%20eq%20%22s3cret%22", "after": "filter=password+eq+%22s3cret%22"}),
         ];
         for case in cases {
-            let recorded = change(case.clone()).to_string();
+            let recorded = change(case.clone(), &Redaction::passwords_only()).to_string();
             assert!(!recorded.contains("s3cret"), "{recorded}");
+        }
+        let phones = Redaction::new(&["phoneNumbers".to_owned()]).unwrap();
+        let chosen = [
+            json!({"rule": "N9", "pointer": "?filter", "before": "PhoneNumbers.value eq \"555-0101\"", "after": "phoneNumbers.value eq \"555-0101\""}),
+            json!({"rule": "N4", "pointer": "/Operations/0/path", "before": "phoneNumbers[value eq \"555-0101\"].type", "after": "phoneNumbers[value eq \"555-0101\"].type"}),
+            json!({"rule": "N2", "pointer": "/phoneNumbers/0/type", "before": "Work 555-0101", "after": "work"}),
+            json!({"rule": "N10", "pointer": "?", "before": "filter=phoneNumbers.value%20eq%20%22555-0101%22", "after": "filter=phoneNumbers.value+eq+%22555-0101%22"}),
+        ];
+        for case in chosen {
+            let recorded = change(case, &phones).to_string();
+            assert!(!recorded.contains("0101"), "{recorded}");
         }
     }
 }

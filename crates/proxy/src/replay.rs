@@ -29,7 +29,7 @@ use plan::{resource_of, Step};
 use scimtrail_scim::json as scim_json;
 use scimtrail_scim::message::resolve_bulk_ids;
 use scimtrail_scim::patch::PatchRequest;
-use scimtrail_scim::redact::{redact_passwords, strip_redacted_passwords};
+use scimtrail_scim::redact::Redaction;
 use scimtrail_scim::ResourceType;
 use scimtrail_store::{rfc3339, Exchange, ExchangeQuery, StoreError};
 use serde_json::{json, Map, Value};
@@ -454,7 +454,7 @@ impl Proxy {
             operations: &left_out,
             members: leave_out.members,
         };
-        let body = match replay_body(original, leave_out) {
+        let body = match replay_body(original, leave_out, &route.redaction) {
             Ok((body, notes)) => {
                 item.notes.extend(notes);
                 body
@@ -803,7 +803,7 @@ impl Proxy {
         });
         let current = current.map(|resource| {
             let mut resource = resource.clone();
-            redact_passwords(&mut resource);
+            route.redaction.redact(&mut resource);
             resource
         });
         if let (Some(current), Some(rt)) = (current.as_ref(), resource_type) {
@@ -839,9 +839,6 @@ impl Proxy {
     }
 }
 
-/// The request body to send again: without the left-out PATCH operations, and without the
-/// passwords that were redacted when recorded. `Err` with the skip kind and reason when
-/// nothing sendable is left.
 /// What of a recorded request a replay leaves out (see `plan::Step::Send`).
 #[derive(Debug, Clone, Copy, Default)]
 struct LeftOut<'a> {
@@ -852,7 +849,15 @@ struct LeftOut<'a> {
 /// Why an exchange is not sent: the kind, and the reason in words.
 type SkipReason = (&'static str, String);
 
-fn replay_body(original: &Exchange, leave_out: LeftOut<'_>) -> Result<(Option<Value>, Vec<String>), SkipReason> {
+/// The request body to send again: without the left-out PATCH operations, and without what
+/// was redacted when recorded (passwords, the route's `redact_attributes`). `Err` with the
+/// skip kind and reason when nothing sendable is left, or when leaving a redacted attribute
+/// out would clear it (a PUT replaces the whole resource).
+fn replay_body(
+    original: &Exchange,
+    leave_out: LeftOut<'_>,
+    redaction: &Redaction,
+) -> Result<(Option<Value>, Vec<String>), SkipReason> {
     let left_out = leave_out.operations;
     let Some(text) = original.request_body.as_deref() else {
         return Ok((None, Vec::new()));
@@ -886,17 +891,69 @@ fn replay_body(original: &Exchange, leave_out: LeftOut<'_>) -> Result<(Option<Va
     if original.operation == "bulk" {
         without_bulk_operations(&mut body, left_out, original.bulk_operations.as_ref());
     }
-    if strip_redacted_passwords(&mut body) > 0 {
-        notes.push("the password was redacted when recorded and is left out: set it again from the IdP".to_owned());
+    let cleared = puts_clearing(original, &body, redaction);
+    if !cleared.is_empty() {
+        return Err((
+            "not_replayable",
+            format!(
+                "{} {} not stored ([route.record] redact_attributes), and a PUT without {} would clear {} at the application: send it again from the IdP",
+                cleared.join(", "),
+                if cleared.len() == 1 { "is" } else { "are" },
+                if cleared.len() == 1 { "it" } else { "them" },
+                if cleared.len() == 1 { "it" } else { "them" },
+            ),
+        ));
+    }
+    let left_out_attributes = redaction.strip_redacted(&mut body);
+    for attribute in &left_out_attributes {
+        notes.push(if attribute == "password" {
+            "the password was redacted when recorded and is left out: set it again from the IdP".to_owned()
+        } else {
+            format!("{attribute} is not stored ([route.record] redact_attributes) and is left out: set it again from the IdP")
+        });
     }
     let empty_patch = original.method == "PATCH" && scimtrail_scim::write_keys::operations(Some(&body)).is_empty();
     if empty_patch {
         return Err((
             "nothing_to_send",
-            "nothing is left to send once the redacted password is left out".to_owned(),
+            format!(
+                "nothing is left to send once the redacted {} left out",
+                match left_out_attributes.as_slice() {
+                    [one] if one == "password" => "password is".to_owned(),
+                    [one] => format!("{one} is"),
+                    many => format!("{} are", many.join(", ")),
+                }
+            ),
         ));
     }
     Ok((Some(body), notes))
+}
+
+/// The redacted attributes (not passwords) a PUT in `body` — the request itself, or a bulk
+/// operation — would leave out, and so clear.
+fn puts_clearing(original: &Exchange, body: &Value, redaction: &Redaction) -> Vec<String> {
+    let chosen = |resource: Option<&Value>| {
+        let mut resource = resource.cloned().unwrap_or(Value::Null);
+        let mut left_out = redaction.strip_redacted(&mut resource);
+        left_out.retain(|attribute| attribute != "password");
+        left_out
+    };
+    if original.method.eq_ignore_ascii_case("PUT") {
+        return chosen(Some(body));
+    }
+    if original.operation != "bulk" {
+        return Vec::new();
+    }
+    let mut cleared: Vec<String> = Vec::new();
+    let operations = body.get("Operations").and_then(Value::as_array).into_iter().flatten();
+    for operation in operations.filter(|o| o["method"].as_str().is_some_and(|m| m.eq_ignore_ascii_case("PUT"))) {
+        for attribute in chosen(operation.get("data")) {
+            if !cleared.contains(&attribute) {
+                cleared.push(attribute);
+            }
+        }
+    }
+    cleared
 }
 
 /// A bulk request without the operations at `left_out`, with `bulkId:` references to the
@@ -1102,7 +1159,9 @@ mod tests {
             ..Exchange::default()
         };
         assert_eq!(
-            replay_body(&original, LeftOut::default()).unwrap_err().0,
+            replay_body(&original, LeftOut::default(), &Redaction::passwords_only())
+                .unwrap_err()
+                .0,
             "nothing_to_send"
         );
     }
@@ -1124,11 +1183,68 @@ mod tests {
             operations: &[0],
             members: &[],
         };
-        let (body, notes) = replay_body(&original, leave_out).unwrap();
+        let (body, notes) = replay_body(&original, leave_out, &Redaction::passwords_only()).unwrap();
         assert_eq!(
             body.unwrap(),
             json!({"Operations": [{"op": "replace", "value": {"active": false}}]})
         );
         assert_eq!(notes.len(), 1);
+    }
+
+    #[test]
+    fn redacted_attributes_are_left_out_of_a_patch_and_refuse_a_put() {
+        let phones = Redaction::new(&["phoneNumbers".to_owned()]).unwrap();
+        let patch = Exchange {
+            method: "PATCH".into(),
+            request_body: Some(
+                json!({"Operations": [
+                    {"op": "replace", "path": "phoneNumbers[type eq \"[REDACTED]\"].value", "value": "[REDACTED]"},
+                    {"op": "replace", "value": {"active": false, "phoneNumbers": "[REDACTED]"}}
+                ]})
+                .to_string(),
+            ),
+            ..Exchange::default()
+        };
+        let (body, notes) = replay_body(&patch, LeftOut::default(), &phones).unwrap();
+        assert_eq!(
+            body.unwrap(),
+            json!({"Operations": [{"op": "replace", "value": {"active": false}}]})
+        );
+        assert_eq!(
+            notes,
+            ["phoneNumbers is not stored ([route.record] redact_attributes) and is left out: set it again from the IdP"]
+        );
+        let put = Exchange {
+            method: "PUT".into(),
+            request_body: Some(
+                json!({"userName": "a", "phoneNumbers": "[REDACTED]", "password": "[REDACTED]"}).to_string(),
+            ),
+            ..Exchange::default()
+        };
+        let (kind, reason) = replay_body(&put, LeftOut::default(), &phones).unwrap_err();
+        assert_eq!(kind, "not_replayable");
+        assert!(reason.starts_with("phoneNumbers is not stored"), "{reason}");
+        // Without phone numbers in it, the same PUT goes, the password left out.
+        let put = Exchange {
+            request_body: Some(json!({"userName": "a", "password": "[REDACTED]"}).to_string()),
+            ..put
+        };
+        assert_eq!(
+            replay_body(&put, LeftOut::default(), &phones).unwrap().0.unwrap(),
+            json!({"userName": "a"})
+        );
+        let bulk = Exchange {
+            method: "POST".into(),
+            operation: "bulk".into(),
+            request_body: Some(
+                json!({"Operations": [{"method": "PUT", "path": "/Users/1", "data": {"userName": "a", "phoneNumbers": "[REDACTED]"}}]})
+                    .to_string(),
+            ),
+            ..Exchange::default()
+        };
+        assert_eq!(
+            replay_body(&bulk, LeftOut::default(), &phones).unwrap_err().0,
+            "not_replayable"
+        );
     }
 }

@@ -11,7 +11,6 @@ use crate::upstream::{self, OnBehalf, Outbound, Upstream, UpstreamError};
 use crate::Route;
 use bytes::Bytes;
 use http::HeaderMap;
-use scimtrail_scim::redact::redact_passwords;
 use scimtrail_store::{Snapshot, Write};
 use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -104,10 +103,11 @@ pub(crate) async fn find(
         .cloned())
 }
 
-/// The store write that keeps `resource` as the route's last view of it, without passwords.
+/// The store write that keeps `resource` as the route's last view of it, without what the
+/// route never stores.
 pub(crate) fn snapshot(route: &Route, resource_type: &str, resource_id: &str, resource: &Value) -> Write {
     let mut body = resource.clone();
-    redact_passwords(&mut body);
+    route.redaction.redact(&mut body);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));

@@ -488,6 +488,7 @@ mod tests {
             allow_anonymous_idp: false,
             webhook: None,
             read_back: false,
+            redaction: scimtrail_scim::redact::Redaction::passwords_only(),
         }
     }
 

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use scimtrail_scim::filter::{AttrTest, CompValue, CompareOp, ParseError, SubAttrTest};
 use scimtrail_scim::patch::PATCH_OP_SCHEMA;
-use scimtrail_scim::redact::{names_password, redact_passwords, REDACTED};
+use scimtrail_scim::redact::{names_password, redact_passwords, Redaction, REDACTED};
 use scimtrail_scim::resource::check_input;
 use scimtrail_scim::schema::{GROUP_TYPE, USER_TYPE};
 use scimtrail_scim::{AttrPath, Filter, PatchPath, PatchRequest, ScimType};
@@ -154,6 +154,17 @@ fn check_error(input: &str, err: &ParseError, scim_type: ScimType) -> Result<(),
     );
     prop_assert!(!err.expected.is_empty() && !err.found.is_empty());
     Ok(())
+}
+
+/// Whether some member a redaction names still holds the marker.
+fn has_redacted_member(value: &Value, redaction: &Redaction) -> bool {
+    match value {
+        Value::Array(items) => items.iter().any(|item| has_redacted_member(item, redaction)),
+        Value::Object(members) => members
+            .iter()
+            .any(|(k, v)| (redaction.names(k) && v == REDACTED) || has_redacted_member(v, redaction)),
+        _ => false,
+    }
 }
 
 proptest! {
@@ -568,13 +579,18 @@ fn resource_body() -> impl Strategy<Value = Value> {
 
 /// Every member naming a password is null or redacted.
 fn no_password_left(value: &Value) -> bool {
+    nothing_left(value, &names_password)
+}
+
+/// Every member `redacted` names is null or redacted.
+fn nothing_left(value: &Value, redacted: &dyn Fn(&str) -> bool) -> bool {
     match value {
-        Value::Array(items) => items.iter().all(no_password_left),
+        Value::Array(items) => items.iter().all(|item| nothing_left(item, redacted)),
         Value::Object(members) => members.iter().all(|(k, v)| {
-            if names_password(k) {
+            if redacted(k) {
                 v.is_null() || v == REDACTED
             } else {
-                no_password_left(v)
+                nothing_left(v, redacted)
             }
         }),
         _ => true,
@@ -616,6 +632,21 @@ proptest! {
         let mut twice = once.clone();
         redact_passwords(&mut twice);
         prop_assert_eq!(twice, once);
+    }
+
+    #[test]
+    fn chosen_attribute_redaction_leaves_none_and_is_idempotent(body in prop_oneof![json_value(), patch_body(), resource_body()]) {
+        let redaction = Redaction::new(&["emails".to_owned(), "urn:ietf:params:scim:schemas:core:2.0:User:displayName".to_owned()]).unwrap();
+        let mut once = body;
+        redaction.redact(&mut once);
+        prop_assert!(nothing_left(&once, &|name| redaction.names(name)), "{}", once);
+        let mut twice = once.clone();
+        redaction.redact(&mut twice);
+        prop_assert_eq!(&twice, &once);
+        // What replay sends holds no member that was redacted.
+        let mut stripped = once;
+        redaction.strip_redacted(&mut stripped);
+        prop_assert!(!has_redacted_member(&stripped, &redaction), "{}", stripped);
     }
 
     #[test]

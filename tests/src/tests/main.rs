@@ -8,6 +8,7 @@ mod alerts;
 mod findings;
 mod hardening;
 mod normalization;
+mod privacy;
 mod proxy;
 mod refapp;
 mod replay;

@@ -18,8 +18,12 @@ fn observe<'a>(
         response,
         has_body: response.is_some(),
         read_back: None,
+        redaction: &NONE,
     }
 }
+
+/// Passwords only.
+static NONE: std::sync::LazyLock<Redaction> = std::sync::LazyLock::new(Redaction::passwords_only);
 
 fn kinds(found: &[Finding]) -> Vec<&'static str> {
     found.iter().map(|f| f.kind).collect()
@@ -263,4 +267,50 @@ fn a_deletion_read_back_as_still_there_is_not_applied() {
     assert_eq!(kinds(&findings(&observed)), ["deprovision_not_applied"]);
     observed.read_back = Some(&ReadBack::Gone);
     assert!(findings(&observed).is_empty());
+}
+
+#[test]
+fn findings_on_redacted_attributes_say_so_and_show_no_value() {
+    let redaction = Redaction::new(&[
+        "phoneNumbers".to_owned(),
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber".to_owned(),
+        "nickName".to_owned(),
+    ])
+    .unwrap();
+    let request = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "replace", "path": "phoneNumbers", "value": [{"value": "+1-555-0101", "type": "work"}]},
+        {"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "value": "E-0102"},
+        {"op": "replace", "path": "nickName", "value": "Babs-0103"},
+        {"op": "replace", "path": "title", "value": "Engineer"}
+    ]});
+    let returned = json!({"id": "u1", "userName": "a", "title": "Manager", "nickName": "Babs-0198",
+        "phoneNumbers": [{"value": "+1-555-0199", "type": "work"}]});
+    let mut observed = observe("PATCH", "/Users/u1", Some(&request), None, 200, Some(&returned));
+    observed.redaction = &redaction;
+    let found = findings(&observed);
+    assert_eq!(kinds(&found), ["attribute_not_applied"; 3], "{found:?}");
+    let details: Vec<&str> = found.iter().map(|f| f.detail.as_str()).collect();
+    for value in ["0101", "0102", "0103", "0198", "0199"] {
+        assert!(details.iter().all(|d| !d.contains(value)), "{value} shown: {details:?}");
+    }
+    assert!(
+        details.iter().any(|d| d.contains("nickName is redacted")),
+        "{details:?}"
+    );
+    assert!(
+        details.iter().any(|d| d.contains("employeeNumber is redacted")),
+        "{details:?}"
+    );
+    assert!(
+        details.iter().any(|d| d.contains("\"Engineer\"")),
+        "what is stored is still compared openly: {details:?}"
+    );
+
+    let list = json!({"Resources": [{"id": "u1", "phoneNumbers": [{"value": "+1-555-0101"}]}]});
+    let mut lookup = observe("GET", "/Users", None, None, 200, Some(&list));
+    lookup.filter = Some("phoneNumbers.value eq \"+1-555-0102\"");
+    lookup.redaction = &redaction;
+    let found = findings(&lookup);
+    assert_eq!(kinds(&found), ["lookup_mismatch"]);
+    assert!(!found[0].detail.contains("0102"), "{}", found[0].detail);
 }

@@ -1,0 +1,102 @@
+//! What scimtrail keeps about people: attributes a route never stores, erasure, the audit of
+//! operators' actions, export. On SQLite always, PostgreSQL too when configured.
+
+use http::{Method, StatusCode};
+use scimtrail_integration::proxy::{everything_stored, fresh_store_urls, route_for, start};
+use scimtrail_integration::refapp;
+use serde_json::{json, Value};
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+#[tokio::test]
+async fn chosen_attributes_never_reach_the_store_but_reach_the_application() {
+    // Each value is unique, so that a scan of the store finds any copy of it.
+    let phones = [
+        "+1-555-0101",
+        "+1-555-0102",
+        "+1-555-0103",
+        "+1-555-0104",
+        "+1-555-0105",
+    ];
+    let employee_numbers = ["E-77001", "E-77002", "E-77003"];
+    for store_url in fresh_store_urls().await {
+        let (app, direct) = refapp::start().await;
+        // Entra: it sends URN-qualified keys in path-less PATCH values, which its rules nest.
+        let config = route_for(
+            "entra",
+            &app.base_url(),
+            &format!("[route.record]\nredact_attributes = [\"phoneNumbers\", \"{ENTERPRISE}:employeeNumber\"]\n"),
+        );
+        let proxy = start(&config, &store_url).await;
+        let send = |method: Method, path: String, body: Option<Value>| {
+            let client = proxy.client.clone();
+            async move { client.send(method, &path, body.as_ref(), &[]).await }
+        };
+        let created = send(
+            Method::POST,
+            "/Users".into(),
+            Some(json!({"schemas": [USER, ENTERPRISE], "userName": "private.person",
+                "phoneNumbers": [{"value": phones[0], "type": "work"}],
+                ENTERPRISE: {"employeeNumber": employee_numbers[0], "costCenter": "CC-kept"}})),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let patch = json!({"schemas": [PATCH_OP], "Operations": [
+            {"op": "replace", "path": format!("phoneNumbers[value eq \"{}\"].value", phones[0]), "value": phones[1]},
+            {"op": "replace", "path": format!("{ENTERPRISE}:employeeNumber"), "value": employee_numbers[1]},
+            {"op": "replace", "value": {format!("{ENTERPRISE}:employeeNumber"): employee_numbers[2], "title": "Kept Title"}}
+        ]});
+        let patched = send(Method::PATCH, format!("/Users/{id}"), Some(patch)).await;
+        assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+        let search = send(
+            Method::GET,
+            format!("/Users?filter=phoneNumbers.value%20eq%20%22{}%22", phones[2]),
+            None,
+        )
+        .await;
+        assert_eq!(search.status, StatusCode::OK);
+        let bulk = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "b", "data": {"schemas": [USER], "userName": "bulk.person",
+                "phoneNumbers": [{"value": phones[3]}]}}
+        ]});
+        assert_eq!(
+            send(Method::POST, "/Bulk".into(), Some(bulk)).await.status,
+            StatusCode::OK
+        );
+        let read = send(Method::GET, format!("/Users/{id}"), None).await;
+        assert_eq!(
+            read.body["phoneNumbers"][0]["value"], phones[1],
+            "the IdP's answer is untouched"
+        );
+        // A PUT that leaves the phone number alone, recorded with its own.
+        let put = json!({"schemas": [USER], "userName": "private.person", "phoneNumbers": [{"value": phones[4]}]});
+        assert_eq!(
+            send(Method::PUT, format!("/Users/{id}"), Some(put)).await.status,
+            StatusCode::OK
+        );
+
+        // What was forwarded is untouched: the application holds the values.
+        let held = direct.get(&format!("/Users/{id}")).await;
+        assert_eq!(held.body["phoneNumbers"][0]["value"], phones[4]);
+        let exchanges = proxy.exchanges_of("app").await;
+        proxy.running.shutdown().await;
+
+        let patch = exchanges.iter().find(|e| e.method == "PATCH").unwrap();
+        let recorded: Value = serde_json::from_str(patch.request_body.as_deref().unwrap()).unwrap();
+        assert_eq!(recorded["Operations"][0]["value"], "[REDACTED]");
+        assert_eq!(recorded["Operations"][2]["value"]["title"], "Kept Title");
+        let everything = everything_stored(&store_url).await;
+        for value in phones.iter().chain(&employee_numbers) {
+            assert!(!everything.contains(value), "{value} reached the store ({store_url})");
+        }
+        assert!(
+            everything.contains("CC-kept") && everything.contains("Kept Title"),
+            "the rest is recorded"
+        );
+        assert!(everything.contains("private.person"));
+        app.shutdown().await;
+    }
+}
