@@ -1,6 +1,7 @@
 //! `scimtrail`: the command line. Thin by design: parse arguments, set up logging, call the
 //! library crates, and turn an error into a one-line reason and a non-zero exit code.
 
+mod audit;
 mod exchanges;
 mod replay;
 mod rules;
@@ -40,6 +41,9 @@ enum Command {
     /// `store backup --to FILE` copies a live SQLite store with its journal.
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Operators' actions: replay runs, erasures, exports, prunes, reloads.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Check a configuration file and print the resolved settings, secrets redacted.
     CheckConfig {
         /// The configuration file.
@@ -143,6 +147,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Store(command) => store::run(command).await,
+        Command::Audit(command) => audit::run(command).await,
         Command::CheckConfig { config } => {
             let raw = RawConfig::from_file(&config)?;
             let settings = Settings::resolve(raw, &Overrides::default())?;
@@ -223,7 +228,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::select! {
             () = &mut shutdown => break,
             Some(()) = hangups.recv() => {
-                for line in running.reload_secrets() {
+                for line in running.reload_secrets().await {
                     tracing::info!(%line, "SIGHUP: secrets read again.");
                 }
             }

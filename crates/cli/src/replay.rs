@@ -60,7 +60,9 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let replayer = Replayer::new(settings.proxy.clone(), store)
         .await
         .context("cannot prepare the replay")?;
-    let report = replayer.replay(selection, args.dry_run).await;
+    let report = replayer
+        .replay(selection, args.dry_run, &scimtrail_proxy::audit::Caller::cli())
+        .await;
     replayer.finish().await;
     let report = report?;
     if args.json {

@@ -4,6 +4,7 @@ use crate::store_url;
 use clap::Subcommand;
 use scimtrail_app::config::RawConfig;
 use scimtrail_app::{Overrides, Settings};
+use scimtrail_proxy::audit::{self, Caller};
 use scimtrail_store::{PruneReport, Retention};
 use std::path::PathBuf;
 
@@ -91,6 +92,15 @@ async fn prune(dry_run: bool, config: Option<PathBuf>, store: Option<String>) ->
         Err(why) => anyhow::bail!("not pruned: {why}"),
     };
     let after = store.size().await?;
+    let instance = holder.trim_end_matches("/prune");
+    audit::record(
+        &store,
+        &Caller::cli(),
+        instance,
+        "prune",
+        audit::prune(&report, dry_run),
+    )
+    .await;
     print!("{}", describe(&report, dry_run));
     if !dry_run {
         println!(

@@ -11,6 +11,7 @@
 //! - no foreign `Origin`, and a JSON body for a POST, so that a page on another site cannot
 //!   drive it (a cross-site form cannot send JSON without the browser asking first).
 
+use crate::audit::Caller;
 use crate::config::{ProxyConfig, Secret};
 use crate::exchange::now_ms;
 use crate::metrics::Metrics;
@@ -22,7 +23,7 @@ use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use scimtrail_store::{ExchangeQuery, Store, StoreError};
+use scimtrail_store::{AuditEntry, AuditQuery, ExchangeQuery, Store, StoreError};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -91,7 +92,7 @@ impl Handler for Admin {
     async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
-        _peer: SocketAddr,
+        peer: SocketAddr,
         _scheme: &'static str,
         _caller: crate::server::CallerGone,
     ) -> Response<Full<Bytes>> {
@@ -123,7 +124,11 @@ impl Handler for Admin {
                 response
             }
             "/api/v1/exchanges" => self.list(request.uri().query()).await,
-            _ if replay => self.replay(&path, request.into_body()).await,
+            "/api/v1/audit" => self.audit(request.uri().query()).await,
+            _ if replay => {
+                let caller = self.caller(request.headers(), peer);
+                self.replay(&path, request.into_body(), &caller).await
+            }
             _ => match path.strip_prefix("/api/v1/exchanges/") {
                 Some(id) if !id.is_empty() && !id.contains('/') => self.get(id).await,
                 _ => json_response(StatusCode::NOT_FOUND, &json!({"error": format!("nothing at {path}")})),
@@ -192,6 +197,18 @@ impl Admin {
         None
     }
 
+    /// Who is asking, for the audit: the fingerprint of the token presented (when one is
+    /// required), and from where.
+    fn caller(&self, headers: &http::HeaderMap, peer: SocketAddr) -> Caller {
+        let presented = self
+            .settings
+            .token
+            .as_ref()
+            .and_then(|_| headers.get(AUTHORIZATION))
+            .and_then(|v| v.to_str().ok());
+        Caller::admin(presented, self.proxy.redactor.key(), peer)
+    }
+
     fn authorized(&self, headers: &http::HeaderMap) -> bool {
         let Some(token) = &self.settings.token else { return true };
         headers
@@ -253,6 +270,24 @@ impl Admin {
         }
     }
 
+    /// `GET /api/v1/audit?action=&since=&until=&before=&limit=`: operators' actions, newest
+    /// first; `next` is the `before` of the next page.
+    async fn audit(&self, query: Option<&str>) -> Response<Full<Bytes>> {
+        let filter = match audit_query(query, now_ms()) {
+            Ok(filter) => filter,
+            Err(error) => return json_response(StatusCode::BAD_REQUEST, &json!({"error": error})),
+        };
+        match self.store.audit_list(&filter).await {
+            Ok(entries) => {
+                let full = i64::try_from(entries.len()).is_ok_and(|n| n == filter.limit);
+                let next = entries.last().filter(|_| full).map(|e| e.id.clone());
+                let items: Vec<Value> = entries.iter().map(AuditEntry::to_json).collect();
+                json_response(StatusCode::OK, &json!({"items": items, "next": next}))
+            }
+            Err(error) => store_failure(&error),
+        }
+    }
+
     async fn get(&self, id: &str) -> Response<Full<Bytes>> {
         match self.store.get(id).await {
             Ok(exchange) => json_response(StatusCode::OK, &exchange.to_json()),
@@ -268,7 +303,7 @@ impl Admin {
 impl Admin {
     /// `POST /api/v1/exchanges/{id}/replay` with `{"dry_run": bool}`, or `POST
     /// /api/v1/replays` with `{"filter": {…the list's keys…}, "dry_run": bool}`.
-    async fn replay(&self, path: &str, body: Incoming) -> Response<Full<Bytes>> {
+    async fn replay(&self, path: &str, body: Incoming, caller: &Caller) -> Response<Full<Bytes>> {
         let bad = |error: String| json_response(StatusCode::BAD_REQUEST, &json!({"error": error}));
         let body = match Limited::new(body, MAX_ADMIN_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -304,7 +339,7 @@ impl Admin {
                 .trim_end_matches('/');
             Selection::Ids(vec![id.to_owned()])
         };
-        match self.proxy.replay(selection, dry_run).await {
+        match self.proxy.replay(selection, dry_run, caller).await {
             Ok(report) => json_response(StatusCode::OK, &report.to_json()),
             Err(ReplayError::Store(StoreError::NotFound(id))) => json_response(
                 StatusCode::NOT_FOUND,
@@ -378,6 +413,31 @@ pub fn list_query(query: Option<&str>, now_ms: i64) -> Result<ExchangeQuery, Str
                 filter.limit = value
                     .parse()
                     .map_err(|_| format!("limit \"{value}\" is not a number"))?
+            }
+            other => return Err(format!("unknown parameter \"{other}\"")),
+        }
+    }
+    Ok(filter)
+}
+
+/// The audit list's query string.
+fn audit_query(query: Option<&str>, now_ms: i64) -> Result<AuditQuery, String> {
+    let mut filter = AuditQuery {
+        limit: 50,
+        ..AuditQuery::default()
+    };
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let value = value.into_owned();
+        match key.as_ref() {
+            "action" => filter.action = (!value.is_empty()).then_some(value),
+            "before" => filter.before = (!value.is_empty()).then_some(value),
+            "since" => filter.since_ms = Some(parse_time(&value, now_ms)?),
+            "until" => filter.until_ms = Some(parse_time(&value, now_ms)?),
+            "limit" => {
+                filter.limit = value
+                    .parse::<i64>()
+                    .map_err(|_| format!("limit \"{value}\" is not a number"))?
+                    .clamp(1, 1000)
             }
             other => return Err(format!("unknown parameter \"{other}\"")),
         }

@@ -29,6 +29,7 @@
 pub mod admin;
 mod admit;
 mod alerts;
+pub mod audit;
 pub mod bulk;
 mod capacity;
 pub mod classify;
@@ -204,14 +205,22 @@ pub struct Running {
     servers: Vec<JoinHandle<()>>,
     background: Background,
     reloader: Reloader,
+    /// Where reloads are audited, as this instance.
+    store: Store,
+    instance: String,
 }
 
 impl Running {
     /// Reads every file-backed secret again (`serve` does on SIGHUP): the IdP tokens, the
     /// admin token, the upstream credentials, the webhook tokens. A secret that cannot be read
     /// keeps its value; each line of the report says which secret changed or failed.
-    pub fn reload_secrets(&self) -> Vec<String> {
-        self.reloader.reload()
+    /// Audited (action `reload`).
+    pub async fn reload_secrets(&self) -> Vec<String> {
+        let report = self.reloader.reload();
+        let caller = audit::Caller::instance(&self.instance, "SIGHUP");
+        let detail = serde_json::json!({"secrets": report});
+        audit::record(&self.store, &caller, &self.instance, "reload", detail).await;
+        report
     }
 
     /// Stops accepting, drains exchanges in flight, flushes the recorder, and returns.
@@ -389,9 +398,14 @@ impl Replayer {
         Ok(Replayer { proxy, background })
     }
 
-    /// Replays the selection (see [`Proxy::replay`]).
-    pub async fn replay(&self, selection: Selection, dry_run: bool) -> Result<ReplayReport, ReplayError> {
-        self.proxy.replay(selection, dry_run).await
+    /// Replays the selection (see [`Proxy::replay`]), audited as `caller`'s.
+    pub async fn replay(
+        &self,
+        selection: Selection,
+        dry_run: bool,
+        caller: &audit::Caller,
+    ) -> Result<ReplayReport, ReplayError> {
+        self.proxy.replay(selection, dry_run, caller).await
     }
 
     /// Flushes what is left to record and to alert.
@@ -436,6 +450,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
     })?;
     let admin_settings = admin::AdminSettings::new(&config);
     let reloader = Reloader::new(&config);
+    let (audit_store, audit_instance) = (store.clone(), config.instance.clone());
     let routes = config.routes.len();
     let timeouts = server::Timeouts {
         first_byte: config.first_byte_timeout,
@@ -509,5 +524,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         servers,
         background,
         reloader,
+        store: audit_store,
+        instance: audit_instance,
     })
 }

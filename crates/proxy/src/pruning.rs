@@ -3,6 +3,7 @@
 //! the store's prune lease, never while a replay run is unfinished (`Store::prune_once`).
 //! What it deleted, and the store's size, go to `/metrics`.
 
+use crate::audit::{self, Caller};
 use crate::metrics::Metrics;
 use scimtrail_store::{Retention, Store};
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub(crate) fn spawn(
     });
 }
 
+/// One prune, audited: `holder` is the instance's name.
 async fn prune(store: &Store, retention: &Retention, holder: &str, metrics: &Metrics) {
     let now = now_ms();
     let warn = |size: &scimtrail_store::StoreSize| {
@@ -49,6 +51,8 @@ async fn prune(store: &Store, retention: &Retention, holder: &str, metrics: &Met
     };
     match store.prune_once(holder, retention, now, false, warn).await {
         Ok(Ok(report)) => {
+            let caller = Caller::instance(holder, "scheduled by [retention] prune_every");
+            audit::record(store, &caller, holder, "prune", audit::prune(&report, false)).await;
             metrics.pruned(&report);
             if report.total() > 0 {
                 tracing::info!(exchanges = ?report.exchanges, children = report.children, snapshots = report.snapshots, "Pruned the store by its retention policy.");

@@ -29,6 +29,11 @@ impl Redactor {
         }
     }
 
+    /// The key fingerprints are made with.
+    pub(crate) fn key(&self) -> &Key {
+        &self.key
+    }
+
     /// Whether a header (named in lowercase) holds a secret.
     pub(crate) fn is_secret(&self, name: &str) -> bool {
         ALWAYS_REDACTED.contains(&name) || self.extra_headers.iter().any(|h| h == name)

@@ -19,6 +19,7 @@
 mod plan;
 
 use crate::admit::relative_path;
+use crate::audit::{self, Caller};
 use crate::exchange::{now_ms, rules_request, Link, Origin};
 use crate::path_safety::{self, PathCheck};
 use crate::{state, Proxy, Route, EXCHANGE_ID_HEADER};
@@ -222,8 +223,13 @@ const REPLAY_PEER: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
 impl Proxy {
     /// Replays the selected exchanges (see the module's documentation). One run at a time
     /// over a store, whichever process runs it (the store's replay lease): two at once could
-    /// send the same exchange twice.
-    pub async fn replay(&self, selection: Selection, dry_run: bool) -> Result<ReplayReport, ReplayError> {
+    /// send the same exchange twice. Audited, with `caller`, once it ran.
+    pub async fn replay(
+        &self,
+        selection: Selection,
+        dry_run: bool,
+        caller: &Caller,
+    ) -> Result<ReplayReport, ReplayError> {
         let holder = format!("{} ({})", self.config.instance, uuid::Uuid::now_v7());
         let lease = |now: i64| (now, now.saturating_add(LEASE_MS));
         let (now, until) = lease(now_ms());
@@ -233,9 +239,17 @@ impl Proxy {
                 until: rfc3339(until),
             });
         }
+        let selected = match &selection {
+            Selection::Ids(ids) => json!({"ids": ids}),
+            Selection::Filter(query) => json!({"filter": audit::filter(query, self.redactor.key())}),
+        };
         let report = self.replay_leased(selection, dry_run, &holder).await;
         if let Err(error) = self.store.release_replay_lease(&holder).await {
             tracing::warn!(%error, "The replay lease could not be given up; it expires by itself.");
+        }
+        if let Ok(report) = &report {
+            let detail = json!({"selection": selected, "dry_run": dry_run, "summary": report.summary()});
+            audit::record(&self.store, caller, &self.config.instance, "replay", detail).await;
         }
         report
     }

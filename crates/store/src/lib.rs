@@ -16,6 +16,7 @@
 //!   `since`/`until` bounds all use the primary key.
 //! - The SQLite and PostgreSQL migrations carry the same versions (a test checks it).
 
+mod audit;
 mod backup;
 mod column;
 mod isolation;
@@ -32,6 +33,7 @@ mod sqlite_writer;
 mod stored_json;
 mod summary;
 
+pub use audit::{AuditEntry, AuditQuery, AUDIT_KEEP_MS};
 pub use backup::Backup;
 pub use isolation::Written;
 pub use model::{

@@ -48,6 +48,17 @@ pub struct Retention {
     pub max_store_bytes: Option<u64>,
 }
 
+impl Retention {
+    /// How long the longest-kept outcome is kept; `None` when one is kept forever.
+    pub fn longest(&self) -> Option<i64> {
+        let mut longest = 0;
+        for outcome in OUTCOMES {
+            longest = longest.max(self.keep_ms.get(outcome).copied().flatten()?);
+        }
+        Some(longest)
+    }
+}
+
 impl Default for Retention {
     /// `ok` 30 days, `rejected` 7 days, the failures 180 days; no size bound.
     fn default() -> Retention {
@@ -78,6 +89,8 @@ pub struct PruneReport {
     pub snapshots: u64,
     /// Removals the resources' summary no longer needs.
     pub summary_rows: u64,
+    /// Audit entries past their year (or the longest retention, if longer).
+    pub audit_rows: u64,
     /// Whether failures were deleted to stay within `max_store_bytes`.
     pub failures_for_size: bool,
 }
@@ -293,6 +306,7 @@ impl Store {
             }
         }
         report.snapshots = self.prune_snapshots(dry_run).await?;
+        report.audit_rows = self.prune_audit(now_ms, policy.longest(), dry_run).await?;
         let after_bulk = after_failed_bulk("x.route", "x.stands_at", &failed_bulk);
         let needless = summary::needless_removals(&failure_list(), &after_bulk);
         report.summary_rows = self
@@ -564,7 +578,7 @@ impl Store {
         })
     }
 
-    async fn scalar_int_with(&self, statement: &str, params: Vec<Param>) -> Result<Option<i64>, StoreError> {
+    pub(crate) async fn scalar_int_with(&self, statement: &str, params: Vec<Param>) -> Result<Option<i64>, StoreError> {
         Ok(match &self.pool {
             Pool::Sqlite(pool, ..) => {
                 sql::bind_sqlite_scalar(sqlx::query_scalar(statement), params)

@@ -1117,3 +1117,83 @@ async fn a_batch_postgres_aborts_to_break_a_deadlock_is_tried_again() {
         assert_eq!(kept["at"], 2, "{id}");
     }
 }
+
+#[tokio::test]
+async fn the_audit_lists_newest_first_and_keeps_a_year_whatever_the_retention() {
+    const DAY: i64 = 24 * 3600 * 1000;
+    let now = 1_800_000_000_000;
+    for store in fresh_stores().await {
+        let entry = |days_ago: i64, action: &str| AuditEntry {
+            id: uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                u64::try_from((now - days_ago * DAY) / 1000).unwrap(),
+                0,
+            ))
+            .to_string(),
+            at_ms: now - days_ago * DAY,
+            actor: "cli:ops".into(),
+            origin: "host (pid 1)".into(),
+            action: action.into(),
+            instance: "a".into(),
+            detail: json!({"exchanges": days_ago}),
+        };
+        let newest = entry(1, "replay");
+        for written in [
+            entry(400, "replay"),
+            entry(200, "erasure"),
+            entry(2, "export"),
+            newest.clone(),
+        ] {
+            store.audit(&written).await.unwrap();
+        }
+        let all = store
+            .audit_list(&AuditQuery {
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        let days: Vec<i64> = all.iter().map(|e| e.detail["exchanges"].as_i64().unwrap()).collect();
+        assert_eq!(days, [1, 2, 200, 400]);
+        assert_eq!(all[0], newest, "read back as written");
+        let replays = AuditQuery {
+            action: Some("replay".into()),
+            limit: 1,
+            ..AuditQuery::default()
+        };
+        let page = store.audit_list(&replays).await.unwrap();
+        assert_eq!(page.len(), 1);
+        let next = AuditQuery {
+            before: Some(page[0].id.clone()),
+            ..replays
+        };
+        assert_eq!(store.audit_list(&next).await.unwrap()[0].at_ms, now - 400 * DAY);
+        // The retention keeps nothing past 180 days; the audit keeps a year.
+        let report = store
+            .prune(&Retention::default(), now, false, None, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(report.audit_rows, 1);
+        let left = store
+            .audit_list(&AuditQuery {
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(left.len(), 3);
+        // Records kept forever: so is the audit.
+        let mut forever = Retention::default();
+        forever.keep_ms.insert("failed".into(), None);
+        assert_eq!(forever.longest(), None);
+        store.audit(&entry(9000, "prune")).await.unwrap();
+        assert_eq!(
+            store
+                .prune(&forever, now, false, None, |_| {})
+                .await
+                .unwrap()
+                .audit_rows,
+            0
+        );
+    }
+}

@@ -786,7 +786,7 @@ async fn an_idp_token_rotates_through_its_next_file_and_a_reload() {
     // The rotation done: the new one is current, the old one gone, read without a restart.
     std::fs::write(&file, "new-token\n").unwrap();
     std::fs::remove_file(dir.join("idp-token.next")).unwrap();
-    let report = proxy.running.reload_secrets();
+    let report = proxy.running.reload_secrets().await;
     assert!(
         report.iter().any(|line| line.contains("idp token: changed")),
         "{report:?}"
@@ -795,7 +795,7 @@ async fn an_idp_token_rotates_through_its_next_file_and_a_reload() {
     assert_eq!(status("Bearer new-token").await, StatusCode::OK);
     // A file half-written keeps the token in force.
     std::fs::write(&file, "").unwrap();
-    let report = proxy.running.reload_secrets();
+    let report = proxy.running.reload_secrets().await;
     assert!(
         report.iter().any(|line| line.contains("kept its previous value")),
         "{report:?}"

@@ -2,8 +2,9 @@
 //! operators' actions, export. On SQLite always, PostgreSQL too when configured.
 
 use http::{Method, StatusCode};
-use scimtrail_integration::proxy::{everything_stored, fresh_store_urls, route_for, start};
+use scimtrail_integration::proxy::{everything_stored, fresh_store_urls, route_for, single_route, start, start_with};
 use scimtrail_integration::refapp;
+use scimtrail_proxy::Secret;
 use serde_json::{json, Value};
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -97,6 +98,65 @@ async fn chosen_attributes_never_reach_the_store_but_reach_the_application() {
             "the rest is recorded"
         );
         assert!(everything.contains("private.person"));
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn operators_actions_are_audited_with_who_and_from_where() {
+    for store_url in fresh_store_urls().await {
+        let (app, _) = refapp::start().await;
+        let proxy = start_with(&single_route(&app.base_url(), ""), &store_url, |settings| {
+            settings.proxy.admin_token = Some(Secret::new("the-admin-token"));
+        })
+        .await;
+        let admin = [("authorization", "Bearer the-admin-token")];
+        let filter = json!({"filter": {"user": "audited.person", "failed": true}, "dry_run": true});
+        let replay = proxy
+            .admin
+            .send(Method::POST, "/api/v1/replays", Some(&filter), &admin)
+            .await;
+        assert_eq!(replay.status, StatusCode::OK, "{:?}", replay.body);
+        proxy.running.reload_secrets().await;
+
+        let listed = proxy.admin.send(Method::GET, "/api/v1/audit", None, &admin).await;
+        assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+        let items = listed.body["items"].as_array().unwrap();
+        let actions: Vec<&str> = items.iter().map(|e| e["action"].as_str().unwrap()).collect();
+        assert_eq!(actions, ["reload", "replay"], "newest first");
+        let replay = &items[1];
+        assert!(
+            replay["actor"].as_str().unwrap().starts_with("admin:Bearer hmac:"),
+            "{replay}"
+        );
+        assert!(replay["origin"].as_str().unwrap().starts_with("127.0.0.1:"), "{replay}");
+        assert_eq!(replay["detail"]["dry_run"], true);
+        assert_eq!(replay["detail"]["summary"]["selected"], 0);
+        let user = replay["detail"]["selection"]["filter"]["user"].as_str().unwrap();
+        assert!(
+            user.starts_with("hmac:"),
+            "a person's name is kept as a fingerprint: {user}"
+        );
+        assert_eq!(items[0]["actor"], "scimtrail");
+
+        let only = proxy
+            .admin
+            .send(Method::GET, "/api/v1/audit?action=replay&limit=1", None, &admin)
+            .await;
+        assert_eq!(only.body["items"].as_array().unwrap().len(), 1);
+        let bad = proxy
+            .admin
+            .send(Method::GET, "/api/v1/audit?since=yesterday", None, &admin)
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        let anonymous = proxy.admin.get("/api/v1/audit").await;
+        assert_eq!(
+            anonymous.status,
+            StatusCode::UNAUTHORIZED,
+            "the audit is the admin API's"
+        );
+        proxy.running.shutdown().await;
+        assert!(!everything_stored(&store_url).await.contains("audited.person"));
         app.shutdown().await;
     }
 }

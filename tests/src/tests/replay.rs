@@ -43,7 +43,10 @@ async fn replay_failed(setup: &Setup) -> ReplayReport {
         failed: true,
         ..ExchangeQuery::default()
     };
-    let report = replayer.replay(Selection::Filter(filter), false).await.unwrap();
+    let report = replayer
+        .replay(Selection::Filter(filter), false, &scimtrail_proxy::audit::Caller::cli())
+        .await
+        .unwrap();
     replayer.finish().await;
     report
 }
