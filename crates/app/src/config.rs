@@ -872,7 +872,7 @@ fn store_choice(
 /// Where the key credentials' fingerprints are made with comes from: the file or variable the
 /// configuration names, else `SCIMTRAIL_FINGERPRINT_KEY`, else (SQLite) a file beside the
 /// database; a PostgreSQL store, shared by instances, has none of its own.
-fn fingerprint_key(store: &RawStore, store_url: &str) -> Result<KeySource, ConfigError> {
+pub fn fingerprint_key(store: &RawStore, store_url: &str) -> Result<KeySource, ConfigError> {
     Ok(match (&store.fingerprint_key_env, &store.fingerprint_key_file) {
         (Some(_), Some(_)) => {
             return Err(invalid(

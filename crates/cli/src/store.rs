@@ -3,9 +3,10 @@
 use crate::store_url;
 use clap::Subcommand;
 use scimtrail_app::config::RawConfig;
+use scimtrail_app::config::RawStore;
 use scimtrail_app::{Overrides, Settings};
 use scimtrail_proxy::audit::{self, Caller};
-use scimtrail_store::{PruneReport, Retention};
+use scimtrail_store::{Erasure, PruneReport, Retention};
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
@@ -16,6 +17,30 @@ pub(crate) enum StoreCommand {
         #[arg(long)]
         dry_run: bool,
         /// The configuration file, for [retention], the store and this instance's name.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// sqlite://FILE or postgres://… (overrides the configuration's).
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Erase one person's records: every exchange about them keeps its row, outcome and
+    /// timing and loses its bodies, headers, query and userName; their snapshots and names
+    /// go. Audited. A SQLite store served by a running scimtrail is erased through its admin
+    /// API (POST /api/v1/erasures), which holds the journal.
+    Erase {
+        /// A userName, externalId or displayName (any casing).
+        #[arg(long, conflicts_with = "resource", required_unless_present = "resource")]
+        user: Option<String>,
+        /// A resource id.
+        #[arg(long)]
+        resource: Option<String>,
+        /// Only on this route.
+        #[arg(long)]
+        route: Option<String>,
+        /// Count what would be erased; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The configuration file, for the store, its fingerprint key and this instance's name.
         #[arg(long)]
         config: Option<PathBuf>,
         /// sqlite://FILE or postgres://… (overrides the configuration's).
@@ -38,7 +63,66 @@ pub(crate) async fn run(command: StoreCommand) -> anyhow::Result<()> {
     match command {
         StoreCommand::Prune { dry_run, config, store } => prune(dry_run, config, store).await,
         StoreCommand::Backup { to, store } => backup(&to, store).await,
+        StoreCommand::Erase {
+            user,
+            resource,
+            route,
+            dry_run,
+            config,
+            store,
+        } => {
+            let erasure = Erasure { user, resource, route };
+            erase(&erasure, dry_run, config, store).await
+        }
     }
+}
+
+async fn erase(erasure: &Erasure, dry_run: bool, config: Option<PathBuf>, store: Option<String>) -> anyhow::Result<()> {
+    scimtrail_proxy::erasure::check(erasure).map_err(anyhow::Error::msg)?;
+    let (url, key_source, instance) = match config {
+        Some(path) => {
+            let raw = RawConfig::from_file(&path)?;
+            let flags = Overrides {
+                store: store.clone(),
+                ..Overrides::default()
+            };
+            let settings = Settings::resolve(raw, &flags)?;
+            let instance = format!("{}/erase", settings.proxy.instance);
+            (settings.store_url, settings.proxy.fingerprint_key, instance)
+        }
+        None => {
+            let url = store_url(store);
+            let key = scimtrail_app::config::fingerprint_key(&RawStore::default(), &url)?;
+            (url, key, "scimtrail store erase".to_owned())
+        }
+    };
+    let store = crate::exchanges::open(Some(url.clone())).await?.with_journal()?;
+    if scimtrail_store::private::sqlite_file(&url).is_some() && !store.journaled() {
+        anyhow::bail!(
+            "a running scimtrail holds this store's journal, which holds recent records too: erase through its admin API (POST /api/v1/erasures), which clears the journal as well"
+        );
+    }
+    let key = key_source.load().map_err(anyhow::Error::msg)?;
+    key.agree_with(&store).await.map_err(anyhow::Error::msg)?;
+    let report = scimtrail_proxy::erasure::erase(&store, &key, &instance, &Caller::cli(), erasure, dry_run).await?;
+    store.close().await;
+    let verb = if dry_run { "would be erased" } else { "erased" };
+    for resource in &report.resources {
+        println!(
+            "resource     {}/{}/{}",
+            resource.route, resource.resource_type, resource.resource_id
+        );
+    }
+    println!("exchanges    {:>9} {verb}", report.exchanges);
+    println!("snapshots    {:>9} {verb}", report.snapshots);
+    println!(
+        "summary rows {:>9} {verb} (values; their keys stay)",
+        report.summary_rows
+    );
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    Ok(())
 }
 
 async fn backup(to: &std::path::Path, store: Option<String>) -> anyhow::Result<()> {

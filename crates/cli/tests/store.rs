@@ -265,3 +265,71 @@ async fn an_instance_whose_fingerprint_key_is_not_its_stores_refuses_to_start() 
         }
     }
 }
+
+#[tokio::test]
+async fn store_erase_counts_then_erases_is_audited_and_waits_for_a_served_stores_api() {
+    let (file, url, store) = fresh_store().await;
+    let mut mine = exchange(1, 1, "ok");
+    if let Write::Whole(new, done) = &mut mine {
+        new.user_name = Some("gone.person@example.com".into());
+        done.response_body =
+            Some(r#"{"id":"1","userName":"gone.person@example.com","displayName":"Gone Person"}"#.into());
+    }
+    let by_id = exchange(1, 1, "failed");
+    let other = exchange(1, 2, "ok");
+    let names = Write::Names(vec![scimtrail_store::ResourceName {
+        route: "app".into(),
+        resource_type: "Users".into(),
+        resource_id: "1".into(),
+        user_name: Some("gone.person@example.com".into()),
+        external_id: None,
+        display_name: Some("Gone Person".into()),
+        learned_at_ms: 1,
+    }]);
+    store.write_batch(vec![mine, by_id, other, names]).await.unwrap();
+    store.close().await;
+    drop(store);
+
+    let (ok, out, err) = run(&[
+        "store",
+        "erase",
+        "--user",
+        "Gone.Person@example.com",
+        "--dry-run",
+        "--store",
+        &url,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("resource     app/Users/1"), "{out}");
+    assert!(out.contains("exchanges            2 would be erased"), "{out}");
+    let (ok, out, err) = run(&["store", "erase", "--user", "Gone.Person@example.com", "--store", &url]);
+    assert!(ok, "{err}");
+    assert!(out.contains("exchanges            2 erased"), "{out}");
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains("gone.person"),
+        "erased from the file"
+    );
+
+    let (ok, out, err) = run(&["audit", "list", "--store", &url, "--json"]);
+    assert!(ok, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let entries = listed["items"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{out}");
+    assert_eq!(entries[0]["action"], "erasure");
+    assert!(entries[0]["actor"].as_str().unwrap().starts_with("cli:"), "{out}");
+    assert_eq!(entries[0]["detail"]["exchanges"], 2);
+    assert!(
+        !out.contains("gone.person"),
+        "the audit names the person by fingerprint: {out}"
+    );
+
+    // A store whose journal another process holds (a serving scimtrail) is erased through
+    // that process's admin API.
+    let served = Store::connect(&url).await.unwrap().with_journal().unwrap();
+    let (ok, _, err) = run(&["store", "erase", "--resource", "2", "--store", &url]);
+    assert!(!ok && err.contains("POST /api/v1/erasures"), "{err}");
+    let (ok, _, err) = run(&["store", "erase", "--store", &url]);
+    assert!(!ok && err.contains("--user"), "{err}");
+    served.close().await;
+}

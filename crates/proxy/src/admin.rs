@@ -13,6 +13,7 @@
 
 use crate::audit::Caller;
 use crate::config::{ProxyConfig, Secret};
+use crate::erasure;
 use crate::exchange::now_ms;
 use crate::metrics::Metrics;
 use crate::replay::{ReplayError, Selection};
@@ -23,7 +24,7 @@ use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use scimtrail_store::{AuditEntry, AuditQuery, ExchangeQuery, Store, StoreError};
+use scimtrail_store::{AuditEntry, AuditQuery, Erasure, ExchangeQuery, Store, StoreError};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -98,7 +99,8 @@ impl Handler for Admin {
     ) -> Response<Full<Bytes>> {
         let path = request.uri().path().to_owned();
         let replay = path == "/api/v1/replays" || (path.starts_with("/api/v1/exchanges/") && path.ends_with("/replay"));
-        let allowed = if replay { Method::POST } else { Method::GET };
+        let erasure = path == "/api/v1/erasures";
+        let allowed = if replay || erasure { Method::POST } else { Method::GET };
         if request.method() != allowed {
             return json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -125,6 +127,10 @@ impl Handler for Admin {
             }
             "/api/v1/exchanges" => self.list(request.uri().query()).await,
             "/api/v1/audit" => self.audit(request.uri().query()).await,
+            _ if erasure => {
+                let caller = self.caller(request.headers(), peer);
+                self.erase(request.into_body(), &caller).await
+            }
             _ if replay => {
                 let caller = self.caller(request.headers(), peer);
                 self.replay(&path, request.into_body(), &caller).await
@@ -301,22 +307,50 @@ impl Admin {
 }
 
 impl Admin {
+    /// `POST /api/v1/erasures` with `{"user": TEXT | "resource": ID, "route": R, "dry_run":
+    /// bool}`: erases the person's records (see `Store::erase`), audited.
+    async fn erase(&self, body: Incoming, caller: &Caller) -> Response<Full<Bytes>> {
+        let request = match json_body(body).await {
+            Ok(request) => request,
+            Err(error) => return json_response(StatusCode::BAD_REQUEST, &json!({"error": error})),
+        };
+        let text = |key: &str| match request.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(other) => Err(format!("{key} must be a string, not {other}")),
+        };
+        let parsed = (|| {
+            let erasure = Erasure {
+                user: text("user")?,
+                resource: text("resource")?,
+                route: text("route")?,
+            };
+            let dry_run = match request.get("dry_run") {
+                None => false,
+                Some(Value::Bool(flag)) => *flag,
+                Some(other) => return Err(format!("dry_run must be true or false, not {other}")),
+            };
+            erasure::check(&erasure)?;
+            Ok((erasure, dry_run))
+        })();
+        let (erasure, dry_run) = match parsed {
+            Ok(parsed) => parsed,
+            Err(error) => return json_response(StatusCode::BAD_REQUEST, &json!({"error": error})),
+        };
+        let key = self.proxy.redactor.key();
+        match erasure::erase(&self.store, key, &self.proxy.config.instance, caller, &erasure, dry_run).await {
+            Ok(report) => json_response(StatusCode::OK, &report.to_json()),
+            Err(error) => store_failure(&error),
+        }
+    }
+
     /// `POST /api/v1/exchanges/{id}/replay` with `{"dry_run": bool}`, or `POST
     /// /api/v1/replays` with `{"filter": {…the list's keys…}, "dry_run": bool}`.
     async fn replay(&self, path: &str, body: Incoming, caller: &Caller) -> Response<Full<Bytes>> {
         let bad = |error: String| json_response(StatusCode::BAD_REQUEST, &json!({"error": error}));
-        let body = match Limited::new(body, MAX_ADMIN_BODY).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) => return bad(format!("the request body could not be read: {error}")),
-        };
-        let request: Value = if body.iter().all(u8::is_ascii_whitespace) {
-            json!({})
-        } else {
-            match serde_json::from_slice(&body) {
-                Ok(value @ Value::Object(_)) => value,
-                Ok(_) => return bad("the body must be a JSON object".to_owned()),
-                Err(error) => return bad(format!("the body is not JSON: {error}")),
-            }
+        let request = match json_body(body).await {
+            Ok(request) => request,
+            Err(error) => return bad(error),
         };
         let dry_run = match request.get("dry_run") {
             None => false,
@@ -372,6 +406,23 @@ fn replay_filter(filter: Option<&Value>) -> Result<ExchangeQuery, String> {
 }
 
 /// The store's details stay in the log; the client learns only that it failed.
+/// An admin request's body: a JSON object (at most [`MAX_ADMIN_BODY`] bytes), `{}` if empty.
+async fn json_body(body: Incoming) -> Result<Value, String> {
+    let body = Limited::new(body, MAX_ADMIN_BODY)
+        .collect()
+        .await
+        .map_err(|error| format!("the request body could not be read: {error}"))?
+        .to_bytes();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    match serde_json::from_slice(&body) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(_) => Err("the body must be a JSON object".to_owned()),
+        Err(error) => Err(format!("the body is not JSON: {error}")),
+    }
+}
+
 fn store_failure(error: &StoreError) -> Response<Full<Bytes>> {
     tracing::error!(%error, "The admin API could not read the store.");
     json_response(

@@ -250,6 +250,46 @@ pub fn learn_from_response(
     (id, user_name)
 }
 
+/// What a resource is called: its id, userName, externalId and displayName.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// The resource id.
+    pub id: String,
+    /// `userName`.
+    pub user_name: Option<String>,
+    /// `externalId`.
+    pub external_id: Option<String>,
+    /// `displayName`.
+    pub display_name: Option<String>,
+}
+
+/// The names of every resource a response shows: the resource itself (a create, a read, a
+/// reply to a write) or each of a list's `Resources`. A redacted name is not a name.
+pub fn names_shown(response: Option<&Value>) -> Vec<Names> {
+    let Some(body) = response.and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let of = |resource: &serde_json::Map<String, Value>| {
+        let text = |name: &str| {
+            json::get(resource, name)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty() && *v != scimtrail_scim::redact::REDACTED)
+                .map(str::to_owned)
+        };
+        let names = Names {
+            id: text("id")?,
+            user_name: text("userName"),
+            external_id: text("externalId"),
+            display_name: text("displayName"),
+        };
+        (names.user_name.is_some() || names.external_id.is_some() || names.display_name.is_some()).then_some(names)
+    };
+    match json::get(body, "Resources").and_then(Value::as_array) {
+        Some(resources) => resources.iter().filter_map(Value::as_object).filter_map(of).collect(),
+        None => of(body).into_iter().collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@
 
 use crate::admit::Admitted;
 use crate::capacity::{forwarded_client, is_trusted};
-use crate::classify::{classify, learn_from_response};
+use crate::classify::{self, classify, learn_from_response};
 use crate::config::Route;
 use crate::content_coding;
 use crate::recorder::RecordMode;
@@ -23,7 +23,7 @@ use http_body_util::Full;
 use scimtrail_rules::{self as rules, needs_state, normalize_request, normalize_response, Mode};
 use scimtrail_scim::redact::Redaction;
 use scimtrail_scim::{json as scim_json, ScimError, ScimType};
-use scimtrail_store::{Completion, NewExchange, Write};
+use scimtrail_store::{Completion, NewExchange, ResourceName, Write};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -583,6 +583,9 @@ impl Proxy {
         }
         let (response_body, response_json) = redact::body_of(&returned_bytes, returned_json, &route.redaction);
         let (learned_id, learned_user) = learn_from_response(&classification, response_json.as_ref());
+        if status.is_success() {
+            self.learn_names(route, new.resource_type.as_deref(), response_json.as_ref());
+        }
         // The application encoded its answer and the IdP accepts gzip: encoded again for it.
         let returned_bytes = if encoded && !returned_bytes.is_empty() && content_coding::accepts_gzip(&parts.headers) {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -981,6 +984,30 @@ impl Proxy {
                     || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
             })
             .max_by_key(|r| r.path_prefix.trim_end_matches('/').len())
+    }
+
+    /// Keeps what the resources a response shows are called (the store's `resource_names`),
+    /// so that a person's records by id are found by their name.
+    fn learn_names(&self, route: &Route, resource_type: Option<&str>, response: Option<&Value>) {
+        let Some(resource_type) = resource_type.filter(|rt| matches!(*rt, "Users" | "Groups")) else {
+            return;
+        };
+        let learned_at_ms = now_ms();
+        let names: Vec<ResourceName> = classify::names_shown(response)
+            .into_iter()
+            .map(|names| ResourceName {
+                route: route.name.clone(),
+                resource_type: resource_type.to_owned(),
+                resource_id: names.id,
+                user_name: names.user_name,
+                external_id: names.external_id,
+                display_name: names.display_name,
+                learned_at_ms,
+            })
+            .collect();
+        if !names.is_empty() {
+            self.recorder.write_behind(Write::Names(names));
+        }
     }
 
     /// What is never stored of a request to `path`: its route's redaction, or — served by

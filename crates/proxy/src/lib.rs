@@ -36,6 +36,7 @@ pub mod classify;
 pub mod config;
 mod connector;
 mod content_coding;
+pub mod erasure;
 mod exchange;
 mod fan_out;
 pub mod findings;

@@ -148,7 +148,7 @@ fn lesser(write: &Write, reason: &str, lessen: Lessen, level: Level) -> Option<W
             Box::new(lesser_begin(new, reason)),
             Box::new(lesser_completion(done, reason, level)),
         )),
-        Write::Begin(_) | Write::Snapshot(_) | Write::Shape(..) | Write::Repeats(..) => None,
+        Write::Begin(_) | Write::Snapshot(_) | Write::Shape(..) | Write::Repeats(..) | Write::Names(_) => None,
     }
 }
 

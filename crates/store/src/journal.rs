@@ -203,6 +203,8 @@ pub(crate) struct Journal {
     segments: Mutex<VecDeque<u64>>,
     /// Whether `dir/spare` holds a segment ready to be written over (see [`Journal::rotate`]).
     spare: Mutex<bool>,
+    /// An erasure is scrubbing the files: applied segments are deleted, never recycled.
+    scrubbing: std::sync::atomic::AtomicBool,
     applier: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Records moved aside into [`rejected_path`], this run's and earlier ones'.
     moved_aside: AtomicU64,
@@ -599,6 +601,7 @@ impl Journal {
             applied: tokio::sync::watch::Sender::new(next_seq - 1),
             segments: Mutex::new(VecDeque::from([next_seq])),
             spare: Mutex::new(false),
+            scrubbing: std::sync::atomic::AtomicBool::new(false),
             applier: Mutex::new(None),
             moved_aside,
             _lock: lock_file,
@@ -819,6 +822,60 @@ impl Journal {
         }
     }
 
+    /// Leaves in the journal's files no record journaled before now (an erasure's last step,
+    /// once the records are rewritten in SQLite): the spare — an applied segment recycled,
+    /// its old frames still in it — deleted, a new segment begun, and once everything before
+    /// it is applied, every older segment deleted rather than recycled.
+    pub(crate) async fn scrub(&self) -> Result<(), StoreError> {
+        self.scrubbing.store(true, Ordering::Release);
+        let scrubbed = self.scrub_files().await;
+        self.scrubbing.store(false, Ordering::Release);
+        scrubbed
+    }
+
+    async fn scrub_files(&self) -> Result<(), StoreError> {
+        {
+            let mut spare = lock(&self.spare);
+            let path = spare_path(&self.dir);
+            if *spare {
+                fs::remove_file(&path).map_err(|e| io_error("cannot delete", &path, &e))?;
+                *spare = false;
+            }
+        }
+        let fresh = {
+            let mut appender = lock(&self.appender);
+            if appender.size == 0 {
+                // Nothing journaled in it yet: what it holds is a recycled segment's frames.
+                let path = segment_path(&self.dir, appender.next_seq);
+                appender
+                    .file
+                    .set_len(0)
+                    .map_err(|e| io_error("cannot empty", &path, &e))?;
+                appender.growing = true;
+                true
+            } else {
+                let first_seq = appender.next_seq;
+                self.rotate(&mut appender);
+                lock(&self.segments).back() == Some(&first_seq)
+            }
+        };
+        if !fresh {
+            return Err(StoreError::Journal(
+                "a new journal segment could not be begun: the records before the erasure stay in the current one until it is".to_owned(),
+            ));
+        }
+        self.caught_up().await;
+        self.retire_applied_segments(*self.applied.borrow());
+        let left = lock(&self.segments).len();
+        if left > 1 {
+            return Err(StoreError::Journal(format!(
+                "{} journal segments older than the erasure could not be deleted yet; they go as the journal is applied",
+                left - 1
+            )));
+        }
+        Ok(())
+    }
+
     /// Why the store fails to take what is journaled, while it does.
     pub(crate) fn failing(&self) -> Option<String> {
         lock(&self.queue).failing.clone()
@@ -980,7 +1037,7 @@ impl Journal {
             let Some(first_seq) = segments.pop_front() else { break };
             let path = segment_path(&self.dir, first_seq);
             let mut spare = lock(&self.spare);
-            let retired = if *spare {
+            let retired = if *spare || self.scrubbing.load(Ordering::Acquire) {
                 fs::remove_file(&path)
             } else {
                 fs::rename(&path, spare_path(&self.dir)).map(|()| *spare = true)

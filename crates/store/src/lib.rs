@@ -19,6 +19,7 @@
 mod audit;
 mod backup;
 mod column;
+mod erasure;
 mod isolation;
 mod journal;
 #[cfg(feature = "fuzzing")]
@@ -35,9 +36,11 @@ mod summary;
 
 pub use audit::{AuditEntry, AuditQuery, AUDIT_KEEP_MS};
 pub use backup::Backup;
+pub use erasure::{ErasedResource, Erasure, ErasureReport, ERASED};
 pub use isolation::Written;
 pub use model::{
-    rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, ResourceWrite, Snapshot, Write, OUTCOME_IN_FLIGHT,
+    rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, ResourceName, ResourceWrite, Snapshot, Write,
+    OUTCOME_IN_FLIGHT,
 };
 pub use query::REPLAYABLE_OUTCOMES;
 pub use retention::{PruneReport, Retention, StoreSize, OUTCOMES};
@@ -162,7 +165,9 @@ impl Store {
                 .foreign_keys(true)
                 // So that pruning can give space back (see `retention`); a store made before
                 // it is converted once by `migrate`.
-                .pragma("auto_vacuum", "incremental");
+                .pragma("auto_vacuum", "incremental")
+                // No copy of a rewritten row left in its page's free space (see `erasure`).
+                .pragma("secure_delete", "FAST");
             let file = options.get_filename().to_owned();
             // Created private before SQLite makes it (and its WAL and shared memory, which
             // take its mode): see `private`.

@@ -118,6 +118,28 @@ pub enum Write {
     Shape(String, String, i64),
     /// A refusal's record stands for this many identical ones (itself included): (id, count).
     Repeats(String, i64),
+    /// What resources are called, as an exchange showed them (`resource_names`).
+    Names(Vec<ResourceName>),
+}
+
+/// What one resource is called, as an exchange showed it: the store's index from resource
+/// id to the names a person is known by.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ResourceName {
+    /// The route.
+    pub route: String,
+    /// `Users`, `Groups`.
+    pub resource_type: String,
+    /// The resource id.
+    pub resource_id: String,
+    /// Its userName, when shown.
+    pub user_name: Option<String>,
+    /// Its externalId, when shown.
+    pub external_id: Option<String>,
+    /// Its displayName, when shown.
+    pub display_name: Option<String>,
+    /// When, epoch milliseconds.
+    pub learned_at_ms: i64,
 }
 
 impl Write {
@@ -127,7 +149,7 @@ impl Write {
             Write::Begin(new) | Write::Whole(new, _) => Some(&new.id),
             Write::Finish(done) => Some(&done.id),
             Write::Repeats(id, _) => Some(id),
-            Write::Snapshot(_) | Write::Shape(..) => None,
+            Write::Snapshot(_) | Write::Shape(..) | Write::Names(_) => None,
         }
     }
 
@@ -143,6 +165,7 @@ impl Write {
             Write::Snapshot(snapshot) => body(&snapshot.body),
             Write::Shape(route, shape, _) => route.len() + shape.len(),
             Write::Repeats(id, _) => id.len(),
+            Write::Names(names) => names.len() * 256,
         }
     }
 }

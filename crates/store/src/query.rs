@@ -101,13 +101,17 @@ pub(crate) fn list(filter: &ExchangeQuery, limit: u64) -> Select {
         ));
     }
     if let Some(user) = &filter.user {
-        conditions.push("LOWER(user_name) LIKE ? ESCAPE '\\'".to_owned());
-        let escaped = user
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        params.push(Param::Text(Some(format!("%{escaped}%"))));
+        // The userName it shows, or — a request by id, a deactivation among them — what the
+        // resource it addresses is called (`resource_names`).
+        conditions.push(
+            "(LOWER(user_name) LIKE ? ESCAPE '\\' OR (resource_id IS NOT NULL AND EXISTS (SELECT 1 FROM resource_names n \
+             WHERE n.route = exchanges.route AND n.resource_type = exchanges.resource_type \
+             AND n.resource_id = exchanges.resource_id AND (LOWER(n.user_name) LIKE ? ESCAPE '\\' \
+             OR LOWER(n.external_id) LIKE ? ESCAPE '\\' OR LOWER(n.display_name) LIKE ? ESCAPE '\\'))))"
+                .to_owned(),
+        );
+        let pattern = format!("%{}%", like_escaped(&user.to_lowercase()));
+        params.extend((0..4).map(|_| Param::Text(Some(pattern.clone()))));
     }
     if let Some(since) = filter.since_ms {
         conditions.push("id >= ?".to_owned());
@@ -129,6 +133,11 @@ pub(crate) fn list(filter: &ExchangeQuery, limit: u64) -> Select {
     sql.push_str(" ORDER BY id DESC LIMIT ?");
     params.push(Param::Int(Some(i64::try_from(limit).unwrap_or(i64::MAX))));
     Select { sql, params }
+}
+
+/// `text` for a `LIKE … ESCAPE '\\'` pattern: its wildcards taken literally.
+pub(crate) fn like_escaped(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! placeholders, which [`numbered_placeholders`] turns into PostgreSQL's `$n`.
 
 use crate::column::{self, key};
-use crate::model::{Completion, NewExchange, Snapshot, Write, OUTCOME_IN_FLIGHT};
+use crate::model::{Completion, NewExchange, ResourceName, Snapshot, Write, OUTCOME_IN_FLIGHT};
 use sqlx::postgres::PgArguments;
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::sqlite::SqliteArguments;
@@ -70,6 +70,7 @@ pub(crate) fn statements(write: &Write) -> Vec<(&'static str, Vec<Param>)> {
             REPEATS,
             vec![Param::Int(Some(*count)), key_param(id), Param::Int(Some(*count))],
         )],
+        Write::Names(names) => names.iter().map(name_statement).collect(),
         Write::Shape(route, shape, at) => vec![(
             KEEP_SHAPE,
             vec![
@@ -79,6 +80,32 @@ pub(crate) fn statements(write: &Write) -> Vec<(&'static str, Vec<Param>)> {
             ],
         )],
     }
+}
+
+/// A name seen replaces the one kept; one not shown keeps it.
+const KEEP_NAME: &str = "INSERT INTO resource_names (route, resource_type, resource_id, user_name, external_id, \
+    display_name, learned_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (route, resource_type, resource_id) \
+    DO UPDATE SET user_name = COALESCE(excluded.user_name, resource_names.user_name), \
+    external_id = COALESCE(excluded.external_id, resource_names.external_id), \
+    display_name = COALESCE(excluded.display_name, resource_names.display_name), learned_at = excluded.learned_at \
+    WHERE COALESCE(excluded.user_name, resource_names.user_name) IS DISTINCT FROM resource_names.user_name \
+    OR COALESCE(excluded.external_id, resource_names.external_id) IS DISTINCT FROM resource_names.external_id \
+    OR COALESCE(excluded.display_name, resource_names.display_name) IS DISTINCT FROM resource_names.display_name";
+
+fn name_statement(name: &ResourceName) -> (&'static str, Vec<Param>) {
+    let bounded = |value: &Option<String>| opt_key(value.as_deref());
+    (
+        KEEP_NAME,
+        vec![
+            key_param(&name.route),
+            key_param(&name.resource_type),
+            key_param(&name.resource_id),
+            bounded(&name.user_name),
+            bounded(&name.external_id),
+            bounded(&name.display_name),
+            Param::Int(Some(name.learned_at_ms)),
+        ],
+    )
 }
 
 fn snapshot_statement(snapshot: &Snapshot) -> (&'static str, Vec<Param>) {

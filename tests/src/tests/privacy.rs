@@ -160,3 +160,159 @@ async fn operators_actions_are_audited_with_who_and_from_where() {
         app.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_persons_records_are_erased_to_the_last_byte_and_the_rest_kept() {
+    const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+    // What must leave no byte behind, in any file of the store.
+    let personal = ["erase.me", "Erasmus", "Gonewith", "ext-erase-42"];
+    for store_url in fresh_store_urls().await {
+        let (app, _) = refapp::start().await;
+        let proxy = start_with(&single_route(&app.base_url(), ""), &store_url, |settings| {
+            settings.proxy.admin_token = Some(Secret::new("the-admin-token"));
+        })
+        .await;
+        let admin = [("authorization", "Bearer the-admin-token")];
+        let send = |method: Method, path: String, body: Option<Value>| {
+            let client = proxy.client.clone();
+            async move { client.send(method, &path, body.as_ref(), &[]).await }
+        };
+        let user = |name: &str, given: &str, family: &str, external: &str| {
+            json!({"schemas": [USER], "userName": format!("{name}@example.com"), "externalId": external,
+                "displayName": format!("{given} {family}"), "name": {"givenName": given, "familyName": family},
+                "emails": [{"value": format!("{name}@example.com"), "type": "work", "primary": true}]})
+        };
+        let created = send(
+            Method::POST,
+            "/Users".into(),
+            Some(user("erase.me", "Erasmus", "Gonewith", "ext-erase-42")),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::CREATED);
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let kept = send(
+            Method::POST,
+            "/Users".into(),
+            Some(user("keep.me", "Kept", "Person", "ext-keep-7")),
+        )
+        .await;
+        let kept_id = kept.body["id"].as_str().unwrap().to_owned();
+        // By id only: found through the store's names.
+        let deactivate =
+            json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": false}]});
+        assert_eq!(
+            send(Method::PATCH, format!("/Users/{id}"), Some(deactivate.clone()))
+                .await
+                .status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(Method::PATCH, format!("/Users/{kept_id}"), Some(deactivate))
+                .await
+                .status,
+            StatusCode::OK
+        );
+        send(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22erase.me%40example.com%22".into(),
+            None,
+        )
+        .await;
+        send(Method::GET, format!("/Users/{id}"), None).await;
+        let group = json!({"schemas": [GROUP], "displayName": "Erasers",
+            "members": [{"value": id, "display": "Erasmus Gonewith"}, {"value": kept_id, "display": "Kept Person"}]});
+        assert_eq!(
+            send(Method::POST, "/Groups".into(), Some(group)).await.status,
+            StatusCode::CREATED
+        );
+        let all_before = proxy.exchanges_of("app").await;
+
+        // `--user` finds the requests by id, the deactivation among them.
+        let listed = proxy
+            .admin
+            .send(Method::GET, "/api/v1/exchanges?user=erase.me", None, &admin)
+            .await;
+        let methods: Vec<&str> = listed.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["method"].as_str().unwrap())
+            .collect();
+        assert!(
+            methods.contains(&"PATCH"),
+            "the deactivation by id is the person's: {methods:?}"
+        );
+
+        let ask = |dry_run: bool| json!({"user": "Erase.Me@example.com", "dry_run": dry_run});
+        let dry = proxy
+            .admin
+            .send(Method::POST, "/api/v1/erasures", Some(&ask(true)), &admin)
+            .await;
+        assert_eq!(dry.status, StatusCode::OK, "{:?}", dry.body);
+        // The create, the deactivation, the lookup, the read and the group that names them.
+        assert_eq!(dry.body["exchanges"], 5, "{:?}", dry.body);
+        assert!(
+            everything_stored(&store_url).await.contains("Gonewith"),
+            "a dry run changes nothing"
+        );
+        let done = proxy
+            .admin
+            .send(Method::POST, "/api/v1/erasures", Some(&ask(false)), &admin)
+            .await;
+        assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+        assert_eq!(done.body["exchanges"], 5);
+        assert_eq!(done.body["resources"][0]["resource_id"], id.as_str());
+
+        // Scanned while the proxy runs (its journal's files included), and after.
+        for when in ["while serving", "after shutdown"] {
+            if when == "after shutdown" {
+                let all_after = proxy.exchanges_of("app").await;
+                assert_eq!(all_after.len(), all_before.len(), "every row stays, for counts");
+                for (before, after) in all_before.iter().zip(&all_after) {
+                    assert_eq!(
+                        (&before.id, &before.outcome, before.status),
+                        (&after.id, &after.outcome, after.status)
+                    );
+                }
+                let erased = all_after
+                    .iter()
+                    .find(|e| e.method == "PATCH" && e.path.ends_with(&id))
+                    .unwrap();
+                assert_eq!(erased.request_body.as_deref(), Some("[ERASED]"));
+                let untouched = all_after
+                    .iter()
+                    .find(|e| e.method == "PATCH" && e.path.ends_with(&kept_id))
+                    .unwrap();
+                assert!(untouched.request_body.as_deref().unwrap().contains("active"));
+                let audit = proxy
+                    .admin
+                    .send(Method::GET, "/api/v1/audit?action=erasure", None, &admin)
+                    .await;
+                let entries = audit.body["items"].as_array().unwrap();
+                assert_eq!(entries.len(), 2, "the dry run and the erasure");
+                assert!(entries[0]["detail"]["user"].as_str().unwrap().starts_with("hmac:"));
+                proxy.running.shutdown().await;
+                break;
+            }
+            let everything = everything_stored(&store_url).await;
+            for text in personal {
+                assert!(
+                    !everything.contains(text),
+                    "{text} is still in the store {when} ({store_url})"
+                );
+            }
+            assert!(
+                everything.contains("keep.me") && everything.contains("Kept Person"),
+                "the others stay"
+            );
+        }
+        let everything = everything_stored(&store_url).await;
+        for text in personal {
+            assert!(
+                !everything.contains(text),
+                "{text} is still in the store after shutdown ({store_url})"
+            );
+        }
+        app.shutdown().await;
+    }
+}

@@ -56,6 +56,7 @@ fn kind(write: &Write) -> String {
         Write::Snapshot(_) => "snapshot".into(),
         Write::Shape(..) => "shape".into(),
         Write::Repeats(id, count) => format!("repeats {id} {count}"),
+        Write::Names(names) => format!("names {}", names.len()),
     }
 }
 
