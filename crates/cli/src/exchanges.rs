@@ -9,6 +9,9 @@ use serde_json::Value;
 pub(crate) enum ExchangesCommand {
     /// List exchanges, newest first.
     List(ListArgs),
+    /// Export exchanges, newest first, for other tools: HAR 1.2 (browsers' network panels,
+    /// HAR viewers) or JSONL (one exchange per line, as the API shows it). Audited.
+    Export(ExportArgs),
     /// Show one exchange: the request as received, as forwarded, and the response.
     Show {
         /// The exchange id.
@@ -35,6 +38,59 @@ pub(crate) struct ListArgs {
     /// Print JSON: {"items": […], "next_cursor": …}.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// har or jsonl.
+    #[arg(long, default_value = "har")]
+    format: String,
+    #[command(flatten)]
+    filters: Filters,
+    /// At most this many exchanges (default: every one the filters select).
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Write here (created readable by its owner only), not to standard output.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// The configuration file, for the store and its fingerprint key.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// sqlite://FILE or postgres://… (overrides the configuration's).
+    #[arg(long)]
+    store: Option<String>,
+}
+
+/// An export's pieces into a file or standard output.
+struct WriteSink(Box<dyn std::io::Write + Send>);
+
+impl scimtrail_proxy::export::Sink for WriteSink {
+    async fn write(&mut self, bytes: bytes::Bytes) -> Result<(), String> {
+        self.0.write_all(&bytes).map_err(|error| error.to_string())
+    }
+}
+
+async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let format = scimtrail_proxy::export::Format::parse(&args.format).map_err(anyhow::Error::msg)?;
+    let query = args.filters.query(0)?;
+    let (url, key_source, instance) = crate::store::operator_store(args.config, args.store, "export")?;
+    let store = open(Some(url)).await?;
+    let key = key_source.load().map_err(anyhow::Error::msg)?;
+    key.agree_with(&store).await.map_err(anyhow::Error::msg)?;
+    let out: Box<dyn std::io::Write + Send> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(scimtrail_store::private::create(path)?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let mut sink = WriteSink(out);
+    let caller = scimtrail_proxy::audit::Caller::cli();
+    let count =
+        scimtrail_proxy::export::export(&store, &key, &instance, &caller, query, args.limit, format, &mut sink).await?;
+    sink.0.flush()?;
+    store.close().await;
+    if let Some(path) = &args.out {
+        eprintln!("{count} exchanges exported into {}", path.display());
+    }
+    Ok(())
 }
 
 /// The filters `exchanges list` and `replay` share.
@@ -109,6 +165,7 @@ impl Filters {
 pub(crate) async fn run(command: ExchangesCommand) -> anyhow::Result<()> {
     match command {
         ExchangesCommand::List(args) => list(args).await,
+        ExchangesCommand::Export(args) => export(args).await,
         ExchangesCommand::Show { id, store, json } => show(&id, store, json).await,
     }
 }

@@ -77,25 +77,36 @@ pub(crate) async fn run(command: StoreCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn erase(erasure: &Erasure, dry_run: bool, config: Option<PathBuf>, store: Option<String>) -> anyhow::Result<()> {
-    scimtrail_proxy::erasure::check(erasure).map_err(anyhow::Error::msg)?;
-    let (url, key_source, instance) = match config {
+/// For an operator's action on a store: its URL, where its fingerprint key comes from (the
+/// audit names people by fingerprint) and the instance name the audit gives: from the
+/// configuration file when one is given, else from `--store` and the defaults.
+pub(crate) fn operator_store(
+    config: Option<PathBuf>,
+    store: Option<String>,
+    action: &str,
+) -> anyhow::Result<(String, scimtrail_proxy::fingerprint::KeySource, String)> {
+    Ok(match config {
         Some(path) => {
             let raw = RawConfig::from_file(&path)?;
             let flags = Overrides {
-                store: store.clone(),
+                store,
                 ..Overrides::default()
             };
             let settings = Settings::resolve(raw, &flags)?;
-            let instance = format!("{}/erase", settings.proxy.instance);
+            let instance = format!("{}/{action}", settings.proxy.instance);
             (settings.store_url, settings.proxy.fingerprint_key, instance)
         }
         None => {
             let url = store_url(store);
             let key = scimtrail_app::config::fingerprint_key(&RawStore::default(), &url)?;
-            (url, key, "scimtrail store erase".to_owned())
+            (url, key, format!("scimtrail {action}"))
         }
-    };
+    })
+}
+
+async fn erase(erasure: &Erasure, dry_run: bool, config: Option<PathBuf>, store: Option<String>) -> anyhow::Result<()> {
+    scimtrail_proxy::erasure::check(erasure).map_err(anyhow::Error::msg)?;
+    let (url, key_source, instance) = operator_store(config, store, "erase")?;
     let store = crate::exchanges::open(Some(url.clone())).await?.with_journal()?;
     if scimtrail_store::private::sqlite_file(&url).is_some() && !store.journaled() {
         anyhow::bail!(

@@ -3,74 +3,11 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use scimtrail_store::{Completion, NewExchange, Store, Write};
+use scimtrail_store::{Store, Write};
 
 mod common;
 
-use common::{run, under_umask};
-const DAY_MS: i64 = 86_400_000;
-
-fn exchange(age_days: i64, n: u16, outcome: &str) -> Write {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-        - age_days * DAY_MS;
-    let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        (ms / 1000) as u64,
-        ((ms % 1000) * 1_000_000) as u32,
-    ))
-    .to_string();
-    let new = NewExchange {
-        id: id.clone(),
-        received_at_ms: ms,
-        instance: "cli-test".into(),
-        route: Some("app".into()),
-        idp: Some("okta".into()),
-        method: "GET".into(),
-        path: format!("/Users/{n}"),
-        query: None,
-        resource_type: Some("Users".into()),
-        resource_id: Some(n.to_string()),
-        user_name: None,
-        operation: "get".into(),
-        lifecycle: None,
-        request_headers: serde_json::json!([]),
-        request_body: None,
-        replay_of: None,
-        parent_id: None,
-        client: Some("127.0.0.1".into()),
-    };
-    let done = Completion {
-        id,
-        duration_ms: 1,
-        forwarded_headers: Some(serde_json::json!([])),
-        forwarded_body: None,
-        changes: serde_json::json!([]),
-        upstream_status: Some(200),
-        status: 200,
-        response_headers: serde_json::json!([]),
-        response_body: Some("{}".into()),
-        outcome: outcome.into(),
-        findings: serde_json::json!([]),
-        bulk_operations: None,
-        error: None,
-        resource_id: None,
-        user_name: None,
-    };
-    Write::Whole(Box::new(new), Box::new(done))
-}
-
-/// A new SQLite store: its file, URL, and the store.
-async fn fresh_store() -> (std::path::PathBuf, String, Store) {
-    let file = std::env::temp_dir().join(format!("scimtrail-cli-store-{}.db", uuid::Uuid::new_v4()));
-    let url = format!("sqlite://{}", file.display());
-    let store = Store::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    (file, url, store)
-}
-
+use common::{exchange, fresh_store, run, under_umask};
 #[tokio::test]
 async fn store_prune_shows_what_would_go_then_deletes_it() {
     let (_, url, store) = fresh_store().await;

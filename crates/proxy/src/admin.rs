@@ -1,5 +1,7 @@
-//! The admin listener: health, readiness, metrics, and the exchanges API. It runs on its own
-//! address (loopback by default), never on the proxy port.
+//! The admin listener: health, readiness, metrics, the exchanges API (list, one, export,
+//! replay), erasures and the audit. It runs on its own address (loopback by default), never
+//! on the proxy port. An export is the one answer streamed (`AdminBody::Streamed`) rather
+//! than built whole.
 //!
 //! `/api` and `/ui` hold every recorded body and start replays, so they are guarded against
 //! more than a missing token:
@@ -15,6 +17,7 @@ use crate::audit::Caller;
 use crate::config::{ProxyConfig, Secret};
 use crate::erasure;
 use crate::exchange::now_ms;
+use crate::export::{self, Format};
 use crate::metrics::Metrics;
 use crate::replay::{ReplayError, Selection};
 use crate::server::Handler;
@@ -22,6 +25,7 @@ use crate::Proxy;
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::channel::Channel;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use scimtrail_store::{AuditEntry, AuditQuery, Erasure, ExchangeQuery, Store, StoreError};
@@ -89,14 +93,127 @@ fn host_name(host: &str) -> &str {
 /// Largest replay request body, in bytes.
 const MAX_ADMIN_BODY: usize = 64 * 1024;
 
+/// An admin answer's body: whole, or an export streamed as it is read from the store.
+pub(crate) enum AdminBody {
+    /// Everything at once.
+    Whole(Full<Bytes>),
+    /// Pieces as they come (a bounded channel: the export waits for the client).
+    Streamed(Channel<Bytes, std::io::Error>),
+}
+
+impl From<Full<Bytes>> for AdminBody {
+    fn from(body: Full<Bytes>) -> AdminBody {
+        AdminBody::Whole(body)
+    }
+}
+
+impl hyper::body::Body for AdminBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut() {
+            AdminBody::Whole(body) => std::pin::Pin::new(body).poll_frame(cx).map_err(|never| match never {}),
+            AdminBody::Streamed(body) => std::pin::Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            AdminBody::Whole(body) => body.is_end_stream(),
+            AdminBody::Streamed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            AdminBody::Whole(body) => body.size_hint(),
+            AdminBody::Streamed(body) => body.size_hint(),
+        }
+    }
+}
+
 impl Handler for Admin {
+    type Body = AdminBody;
+
     async fn handle(
         self: Arc<Self>,
         request: Request<Incoming>,
         peer: SocketAddr,
         _scheme: &'static str,
         _caller: crate::server::CallerGone,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<AdminBody> {
+        if request.uri().path() == EXPORT_PATH && request.method() == Method::GET {
+            if let Some(refused) = self.refusal(&request) {
+                return refused.map(AdminBody::from);
+            }
+            let caller = self.caller(request.headers(), peer);
+            return self.export(request.uri().query(), caller).await;
+        }
+        self.answer(request, peer).await.map(AdminBody::from)
+    }
+}
+
+/// Where exports are served.
+const EXPORT_PATH: &str = "/api/v1/exchanges/export";
+
+/// Pieces of an export in flight between the store and the client.
+const EXPORT_PIECES: usize = 4;
+
+/// An export's pieces into a response body.
+struct ChannelSink(http_body_util::channel::Sender<Bytes, std::io::Error>);
+
+impl export::Sink for ChannelSink {
+    async fn write(&mut self, bytes: Bytes) -> Result<(), String> {
+        self.0
+            .send_data(bytes)
+            .await
+            .map_err(|_| "the client went away".to_owned())
+    }
+}
+
+impl Admin {
+    /// `GET /api/v1/exchanges/export?format=har|jsonl&<the list's keys>`: every exchange the
+    /// filters select (`limit` bounds how many, `cursor` where it starts), streamed as it is
+    /// read, audited.
+    async fn export(self: Arc<Self>, query: Option<&str>, caller: Caller) -> Response<AdminBody> {
+        let (format, max, filter) = match export_query(query, now_ms()) {
+            Ok(asked) => asked,
+            Err(error) => {
+                return json_response(StatusCode::BAD_REQUEST, &json!({"error": error})).map(AdminBody::from);
+            }
+        };
+        let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
+            return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "shutting down"}))
+                .map(AdminBody::from);
+        };
+        let (sender, body) = Channel::new(EXPORT_PIECES);
+        let admin = Arc::clone(&self);
+        tokio::spawn(async move {
+            let mut sink = ChannelSink(sender);
+            let key = admin.proxy.redactor.key();
+            let instance = &admin.proxy.config.instance;
+            let exported = export::export(&admin.store, key, instance, &caller, filter, max, format, &mut sink).await;
+            if let Err(error) = exported {
+                tracing::warn!(%error, "An export failed: the store could not be read.");
+                sink.0.abort(std::io::Error::other(error.to_string()));
+            }
+            drop(slot);
+        });
+        let mut response = Response::new(AdminBody::Streamed(body));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+        let file = format!("attachment; filename=\"scimtrail-exchanges.{}\"", format.name());
+        if let Ok(value) = HeaderValue::from_str(&file) {
+            headers.insert(http::header::CONTENT_DISPOSITION, value);
+        }
+        response
+    }
+
+    async fn answer(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         let path = request.uri().path().to_owned();
         let replay = path == "/api/v1/replays" || (path.starts_with("/api/v1/exchanges/") && path.ends_with("/replay"));
         let erasure = path == "/api/v1/erasures";
@@ -469,6 +586,29 @@ pub fn list_query(query: Option<&str>, now_ms: i64) -> Result<ExchangeQuery, Str
         }
     }
     Ok(filter)
+}
+
+/// An export's query string: the format, how many at most (`limit`), and the list's filters.
+fn export_query(query: Option<&str>, now_ms: i64) -> Result<(Format, Option<u64>, ExchangeQuery), String> {
+    let mut format = Format::Har;
+    let mut max = None;
+    let mut filters = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "format" => format = Format::parse(&value)?,
+            "limit" => {
+                max = Some(
+                    value
+                        .parse::<u64>()
+                        .map_err(|_| format!("limit \"{value}\" is not a number"))?,
+                )
+            }
+            _ => {
+                filters.append_pair(&key, &value);
+            }
+        }
+    }
+    Ok((format, max, list_query(Some(&filters.finish()), now_ms)?))
 }
 
 /// The audit list's query string.

@@ -38,6 +38,7 @@ mod connector;
 mod content_coding;
 pub mod erasure;
 mod exchange;
+pub mod export;
 mod fan_out;
 pub mod findings;
 pub mod fingerprint;
@@ -100,6 +101,8 @@ pub struct Proxy {
 }
 
 impl server::Handler for Proxy {
+    type Body = Full<Bytes>;
+
     /// An IdP's request from the listener: admission takes its slots (`admit.rs`).
     async fn handle(
         self: Arc<Self>,

@@ -34,6 +34,13 @@ use tokio_rustls::TlsAcceptor;
 
 /// Something that answers requests.
 pub(crate) trait Handler: Send + Sync + 'static {
+    /// What its answers' bodies are: whole (the proxy), or also streamed (the admin API's
+    /// exports).
+    type Body: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + From<Full<Bytes>>
+        + Send
+        + 'static;
+
     /// Answers `request`, which runs in a task of its own: `caller` resolves if the client
     /// goes away meanwhile (so that what it asked need not start).
     fn handle(
@@ -42,7 +49,7 @@ pub(crate) trait Handler: Send + Sync + 'static {
         peer: SocketAddr,
         scheme: &'static str,
         caller: CallerGone,
-    ) -> impl Future<Output = Response<Full<Bytes>>> + Send;
+    ) -> impl Future<Output = Response<Self::Body>> + Send;
 }
 
 /// Resolves once the client of a request has gone away (its connection or stream closed
@@ -239,7 +246,7 @@ impl<H: Handler> Connection<H> {
                 let exchange = tokio::spawn(handler.handle(request, peer, scheme, caller));
                 let response = exchange.await.unwrap_or_else(|error| {
                     tracing::error!(%error, "An exchange task failed.");
-                    internal_error()
+                    internal_error().map(H::Body::from)
                 });
                 drop((busy, present));
                 Ok::<_, Infallible>(response)

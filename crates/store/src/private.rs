@@ -21,7 +21,7 @@ pub(crate) fn options() -> OpenOptions {
 }
 
 /// Creates (or truncates) a private file for writing.
-pub(crate) fn create(path: &Path) -> io::Result<File> {
+pub fn create(path: &Path) -> io::Result<File> {
     options().write(true).create(true).truncate(true).open(path)
 }
 

@@ -316,3 +316,145 @@ async fn a_persons_records_are_erased_to_the_last_byte_and_the_rest_kept() {
         app.shutdown().await;
     }
 }
+
+/// Validates `har` against the HAR 1.2 schema with the interop venv's Python
+/// (`tests/interop/validate_har.py`); `None` when that Python is not installed here.
+fn validate_har(har: &str) -> Option<Result<(), String>> {
+    let Ok(python) = std::env::var("SCIMTRAIL_TEST_PYTHON") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set SCIMTRAIL_TEST_PYTHON (.ci/run does)"
+        );
+        eprintln!("SCIMTRAIL_TEST_PYTHON is not set: the HAR schema check is skipped (.ci/run runs it)");
+        return None;
+    };
+    let file = std::env::temp_dir().join(format!("scimtrail-export-{}.har", uuid::Uuid::new_v4()));
+    std::fs::write(&file, har).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/validate_har.py");
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    Some(if output.status.success() { Ok(()) } else { Err(said) })
+}
+
+#[tokio::test]
+async fn exports_stream_every_exchange_as_valid_har_or_jsonl_redacted_and_audited() {
+    for store_url in fresh_store_urls().await {
+        let (app, _) = refapp::start().await;
+        let config = single_route(
+            &app.base_url(),
+            "[route.record]\nredact_attributes = [\"phoneNumbers\"]\n",
+        );
+        let proxy = start_with(&config, &store_url, |settings| {
+            settings.proxy.admin_token = Some(Secret::new("the-admin-token"));
+        })
+        .await;
+        let admin = [("authorization", "Bearer the-admin-token")];
+        // More than one page of the store's (200), a redacted phone among them.
+        for n in 0..230 {
+            let user = json!({"schemas": [USER], "userName": format!("export.{n}@example.com"),
+                "phoneNumbers": [{"value": format!("+1-555-{n:04}")}]});
+            assert_eq!(
+                proxy.client.send(Method::POST, "/Users", Some(&user), &[]).await.status,
+                StatusCode::CREATED
+            );
+        }
+        proxy
+            .client
+            .send(
+                Method::GET,
+                "/Users?filter=userName%20eq%20%22export.1%40example.com%22",
+                None,
+                &[],
+            )
+            .await;
+        let recorded = proxy.exchanges_of("app").await.len();
+        assert_eq!(recorded, 231);
+
+        let har = proxy
+            .admin
+            .send(Method::GET, "/api/v1/exchanges/export?format=har", None, &admin)
+            .await;
+        assert_eq!(har.status, StatusCode::OK);
+        assert_eq!(har.header("content-type"), Some("application/json"));
+        let text = String::from_utf8(har.bytes.to_vec()).unwrap();
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        let entries = parsed["log"]["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), recorded, "every exchange, across pages");
+        let search = &entries[0];
+        assert_eq!(search["request"]["method"], "GET");
+        assert_eq!(
+            search["request"]["queryString"][0]["value"],
+            "userName eq \"export.1@example.com\""
+        );
+        assert_eq!(search["_scimtrail"]["route"], "app");
+        assert!(!text.contains("+1-555-0001"), "redacted as the store is");
+        assert!(text.contains("[REDACTED]"));
+        if let Some(valid) = validate_har(&text) {
+            valid.unwrap_or_else(|errors| panic!("the HAR export is not valid HAR 1.2: {errors}"));
+            // The check checks: an entry without its timings is refused.
+            let mut broken = parsed.clone();
+            broken["log"]["entries"][0].as_object_mut().unwrap().remove("timings");
+            assert!(
+                validate_har(&broken.to_string()).unwrap().is_err(),
+                "the schema check accepts anything"
+            );
+        }
+
+        let jsonl = proxy
+            .admin
+            .send(
+                Method::GET,
+                "/api/v1/exchanges/export?format=jsonl&method=POST&limit=5&outcome=ok",
+                None,
+                &admin,
+            )
+            .await;
+        assert_eq!(
+            jsonl.status,
+            StatusCode::BAD_REQUEST,
+            "an unknown filter is refused: {:?}",
+            jsonl.body
+        );
+        let jsonl = proxy
+            .admin
+            .send(
+                Method::GET,
+                "/api/v1/exchanges/export?format=jsonl&limit=5&outcome=ok",
+                None,
+                &admin,
+            )
+            .await;
+        let text = String::from_utf8(jsonl.bytes.to_vec()).unwrap();
+        let lines: Vec<Value> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+        assert_eq!(lines.len(), 5);
+        assert!(lines
+            .iter()
+            .all(|e| e["outcome"] == "ok" && e["id"].is_string() && e["request"].is_object()));
+        let refused = proxy
+            .admin
+            .send(Method::GET, "/api/v1/exchanges/export?format=pcap", None, &admin)
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            proxy.admin.get("/api/v1/exchanges/export").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+
+        let audit = proxy
+            .admin
+            .send(Method::GET, "/api/v1/audit?action=export", None, &admin)
+            .await;
+        let entries = audit.body["items"].as_array().unwrap();
+        assert_eq!(entries.len(), 2, "{:?}", audit.body);
+        assert_eq!(entries[0]["detail"]["format"], "jsonl");
+        assert_eq!(entries[0]["detail"]["exchanges"], 5);
+        assert_eq!(entries[1]["detail"]["exchanges"], recorded);
+        assert_eq!(entries[1]["detail"]["completed"], true);
+        proxy.running.shutdown().await;
+        app.shutdown().await;
+    }
+}

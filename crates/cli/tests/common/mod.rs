@@ -1,6 +1,7 @@
 #![allow(dead_code)] // Each test binary uses what it needs of this.
 //! What the binary's tests share.
 
+use scimtrail_store::{Completion, NewExchange, Store, Write};
 use std::process::Command;
 
 /// The binary under test.
@@ -32,4 +33,67 @@ pub(crate) fn under_umask(umask: &str, args: &[&str]) -> Command {
         .env("SCIMTRAIL_LOG", "warn")
         .env("SCIMTRAIL_FINGERPRINT_KEY", scimtrail_integration::FINGERPRINT_KEY);
     command
+}
+
+pub(crate) const DAY_MS: i64 = 86_400_000;
+
+pub(crate) fn exchange(age_days: i64, n: u16, outcome: &str) -> Write {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - age_days * DAY_MS;
+    let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        (ms / 1000) as u64,
+        ((ms % 1000) * 1_000_000) as u32,
+    ))
+    .to_string();
+    let new = NewExchange {
+        id: id.clone(),
+        received_at_ms: ms,
+        instance: "cli-test".into(),
+        route: Some("app".into()),
+        idp: Some("okta".into()),
+        method: "GET".into(),
+        path: format!("/Users/{n}"),
+        query: None,
+        resource_type: Some("Users".into()),
+        resource_id: Some(n.to_string()),
+        user_name: None,
+        operation: "get".into(),
+        lifecycle: None,
+        request_headers: serde_json::json!([]),
+        request_body: None,
+        replay_of: None,
+        parent_id: None,
+        client: Some("127.0.0.1".into()),
+    };
+    let done = Completion {
+        id,
+        duration_ms: 1,
+        forwarded_headers: Some(serde_json::json!([])),
+        forwarded_body: None,
+        changes: serde_json::json!([]),
+        upstream_status: Some(200),
+        status: 200,
+        response_headers: serde_json::json!([]),
+        response_body: Some("{}".into()),
+        outcome: outcome.into(),
+        findings: serde_json::json!([]),
+        bulk_operations: None,
+        error: None,
+        resource_id: None,
+        user_name: None,
+    };
+    Write::Whole(Box::new(new), Box::new(done))
+}
+
+/// A new SQLite store: its file, URL, and the store.
+pub(crate) async fn fresh_store() -> (std::path::PathBuf, String, Store) {
+    let file = std::env::temp_dir().join(format!("scimtrail-cli-store-{}.db", uuid::Uuid::new_v4()));
+    let url = format!("sqlite://{}", file.display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    (file, url, store)
 }

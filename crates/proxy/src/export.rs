@@ -1,0 +1,355 @@
+//! Exports of the record, for tools that are not scimtrail's: HAR 1.2 (the request as
+//! received and the response as returned; what was forwarded, the rules' changes and the
+//! findings under `_scimtrail`), loadable by browsers' network panels and HAR viewers, or
+//! JSONL (one exchange per line, in the admin API's shape). Streamed page by page, newest
+//! first, so that any number of exchanges takes constant memory; redacted as the store is
+//! (nothing is read but the record). The CLI (`exchanges export`) and the admin API
+//! (`GET /api/v1/exchanges/export`) both run [`export`], which audits it.
+
+use crate::audit::{self, Caller};
+use crate::fingerprint::Key;
+use bytes::Bytes;
+use scimtrail_store::{Exchange, ExchangeQuery, Store, StoreError};
+use serde_json::{json, Map, Value};
+use std::future::Future;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Exchanges read per page.
+const PAGE: u64 = 200;
+
+/// An export's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// HAR 1.2.
+    Har,
+    /// One exchange per line, as `GET /api/v1/exchanges/{id}` shows it.
+    Jsonl,
+}
+
+impl Format {
+    /// `har` or `jsonl`.
+    pub fn parse(text: &str) -> Result<Format, String> {
+        match text {
+            "har" => Ok(Format::Har),
+            "jsonl" => Ok(Format::Jsonl),
+            other => Err(format!("format \"{other}\" is not one of har, jsonl")),
+        }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Har => "har",
+            Format::Jsonl => "jsonl",
+        }
+    }
+
+    /// The media type it is served as.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Har => "application/json",
+            Format::Jsonl => "application/x-ndjson",
+        }
+    }
+}
+
+/// Where an export's bytes go, in order: a file, an HTTP response body. `Err` when it can
+/// take no more (the client went away): the export stops there.
+pub trait Sink {
+    /// Takes the next piece.
+    fn write(&mut self, bytes: Bytes) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Writes every exchange `query` selects (from its `cursor`, at most `max` if given) to
+/// `sink` in `format`, newest first, and audits the export as `caller`'s. Returns how many
+/// were written.
+#[allow(clippy::too_many_arguments)]
+pub async fn export<S: Sink + Send>(
+    store: &Store,
+    key: &Key,
+    instance: &str,
+    caller: &Caller,
+    mut query: ExchangeQuery,
+    max: Option<u64>,
+    format: Format,
+    sink: &mut S,
+) -> Result<u64, StoreError> {
+    let filter = audit::filter(&query, key);
+    let written = write_all(store, &mut query, max, format, sink).await;
+    let (count, completed) = match &written {
+        Ok(Ok(count)) => (*count, true),
+        Ok(Err((count, _))) => (*count, false),
+        Err(_) => (0, false),
+    };
+    let detail = json!({"format": format.name(), "filter": filter, "exchanges": count, "completed": completed});
+    audit::record(store, caller, instance, "export", detail).await;
+    match written? {
+        Ok(count) => Ok(count),
+        Err((count, why)) => {
+            tracing::info!(count, why, "An export stopped before its end.");
+            Ok(count)
+        }
+    }
+}
+
+/// The export's bytes into `sink`: `Ok(Err((count, why)))` when the sink stopped it.
+async fn write_all<S: Sink + Send>(
+    store: &Store,
+    query: &mut ExchangeQuery,
+    max: Option<u64>,
+    format: Format,
+    sink: &mut S,
+) -> Result<Result<u64, (u64, String)>, StoreError> {
+    let mut count = 0u64;
+    let head = match format {
+        Format::Har => har_head(),
+        Format::Jsonl => String::new(),
+    };
+    if let Err(why) = sink.write(Bytes::from(head)).await {
+        return Ok(Err((count, why)));
+    }
+    loop {
+        let left = max.map_or(PAGE, |max| max.saturating_sub(count).min(PAGE));
+        if left == 0 {
+            break;
+        }
+        query.limit = left;
+        let page = store.list(query).await?;
+        let mut text = String::new();
+        for exchange in &page.items {
+            match format {
+                Format::Har => {
+                    if count > 0 {
+                        text.push(',');
+                    }
+                    text.push_str(&har_entry(exchange).to_string());
+                }
+                Format::Jsonl => {
+                    text.push_str(&exchange.to_json().to_string());
+                    text.push('\n');
+                }
+            }
+            count += 1;
+        }
+        if let Err(why) = sink.write(Bytes::from(text)).await {
+            return Ok(Err((count, why)));
+        }
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    let tail = match format {
+        Format::Har => "]}}\n",
+        Format::Jsonl => "",
+    };
+    if let Err(why) = sink.write(Bytes::from_static(tail.as_bytes())).await {
+        return Ok(Err((count, why)));
+    }
+    Ok(Ok(count))
+}
+
+fn har_head() -> String {
+    let creator = json!({"name": "scimtrail", "version": env!("CARGO_PKG_VERSION")});
+    format!("{{\"log\":{{\"version\":\"1.2\",\"creator\":{creator},\"pages\":[],\"entries\":[")
+}
+
+/// One exchange as a HAR entry: the request as the IdP sent it, the response as it got it.
+pub fn har_entry(exchange: &Exchange) -> Value {
+    let request_headers = har_headers(&exchange.request_headers);
+    let response_headers = exchange.response_headers.as_ref().map(har_headers).unwrap_or_default();
+    let host = header(&exchange.request_headers, "host")
+        .filter(|host| {
+            !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic()) && !host.contains(['/', '@', '?', '#'])
+        })
+        .unwrap_or_else(|| "scimtrail.invalid".to_owned());
+    let mut url = format!("http://{host}{}", exchange.path);
+    if let Some(query) = exchange.query.as_deref().filter(|q| !q.is_empty()) {
+        url.push('?');
+        url.push_str(query);
+    }
+    let query_string: Vec<Value> = form_urlencoded::parse(exchange.query.as_deref().unwrap_or_default().as_bytes())
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect();
+    let mut request = json!({
+        "method": exchange.method,
+        "url": url,
+        "httpVersion": "HTTP/1.1",
+        "cookies": [],
+        "headers": request_headers,
+        "queryString": query_string,
+        "headersSize": -1,
+        "bodySize": exchange.request_body.as_ref().map_or(0, |b| b.len()),
+    });
+    if let Some(body) = &exchange.request_body {
+        request["postData"] = json!({
+            "mimeType": header(&exchange.request_headers, "content-type").unwrap_or_else(|| "application/scim+json".to_owned()),
+            "text": body,
+        });
+    }
+    let status = exchange.status.unwrap_or(0);
+    let body = exchange.response_body.as_deref().unwrap_or_default();
+    let mime = exchange
+        .response_headers
+        .as_ref()
+        .and_then(|headers| header(headers, "content-type"))
+        .unwrap_or_else(|| "x-unknown".to_owned());
+    let mut content = json!({"size": body.len(), "mimeType": mime});
+    if exchange.response_body.is_some() {
+        content["text"] = Value::String(body.to_owned());
+    }
+    let duration = exchange.duration_ms.unwrap_or(0).max(0);
+    json!({
+        "startedDateTime": started(exchange.received_at_ms),
+        "time": duration,
+        "request": request,
+        "response": {
+            "status": status,
+            "statusText": u16::try_from(status)
+                .ok()
+                .and_then(|s| http::StatusCode::from_u16(s).ok())
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or_default(),
+            "httpVersion": "HTTP/1.1",
+            "cookies": [],
+            "headers": response_headers,
+            "content": content,
+            "redirectURL": "",
+            "headersSize": -1,
+            "bodySize": exchange.response_body.as_ref().map_or(-1, |b| i64::try_from(b.len()).unwrap_or(-1)),
+        },
+        "cache": {},
+        "timings": {"send": 0, "wait": duration, "receive": 0},
+        "_scimtrail": scimtrail_part(exchange),
+    })
+}
+
+/// What only scimtrail knows: where it went, what the rules changed, what was found.
+fn scimtrail_part(exchange: &Exchange) -> Value {
+    let full = exchange.to_json();
+    let mut part = Map::new();
+    for key in [
+        "id",
+        "route",
+        "idp",
+        "operation",
+        "lifecycle",
+        "resource_type",
+        "resource_id",
+        "user_name",
+        "outcome",
+        "upstream_status",
+        "forwarded",
+        "changes",
+        "findings",
+        "bulk_operations",
+        "error",
+        "replay_of",
+        "replays",
+        "parent_id",
+        "children",
+        "client",
+        "instance",
+        "repeat_count",
+    ] {
+        if let Some(value) = full.get(key).filter(|v| !v.is_null()) {
+            part.insert(key.to_owned(), value.clone());
+        }
+    }
+    Value::Object(part)
+}
+
+/// RFC 3339 with milliseconds and `Z`.
+fn started(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// `[[name, value], …]` as HAR's `[{name, value}, …]`.
+fn har_headers(headers: &Value) -> Vec<Value> {
+    headers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|pair| {
+            let name = pair.get(0)?.as_str()?;
+            let value = pair.get(1)?.as_str()?;
+            Some(json!({"name": name, "value": value}))
+        })
+        .collect()
+}
+
+/// The first value of a header, by name in any casing.
+fn header(headers: &Value, name: &str) -> Option<String> {
+    headers.as_array()?.iter().find_map(|pair| {
+        let key = pair.get(0)?.as_str()?;
+        key.eq_ignore_ascii_case(name)
+            .then(|| pair.get(1).and_then(Value::as_str).map(str::to_owned))
+            .flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exchange_is_a_har_entry_with_scimtrails_part_beside() {
+        let exchange = Exchange {
+            id: "01a2".into(),
+            received_at_ms: 1_796_600_000_123,
+            duration_ms: Some(7),
+            method: "PATCH".into(),
+            path: "/Users/1".into(),
+            query: Some("attributes=userName&x=a%20b".into()),
+            request_headers: json!([
+                ["Host", "127.0.0.1:8080"],
+                ["authorization", "Bearer hmac:1a2b3c4d5e6f"],
+                ["content-type", "application/scim+json"]
+            ]),
+            request_body: Some("{\"Operations\":[]}".into()),
+            forwarded_headers: Some(json!([])),
+            status: Some(200),
+            response_headers: Some(json!([["content-type", "application/scim+json"]])),
+            response_body: Some("{\"id\":\"1\"}".into()),
+            outcome: "ok".into(),
+            changes: json!([{"rule": "N4"}]),
+            findings: json!([]),
+            ..Exchange::default()
+        };
+        let entry = har_entry(&exchange);
+        assert_eq!(entry["startedDateTime"], "2026-12-06T23:33:20.123Z");
+        assert_eq!(
+            entry["request"]["url"],
+            "http://127.0.0.1:8080/Users/1?attributes=userName&x=a%20b"
+        );
+        assert_eq!(entry["request"]["queryString"][1], json!({"name": "x", "value": "a b"}));
+        assert_eq!(entry["request"]["postData"]["mimeType"], "application/scim+json");
+        assert_eq!(
+            entry["request"]["headers"][1]["value"], "Bearer hmac:1a2b3c4d5e6f",
+            "fingerprints as recorded"
+        );
+        assert_eq!(entry["response"]["statusText"], "OK");
+        assert_eq!(entry["response"]["content"]["text"], "{\"id\":\"1\"}");
+        assert_eq!(entry["_scimtrail"]["changes"], json!([{"rule": "N4"}]));
+        assert_eq!(entry["_scimtrail"]["outcome"], "ok");
+        // A host that is not one, and an exchange never answered, still make a valid entry.
+        let odd = Exchange {
+            request_headers: json!([["host", "a b/c"]]),
+            ..Exchange::default()
+        };
+        let entry = har_entry(&odd);
+        assert_eq!(entry["request"]["url"], "http://scimtrail.invalid");
+        assert_eq!(
+            (
+                entry["response"]["status"].as_i64(),
+                entry["response"]["bodySize"].as_i64()
+            ),
+            (Some(0), Some(-1))
+        );
+        assert!(entry["request"].get("postData").is_none());
+    }
+}
