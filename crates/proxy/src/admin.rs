@@ -456,7 +456,12 @@ impl Admin {
         };
         let key = self.proxy.redactor.key();
         match erasure::erase(&self.store, key, &self.proxy.config.instance, caller, &erasure, dry_run).await {
-            Ok(report) => json_response(StatusCode::OK, &report.to_json()),
+            Ok(report) => {
+                if !dry_run {
+                    self.proxy.names_written.forget();
+                }
+                json_response(StatusCode::OK, &report.to_json())
+            }
             Err(error) => store_failure(&error),
         }
     }

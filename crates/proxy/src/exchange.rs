@@ -1004,6 +1004,7 @@ impl Proxy {
                 display_name: names.display_name,
                 learned_at_ms,
             })
+            .filter(|name| self.names_written.is_new(name))
             .collect();
         if !names.is_empty() {
             self.recorder.write_behind(Write::Names(names));

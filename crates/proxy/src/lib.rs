@@ -46,6 +46,7 @@ mod first_bytes;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod metrics;
+mod names;
 mod path_safety;
 mod pruning;
 mod read_back;
@@ -95,6 +96,8 @@ pub struct Proxy {
     metrics: Arc<Metrics>,
     store: Store,
     shapes: shapes::ShapeBook,
+    /// What this instance last wrote to `resource_names`.
+    names_written: names::NamesWritten,
     alerts: alerts::Alerts,
     /// Refusals being counted into one record (`refusals.rs`).
     repeats: Arc<refusals::Repeats>,
@@ -287,6 +290,7 @@ impl Proxy {
             metrics,
             store,
             shapes: shapes::ShapeBook::default(),
+            names_written: names::NamesWritten::default(),
             alerts,
             repeats: Arc::default(),
         };

@@ -876,6 +876,12 @@ fn replay_body(
     let Some(text) = original.request_body.as_deref() else {
         return Ok((None, Vec::new()));
     };
+    if text == scimtrail_store::ERASED {
+        return Err((
+            "not_replayable",
+            "its record was erased (scimtrail store erase): send it again from the IdP".to_owned(),
+        ));
+    }
     let mut body: Value = serde_json::from_str(text).map_err(|_| {
         (
             "not_replayable",
@@ -1260,5 +1266,17 @@ mod tests {
             replay_body(&bulk, LeftOut::default(), &phones).unwrap_err().0,
             "not_replayable"
         );
+    }
+
+    #[test]
+    fn an_erased_record_is_not_replayable_and_says_why() {
+        let erased = Exchange {
+            method: "PATCH".into(),
+            request_body: Some(scimtrail_store::ERASED.into()),
+            ..Exchange::default()
+        };
+        let (kind, reason) = replay_body(&erased, LeftOut::default(), &Redaction::passwords_only()).unwrap_err();
+        assert_eq!(kind, "not_replayable");
+        assert!(reason.contains("erased"), "{reason}");
     }
 }
