@@ -462,6 +462,9 @@ impl Admin {
                 }
                 json_response(StatusCode::OK, &report.to_json())
             }
+            Err(refused @ StoreError::Refused(_)) => {
+                json_response(StatusCode::CONFLICT, &json!({"error": refused.to_string()}))
+            }
             Err(error) => store_failure(&error),
         }
     }

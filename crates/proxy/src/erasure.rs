@@ -16,19 +16,28 @@ pub async fn erase(
     erasure: &Erasure,
     dry_run: bool,
 ) -> Result<ErasureReport, StoreError> {
-    let report = store.erase(erasure, dry_run).await?;
-    let detail = json!({
+    let erased = store.erase(erasure, dry_run).await;
+    let mut detail = json!({
         "user": erasure.user.as_deref().map(|user| key.fingerprint(user)),
         "resource": erasure.resource,
         "route": erasure.route,
         "dry_run": dry_run,
-        "resources": report.resources.len(),
-        "exchanges": report.exchanges,
-        "snapshots": report.snapshots,
-        "summary_rows": report.summary_rows,
     });
+    match &erased {
+        Ok(report) => {
+            detail["resources"] = json!(report.resources.len());
+            detail["exchanges"] = json!(report.exchanges);
+            detail["snapshots"] = json!(report.snapshots);
+            detail["summary_rows"] = json!(report.summary_rows);
+        }
+        // A refusal names the person (the text asked for): kept as the kind of failure only.
+        Err(StoreError::Refused(_)) => {
+            detail["failed"] = json!("refused: the name fits several users, or the journal was behind")
+        }
+        Err(error) => detail["failed"] = json!(error.to_string()),
+    }
     audit::record(store, caller, instance, "erasure", detail).await;
-    Ok(report)
+    erased
 }
 
 /// What an erasure request must name: a user or a resource, not both, not empty.

@@ -45,7 +45,12 @@ struct Sent {
 
 /// The changes as the exchange records them: redacted, and marked applied (enforce) or not
 /// (observe: what the rules would have changed).
-fn recorded_changes(changes: &[rules::Change], applied: bool, redaction: &Redaction) -> Vec<Value> {
+fn recorded_changes(
+    changes: &[rules::Change],
+    applied: bool,
+    redaction: &Redaction,
+    body: Option<&Value>,
+) -> Vec<Value> {
     changes
         .iter()
         .map(|change| {
@@ -53,7 +58,7 @@ fn recorded_changes(changes: &[rules::Change], applied: bool, redaction: &Redact
             if let Some(object) = recorded.as_object_mut() {
                 object.insert("applied".to_owned(), Value::Bool(applied));
             }
-            redact::change(recorded, redaction)
+            redact::change(recorded, redaction, body)
         })
         .collect()
 }
@@ -286,7 +291,12 @@ impl Proxy {
         let mut changes = admitted;
         let to_forward = match normalized {
             Ok(normalized) => {
-                changes.extend(recorded_changes(&normalized.changes, enforce, &route.redaction));
+                changes.extend(recorded_changes(
+                    &normalized.changes,
+                    enforce,
+                    &route.redaction,
+                    received.body.as_ref(),
+                ));
                 if enforce {
                     normalized.value
                 } else {
@@ -301,9 +311,9 @@ impl Proxy {
             Err(refusal) => {
                 let change = json!({
                     "rule": refusal.rule, "side": "request", "op": "refused", "applied": false,
-                    "detail": refusal.error.detail,
+                    "detail": redact::free_text(&refusal.error.detail, &route.redaction),
                 });
-                changes.push(redact::change(change, &route.redaction));
+                changes.push(redact::change(change, &route.redaction, None));
                 received.clone()
             }
         };
@@ -451,7 +461,7 @@ impl Proxy {
                             before: answered,
                             after: Some(resource.clone()),
                         };
-                        let mut recorded = recorded_changes(&[change], enforce, &route.redaction);
+                        let mut recorded = recorded_changes(&[change], enforce, &route.redaction, None);
                         for change in &mut recorded {
                             change["detail"] = json!(format!("the created resource was {how}"));
                         }
@@ -528,7 +538,7 @@ impl Proxy {
             .flatten();
         let bulk_outcome = bulk_operations.as_ref().and_then(bulk::outcome);
         let returned = normalize_response(&to_forward, &answered, &route.profile, &route.target);
-        changes.extend(recorded_changes(&returned.changes, enforce, &route.redaction));
+        changes.extend(recorded_changes(&returned.changes, enforce, &route.redaction, None));
         let mut headers = upstream::end_to_end(&upstream_parts.headers);
         let (status, returned_bytes, returned_json) = if enforce && !returned.changes.is_empty() {
             let returned = returned.value;
@@ -931,6 +941,19 @@ impl Proxy {
         forwarded_headers: Option<Value>,
         response: &Response<Full<Bytes>>,
     ) -> Completion {
+        // A refusal may quote what the IdP sent (a filter): recorded without what is never stored.
+        let redaction = self.redaction_for(&new.path);
+        let mut caller_error = answer.caller_error(&new.id).to_json();
+        if let Some(detail) = caller_error.get_mut("detail") {
+            if let Some(text) = detail.as_str().map(|t| redact::free_text(t, redaction)) {
+                *detail = Value::String(text);
+            }
+        }
+        let error = format!(
+            "{}: {}",
+            answer.kind,
+            answer.internal.as_deref().unwrap_or(&answer.error.detail)
+        );
         Completion {
             id: new.id.clone(),
             duration_ms: elapsed_ms(started),
@@ -940,15 +963,11 @@ impl Proxy {
             upstream_status: None,
             status: answer.error.status,
             response_headers: self.redactor.headers(response.headers()),
-            response_body: Some(answer.caller_error(&new.id).to_json().to_string()),
+            response_body: Some(caller_error.to_string()),
             outcome: answer.outcome.to_owned(),
             findings: json!([]),
             bulk_operations: None,
-            error: Some(format!(
-                "{}: {}",
-                answer.kind,
-                answer.internal.as_deref().unwrap_or(&answer.error.detail)
-            )),
+            error: Some(redact::free_text(&error, redaction)),
             resource_id: None,
             user_name: None,
         }

@@ -15,8 +15,9 @@ use std::future::Future;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// Exchanges read per page.
-const PAGE: u64 = 200;
+/// Exchanges read per page: each may hold three bodies of `max_body_bytes`, and each is
+/// handed to the sink on its own.
+const PAGE: u64 = 50;
 
 /// An export's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,24 +117,16 @@ async fn write_all<S: Sink + Send>(
         }
         query.limit = left;
         let page = store.list(query).await?;
-        let mut text = String::new();
         for exchange in &page.items {
-            match format {
-                Format::Har => {
-                    if count > 0 {
-                        text.push(',');
-                    }
-                    text.push_str(&har_entry(exchange).to_string());
-                }
-                Format::Jsonl => {
-                    text.push_str(&exchange.to_json().to_string());
-                    text.push('\n');
-                }
+            let text = match format {
+                Format::Har if count > 0 => format!(",{}", har_entry(exchange)),
+                Format::Har => har_entry(exchange).to_string(),
+                Format::Jsonl => format!("{}\n", exchange.to_json()),
+            };
+            if let Err(why) = sink.write(Bytes::from(text)).await {
+                return Ok(Err((count, why)));
             }
             count += 1;
-        }
-        if let Err(why) = sink.write(Bytes::from(text)).await {
-            return Ok(Err((count, why)));
         }
         match page.next_cursor {
             Some(cursor) => query.cursor = Some(cursor),
@@ -159,15 +152,15 @@ fn har_head() -> String {
 pub fn har_entry(exchange: &Exchange) -> Value {
     let request_headers = har_headers(&exchange.request_headers);
     let response_headers = exchange.response_headers.as_ref().map(har_headers).unwrap_or_default();
+    // An absolute URI whatever was recorded: a host that is one (no user information), and
+    // the path and query with what a URI may not hold percent-encoded.
     let host = header(&exchange.request_headers, "host")
-        .filter(|host| {
-            !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic()) && !host.contains(['/', '@', '?', '#'])
-        })
+        .filter(|host| !host.contains('@') && host.parse::<http::uri::Authority>().is_ok())
         .unwrap_or_else(|| "scimtrail.invalid".to_owned());
-    let mut url = format!("http://{host}{}", exchange.path);
+    let mut url = format!("http://{host}{}", uri_safe(&exchange.path));
     if let Some(query) = exchange.query.as_deref().filter(|q| !q.is_empty()) {
         url.push('?');
-        url.push_str(query);
+        url.push_str(&uri_safe(query));
     }
     let query_string: Vec<Value> = form_urlencoded::parse(exchange.query.as_deref().unwrap_or_default().as_bytes())
         .map(|(name, value)| json!({"name": name, "value": value}))
@@ -260,6 +253,25 @@ fn scimtrail_part(exchange: &Exchange) -> Value {
     Value::Object(part)
 }
 
+/// `text` with every byte RFC 3986 does not allow in a path or query percent-encoded; a `%`
+/// that begins a valid escape is kept.
+fn uri_safe(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    for (at, &byte) in bytes.iter().enumerate() {
+        let escape = byte == b'%'
+            && bytes.get(at + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(at + 2).is_some_and(u8::is_ascii_hexdigit);
+        let allowed = byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?".contains(&byte);
+        if allowed || escape {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// RFC 3339 with milliseconds and `Z`.
 fn started(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -343,6 +355,18 @@ mod tests {
         };
         let entry = har_entry(&odd);
         assert_eq!(entry["request"]["url"], "http://scimtrail.invalid");
+        // What hyper lets through, or an erasure leaves, is escaped into a valid URI.
+        let erased = Exchange {
+            path: "/Users/\"a b\"/{x}|é".into(),
+            query: Some("[ERASED]".into()),
+            request_headers: json!([["host", "h\"x"]]),
+            ..Exchange::default()
+        };
+        assert_eq!(
+            har_entry(&erased)["request"]["url"],
+            "http://scimtrail.invalid/Users/%22a%20b%22/%7Bx%7D%7C%C3%A9?%5BERASED%5D"
+        );
+        assert_eq!(uri_safe("a%20b%zz"), "a%20b%25zz");
         assert_eq!(
             (
                 entry["response"]["status"].as_i64(),

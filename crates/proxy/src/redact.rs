@@ -123,15 +123,16 @@ pub fn query(query: Option<&str>, redaction: &Redaction) -> Option<String> {
 }
 
 /// A recorded normalisation change with every redacted attribute out of it: in its values,
-/// and the whole value when its pointer names one.
-pub fn change(mut change: Value, redaction: &Redaction) -> Value {
+/// and the whole value when its pointer names one — or points into a PATCH operation of
+/// `body` (the request the change was made to) whose `path` names one.
+pub fn change(mut change: Value, redaction: &Redaction, body: Option<&Value>) -> Value {
     let pointer = change
         .get("pointer")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
     let pointer = pointer.as_str();
-    let secret = pointer.split('/').any(|step| redaction.names(step));
+    let secret = pointer.split('/').any(|step| redaction.names(step)) || operation_path_named(pointer, body, redaction);
     for side in ["before", "after"] {
         if let Some(value) = change.get_mut(side) {
             if secret && !value.is_null() {
@@ -144,6 +145,37 @@ pub fn change(mut change: Value, redaction: &Redaction) -> Value {
         }
     }
     change
+}
+
+/// Whether `pointer` is inside `/Operations/N` of `body` and that operation's `path` names a
+/// redacted attribute.
+fn operation_path_named(pointer: &str, body: Option<&Value>, redaction: &Redaction) -> bool {
+    let mut steps = pointer.split('/').skip(1);
+    let (Some(operations), Some(index)) = (steps.next(), steps.next()) else {
+        return false;
+    };
+    if !operations.eq_ignore_ascii_case("Operations") {
+        return false;
+    }
+    let operation = body
+        .and_then(Value::as_object)
+        .and_then(|b| b.iter().find(|(k, _)| k.eq_ignore_ascii_case("Operations")))
+        .and_then(|(_, ops)| ops.get(index.parse::<usize>().ok()?));
+    operation
+        .and_then(Value::as_object)
+        .and_then(|op| op.iter().find(|(k, _)| k.eq_ignore_ascii_case("path")))
+        .and_then(|(_, path)| path.as_str())
+        .is_some_and(|path| redaction.names(path))
+}
+
+/// A message of our own that may quote what a peer sent (a refusal quoting a filter): as is,
+/// unless it mentions an attribute never stored, then without the quote.
+pub fn free_text(text: &str, redaction: &Redaction) -> String {
+    if redaction.mentioned_in(text.as_bytes()) {
+        format!("{REDACTED} (a message that quotes an attribute never stored)")
+    } else {
+        text.to_owned()
+    }
 }
 
 /// A changed string with what it compares to a redacted attribute replaced: a whole query
@@ -200,7 +232,7 @@ mod tests {
             json!({"rule": "N10", "pointer": "?", "before": "filter=password%20eq%20%22s3cret%22", "after": "filter=password+eq+%22s3cret%22"}),
         ];
         for case in cases {
-            let recorded = change(case.clone(), &Redaction::passwords_only()).to_string();
+            let recorded = change(case.clone(), &Redaction::passwords_only(), None).to_string();
             assert!(!recorded.contains("s3cret"), "{recorded}");
         }
         let phones = Redaction::new(&["phoneNumbers".to_owned()]).unwrap();
@@ -211,8 +243,16 @@ mod tests {
             json!({"rule": "N10", "pointer": "?", "before": "filter=phoneNumbers.value%20eq%20%22555-0101%22", "after": "filter=phoneNumbers.value+eq+%22555-0101%22"}),
         ];
         for case in chosen {
-            let recorded = change(case, &phones).to_string();
+            let recorded = change(case, &phones, None).to_string();
             assert!(!recorded.contains("0101"), "{recorded}");
         }
+        // A rule that reshapes an operation's value: the pointer says only where; the
+        // operation's path says what.
+        let roles = Redaction::new(&["roles".to_owned()]).unwrap();
+        let body =
+            json!({"Operations": [{"op": "add", "path": "roles", "value": "[{\"value\":\"secret-role-0101\"}]"}]});
+        let reshaped = json!({"rule": "N7", "pointer": "/Operations/0/value", "before": "[{\"value\":\"secret-role-0101\"}]", "after": [{"value": "secret-role-0101"}]});
+        let recorded = change(reshaped, &roles, Some(&body)).to_string();
+        assert!(!recorded.contains("0101"), "{recorded}");
     }
 }

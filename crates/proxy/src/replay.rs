@@ -247,10 +247,12 @@ impl Proxy {
         if let Err(error) = self.store.release_replay_lease(&holder).await {
             tracing::warn!(%error, "The replay lease could not be given up; it expires by itself.");
         }
-        if let Ok(report) = &report {
-            let detail = json!({"selection": selected, "dry_run": dry_run, "summary": report.summary()});
-            audit::record(&self.store, caller, &self.config.instance, "replay", detail).await;
-        }
+        // A run that failed part way may have sent some: audited too.
+        let detail = match &report {
+            Ok(report) => json!({"selection": selected, "dry_run": dry_run, "summary": report.summary()}),
+            Err(error) => json!({"selection": selected, "dry_run": dry_run, "failed": error.to_string()}),
+        };
+        audit::record(&self.store, caller, &self.config.instance, "replay", detail).await;
         report
     }
 

@@ -26,6 +26,51 @@ const BATCH: usize = 200;
 /// everyone's (the userName and resource ids still find the person's own records).
 const MIN_TERM_CHARS: usize = 3;
 
+/// What the records' text is searched for: each name as a whole quoted value — as JSON holds
+/// it, as a filter inside JSON holds it (`\"name\"`), as a query string holds it
+/// (`%22name%22`) — so that "ann" does not match "Joanna". Lowercase, as the search compares
+/// `LOWER(column)`: in full (PostgreSQL folds every letter) and ASCII-only (SQLite folds only
+/// ASCII); non-ASCII letters also as JSON `\u` escapes, which some IdPs send.
+fn search_terms<'a>(names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut terms = Vec::new();
+    for name in names.filter(|n| n.chars().count() >= MIN_TERM_CHARS) {
+        // (the name's text inside a JSON string, the name itself for a query string)
+        let mut forms = Vec::new();
+        for cased in [name.to_lowercase(), name.to_ascii_lowercase()] {
+            let json = serde_json::to_string(&cased).unwrap_or_default();
+            forms.push((json[1..json.len().saturating_sub(1)].to_owned(), Some(cased)));
+        }
+        if !name.is_ascii() {
+            // As escapes: of the letter as written (`\u00c9`) and lowercased (`\u00e9`).
+            for cased in [name.clone(), name.to_lowercase()] {
+                let escaped: String = cased
+                    .chars()
+                    .map(|c| match c {
+                        '"' | '\\' => format!("\\{c}"),
+                        c if c.is_ascii() => c.to_ascii_lowercase().to_string(),
+                        c => format!("\\u{:04x}", u32::from(c)),
+                    })
+                    .collect();
+                forms.push((escaped, None));
+            }
+        }
+        for (inner, plain) in forms {
+            terms.push(format!("\"{inner}\""));
+            terms.push(format!("\\\"{inner}\\\""));
+            if let Some(plain) = plain {
+                let encoded = form_urlencoded::byte_serialize(plain.as_bytes())
+                    .collect::<String>()
+                    .to_lowercase();
+                terms.push(format!("%22{}%22", encoded.replace('+', "%20")));
+                terms.push(format!("%22{encoded}%22"));
+            }
+        }
+    }
+    terms.sort();
+    terms.dedup();
+    terms
+}
+
 /// Whose records to erase.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Erasure {
@@ -110,31 +155,56 @@ const REWRITE: &str = "UPDATE exchanges SET \
 impl Store {
     /// Erases the records of the person (or resource) `erasure` names; `dry_run` only counts.
     pub async fn erase(&self, erasure: &Erasure, dry_run: bool) -> Result<ErasureReport, StoreError> {
-        // What is journaled and not applied yet is erased with the rest.
-        self.caught_up().await;
-        let (resources, names) = self.erased_resources(erasure).await?;
+        // What is journaled and not applied yet is erased with the rest: applied later, it
+        // would write the person back.
+        if !self.caught_up_fully().await {
+            return Err(StoreError::Refused(
+                "the journal has records not yet applied to the database: nothing was erased; try again in a moment"
+                    .to_owned(),
+            ));
+        }
+        let (resources, user_names, names) = self.erased_resources(erasure).await?;
+        // A displayName or externalId may name several people: erasing them all is not
+        // what was asked.
+        if user_names.len() > 1 && erasure.user.is_some() && !dry_run {
+            return Err(StoreError::Refused(format!(
+                "\"{}\" names {} users with different userNames: nothing was erased; erase one by its userName or --resource (a dry run lists them)",
+                erasure.user.as_deref().unwrap_or_default(),
+                user_names.len()
+            )));
+        }
         let mut report = ErasureReport {
             resources,
             ..ErasureReport::default()
         };
-        let mut terms: Vec<String> = erasure.user.iter().chain(&names).map(|n| n.to_lowercase()).collect();
-        terms.retain(|t| t.chars().count() >= MIN_TERM_CHARS);
-        // A query string holds them percent-encoded.
-        let encoded: Vec<String> = terms
+        let terms = search_terms(erasure.user.iter().chain(&names));
+        // The userName asked for also finds exchanges no resource came of (a failed create);
+        // compared as each backend's LOWER folds (PostgreSQL every letter, SQLite ASCII).
+        let mut by_user_name: Vec<String> = Vec::new();
+        for name in erasure
+            .user
             .iter()
-            .flat_map(|t| {
-                let form: String = form_urlencoded::byte_serialize(t.as_bytes()).collect();
-                [form.replace('+', "%20"), form]
-            })
-            .collect();
-        terms.extend(encoded);
-        terms.sort();
-        terms.dedup();
-        let user_names: Vec<String> = erasure.user.iter().chain(&names).map(|n| n.to_lowercase()).collect();
+            .chain(names.iter().filter(|n| user_names.contains(&n.to_lowercase())))
+        {
+            by_user_name.push(name.clone());
+            by_user_name.push(name.to_lowercase());
+            by_user_name.push(name.to_ascii_lowercase());
+        }
+        by_user_name.sort();
+        by_user_name.dedup();
         let selected = self
-            .erased_exchanges(erasure, &report.resources, &user_names, &terms)
+            .erased_exchanges(erasure, &report.resources, &by_user_name, &terms)
             .await?;
         report.exchanges = selected.len() as u64;
+        let in_flight = selected
+            .iter()
+            .filter(|(_, _, outcome)| outcome == crate::OUTCOME_IN_FLIGHT)
+            .count();
+        if in_flight > 0 {
+            report.notes.push(format!(
+                "{in_flight} of these exchanges were in flight: their completions are recorded as they come; erase again once they are done"
+            ));
+        }
         if dry_run {
             report.snapshots = self.count_resources("resource_snapshots", &report.resources).await?;
             report.summary_rows = self.count_resources("resource_writes", &report.resources).await?;
@@ -143,7 +213,7 @@ impl Store {
         for batch in selected.chunks(BATCH) {
             let statements = batch
                 .iter()
-                .map(|(id, findings)| {
+                .map(|(id, findings, _)| {
                     let erased = Param::Text(Some(ERASED.to_owned()));
                     let mut params = vec![erased; 5];
                     params.push(Param::Text(Some(erased_findings(findings))));
@@ -175,19 +245,26 @@ impl Store {
             statements.push((format!("DELETE FROM resource_names {at}"), key()));
         }
         self.execute_securely(statements).await?;
-        report.notes = self.leave_nothing_behind().await;
+        report.notes.extend(self.leave_nothing_behind().await);
         Ok(report)
     }
 
-    /// The resources `erasure` names, and every name they are known by.
-    async fn erased_resources(&self, erasure: &Erasure) -> Result<(Vec<ErasedResource>, Vec<String>), StoreError> {
+    /// The resources `erasure` names, the userNames they show (lowercase), and every name the
+    /// user resources among them are known by (a group's name is no person's).
+    async fn erased_resources(
+        &self,
+        erasure: &Erasure,
+    ) -> Result<(Vec<ErasedResource>, Vec<String>, Vec<String>), StoreError> {
         let (mut by_names, mut by_exchanges, mut params) = match (&erasure.user, &erasure.resource) {
             (Some(user), _) => {
-                let user = user.to_lowercase();
+                // Every user's names, compared below in any casing (SQLite's LOWER folds ASCII
+                // only): one row per resource, and erasures are rare.
+                let forms = [user.clone(), user.to_lowercase(), user.to_ascii_lowercase()];
                 (
-                    "resource_type = 'Users' AND (LOWER(user_name) = ? OR LOWER(external_id) = ? OR LOWER(display_name) = ?)".to_owned(),
-                    "resource_type = 'Users' AND resource_id IS NOT NULL AND LOWER(user_name) = ?".to_owned(),
-                    (vec![user.clone(); 3], vec![user]),
+                    "resource_type = 'Users'".to_owned(),
+                    "resource_type = 'Users' AND resource_id IS NOT NULL AND (user_name = ? OR LOWER(user_name) IN (?, ?))"
+                        .to_owned(),
+                    (Vec::new(), forms.to_vec()),
                 )
             }
             (None, Some(id)) => (
@@ -195,7 +272,7 @@ impl Store {
                 "resource_id = ?".to_owned(),
                 (vec![id.clone()], vec![id.clone()]),
             ),
-            (None, None) => return Ok((Vec::new(), Vec::new())),
+            (None, None) => return Ok((Vec::new(), Vec::new(), Vec::new())),
         };
         if let Some(route) = &erasure.route {
             by_names.push_str(" AND route = ?");
@@ -218,27 +295,38 @@ impl Store {
             .await?,
         );
         let mut resources = Vec::new();
+        let mut user_names = Vec::new();
         let mut names = Vec::new();
         for row in rows {
-            let [route, resource_type, resource_id, known @ ..] = row.as_slice() else {
+            let [route, resource_type, resource_id, user_name, known @ ..] = row.as_slice() else {
                 continue;
             };
             let (Some(route), Some(resource_type), Some(resource_id)) = (route, resource_type, resource_id) else {
                 continue;
             };
+            let asked = erasure.user.as_deref().map(str::to_lowercase);
+            let named = |name: &Option<String>| name.as_deref().map(str::to_lowercase) == asked;
+            if asked.is_some() && !named(user_name) && !known.iter().any(named) {
+                continue;
+            }
             resources.push(ErasedResource {
                 route: route.clone(),
                 resource_type: resource_type.clone(),
                 resource_id: resource_id.clone(),
             });
-            names.extend(known.iter().flatten().cloned());
+            if resource_type == "Users" {
+                user_names.extend(user_name.iter().map(|n| n.to_lowercase()));
+                names.extend(user_name.iter().chain(known.iter().flatten()).cloned());
+            }
         }
         // The names of those resources find their records whatever their route.
         resources.sort();
         resources.dedup();
+        user_names.sort();
+        user_names.dedup();
         names.sort();
         names.dedup();
-        Ok((resources, names))
+        Ok((resources, user_names, names))
     }
 
     /// The exchanges to rewrite, with their findings: those addressing the resources, showing
@@ -249,16 +337,19 @@ impl Store {
         resources: &[ErasedResource],
         user_names: &[String],
         terms: &[String],
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
         let mut any = Vec::new();
         let mut params = Vec::new();
         for resource in resources {
-            any.push("(resource_type = ? AND resource_id = ?)".to_owned());
+            // The same id on another route is another application's resource: not theirs.
+            any.push("(COALESCE(route, '') = ? AND resource_type = ? AND resource_id = ?)".to_owned());
+            params.push(Param::Text(Some(resource.route.clone())));
             params.push(Param::Text(Some(resource.resource_type.clone())));
             params.push(Param::Text(Some(resource.resource_id.clone())));
         }
         for name in user_names {
-            any.push("LOWER(user_name) = ?".to_owned());
+            any.push("user_name = ? OR LOWER(user_name) = ?".to_owned());
+            params.push(Param::Text(Some(name.clone())));
             params.push(Param::Text(Some(name.clone())));
         }
         for term in terms {
@@ -270,7 +361,10 @@ impl Store {
         if any.is_empty() {
             return Ok(Vec::new());
         }
-        let mut statement = format!("SELECT id, findings FROM exchanges WHERE ({})", any.join(" OR "));
+        let mut statement = format!(
+            "SELECT id, findings, outcome FROM exchanges WHERE ({})",
+            any.join(" OR ")
+        );
         if let Some(route) = &erasure.route {
             statement.push_str(" AND route = ?");
             params.push(Param::Text(Some(route.clone())));
@@ -280,7 +374,11 @@ impl Store {
             .await?
             .into_iter()
             .filter_map(|row| match row.as_slice() {
-                [Some(id), findings] => Some((id.clone(), findings.clone().unwrap_or_default())),
+                [Some(id), findings, outcome] => Some((
+                    id.clone(),
+                    findings.clone().unwrap_or_default(),
+                    outcome.clone().unwrap_or_default(),
+                )),
                 _ => None,
             })
             .collect())
@@ -309,7 +407,8 @@ impl Store {
         }
         if matches!(self.pool, Pool::Sqlite(..)) {
             statements.insert(0, ("PRAGMA secure_delete = ON".to_owned(), Vec::new()));
-            statements.push(("PRAGMA secure_delete = OFF".to_owned(), Vec::new()));
+            // Back to what every connection runs with (see `Store::connect_with`).
+            statements.push(("PRAGMA secure_delete = FAST".to_owned(), Vec::new()));
         }
         self.execute_in_one_transaction(statements).await
     }
@@ -400,4 +499,27 @@ fn erased_findings(findings: &str) -> String {
         .map(|f| json!({"kind": f.get("kind").cloned().unwrap_or(Value::Null), "detail": ERASED}))
         .collect();
     Value::Array(kept).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_name_is_searched_for_as_a_whole_quoted_value_in_every_form() {
+        let terms = super::search_terms([String::from("Élodie M"), String::from("al")].iter());
+        for expected in [
+            "\"élodie m\"",
+            "\"Élodie m\"",
+            "\\\"élodie m\\\"",
+            "\"\\u00c9lodie m\"",
+            "\"\\u00e9lodie m\"",
+            "%22%c3%a9lodie%20m%22",
+            "%22%c3%a9lodie+m%22",
+        ] {
+            assert!(terms.contains(&expected.to_owned()), "{expected} not in {terms:?}");
+        }
+        assert!(
+            !terms.iter().any(|t| t.contains("al")),
+            "too short to search: {terms:?}"
+        );
+    }
 }

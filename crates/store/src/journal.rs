@@ -203,8 +203,9 @@ pub(crate) struct Journal {
     segments: Mutex<VecDeque<u64>>,
     /// Whether `dir/spare` holds a segment ready to be written over (see [`Journal::rotate`]).
     spare: Mutex<bool>,
-    /// An erasure is scrubbing the files: applied segments are deleted, never recycled.
-    scrubbing: std::sync::atomic::AtomicBool,
+    /// Segments that begin below this sequence number held records from before an erasure:
+    /// once applied they are deleted, never recycled as the spare (whose old frames stay).
+    scrub_below: AtomicU64,
     applier: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Records moved aside into [`rejected_path`], this run's and earlier ones'.
     moved_aside: AtomicU64,
@@ -601,7 +602,7 @@ impl Journal {
             applied: tokio::sync::watch::Sender::new(next_seq - 1),
             segments: Mutex::new(VecDeque::from([next_seq])),
             spare: Mutex::new(false),
-            scrubbing: std::sync::atomic::AtomicBool::new(false),
+            scrub_below: AtomicU64::new(0),
             applier: Mutex::new(None),
             moved_aside,
             _lock: lock_file,
@@ -805,11 +806,12 @@ impl Journal {
 
     /// Waits until everything journaled so far is in SQLite (for [`READ_WAIT`] at most; then
     /// the read goes on with what is there, and says so in the log).
-    pub(crate) async fn caught_up(&self) {
+    /// Returns whether it did.
+    pub(crate) async fn caught_up(&self) -> bool {
         let target = self.written.load(Ordering::Acquire);
         let mut applied = self.applied.subscribe();
         if *applied.borrow() >= target {
-            return;
+            return true;
         }
         lock(&self.queue).flush = true;
         self.work.notify_one();
@@ -819,7 +821,9 @@ impl Journal {
                 behind = target.saturating_sub(*self.applied.borrow()),
                 "Reading the store before the journal's last records are applied to it."
             );
+            return false;
         }
+        true
     }
 
     /// Leaves in the journal's files no record journaled before now (an erasure's last step,
@@ -827,13 +831,6 @@ impl Journal {
     /// its old frames still in it — deleted, a new segment begun, and once everything before
     /// it is applied, every older segment deleted rather than recycled.
     pub(crate) async fn scrub(&self) -> Result<(), StoreError> {
-        self.scrubbing.store(true, Ordering::Release);
-        let scrubbed = self.scrub_files().await;
-        self.scrubbing.store(false, Ordering::Release);
-        scrubbed
-    }
-
-    async fn scrub_files(&self) -> Result<(), StoreError> {
         {
             let mut spare = lock(&self.spare);
             let path = spare_path(&self.dir);
@@ -855,6 +852,8 @@ impl Journal {
                 true
             } else {
                 let first_seq = appender.next_seq;
+                // Whatever began before the new segment is deleted once applied, now or later.
+                self.scrub_below.fetch_max(first_seq, Ordering::AcqRel);
                 self.rotate(&mut appender);
                 lock(&self.segments).back() == Some(&first_seq)
             }
@@ -1037,7 +1036,7 @@ impl Journal {
             let Some(first_seq) = segments.pop_front() else { break };
             let path = segment_path(&self.dir, first_seq);
             let mut spare = lock(&self.spare);
-            let retired = if *spare || self.scrubbing.load(Ordering::Acquire) {
+            let retired = if *spare || first_seq < self.scrub_below.load(Ordering::Acquire) {
                 fs::remove_file(&path)
             } else {
                 fs::rename(&path, spare_path(&self.dir)).map(|()| *spare = true)

@@ -76,6 +76,9 @@ pub enum StoreError {
     /// The journal (SQLite's durable record, ahead of the database) failed.
     #[error("journal: {0}")]
     Journal(String),
+    /// What was asked cannot be done as asked (an erasure whose name fits several people).
+    #[error("{0}")]
+    Refused(String),
     /// A blocking write task failed.
     #[error("the write task failed: {0}")]
     Thread(String),
@@ -298,8 +301,15 @@ impl Store {
 
     /// Waits until this store's journaled writes are applied, so that a read sees them.
     async fn caught_up(&self) {
-        if let Some(journal) = self.journal() {
-            journal.caught_up().await;
+        self.caught_up_fully().await;
+    }
+
+    /// Waits for the journal as [`Store::caught_up`] does; returns whether everything it
+    /// held is now in the database (always, without a journal).
+    async fn caught_up_fully(&self) -> bool {
+        match self.journal() {
+            Some(journal) => journal.caught_up().await,
+            None => true,
         }
     }
 

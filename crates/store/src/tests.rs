@@ -1197,3 +1197,112 @@ async fn the_audit_lists_newest_first_and_keeps_a_year_whatever_the_retention() 
         );
     }
 }
+
+#[tokio::test]
+async fn an_erasure_takes_the_persons_records_only_and_refuses_an_ambiguous_name() {
+    let at = 1_700_000_000_000;
+    for store in fresh_stores().await {
+        // (route, id, userName, displayName, response body)
+        let people = [
+            (
+                "okta",
+                "u1",
+                "élodie@example.com",
+                "Élodie Martin",
+                r#"{"id":"u1","displayName":"\u00c9lodie Martin"}"#,
+            ),
+            (
+                "entra",
+                "u1",
+                "joanna@example.com",
+                "Joanna Ann",
+                r#"{"id":"u1","displayName":"Joanna Ann"}"#,
+            ),
+            (
+                "okta",
+                "u2",
+                "ann@example.com",
+                "Ann",
+                r#"{"id":"u2","displayName":"Ann"}"#,
+            ),
+            ("okta", "u3", "other@example.com", "Élodie Martin", r#"{"id":"u3"}"#),
+        ];
+        let mut writes = Vec::new();
+        for (n, (route, id, user, display, body)) in people.iter().enumerate() {
+            let exchange = id_at(at, u16::try_from(n).unwrap());
+            let mut new = new_exchange(&exchange, at, user);
+            new.route = Some((*route).into());
+            new.request_body = Some(json!({"userName": user, "displayName": display}).to_string());
+            let mut done = completion(&exchange, 201, "ok");
+            done.resource_id = Some((*id).into());
+            done.response_body = Some((*body).into());
+            writes.push(Write::Whole(Box::new(new), Box::new(done)));
+            writes.push(Write::Names(vec![ResourceName {
+                route: (*route).into(),
+                resource_type: "Users".into(),
+                resource_id: (*id).into(),
+                user_name: Some((*user).into()),
+                external_id: None,
+                display_name: Some((*display).into()),
+                learned_at_ms: at,
+            }]));
+        }
+        store.write_batch(writes).await.unwrap();
+
+        // Two people share a displayName: not erased, and said why.
+        let by_display = Erasure {
+            user: Some("élodie martin".into()),
+            ..Erasure::default()
+        };
+        assert!(matches!(
+            store.erase(&by_display, false).await,
+            Err(StoreError::Refused(_))
+        ));
+        assert_eq!(
+            store.erase(&by_display, true).await.unwrap().resources.len(),
+            2,
+            "a dry run lists them"
+        );
+
+        // By userName: the same id on another route, and a name inside another, are not hers.
+        let report = store
+            .erase(
+                &Erasure {
+                    user: Some("ÉLODIE@example.com".into()),
+                    ..Erasure::default()
+                },
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(report.resources.len(), 1);
+        assert_eq!(
+            report.exchanges, 2,
+            "her create, and the other Élodie Martin's that quotes her displayName"
+        );
+        let ann = store
+            .erase(
+                &Erasure {
+                    user: Some("ann@example.com".into()),
+                    ..Erasure::default()
+                },
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(ann.exchanges, 1, "\"Ann\" is not matched inside \"Joanna Ann\"");
+        let page = store
+            .list(&ExchangeQuery {
+                limit: 10,
+                ..ExchangeQuery::default()
+            })
+            .await
+            .unwrap();
+        let joanna = page.items.iter().find(|e| e.route.as_deref() == Some("entra")).unwrap();
+        assert!(
+            joanna.request_body.as_deref().unwrap().contains("Joanna"),
+            "another route's u1 kept"
+        );
+        assert_eq!(page.items.len(), 4, "every row stays");
+    }
+}
