@@ -3,7 +3,8 @@
 //! so requests by id, every deactivation among them, are included) and by any of their names
 //! in its text — keeps its row, outcome, status and timing (for counts) and loses its bodies,
 //! headers, query, userName, changes and finding details to [`ERASED`]. Their resources'
-//! snapshots and names go; the resources' summary keeps its keys and forgets their values.
+//! snapshots, names and summary rows go; other resources' snapshots that show them go (a
+//! cache of the application), and other summary rows forget the values that named them.
 //!
 //! Nothing is left behind in the files: SQLite rewrites with `secure_delete` (freed cells and
 //! pages zeroed), truncates its WAL, and the journal drops every segment written before
@@ -102,7 +103,8 @@ pub struct ErasureReport {
     pub exchanges: u64,
     /// Snapshots deleted.
     pub snapshots: u64,
-    /// Rows of the resources' summary whose values were forgotten.
+    /// Rows of the resources' summary deleted (theirs) or whose values were forgotten
+    /// (others' that named them).
     pub summary_rows: u64,
     /// What is left for the operator to know (the journal, PostgreSQL's own files).
     pub notes: Vec<String>,
@@ -241,8 +243,36 @@ impl Store {
                 .count_resources("resource_writes", std::slice::from_ref(resource))
                 .await?;
             statements.push((format!("DELETE FROM resource_snapshots {at}"), key()));
-            statements.push((format!("UPDATE resource_writes SET written = NULL {at}"), key()));
+            // Its keys are PATCH paths, which may quote a value (`emails[value eq "…"]`); what
+            // the summary kept them for — replaying the resource's failures — went with them.
+            statements.push((format!("DELETE FROM resource_writes {at}"), key()));
             statements.push((format!("DELETE FROM resource_names {at}"), key()));
+        }
+        // Other resources that show them (a group's member `display`): the application's
+        // last view is only a cache, read again when needed; the summary forgets the value.
+        if !terms.is_empty() {
+            let mention = |column: &str| {
+                let any: Vec<String> = terms
+                    .iter()
+                    .map(|_| format!("LOWER({column}) LIKE ? ESCAPE '\\'"))
+                    .collect();
+                let params: Vec<Param> = terms
+                    .iter()
+                    .map(|term| Param::Text(Some(format!("%{}%", like_escaped(term)))))
+                    .collect();
+                (any.join(" OR "), params)
+            };
+            let (snapshots, params) = mention("body");
+            report.snapshots += self
+                .count_where("resource_snapshots", &snapshots, params.clone())
+                .await?;
+            statements.push((format!("DELETE FROM resource_snapshots WHERE {snapshots}"), params));
+            let (writes, params) = mention("written");
+            report.summary_rows += self.count_where("resource_writes", &writes, params.clone()).await?;
+            statements.push((
+                format!("UPDATE resource_writes SET written = NULL WHERE {writes}"),
+                params,
+            ));
         }
         self.execute_securely(statements).await?;
         report.notes.extend(self.leave_nothing_behind().await);
@@ -382,6 +412,12 @@ impl Store {
                 _ => None,
             })
             .collect())
+    }
+
+    async fn count_where(&self, table: &str, condition: &str, params: Vec<Param>) -> Result<u64, StoreError> {
+        let statement = format!("SELECT COUNT(*) FROM {table} WHERE {condition}");
+        let count = self.scalar_int_with(&statement, params).await?.unwrap_or(0);
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     async fn count_resources(&self, table: &str, resources: &[ErasedResource]) -> Result<u64, StoreError> {

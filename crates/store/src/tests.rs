@@ -1248,6 +1248,39 @@ async fn an_erasure_takes_the_persons_records_only_and_refuses_an_ambiguous_name
             }]));
         }
         store.write_batch(writes).await.unwrap();
+        // Her summary row's key quotes her email; a group's cached view lists her.
+        let summary =
+            "INSERT INTO resource_writes (route, resource_type, resource_id, write_key, stands_at, exchange_id, \
+                       written_at, written) VALUES (?, 'Users', ?, ?, 'x', 'x', 1, ?)";
+        for (id, key, written) in [
+            (
+                "u1",
+                "emails[value eq \"élodie@example.com\"].primary",
+                "{\"op\":\"replace\",\"value\":true}",
+            ),
+            (
+                "u2",
+                "members=u1",
+                "{\"op\":\"add\",\"value\":{\"display\":\"Élodie Martin\"}}",
+            ),
+        ] {
+            let params = [("okta", id, key, written)]
+                .iter()
+                .flat_map(|(a, b, c, d)| [*a, *b, *c, *d])
+                .map(|v| sql::Param::Text(Some(v.to_owned())))
+                .collect();
+            store.execute(summary, params).await.unwrap();
+        }
+        store
+            .write_batch(vec![Write::Snapshot(Box::new(Snapshot {
+                route: "okta".into(),
+                resource_type: "Groups".into(),
+                resource_id: "g1".into(),
+                body: Some(json!({"id": "g1", "members": [{"value": "u1", "display": "Élodie Martin"}]}).to_string()),
+                updated_at_ms: at,
+            }))])
+            .await
+            .unwrap();
 
         // Two people share a displayName: not erased, and said why.
         let by_display = Erasure {
@@ -1276,6 +1309,18 @@ async fn an_erasure_takes_the_persons_records_only_and_refuses_an_ambiguous_name
             .await
             .unwrap();
         assert_eq!(report.resources.len(), 1);
+        let left = store
+            .scalars(
+                "SELECT write_key || ' ' || COALESCE(written, '-') FROM resource_writes",
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(left, ["members=u1 -"], "her row gone, the group's value forgotten");
+        assert!(
+            store.snapshot("okta", "Groups", "g1").await.unwrap().is_none(),
+            "the group's cached view gone"
+        );
         assert_eq!(
             report.exchanges, 2,
             "her create, and the other Élodie Martin's that quotes her displayName"
