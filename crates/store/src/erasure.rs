@@ -175,6 +175,18 @@ impl Store {
                 user_names.len()
             )));
         }
+        // The same id on several routes is several applications' resources.
+        let routes = resources
+            .iter()
+            .map(|r| r.route.as_str())
+            .collect::<std::collections::BTreeSet<_>>();
+        if erasure.resource.is_some() && erasure.route.is_none() && routes.len() > 1 && !dry_run {
+            return Err(StoreError::Refused(format!(
+                "the id names resources on {} routes ({}): nothing was erased; give the route",
+                routes.len(),
+                routes.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
         let mut report = ErasureReport {
             resources,
             ..ErasureReport::default()

@@ -1343,6 +1343,12 @@ async fn an_erasure_takes_the_persons_records_only_and_refuses_an_ambiguous_name
             })
             .await
             .unwrap();
+        // u1 is on two routes: by id alone, refused; with its route, erased there only.
+        let by_id = Erasure {
+            resource: Some("u1".into()),
+            ..Erasure::default()
+        };
+        assert!(matches!(store.erase(&by_id, false).await, Err(StoreError::Refused(_))));
         let joanna = page.items.iter().find(|e| e.route.as_deref() == Some("entra")).unwrap();
         assert!(
             joanna.request_body.as_deref().unwrap().contains("Joanna"),
