@@ -579,7 +579,10 @@ impl Settings {
                 route.name
             ));
         }
-        let instance = raw.store.instance.unwrap_or_else(|| format!("{}:{listen}", hostname()));
+        let instance = raw
+            .store
+            .instance
+            .unwrap_or_else(|| format!("{}:{listen}", scimtrail_proxy::config::hostname()));
         let log_format = raw.log.format.unwrap_or_else(|| "human".to_owned());
         if !matches!(log_format.as_str(), "human" | "json") {
             return Err(invalid(format!(
@@ -1123,15 +1126,6 @@ pub fn without_password(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "scimtrail".to_owned())
 }
 
 #[cfg(test)]

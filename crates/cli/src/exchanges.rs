@@ -73,9 +73,9 @@ impl scimtrail_proxy::export::Sink for WriteSink {
 async fn export(args: ExportArgs) -> anyhow::Result<()> {
     let format = scimtrail_proxy::export::Format::parse(&args.format).map_err(anyhow::Error::msg)?;
     let query = args.filters.query(0)?;
-    let (url, key_source, instance) = crate::store::operator_store(args.config, args.store, "export")?;
+    let crate::store::Operator { url, key, instance, .. } = crate::store::operator(args.config, args.store, "export")?;
     let store = open(Some(url)).await?;
-    let key = key_source.load().map_err(anyhow::Error::msg)?;
+    let key = key.load().map_err(anyhow::Error::msg)?;
     key.agree_with(&store).await.map_err(anyhow::Error::msg)?;
     let out: Box<dyn std::io::Write + Send> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(scimtrail_store::private::create(path)?)),

@@ -6,6 +6,7 @@ use scimtrail_app::config::RawConfig;
 use scimtrail_app::config::RawStore;
 use scimtrail_app::{Overrides, Settings};
 use scimtrail_proxy::audit::{self, Caller};
+use scimtrail_proxy::fingerprint::KeySource;
 use scimtrail_store::{Erasure, PruneReport, Retention};
 use std::path::PathBuf;
 
@@ -77,14 +78,20 @@ pub(crate) async fn run(command: StoreCommand) -> anyhow::Result<()> {
     }
 }
 
-/// For an operator's action on a store: its URL, where its fingerprint key comes from (the
-/// audit names people by fingerprint) and the instance name the audit gives: from the
-/// configuration file when one is given, else from `--store` and the defaults.
-pub(crate) fn operator_store(
-    config: Option<PathBuf>,
-    store: Option<String>,
-    action: &str,
-) -> anyhow::Result<(String, scimtrail_proxy::fingerprint::KeySource, String)> {
+/// What an operator's action on a store needs: from the configuration file when one is
+/// given, else from `--store` and the defaults.
+pub(crate) struct Operator {
+    /// The store URL.
+    pub(crate) url: String,
+    /// Where the fingerprint key comes from (the audit names people by fingerprint).
+    pub(crate) key: KeySource,
+    /// `<instance>/<action>`: the store's lease holder and the audit's instance.
+    pub(crate) instance: String,
+    /// The retention policy.
+    pub(crate) retention: Retention,
+}
+
+pub(crate) fn operator(config: Option<PathBuf>, store: Option<String>, action: &str) -> anyhow::Result<Operator> {
     Ok(match config {
         Some(path) => {
             let raw = RawConfig::from_file(&path)?;
@@ -93,27 +100,35 @@ pub(crate) fn operator_store(
                 ..Overrides::default()
             };
             let settings = Settings::resolve(raw, &flags)?;
-            let instance = format!("{}/{action}", settings.proxy.instance);
-            (settings.store_url, settings.proxy.fingerprint_key, instance)
+            Operator {
+                instance: format!("{}/{action}", settings.proxy.instance),
+                url: settings.store_url,
+                key: settings.proxy.fingerprint_key,
+                retention: settings.proxy.retention,
+            }
         }
         None => {
             let url = store_url(store);
-            let key = scimtrail_app::config::fingerprint_key(&RawStore::default(), &url)?;
-            (url, key, format!("scimtrail {action}"))
+            Operator {
+                key: scimtrail_app::config::fingerprint_key(&RawStore::default(), &url)?,
+                url,
+                instance: format!("scimtrail {action}"),
+                retention: Retention::default(),
+            }
         }
     })
 }
 
 async fn erase(erasure: &Erasure, dry_run: bool, config: Option<PathBuf>, store: Option<String>) -> anyhow::Result<()> {
     scimtrail_proxy::erasure::check(erasure).map_err(anyhow::Error::msg)?;
-    let (url, key_source, instance) = operator_store(config, store, "erase")?;
+    let Operator { url, key, instance, .. } = operator(config, store, "erase")?;
     let store = crate::exchanges::open(Some(url.clone())).await?.with_journal()?;
     if scimtrail_store::private::sqlite_file(&url).is_some() && !store.journaled() {
         anyhow::bail!(
             "a running scimtrail holds this store's journal, which holds recent records too: erase through its admin API (POST /api/v1/erasures), which clears the journal as well"
         );
     }
-    let key = key_source.load().map_err(anyhow::Error::msg)?;
+    let key = key.load().map_err(anyhow::Error::msg)?;
     key.agree_with(&store).await.map_err(anyhow::Error::msg)?;
     let report = scimtrail_proxy::erasure::erase(&store, &key, &instance, &Caller::cli(), erasure, dry_run).await?;
     store.close().await;
@@ -127,7 +142,7 @@ async fn erase(erasure: &Erasure, dry_run: bool, config: Option<PathBuf>, store:
     println!("exchanges    {:>9} {verb}", report.exchanges);
     println!("snapshots    {:>9} {verb}", report.snapshots);
     println!(
-        "summary rows {:>9} {verb} (values; their keys stay)",
+        "summary rows {:>9} {verb} (theirs deleted, others' values that name them forgotten)",
         report.summary_rows
     );
     for note in &report.notes {
@@ -152,23 +167,12 @@ async fn backup(to: &std::path::Path, store: Option<String>) -> anyhow::Result<(
 }
 
 async fn prune(dry_run: bool, config: Option<PathBuf>, store: Option<String>) -> anyhow::Result<()> {
-    let (url, retention, holder) = match config {
-        Some(path) => {
-            let raw = RawConfig::from_file(&path)?;
-            let flags = Overrides {
-                store: store.clone(),
-                ..Overrides::default()
-            };
-            let settings = Settings::resolve(raw, &flags)?;
-            let holder = format!("{}/prune", settings.proxy.instance);
-            (settings.store_url, settings.proxy.retention, holder)
-        }
-        None => (
-            store_url(store),
-            Retention::default(),
-            "scimtrail store prune".to_owned(),
-        ),
-    };
+    let Operator {
+        url,
+        retention,
+        instance: holder,
+        ..
+    } = operator(config, store, "prune")?;
     let store = scimtrail_app::connect(&url).await?;
     let now = i64::try_from(
         std::time::SystemTime::now()

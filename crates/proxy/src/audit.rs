@@ -8,7 +8,6 @@ use crate::fingerprint::Key;
 use scimtrail_store::{AuditEntry, ExchangeQuery, PruneReport, Store};
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Who asked, and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,14 +27,9 @@ impl Caller {
             .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
             .or_else(uid)
             .unwrap_or_else(|| "unknown".to_owned());
-        let host = std::fs::read_to_string("/etc/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".to_owned());
         Caller {
             actor: format!("cli:{user}"),
-            origin: format!("{host} (pid {})", std::process::id()),
+            origin: format!("{} (pid {})", crate::config::hostname(), std::process::id()),
         }
     }
 
@@ -70,9 +64,7 @@ fn uid() -> Option<String> {
 pub async fn record(store: &Store, caller: &Caller, instance: &str, action: &str, detail: Value) {
     let entry = AuditEntry {
         id: uuid::Uuid::now_v7().to_string(),
-        at_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        at_ms: crate::exchange::now_ms(),
         actor: caller.actor.clone(),
         origin: caller.origin.clone(),
         action: action.to_owned(),

@@ -206,6 +206,17 @@ impl std::fmt::Display for IpNet {
     }
 }
 
+/// This machine's name, for an instance's default name and the audit's origin of a CLI
+/// action: `$HOSTNAME`, else `/etc/hostname`, else `scimtrail`.
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "scimtrail".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,29 @@ pub struct ErasedResource {
     pub resource_id: String,
 }
 
+impl ErasedResource {
+    /// Its key, bound for [`AT_RESOURCE`].
+    fn key(&self) -> Vec<Param> {
+        [&self.route, &self.resource_type, &self.resource_id]
+            .into_iter()
+            .map(|v| Param::Text(Some(v.clone())))
+            .collect()
+    }
+}
+
+/// One resource's rows in the tables kept per resource.
+const AT_RESOURCE: &str = "route = ? AND resource_type = ? AND resource_id = ?";
+
+/// What an erasure selected.
+struct Selected {
+    resources: Vec<ErasedResource>,
+    /// The names, as searched for in text (see [`search_terms`]).
+    terms: Vec<String>,
+    /// (id, findings, outcome) of each exchange to rewrite.
+    exchanges: Vec<(String, String, String)>,
+    notes: Vec<String>,
+}
+
 /// What an erasure did (or, dry, would do).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ErasureReport {
@@ -157,6 +180,32 @@ const REWRITE: &str = "UPDATE exchanges SET \
 impl Store {
     /// Erases the records of the person (or resource) `erasure` names; `dry_run` only counts.
     pub async fn erase(&self, erasure: &Erasure, dry_run: bool) -> Result<ErasureReport, StoreError> {
+        let Selected {
+            resources,
+            terms,
+            exchanges,
+            notes,
+        } = self.select_erased(erasure, dry_run).await?;
+        let (around, snapshots, summary_rows) = self.forget_around(&resources, &terms).await?;
+        let mut report = ErasureReport {
+            exchanges: exchanges.len() as u64,
+            snapshots,
+            summary_rows,
+            resources,
+            notes,
+        };
+        if dry_run {
+            return Ok(report);
+        }
+        self.rewrite_exchanges(&exchanges).await?;
+        self.execute_securely(around).await?;
+        report.notes.extend(self.leave_nothing_behind().await);
+        Ok(report)
+    }
+
+    /// What an erasure takes: the resources, the exchanges about them, the names to search
+    /// for; refused when the journal is behind or the request fits several people.
+    async fn select_erased(&self, erasure: &Erasure, dry_run: bool) -> Result<Selected, StoreError> {
         // What is journaled and not applied yet is erased with the rest: applied later, it
         // would write the person back.
         if !self.caught_up_fully().await {
@@ -187,10 +236,6 @@ impl Store {
                 routes.into_iter().collect::<Vec<_>>().join(", ")
             )));
         }
-        let mut report = ErasureReport {
-            resources,
-            ..ErasureReport::default()
-        };
         let terms = search_terms(erasure.user.iter().chain(&names));
         // The userName asked for also finds exchanges no resource came of (a failed create);
         // compared as each backend's LOWER folds (PostgreSQL every letter, SQLite ASCII).
@@ -207,24 +252,29 @@ impl Store {
         by_user_name.sort();
         by_user_name.dedup();
         let selected = self
-            .erased_exchanges(erasure, &report.resources, &by_user_name, &terms)
+            .erased_exchanges(erasure, &resources, &by_user_name, &terms)
             .await?;
-        report.exchanges = selected.len() as u64;
         let in_flight = selected
             .iter()
             .filter(|(_, _, outcome)| outcome == crate::OUTCOME_IN_FLIGHT)
             .count();
+        let mut notes = Vec::new();
         if in_flight > 0 {
-            report.notes.push(format!(
+            notes.push(format!(
                 "{in_flight} of these exchanges were in flight: their completions are recorded as they come; erase again once they are done"
             ));
         }
-        if dry_run {
-            report.snapshots = self.count_resources("resource_snapshots", &report.resources).await?;
-            report.summary_rows = self.count_resources("resource_writes", &report.resources).await?;
-            return Ok(report);
-        }
-        for batch in selected.chunks(BATCH) {
+        Ok(Selected {
+            resources,
+            terms,
+            exchanges: selected,
+            notes,
+        })
+    }
+
+    /// Every selected exchange rewritten to [`ERASED`], in batches, its finding kinds kept.
+    async fn rewrite_exchanges(&self, exchanges: &[(String, String, String)]) -> Result<(), StoreError> {
+        for batch in exchanges.chunks(BATCH) {
             let statements = batch
                 .iter()
                 .map(|(id, findings, _)| {
@@ -238,30 +288,30 @@ impl Store {
                 .collect();
             self.execute_securely(statements).await?;
         }
+        Ok(())
+    }
+
+    /// What else holds them, as statements, with the snapshots and summary rows they touch:
+    /// their resources' snapshots, names and summary rows (a summary key is a PATCH path,
+    /// which may quote a value — what it served, replaying their failures, is erased with
+    /// them); other resources' snapshots that show a name (a cache of the application, read
+    /// again when needed); other summary rows' values that name them.
+    async fn forget_around(
+        &self,
+        resources: &[ErasedResource],
+        terms: &[String],
+    ) -> Result<(Vec<(String, Vec<Param>)>, u64, u64), StoreError> {
+        let (mut snapshots, mut summary_rows) = (0, 0);
         let mut statements = Vec::new();
-        for resource in &report.resources {
-            let key = || {
-                vec![
-                    Param::Text(Some(resource.route.clone())),
-                    Param::Text(Some(resource.resource_type.clone())),
-                    Param::Text(Some(resource.resource_id.clone())),
-                ]
-            };
-            let at = "WHERE route = ? AND resource_type = ? AND resource_id = ?";
-            report.snapshots += self
-                .count_resources("resource_snapshots", std::slice::from_ref(resource))
+        for resource in resources {
+            snapshots += self
+                .count_where("resource_snapshots", AT_RESOURCE, resource.key())
                 .await?;
-            report.summary_rows += self
-                .count_resources("resource_writes", std::slice::from_ref(resource))
-                .await?;
-            statements.push((format!("DELETE FROM resource_snapshots {at}"), key()));
-            // Its keys are PATCH paths, which may quote a value (`emails[value eq "…"]`); what
-            // the summary kept them for — replaying the resource's failures — went with them.
-            statements.push((format!("DELETE FROM resource_writes {at}"), key()));
-            statements.push((format!("DELETE FROM resource_names {at}"), key()));
+            summary_rows += self.count_where("resource_writes", AT_RESOURCE, resource.key()).await?;
+            for delete in ["resource_snapshots", "resource_writes", "resource_names"] {
+                statements.push((format!("DELETE FROM {delete} WHERE {AT_RESOURCE}"), resource.key()));
+            }
         }
-        // Other resources that show them (a group's member `display`): the application's
-        // last view is only a cache, read again when needed; the summary forgets the value.
         if !terms.is_empty() {
             let mention = |column: &str| {
                 let any: Vec<String> = terms
@@ -274,21 +324,17 @@ impl Store {
                     .collect();
                 (any.join(" OR "), params)
             };
-            let (snapshots, params) = mention("body");
-            report.snapshots += self
-                .count_where("resource_snapshots", &snapshots, params.clone())
-                .await?;
-            statements.push((format!("DELETE FROM resource_snapshots WHERE {snapshots}"), params));
-            let (writes, params) = mention("written");
-            report.summary_rows += self.count_where("resource_writes", &writes, params.clone()).await?;
+            let (shows, params) = mention("body");
+            snapshots += self.count_where("resource_snapshots", &shows, params.clone()).await?;
+            statements.push((format!("DELETE FROM resource_snapshots WHERE {shows}"), params));
+            let (names, params) = mention("written");
+            summary_rows += self.count_where("resource_writes", &names, params.clone()).await?;
             statements.push((
-                format!("UPDATE resource_writes SET written = NULL WHERE {writes}"),
+                format!("UPDATE resource_writes SET written = NULL WHERE {names}"),
                 params,
             ));
         }
-        self.execute_securely(statements).await?;
-        report.notes.extend(self.leave_nothing_behind().await);
-        Ok(report)
+        Ok((statements, snapshots, summary_rows))
     }
 
     /// The resources `erasure` names, the userNames they show (lowercase), and every name the
@@ -432,21 +478,6 @@ impl Store {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
-    async fn count_resources(&self, table: &str, resources: &[ErasedResource]) -> Result<u64, StoreError> {
-        let mut count = 0;
-        for r in resources {
-            let params = vec![
-                Param::Text(Some(r.route.clone())),
-                Param::Text(Some(r.resource_type.clone())),
-                Param::Text(Some(r.resource_id.clone())),
-            ];
-            let statement =
-                format!("SELECT COUNT(*) FROM {table} WHERE route = ? AND resource_type = ? AND resource_id = ?");
-            count += self.scalar_int_with(&statement, params).await?.unwrap_or(0);
-        }
-        Ok(u64::try_from(count).unwrap_or(0))
-    }
-
     /// Runs `statements` in one transaction; on SQLite with `secure_delete`, so that what
     /// they replace is zeroed in the file rather than left in free space.
     async fn execute_securely(&self, mut statements: Vec<(String, Vec<Param>)>) -> Result<(), StoreError> {
@@ -513,11 +544,7 @@ impl Store {
                 .fetch_all(pool)
                 .await?
                 .iter()
-                .map(|row| {
-                    (0..row.len())
-                        .map(|i| row.try_get::<Option<String>, _>(i).ok().flatten())
-                        .collect()
-                })
+                .map(texts)
                 .collect(),
             Pool::Postgres(pool, _) => {
                 let statement = sql::numbered_placeholders(statement);
@@ -525,16 +552,24 @@ impl Store {
                     .fetch_all(pool)
                     .await?
                     .iter()
-                    .map(|row| {
-                        (0..row.len())
-                            .map(|i| row.try_get::<Option<String>, _>(i).ok().flatten())
-                            .collect()
-                    })
+                    .map(texts)
                     .collect()
             }
         };
         Ok(rows)
     }
+}
+
+/// A row's columns as text (`None` for NULL or what is not text), on either backend.
+fn texts<R>(row: &R) -> Vec<Option<String>>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    (0..row.len())
+        .map(|i| row.try_get::<Option<String>, _>(i).ok().flatten())
+        .collect()
 }
 
 /// Findings with their kinds kept (they count) and their details erased (they quote values).

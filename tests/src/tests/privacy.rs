@@ -2,7 +2,9 @@
 //! operators' actions, export. On SQLite always, PostgreSQL too when configured.
 
 use http::{Method, StatusCode};
-use scimtrail_integration::proxy::{everything_stored, fresh_store_urls, route_for, single_route, start, start_with};
+use scimtrail_integration::proxy::{
+    everything_stored, fresh_store_urls, route_for, single_route, start, start_with, TestProxy,
+};
 use scimtrail_integration::refapp;
 use scimtrail_proxy::Secret;
 use serde_json::{json, Value};
@@ -10,6 +12,17 @@ use serde_json::{json, Value};
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// What the admin API asks of the proxies below.
+const ADMIN: [(&str, &str); 1] = [("authorization", "Bearer the-admin-token")];
+
+/// A proxy whose admin API needs [`ADMIN`]: the audit names its caller by the token.
+async fn start_with_admin_token(config: &str, store_url: &str) -> TestProxy {
+    start_with(config, store_url, |settings| {
+        settings.proxy.admin_token = Some(Secret::new("the-admin-token"));
+    })
+    .await
+}
 
 #[tokio::test]
 async fn chosen_attributes_never_reach_the_store_but_reach_the_application() {
@@ -106,11 +119,8 @@ async fn chosen_attributes_never_reach_the_store_but_reach_the_application() {
 async fn operators_actions_are_audited_with_who_and_from_where() {
     for store_url in fresh_store_urls().await {
         let (app, _) = refapp::start().await;
-        let proxy = start_with(&single_route(&app.base_url(), ""), &store_url, |settings| {
-            settings.proxy.admin_token = Some(Secret::new("the-admin-token"));
-        })
-        .await;
-        let admin = [("authorization", "Bearer the-admin-token")];
+        let proxy = start_with_admin_token(&single_route(&app.base_url(), ""), &store_url).await;
+        let admin = ADMIN;
         let filter = json!({"filter": {"user": "audited.person", "failed": true}, "dry_run": true});
         let replay = proxy
             .admin
@@ -168,11 +178,8 @@ async fn a_persons_records_are_erased_to_the_last_byte_and_the_rest_kept() {
     let personal = ["erase.me", "Erasmus", "Gonewith", "ext-erase-42"];
     for store_url in fresh_store_urls().await {
         let (app, _) = refapp::start().await;
-        let proxy = start_with(&single_route(&app.base_url(), ""), &store_url, |settings| {
-            settings.proxy.admin_token = Some(Secret::new("the-admin-token"));
-        })
-        .await;
-        let admin = [("authorization", "Bearer the-admin-token")];
+        let proxy = start_with_admin_token(&single_route(&app.base_url(), ""), &store_url).await;
+        let admin = ADMIN;
         let send = |method: Method, path: String, body: Option<Value>| {
             let client = proxy.client.clone();
             async move { client.send(method, &path, body.as_ref(), &[]).await }
@@ -348,11 +355,8 @@ async fn exports_stream_every_exchange_as_valid_har_or_jsonl_redacted_and_audite
             &app.base_url(),
             "[route.record]\nredact_attributes = [\"phoneNumbers\"]\n",
         );
-        let proxy = start_with(&config, &store_url, |settings| {
-            settings.proxy.admin_token = Some(Secret::new("the-admin-token"));
-        })
-        .await;
-        let admin = [("authorization", "Bearer the-admin-token")];
+        let proxy = start_with_admin_token(&config, &store_url).await;
+        let admin = ADMIN;
         // More than one page of the store's (200), a redacted phone among them.
         for n in 0..230 {
             let user = json!({"schemas": [USER], "userName": format!("export.{n}@example.com"),
