@@ -646,9 +646,11 @@ impl Working {
         let Some(body) = self.request.body.as_mut().and_then(Value::as_object_mut) else {
             return;
         };
+        // A legacy core object (`urn:scim:schemas:core:1.0`) is no extension: declared, the
+        // schema repair would take it for the core schema on the next pass.
         let extensions: Vec<String> = body
             .iter()
-            .filter(|(k, v)| k.starts_with("urn:") && v.is_object())
+            .filter(|(k, v)| k.starts_with("urn:") && v.is_object() && !is_legacy_core(k))
             .map(|(k, _)| k.clone())
             .collect();
         let schemas_key = json::find_key(body, "schemas")
