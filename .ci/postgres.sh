@@ -17,6 +17,12 @@ if [ ! -f "$data/PG_VERSION" ]; then
   su postgres -c "$bin/initdb -D '$data' -A trust -U scimtrail" >/dev/null
 fi
 if ! su postgres -c "$bin/pg_ctl -D '$data' status" >/dev/null 2>&1; then
-  su postgres -c "$bin/pg_ctl -D '$data' -l '$data/server.log' -w -o \"-h 127.0.0.1 -p $port -k /tmp\" start" >&2
+  # The socket lives in the data directory, so no stale lock in /tmp can stop a start. A
+  # cluster that crashed recovers first (it fsyncs every file), hence the long wait.
+  if ! su postgres -c "$bin/pg_ctl -D '$data' -l '$data/server.log' -w -t 300 -o \"-h 127.0.0.1 -p $port -k '$data'\" start" >&2; then
+    echo "PostgreSQL did not start; the end of its log:" >&2
+    tail -n 30 "$data/server.log" >&2 || true
+    exit 1
+  fi
 fi
 echo "postgres://scimtrail@127.0.0.1:$port/postgres"
