@@ -538,7 +538,11 @@ impl Store {
     }
 
     /// Rows of text columns (`?` placeholders).
-    async fn text_rows(&self, statement: &str, params: Vec<Param>) -> Result<Vec<Vec<Option<String>>>, StoreError> {
+    pub(crate) async fn text_rows(
+        &self,
+        statement: &str,
+        params: Vec<Param>,
+    ) -> Result<Vec<Vec<Option<String>>>, StoreError> {
         let rows = match &self.pool {
             Pool::Sqlite(pool, ..) => sql::bind_sqlite(sqlx::query(statement), params)
                 .fetch_all(pool)

@@ -22,6 +22,7 @@ mod column;
 mod erasure;
 mod isolation;
 mod journal;
+mod overview;
 #[cfg(feature = "fuzzing")]
 pub use journal::fuzz_decode as fuzz_journal_decode;
 mod model;
@@ -42,6 +43,7 @@ pub use model::{
     rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, ResourceName, ResourceWrite, Snapshot, Write,
     OUTCOME_IN_FLIGHT,
 };
+pub use overview::{Bucket, RouteCounts};
 pub use query::REPLAYABLE_OUTCOMES;
 pub use retention::{PruneReport, Retention, StoreSize, OUTCOMES};
 
@@ -595,7 +597,14 @@ impl Store {
     /// A page of exchanges matching `filter`, newest first.
     pub async fn list(&self, filter: &ExchangeQuery) -> Result<Page, StoreError> {
         let limit = filter.limit.clamp(1, 1000);
-        let mut items = self.select(&query::list(filter, limit + 1)).await?;
+        let select = match &filter.user {
+            Some(user) => self.plan_for_person(filter, user, limit + 1).await?,
+            None => query::list(filter, limit + 1),
+        };
+        let mut items = self.select(&select).await?;
+        // The person's plan reads each name and resource apart: merge them, newest first.
+        items.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        items.dedup_by(|a, b| a.id == b.id);
         let next_cursor = if items.len() as u64 > limit {
             items.truncate(limit as usize);
             items.last().map(|e| e.id.clone())
@@ -603,6 +612,88 @@ impl Store {
             None
         };
         Ok(Page { items, next_cursor })
+    }
+
+    /// How to read a page of one person's exchanges. Through the names index when the text
+    /// names at most [`NAMED_RESOURCES_READ_APART`] resources: their writes and everything
+    /// carrying their userNames (or the text itself as a userName: a failed create of someone
+    /// never provisioned), each read from an index — under a hundred milliseconds on a store of
+    /// a million exchanges. A text that names more is common enough that walking the
+    /// exchanges from the newest finds a page quickly.
+    async fn plan_for_person(
+        &self,
+        filter: &ExchangeQuery,
+        user: &str,
+        limit: u64,
+    ) -> Result<query::Select, StoreError> {
+        self.caught_up().await;
+        let named = query::resources_named(user, filter.route.as_deref(), NAMED_RESOURCES_READ_APART + 1);
+        let rows = self.text_rows(&named.sql, named.params).await?;
+        if rows.len() as u64 > NAMED_RESOURCES_READ_APART {
+            return Ok(query::list(filter, limit));
+        }
+        let mut user_names = vec![user.to_lowercase()];
+        let mut resources = Vec::new();
+        for row in rows {
+            let [Some(route), Some(resource_type), Some(resource_id), user_name] =
+                <[Option<String>; 4]>::try_from(row).unwrap_or_default()
+            else {
+                continue;
+            };
+            if let Some(name) = user_name.map(|n| n.to_lowercase()) {
+                if !user_names.contains(&name) {
+                    user_names.push(name);
+                }
+            }
+            resources.push(query::ResourceKey {
+                route,
+                resource_type,
+                resource_id,
+            });
+        }
+        Ok(query::list_named(filter, &user_names, &resources, limit))
+    }
+
+    /// What the resources at `keys` (route, resource type, id) are called, where the names
+    /// index knows (at most 200 keys are looked up).
+    pub async fn names_of(&self, keys: &[(String, String, String)]) -> Result<Vec<ResourceName>, StoreError> {
+        let keys = &keys[..keys.len().min(200)];
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted = vec!["(route = ? AND resource_type = ? AND resource_id = ?)"; keys.len()].join(" OR ");
+        let params = keys
+            .iter()
+            .flat_map(|(route, resource_type, id)| [route, resource_type, id].map(|v| sql::key_param(v)))
+            .collect();
+        let rows = self
+            .text_rows(
+                &format!(
+                    "SELECT route, resource_type, resource_id, user_name, external_id, display_name, \
+                     CAST(learned_at AS TEXT) FROM resource_names WHERE {wanted}"
+                ),
+                params,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let [Some(route), Some(resource_type), Some(resource_id), user_name, external_id, display_name, learned] =
+                    <[Option<String>; 7]>::try_from(row).ok()?
+                else {
+                    return None;
+                };
+                Some(ResourceName {
+                    route,
+                    resource_type,
+                    resource_id,
+                    user_name,
+                    external_id,
+                    display_name,
+                    learned_at_ms: learned.and_then(|l| l.parse().ok()).unwrap_or_default(),
+                })
+            })
+            .collect())
     }
 
     /// The writes (POST, PUT, PATCH, DELETE) `route` recorded on one resource, replays
@@ -744,6 +835,9 @@ impl Store {
         }
     }
 }
+
+/// How many resources a person's filter may name and still be read resource by resource.
+const NAMED_RESOURCES_READ_APART: u64 = 100;
 
 /// Migrations for a rolling upgrade: a store a newer version has migrated further is served
 /// as it is. Migrations are expand-only (tables, nullable or defaulted columns, indexes; a test

@@ -198,8 +198,17 @@ pub struct ExchangeQuery {
     pub route: Option<String>,
     /// Only this resource type (`Users`, `Groups`, …).
     pub resource: Option<String>,
-    /// userName containing this text, ignoring case.
+    /// A person or group: exchanges whose userName, or whose resource's recorded userName,
+    /// externalId or displayName (`resource_names`), contains this text, ignoring case.
     pub user: Option<String>,
+    /// Only this HTTP method.
+    pub method: Option<String>,
+    /// Only this lifecycle event (`provision`, `deactivate`, `membership`, …).
+    pub lifecycle: Option<String>,
+    /// Only exchanges with at least one finding.
+    pub has_findings: bool,
+    /// Only exchanges with a finding of this kind.
+    pub finding: Option<String>,
     /// Received at or after, epoch milliseconds.
     pub since_ms: Option<i64>,
     /// Received before, epoch milliseconds.

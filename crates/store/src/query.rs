@@ -78,7 +78,8 @@ pub(crate) fn id_floor(ms: i64) -> String {
     format!("{}-{}-0000-0000-000000000000", &hex[..8], &hex[8..])
 }
 
-pub(crate) fn list(filter: &ExchangeQuery, limit: u64) -> Select {
+/// Every filter's condition but the person's, which the two plans below apply each their way.
+fn conditions(filter: &ExchangeQuery) -> (Vec<String>, Vec<Param>) {
     let mut conditions: Vec<String> = Vec::new();
     let mut params = Vec::new();
     let mut eq = |column: &str, value: &Option<String>| {
@@ -91,6 +92,27 @@ pub(crate) fn list(filter: &ExchangeQuery, limit: u64) -> Select {
     eq("idp", &filter.idp);
     eq("route", &filter.route);
     eq("resource_type", &filter.resource);
+    eq("method", &filter.method);
+    eq("lifecycle", &filter.lifecycle);
+    // The terms of the partial indexes of migration 0013, spelt as they are there: a planner
+    // uses a partial index only for a query that states its condition.
+    if filter.method.as_deref().is_some_and(|m| WRITE_METHODS.contains(&m)) {
+        conditions.push(format!("method IN ({})", quoted(&WRITE_METHODS)));
+    }
+    if filter.lifecycle.as_deref().is_some_and(|l| l != "lookup") {
+        conditions.push("lifecycle <> 'lookup'".to_owned());
+    }
+    if filter.has_findings || filter.finding.is_some() {
+        conditions.push("findings <> '[]'".to_owned());
+    }
+    if let Some(kind) = &filter.finding {
+        // Findings are stored as compact JSON: `[{"kind":"…","detail":"…"},…]`.
+        conditions.push("findings LIKE ? ESCAPE '\\'".to_owned());
+        params.push(Param::Text(Some(format!(
+            "%\"kind\":{}%",
+            like_escaped(&serde_json::Value::String(kind.clone()).to_string())
+        ))));
+    }
     if filter.failed {
         conditions.push("outcome NOT IN ('ok', 'in_flight')".to_owned());
     }
@@ -99,19 +121,6 @@ pub(crate) fn list(filter: &ExchangeQuery, limit: u64) -> Select {
             "outcome IN ({}) AND replay_of IS NULL",
             quoted(&REPLAYABLE_OUTCOMES)
         ));
-    }
-    if let Some(user) = &filter.user {
-        // The userName it shows, or — a request by id, a deactivation among them — what the
-        // resource it addresses is called (`resource_names`).
-        conditions.push(
-            "(LOWER(user_name) LIKE ? ESCAPE '\\' OR (resource_id IS NOT NULL AND EXISTS (SELECT 1 FROM resource_names n \
-             WHERE n.route = exchanges.route AND n.resource_type = exchanges.resource_type \
-             AND n.resource_id = exchanges.resource_id AND (LOWER(n.user_name) LIKE ? ESCAPE '\\' \
-             OR LOWER(n.external_id) LIKE ? ESCAPE '\\' OR LOWER(n.display_name) LIKE ? ESCAPE '\\'))))"
-                .to_owned(),
-        );
-        let pattern = format!("%{}%", like_escaped(&user.to_lowercase()));
-        params.extend((0..4).map(|_| Param::Text(Some(pattern.clone()))));
     }
     if let Some(since) = filter.since_ms {
         conditions.push("id >= ?".to_owned());
@@ -125,14 +134,116 @@ pub(crate) fn list(filter: &ExchangeQuery, limit: u64) -> Select {
         conditions.push("id < ?".to_owned());
         params.push(Param::Text(Some(cursor.clone())));
     }
+    (conditions, params)
+}
+
+/// The methods that write; the partial indexes of replay and of the method filter hold them.
+const WRITE_METHODS: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
+
+/// A page, newest first, read by walking the exchanges from the newest: fast when matches are
+/// dense. The person's filter is a substring match here, on the exchange's userName and on its
+/// resource's names.
+pub(crate) fn list(filter: &ExchangeQuery, limit: u64) -> Select {
+    let (mut conditions, mut params) = conditions(filter);
+    if let Some(user) = &filter.user {
+        // The userName it shows, or — a request by id, a deactivation among them — what the
+        // resource it addresses is called (`resource_names`).
+        conditions.push(
+            "(LOWER(user_name) LIKE ? ESCAPE '\\' OR (resource_id IS NOT NULL AND EXISTS (SELECT 1 FROM resource_names n \
+             WHERE n.route = exchanges.route AND n.resource_type = exchanges.resource_type \
+             AND n.resource_id = exchanges.resource_id AND (LOWER(n.user_name) LIKE ? ESCAPE '\\' \
+             OR LOWER(n.external_id) LIKE ? ESCAPE '\\' OR LOWER(n.display_name) LIKE ? ESCAPE '\\'))))"
+                .to_owned(),
+        );
+        let pattern = format!("%{}%", like_escaped(&user.to_lowercase()));
+        params.extend((0..4).map(|_| Param::Text(Some(pattern.clone()))));
+    }
     let mut sql = format!("SELECT {COLUMNS} FROM exchanges");
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
         sql.push_str(&conditions.join(" AND "));
     }
     sql.push_str(" ORDER BY id DESC LIMIT ?");
-    params.push(Param::Int(Some(i64::try_from(limit).unwrap_or(i64::MAX))));
+    params.push(limit_param(limit));
     Select { sql, params }
+}
+
+/// The resources whose recorded userName, externalId or displayName contains `text` (ignoring
+/// case), or whose id is `text`: `route, resource_type, resource_id, user_name`, at most `cap`.
+/// One row per resource, so this scan is bounded by the directory's size, not the traffic's.
+pub(crate) fn resources_named(text: &str, route: Option<&str>, cap: u64) -> Select {
+    let pattern = format!("%{}%", like_escaped(&text.to_lowercase()));
+    let mut sql = "SELECT route, resource_type, resource_id, user_name FROM resource_names \
+        WHERE (LOWER(user_name) LIKE ? ESCAPE '\\' OR LOWER(external_id) LIKE ? ESCAPE '\\' \
+        OR LOWER(display_name) LIKE ? ESCAPE '\\' OR resource_id = ?)"
+        .to_owned();
+    let mut params: Vec<Param> = (0..3).map(|_| Param::Text(Some(pattern.clone()))).collect();
+    params.push(key_param(text));
+    if let Some(route) = route {
+        sql.push_str(" AND route = ?");
+        params.push(key_param(route));
+    }
+    sql.push_str(" LIMIT ?");
+    params.push(limit_param(cap));
+    Select { sql, params }
+}
+
+/// One resource as `resource_names` keys it.
+pub(crate) struct ResourceKey {
+    pub(crate) route: String,
+    pub(crate) resource_type: String,
+    pub(crate) resource_id: String,
+}
+
+/// A page of one person's (or group's) exchanges, read through indexes: the newest `limit` of
+/// each userName (ignoring case) and of each resource's writes, merged by the caller (the same
+/// exchange may come twice). Fast however sparse the matches.
+pub(crate) fn list_named(
+    filter: &ExchangeQuery,
+    user_names: &[String],
+    resources: &[ResourceKey],
+    limit: u64,
+) -> Select {
+    let (conditions, shared) = conditions(filter);
+    let mut branches = Vec::new();
+    let mut params = Vec::new();
+    let mut branch = |own: &str, own_params: Vec<Param>| {
+        let mut all = vec![own.to_owned()];
+        all.extend(conditions.iter().cloned());
+        branches.push(format!(
+            "SELECT * FROM (SELECT {COLUMNS} FROM exchanges WHERE {} ORDER BY id DESC LIMIT ?) AS b{}",
+            all.join(" AND "),
+            branches.len()
+        ));
+        params.extend(own_params);
+        params.extend(shared.iter().cloned());
+        params.push(limit_param(limit));
+    };
+    for name in user_names {
+        branch(
+            "LOWER(user_name) = ? AND user_name IS NOT NULL",
+            vec![key_param(&name.to_lowercase())],
+        );
+    }
+    for key in resources {
+        branch(
+            &format!(
+                "route = ? AND resource_type = ? AND resource_id = ? AND method IN ({})",
+                quoted(&WRITE_METHODS)
+            ),
+            [&key.route, &key.resource_type, &key.resource_id]
+                .map(|v| key_param(v))
+                .to_vec(),
+        );
+    }
+    Select {
+        sql: branches.join(" UNION ALL "),
+        params,
+    }
+}
+
+fn limit_param(limit: u64) -> Param {
+    Param::Int(Some(i64::try_from(limit).unwrap_or(i64::MAX)))
 }
 
 /// `text` for a `LIKE … ESCAPE '\\'` pattern: its wildcards taken literally.

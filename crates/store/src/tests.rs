@@ -2,7 +2,7 @@
 //! names a server where the test may create databases (`.ci/run` starts one).
 
 use super::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// Fresh, migrated stores: a new SQLite file, and a new PostgreSQL database if configured.
@@ -198,11 +198,12 @@ async fn listing_filters_and_pages_newest_first() {
         );
         assert_eq!(
             count(ExchangeQuery {
-                user: Some("USER1".into()),
+                user: Some("USER1@example.COM".into()),
                 ..Default::default()
             })
             .await,
-            11
+            1,
+            "a userName no resource is known by is matched whole, ignoring case"
         );
         assert_eq!(
             count(ExchangeQuery {
@@ -228,6 +229,159 @@ async fn listing_filters_and_pages_newest_first() {
             .await,
             0
         );
+    }
+}
+
+/// The person's filter, the lifecycle, method and findings filters: what the operator's UI
+/// asks of a store of millions, each served from an index (migration 0013).
+#[tokio::test]
+async fn a_persons_exchanges_are_found_by_name_and_by_id() {
+    for store in fresh_stores().await {
+        let base = 1_700_000_000_000;
+        let mut writes = Vec::new();
+        let mut exchange =
+            |i: i64, user: Option<&str>, method: &str, lifecycle: &str, resource_id: Option<&str>, findings: Value| {
+                let id = id_at(base + i * 1000, 0);
+                let mut new = new_exchange(&id, base + i * 1000, user.unwrap_or_default());
+                new.user_name = user.map(str::to_owned);
+                new.method = method.into();
+                new.lifecycle = Some(lifecycle.into());
+                new.resource_id = resource_id.map(str::to_owned);
+                let mut done = completion(&id, 200, "ok");
+                done.findings = findings;
+                done.resource_id = resource_id.map(str::to_owned);
+                writes.push(Write::Whole(Box::new(new), Box::new(done)));
+                id
+            };
+        let create = exchange(0, Some("JDoe@Example.com"), "POST", "provision", Some("u9"), json!([]));
+        let _read = exchange(1, None, "GET", "lookup", Some("u9"), json!([]));
+        let deactivate = exchange(
+            2,
+            None,
+            "PATCH",
+            "deactivate",
+            Some("u9"),
+            json!([{"kind": "deprovision_not_applied", "detail": "still active"}]),
+        );
+        let _other = exchange(3, Some("ann@example.com"), "POST", "provision", Some("u1"), json!([]));
+        let never_created = exchange(4, Some("ghost@example.com"), "POST", "provision", None, json!([]));
+        writes.push(Write::Names(vec![ResourceName {
+            route: "okta".into(),
+            resource_type: "Users".into(),
+            resource_id: "u9".into(),
+            user_name: Some("JDoe@Example.com".into()),
+            external_id: Some("00u-jdoe".into()),
+            display_name: Some("Jane Doe".into()),
+            learned_at_ms: base,
+        }]));
+        store.write_batch(writes).await.unwrap();
+        let ids = |query: ExchangeQuery| {
+            let store = store.clone();
+            async move {
+                let page = store.list(&ExchangeQuery { limit: 100, ..query }).await.unwrap();
+                page.items.into_iter().map(|e| e.id).collect::<Vec<_>>()
+            }
+        };
+        let person = |text: &str| ExchangeQuery {
+            user: Some(text.into()),
+            ..ExchangeQuery::default()
+        };
+        for text in ["jdoe", "JANE DOE", "00u-jdoe", "u9"] {
+            assert_eq!(
+                ids(person(text)).await,
+                [deactivate.clone(), create.clone()],
+                "{text}: her create, and the deactivation by id; newest first, once each ({})",
+                store.backend()
+            );
+        }
+        assert_eq!(ids(person("GHOST@example.com")).await, [never_created.as_str()]);
+        assert!(ids(person("nobody")).await.is_empty());
+        let paged = store
+            .list(&ExchangeQuery {
+                limit: 1,
+                ..person("jdoe")
+            })
+            .await
+            .unwrap();
+        assert_eq!(paged.next_cursor.as_deref(), Some(deactivate.as_str()));
+        let second = ExchangeQuery {
+            cursor: paged.next_cursor,
+            ..person("jdoe")
+        };
+        assert_eq!(
+            ids(second).await,
+            [create.as_str()],
+            "keyset paging holds across the merge"
+        );
+
+        let deactivations = ExchangeQuery {
+            lifecycle: Some("deactivate".into()),
+            ..ExchangeQuery::default()
+        };
+        assert_eq!(ids(deactivations).await, [deactivate.as_str()]);
+        let patches = ExchangeQuery {
+            method: Some("PATCH".into()),
+            ..ExchangeQuery::default()
+        };
+        assert_eq!(ids(patches).await, [deactivate.as_str()]);
+        let gets = ExchangeQuery {
+            method: Some("GET".into()),
+            ..ExchangeQuery::default()
+        };
+        assert_eq!(ids(gets).await.len(), 1);
+        let with_findings = ExchangeQuery {
+            has_findings: true,
+            ..ExchangeQuery::default()
+        };
+        assert_eq!(ids(with_findings).await, [deactivate.as_str()]);
+        for (kind, expected) in [
+            ("deprovision_not_applied", 1),
+            ("deprovision", 0),
+            ("deprovision_not%", 0),
+        ] {
+            let of_kind = ExchangeQuery {
+                finding: Some(kind.into()),
+                ..ExchangeQuery::default()
+            };
+            assert_eq!(ids(of_kind).await.len(), expected, "{kind}");
+        }
+    }
+}
+
+/// A text that names more resources than are read one by one is served by walking the
+/// exchanges, with the same answer.
+#[tokio::test]
+async fn a_broad_person_filter_walks_the_exchanges() {
+    for store in fresh_stores().await {
+        let base = 1_700_000_000_000;
+        let mut writes = Vec::new();
+        let mut names = Vec::new();
+        for i in 0..(NAMED_RESOURCES_READ_APART as i64 + 5) {
+            let id = id_at(base + i * 1000, 0);
+            let mut new = new_exchange(&id, base + i * 1000, &format!("person{i}@example.com"));
+            new.resource_id = Some(format!("r{i}"));
+            writes.push(Write::Whole(Box::new(new), Box::new(completion(&id, 201, "ok"))));
+            names.push(ResourceName {
+                route: "okta".into(),
+                resource_type: "Users".into(),
+                resource_id: format!("r{i}"),
+                user_name: Some(format!("person{i}@example.com")),
+                external_id: None,
+                display_name: None,
+                learned_at_ms: base,
+            });
+        }
+        writes.push(Write::Names(names));
+        store.write_batch(writes).await.unwrap();
+        let page = store
+            .list(&ExchangeQuery {
+                user: Some("PERSON".into()),
+                limit: 1000,
+                ..ExchangeQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), NAMED_RESOURCES_READ_APART as usize + 5);
     }
 }
 
