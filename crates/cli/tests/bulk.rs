@@ -245,19 +245,17 @@ async fn the_demo_outage_is_repaired_through_the_admin_api() {
     let store_url = fresh_store_urls().await.remove(0);
     let mut app = OutageApp::start().await.unwrap();
     let config = format!(
-        "[[route]]\nname = \"{0}\"\npath_prefix = \"/{0}\"\nidp = \"generic\"\nupstream = \"{1}\"\n",
+        "[[route]]\nname = \"{0}\"\npath_prefix = \"/{0}\"\nidp = \"{1}\"\nupstream = \"{2}\"\n",
         outage::ROUTE,
+        outage::IDP,
         app.base_url()
     );
     let scimtrail = proxy::start(&config, &store_url).await;
     let http = Http::default();
     let base = format!("http://{}/{}", scimtrail.running.proxy_addr, outage::ROUTE);
     let played = outage::play(&http, &base, &mut app).await.unwrap();
-    assert!(
-        played.missed.iter().all(|(_, status)| *status == 502),
-        "{:?}",
-        played.missed
-    );
+    let statuses: Vec<u16> = played.missed.iter().map(|(_, status)| *status).collect();
+    assert_eq!(statuses, [503, 502, 502, 502], "the maintenance page, then nothing");
     assert_eq!(played.wrong.len(), 4, "{:?}", played.wrong);
 
     // Only POST, and the filter keys of the list.
@@ -299,13 +297,12 @@ async fn the_demo_outage_is_repaired_through_the_admin_api() {
     // The failed deprovision is its own series until then; the replay's success is counted too.
     let metrics = String::from_utf8_lossy(&scimtrail.admin.get("/metrics").await.bytes).into_owned();
     assert!(
-        metrics.contains(
-            "scimtrail_deprovisions_failed_total{route=\"outage\",idp=\"generic\",lifecycle=\"deactivate\"} 1"
-        ),
+        metrics
+            .contains("scimtrail_deprovisions_failed_total{route=\"outage\",idp=\"entra\",lifecycle=\"deactivate\"} 1"),
         "{metrics}"
     );
     assert!(metrics.contains(
-        "scimtrail_lifecycle_total{route=\"outage\",idp=\"generic\",lifecycle=\"deactivate\",outcome=\"ok\"} 1"
+        "scimtrail_lifecycle_total{route=\"outage\",idp=\"entra\",lifecycle=\"deactivate\",outcome=\"ok\"} 1"
     ));
     scimtrail.running.shutdown().await;
     app.shutdown().await;

@@ -111,8 +111,12 @@ pub struct DemoOptions {
 
 /// The route configuration: one route per scenario, `/<scenario>` → the application.
 pub fn demo_config(scenarios: &[Scenario], options: &DemoOptions, app: &str, outage_app: Option<&str>) -> String {
+    // The admin token, when one is given: the UI then asks for it (its browser test logs in).
+    let token = std::env::var_os(ADMIN_TOKEN_ENV)
+        .map(|_| format!("token_env = \"{ADMIN_TOKEN_ENV}\"\n"))
+        .unwrap_or_default();
     let mut config = format!(
-        "[listen]\naddr = \"{}\"\n[admin]\naddr = \"{}\"\n[store]\nurl = \"{}\"\n",
+        "[listen]\naddr = \"{}\"\n[admin]\naddr = \"{}\"\n{token}[store]\nurl = \"{}\"\n",
         options.listen, options.admin_listen, options.store_url
     );
     for scenario in scenarios {
@@ -123,12 +127,16 @@ pub fn demo_config(scenarios: &[Scenario], options: &DemoOptions, app: &str, out
     }
     if let Some(outage_app) = outage_app {
         config.push_str(&format!(
-            "[[route]]\nname = \"{0}\"\npath_prefix = \"/{0}\"\nidp = \"generic\"\nupstream = \"{outage_app}\"\n",
-            outage::ROUTE
+            "[[route]]\nname = \"{0}\"\npath_prefix = \"/{0}\"\nidp = \"{1}\"\nupstream = \"{outage_app}\"\n",
+            outage::ROUTE,
+            outage::IDP
         ));
     }
     config
 }
+
+/// The environment variable that, when set, holds the admin token the demo's UI and API ask for.
+pub const ADMIN_TOKEN_ENV: &str = "SCIMTRAIL_DEMO_ADMIN_TOKEN";
 
 /// Runs the demo and serves until `stop` completes.
 pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result<(), DemoError> {
@@ -177,6 +185,10 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
         route_list(&scenarios)
     );
     println!(
+        "UI:      http://{}/ui/   (every exchange above: filters, rule diffs, timelines, replay)",
+        running.admin_addr
+    );
+    println!(
         "Admin:   http://{}/metrics   http://{}/api/v1/exchanges",
         running.admin_addr, running.admin_addr
     );
@@ -201,9 +213,17 @@ pub async fn run(options: DemoOptions, stop: impl Future<Output = ()>) -> Result
 pub const CONFIG_FILE: &str = "scimtrail-demo.toml";
 
 fn print_outage(outage: &outage::Outage) {
-    println!("Outage [generic profile]: the application goes away in the middle of a lifecycle");
+    println!(
+        "Outage [{} profile]: the application goes away in the middle of a lifecycle",
+        outage::IDP
+    );
     for (what, status) in &outage.missed {
-        println!("  {status}  {what}  (recorded unreachable)");
+        let how = if *status == 502 {
+            "recorded unreachable"
+        } else {
+            "recorded failed: its load balancer's maintenance page, not SCIM"
+        };
+        println!("  {status}  {what}  ({how})");
     }
     if outage.wrong.is_empty() {
         println!("  the application is back, and has the intended state\n");

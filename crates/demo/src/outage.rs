@@ -1,6 +1,7 @@
 //! The demo's failure scenario: the application goes away in the middle of a lifecycle —
-//! a leaver's deactivation among the requests it misses — comes back without them, and
-//! `scimtrail replay --failed` repairs it.
+//! first behind its load balancer's maintenance page (a 503 in HTML, not SCIM), then not at
+//! all — and the leaver's deactivation, sent in Entra's dialect, is among the requests it
+//! misses; it comes back without them, and `scimtrail replay --failed` repairs it.
 
 use crate::play::Http;
 use scimtrail_refapp::{RefApp, RunningRefApp};
@@ -12,11 +13,20 @@ use tokio::net::TcpListener;
 /// The route the outage is played on.
 pub const ROUTE: &str = "outage";
 
+/// Its IdP profile: the leaver's deactivation comes in Entra's dialect, which the profile's
+/// rules make SCIM (the exchange shows what they changed).
+pub const IDP: &str = "entra";
+
+/// What a load balancer answers for an application under maintenance.
+const MAINTENANCE_PAGE: &str = "<html><head><title>503 Service Temporarily Unavailable</title></head>\
+<body><h1>Down for maintenance</h1><p>We'll be back shortly.</p></body></html>";
+
 /// An application that can go away and come back on the same address with its state.
 pub struct OutageApp {
     state: Arc<RefApp>,
     addr: SocketAddr,
     running: Option<RunningRefApp>,
+    maintenance: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl OutageApp {
@@ -26,7 +36,12 @@ impl OutageApp {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let running = Some(Arc::clone(&state).serve(listener));
-        Ok(OutageApp { state, addr, running })
+        Ok(OutageApp {
+            state,
+            addr,
+            running,
+            maintenance: None,
+        })
     }
 
     /// `http://ADDR`.
@@ -39,15 +54,32 @@ impl OutageApp {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
+        self.down_maintenance().await;
+    }
+
+    /// Puts its maintenance page in its place: every request is answered 503 in HTML.
+    pub async fn maintenance(&mut self) -> std::io::Result<()> {
+        self.down().await;
+        let listener = TcpListener::bind(self.addr).await?;
+        self.maintenance = Some(tokio::spawn(serve_maintenance_page(listener)));
+        Ok(())
     }
 
     /// Brings it back on the same address, with its state.
     pub async fn up(&mut self) -> std::io::Result<()> {
+        self.down_maintenance().await;
         if self.running.is_none() {
             let listener = TcpListener::bind(self.addr).await?;
             self.running = Some(Arc::clone(&self.state).serve(listener));
         }
         Ok(())
+    }
+
+    async fn down_maintenance(&mut self) {
+        if let Some(maintenance) = self.maintenance.take() {
+            maintenance.abort();
+            let _ = maintenance.await;
+        }
     }
 
     /// Stops it for good.
@@ -97,14 +129,14 @@ pub async fn play(http: &Http, proxy: &str, app: &mut OutageApp) -> Result<Outag
         .ok_or("the application did not create the group")?
         .to_owned();
 
-    app.down().await;
     let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
     let missed_requests = [
         (
             "grace leaves: deactivate",
             "PATCH",
             format!("/Users/{}", ids[1]),
-            patch(json!([{"op": "replace", "path": "active", "value": false}])),
+            // Entra's dialect: a capitalised op and a boolean as a string (N1, N2).
+            patch(json!([{"op": "Replace", "path": "active", "value": "False"}])),
         ),
         (
             "grace leaves: out of Platform",
@@ -126,7 +158,15 @@ pub async fn play(http: &Http, proxy: &str, app: &mut OutageApp) -> Result<Outag
         ),
     ];
     let mut missed = Vec::new();
-    for (what, method, path, body) in missed_requests {
+    for (n, (what, method, path, body)) in missed_requests.into_iter().enumerate() {
+        // The leaver meets the maintenance page; then the application is gone altogether.
+        if n == 0 {
+            app.maintenance()
+                .await
+                .map_err(|e| format!("the maintenance page could not start: {e}"))?;
+        } else {
+            app.down().await;
+        }
         let answer = send(method, path, Some(body)).await?;
         missed.push((what.to_owned(), answer.status));
     }
@@ -141,6 +181,38 @@ pub async fn play(http: &Http, proxy: &str, app: &mut OutageApp) -> Result<Outag
         ids,
         team,
     })
+}
+
+/// Answers every request on `listener` with the maintenance page (one request per
+/// connection), as a load balancer does while the application is away.
+async fn serve_maintenance_page(listener: TcpListener) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            // Read the request's head and whatever body arrives with it; the answer does not
+            // depend on it.
+            let mut buffer = vec![0u8; 64 * 1024];
+            let mut read = 0;
+            while read < buffer.len() {
+                match socket.read(&mut buffer[read..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => read += n,
+                }
+                if buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let answer = format!(
+                "HTTP/1.1 503 Service Temporarily Unavailable\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{MAINTENANCE_PAGE}",
+                MAINTENANCE_PAGE.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        });
+    }
 }
 
 /// What the application has that the IdP did not intend (read directly, not through the
