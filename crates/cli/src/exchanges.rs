@@ -111,9 +111,23 @@ pub(crate) struct Filters {
     /// Only this resource type (Users, Groups, Bulk, …).
     #[arg(long)]
     resource: Option<String>,
-    /// userName containing this text.
+    /// A person or group: userName, externalId, displayName (containing this text) or
+    /// resource id; requests by id are found through the store's names index.
     #[arg(long)]
     user: Option<String>,
+    /// Only this HTTP method.
+    #[arg(long)]
+    method: Option<String>,
+    /// Only this lifecycle event (provision, update, membership, deactivate, reactivate,
+    /// deprovision, lookup).
+    #[arg(long)]
+    lifecycle: Option<String>,
+    /// Only exchanges with findings.
+    #[arg(long)]
+    findings: bool,
+    /// Only exchanges with a finding of this kind (deprovision_not_applied, …).
+    #[arg(long)]
+    finding: Option<String>,
     /// Since a duration ago (15m, 2h, 7d) or an RFC 3339 time.
     #[arg(long)]
     since: Option<String>,
@@ -126,12 +140,16 @@ impl Filters {
     /// Whether any filter is given.
     pub(crate) fn any(&self) -> bool {
         self.failed
+            || self.findings
             || [
                 &self.outcome,
                 &self.idp,
                 &self.route,
                 &self.resource,
                 &self.user,
+                &self.method,
+                &self.lifecycle,
+                &self.finding,
                 &self.since,
                 &self.until,
             ]
@@ -154,6 +172,10 @@ impl Filters {
             route: self.route.clone(),
             resource: self.resource.clone(),
             user: self.user.clone(),
+            method: self.method.as_deref().map(str::to_ascii_uppercase),
+            lifecycle: self.lifecycle.clone(),
+            has_findings: self.findings,
+            finding: self.finding.clone(),
             since_ms: time(&self.since)?,
             until_ms: time(&self.until)?,
             limit,

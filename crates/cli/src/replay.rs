@@ -37,7 +37,7 @@ pub(crate) struct ReplayArgs {
 pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let selection = match (args.ids.is_empty(), args.filters.any()) {
         (false, false) => Selection::Ids(args.ids.clone()),
-        (true, true) => Selection::Filter(args.filters.query(1000)?),
+        (true, true) => Selection::Filter(Box::new(args.filters.query(1000)?)),
         (false, true) => anyhow::bail!("give exchange ids or filters (--failed, --since, …), not both"),
         (true, false) => anyhow::bail!("give exchange ids, or --failed with any filters"),
     };

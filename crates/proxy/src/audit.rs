@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 /// Who asked, and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// `cli:<OS user>`, `admin:<token fingerprint>`, `admin` (no token configured), or
+    /// `cli:<OS user>`, `admin:<token fingerprint>`, `admin` (no token configured),
+    /// `ui:<fingerprint of the token that logged in>`, `ui` (no token configured), or
     /// `scimtrail` for what an instance does on its own.
     pub actor: String,
     /// The CLI's host and process, the admin caller's address, or the instance.
@@ -47,6 +48,21 @@ impl Caller {
             actor: match authorization {
                 Some(value) => format!("admin:{}", key.fingerprint(value)),
                 None => "admin".to_owned(),
+            },
+            origin: peer.to_string(),
+        }
+    }
+}
+
+impl Caller {
+    /// A UI session, named by the fingerprint of the token that opened it (`open` where the
+    /// listener requires none).
+    pub(crate) fn ui(who: &str, peer: SocketAddr) -> Caller {
+        Caller {
+            actor: if who == "open" {
+                "ui".to_owned()
+            } else {
+                format!("ui:{who}")
             },
             origin: peer.to_string(),
         }
@@ -88,6 +104,12 @@ pub fn filter(query: &ExchangeQuery, key: &Key) -> Value {
     text("idp", &query.idp);
     text("route", &query.route);
     text("resource", &query.resource);
+    text("method", &query.method);
+    text("lifecycle", &query.lifecycle);
+    text("finding", &query.finding);
+    if query.has_findings {
+        filter.insert("findings".to_owned(), Value::Bool(true));
+    }
     if let Some(user) = &query.user {
         filter.insert("user".to_owned(), Value::String(key.fingerprint(user)));
     }

@@ -138,6 +138,12 @@ impl Key {
         mac.finalize().into_bytes().to_vec()
     }
 
+    /// The first `bytes` bytes (at most 32) of a MAC of `parts` under this key, in hex: what
+    /// this installation signs for itself (the UI's sessions and CSRF tokens).
+    pub(crate) fn mac_hex(&self, parts: &[&[u8]], bytes: usize) -> String {
+        hex(&self.mac(parts)[..bytes.min(32)])
+    }
+
     /// The key's id, as the store keeps it: says which key, reveals nothing of it.
     pub fn id(&self) -> String {
         hex(&self.mac(&[b"scimtrail fingerprint key id"])[..8])

@@ -58,6 +58,7 @@ mod secret;
 mod server;
 mod shapes;
 mod state;
+mod ui;
 pub mod upstream;
 
 pub use admin::{list_query, parse_time};
@@ -476,15 +477,16 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
     }
     let proxy = Arc::new(proxy);
     let metrics = Arc::clone(&proxy.metrics);
-    let admin = Arc::new(admin::Admin {
+    let admin = Arc::new(admin::AdminService::new(Arc::new(admin::Admin {
         store,
         metrics: Arc::clone(&metrics),
         settings: admin_settings,
         routes,
         proxy: Arc::clone(&proxy),
+        proxy_addr,
         // Health checks, scrapes and an operator or two.
         slots: Arc::new(tokio::sync::Semaphore::new(64)),
-    });
+    })));
     let (shutdown, watcher) = watch::channel(false);
     pruning::spawn(
         proxy.store.clone(),

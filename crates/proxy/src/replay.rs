@@ -63,7 +63,7 @@ pub enum Selection {
     /// These, by id.
     Ids(Vec<String>),
     /// Every replayable exchange matching the filter (`replayable` is forced on).
-    Filter(ExchangeQuery),
+    Filter(Box<ExchangeQuery>),
 }
 
 /// What a replay run did, or would do.

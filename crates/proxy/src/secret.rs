@@ -235,8 +235,10 @@ fn file(path: &Path) -> Result<Option<String>, SecretError> {
 }
 
 /// Compares two digests of the same length without an early exit.
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether two byte strings are equal, in a time that does not depend on where they differ
+/// (only on their length, which is no secret: digests, MACs).
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

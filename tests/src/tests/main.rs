@@ -14,3 +14,4 @@ mod refapp;
 mod replay;
 mod scim2_server;
 mod store_faults;
+mod ui;

@@ -412,7 +412,7 @@ async fn exports_stream_every_exchange_as_valid_har_or_jsonl_redacted_and_audite
             .admin
             .send(
                 Method::GET,
-                "/api/v1/exchanges/export?format=jsonl&method=POST&limit=5&outcome=ok",
+                "/api/v1/exchanges/export?format=jsonl&colour=red&limit=5&outcome=ok",
                 None,
                 &admin,
             )

@@ -44,7 +44,11 @@ async fn replay_failed(setup: &Setup) -> ReplayReport {
         ..ExchangeQuery::default()
     };
     let report = replayer
-        .replay(Selection::Filter(filter), false, &scimtrail_proxy::audit::Caller::cli())
+        .replay(
+            Selection::Filter(Box::new(filter)),
+            false,
+            &scimtrail_proxy::audit::Caller::cli(),
+        )
         .await
         .unwrap();
     replayer.finish().await;
