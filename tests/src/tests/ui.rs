@@ -170,6 +170,9 @@ async fn the_ui_needs_the_token_once_and_then_its_session_and_csrf_token() {
         .send(Method::GET, "/ui/", None, &[("cookie", &forged)])
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
+    // Logging in again from a session needs no CSRF token: the token proves more.
+    let again = form(&proxy, "/ui/login", &[("token", TOKEN)], &[("cookie", &cookie)]).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
     // Logging out clears the cookie.
     let out = form(&proxy, "/ui/logout", &[("csrf", &csrf)], &[("cookie", &cookie)]).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
@@ -277,6 +280,18 @@ async fn hostile_recorded_values_are_shown_as_text_on_every_page() {
         // The only scripts are the UI's own file.
         assert_eq!(html.matches("<script").count(), 1, "{path}");
     }
+    // Its downloads: the record as the API gives it, and a HAR of exactly this exchange.
+    let download = |format: &'static str| {
+        let admin = proxy.admin.clone();
+        let path = format!("/ui/exchanges/{}/download?format={format}", ids[1]);
+        let cookie = cookie.clone();
+        async move { admin.send(Method::GET, &path, None, &[("cookie", &cookie)]).await }
+    };
+    assert_eq!(download("json").await.body["id"], ids[1].as_str());
+    let har = download("har").await;
+    let entries = har.body["log"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{:?}", har.body);
+    assert_eq!(entries[0]["_scimtrail"]["id"], ids[1].as_str());
     let detail = text(
         &proxy
             .admin

@@ -350,10 +350,11 @@ pub(super) async fn download(
     };
     let file = format!("scimtrail-exchange-{}", page::short_id(&exchange.id));
     if format == "har" {
-        // Exactly this exchange: the newest below the next possible id, from its millisecond.
+        // Exactly this exchange: the newest below the next possible id, from its id's
+        // millisecond (ids are UUIDv7; `received_at` may be a millisecond later).
         let filter = ExchangeQuery {
             cursor: Some(format!("{}0", exchange.id)),
-            since_ms: Some(exchange.received_at_ms),
+            since_ms: super::exchanges::uuid_v7_ms(&exchange.id),
             limit: 1,
             ..ExchangeQuery::default()
         };

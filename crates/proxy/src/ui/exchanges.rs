@@ -281,7 +281,7 @@ pub(super) async fn live_rows(State(admin): State<Arc<Admin>>, RawQuery(query): 
 }
 
 /// The millisecond a UUIDv7 was made in.
-fn uuid_v7_ms(id: &str) -> Option<i64> {
+pub(super) fn uuid_v7_ms(id: &str) -> Option<i64> {
     let hex: String = id.chars().filter(|c| *c != '-').take(12).collect();
     i64::from_str_radix(&hex, 16).ok()
 }

@@ -122,7 +122,12 @@ async fn ui_guard(State(admin): State<Arc<Admin>>, request: Request, next: Next)
         };
         return secured(page::refusal(refused.0, refused.1), None);
     };
-    let request = match csrf_checked(request, &viewer).await {
+    // The login form is the one POST a session need not have made: the token proves more.
+    let request = match if public {
+        Ok(request)
+    } else {
+        csrf_checked(request, &viewer).await
+    } {
         Ok(request) => request,
         Err(refused) => return secured(refused, None),
     };
