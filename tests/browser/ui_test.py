@@ -74,6 +74,13 @@ class Steps:
         print(f"  screenshot {path}")
         return path
 
+    def navigate(self, element):
+        """Clicks what leads to another page, and waits until the old one is gone (else the
+        next look finds the old page's elements, which share ids with the new one's)."""
+        old = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        WebDriverWait(self.driver, 15).until(ready.staleness_of(old))
+
     def wait_for(self, by, what, timeout=15):
         return WebDriverWait(self.driver, timeout).until(ready.presence_of_element_located((by, what)))
 
@@ -122,13 +129,13 @@ def main():
         assert "/ui/login" in driver.current_url, driver.current_url
         steps.shot("login")
         driver.find_element(By.ID, "token").send_keys(TOKEN)
-        driver.find_element(By.ID, "login").click()
+        steps.navigate(driver.find_element(By.ID, "login"))
         steps.wait_for(By.ID, "rows")
 
         print("filter to a failed deactivation")
         Select(driver.find_element(By.NAME, "lifecycle")).select_by_value("deactivate")
         driver.find_element(By.NAME, "failed").click()
-        driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+        steps.navigate(driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]"))
         steps.wait_for(By.CSS_SELECTOR, "#rows tr[data-id]")
         rows = driver.find_elements(By.CSS_SELECTOR, "#rows tr[data-id]")
         assert len(rows) == 1, f"{len(rows)} failed deactivations"
@@ -136,7 +143,7 @@ def main():
         steps.shot("failed-deactivations")
 
         print("open it: the rule diff and the finding")
-        rows[0].find_element(By.CSS_SELECTOR, "td a").click()
+        steps.navigate(rows[0].find_element(By.CSS_SELECTOR, "td a"))
         steps.wait_for(By.CSS_SELECTOR, "table.changes")
         page = steps.text()
         for expected in ("N1", "N2", "\"False\"", "non_scim_error", "As forwarded to the application",
@@ -147,7 +154,7 @@ def main():
         shutil.copy(os.path.join(shots, f"{steps.n:02d}-exchange.png"), os.path.join(shots, "ui-exchange.png"))
 
         print("the user's timeline")
-        driver.find_element(By.PARTIAL_LINK_TEXT, "timeline of grace@example.com").click()
+        steps.navigate(driver.find_element(By.PARTIAL_LINK_TEXT, "timeline of grace@example.com"))
         steps.wait_for(By.CSS_SELECTOR, "table.timeline")
         page = steps.text()
         assert "provision" in page and "deactivate" in page and "exists, inactive" in page, page
@@ -155,11 +162,11 @@ def main():
 
         print("dry-run a replay, then run it")
         driver.get(exchange_url)
-        steps.wait_for(By.CSS_SELECTOR, "button[name=scope]").click()
+        steps.navigate(steps.wait_for(By.CSS_SELECTOR, "button[name=scope]"))
         steps.wait_for(By.ID, "replay-summary")
         assert "1 would be replayed" in steps.text(), steps.text()
         steps.shot("replay-dry-run")
-        driver.find_element(By.ID, "confirm-replay").click()
+        steps.navigate(driver.find_element(By.ID, "confirm-replay"))
         summary = steps.wait_for(By.ID, "replay-summary")
         assert "1 replayed (1 succeeded, 0 failed)" in summary.text, summary.text
         steps.shot("replay-result")
@@ -185,7 +192,7 @@ def main():
         status, body = send(proxy + "/okta/Users", "POST", user)
         driver.get(ui + "/ui/?user=" + urllib.parse.quote("window.__xss"))
         row = steps.wait_for(By.CSS_SELECTOR, "#rows tr[data-id] td a")
-        row.click()
+        steps.navigate(row)
         steps.wait_for(By.CSS_SELECTOR, "table.changes, section.summary")
         assert driver.execute_script("return window.__xss === undefined"), "a recorded script ran"
         assert "<script>window.__xss=1</script>" in steps.text(), "the hostile value is not shown as text"
