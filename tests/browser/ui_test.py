@@ -203,12 +203,15 @@ def main():
         focused = driver.switch_to.active_element
         assert focused.tag_name == "a", focused.tag_name
 
-        print("a phone's screen")
+        print("a phone's screen: no page is wider than it")
         driver.set_window_size(390, 844)
-        driver.get(ui + "/ui/")
-        steps.wait_for(By.ID, "rows")
-        width = driver.execute_script("return document.documentElement.scrollWidth")
-        assert width <= 420, f"the page is {width}px wide on a 390px screen"
+        timeline = ui + "/ui/timeline?user=" + urllib.parse.quote("grace@example.com")
+        for page in (exchange_url, timeline, ui + "/ui/overview", ui + "/ui/"):
+            driver.get(page)
+            steps.wait_for(By.ID, "main")
+            wide, screen = driver.execute_script(
+                "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            assert wide <= screen, f"{page} is {wide}px wide on a {screen}px screen"
         steps.shot("phone")
         driver.set_window_size(1280, 900)
 
