@@ -114,6 +114,16 @@ impl Secret {
         Arc::clone(&self.values().current.text)
     }
 
+    /// The current value and the next one, if any: for what is derived from the secret and
+    /// must follow its rotation (the UI's sessions name the token that opened them).
+    pub(crate) fn each_value(&self) -> Vec<Arc<str>> {
+        let values = self.values();
+        std::iter::once(&values.current)
+            .chain(values.next.as_ref())
+            .map(|value| Arc::clone(&value.text))
+            .collect()
+    }
+
     /// Whether a next value is set (a rotation is under way).
     pub fn rotating(&self) -> bool {
         self.values().next.is_some()

@@ -181,6 +181,41 @@ async fn the_ui_needs_the_token_once_and_then_its_session_and_csrf_token() {
     app.shutdown().await;
 }
 
+/// A session is worth what its token is: another instance of the same store whose token is
+/// another (the old one rotated out) does not take it.
+#[tokio::test]
+async fn a_session_ends_with_its_token() {
+    let (proxy, app) = with_token().await;
+    let login = form(&proxy, "/ui/login", &[("token", TOKEN)], &[]).await;
+    let cookie = session_cookie(&login);
+    let rotated = start_with(&single_route(&app.base_url(), ""), &proxy.store_url, |settings| {
+        settings.proxy.admin_token = Some(Secret::new("the-next-admin-token"));
+    })
+    .await;
+    let page = rotated
+        .admin
+        .send(Method::GET, "/ui/", None, &[("cookie", &cookie)])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "to the login form");
+    let rows = rotated
+        .admin
+        .send(Method::GET, "/ui/exchanges/rows?after=", None, &[("cookie", &cookie)])
+        .await;
+    assert_eq!(
+        rows.status,
+        StatusCode::UNAUTHORIZED,
+        "live mode is told, not given the login page"
+    );
+    let api = rotated
+        .admin
+        .send(Method::GET, "/api/v1/exchanges", None, &[("cookie", &cookie)])
+        .await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+    rotated.running.shutdown().await;
+    proxy.running.shutdown().await;
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_ui_refuses_a_foreign_host_and_a_cross_site_origin() {
     let (proxy, app) = with_token().await;
@@ -263,6 +298,21 @@ async fn hostile_recorded_values_are_shown_as_text_on_every_page() {
             .await;
         ids.push(created.header("scimtrail-exchange-id").unwrap().to_owned());
     }
+    // A method is a token that may hold `|` and a backtick: refused, recorded, and quoted
+    // in the curl command an operator copies into a shell.
+    let shell = Method::from_bytes(b"X|id`whoami`").unwrap();
+    let refused = proxy.client.send(shell, "/Users", None, &[]).await;
+    let refused_id = refused.header("scimtrail-exchange-id").unwrap().to_owned();
+    let page = proxy
+        .admin
+        .send(
+            Method::GET,
+            &format!("/ui/exchanges/{refused_id}"),
+            None,
+            &[("cookie", &cookie)],
+        )
+        .await;
+    assert!(text(&page).contains("curl -X 'X|id`whoami`'"), "{}", text(&page));
     let mut pages = vec!["/ui/".to_owned(), "/ui/overview".to_owned()];
     for (n, hostile) in HOSTILE.iter().enumerate() {
         let person = form_urlencoded::byte_serialize(format!("{hostile}{n}").as_bytes()).collect::<String>();

@@ -251,9 +251,18 @@ impl Admin {
                 Access::Refused
             };
         }
-        if let Some(session) = Session::from_headers(headers, self.proxy.redactor.key(), now_ms()) {
-            // A session of an open listener is worth nothing once a token is required.
-            if !self.settings.token_required() || session.who != OPEN {
+        let key = self.proxy.redactor.key();
+        if let Some(session) = Session::from_headers(headers, key, now_ms()) {
+            // A session is worth what its token is: nothing once that token is rotated out
+            // (or, for a session of an open listener, once a token is required).
+            let valid = match &self.settings.token {
+                None => true,
+                Some(token) => token
+                    .each_value()
+                    .iter()
+                    .any(|value| constant_time_eq(key.fingerprint(value).as_bytes(), session.who.as_bytes())),
+            };
+            if valid {
                 return Access::Session(session);
             }
         }

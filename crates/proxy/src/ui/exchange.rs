@@ -306,7 +306,8 @@ fn curl(admin: &Admin, exchange: &Exchange) -> String {
         target.push('?');
         target.push_str(query);
     }
-    let mut command = format!("curl -X {} {}", exchange.method, quote(&target));
+    // The method too is quoted: a refused request is recorded with whatever method it had.
+    let mut command = format!("curl -X {} {}", quote(&exchange.method), quote(&target));
     for pair in exchange.request_headers.as_array().into_iter().flatten() {
         let (Some(name), Some(value)) = (pair.get(0).and_then(Value::as_str), pair.get(1).and_then(Value::as_str))
         else {

@@ -268,6 +268,12 @@ pub(super) async fn live_rows(State(admin): State<Arc<Admin>>, RawQuery(query): 
         Ok(listed) => listed,
         Err(error) => return store_failure(&error),
     };
+    // A full page whose oldest is still newer than `after`: more arrived than are shown.
+    let more = listed.next_cursor.is_some()
+        && listed
+            .items
+            .last()
+            .is_some_and(|oldest| after.as_deref().is_none_or(|after| oldest.id.as_str() > after));
     let newer: Vec<Exchange> = listed
         .items
         .into_iter()
@@ -276,7 +282,13 @@ pub(super) async fn live_rows(State(admin): State<Arc<Admin>>, RawQuery(query): 
     let names = names_of(&admin, &newer).await;
     page::html_response(
         StatusCode::OK,
-        html! { @for exchange in &newer { (row(exchange, &names)) } },
+        html! {
+            @for exchange in &newer { (row(exchange, &names)) }
+            @if more {
+                tr.gap { td colspan="10" { "More exchanges arrived than live mode adds at once: "
+                    a href="" { "reload" } " to see them all." } }
+            }
+        },
     )
 }
 

@@ -108,7 +108,8 @@ async fn ui_guard(State(admin): State<Arc<Admin>>, request: Request, next: Next)
         if public {
             return secured(next.run(request).await, None);
         }
-        if request.method() == Method::GET {
+        // A page goes to the login form; live mode's rows must not become one.
+        if request.method() == Method::GET && path != "/ui/exchanges/rows" {
             let to = format!("/ui/login?next={}", page::query_escaped(&path));
             return secured(Redirect::to(&to).into_response(), None);
         }

@@ -85,15 +85,23 @@ async fn respond(admin: &Admin, viewer: &Viewer, fields: Fields, dry_run: bool) 
         Err(busy @ ReplayError::Busy { .. }) => return page::refusal(StatusCode::CONFLICT, &busy.to_string()),
         Err(ReplayError::Store(error)) => return crate::admin::api::store_failure(&error),
     };
-    let kept: Fields = fields.into_iter().filter(|(k, _)| k != "csrf").collect();
+    // The run replays what the dry run showed, by id: a filter read again could select more
+    // (a relative `since` moves, new failures arrive).
+    let shown: Vec<&str> = report
+        .items
+        .iter()
+        .filter(|i| i.action == "would_replay")
+        .map(|i| i.exchange.as_str())
+        .collect();
     let title = if dry_run { "Replay: dry run" } else { "Replay: results" };
     let content = html! {
         (summary(&report))
         @if dry_run {
-            @if report.items.iter().any(|i| i.action == "would_replay") {
+            @if !shown.is_empty() {
                 form method="post" action="/ui/replay/run" {
                     input type="hidden" name="csrf" value=(viewer.csrf);
-                    @for (key, value) in &kept { input type="hidden" name=(key) value=(value); }
+                    input type="hidden" name="scope" value="selected";
+                    @for id in &shown { input type="hidden" name="id" value=(id); }
                     p { "Nothing has been sent yet. The run checks everything again before it sends." }
                     button.danger type="submit" id="confirm-replay" { "Replay now" }
                     " " a href="/ui/" { "Cancel" }

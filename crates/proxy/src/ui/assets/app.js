@@ -22,6 +22,12 @@ function startLive(box) {
           for (const row of rows.querySelectorAll("tr.fresh")) row.classList.remove("fresh");
         }
         box.parentElement.classList.remove("stalled");
+      } else if (answer.status === 401) {
+        // The session ended: stop asking, and say so.
+        box.parentElement.classList.add("logged-out");
+        box.checked = false;
+        clearInterval(timer);
+        timer = null;
       } else {
         box.parentElement.classList.add("stalled");
       }
