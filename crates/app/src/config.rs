@@ -15,9 +15,6 @@ use std::time::Duration;
 /// The IdP profiles a route may name.
 pub const IDP_PROFILES: [&str; 7] = ["okta", "entra", "onelogin", "jumpcloud", "google", "ping", "generic"];
 
-/// Environment variable that overrides the store URL (a secret when it carries a password).
-pub const STORE_URL_ENV: &str = "SCIMTRAIL_DATABASE_URL";
-
 /// The default store.
 pub const DEFAULT_STORE_URL: &str = "sqlite://scimtrail.db";
 
@@ -369,7 +366,8 @@ pub struct RawUpstreamAuth {
     pub value_file: Option<PathBuf>,
 }
 
-/// Flags that override the file.
+/// What overrides the file: the flags, and under them the environment
+/// (`environment::Environment::under`).
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     /// `--listen`.
@@ -382,6 +380,13 @@ pub struct Overrides {
     pub store: Option<String>,
     /// `--admin-listen`.
     pub admin_listen: Option<String>,
+    /// This instance's name (`SCIMTRAIL_INSTANCE`): stable across restarts where the host
+    /// name is not (a container's).
+    pub instance: Option<String>,
+    /// `human` or `json` (`SCIMTRAIL_LOG_FORMAT`).
+    pub log_format: Option<String>,
+    /// The tracing filter (`SCIMTRAIL_LOG_LEVEL`).
+    pub log_level: Option<String>,
 }
 
 /// Everything resolved and checked.
@@ -579,11 +584,16 @@ impl Settings {
                 route.name
             ));
         }
-        let instance = raw
-            .store
+        let instance = flags
             .instance
+            .clone()
+            .or(raw.store.instance)
             .unwrap_or_else(|| format!("{}:{listen}", scimtrail_proxy::config::hostname()));
-        let log_format = raw.log.format.unwrap_or_else(|| "human".to_owned());
+        let log_format = flags
+            .log_format
+            .clone()
+            .or(raw.log.format)
+            .unwrap_or_else(|| "human".to_owned());
         if !matches!(log_format.as_str(), "human" | "json") {
             return Err(invalid(format!(
                 "[log] format \"{log_format}\": use \"human\" or \"json\""
@@ -652,7 +662,11 @@ impl Settings {
             sqlite_sync,
             spool_dir,
             log_format,
-            log_level: raw.log.level.unwrap_or_else(|| "info".to_owned()),
+            log_level: flags
+                .log_level
+                .clone()
+                .or(raw.log.level)
+                .unwrap_or_else(|| "info".to_owned()),
             warnings,
         })
     }
@@ -781,8 +795,8 @@ struct StoreChoice {
     fingerprint_key: KeySource,
 }
 
-/// The store phase of [`Settings::resolve`]: its URL (flags > `url_env` > `url` >
-/// `SCIMTRAIL_DATABASE_URL` > the default), what happens when it fails, how SQLite commits,
+/// The store phase of [`Settings::resolve`]: its URL (flags and environment, through
+/// `flags.store` > `url_env` > `url` > the default), what happens when it fails, how SQLite commits,
 /// the fingerprint key, and warnings about its files.
 fn store_choice(
     store: &RawStore,
@@ -798,7 +812,7 @@ fn store_choice(
         (Some(url), _, _) => url.clone(),
         (None, Some(url), _) => url,
         (None, None, Some(url)) => url.clone(),
-        (None, None, None) => std::env::var(STORE_URL_ENV).unwrap_or_else(|_| DEFAULT_STORE_URL.to_owned()),
+        (None, None, None) => DEFAULT_STORE_URL.to_owned(),
     };
     if !(store_url.starts_with("sqlite:") || store_url.starts_with("postgres:") || store_url.starts_with("postgresql:"))
     {

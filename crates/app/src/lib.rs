@@ -8,8 +8,10 @@
 //! - Unknown keys are refused with their name: a typo must fail loudly.
 
 pub mod config;
+pub mod environment;
 
 pub use config::{Overrides, Settings};
+pub use environment::Environment;
 
 use scimtrail_proxy::Running;
 use scimtrail_store::Store;

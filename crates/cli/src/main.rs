@@ -9,7 +9,8 @@ mod store;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use scimtrail_app::config::{RawConfig, DEFAULT_STORE_URL, STORE_URL_ENV};
+use scimtrail_app::config::{RawConfig, DEFAULT_STORE_URL};
+use scimtrail_app::Environment;
 use scimtrail_app::{Overrides, Settings};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +34,7 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Create the store if needed and apply its migrations.
     Migrate {
-        /// sqlite://FILE or postgres://… (default: $SCIMTRAIL_DATABASE_URL, else sqlite://scimtrail.db).
+        /// sqlite://FILE or postgres://… (default: $SCIMTRAIL_STORE_URL, else sqlite://scimtrail.db).
         #[arg(long)]
         store: Option<String>,
     },
@@ -46,9 +47,9 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Check a configuration file and print the resolved settings, secrets redacted.
     CheckConfig {
-        /// The configuration file.
+        /// The configuration file (default: $SCIMTRAIL_CONFIG).
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Play the bundled IdP scenarios against a strict application, directly and through
     /// scimtrail, print what each way left behind, and keep serving until Ctrl-C.
@@ -78,7 +79,9 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// The configuration file (TOML); flags override it.
+    /// The configuration file (TOML; default: $SCIMTRAIL_CONFIG). The environment overrides
+    /// it (SCIMTRAIL_LISTEN, SCIMTRAIL_ADMIN_LISTEN, SCIMTRAIL_STORE_URL, SCIMTRAIL_INSTANCE,
+    /// SCIMTRAIL_LOG_FORMAT, SCIMTRAIL_LOG_LEVEL), and flags override both.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Proxy listen address (default 127.0.0.1:8080).
@@ -122,9 +125,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logging to stderr at `level`, unless the environment names one (`SCIMTRAIL_LOG_LEVEL`,
+/// or its older name `SCIMTRAIL_LOG`): for the commands whose level is not configured.
 pub(crate) fn init_logging(format: &str, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SCIMTRAIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let environment = Environment::of_process();
+    let level = environment.get("SCIMTRAIL_LOG_LEVEL").unwrap_or(level);
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -149,9 +156,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Store(command) => store::run(command).await,
         Command::Audit(command) => audit::run(command).await,
         Command::CheckConfig { config } => {
+            let environment = Environment::of_process();
+            let config_flag = config.is_some();
+            let Some(config) = config_path(config, &environment) else {
+                anyhow::bail!("give --config FILE (or set SCIMTRAIL_CONFIG)");
+            };
             let raw = RawConfig::from_file(&config)?;
-            let settings = Settings::resolve(raw, &Overrides::default())?;
+            let sources = environment.provenance(&Overrides::default(), config_flag, &raw);
+            let settings = Settings::resolve(raw, &environment.under(Overrides::default()))?;
             print!("{}", settings.describe());
+            println!("where each came from (flags > environment > file > defaults):");
+            for (name, source) in sources {
+                println!("  {name:<24} {source}");
+            }
             Ok(())
         }
         Command::Demo {
@@ -177,15 +194,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// `--store`, else `$SCIMTRAIL_DATABASE_URL`, else the default file.
+/// `--store`, else `$SCIMTRAIL_STORE_URL` (or its alias `$SCIMTRAIL_DATABASE_URL`), else the
+/// default file.
 pub(crate) fn store_url(flag: Option<String>) -> String {
-    flag.or_else(|| std::env::var(STORE_URL_ENV).ok())
+    flag.or_else(|| Environment::of_process().get("SCIMTRAIL_STORE_URL").map(str::to_owned))
         .unwrap_or_else(|| DEFAULT_STORE_URL.to_owned())
 }
 
+/// `--config`, else `$SCIMTRAIL_CONFIG`.
+pub(crate) fn config_path(flag: Option<PathBuf>, environment: &Environment) -> Option<PathBuf> {
+    flag.or_else(|| environment.get("SCIMTRAIL_CONFIG").map(PathBuf::from))
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let raw = match &args.config {
-        Some(path) => RawConfig::from_file(path)?,
+    let environment = Environment::of_process();
+    let raw = match config_path(args.config, &environment) {
+        Some(path) => RawConfig::from_file(&path)?,
         None => RawConfig::default(),
     };
     let flags = Overrides {
@@ -194,8 +218,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         idp: args.idp,
         store: args.store,
         admin_listen: args.admin_listen,
+        ..Overrides::default()
     };
-    let settings = Settings::resolve(raw, &flags)?;
+    let settings = Settings::resolve(raw, &environment.under(flags))?;
     init_logging(&settings.log_format, &settings.log_level);
     let (running, _store) = scimtrail_app::start(&settings).await?;
     println!(

@@ -54,7 +54,7 @@ pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<()> {
         store: args.store.clone(),
         ..Overrides::default()
     };
-    let settings = Settings::resolve(raw, &flags)?;
+    let settings = Settings::resolve(raw, &scimtrail_app::Environment::of_process().under(flags))?;
     crate::init_logging(&settings.log_format, "warn");
     let store = crate::exchanges::open(Some(settings.store_url.clone())).await?;
     let replayer = Replayer::new(settings.proxy.clone(), store)

@@ -54,7 +54,7 @@ pub(crate) enum StoreCommand {
         /// The new file (its journal goes beside it, FILE.journal/).
         #[arg(long)]
         to: PathBuf,
-        /// sqlite://FILE (default: $SCIMTRAIL_DATABASE_URL, else sqlite://scimtrail.db).
+        /// sqlite://FILE (default: $SCIMTRAIL_STORE_URL, else sqlite://scimtrail.db).
         #[arg(long)]
         store: Option<String>,
     },
@@ -99,7 +99,7 @@ pub(crate) fn operator(config: Option<PathBuf>, store: Option<String>, action: &
                 store,
                 ..Overrides::default()
             };
-            let settings = Settings::resolve(raw, &flags)?;
+            let settings = Settings::resolve(raw, &scimtrail_app::Environment::of_process().under(flags))?;
             Operator {
                 instance: format!("{}/{action}", settings.proxy.instance),
                 url: settings.store_url,
