@@ -32,11 +32,8 @@ pub(super) async fn page(
         }
         Err(error) => return store_failure(&error),
     };
-    let names = super::exchanges::names_of(&admin, std::slice::from_ref(&exchange)).await;
-    let who = exchange.user_name.clone().or_else(|| {
-        let name = names.values().next()?;
-        name.user_name.clone().or_else(|| name.display_name.clone())
-    });
+    let names = super::exchanges::Names::of(&admin, std::slice::from_ref(&exchange)).await;
+    let who = names.who(&exchange);
     let title = format!("{} {}", exchange.method, page::visible(&exchange.path));
     let content = html! {
         section.summary aria-label="Summary" {
@@ -339,11 +336,7 @@ pub(super) async fn download(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let format = super::exchanges::filled(query.as_deref())
-        .into_iter()
-        .find(|(k, _)| k == "format")
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| "json".to_owned());
+    let format = page::param(query.as_deref(), "format").unwrap_or_else(|| "json".to_owned());
     let exchange = match admin.store.get(&id).await {
         Ok(exchange) => exchange,
         Err(StoreError::NotFound(_)) => return page::refusal(StatusCode::NOT_FOUND, "no such exchange"),

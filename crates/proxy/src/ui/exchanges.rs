@@ -58,14 +58,6 @@ const QUICK_PICKS: [(&str, &str); 5] = [
     ("30d", "30 days"),
 ];
 
-/// The query string without its empty fields (an empty form field means "any").
-pub(super) fn filled(query: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .filter(|(_, value)| !value.is_empty())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
 fn encoded(pairs: &[(String, String)]) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (key, value) in pairs {
@@ -80,7 +72,7 @@ pub(super) async fn page(
     Extension(viewer): Extension<Viewer>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let pairs = filled(query.as_deref());
+    let pairs = page::filled(query.as_deref());
     let own: Vec<(String, String)> = pairs.iter().filter(|(k, _)| k != "cursor").cloned().collect();
     let filter = match list_query(Some(&encoded(&pairs)), now_ms()) {
         Ok(filter) => filter,
@@ -90,7 +82,7 @@ pub(super) async fn page(
         Ok(listed) => listed,
         Err(error) => return store_failure(&error),
     };
-    let names = names_of(&admin, &listed.items).await;
+    let names = Names::of(&admin, &listed.items).await;
     // As shown in the form: control characters as escapes, like every recorded value.
     let value = |key: &str| {
         page::visible(
@@ -202,16 +194,8 @@ fn with(pairs: &[(String, String)], key: &str, value: &str) -> Vec<(String, Stri
 }
 
 /// One exchange as a row of the table.
-pub(super) fn row(exchange: &Exchange, names: &HashMap<(String, String, String), ResourceName>) -> Markup {
-    let who = exchange.user_name.clone().or_else(|| {
-        let key = (
-            exchange.route.clone()?,
-            exchange.resource_type.clone()?,
-            exchange.resource_id.clone()?,
-        );
-        let name = names.get(&key)?;
-        name.user_name.clone().or_else(|| name.display_name.clone())
-    });
+pub(super) fn row(exchange: &Exchange, names: &Names) -> Markup {
+    let who = names.who(exchange);
     let failed = exchange.outcome != "ok" && exchange.outcome != "in_flight";
     html! {
         tr data-id=(exchange.id) class=[failed.then_some("failed")] {
@@ -232,28 +216,57 @@ pub(super) fn row(exchange: &Exchange, names: &HashMap<(String, String, String),
 }
 
 /// What the exchanges addressed by id are called (the names index), for the "Who" column.
-pub(super) async fn names_of(admin: &Admin, exchanges: &[Exchange]) -> HashMap<(String, String, String), ResourceName> {
-    let keys: Vec<(String, String, String)> = exchanges
-        .iter()
-        .filter(|e| e.user_name.is_none())
-        .filter_map(|e| Some((e.route.clone()?, e.resource_type.clone()?, e.resource_id.clone()?)))
-        .collect();
-    match admin.store.names_of(&keys).await {
-        Ok(names) => names
-            .into_iter()
-            .map(|n| ((n.route.clone(), n.resource_type.clone(), n.resource_id.clone()), n))
-            .collect(),
-        Err(error) => {
-            tracing::warn!(%error, "The UI could not read the names index.");
-            HashMap::new()
+pub(super) struct Names(HashMap<(String, String, String), ResourceName>);
+
+impl Names {
+    /// The names of the resources `exchanges` address by id without showing a userName.
+    pub(super) async fn of(admin: &Admin, exchanges: &[Exchange]) -> Names {
+        let keys: Vec<(String, String, String)> = exchanges
+            .iter()
+            .filter(|e| e.user_name.is_none())
+            .filter_map(key_of)
+            .collect();
+        match admin.store.names_of(&keys).await {
+            Ok(names) => Names(
+                names
+                    .into_iter()
+                    .map(|n| ((n.route.clone(), n.resource_type.clone(), n.resource_id.clone()), n))
+                    .collect(),
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "The UI could not read the names index.");
+                Names(HashMap::new())
+            }
         }
     }
+
+    /// What the resource `exchange` addresses is called, where the index knows.
+    pub(super) fn name(&self, exchange: &Exchange) -> Option<&ResourceName> {
+        self.0.get(&key_of(exchange)?)
+    }
+
+    /// Who an exchange is about: the userName it shows, else its resource's userName or
+    /// displayName.
+    pub(super) fn who(&self, exchange: &Exchange) -> Option<String> {
+        exchange.user_name.clone().or_else(|| {
+            let name = self.name(exchange)?;
+            name.user_name.clone().or_else(|| name.display_name.clone())
+        })
+    }
+}
+
+fn key_of(exchange: &Exchange) -> Option<(String, String, String)> {
+    Some((
+        exchange.route.clone()?,
+        exchange.resource_type.clone()?,
+        exchange.resource_id.clone()?,
+    ))
 }
 
 /// `GET /ui/exchanges/rows?<filters>&after=<id>`: the rows of exchanges newer than `after`
 /// that match, newest first, as HTML (the live mode adds them to the table).
 pub(super) async fn live_rows(State(admin): State<Arc<Admin>>, RawQuery(query): RawQuery) -> Response {
-    let mut pairs = filled(query.as_deref());
+    let mut pairs = page::filled(query.as_deref());
     let after = pairs.iter().find(|(k, _)| k == "after").map(|(_, v)| v.clone());
     pairs.retain(|(k, _)| k != "after" && k != "cursor" && k != "since");
     let mut filter: ExchangeQuery = match list_query(Some(&encoded(&pairs)), now_ms()) {
@@ -279,7 +292,7 @@ pub(super) async fn live_rows(State(admin): State<Arc<Admin>>, RawQuery(query): 
         .into_iter()
         .filter(|e| after.as_deref().is_none_or(|after| e.id.as_str() > after))
         .collect();
-    let names = names_of(&admin, &newer).await;
+    let names = Names::of(&admin, &newer).await;
     page::html_response(
         StatusCode::OK,
         html! {

@@ -37,11 +37,7 @@ fn destination(next: &str) -> &str {
 
 /// `GET /ui/login?next=…`.
 pub(super) async fn form(State(admin): State<Arc<Admin>>, RawQuery(query): RawQuery) -> Response {
-    let next = super::exchanges::filled(query.as_deref())
-        .into_iter()
-        .find(|(k, _)| k == "next")
-        .map(|(_, v)| v)
-        .unwrap_or_default();
+    let next = page::param(query.as_deref(), "next").unwrap_or_default();
     login_page(&admin, destination(&next), None, StatusCode::OK)
 }
 

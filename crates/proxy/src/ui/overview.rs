@@ -12,7 +12,9 @@ use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use axum::Extension;
 use maud::{html, Markup};
-use scimtrail_store::{AuditQuery, Bucket, Exchange, ExchangeQuery, Lease, RouteCounts, StoreError};
+use scimtrail_store::{
+    AuditEntry, AuditQuery, Bucket, Exchange, ExchangeQuery, Lease, Retention, RouteCounts, StoreError, StoreSize,
+};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -31,11 +33,7 @@ pub(super) async fn page(
     Extension(viewer): Extension<Viewer>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let asked = super::exchanges::filled(query.as_deref())
-        .into_iter()
-        .find(|(k, _)| k == "window")
-        .map(|(_, v)| v)
-        .unwrap_or_else(|| "1h".to_owned());
+    let asked = page::param(query.as_deref(), "window").unwrap_or_else(|| "1h".to_owned());
     // The last hour by default: a day counts every exchange of the day (about 3.5 s on a
     // store of a million, bench/paging).
     let (window, label, width) = WINDOWS
@@ -67,35 +65,13 @@ pub(super) async fn page(
         Ok(gathered) => gathered,
         Err(error) => return store_failure(&error),
     };
-    let retention = &admin.proxy.config.retention;
     let content = html! {
         nav.quick aria-label="Window" {
             @for (w, l, _) in WINDOWS {
                 a href={"/ui/overview?window=" (w)} aria-current=[(w == window).then_some("page")] { (l) }
             }
         }
-        section aria-label="Failed deprovisions" {
-            h2 { "Failed deactivations and deprovisions (" (label) ")" }
-            @if deprovisions.is_empty() { p.good-news { "✓ None: every leaver the IdP sent was applied." } } @else {
-                p { a href={"/ui/?failed=true&lifecycle=deactivate&since=" (window)} { "Every failed deactivation" } " · "
-                    a href={"/ui/?failed=true&lifecycle=deprovision&since=" (window)} { "every failed deprovision" } }
-                table.exchanges {
-                    thead { tr { th scope="col" { "Received" } th scope="col" { "Route" } th scope="col" { "Event" } th scope="col" { "Request" } th scope="col" { "Outcome" } th scope="col" { "" } } }
-                    tbody {
-                        @for exchange in &deprovisions {
-                            tr.failed {
-                                td { (page::time(exchange.received_at_ms)) }
-                                td { (exchange.route.as_deref().unwrap_or("—")) }
-                                td { (exchange.lifecycle.as_deref().unwrap_or_default()) }
-                                td.request { span.method { (exchange.method) } " " (page::visible(&exchange.path)) }
-                                td { (outcome_badge(&exchange.outcome)) }
-                                td { (exchange_link(&exchange.id)) }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        (failed_deprovisions_section(&deprovisions, window, label))
         section aria-label="Per route" {
             h2 { "Exchanges and failures per route (" (label) ")" }
             (route_bars(&routes, window))
@@ -114,39 +90,81 @@ pub(super) async fn page(
                 }
             }
         }
-        section aria-label="Replay" {
-            h2 { "Replay" }
-            p { "Lease: " @if let Some((holder, until)) = &lease { "held by " strong { (holder) } " until " (page::time(*until)) } @else { "free" } }
-            @if runs.is_empty() { p.muted { "No replay run yet." } } @else {
-                table {
-                    thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } } }
-                    tbody {
-                        @for run in &runs {
-                            tr {
-                                td { (page::time(run.at_ms)) }
-                                td { (run.actor) " " span.muted { (run.origin) } }
-                                td.mono { (summary_of(&run.detail)) }
-                            }
+        (replay_section(lease.as_ref(), &runs))
+        (store_section(&size, &admin.proxy.config.retention))
+    };
+    page::layout("Overview", Section::Overview, Some(&viewer), content)
+}
+
+/// The leavers the IdP sent that were not applied: first, because they are what matters most.
+fn failed_deprovisions_section(deprovisions: &[Exchange], window: &str, label: &str) -> Markup {
+    html! {
+    section aria-label="Failed deprovisions" {
+        h2 { "Failed deactivations and deprovisions (" (label) ")" }
+        @if deprovisions.is_empty() { p.good-news { "✓ None: every leaver the IdP sent was applied." } } @else {
+            p { a href={"/ui/?failed=true&lifecycle=deactivate&since=" (window)} { "Every failed deactivation" } " · "
+                a href={"/ui/?failed=true&lifecycle=deprovision&since=" (window)} { "every failed deprovision" } }
+            table.exchanges {
+                thead { tr { th scope="col" { "Received" } th scope="col" { "Route" } th scope="col" { "Event" } th scope="col" { "Request" } th scope="col" { "Outcome" } th scope="col" { "" } } }
+                tbody {
+                    @for exchange in deprovisions {
+                        tr.failed {
+                            td { (page::time(exchange.received_at_ms)) }
+                            td { (exchange.route.as_deref().unwrap_or("—")) }
+                            td { (exchange.lifecycle.as_deref().unwrap_or_default()) }
+                            td.request { span.method { (exchange.method) } " " (page::visible(&exchange.path)) }
+                            td { (outcome_badge(&exchange.outcome)) }
+                            td { (exchange_link(&exchange.id)) }
                         }
                     }
                 }
             }
         }
-        section aria-label="Store" {
-            h2 { "Store" }
-            dl {
-                dt { "Size" } dd { (megabytes(size.bytes)) " MB · " (size.rows) " exchanges" }
-                dt { "Oldest" } dd { @if let Some(oldest) = size.oldest_ms { (page::time(oldest)) } @else { "—" } }
-                dt { "Retention" } dd {
-                    @for (outcome, keep) in &retention.keep_ms {
-                        span.retention { (outcome) ": " (keep.map(|ms| format!("{} d", ms / 86_400_000)).unwrap_or_else(|| "forever".to_owned())) } " "
+    }
+    }
+}
+
+/// Who holds the replay lease, and the last runs (from the audit).
+fn replay_section(lease: Option<&(String, i64)>, runs: &[AuditEntry]) -> Markup {
+    html! {
+    section aria-label="Replay" {
+        h2 { "Replay" }
+        p { "Lease: " @if let Some((holder, until)) = lease { "held by " strong { (holder) } " until " (page::time(*until)) } @else { "free" } }
+        @if runs.is_empty() { p.muted { "No replay run yet." } } @else {
+            table {
+                thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } } }
+                tbody {
+                    @for run in runs {
+                        tr {
+                            td { (page::time(run.at_ms)) }
+                            td { (run.actor) " " span.muted { (run.origin) } }
+                            td.mono { (summary_of(&run.detail)) }
+                        }
                     }
-                    @if let Some(max) = retention.max_store_bytes { " · at most " (megabytes(max)) " MB" }
                 }
             }
         }
-    };
-    page::layout("Overview", Section::Overview, Some(&viewer), content)
+    }
+    }
+}
+
+/// The store's size, its oldest exchange and the retention policy.
+fn store_section(size: &StoreSize, retention: &Retention) -> Markup {
+    html! {
+    section aria-label="Store" {
+        h2 { "Store" }
+        dl {
+            dt { "Size" } dd { (megabytes(size.bytes)) " MB · " (size.rows) " exchanges" }
+            dt { "Oldest" } dd { @if let Some(oldest) = size.oldest_ms { (page::time(oldest)) } @else { "—" } }
+            dt { "Retention" } dd {
+                @for (outcome, keep) in &retention.keep_ms {
+                    span.retention { (outcome) ": " (keep.map(|ms| format!("{} d", ms / 86_400_000)).unwrap_or_else(|| "forever".to_owned())) } " "
+                }
+                @if let Some(max) = retention.max_store_bytes { " · at most " (megabytes(max)) " MB" }
+            }
+        }
+    }
+    }
 }
 
 fn megabytes(bytes: u64) -> String {

@@ -236,6 +236,19 @@ pub(super) fn headers_table(headers: Option<&Value>) -> Markup {
     }
 }
 
+/// The query string without its empty fields (an empty form field means "any").
+pub(super) fn filled(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// One field of the query string, when given and not empty.
+pub(super) fn param(query: Option<&str>, key: &str) -> Option<String> {
+    filled(query).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
 /// `text` for a URL's query string.
 pub(super) fn query_escaped(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()

@@ -36,7 +36,7 @@ fn selection(fields: &Fields) -> Result<Selection, String> {
             .find(|(k, _)| k == "filter")
             .map_or("", |(_, v)| v.as_str());
         let mut query = form_urlencoded::Serializer::new(String::new());
-        for (key, value) in super::exchanges::filled(Some(asked)) {
+        for (key, value) in super::page::filled(Some(asked)) {
             if key != "cursor" && key != "limit" {
                 query.append_pair(&key, &value);
             }

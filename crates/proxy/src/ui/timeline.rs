@@ -25,10 +25,7 @@ pub(super) async fn page(
     Extension(viewer): Extension<Viewer>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let user = super::exchanges::filled(query.as_deref())
-        .into_iter()
-        .find(|(k, _)| k == "user")
-        .map(|(_, v)| v);
+    let user = page::param(query.as_deref(), "user");
     let search = html! {
         form.filters method="get" action="/ui/timeline" role="search" {
             label { "userName, externalId, displayName or resource id"
@@ -51,7 +48,7 @@ pub(super) async fn page(
     };
     let more = exchanges.len() as u64 == MOST;
     exchanges.reverse();
-    let names = super::exchanges::names_of(&admin, &exchanges).await;
+    let names = super::exchanges::Names::of(&admin, &exchanges).await;
     let intended = intended_states(&exchanges);
     let content = html! {
         (search)
@@ -71,10 +68,7 @@ pub(super) async fn page(
                 } }
                 tbody {
                     @for (exchange, intended) in exchanges.iter().zip(&intended) {
-                        @let who = exchange.user_name.clone().or_else(|| {
-                            let key = (exchange.route.clone()?, exchange.resource_type.clone()?, exchange.resource_id.clone()?);
-                            names.get(&key)?.user_name.clone()
-                        });
+                        @let who = exchange.user_name.clone().or_else(|| names.name(exchange)?.user_name.clone());
                         tr class=[(exchange.outcome != "ok").then_some("failed")] {
                             td { a href={"/ui/exchanges/" (exchange.id)} { (page::time(exchange.received_at_ms)) } }
                             td { span class={"event " (exchange.lifecycle.as_deref().unwrap_or("other"))} { (exchange.lifecycle.as_deref().unwrap_or(&exchange.operation)) } }
