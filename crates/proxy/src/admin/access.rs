@@ -273,12 +273,9 @@ impl Admin {
         }
     }
 
-    /// Who is asking, for the audit: the fingerprint of the token presented (or of the one
-    /// that opened the session), and from where.
-    pub(crate) fn caller(&self, headers: &HeaderMap, peer: Peer) -> Caller {
-        if let Access::Session(session) = self.access(headers) {
-            return session.caller(peer);
-        }
+    /// Who is asking when let in as [`Access::Bearer`], for the audit: the fingerprint of the
+    /// token presented, and from where. (A session names itself: [`Session::caller`].)
+    pub(crate) fn bearer_caller(&self, headers: &HeaderMap, peer: Peer) -> Caller {
         let presented = self
             .settings
             .token
@@ -313,8 +310,10 @@ pub(crate) async fn api_guard(State(admin): State<Arc<Admin>>, request: Request,
             "a POST needs Content-Type: application/json".to_owned(),
         );
     }
-    match admin.access(request.headers()) {
-        Access::Bearer => {}
+    let peer = Peer::of(&request);
+    // Who is asking is decided here, once, and handed to the handlers for the audit.
+    let caller = match admin.access(request.headers()) {
+        Access::Bearer => admin.bearer_caller(request.headers(), peer),
         Access::Session(session) => {
             let csrf = request.headers().get("x-csrf-token").and_then(|v| v.to_str().ok());
             if posted && !csrf.is_some_and(|csrf| session.csrf_matches(admin.proxy.redactor.key(), csrf)) {
@@ -323,6 +322,7 @@ pub(crate) async fn api_guard(State(admin): State<Arc<Admin>>, request: Request,
                     "a POST with a session cookie needs its CSRF token (x-csrf-token)".to_owned(),
                 );
             }
+            session.caller(peer)
         }
         Access::Refused => {
             let mut response = refusal(StatusCode::UNAUTHORIZED, "an admin bearer token is required".to_owned());
@@ -331,7 +331,9 @@ pub(crate) async fn api_guard(State(admin): State<Arc<Admin>>, request: Request,
                 .insert("www-authenticate", HeaderValue::from_static("Bearer"));
             return response;
         }
-    }
+    };
+    let mut request = request;
+    request.extensions_mut().insert(caller);
     next.run(request).await
 }
 

@@ -4,7 +4,7 @@
 
 use super::access::refusal;
 use super::params::{audit_query, export_query, list_query};
-use super::{Admin, Peer};
+use super::Admin;
 use crate::audit::Caller;
 use crate::erasure;
 use crate::exchange::now_ms;
@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_DISPOSITION, CONTENT_TYPE};
-use http::{HeaderMap, StatusCode, Uri};
+use http::{StatusCode, Uri};
 use http_body_util::BodyExt;
 use scimtrail_store::{AuditEntry, Erasure, ExchangeQuery, StoreError};
 use serde_json::{json, Value};
@@ -135,15 +135,13 @@ impl export::Sink for ChannelSink {
 /// read, audited.
 pub(super) async fn export(
     State(admin): State<Arc<Admin>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let (format, max, filter) = match export_query(query.as_deref(), now_ms()) {
         Ok(asked) => asked,
         Err(error) => return refusal(StatusCode::BAD_REQUEST, error),
     };
-    let caller = admin.caller(&headers, peer);
     stream_export(admin, caller, format, max, filter, "scimtrail-exchanges").await
 }
 
@@ -186,8 +184,7 @@ pub(crate) async fn stream_export(
 /// bool}`: erases the person's records (see `Store::erase`), audited.
 pub(super) async fn erase(
     State(admin): State<Arc<Admin>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Body,
 ) -> Response {
     let request = match json_body(body).await {
@@ -213,7 +210,6 @@ pub(super) async fn erase(
         Ok(parsed) => parsed,
         Err(error) => return refusal(StatusCode::BAD_REQUEST, error),
     };
-    let caller = admin.caller(&headers, peer);
     let key = admin.proxy.redactor.key();
     match erasure::erase(
         &admin.store,
@@ -239,24 +235,21 @@ pub(super) async fn erase(
 /// `POST /api/v1/exchanges/{id}/replay` with `{"dry_run": bool}`.
 pub(super) async fn replay_one(
     State(admin): State<Arc<Admin>>,
-    Extension(peer): Extension<Peer>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: Body,
 ) -> Response {
     let (_, dry_run) = match replay_request(body).await {
         Ok(asked) => asked,
         Err(error) => return refusal(StatusCode::BAD_REQUEST, error),
     };
-    let caller = admin.caller(&headers, peer);
     replay(&admin, Selection::Ids(vec![id]), dry_run, &caller).await
 }
 
 /// `POST /api/v1/replays` with `{"filter": {…the list's keys…}, "dry_run": bool}`.
 pub(super) async fn replay_matching(
     State(admin): State<Arc<Admin>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Body,
 ) -> Response {
     let (request, dry_run) = match replay_request(body).await {
@@ -274,7 +267,6 @@ pub(super) async fn replay_matching(
         Ok(filter) => filter,
         Err(error) => return refusal(StatusCode::BAD_REQUEST, error),
     };
-    let caller = admin.caller(&headers, peer);
     replay(&admin, Selection::Filter(Box::new(filter)), dry_run, &caller).await
 }
 

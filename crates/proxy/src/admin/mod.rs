@@ -47,6 +47,17 @@ pub(crate) struct Admin {
 #[derive(Clone, Copy)]
 pub(crate) struct Peer(pub(crate) SocketAddr);
 
+impl Peer {
+    /// The peer `AdminService::handle` put in the request (an unspecified address if none).
+    pub(crate) fn of<B>(request: &http::Request<B>) -> Peer {
+        request
+            .extensions()
+            .get::<Peer>()
+            .copied()
+            .unwrap_or(Peer(([0, 0, 0, 0], 0).into()))
+    }
+}
+
 /// Whether the listener speaks TLS (session cookies are then `Secure`).
 #[derive(Clone, Copy)]
 pub(crate) struct OverTls(pub(crate) bool);

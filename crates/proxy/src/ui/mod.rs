@@ -73,11 +73,7 @@ async fn ui_guard(State(admin): State<Arc<Admin>>, request: Request, next: Next)
     }
     let path = request.uri().path().to_owned();
     let public = path == "/ui/login" || path.starts_with("/ui/assets/");
-    let peer = request
-        .extensions()
-        .get::<Peer>()
-        .copied()
-        .unwrap_or(Peer(([0, 0, 0, 0], 0).into()));
+    let peer = Peer::of(&request);
     let tls = request.extensions().get::<OverTls>().copied().unwrap_or(OverTls(false));
     let key = admin.proxy.redactor.key();
     let mut issued = None;
@@ -90,7 +86,7 @@ async fn ui_guard(State(admin): State<Arc<Admin>>, request: Request, next: Next)
         Access::Bearer if admin.settings.token_required() => Some(Viewer {
             csrf: String::new(),
             logged_in: false,
-            caller: admin.caller(request.headers(), peer),
+            caller: admin.bearer_caller(request.headers(), peer),
         }),
         // Open: a session to anchor the CSRF token, from the first page on.
         Access::Bearer if request.method() == Method::GET => {
