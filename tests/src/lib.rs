@@ -7,6 +7,7 @@
 #![allow(clippy::expect_used)]
 
 pub mod client;
+pub mod guarded;
 pub mod misbehave;
 pub mod postgres_cluster;
 pub mod process;
@@ -15,6 +16,7 @@ pub mod raw;
 pub mod refapp;
 pub mod slow;
 pub mod spy;
+pub mod tls_client;
 pub mod webhook;
 
 pub use client::{Client, TestResponse};

@@ -8,17 +8,30 @@ use std::time::Duration;
 /// stdout is read to the end in the background: a pipe closed after the address would fail
 /// the next line the proxy prints.
 pub async fn proxy_address(child: &mut Child) -> String {
+    addresses(child).await.0
+}
+
+/// The proxy's and the admin listener's addresses a `scimtrail serve` child prints (`IP:PORT`
+/// each), within 30 s; its stdout is read to the end in the background.
+pub async fn addresses(child: &mut Child) -> (String, String) {
     let stdout = child.stdout.take().expect("stdout is piped");
     let (found, address) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut proxy = None;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("scimtrail: proxy on http://") {
-                let _ = found.send(addr.to_owned());
+            let proxy_line = line
+                .strip_prefix("scimtrail: proxy on http://")
+                .or_else(|| line.strip_prefix("scimtrail: proxy on https://"));
+            if let Some(addr) = proxy_line {
+                proxy = Some(addr.to_owned());
+            } else if let (Some(admin), Some(proxy)) = (line.strip_prefix("scimtrail: admin on http://"), proxy.take())
+            {
+                let _ = found.send((proxy, admin.to_owned()));
             }
         }
     });
     tokio::task::spawn_blocking(move || address.recv_timeout(Duration::from_secs(30)))
         .await
         .expect("the reader")
-        .expect("serve prints its address")
+        .expect("serve prints its addresses")
 }

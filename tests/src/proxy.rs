@@ -111,6 +111,9 @@ pub async fn start(config: &str, store_url: &str) -> TestProxy {
 /// configuration file reads from the environment).
 pub async fn start_with(config: &str, store_url: &str, adjust: impl FnOnce(&mut Settings)) -> TestProxy {
     let raw = RawConfig::from_toml(config, "test config").expect("a valid test configuration");
+    // Proxies of one test share a store under names of their own, as instances do: the
+    // default name (host and listen address) is the same for every port-0 listener.
+    let named = raw.store.instance.is_some();
     let flags = Overrides {
         listen: Some("127.0.0.1:0".into()),
         admin_listen: Some("127.0.0.1:0".into()),
@@ -119,6 +122,9 @@ pub async fn start_with(config: &str, store_url: &str, adjust: impl FnOnce(&mut 
     };
     let mut settings = Settings::resolve(raw, &flags).expect("valid settings");
     settings.proxy.fingerprint_key = fingerprint_key();
+    if !named {
+        settings.proxy.instance = format!("test-{}", uuid::Uuid::new_v4().simple());
+    }
     adjust(&mut settings);
     let (running, store) = scimtrail_app::start(&settings).await.expect("scimtrail starts");
     let client = Client::new(format!("http://{}", running.proxy_addr));

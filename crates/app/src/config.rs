@@ -8,6 +8,7 @@ use scimtrail_scim::redact::Redaction;
 use scimtrail_store::{private, Retention, SqliteSync};
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,6 +100,10 @@ pub struct RawListen {
     pub max_connections_per_client: Option<usize>,
     /// Addresses or blocks of the proxies in front (`X-Forwarded-For` names the client).
     pub trusted_proxies: Option<Vec<String>>,
+    /// Seconds `/readyz` says unready after SIGTERM, while still serving, before draining.
+    pub ready_grace_secs: Option<u64>,
+    /// Seconds the drain waits for exchanges in flight before the process ends.
+    pub drain_secs: Option<u64>,
 }
 
 /// `tls = { cert_path, key_path }`.
@@ -137,8 +142,14 @@ pub struct RawStore {
     pub url: Option<String>,
     /// Environment variable holding the URL (wins over `url`).
     pub url_env: Option<String>,
+    /// File holding the URL (a secret file, for a URL with a password; below `url_env`).
+    pub url_file: Option<PathBuf>,
     /// This instance's name in the store.
     pub instance: Option<String>,
+    /// Seconds between this instance's heartbeats in the store.
+    pub heartbeat_secs: Option<u64>,
+    /// Seconds without a heartbeat after which an instance is dead to the others.
+    pub instance_dead_after_secs: Option<u64>,
     /// SQLite only: `full` (fsync at every commit) or `normal` (survives a killed process,
     /// not a power loss).
     pub sqlite_synchronous: Option<String>,
@@ -290,6 +301,8 @@ pub struct RawRoute {
     pub timeout_secs: Option<u64>,
     /// Credentials for the application.
     pub upstream_auth: Option<RawUpstreamAuth>,
+    /// A client certificate for the application (mutual TLS).
+    pub upstream_tls: Option<RawUpstreamTls>,
     /// Environment variable holding the token the IdP must present.
     pub idp_token_env: Option<String>,
     /// File holding the token the IdP must present (re-read on SIGHUP).
@@ -364,6 +377,27 @@ pub struct RawUpstreamAuth {
     pub value_env: Option<String>,
     /// Custom header value, from this file.
     pub value_file: Option<PathBuf>,
+    /// OAuth 2.0 client credentials: the application's token endpoint.
+    pub oauth_token_url: Option<String>,
+    /// OAuth: the client id.
+    pub oauth_client_id: Option<String>,
+    /// OAuth: the client secret, from this environment variable.
+    pub oauth_client_secret_env: Option<String>,
+    /// OAuth: the client secret, from this file.
+    pub oauth_client_secret_file: Option<PathBuf>,
+    /// OAuth: the scope asked for.
+    pub oauth_scope: Option<String>,
+}
+
+/// `upstream_tls = { client_cert_path, client_key_path }`: the client certificate presented
+/// to an application that asks for one (mutual TLS).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    /// PEM certificate chain.
+    pub client_cert_path: PathBuf,
+    /// PEM private key.
+    pub client_key_path: PathBuf,
 }
 
 /// What overrides the file: the flags, and under them the environment
@@ -544,6 +578,7 @@ impl Settings {
                     upstream: upstream.clone(),
                     timeout_secs: None,
                     upstream_auth: None,
+                    upstream_tls: None,
                     idp_token_env: None,
                     idp_token_file: None,
                     allow_anonymous_idp: false,
@@ -601,9 +636,31 @@ impl Settings {
         }
         let max_connections = capacity(raw.listen.max_connections, 1024, "max_connections")?;
         let max_exchanges = capacity(raw.listen.max_exchanges, 256, "max_exchanges")?;
-        let idle_timeout_secs = seconds(raw.listen.idle_timeout_secs, 30, 3600, "idle_timeout_secs")?;
-        let first_byte_timeout_secs = seconds(raw.listen.first_byte_timeout_secs, 10, 300, "first_byte_timeout_secs")?;
-        let body_timeout_secs = seconds(raw.listen.body_timeout_secs, 10, 3600, "body_timeout_secs")?;
+        let idle_timeout_secs = seconds(raw.listen.idle_timeout_secs, 30, 1..=3600, "[listen] idle_timeout_secs")?;
+        let first_byte_timeout_secs = seconds(
+            raw.listen.first_byte_timeout_secs,
+            10,
+            1..=300,
+            "[listen] first_byte_timeout_secs",
+        )?;
+        let body_timeout_secs = seconds(raw.listen.body_timeout_secs, 10, 1..=3600, "[listen] body_timeout_secs")?;
+        let ready_grace_secs = seconds(raw.listen.ready_grace_secs, 5, 0..=300, "[listen] ready_grace_secs")?;
+        let drain_secs = seconds(raw.listen.drain_secs, 30, 1..=3600, "[listen] drain_secs")?;
+        let heartbeat_secs = seconds(raw.store.heartbeat_secs, 5, 1..=300, "[store] heartbeat_secs")?;
+        let dead_after_secs = seconds(
+            raw.store.instance_dead_after_secs,
+            30,
+            1..=86_400,
+            "[store] instance_dead_after_secs",
+        )?;
+        // Three heartbeats missed, at least: a busy store or a pause must not make a live
+        // instance look dead (a survivor would then mark its exchanges interrupted).
+        if dead_after_secs < 3 * heartbeat_secs {
+            return Err(invalid(format!(
+                "[store] instance_dead_after_secs = {dead_after_secs}: use at least three heartbeats ({} s with heartbeat_secs = {heartbeat_secs})",
+                3 * heartbeat_secs
+            )));
+        }
         let max_connections_per_client = raw
             .listen
             .max_connections_per_client
@@ -636,6 +693,10 @@ impl Settings {
                 idle_timeout: Duration::from_secs(idle_timeout_secs),
                 first_byte_timeout: Duration::from_secs(first_byte_timeout_secs),
                 body_timeout: Duration::from_secs(body_timeout_secs),
+                ready_grace: Duration::from_secs(ready_grace_secs),
+                drain: Duration::from_secs(drain_secs),
+                heartbeat: Duration::from_secs(heartbeat_secs),
+                instance_dead_after: Duration::from_secs(dead_after_secs),
                 max_connections_per_client,
                 trusted_proxies,
                 tls: raw.listen.tls.map(|t| TlsFiles {
@@ -675,7 +736,7 @@ impl Settings {
     pub fn describe(&self) -> String {
         let p = &self.proxy;
         let mut out = format!(
-            "listen = {}{} (at most {} connections, {} exchanges in flight{}; first bytes within {} s, bodies within {} s, idle connections closed after {} s{})\nadmin = {} (token: {}{})\nstore = {} (sqlite_synchronous {:?})\ninstance = {}\nrecord = {:?} ({}), max_body_bytes {}, max_response_bytes {}, queue {} ({} bytes), batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
+            "listen = {}{} (at most {} connections, {} exchanges in flight{}; first bytes within {} s, bodies within {} s, idle connections closed after {} s{}; on SIGTERM unready for {} s, then drained within {} s)\nadmin = {} (token: {}{})\nstore = {} (sqlite_synchronous {:?})\ninstance = {} (heartbeat every {} s, dead to the others after {} s silent)\nrecord = {:?} ({}), max_body_bytes {}, max_response_bytes {}, queue {} ({} bytes), batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
             p.listen,
             if p.tls.is_some() { " (TLS)" } else { "" },
             p.max_connections,
@@ -694,6 +755,8 @@ impl Settings {
                     p.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
                 )
             },
+            p.ready_grace.as_secs(),
+            p.drain.as_secs(),
             p.admin_listen,
             describe_secret(p.admin_token.as_ref()),
             if p.admin_allowed_hosts.is_empty() {
@@ -704,6 +767,8 @@ impl Settings {
             without_password(&self.store_url),
             self.sqlite_sync,
             p.instance,
+            p.heartbeat.as_secs(),
+            p.instance_dead_after.as_secs(),
             p.record_mode,
             match (&self.spool_dir, p.fail_closed) {
                 (Some(dir), _) => format!("store failing: spooled into {}", dir.display()),
@@ -740,6 +805,21 @@ impl Settings {
                 Some(UpstreamAuth::Header { name, value }) => {
                     format!("header {name}, {}", describe_secret(Some(value)))
                 }
+                Some(UpstreamAuth::ClientCredentials(oauth)) => format!(
+                    "OAuth client credentials from {} as {}{}, client secret {}",
+                    oauth.token_url,
+                    oauth.client_id,
+                    oauth
+                        .scope
+                        .as_deref()
+                        .map(|s| format!(" (scope {s})"))
+                        .unwrap_or_default(),
+                    describe_secret(Some(&oauth.client_secret))
+                ),
+            };
+            let auth = match &route.client_identity {
+                Some(identity) => format!("{auth}; client certificate {}", identity.cert_path.display()),
+                None => auth,
             };
             out.push_str(&format!(
                 "route {}: {} -> {} (idp {}, timeout {} s, upstream auth: {auth}, idp token: {})\n",
@@ -796,7 +876,7 @@ struct StoreChoice {
 }
 
 /// The store phase of [`Settings::resolve`]: its URL (flags and environment, through
-/// `flags.store` > `url_env` > `url` > the default), what happens when it fails, how SQLite commits,
+/// `flags.store` > `url_env` > `url_file` > `url` > the default), what happens when it fails, how SQLite commits,
 /// the fingerprint key, and warnings about its files.
 fn store_choice(
     store: &RawStore,
@@ -804,15 +884,23 @@ fn store_choice(
     flags: &Overrides,
     warnings: &mut Vec<String>,
 ) -> Result<StoreChoice, ConfigError> {
+    let from_file = || -> Result<Option<String>, ConfigError> {
+        let Some(path) = &store.url_file else { return Ok(None) };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| invalid(format!("[store] url_file {}: {e}", path.display())))?;
+        Ok(Some(text.trim().to_owned()))
+    };
     let store_url = match (
         &flags.store,
         store.url_env.as_deref().and_then(|n| std::env::var(n).ok()),
+        from_file()?,
         &store.url,
     ) {
-        (Some(url), _, _) => url.clone(),
-        (None, Some(url), _) => url,
-        (None, None, Some(url)) => url.clone(),
-        (None, None, None) => DEFAULT_STORE_URL.to_owned(),
+        (Some(url), ..) => url.clone(),
+        (None, Some(url), ..) => url,
+        (None, None, Some(url), _) => url,
+        (None, None, None, Some(url)) => url.clone(),
+        (None, None, None, None) => DEFAULT_STORE_URL.to_owned(),
     };
     if !(store_url.starts_with("sqlite:") || store_url.starts_with("postgres:") || store_url.starts_with("postgresql:"))
     {
@@ -931,10 +1019,15 @@ fn capacity(value: Option<usize>, default: usize, key: &str) -> Result<usize, Co
 }
 
 /// A `[listen]` number of seconds: `default` when unset, refused unless from 1 to `max`.
-fn seconds(value: Option<u64>, default: u64, max: u64, key: &str) -> Result<u64, ConfigError> {
+/// `key` (its section named: `[listen] drain_secs`) within `range`, or `default`.
+fn seconds(value: Option<u64>, default: u64, range: RangeInclusive<u64>, key: &str) -> Result<u64, ConfigError> {
     match value.unwrap_or(default) {
-        value if (1..=max).contains(&value) => Ok(value),
-        value => Err(invalid(format!("[listen] {key} = {value}: use 1 to {max}"))),
+        value if range.contains(&value) => Ok(value),
+        value => Err(invalid(format!(
+            "{key} = {value}: use {} to {}",
+            range.start(),
+            range.end()
+        ))),
     }
 }
 
@@ -1021,6 +1114,10 @@ fn route(raw: RawRoute, limits: &RouteLimits) -> Result<Route, ConfigError> {
         upstream,
         timeout: raw.timeout_secs.map_or(limits.default_timeout, Duration::from_secs),
         upstream_auth,
+        client_identity: raw.upstream_tls.map(|tls| TlsFiles {
+            cert_path: tls.client_cert_path,
+            key_path: tls.client_key_path,
+        }),
         idp_token,
         allow_anonymous_idp: raw.allow_anonymous_idp,
         webhook,
@@ -1084,18 +1181,53 @@ fn upstream_auth(raw: RawUpstreamAuth, what: &str) -> Result<UpstreamAuth, Confi
         header,
         value_env,
         value_file,
+        oauth_token_url,
+        oauth_client_id,
+        oauth_client_secret_env,
+        oauth_client_secret_file,
+        oauth_scope,
     } = raw;
     let bearer = bearer_token_env.is_some() || bearer_token_file.is_some();
     let basic = basic_username.is_some() || basic_password_env.is_some() || basic_password_file.is_some();
     let custom = header.is_some() || value_env.is_some() || value_file.is_some();
-    let forms = [bearer, basic, custom].into_iter().filter(|form| *form).count();
+    let oauth = oauth_token_url.is_some()
+        || oauth_client_id.is_some()
+        || oauth_client_secret_env.is_some()
+        || oauth_client_secret_file.is_some()
+        || oauth_scope.is_some();
+    let forms = [bearer, basic, custom, oauth].into_iter().filter(|form| *form).count();
     let exactly_one = || {
         invalid(format!(
-            "{what}: give exactly one of {{ bearer_token_env | bearer_token_file }}, {{ basic_username, basic_password_env | basic_password_file }}, {{ header, value_env | value_file }}"
+            "{what}: give exactly one of {{ bearer_token_env | bearer_token_file }}, {{ basic_username, basic_password_env | basic_password_file }}, {{ header, value_env | value_file }}, {{ oauth_token_url, oauth_client_id, oauth_client_secret_env | oauth_client_secret_file[, oauth_scope] }}"
         ))
     };
     if forms != 1 {
         return Err(exactly_one());
+    }
+    if oauth {
+        let needs = |key: &str| invalid(format!("{what}: OAuth client credentials need {key}"));
+        let token_url = http_url(
+            &oauth_token_url.ok_or_else(|| needs("oauth_token_url"))?,
+            &what,
+            "oauth_token_url",
+            "oauth_client_secret_env",
+        )?;
+        // The client secret crosses to the token endpoint: never in clear text over a network.
+        if token_url.scheme_str() == Some("http") && !token_url.host().is_some_and(is_loopback_host) {
+            return Err(invalid(format!(
+                "{what}: the client secret would cross the network in clear text to {token_url}; use https:// (plain http:// only to loopback)"
+            )));
+        }
+        let client_id = oauth_client_id.ok_or_else(|| needs("oauth_client_id"))?;
+        let client_secret = required_secret(
+            oauth_client_secret_env.as_deref(),
+            oauth_client_secret_file.as_deref(),
+            &what,
+            "oauth_client_secret_env or oauth_client_secret_file",
+        )?;
+        return Ok(UpstreamAuth::ClientCredentials(Arc::new(
+            scimtrail_proxy::upstream::ClientCredentials::new(token_url, client_id, client_secret, oauth_scope),
+        )));
     }
     if bearer {
         return Ok(UpstreamAuth::Bearer(required_secret(
@@ -1178,6 +1310,34 @@ mod tests {
     }
 
     #[test]
+    fn the_store_url_can_come_from_a_file_above_url_and_below_the_flags() {
+        let route = "[[route]]\nname = \"a\"\nupstream = \"http://127.0.0.1:9\"\n";
+        let file = std::env::temp_dir().join(format!("scimtrail-url-{}", std::process::id()));
+        std::fs::write(&file, "postgres://u:secret@db:5432/s\n").unwrap();
+        let text = format!(
+            "[store]\nurl = \"sqlite://x.db\"\nurl_file = \"{}\"\n{route}",
+            file.display()
+        );
+        let settings = resolve(&text, &Overrides::default()).unwrap();
+        assert_eq!(settings.store_url, "postgres://u:secret@db:5432/s");
+        assert!(
+            !settings.describe().contains("secret"),
+            "the password stays out of check-config"
+        );
+        let flagged = Overrides {
+            store: Some("sqlite://flag.db".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(resolve(&text, &flagged).unwrap().store_url, "sqlite://flag.db");
+        std::fs::remove_file(&file).unwrap();
+        let missing = resolve(&text, &Overrides::default()).unwrap_err().to_string();
+        assert!(
+            missing.contains("[store] url_file") && missing.contains(&file.display().to_string()),
+            "{missing}"
+        );
+    }
+
+    #[test]
     fn the_example_file_is_valid_and_sets_every_section() {
         let text = include_str!("../../../config/scimtrail.example.toml");
         let raw = RawConfig::from_toml(text, "scimtrail.example.toml").unwrap();
@@ -1194,6 +1354,7 @@ mod tests {
             "token_env",
             "url",
             "url_env",
+            "url_file",
             "instance",
             "mode",
             "max_body_bytes",
@@ -1203,6 +1364,10 @@ mod tests {
             "max_connections",
             "max_exchanges",
             "idle_timeout_secs",
+            "ready_grace_secs",
+            "drain_secs",
+            "heartbeat_secs",
+            "instance_dead_after_secs",
             "on_store_failure",
             "spool_dir",
             "ok",

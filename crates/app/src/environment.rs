@@ -30,7 +30,7 @@ pub const VARIABLES: [Variable; 7] = [
         name: "SCIMTRAIL_STORE_URL",
         alias: Some("SCIMTRAIL_DATABASE_URL"),
         flag: "--store",
-        key: "[store] url_env / url",
+        key: "[store] url_env / url_file / url",
     },
     Variable {
         name: "SCIMTRAIL_INSTANCE",
@@ -141,7 +141,9 @@ impl Environment {
                 let in_file = match variable.name {
                     "SCIMTRAIL_LISTEN" => raw.listen.addr.is_some(),
                     "SCIMTRAIL_ADMIN_LISTEN" => raw.admin.addr.is_some(),
-                    "SCIMTRAIL_STORE_URL" => raw.store.url.is_some() || raw.store.url_env.is_some(),
+                    "SCIMTRAIL_STORE_URL" => {
+                        raw.store.url.is_some() || raw.store.url_env.is_some() || raw.store.url_file.is_some()
+                    }
                     "SCIMTRAIL_INSTANCE" => raw.store.instance.is_some(),
                     "SCIMTRAIL_LOG_FORMAT" => raw.log.format.is_some(),
                     "SCIMTRAIL_LOG_LEVEL" => raw.log.level.is_some(),

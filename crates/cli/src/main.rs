@@ -3,6 +3,8 @@
 
 mod audit;
 mod exchanges;
+mod health;
+mod instances;
 mod replay;
 mod rules;
 mod store;
@@ -75,6 +77,12 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8180")]
         listen: String,
     },
+    /// The instances serving a store, and reaping a dead one's exchanges left in flight.
+    #[command(subcommand)]
+    Instances(instances::InstancesCommand),
+    /// Ask a running instance's admin listener whether it is alive (or ready): exit 0 on 200.
+    /// The container image's HEALTHCHECK.
+    Health(health::HealthArgs),
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +199,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             init_logging("human", "info");
             refapp(&listen).await
         }
+        Command::Health(args) => health::run(args).await,
+        Command::Instances(command) => instances::run(command).await,
     }
 }
 
@@ -259,8 +269,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     }
-    tracing::info!("Shutting down: draining exchanges in flight.");
-    running.shutdown().await;
+    // Unready first (a load balancer stops sending), then the drain.
+    running.stop().await;
+    tracing::info!("Stopped.");
     Ok(())
 }
 

@@ -37,6 +37,9 @@ pub enum UpstreamAuth {
         /// Its value.
         value: Secret,
     },
+    /// OAuth 2.0 client credentials: `Authorization: Bearer <access token>`, the token fetched
+    /// from the application's token endpoint and replaced before it expires.
+    ClientCredentials(Arc<crate::upstream::ClientCredentials>),
 }
 
 /// Where a route's alerts go (see `alerts.rs`).
@@ -73,6 +76,8 @@ pub struct Route {
     pub timeout: Duration,
     /// Credentials for the application; `None` passes the IdP's through.
     pub upstream_auth: Option<UpstreamAuth>,
+    /// The client certificate presented to the application (mutual TLS), if it asks for one.
+    pub client_identity: Option<TlsFiles>,
     /// The bearer token the IdP must present; `None` accepts any (the application decides).
     pub idp_token: Option<Secret>,
     /// Whether a route with `upstream_auth` and no `idp_token` was meant: anyone who reaches
@@ -108,6 +113,17 @@ pub struct ProxyConfig {
     /// How long an authenticated request has to send its whole body, before it takes an
     /// exchange slot.
     pub body_timeout: Duration,
+    /// After SIGTERM, how long `/readyz` says unready while the listeners still serve, so
+    /// that a load balancer polling it stops sending before the drain begins.
+    pub ready_grace: Duration,
+    /// How long the drain waits for exchanges in flight before the process ends anyway.
+    pub drain: Duration,
+    /// How often this instance writes its heartbeat to the store (and looks for silent
+    /// instances to reap).
+    pub heartbeat: Duration,
+    /// An instance whose heartbeat is older than this is dead to the others: its exchanges
+    /// left in flight become `interrupted`.
+    pub instance_dead_after: Duration,
     /// Connections (or, through a trusted proxy, exchanges) one client address may hold at
     /// once; `None`: no bound per client.
     pub max_connections_per_client: Option<usize>,

@@ -32,8 +32,9 @@ impl Harness {
         let timeouts = Timeouts {
             first_byte: config.first_byte_timeout,
             idle: config.idle_timeout,
+            drain: config.drain,
         };
-        let client = upstream::client_over(Connector::InProcess(application), None)?;
+        let client = upstream::client_over(Connector::InProcess(application), None, None)?;
         // A store of the harness's own: no other instance to agree with.
         let key = config.fingerprint_key.load().map_err(StartError::FingerprintKey)?;
         let (proxy, background) = Proxy::new(config, store, client, key)?;

@@ -45,6 +45,7 @@ pub mod fingerprint;
 mod first_bytes;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod instances;
 pub mod metrics;
 mod names;
 mod path_safety;
@@ -58,6 +59,7 @@ mod secret;
 mod server;
 mod shapes;
 mod state;
+mod tls_files;
 mod ui;
 pub mod upstream;
 
@@ -77,6 +79,7 @@ use redact::Redactor;
 use scimtrail_scim::redact::Redaction;
 use scimtrail_store::Store;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -190,6 +193,9 @@ pub enum StartError {
     /// one the store's other instances use.
     #[error("{0}")]
     FingerprintKey(String),
+    /// Another live process holds this instance's name in the store.
+    #[error("{0}")]
+    InstanceNameInUse(String),
 }
 
 /// The key credentials' fingerprints are made with, agreed with every instance sharing the
@@ -210,8 +216,12 @@ pub struct Running {
     /// How many exchanges a previous run left in flight (now `interrupted`).
     pub interrupted: u64,
     shutdown: watch::Sender<bool>,
+    /// Set when a stop begins: `/readyz` then says unready.
+    stopping: Arc<AtomicBool>,
+    ready_grace: Duration,
     servers: Vec<JoinHandle<()>>,
     background: Background,
+    membership: instances::Membership,
     reloader: Reloader,
     /// Where reloads are audited, as this instance.
     store: Store,
@@ -220,8 +230,9 @@ pub struct Running {
 
 impl Running {
     /// Reads every file-backed secret again (`serve` does on SIGHUP): the IdP tokens, the
-    /// admin token, the upstream credentials, the webhook tokens. A secret that cannot be read
-    /// keeps its value; each line of the report says which secret changed or failed.
+    /// admin token, the upstream credentials, the webhook tokens, and the listener's TLS
+    /// certificate (connections already open keep theirs). A secret or certificate that cannot
+    /// be read keeps its value; each line of the report says which changed or failed.
     /// Audited (action `reload`).
     pub async fn reload_secrets(&self) -> Vec<String> {
         let report = self.reloader.reload();
@@ -231,8 +242,25 @@ impl Running {
         report
     }
 
-    /// Stops accepting, drains exchanges in flight, flushes the recorder, and returns.
+    /// What `serve` does on SIGTERM, for a rollout behind a load balancer: `/readyz` says
+    /// unready for `[listen] ready_grace_secs` while both listeners still serve, so that a
+    /// balancer polling it stops sending new requests here; then [`Running::shutdown`].
+    pub async fn stop(self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        if !self.ready_grace.is_zero() {
+            tracing::info!(
+                grace_secs = self.ready_grace.as_secs(),
+                "Stopping: /readyz says unready; still serving until the grace ends."
+            );
+            tokio::time::sleep(self.ready_grace).await;
+        }
+        self.shutdown().await;
+    }
+
+    /// Stops accepting, drains exchanges in flight (for `[listen] drain_secs` at most),
+    /// flushes the recorder, says in the store that this instance stopped, and returns.
     pub async fn shutdown(self) {
+        self.stopping.store(true, Ordering::Relaxed);
         let _ = self.shutdown.send(true);
         for server in self.servers {
             let _ = server.await;
@@ -240,6 +268,7 @@ impl Running {
         // Every handle to the proxy is gone with the servers: the writer drains and ends, and
         // the alerts queued are delivered.
         self.background.finish().await;
+        self.membership.leave(&self.store).await;
     }
 }
 
@@ -263,7 +292,20 @@ impl Proxy {
             Arc::clone(&metrics),
         )
         .map_err(StartError::Recorder)?;
-        let upstream = Upstream::new(client.clone(), config.max_response_bytes, Arc::clone(&metrics));
+        // A route that presents a client certificate has a client (and a pool) of its own.
+        let mut route_clients = std::collections::HashMap::new();
+        for route in &config.routes {
+            if let Some(identity) = &route.client_identity {
+                let client = upstream::client(config.ca_bundle.as_deref(), Some(identity))?;
+                route_clients.insert(route.name.clone(), client);
+            }
+        }
+        let upstream = Upstream::new(
+            client.clone(),
+            route_clients,
+            config.max_response_bytes,
+            Arc::clone(&metrics),
+        );
         let per_client = config.max_connections_per_client.map(capacity::PerClient::new);
         let capacity = capacity::Capacity::new(
             config.max_connections,
@@ -311,10 +353,12 @@ impl Proxy {
 #[derive(Debug, Clone)]
 struct Reloader {
     secrets: Vec<(String, Secret)>,
+    /// The proxy listener's certificate, read again with the secrets.
+    listener_cert: Option<Arc<tls_files::ListenerCert>>,
 }
 
 impl Reloader {
-    fn new(config: &ProxyConfig) -> Reloader {
+    fn new(config: &ProxyConfig, listener_cert: Option<Arc<tls_files::ListenerCert>>) -> Reloader {
         let mut secrets: Vec<(String, Secret)> = Vec::new();
         if let Some(token) = &config.admin_token {
             secrets.push(("[admin] token".to_owned(), token.clone()));
@@ -334,17 +378,37 @@ impl Reloader {
                 Some(UpstreamAuth::Header { value, .. }) => {
                     secrets.push((format!("route {name} upstream header value"), value.clone()))
                 }
+                Some(UpstreamAuth::ClientCredentials(credentials)) => secrets.push((
+                    format!("route {name} upstream OAuth client secret"),
+                    credentials.client_secret.clone(),
+                )),
                 None => {}
             }
             if let Some(token) = route.webhook.as_ref().and_then(|hook| hook.bearer_token.as_ref()) {
                 secrets.push((format!("route {name} webhook token"), token.clone()));
             }
         }
-        Reloader { secrets }
+        Reloader { secrets, listener_cert }
     }
 
     fn reload(&self) -> Vec<String> {
-        self.secrets
+        let certificate = self.listener_cert.iter().map(|cert| {
+            let what = "[listen] tls certificate";
+            match cert.reload() {
+                Ok(true) => {
+                    tracing::info!(source = %cert.source(), "Listener certificate reloaded: changed; new handshakes get it.");
+                    format!("{what}: changed ({})", cert.source())
+                }
+                Ok(false) => format!("{what}: unchanged ({})", cert.source()),
+                Err(error) => {
+                    tracing::error!(%error, "Listener certificate not reloaded; the previous one stays in force.");
+                    format!("{what}: kept the previous one: {error}")
+                }
+            }
+        });
+        let certificate: Vec<String> = certificate.collect();
+        let secrets = self
+            .secrets
             .iter()
             .map(|(what, secret)| match secret.reload() {
                 Ok(true) => {
@@ -356,8 +420,8 @@ impl Reloader {
                     tracing::error!(secret = %what, %error, "Secret not reloaded; its previous value stays in force.");
                     format!("{what}: kept its previous value: {error}")
                 }
-            })
-            .collect()
+            });
+        secrets.chain(certificate).collect()
     }
 }
 
@@ -402,7 +466,7 @@ impl Replayer {
         config.record_mode = RecordMode::Durable;
         store.mark_interrupted(&config.instance).await?;
         let key = agreed_key(&config, &store).await?;
-        let client = upstream::client(config.ca_bundle.as_deref())?;
+        let client = upstream::client(config.ca_bundle.as_deref(), None)?;
         let (proxy, background) = Proxy::new(config, store, client, key)?;
         Ok(Replayer { proxy, background })
     }
@@ -427,6 +491,8 @@ impl Replayer {
 /// Starts the proxy and its admin listener.
 pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartError> {
     let key = agreed_key(&config, &store).await?;
+    // The name first: a live process holding it would otherwise lose its exchanges in flight.
+    let membership = instances::join(&store, &config.instance, config.heartbeat, config.instance_dead_after).await?;
     // Deactivations and deprovisions cut short may not have reached the application: alerted.
     let cut_short = store.in_flight_deprovisions(&config.instance).await?;
     let interrupted = store.mark_interrupted(&config.instance).await?;
@@ -436,10 +502,15 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
             "Exchanges left in flight by a previous run are now marked interrupted."
         );
     }
-    let tls = config
+    let listener_cert = config
         .tls
         .as_ref()
-        .map(server::tls_acceptor)
+        .map(tls_files::ListenerCert::load)
+        .transpose()
+        .map_err(StartError::Tls)?;
+    let tls = listener_cert
+        .as_ref()
+        .map(tls_files::ListenerCert::acceptor)
         .transpose()
         .map_err(StartError::Tls)?;
     let bind = |addr: SocketAddr| async move {
@@ -458,15 +529,18 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         source,
     })?;
     let admin_settings = admin::AdminSettings::new(&config);
-    let reloader = Reloader::new(&config);
+    let reloader = Reloader::new(&config, listener_cert);
     let (audit_store, audit_instance) = (store.clone(), config.instance.clone());
     let routes = config.routes.len();
     let timeouts = server::Timeouts {
         first_byte: config.first_byte_timeout,
         idle: config.idle_timeout,
+        drain: config.drain,
     };
+    let ready_grace = config.ready_grace;
+    let stopping = Arc::new(AtomicBool::new(false));
     let trusted_proxies: Arc<[IpNet]> = Arc::from(config.trusted_proxies.clone());
-    let client = upstream::client(config.ca_bundle.as_deref())?;
+    let client = upstream::client(config.ca_bundle.as_deref(), None)?;
     let (proxy, background) = Proxy::new(config, store.clone(), client, key)?;
     let capacity = proxy.capacity.clone();
     proxy.metrics.track(capacity.clone());
@@ -484,6 +558,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         routes,
         proxy: Arc::clone(&proxy),
         proxy_addr,
+        stopping: Arc::clone(&stopping),
         // Health checks, scrapes and an operator or two.
         slots: Arc::new(tokio::sync::Semaphore::new(64)),
     })));
@@ -496,6 +571,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         Arc::clone(&proxy.metrics),
         watcher.clone(),
     );
+    membership.spawn(Arc::clone(&proxy), watcher.clone());
     let servers = vec![
         tokio::spawn(server::serve(
             server::Listener {
@@ -516,8 +592,8 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
                 handler: admin,
                 capacity: capacity::Capacity::new(64, 64, 0, None),
                 timeouts: server::Timeouts {
-                    first_byte: timeouts.first_byte,
                     idle: Duration::from_secs(30),
+                    ..timeouts
                 },
                 trusted_proxies,
                 metrics,
@@ -531,8 +607,11 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         admin_addr,
         interrupted,
         shutdown,
+        stopping,
+        ready_grace,
         servers,
         background,
+        membership,
         reloader,
         store: audit_store,
         instance: audit_instance,

@@ -48,6 +48,8 @@ pub struct Metrics {
     records_isolated: Mutex<BTreeMap<Labels, u64>>,
     pruned: Mutex<BTreeMap<Labels, u64>>,
     pruned_failures_for_size: AtomicU64,
+    /// Exchanges of silent instances this instance marked interrupted.
+    reaped: AtomicU64,
     /// The store's size as the last prune found it, and when.
     store_size: Mutex<Option<(scimtrail_store::StoreSize, i64)>>,
     exchange_latency: Mutex<BTreeMap<Labels, Histogram>>,
@@ -195,6 +197,11 @@ impl Metrics {
         self.pruned_failures_for_size.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// `count` exchanges of a silent instance marked interrupted by this one.
+    pub(crate) fn reaped(&self, count: u64) {
+        self.reaped.fetch_add(count, Ordering::Relaxed);
+    }
+
     /// The store's size, measured at `at_ms`.
     pub(crate) fn set_store_size(&self, size: scimtrail_store::StoreSize, at_ms: i64) {
         *lock(&self.store_size) = Some((size, at_ms));
@@ -328,6 +335,12 @@ impl Metrics {
             "counter",
             "Prunes that deleted failures because the store was over [retention] max_store_bytes with no success left.",
             load(&self.pruned_failures_for_size),
+        ));
+        gauges.push((
+            "scimtrail_reaped_exchanges_total",
+            "counter",
+            "Exchanges left in flight by a silent instance (no heartbeat within [store] instance_dead_after_secs) that this instance marked interrupted.",
+            load(&self.reaped),
         ));
         if let Some((size, at_ms)) = *lock(&self.store_size) {
             let age_ms = size.oldest_ms.map_or(0, |oldest| at_ms.saturating_sub(oldest));

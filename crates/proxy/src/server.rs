@@ -80,9 +80,6 @@ impl CallerGone {
     }
 }
 
-/// How long shutdown waits for exchanges in flight.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How long an idle connection, told to close, may take to do so before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -91,6 +88,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 pub(crate) struct Timeouts {
     pub(crate) first_byte: Duration,
     pub(crate) idle: Duration,
+    /// How long a shutdown waits for exchanges in flight (`[listen] drain_secs`).
+    pub(crate) drain: Duration,
 }
 
 /// What a listener serves with.
@@ -180,7 +179,7 @@ pub(crate) async fn serve<H: Handler>(listener: Listener<H>, mut shutdown: watch
         });
     }
     drop(tcp);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+    let drained = tokio::time::timeout(timeouts.drain, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
@@ -268,7 +267,7 @@ impl<H: Handler> Connection<H> {
                 }
                 return;
             }
-            _ = shutdown.changed() => DRAIN_TIMEOUT,
+            _ = shutdown.changed() => timeouts.drain,
             _ = activity.idle_for(timeouts.idle) => {
                 metrics.connection_closed("idle");
                 CLOSE_GRACE
@@ -356,26 +355,4 @@ fn internal_error() -> Response<Full<Bytes>> {
         http::HeaderValue::from_static("application/scim+json"),
     );
     response
-}
-
-/// A TLS acceptor from PEM files, offering HTTP/2 and HTTP/1.1.
-pub(crate) fn tls_acceptor(files: &crate::config::TlsFiles) -> Result<TlsAcceptor, String> {
-    let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
-    let cert_pem = read(&files.cert_path)?;
-    let key_pem = read(&files.key_path)?;
-    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", files.cert_path.display()))?;
-    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| format!("{}: {e}", files.key_path.display()))?
-        .ok_or_else(|| format!("{} holds no private key", files.key_path.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("the certificate and key do not work together: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }

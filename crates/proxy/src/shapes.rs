@@ -3,7 +3,10 @@
 //! switches from `userName eq` to `externalId eq` lookups after a change on its side).
 //!
 //! Shapes are kept in the store (`route_shapes`), so that instances and restarts agree; each
-//! instance loads a route's shapes once and remembers what it adds.
+//! instance loads a route's shapes once and remembers what it adds. A shape new to an
+//! instance is inserted at once, and only the instance whose insert added it reports drift:
+//! two instances meeting the same new shape report it once. The learning period is counted
+//! per instance (each sees its share of the route's traffic).
 
 use crate::recorder::Recorder;
 use crate::Route;
@@ -40,17 +43,29 @@ impl ShapeBook {
             };
             self.lock().entry(route.name.clone()).or_default().known.extend(stored);
         }
-        let mut routes = self.lock();
-        let shapes = routes.entry(route.name.clone()).or_default();
-        shapes.seen += 1;
-        if !shapes.known.insert(shape.clone()) {
-            return false;
-        }
+        let learning_over = {
+            let mut routes = self.lock();
+            let shapes = routes.entry(route.name.clone()).or_default();
+            shapes.seen += 1;
+            if !shapes.known.insert(shape.clone()) {
+                return false;
+            }
+            shapes.seen > route.shape_learning
+        };
+        // New here; the store decides whether it is new everywhere: of the instances that meet
+        // a shape, only the one whose insert adds it reports it.
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        recorder.write_behind(Write::Shape(route.name.clone(), shape, now));
-        shapes.seen > route.shape_learning
+        match store.add_route_shape(&route.name, &shape, now).await {
+            Ok(added) => added && learning_over,
+            Err(error) => {
+                // Kept behind, as any record: a finding is not worth failing an exchange for.
+                tracing::warn!(%error, route = %route.name, "Writing a new request shape failed; written behind.");
+                recorder.write_behind(Write::Shape(route.name.clone(), shape, now));
+                learning_over
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RouteShapes>> {

@@ -16,9 +16,14 @@
 //!   `max_response_bytes`, before anyone reads it.
 //!
 //! The client is hyper-util's, over rustls (system roots plus a configured CA bundle), HTTP/1.1
-//! and HTTP/2 by ALPN.
+//! and HTTP/2 by ALPN; a route with a client certificate (mutual TLS) has a client of its own,
+//! which presents it. A route whose application asks for OAuth 2.0 client credentials gets its
+//! access token from `oauth.rs`, set on the request as it is sent — after [`build`], so the
+//! token is never in what is recorded.
 
-use crate::config::{Route, UpstreamAuth};
+mod oauth;
+
+use crate::config::{Route, TlsFiles, UpstreamAuth};
 pub use crate::connector::Connector;
 use crate::content_coding;
 use crate::metrics::Metrics;
@@ -34,6 +39,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+pub use oauth::ClientCredentials;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -56,19 +63,27 @@ pub enum ClientError {
     /// TLS setup failed.
     #[error("TLS setup failed: {0}")]
     Tls(#[from] rustls::Error),
+    /// A route's client certificate or key could not be used.
+    #[error("the client certificate: {0}")]
+    Identity(String),
 }
 
-/// Builds the client, over the network.
-pub fn client(ca_bundle: Option<&Path>) -> Result<UpstreamClient, ClientError> {
+/// Builds the client, over the network; with `identity`, it presents that client certificate
+/// to applications that ask for one.
+pub fn client(ca_bundle: Option<&Path>, identity: Option<&TlsFiles>) -> Result<UpstreamClient, ClientError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(10)));
-    client_over(Connector::Tcp(http), ca_bundle)
+    client_over(Connector::Tcp(http), ca_bundle, identity)
 }
 
 /// Builds the client over `connector`.
-pub fn client_over(connector: Connector, ca_bundle: Option<&Path>) -> Result<UpstreamClient, ClientError> {
+pub fn client_over(
+    connector: Connector,
+    ca_bundle: Option<&Path>,
+    identity: Option<&TlsFiles>,
+) -> Result<UpstreamClient, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
@@ -84,11 +99,17 @@ pub fn client_over(connector: Connector, ca_bundle: Option<&Path>) -> Result<Ups
             roots.add(cert)?;
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let tls = rustls::ClientConfig::builder_with_provider(crate::tls_files::provider())
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let tls = match identity {
+        None => tls.with_no_client_auth(),
+        Some(files) => {
+            let (chain, key) = crate::tls_files::chain_and_key(files).map_err(ClientError::Identity)?;
+            tls.with_client_auth_cert(chain, key)
+                .map_err(|e| ClientError::Identity(format!("{}: {e}", files.cert_path.display())))?
+        }
+    };
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -252,6 +273,8 @@ fn credentials(headers: &mut HeaderMap, route: &Route, idp_headers: &HeaderMap) 
             set(headers, "authorization", &format!("Basic {}", base64(pair.as_bytes())));
         }
         Some(UpstreamAuth::Header { name, value }) => set(headers, name, &value.expose()),
+        // Set by `Upstream::send`: a token is fetched, and never recorded.
+        Some(UpstreamAuth::ClientCredentials(_)) => {}
         None => {
             if let Some(authorization) = idp_headers.get(AUTHORIZATION) {
                 headers.insert(AUTHORIZATION, authorization.clone());
@@ -324,33 +347,57 @@ impl std::fmt::Display for UpstreamError {
 #[derive(Clone)]
 pub(crate) struct Upstream {
     client: UpstreamClient,
+    /// The clients of routes with a client certificate, by route name.
+    route_clients: Arc<HashMap<String, UpstreamClient>>,
     max_response_bytes: usize,
     metrics: Arc<Metrics>,
 }
 
 impl Upstream {
-    pub(crate) fn new(client: UpstreamClient, max_response_bytes: usize, metrics: Arc<Metrics>) -> Upstream {
+    pub(crate) fn new(
+        client: UpstreamClient,
+        route_clients: HashMap<String, UpstreamClient>,
+        max_response_bytes: usize,
+        metrics: Arc<Metrics>,
+    ) -> Upstream {
         Upstream {
             client,
+            route_clients: Arc::new(route_clients),
             max_response_bytes,
             metrics,
         }
     }
 
-    /// Sends a request [`build`] made for `route`; the whole answer within the route's timeout.
+    /// Sends a request [`build`] made for `route`; the whole answer within the route's timeout
+    /// (a token fetched for it included).
     pub(crate) async fn send(&self, route: &Route, request: Request<Full<Bytes>>) -> Result<Answer, UpstreamError> {
         let started = Instant::now();
-        let answered = tokio::time::timeout(route.timeout, self.exchange(request)).await;
+        let answered = tokio::time::timeout(route.timeout, self.exchange(route, request)).await;
         self.metrics.upstream(&route.name, started.elapsed());
         answered.unwrap_or(Err(UpstreamError::Timeout(route.timeout)))
     }
 
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Answer, UpstreamError> {
-        let response = self
-            .client
+    async fn exchange(&self, route: &Route, mut request: Request<Full<Bytes>>) -> Result<Answer, UpstreamError> {
+        let client = self.route_clients.get(&route.name).unwrap_or(&self.client);
+        let token = match &route.upstream_auth {
+            Some(UpstreamAuth::ClientCredentials(credentials)) => {
+                let token = credentials.token(client).await.map_err(UpstreamError::Unreachable)?;
+                let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| UpstreamError::Unreachable("the access token is not a header value".to_owned()))?;
+                request.headers_mut().insert(AUTHORIZATION, value);
+                Some((credentials, token))
+            }
+            _ => None,
+        };
+        let response = client
             .request(request)
             .await
             .map_err(|error| UpstreamError::Unreachable(error_chain(&error)))?;
+        if let Some((credentials, token)) = token {
+            if response.status() == http::StatusCode::UNAUTHORIZED {
+                credentials.forget(&token).await;
+            }
+        }
         let (mut parts, body) = response.into_parts();
         let body = Limited::new(body, self.max_response_bytes)
             .collect()
@@ -446,7 +493,7 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Standard base64 (RFC 4648 §4), for Basic credentials.
-fn base64(input: &[u8]) -> String {
+pub(crate) fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
@@ -484,6 +531,7 @@ mod tests {
             upstream: upstream.parse().unwrap(),
             timeout: Duration::from_secs(5),
             upstream_auth: auth,
+            client_identity: None,
             idp_token: None,
             allow_anonymous_idp: false,
             webhook: None,

@@ -20,6 +20,7 @@ mod audit;
 mod backup;
 mod column;
 mod erasure;
+mod instances;
 mod isolation;
 mod journal;
 mod overview;
@@ -38,6 +39,7 @@ mod summary;
 pub use audit::{AuditEntry, AuditQuery, AUDIT_KEEP_MS};
 pub use backup::Backup;
 pub use erasure::{ErasedResource, Erasure, ErasureReport, ERASED};
+pub use instances::{InstanceRecord, InstanceState};
 pub use isolation::Written;
 pub use model::{
     rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, ResourceName, ResourceWrite, Snapshot, Write,
@@ -781,6 +783,19 @@ impl Store {
             }
         };
         Ok(shapes)
+    }
+
+    /// Adds `shape` to what `route` has seen, at `at_ms`; true when this call added it,
+    /// false when it was there (another instance, or a restart, saw it first). Written
+    /// directly, not behind: a new shape is rare, and whether it is new decides a finding
+    /// that only one instance may make.
+    pub async fn add_route_shape(&self, route: &str, shape: &str, at_ms: i64) -> Result<bool, StoreError> {
+        let params = vec![
+            sql::Param::Text(Some(column::key(route))),
+            sql::Param::Text(Some(column::bounded(shape, column::SHAPE_MAX_BYTES))),
+            sql::Param::Int(Some(at_ms)),
+        ];
+        Ok(self.execute(sql::KEEP_SHAPE, params).await? > 0)
     }
 
     /// The ids of the exchanges linked to `id` by `column` (`replay_of`, `parent_id`).

@@ -49,7 +49,7 @@ const REPEATS: &str = "UPDATE exchanges SET repeat_count = ? WHERE id = ? AND re
 const FORGET_SNAPSHOT: &str =
     "DELETE FROM resource_snapshots WHERE route = ? AND resource_type = ? AND resource_id = ?";
 
-const KEEP_SHAPE: &str =
+pub(crate) const KEEP_SHAPE: &str =
     "INSERT INTO route_shapes (route, shape, first_seen) VALUES (?, ?, ?) ON CONFLICT (route, shape) DO NOTHING";
 
 /// The shapes a route has seen.

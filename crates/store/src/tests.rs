@@ -406,6 +406,74 @@ async fn only_this_instances_in_flight_exchanges_become_interrupted() {
 }
 
 #[tokio::test]
+async fn a_silent_instance_is_claimed_once_a_live_one_never_and_a_heartbeat_revives() {
+    use crate::{InstanceRecord, InstanceState};
+    let record = |name: &str, run: &str, at: i64| InstanceRecord {
+        name: name.into(),
+        run_id: run.into(),
+        host: "h".into(),
+        pid: 1,
+        version: "0".into(),
+        started_at_ms: at,
+        heartbeat_at_ms: at,
+        stopped_at_ms: None,
+        reaped_at_ms: None,
+        reaped_by: None,
+    };
+    for store in fresh_stores().await {
+        store.register_instance(&record("quiet", "r1", 1_000)).await.unwrap();
+        store.register_instance(&record("busy", "r2", 1_000)).await.unwrap();
+        assert!(store.heartbeat("busy", "r2", 40_000).await.unwrap());
+        // At 40 s with a 30 s bound: quiet is silent, busy live; one claimer wins quiet.
+        assert_eq!(
+            store.claim_silent_instances("busy", 40_000, 30_000).await.unwrap(),
+            ["quiet"]
+        );
+        assert!(store
+            .claim_silent_instances("other", 40_001, 30_000)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(
+            !store.claim_instance("busy", "cli:op", 40_000, 30_000).await.unwrap(),
+            "live"
+        );
+        let quiet = store.instance("quiet").await.unwrap().unwrap();
+        assert_eq!(quiet.reaped_by.as_deref(), Some("busy"));
+        assert_eq!(quiet.state(40_000, 30_000), InstanceState::Silent);
+        // It comes back: live again, and claimable again once silent again.
+        assert!(store.heartbeat("quiet", "r1", 41_000).await.unwrap());
+        assert_eq!(store.instance("quiet").await.unwrap().unwrap().reaped_at_ms, None);
+        assert!(store
+            .claim_silent_instances("busy", 50_000, 30_000)
+            .await
+            .unwrap()
+            .is_empty());
+        // A new start takes the name: the old run's heartbeats no longer count.
+        store.register_instance(&record("quiet", "r3", 60_000)).await.unwrap();
+        assert!(!store.heartbeat("quiet", "r1", 61_000).await.unwrap());
+        store.instance_stopped("quiet", "r3", 62_000).await.unwrap();
+        let stopped = store.instance("quiet").await.unwrap().unwrap();
+        assert_eq!(stopped.state(62_000, 30_000), InstanceState::Stopped);
+        assert!(
+            store.claim_instance("quiet", "cli:op", 62_000, 30_000).await.unwrap(),
+            "stopped"
+        );
+        assert_eq!(store.instances().await.unwrap().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_route_shape_is_new_to_one_writer_only() {
+    for store in fresh_stores().await {
+        assert!(store.add_route_shape("app", "get /users", 1).await.unwrap());
+        assert!(!store.add_route_shape("app", "get /users", 2).await.unwrap());
+        assert!(store.add_route_shape("other", "get /users", 2).await.unwrap());
+        assert_eq!(store.route_shapes("app").await.unwrap(), ["get /users"]);
+    }
+}
+
+#[tokio::test]
 async fn replays_are_linked_both_ways() {
     for store in fresh_stores().await {
         let original = id_at(1_700_000_000_000, 1);

@@ -15,3 +15,4 @@ mod replay;
 mod scim2_server;
 mod store_faults;
 mod ui;
+mod upstream_auth;

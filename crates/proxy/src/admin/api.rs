@@ -42,12 +42,17 @@ pub(super) async fn ready(State(admin): State<Arc<Admin>>) -> Response {
     // Spooling, the proxy serves and records: ready, degraded — a load balancer must not
     // take every instance out at once because their shared database is away.
     let spooled = admin.store.spooling();
-    let ready = (store.is_ok() || spooled.is_some()) && admin.routes > 0;
+    // Stopping, the instance still serves what is sent, but asks to be sent nothing new.
+    let stopping = admin.stopping.load(std::sync::atomic::Ordering::Relaxed);
+    let ready = (store.is_ok() || spooled.is_some()) && admin.routes > 0 && !stopping;
     let mut body = json!({
         "ready": ready,
         "store": if store.is_ok() { "reachable" } else { "unreachable" },
         "routes": admin.routes,
     });
+    if stopping {
+        body["stopping"] = json!(true);
+    }
     if let Err(error) = &store {
         body["store_error"] = json!(error.to_string());
     }

@@ -39,6 +39,8 @@ pub(crate) struct Admin {
     pub(crate) proxy: Arc<Proxy>,
     /// Where the proxy listens (the UI's curl commands are sent there).
     pub(crate) proxy_addr: SocketAddr,
+    /// Set once the instance is stopping: `/readyz` says unready.
+    pub(crate) stopping: Arc<std::sync::atomic::AtomicBool>,
     /// Requests handled at once.
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
 }
