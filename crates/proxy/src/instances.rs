@@ -159,8 +159,18 @@ impl Membership {
         }
     }
 
-    /// Says in the store that this instance stopped cleanly.
+    /// Says in the store that this instance stopped cleanly, after the drain: what the drain
+    /// had to cut short is marked `interrupted` first, so a stopped instance has nothing in
+    /// flight and no survivor needs to reap it.
     pub(crate) async fn leave(&self, store: &Store) {
+        match store.mark_interrupted(&self.name).await {
+            Ok(0) => {}
+            Ok(count) => tracing::warn!(
+                count,
+                "Exchanges still in flight when the drain ended are marked interrupted."
+            ),
+            Err(error) => tracing::warn!(%error, "Exchanges left in flight could not be marked interrupted."),
+        }
         if let Err(error) = store.instance_stopped(&self.name, &self.run_id, now_ms()).await {
             tracing::warn!(%error, "The instance's clean stop could not be written.");
         }

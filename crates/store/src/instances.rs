@@ -150,8 +150,9 @@ impl Store {
         Ok(())
     }
 
-    /// Claims, for `by`, every instance silent at `now_ms` (no heartbeat for `dead_after_ms`)
-    /// and not yet reaped; returns their names. Each silent instance is claimed once, by one
+    /// Claims, for `by`, every instance silent at `now_ms` (no heartbeat for `dead_after_ms`),
+    /// not stopped cleanly (a clean stop leaves nothing in flight) and not yet reaped; returns
+    /// their names. Each silent instance is claimed once, by one
     /// caller, whoever else is asking at the same moment: the claim is one conditional update.
     pub async fn claim_silent_instances(
         &self,
@@ -160,7 +161,8 @@ impl Store {
         dead_after_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
         let statement = "UPDATE instances SET reaped_at = ?, reaped_by = ? \
-                         WHERE heartbeat_at < ? AND reaped_at IS NULL AND name <> ? RETURNING name";
+                         WHERE heartbeat_at < ? AND stopped_at IS NULL AND reaped_at IS NULL AND name <> ? \
+                         RETURNING name";
         let params = vec![
             Param::Int(Some(now_ms)),
             text(by),

@@ -456,6 +456,14 @@ async fn a_silent_instance_is_claimed_once_a_live_one_never_and_a_heartbeat_revi
         let stopped = store.instance("quiet").await.unwrap().unwrap();
         assert_eq!(stopped.state(62_000, 30_000), InstanceState::Stopped);
         assert!(
+            store
+                .claim_silent_instances("busy", 200_000, 30_000)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a clean stop is not silence"
+        );
+        assert!(
             store.claim_instance("quiet", "cli:op", 62_000, 30_000).await.unwrap(),
             "stopped"
         );
