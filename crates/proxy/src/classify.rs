@@ -229,6 +229,13 @@ fn filter_user_name(filter: &str) -> Option<String> {
     find(&Filter::parse(filter).ok()?)
 }
 
+/// Whether an exchange only reads: a GET (or HEAD), or a search by POST to `.search`
+/// (RFC 7644 §3.4.3). A read changes nothing in the application, so it is recorded once,
+/// whole, after the answer; everything else is recorded in flight before it is forwarded.
+pub fn is_read(method: &str, operation: &str) -> bool {
+    matches!(method, "GET" | "HEAD") || (method == "POST" && operation == "search")
+}
+
 /// What the response adds: the id of a created resource, a userName the request did not show.
 pub fn learn_from_response(
     classification: &Classification,
@@ -293,6 +300,28 @@ pub fn names_shown(response: Option<&Value>) -> Vec<Names> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_are_gets_and_searches_only() {
+        let cases = [
+            ("GET", "/Users/1", true),
+            ("GET", "/Users", true),
+            ("GET", "/ServiceProviderConfig", true),
+            ("POST", "/Users/.search", true),
+            ("POST", "/.search", true),
+            ("POST", "/Users", false),
+            ("POST", "/Bulk", false),
+            ("POST", "/Schemas", false),
+            ("PUT", "/Users/1", false),
+            ("PATCH", "/Users/1", false),
+            ("DELETE", "/Users/1", false),
+            ("OPTIONS", "/Users", false),
+        ];
+        for (method, path, read) in cases {
+            let operation = classify(method, path, None, None).operation;
+            assert_eq!(is_read(method, operation), read, "{method} {path} ({operation})");
+        }
+    }
     use serde_json::json;
 
     #[track_caller]

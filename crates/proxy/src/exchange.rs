@@ -329,9 +329,12 @@ impl Proxy {
             .then(|| redact::body(&forward_bytes, &route.redaction).0)
             .flatten();
 
-        // Whether the in-flight record exists: its completion is then an update, else a whole record.
+        // Whether the in-flight record exists: its completion is then an update, else a whole
+        // record. A write is recorded in flight before it is forwarded, so that a crash leaves
+        // a record saying it may have reached the application; a read changes nothing, and is
+        // recorded once, whole, before its response is released: one wait, not two.
         let mut begun = false;
-        if self.durable(&new) {
+        if self.durable(&new) && !classify::is_read(&new.method, &new.operation) {
             match self.recorder.write(Write::Begin(Box::new(new.clone()))).await {
                 Ok(()) => begun = true,
                 Err(error) if self.fail_closed(&new) => {
@@ -792,6 +795,7 @@ impl Proxy {
         let idp = new.idp.clone().unwrap_or_else(|| "-".to_owned());
         let method = new.method.clone();
         let lifecycle = new.lifecycle.clone();
+        let new_operation = new.operation.clone();
         let outcome = completion.outcome.clone();
         let (durable, fail_closed) = (self.durable(&new), self.fail_closed(&new));
         let id = new.id.clone();
@@ -809,7 +813,11 @@ impl Proxy {
                         tracing::error!(%error, "The response could not be recorded; withholding it.");
                         self.metrics
                             .exchange(&route, &idp, &method, "failed", started.elapsed());
-                        let detail = "the application answered but its response could not be recorded; the request may have been applied";
+                        let detail = if classify::is_read(&method, &new_operation) {
+                            "the application answered but its response could not be recorded, so it is withheld"
+                        } else {
+                            "the application answered but its response could not be recorded; the request may have been applied"
+                        };
                         return ProxyAnswer::rejected(ScimError::new(503, None, detail), "record_failed").response(&id);
                     }
                     tracing::error!(%error, "The response could not be recorded; releasing it anyway (on_store_failure = serve_unrecorded).");

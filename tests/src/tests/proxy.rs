@@ -737,13 +737,15 @@ async fn a_request_past_max_exchanges_waits_for_a_slot_before_anything_happens()
     // Long enough for the checks below to run while the first exchange waits, on a busy machine.
     let route = single_route(&format!("http://{silent}"), "timeout_secs = 3\n");
     let proxy = start(&format!("[listen]\nmax_exchanges = 1\n{route}"), &store_url).await;
-    let get = |path: &'static str| {
+    // Writes, which are recorded in flight before they are forwarded (a read is recorded once
+    // it is answered): the first one's record shows while the second waits unrecorded.
+    let delete = |path: &'static str| {
         let client = proxy.client.clone();
-        tokio::spawn(async move { client.get(path).await })
+        tokio::spawn(async move { client.send(Method::DELETE, path, None, &[]).await })
     };
-    let first = get("/Users/first");
+    let first = delete("/Users/first");
     until_metrics_show(&proxy, "scimtrail_exchanges_in_flight 1").await;
-    let second = get("/Users/second");
+    let second = delete("/Users/second");
     until_metrics_show(&proxy, "scimtrail_exchanges_waited_total 1").await;
     let paths: Vec<String> = proxy.exchanges_of("app").await.into_iter().map(|e| e.path).collect();
     assert_eq!(paths, ["/Users/first"], "the waiting request is not recorded yet");
@@ -850,4 +852,58 @@ async fn an_idle_connection_is_closed_after_idle_timeout_and_frees_its_slot() {
         .unwrap();
     proxy.running.shutdown().await;
     app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_read_is_recorded_once_after_its_answer_and_a_write_in_flight_before_it_is_forwarded() {
+    let silent = slow::silent().await;
+    for url in fresh_store_urls().await {
+        let route = format!("[[route]]\nname = \"app\"\nupstream = \"http://{silent}\"\ntimeout_secs = 2\n");
+        let proxy = start(&route, &url).await;
+        let in_flight = |proxy: &TestProxy| {
+            let store = proxy.store.clone();
+            async move {
+                let query = ExchangeQuery {
+                    outcome: Some("in_flight".into()),
+                    limit: 10,
+                    ..ExchangeQuery::default()
+                };
+                store.list(&query).await.unwrap().items
+            }
+        };
+        // The application never answers: while the request waits for it, the store shows
+        // what was recorded before forwarding.
+        let client = proxy.client.clone();
+        let read = tokio::spawn(async move { client.get("/Users?filter=userName%20eq%20%22r%22").await });
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        assert!(
+            in_flight(&proxy).await.is_empty(),
+            "a read is not recorded before its answer ({url})"
+        );
+        let read = read.await.unwrap();
+        assert_eq!(read.status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            record(&proxy, &read).await.outcome,
+            "unreachable",
+            "recorded once, whole"
+        );
+
+        let client = proxy.client.clone();
+        let write = tokio::spawn(async move {
+            client
+                .post("/Users", &json!({"schemas": [USER], "userName": "w"}))
+                .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        let waiting = in_flight(&proxy).await;
+        assert_eq!(
+            waiting.len(),
+            1,
+            "a write is recorded in flight before it is forwarded ({url})"
+        );
+        assert_eq!(waiting[0].method, "POST");
+        let write = write.await.unwrap();
+        assert_eq!(record(&proxy, &write).await.outcome, "unreachable");
+        proxy.running.shutdown().await;
+    }
 }
