@@ -154,7 +154,9 @@ impl Proxy {
             if let Ok(value) = HeaderValue::from_str(&named) {
                 response.headers_mut().insert(EXCHANGE_ID_HEADER, value);
             }
-            tracing::info!(
+            // The record is the access log: a line per exchange costs every exchange a
+            // formatted write to stderr, so it is there only for debugging.
+            tracing::debug!(
                 status = response.status().as_u16(),
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "Exchange completed."
