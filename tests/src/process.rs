@@ -35,3 +35,12 @@ pub async fn addresses(child: &mut Child) -> (String, String) {
         .expect("the reader")
         .expect("serve prints its addresses")
 }
+
+/// Sends `signal` (`HUP`, `TERM`, …) to `child` with kill(1); the signal must be delivered.
+pub fn signal(child: &Child, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -{signal} {}", child.id());
+}

@@ -122,11 +122,7 @@ async fn sighup_reads_a_rotated_token_file_without_a_restart() {
     // The rotation is done: the new value is current, the next file gone. SIGHUP.
     std::fs::write(&token, "new-token\n").unwrap();
     std::fs::remove_file(dir.join("idp-token.next")).unwrap();
-    let hup = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    scimtrail_integration::process::signal(&child, "HUP");
     let mut refused = false;
     for _ in 0..100 {
         if status("Bearer old-token").await == StatusCode::UNAUTHORIZED {
@@ -139,10 +135,7 @@ async fn sighup_reads_a_rotated_token_file_without_a_restart() {
     assert_eq!(status("Bearer new-token").await, StatusCode::OK);
     assert!(child.try_wait().unwrap().is_none(), "SIGHUP did not stop the proxy");
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    scimtrail_integration::process::signal(&child, "TERM");
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();

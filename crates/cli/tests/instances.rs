@@ -74,9 +74,7 @@ impl Instance {
 
     /// SIGTERM, and the exit status once it has drained.
     fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
-        assert!(sent.success());
+        scimtrail_integration::process::signal(&self.child, "TERM");
         self.child.wait().expect("the process ends")
     }
 

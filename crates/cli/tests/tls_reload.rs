@@ -67,11 +67,7 @@ async fn sighup_reloads_the_listener_certificate_without_dropping_open_connectio
 
     // The certificate is renewed on disk, and the proxy told.
     install("server-b");
-    let hup = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    scimtrail_integration::process::signal(&child, "HUP");
     let renewed = first_certificate(&private_ca("server-b.crt"));
     let mut served = None;
     for _ in 0..100 {
@@ -89,18 +85,12 @@ async fn sighup_reloads_the_listener_certificate_without_dropping_open_connectio
 
     // A broken renewal (a key that is not the certificate's) keeps the renewed one in force.
     std::fs::copy(private_ca("server-a.key"), &key).unwrap();
-    Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
+    scimtrail_integration::process::signal(&child, "HUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after_broken = TlsConnection::open(addr, &ca).await;
     assert_eq!(after_broken.server_certificate, renewed);
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    scimtrail_integration::process::signal(&child, "TERM");
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();

@@ -4,10 +4,11 @@
 //! What it deleted, and the store's size, go to `/metrics`.
 
 use crate::audit::{self, Caller};
+use crate::exchange::now_ms;
 use crate::metrics::Metrics;
 use scimtrail_store::{Retention, Store};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// The first prune after start comes after this, or `prune_every` if sooner.
@@ -65,10 +66,4 @@ async fn prune(store: &Store, retention: &Retention, holder: &str, metrics: &Met
         Ok(size) => metrics.set_store_size(size, now),
         Err(error) => tracing::warn!(%error, "The store's size could not be read."),
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

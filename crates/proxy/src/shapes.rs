@@ -13,7 +13,6 @@ use crate::Route;
 use scimtrail_store::{Store, Write};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Default)]
 struct RouteShapes {
@@ -54,9 +53,7 @@ impl ShapeBook {
         };
         // New here; the store decides whether it is new everywhere: of the instances that meet
         // a shape, only the one whose insert adds it reports it.
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now = crate::exchange::now_ms();
         match store.add_route_shape(&route.name, &shape, now).await {
             Ok(added) => added && learning_over,
             Err(error) => {

@@ -13,7 +13,6 @@ use bytes::Bytes;
 use http::HeaderMap;
 use scimtrail_store::{Snapshot, Write};
 use serde_json::Value;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// GETs `path` (relative to the route's upstream) and returns the resource, or `None` when
 /// the application does not answer 200 with a JSON object in time.
@@ -108,9 +107,7 @@ pub(crate) async fn find(
 pub(crate) fn snapshot(route: &Route, resource_type: &str, resource_id: &str, resource: &Value) -> Write {
     let mut body = resource.clone();
     route.redaction.redact(&mut body);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now = crate::exchange::now_ms();
     Write::Snapshot(Box::new(Snapshot {
         route: route.name.clone(),
         resource_type: resource_type.to_owned(),
