@@ -646,21 +646,8 @@ impl Settings {
         let body_timeout_secs = seconds(raw.listen.body_timeout_secs, 10, 1..=3600, "[listen] body_timeout_secs")?;
         let ready_grace_secs = seconds(raw.listen.ready_grace_secs, 5, 0..=300, "[listen] ready_grace_secs")?;
         let drain_secs = seconds(raw.listen.drain_secs, 30, 1..=3600, "[listen] drain_secs")?;
-        let heartbeat_secs = seconds(raw.store.heartbeat_secs, 5, 1..=300, "[store] heartbeat_secs")?;
-        let dead_after_secs = seconds(
-            raw.store.instance_dead_after_secs,
-            30,
-            1..=86_400,
-            "[store] instance_dead_after_secs",
-        )?;
-        // Three heartbeats missed, at least: a busy store or a pause must not make a live
-        // instance look dead (a survivor would then mark its exchanges interrupted).
-        if dead_after_secs < 3 * heartbeat_secs {
-            return Err(invalid(format!(
-                "[store] instance_dead_after_secs = {dead_after_secs}: use at least three heartbeats ({} s with heartbeat_secs = {heartbeat_secs})",
-                3 * heartbeat_secs
-            )));
-        }
+        let (heartbeat, instance_dead_after) =
+            heartbeats(raw.store.heartbeat_secs, raw.store.instance_dead_after_secs)?;
         let max_connections_per_client = raw
             .listen
             .max_connections_per_client
@@ -695,8 +682,8 @@ impl Settings {
                 body_timeout: Duration::from_secs(body_timeout_secs),
                 ready_grace: Duration::from_secs(ready_grace_secs),
                 drain: Duration::from_secs(drain_secs),
-                heartbeat: Duration::from_secs(heartbeat_secs),
-                instance_dead_after: Duration::from_secs(dead_after_secs),
+                heartbeat,
+                instance_dead_after,
                 max_connections_per_client,
                 trusted_proxies,
                 tls: raw.listen.tls.map(|t| TlsFiles {
@@ -1019,6 +1006,24 @@ fn capacity(value: Option<usize>, default: usize, key: &str) -> Result<usize, Co
 }
 
 /// A `[listen]` number of seconds: `default` when unset, refused unless from 1 to `max`.
+/// How often an instance heartbeats, and after how long without one it is dead to the others.
+fn heartbeats(heartbeat_secs: Option<u64>, dead_after_secs: Option<u64>) -> Result<(Duration, Duration), ConfigError> {
+    let heartbeat_secs = seconds(heartbeat_secs, 5, 1..=300, "[store] heartbeat_secs")?;
+    let dead_after_secs = seconds(dead_after_secs, 30, 1..=86_400, "[store] instance_dead_after_secs")?;
+    // Three heartbeats missed, at least: a busy store or a pause must not make a live
+    // instance look dead (a survivor would then mark its exchanges interrupted).
+    if dead_after_secs < 3 * heartbeat_secs {
+        return Err(invalid(format!(
+            "[store] instance_dead_after_secs = {dead_after_secs}: use at least three heartbeats ({} s with heartbeat_secs = {heartbeat_secs})",
+            3 * heartbeat_secs
+        )));
+    }
+    Ok((
+        Duration::from_secs(heartbeat_secs),
+        Duration::from_secs(dead_after_secs),
+    ))
+}
+
 /// `key` (its section named: `[listen] drain_secs`) within `range`, or `default`.
 fn seconds(value: Option<u64>, default: u64, range: RangeInclusive<u64>, key: &str) -> Result<u64, ConfigError> {
     match value.unwrap_or(default) {
@@ -1591,6 +1596,10 @@ mod tests {
             ("[listen]\nmax_exchanges = 0\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] max_exchanges = 0: use 1 to 1000000"),
             ("[listen]\nmax_connections = 2000000\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] max_connections = 2000000: use 1 to 1000000"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { bearer_token_env = \"SCIMTRAIL_TEST_UNSET_VARIABLE\" }\n", "SCIMTRAIL_TEST_UNSET_VARIABLE is not set"),
+            ("[store]\nheartbeat_secs = 5\ninstance_dead_after_secs = 14\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "use at least three heartbeats (15 s with heartbeat_secs = 5)"),
+            ("[listen]\nready_grace_secs = 301\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] ready_grace_secs = 301: use 0 to 300"),
+            ("[listen]\ndrain_secs = 0\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] drain_secs = 0: use 1 to 3600"),
+            ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nidp_token_file = \"/dev/null\"\nupstream_auth = { oauth_token_url = \"http://auth.example/token\", oauth_client_id = \"c\", oauth_client_secret_file = \"/dev/null\" }\n", "the client secret would cross the network in clear text"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { basic_username = \"u\" }\n", "give basic_password_env or basic_password_file beside basic_username"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { basic_username = \"u\", header = \"x-key\" }\n", "exactly one of"),
             ("[record]\nmode = \"eventually\"\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "durable"),
