@@ -80,7 +80,7 @@ fn uid() -> Option<String> {
 pub async fn record(store: &Store, caller: &Caller, instance: &str, action: &str, detail: Value) {
     let entry = AuditEntry {
         id: uuid::Uuid::now_v7().to_string(),
-        at_ms: crate::exchange::now_ms(),
+        at_ms: crate::clock::now_ms(),
         actor: caller.actor.clone(),
         origin: caller.origin.clone(),
         action: action.to_owned(),

@@ -13,7 +13,7 @@
 //! - **Leaving**: a clean stop says so, after the drain.
 
 use crate::audit::{self, Caller};
-use crate::exchange::now_ms;
+use crate::clock::now_ms;
 use crate::{Proxy, StartError};
 use scimtrail_store::{Exchange, InstanceRecord, InstanceState, Store, StoreError};
 use serde_json::json;

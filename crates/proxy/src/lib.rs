@@ -27,19 +27,18 @@
 //!   each, in order, stopping at the first failure.)
 
 pub mod admin;
-mod admit;
 mod alerts;
 pub mod audit;
 pub mod bulk;
 mod capacity;
 pub mod classify;
+mod clock;
 pub mod config;
 mod connector;
 mod content_coding;
 pub mod erasure;
 mod exchange;
 pub mod export;
-mod fan_out;
 pub mod findings;
 pub mod fingerprint;
 mod first_bytes;
@@ -50,7 +49,6 @@ pub mod metrics;
 mod names;
 mod path_safety;
 mod pruning;
-mod read_back;
 pub mod recorder;
 pub mod redact;
 mod refusals;
@@ -70,7 +68,6 @@ pub use recorder::{RecordMode, Recorder};
 pub use replay::{ReplayError, ReplayItem, ReplayReport, Selection};
 
 use bytes::Bytes;
-use http::header::HeaderValue;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -81,11 +78,10 @@ use scimtrail_store::Store;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::Instrument;
 use upstream::Upstream;
 
 /// The proxy: routes, the upstream client, the recorder.
@@ -121,50 +117,7 @@ impl server::Handler for Proxy {
         let origin = exchange::Origin { peer, scheme };
         self.run_exchange(request, origin, exchange::Link::default(), caller)
             .await
-    }
-}
-
-impl Proxy {
-    /// One exchange, under its own id and span; `link` names the exchange a replay sends
-    /// again, or the one a fanned-out bulk operation belongs to.
-    async fn run_exchange<B>(
-        &self,
-        request: Request<B>,
-        origin: exchange::Origin,
-        link: exchange::Link,
-        caller: server::CallerGone,
-    ) -> Response<Full<Bytes>>
-    where
-        B: hyper::body::Body<Data = Bytes>,
-        B::Error: Into<exchange::BoxError>,
-    {
-        let started = Instant::now();
-        let id = uuid::Uuid::now_v7().to_string();
-        let span = tracing::info_span!(
-            "exchange", id = %id, method = %request.method(), path = %request.uri().path(),
-            replay_of = link.replay_of.as_deref(), parent = link.parent_id.as_deref()
-        );
-        async {
-            let mut response = self.exchange(&id, started, request, origin, link, caller).await;
-            // A refusal counted into an earlier exchange's record names that one.
-            let named = match response.extensions_mut().remove::<exchange::CountedInto>() {
-                Some(exchange::CountedInto(first)) => first,
-                None => id.clone(),
-            };
-            if let Ok(value) = HeaderValue::from_str(&named) {
-                response.headers_mut().insert(EXCHANGE_ID_HEADER, value);
-            }
-            // The record is the access log: a line per exchange costs every exchange a
-            // formatted write to stderr, so it is there only for debugging.
-            tracing::debug!(
-                status = response.status().as_u16(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "Exchange completed."
-            );
-            response
-        }
-        .instrument(span)
-        .await
+            .response
     }
 }
 

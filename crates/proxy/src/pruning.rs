@@ -4,7 +4,7 @@
 //! What it deleted, and the store's size, go to `/metrics`.
 
 use crate::audit::{self, Caller};
-use crate::exchange::now_ms;
+use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use scimtrail_store::{Retention, Store};
 use std::sync::Arc;

@@ -18,11 +18,11 @@
 
 mod plan;
 
-use crate::admit::relative_path;
 use crate::audit::{self, Caller};
-use crate::exchange::{now_ms, rules_request, Link, Origin};
+use crate::clock::now_ms;
+use crate::exchange::{relative_path, rules_request, Link, Origin};
 use crate::path_safety::{self, PathCheck};
-use crate::{state, Proxy, Route, EXCHANGE_ID_HEADER};
+use crate::{state, Proxy, Route};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use http_body_util::Full;
@@ -521,7 +521,7 @@ impl Proxy {
             Ok(request) => request,
             Err(reason) => return item.fail("bad_record", reason),
         };
-        let response = self
+        let replayed = self
             .run_exchange(
                 request,
                 Origin {
@@ -535,22 +535,14 @@ impl Proxy {
                 crate::server::CallerGone::never(),
             )
             .await;
+        let status = replayed.response.status();
         item.action = "replayed";
-        item.status = Some(response.status().as_u16());
-        item.replay = response
-            .headers()
-            .get(EXCHANGE_ID_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        // Durable recording: the new exchange is committed before its response is released.
-        item.outcome = match &item.replay {
-            Some(id) => self.store.get(id).await.ok().map(|e| e.outcome),
-            None => None,
-        }
-        .or_else(|| Some(if response.status().is_success() { "ok" } else { "failed" }.to_owned()));
+        item.status = Some(status.as_u16());
+        item.replay = Some(replayed.id);
+        item.outcome = Some(replayed.outcome);
         if item.outcome.as_deref() != Some("ok") {
             item.kind = Some("replay_failed");
-            item.reason = Some(format!("the application answered {}", response.status()));
+            item.reason = Some(format!("the application answered {status}"));
         }
         item
     }
@@ -782,7 +774,7 @@ impl Proxy {
         let query = original.query.as_deref();
         let received = rules_request(&original.method, rest, query, headers, body);
         let resource = original.resource_type.as_deref().zip(original.resource_id.as_deref());
-        let (_, normalized) = self.normalise(route, &received, headers, resource).await;
+        let (_, normalized) = self.apply_rules(route, &received, headers, resource).await;
         let normalized = match normalized {
             Ok(normalized) => normalized,
             Err(refusal) => {

@@ -53,7 +53,7 @@ impl ShapeBook {
         };
         // New here; the store decides whether it is new everywhere: of the instances that meet
         // a shape, only the one whose insert adds it reports it.
-        let now = crate::exchange::now_ms();
+        let now = crate::clock::now_ms();
         match store.add_route_shape(&route.name, &shape, now).await {
             Ok(added) => added && learning_over,
             Err(error) => {

@@ -107,7 +107,7 @@ pub(crate) async fn find(
 pub(crate) fn snapshot(route: &Route, resource_type: &str, resource_id: &str, resource: &Value) -> Write {
     let mut body = resource.clone();
     route.redaction.redact(&mut body);
-    let now = crate::exchange::now_ms();
+    let now = crate::clock::now_ms();
     Write::Snapshot(Box::new(Snapshot {
         route: route.name.clone(),
         resource_type: resource_type.to_owned(),

@@ -15,8 +15,8 @@
 
 use super::{Admin, OverTls, Peer};
 use crate::audit::Caller;
+use crate::clock::now_ms;
 use crate::config::{ProxyConfig, Secret};
-use crate::exchange::now_ms;
 use crate::fingerprint::Key;
 use crate::secret::constant_time_eq;
 use axum::extract::{Request, State};

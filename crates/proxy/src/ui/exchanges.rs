@@ -6,7 +6,7 @@
 use super::page::{self, findings_badge, outcome_badge, status_text, Section};
 use super::Viewer;
 use crate::admin::{api::store_failure, list_query};
-use crate::exchange::now_ms;
+use crate::clock::now_ms;
 use crate::ui::Admin;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;

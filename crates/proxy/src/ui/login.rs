@@ -4,7 +4,7 @@
 use super::page::{self, Section};
 use super::Viewer;
 use crate::admin::{cleared_cookie, session_cookie, OverTls, Session};
-use crate::exchange::now_ms;
+use crate::clock::now_ms;
 use crate::ui::Admin;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Redirect, Response};

@@ -23,7 +23,7 @@ mod timeline;
 
 use crate::admin::{Access, Admin, OverTls, Peer, Session};
 use crate::audit::Caller;
-use crate::exchange::now_ms;
+use crate::clock::now_ms;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;

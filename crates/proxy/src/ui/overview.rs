@@ -6,7 +6,7 @@
 use super::page::{self, exchange_link, outcome_badge, Section};
 use super::Viewer;
 use crate::admin::api::store_failure;
-use crate::exchange::now_ms;
+use crate::clock::now_ms;
 use crate::ui::Admin;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;

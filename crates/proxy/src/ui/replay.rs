@@ -7,7 +7,7 @@
 use super::page::{self, exchange_link, outcome_badge, Section};
 use super::Viewer;
 use crate::admin::list_query;
-use crate::exchange::now_ms;
+use crate::clock::now_ms;
 use crate::replay::{ReplayError, ReplayReport, Selection};
 use crate::ui::Admin;
 use axum::extract::State;

@@ -4,8 +4,10 @@
 //! in order, `bulkId:` references resolved from the ids earlier operations created, stopping
 //! once `failOnErrors` errors are reached (RFC 7644 §3.7). The IdP receives a BulkResponse.
 
+use super::normalise::Normalised;
+use super::{ExchangeError, Exchanged, Link, Origin, Recording};
 use crate::classify::classify;
-use crate::exchange::{elapsed_ms, Link, Origin, ProxyAnswer};
+use crate::clock::elapsed_ms;
 use crate::server::CallerGone;
 use crate::{findings, redact, Proxy, Route};
 use bytes::Bytes;
@@ -14,10 +16,9 @@ use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
 use scimtrail_scim::message::{bulk_response, BulkOperationResult, BulkRequest};
 use scimtrail_scim::{ScimError, ScimType};
-use scimtrail_store::{Completion, NewExchange};
+use scimtrail_store::Completion;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::time::Instant;
 
 /// What a fan-out did: the BulkResponse for the IdP, and the exchange of each operation
 /// (`None` for one refused before it was sent).
@@ -27,24 +28,22 @@ pub(crate) struct FannedOut {
 }
 
 impl Proxy {
-    /// Answers a bulk request by fanning it out (see the module's documentation) and records
+    /// Answers a bulk request by fanning it out (see the module's documentation) and finishes
     /// it with each operation's outcome and exchange.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn answer_fanned_out(
+    pub(super) async fn finish_fanned_out(
         &self,
-        new: NewExchange,
-        begun: bool,
-        started: Instant,
+        recording: Recording,
         route: &Route,
-        bulk: Option<&Value>,
+        normalised: &Normalised,
         idp_headers: &HeaderMap,
         origin: Origin,
-    ) -> Response<Full<Bytes>> {
-        let done = match self.fan_out(route, &new.id, bulk, idp_headers, origin).await {
+    ) -> Exchanged {
+        let bulk = normalised.received.body.as_ref();
+        let done = match self.fan_out(route, &recording.new.id, bulk, idp_headers, origin).await {
             Ok(done) => done,
             Err(error) => {
-                let answer = ProxyAnswer::rejected(error, "bad_bulk_request");
-                return self.answer_begun(new, begun, started, answer).await;
+                let error = ExchangeError::idp(error, "bad_bulk_request");
+                return self.finish_error(recording, error, None, Vec::new()).await;
             }
         };
         let mut operations = crate::bulk::operations(bulk, Some(&done.response));
@@ -78,8 +77,8 @@ impl Proxy {
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/scim+json"));
         let completion = Completion {
-            id: new.id.clone(),
-            duration_ms: elapsed_ms(started),
+            id: recording.new.id.clone(),
+            duration_ms: elapsed_ms(recording.started),
             forwarded_headers: None,
             forwarded_body: None,
             changes: json!([]),
@@ -94,7 +93,7 @@ impl Proxy {
             resource_id: None,
             user_name: None,
         };
-        self.complete(new, begun, completion, started, response).await
+        self.finish(recording, completion, response).await
     }
 
     /// Carries out `bulk` (a BulkRequest as received) on `route`, one operation at a time.
@@ -186,11 +185,11 @@ impl Proxy {
             };
             // Boxed: an exchange can fan out, which runs exchanges.
             let answered = Box::pin(self.run_exchange(single, origin, link, CallerGone::never())).await;
-            let (parts, body) = answered.into_parts();
+            exchanges.push(Some(answered.id));
+            let (parts, body) = answered.response.into_parts();
             let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
             let json: Option<Value> = serde_json::from_slice(&bytes).ok();
             let text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            exchanges.push(text(crate::EXCHANGE_ID_HEADER));
             let status = parts.status.as_u16();
             let location = text(LOCATION.as_str()).or_else(|| {
                 json.as_ref()

@@ -14,10 +14,10 @@
 //! authenticate, or is slow to send its body, never holds an exchange slot; and one that
 //! leaves while its request waits for a slot starts nothing (recorded `rejected`, 499).
 
+use super::{BoxError, ExchangeError};
 use crate::capacity::{forwarded_client, is_trusted, ClientSlot};
 use crate::config::Route;
 use crate::content_coding::{self, DecodeError};
-use crate::exchange::{BoxError, ProxyAnswer};
 use crate::path_safety::{self, PathCheck};
 use crate::server::CallerGone;
 use crate::{redact, Proxy};
@@ -25,6 +25,7 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, Limited};
+use scimtrail_scim::redact::Redaction;
 use scimtrail_scim::strict_json::{self, StrictJsonError};
 use scimtrail_scim::{ScimError, ScimType};
 use scimtrail_store::NewExchange;
@@ -70,7 +71,7 @@ impl Proxy {
         body: B,
         peer: SocketAddr,
         mut caller: CallerGone,
-    ) -> Result<Admitted<'_>, ProxyAnswer>
+    ) -> Result<Admitted<'_>, ExchangeError>
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<BoxError>,
@@ -87,7 +88,7 @@ impl Proxy {
             PathCheck::Refused(why) => {
                 // Named after the route the path would have taken, for the record.
                 self.label(new, self.route_for(raw_path));
-                return Err(ProxyAnswer::rejected(
+                return Err(ExchangeError::idp(
                     ScimError::bad_request(ScimType::InvalidPath, format!("the request path is refused: {why}")),
                     "bad_path",
                 ));
@@ -95,7 +96,7 @@ impl Proxy {
         };
 
         let route = self.route_for(&path).ok_or_else(|| {
-            ProxyAnswer::rejected(ScimError::not_found("no route serves this path"), "no_route")
+            ExchangeError::idp(ScimError::not_found("no route serves this path"), "no_route")
                 .with_internal(format!("no route serves \"{path}\"; routes: {}", self.route_prefixes()))
         })?;
         self.label(new, Some(route));
@@ -105,7 +106,7 @@ impl Proxy {
         if let (Some(token), true) = (&route.idp_token, from_listener) {
             if !bearer_matches(&parts.headers, token) {
                 let detail = "the request's bearer token is missing or not the one configured for this route";
-                return Err(ProxyAnswer::rejected(ScimError::new(401, None, detail), "unauthorized"));
+                return Err(ExchangeError::idp(ScimError::new(401, None, detail), "unauthorized"));
             }
         }
 
@@ -114,7 +115,7 @@ impl Proxy {
                 "{} is not a SCIM method; this route forwards GET, POST, PUT, PATCH and DELETE",
                 parts.method
             );
-            return Err(ProxyAnswer::rejected(
+            return Err(ExchangeError::idp(
                 ScimError::new(405, None, detail),
                 "method_not_allowed",
             ));
@@ -128,7 +129,7 @@ impl Proxy {
                         "this client has {} exchanges in flight, as many as one client may have",
                         per_client.limit()
                     );
-                    ProxyAnswer::rejected(ScimError::new(429, None, detail), "client_busy")
+                    ExchangeError::idp(ScimError::new(429, None, detail), "client_busy")
                         .with_internal(format!("client {client} behind {}", peer.ip()))
                 })?;
                 Some(slot)
@@ -149,7 +150,7 @@ impl Proxy {
             Err(duplicate @ StrictJsonError::Duplicate { .. }) => {
                 new.request_body = redact::body(&body, &route.redaction).0;
                 let detail = format!("the request body is ambiguous: {duplicate}");
-                return Err(ProxyAnswer::rejected(
+                return Err(ExchangeError::idp(
                     ScimError::bad_request(ScimType::InvalidSyntax, detail),
                     "duplicate_member",
                 ));
@@ -163,7 +164,7 @@ impl Proxy {
                 slot = self.capacity.exchange_slot() => slot,
                 () = caller.wait() => {
                     let detail = "the client went away while its request waited for an exchange slot; nothing was forwarded";
-                    return Err(ProxyAnswer::rejected(ScimError::new(499, None, detail), "client_gone"));
+                    return Err(ExchangeError::idp(ScimError::new(499, None, detail), "client_gone"));
                 }
             },
             false => None,
@@ -184,6 +185,49 @@ impl Proxy {
         })
     }
 
+    /// The route of this name.
+    pub(crate) fn route_named(&self, name: Option<&str>) -> Option<&Route> {
+        let name = name?;
+        self.config.routes.iter().find(|r| r.name == name)
+    }
+
+    /// The route with the longest prefix that matches the path on a segment boundary.
+    pub(crate) fn route_for(&self, path: &str) -> Option<&Route> {
+        self.config
+            .routes
+            .iter()
+            .filter(|r| {
+                let prefix = r.path_prefix.trim_end_matches('/');
+                prefix.is_empty()
+                    || path == prefix
+                    || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+            })
+            .max_by_key(|r| r.path_prefix.trim_end_matches('/').len())
+    }
+
+    /// What is never stored of a request to `path`: its route's redaction, or — served by
+    /// none — everything any route redacts.
+    pub(crate) fn redaction_for(&self, path: &str) -> &Redaction {
+        self.route_for(path)
+            .map_or(&self.unrouted_redaction, |route| &route.redaction)
+    }
+
+    /// The routes' prefixes, for the record of a request no route serves.
+    fn route_prefixes(&self) -> String {
+        self.config
+            .routes
+            .iter()
+            .map(|r| {
+                if r.path_prefix.is_empty() {
+                    "/".to_owned()
+                } else {
+                    r.path_prefix.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn label(&self, new: &mut NewExchange, route: Option<&Route>) {
         if let Some(route) = route {
             new.route = Some(route.name.clone());
@@ -198,14 +242,14 @@ impl Proxy {
         headers: &HeaderMap,
         body: B,
         mut budget: Option<&mut Option<OwnedSemaphorePermit>>,
-    ) -> Result<(Bytes, Option<String>), ProxyAnswer>
+    ) -> Result<(Bytes, Option<String>), ExchangeError>
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
         let limit = self.config.max_body_bytes;
         let too_large = || {
-            ProxyAnswer::rejected(
+            ExchangeError::idp(
                 ScimError::new(
                     413,
                     Some(ScimType::TooLarge),
@@ -242,7 +286,7 @@ impl Proxy {
                 if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
                     return Err(too_large());
                 }
-                return Err(ProxyAnswer::rejected(
+                return Err(ExchangeError::idp(
                     ScimError::bad_request(ScimType::InvalidSyntax, "the request body could not be read"),
                     "bad_body",
                 )
@@ -253,11 +297,11 @@ impl Proxy {
                     "the request body did not arrive whole within {} s",
                     timeout.as_secs_f64()
                 );
-                return Err(ProxyAnswer::rejected(ScimError::new(408, None, detail), "body_timeout"));
+                return Err(ExchangeError::idp(ScimError::new(408, None, detail), "body_timeout"));
             }
         };
         let codings = content_coding::codings(headers).map_err(|error| {
-            ProxyAnswer::rejected(
+            ExchangeError::idp(
                 ScimError::new(415, None, format!("the request body cannot be read: {error}")),
                 "unsupported_encoding",
             )
@@ -267,7 +311,7 @@ impl Proxy {
         }
         let decoded = content_coding::decode(&codings, &body, limit).map_err(|error| match error {
             DecodeError::TooLarge(_) => too_large(),
-            other => ProxyAnswer::rejected(
+            other => ExchangeError::idp(
                 ScimError::bad_request(
                     ScimType::InvalidSyntax,
                     format!("the request body cannot be read: {other}"),

@@ -3,7 +3,7 @@
 //! without the resource, or with one that is not what they stored. Recorded as a child
 //! exchange of the write (`parent_id`); the write's findings read it (`findings::ReadBack`).
 
-use crate::exchange::now_ms;
+use crate::clock::{elapsed_ms, now_ms};
 use crate::findings::ReadBack;
 use crate::{state, upstream, Proxy, Route};
 use http::HeaderMap;
@@ -14,7 +14,7 @@ use std::time::Instant;
 impl Proxy {
     /// GETs `path` (relative to the route) for the write `parent`, records the GET as its
     /// child, and returns what it found (`None` when the application could not be read).
-    pub(crate) async fn read_back(
+    pub(super) async fn read_back(
         &self,
         route: &Route,
         parent: &NewExchange,
@@ -78,7 +78,7 @@ impl Proxy {
         };
         let completion = Completion {
             id: child.id.clone(),
-            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            duration_ms: elapsed_ms(started),
             forwarded_headers: Some(self.redactor.headers(&headers)),
             forwarded_body: None,
             changes: json!([]),
@@ -95,15 +95,11 @@ impl Proxy {
         };
         self.metrics
             .exchange(&route.name, &route.idp, "GET", outcome, started.elapsed());
-        // Queued before the write's own completion, so committed with it or before it; in
-        // durable mode waited for, so that it cannot be dropped from a full queue.
+        // Queued before the write's own completion, so committed with it or before it; when the
+        // write waits for the store, so does this, so that it cannot be dropped from a full queue.
         let write = Write::Whole(Box::new(child), Box::new(completion));
-        if self.recorder.mode() == crate::RecordMode::Durable {
-            if let Err(error) = self.recorder.write(write).await {
-                tracing::error!(%error, "The read-back could not be recorded.");
-            }
-        } else {
-            self.recorder.write_behind(write);
+        if let Err(error) = self.record(self.recorded_as(parent), write).await {
+            tracing::error!(%error, "The read-back could not be recorded.");
         }
         found
     }

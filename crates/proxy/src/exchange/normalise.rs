@@ -1,0 +1,229 @@
+//! Normalise: the request classified (resource, operation, lifecycle: `classify.rs`), held
+//! to the bulk limits, and turned by the route's IdP profile and target into what the
+//! application accepts (`crates/rules`). When a stateful rule needs the resource, it is read
+//! from the application first (`state.rs`). In `enforce` mode the result is forwarded — the
+//! original bytes when nothing changed —; in `observe` mode the original is, and the changes
+//! are recorded as not applied. A rule's refusal is the IdP's error, never forwarded.
+
+use super::ExchangeError;
+use crate::classify::{classify, Classification};
+use crate::config::Route;
+use crate::{redact, state, Proxy};
+use bytes::Bytes;
+use http::header::{HeaderName, CONTENT_TYPE};
+use http::HeaderMap;
+use scimtrail_rules::{self as rules, needs_state, normalize_request, Mode};
+use scimtrail_scim::redact::Redaction;
+use scimtrail_scim::{json as scim_json, ScimError, ScimType};
+use scimtrail_store::NewExchange;
+use serde_json::{json, Value};
+
+/// A request as admission read it.
+pub(super) struct Received<'a> {
+    pub(super) route: &'a Route,
+    pub(super) parts: &'a http::request::Parts,
+    /// The path relative to the route.
+    pub(super) rest: &'a str,
+    pub(super) body: Bytes,
+    pub(super) json: Option<Value>,
+    /// What admission changed.
+    pub(super) changes: Vec<Value>,
+}
+
+/// A request as the application is to receive it.
+pub(super) struct Normalised {
+    pub(super) classification: Classification,
+    /// As the IdP sent it.
+    pub(super) received: rules::Request,
+    /// As it is forwarded (the received one, in observe mode).
+    pub(super) to_forward: rules::Request,
+    /// The bytes forwarded: the IdP's own when nothing changed.
+    pub(super) forward_bytes: Bytes,
+    /// The body as forwarded, redacted, when normalisation changed it.
+    pub(super) forwarded_body: Option<String>,
+    /// Every change so far, as recorded.
+    pub(super) changes: Vec<Value>,
+    /// Whether the rules read the resource from the application first.
+    pub(super) stateful: bool,
+    /// Whether the rules' changes are applied (`enforce`) or only recorded (`observe`).
+    pub(super) enforce: bool,
+}
+
+impl Normalised {
+    /// Whether this is a bulk request carried out one operation at a time (`fan_out.rs`):
+    /// the route's application has no `/Bulk`.
+    pub(super) fn fans_out(&self, route: &Route) -> bool {
+        self.classification.operation == "bulk" && !route.target.bulk && self.enforce
+    }
+}
+
+impl Proxy {
+    /// Classifies `received` into `new` and applies the route's rules.
+    pub(super) async fn normalise(
+        &self,
+        new: &mut NewExchange,
+        received: Received<'_>,
+    ) -> Result<Normalised, ExchangeError> {
+        let Received {
+            route,
+            parts,
+            rest,
+            body,
+            json: original_json,
+            mut changes,
+        } = received;
+        let query = parts.uri.query();
+        let classification = classify(parts.method.as_str(), rest, query, original_json.as_ref());
+        new.resource_type.clone_from(&classification.resource_type);
+        new.resource_id.clone_from(&classification.resource_id);
+        new.user_name.clone_from(&classification.user_name);
+        classification.operation.clone_into(&mut new.operation);
+        new.lifecycle = classification.lifecycle.map(str::to_owned);
+        if classification.operation == "bulk" {
+            bulk_within_limits(route, &body, original_json.as_ref())
+                .map_err(|error| ExchangeError::idp(error, "bulk_too_large"))?;
+        }
+
+        let enforce = route.mode == Mode::Enforce;
+        let received = rules_request(&new.method, rest, query, &parts.headers, original_json);
+        let resource = new.resource_type.as_deref().zip(new.resource_id.as_deref());
+        let (stateful, normalized) = self.apply_rules(route, &received, &parts.headers, resource).await;
+        let to_forward = match normalized {
+            Ok(normalized) => {
+                changes.extend(recorded_changes(
+                    &normalized.changes,
+                    enforce,
+                    &route.redaction,
+                    received.body.as_ref(),
+                ));
+                if enforce {
+                    normalized.value
+                } else {
+                    received.clone()
+                }
+            }
+            Err(refusal) if enforce => return Err(ExchangeError::idp(refusal.error, "refused_by_rule")),
+            Err(refusal) => {
+                let change = json!({
+                    "rule": refusal.rule, "side": "request", "op": "refused", "applied": false,
+                    "detail": redact::free_text(&refusal.error.detail, &route.redaction),
+                });
+                changes.push(redact::change(change, &route.redaction, None));
+                received.clone()
+            }
+        };
+        let changed = to_forward.body != received.body;
+        let forward_bytes = match (&to_forward.body, changed) {
+            (_, false) => body,
+            (Some(value), true) => Bytes::from(value.to_string()),
+            (None, true) => Bytes::new(),
+        };
+        let forwarded_body = changed
+            .then(|| redact::body(&forward_bytes, &route.redaction).0)
+            .flatten();
+        Ok(Normalised {
+            classification,
+            received,
+            to_forward,
+            forward_bytes,
+            forwarded_body,
+            changes,
+            stateful,
+            enforce,
+        })
+    }
+
+    /// The route's rules applied to `received`, after reading the resource (`resource`: its
+    /// type and id) from the application when a stateful rule needs it; and whether it was read.
+    pub(crate) async fn apply_rules(
+        &self,
+        route: &Route,
+        received: &rules::Request,
+        idp_headers: &HeaderMap,
+        resource: Option<(&str, &str)>,
+    ) -> (bool, Result<rules::Normalized<rules::Request>, rules::Refusal>) {
+        let state = if needs_state(received, &route.profile, &route.target) {
+            let state = state::fetch(&self.upstream, route, idp_headers, &received.path).await;
+            if let (Some(state), Some((resource_type, id))) = (&state, resource) {
+                self.recorder
+                    .write_behind(state::snapshot(route, resource_type, id, state));
+            }
+            state
+        } else {
+            None
+        };
+        let normalized = normalize_request(received, &route.profile, &route.target, state.as_ref());
+        (state.is_some(), normalized)
+    }
+}
+
+/// A request as the rules see it (`path` relative to the route).
+pub(crate) fn rules_request(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Option<Value>,
+) -> rules::Request {
+    rules::Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: query.map(str::to_owned),
+        content_type: header_text(headers, CONTENT_TYPE),
+        body,
+        if_match: header_text(headers, http::header::IF_MATCH),
+        post_filter: None,
+        then: Vec::new(),
+        pages: None,
+    }
+}
+
+/// A header's value, when it is text.
+pub(super) fn header_text(headers: &HeaderMap, name: HeaderName) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// The changes as the exchange records them: redacted, and marked applied (enforce) or not
+/// (observe: what the rules would have changed).
+pub(super) fn recorded_changes(
+    changes: &[rules::Change],
+    applied: bool,
+    redaction: &Redaction,
+    body: Option<&Value>,
+) -> Vec<Value> {
+    changes
+        .iter()
+        .map(|change| {
+            let mut recorded = change.to_json();
+            if let Some(object) = recorded.as_object_mut() {
+                object.insert("applied".to_owned(), Value::Bool(applied));
+            }
+            redact::change(recorded, redaction, body)
+        })
+        .collect()
+}
+
+/// A bulk request within the route's `maxPayloadSize` and `maxOperations` (RFC 7644 §3.7:
+/// 413, naming the limit).
+fn bulk_within_limits(route: &Route, body: &Bytes, json: Option<&Value>) -> Result<(), ScimError> {
+    let max_bytes = route.target.bulk_payload_limit();
+    if body.len() > max_bytes {
+        let detail = format!(
+            "the bulk request is {} bytes, more than its maxPayloadSize ({max_bytes})",
+            body.len()
+        );
+        return Err(ScimError::new(413, Some(ScimType::TooLarge), detail));
+    }
+    let operations = json
+        .and_then(Value::as_object)
+        .and_then(|bulk| scim_json::get(bulk, "Operations"))
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let max_operations = route.target.max_bulk_operations;
+    if operations > max_operations {
+        let detail =
+            format!("the bulk request has {operations} operations, more than its maxOperations ({max_operations})");
+        return Err(ScimError::new(413, Some(ScimType::TooLarge), detail));
+    }
+    Ok(())
+}
