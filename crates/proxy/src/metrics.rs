@@ -1,7 +1,7 @@
 //! Prometheus metrics, rendered in the text exposition format. Small and dependency-free:
 //! counters and histograms keyed by label values, behind one lock each.
 
-use std::collections::BTreeMap;
+use indexmap::IndexMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -34,26 +34,65 @@ impl Histogram {
     }
 }
 
+/// A series' labels, as kept: names and values.
 type Labels = Vec<(&'static str, String)>;
+
+/// A series' labels as the caller has them, borrowed: a series seen before is found with
+/// these, without allocating — the exchange path counts every exchange.
+#[derive(Hash)]
+struct Borrowed<'a>(&'a [(&'static str, &'a str)]);
+
+impl indexmap::Equivalent<Labels> for Borrowed<'_> {
+    fn equivalent(&self, key: &Labels) -> bool {
+        self.0.len() == key.len()
+            && self
+                .0
+                .iter()
+                .zip(key)
+                .all(|((name, value), (key_name, key_value))| name == key_name && value == key_value)
+    }
+}
+
+/// A metric's series by their labels. `Borrowed` hashes as `Labels` does: a slice hashes its
+/// length and then each element, and a `String` as its `str`.
+type Series<T> = IndexMap<Labels, T>;
+
+/// The series `labels` names, made when first seen, given to `update`.
+fn update<T: Default>(series: &Mutex<Series<T>>, labels: &[(&'static str, &str)], update: impl FnOnce(&mut T)) {
+    let mut series = lock(series);
+    if let Some(found) = series.get_mut(&Borrowed(labels)) {
+        return update(found);
+    }
+    let owned = labels
+        .iter()
+        .map(|(name, value)| (*name, (*value).to_owned()))
+        .collect();
+    update(series.entry(owned).or_default());
+}
+
+/// Counts one more in the series `labels` names.
+fn count(series: &Mutex<Series<u64>>, labels: &[(&'static str, &str)], by: u64) {
+    update(series, labels, |value| *value += by);
+}
 
 /// Every metric the proxy exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    exchanges: Mutex<BTreeMap<Labels, u64>>,
-    findings: Mutex<BTreeMap<Labels, u64>>,
-    lifecycles: Mutex<BTreeMap<Labels, u64>>,
-    failed_deprovisions: Mutex<BTreeMap<Labels, u64>>,
-    alerts: Mutex<BTreeMap<Labels, u64>>,
-    connections_closed: Mutex<BTreeMap<Labels, u64>>,
-    records_isolated: Mutex<BTreeMap<Labels, u64>>,
-    pruned: Mutex<BTreeMap<Labels, u64>>,
+    exchanges: Mutex<Series<u64>>,
+    findings: Mutex<Series<u64>>,
+    lifecycles: Mutex<Series<u64>>,
+    failed_deprovisions: Mutex<Series<u64>>,
+    alerts: Mutex<Series<u64>>,
+    connections_closed: Mutex<Series<u64>>,
+    records_isolated: Mutex<Series<u64>>,
+    pruned: Mutex<Series<u64>>,
     pruned_failures_for_size: AtomicU64,
     /// Exchanges of silent instances this instance marked interrupted.
     reaped: AtomicU64,
     /// The store's size as the last prune found it, and when.
     store_size: Mutex<Option<(scimtrail_store::StoreSize, i64)>>,
-    exchange_latency: Mutex<BTreeMap<Labels, Histogram>>,
-    upstream_latency: Mutex<BTreeMap<Labels, Histogram>>,
+    exchange_latency: Mutex<Series<Histogram>>,
+    upstream_latency: Mutex<Series<Histogram>>,
     batch_size: Mutex<Histogram>,
     commit_latency: Mutex<Histogram>,
     queue_depth: AtomicU64,
@@ -79,27 +118,16 @@ impl Metrics {
         } else {
             "other"
         };
-        let labels = vec![
-            ("route", route.to_owned()),
-            ("idp", idp.to_owned()),
-            ("method", method.to_owned()),
-            ("outcome", outcome.to_owned()),
-        ];
-        *lock(&self.exchanges).entry(labels).or_default() += 1;
-        lock(&self.exchange_latency)
-            .entry(vec![("route", route.to_owned())])
-            .or_default()
-            .observe(&LATENCY_BUCKETS, elapsed.as_secs_f64());
+        let labels = [("route", route), ("idp", idp), ("method", method), ("outcome", outcome)];
+        count(&self.exchanges, &labels, 1);
+        update(&self.exchange_latency, &[("route", route)], |histogram| {
+            histogram.observe(&LATENCY_BUCKETS, elapsed.as_secs_f64());
+        });
     }
 
     /// Counts one finding.
     pub fn finding(&self, route: &str, idp: &str, kind: &'static str) {
-        let labels = vec![
-            ("route", route.to_owned()),
-            ("idp", idp.to_owned()),
-            ("kind", kind.to_owned()),
-        ];
-        *lock(&self.findings).entry(labels).or_default() += 1;
+        count(&self.findings, &[("route", route), ("idp", idp), ("kind", kind)], 1);
     }
 
     /// Counts one lifecycle event (`provision`, `update`, `deactivate`, `reactivate`, `deprovision`,
@@ -117,39 +145,28 @@ impl Metrics {
             "lookup",
         ];
         let lifecycle = if KNOWN.contains(&lifecycle) { lifecycle } else { "other" };
-        let labels = vec![
-            ("route", route.to_owned()),
-            ("idp", idp.to_owned()),
-            ("lifecycle", lifecycle.to_owned()),
-            ("outcome", outcome.to_owned()),
+        let labels = [
+            ("route", route),
+            ("idp", idp),
+            ("lifecycle", lifecycle),
+            ("outcome", outcome),
         ];
-        *lock(&self.lifecycles).entry(labels).or_default() += 1;
+        count(&self.lifecycles, &labels, 1);
         if matches!(lifecycle, "deactivate" | "deprovision") && outcome != "ok" {
-            let labels = vec![
-                ("route", route.to_owned()),
-                ("idp", idp.to_owned()),
-                ("lifecycle", lifecycle.to_owned()),
-            ];
-            *lock(&self.failed_deprovisions).entry(labels).or_default() += 1;
+            count(&self.failed_deprovisions, &labels[..3], 1);
         }
     }
 
     /// Counts one alert by what became of it: `delivered`, `refused`, `failed`, `dropped`.
     pub fn alert(&self, route: &str, kind: &'static str, result: &'static str) {
-        let labels = vec![
-            ("route", route.to_owned()),
-            ("kind", kind.to_owned()),
-            ("result", result.to_owned()),
-        ];
-        *lock(&self.alerts).entry(labels).or_default() += 1;
+        count(&self.alerts, &[("route", route), ("kind", kind), ("result", result)], 1);
     }
 
     /// Records how long the application took.
     pub fn upstream(&self, route: &str, elapsed: Duration) {
-        lock(&self.upstream_latency)
-            .entry(vec![("route", route.to_owned())])
-            .or_default()
-            .observe(&LATENCY_BUCKETS, elapsed.as_secs_f64());
+        update(&self.upstream_latency, &[("route", route)], |histogram| {
+            histogram.observe(&LATENCY_BUCKETS, elapsed.as_secs_f64());
+        });
     }
 
     /// Records one committed batch.
@@ -176,19 +193,16 @@ impl Metrics {
     /// Counts a record the store refused on its own, whose batch committed without it:
     /// `degraded` (kept in a lesser form) or `refused` (its exchange answered 503).
     pub fn record_isolated(&self, result: &'static str) {
-        *lock(&self.records_isolated)
-            .entry(vec![("result", result.to_owned())])
-            .or_default() += 1;
+        count(&self.records_isolated, &[("result", result)], 1);
     }
 
     /// Counts what a prune deleted, by outcome (children under `child`).
     pub(crate) fn pruned(&self, report: &scimtrail_store::PruneReport) {
-        let mut pruned = lock(&self.pruned);
-        for (outcome, count) in &report.exchanges {
-            *pruned.entry(vec![("outcome", outcome.clone())]).or_default() += count;
+        for (outcome, pruned) in &report.exchanges {
+            count(&self.pruned, &[("outcome", outcome)], *pruned);
         }
         if report.children > 0 {
-            *pruned.entry(vec![("outcome", "child".to_owned())]).or_default() += report.children;
+            count(&self.pruned, &[("outcome", "child")], report.children);
         }
     }
 
@@ -215,9 +229,7 @@ impl Metrics {
     /// Counts a connection the proxy listener closed on its own: `first_byte_timeout`,
     /// `idle`, `per_client`.
     pub(crate) fn connection_closed(&self, reason: &'static str) {
-        *lock(&self.connections_closed)
-            .entry(vec![("reason", reason.to_owned())])
-            .or_default() += 1;
+        count(&self.connections_closed, &[("reason", reason)], 1);
     }
 
     /// Exports what the store reports of itself from now on.
@@ -286,7 +298,7 @@ impl Metrics {
             &lock(&self.upstream_latency),
         );
         let single = |h: &Histogram| {
-            BTreeMap::from([(
+            Series::from([(
                 Vec::new(),
                 Histogram {
                     buckets: h.buckets.clone(),
@@ -441,16 +453,23 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-fn counters(out: &mut String, name: &str, help: &str, series: &BTreeMap<Labels, u64>) {
+/// A metric's series in the order of their labels, so that the exposition is stable.
+fn sorted<T>(series: &Series<T>) -> Vec<(&Labels, &T)> {
+    let mut sorted: Vec<_> = series.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    sorted
+}
+
+fn counters(out: &mut String, name: &str, help: &str, series: &Series<u64>) {
     header(out, name, "counter", help);
-    for (labels, value) in series {
+    for (labels, value) in sorted(series) {
         let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
     }
 }
 
-fn histograms(out: &mut String, name: &str, help: &str, bounds: &[f64], series: &BTreeMap<Labels, Histogram>) {
+fn histograms(out: &mut String, name: &str, help: &str, bounds: &[f64], series: &Series<Histogram>) {
     header(out, name, "histogram", help);
-    for (labels, histogram) in series {
+    for (labels, histogram) in sorted(series) {
         for (index, bound) in bounds.iter().enumerate() {
             let count = histogram.buckets.get(index).copied().unwrap_or(0);
             let _ = writeln!(

@@ -7,6 +7,7 @@ use crate::fingerprint::Key;
 use http::HeaderMap;
 use scimtrail_scim::redact::{Redaction, REDACTED};
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 /// Headers whose values are always secrets.
 pub const ALWAYS_REDACTED: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
@@ -57,20 +58,31 @@ impl Redactor {
     }
 }
 
-/// A body as it is stored — JSON with every redacted attribute replaced; other text as is
-/// unless it mentions one, in which case only its size is kept — and, when it is JSON, the
-/// parsed (redacted) value, so that callers do not parse it again.
-pub fn body(bytes: &[u8], redaction: &Redaction) -> (Option<String>, Option<Value>) {
-    body_of(bytes, serde_json::from_slice::<Value>(bytes).ok(), redaction)
+/// A body as it is stored: JSON with every redacted attribute replaced; other text as is
+/// unless it mentions one, in which case only its size is kept.
+pub fn body(bytes: &[u8], redaction: &Redaction) -> Option<String> {
+    let parsed = serde_json::from_slice::<Value>(bytes).ok();
+    body_of(bytes, parsed.as_ref(), redaction).0
 }
 
-/// The same, for a body already parsed (`parsed` is what `bytes` parse to, if JSON).
-pub fn body_of(bytes: &[u8], parsed: Option<Value>, redaction: &Redaction) -> (Option<String>, Option<Value>) {
+/// The same, for a body already parsed (`parsed` is what `bytes` parse to, if JSON), and the
+/// parsed value as redacted: copied only when something in it is redacted.
+pub fn body_of<'v>(
+    bytes: &[u8],
+    parsed: Option<&'v Value>,
+    redaction: &Redaction,
+) -> (Option<String>, Option<Cow<'v, Value>>) {
     if bytes.is_empty() {
         return (None, None);
     }
     match parsed {
-        Some(mut value) => {
+        // No redacted name anywhere, not even spelled with an escape: kept as received.
+        Some(value) if !redaction.mentioned_in(bytes) && !bytes.contains(&b'\\') => (
+            Some(String::from_utf8_lossy(bytes).into_owned()),
+            Some(Cow::Borrowed(value)),
+        ),
+        Some(value) => {
+            let mut value = value.clone();
             let redacted = redaction.redact(&mut value);
             // Keep the body exactly as received unless it mentions a redacted name anywhere: a
             // duplicate key (`"password":"x","password":null`) is invisible in the parsed value.
@@ -79,7 +91,7 @@ pub fn body_of(bytes: &[u8], parsed: Option<Value>, redaction: &Redaction) -> (O
             } else {
                 value.to_string()
             };
-            (Some(stored), Some(value))
+            (Some(stored), Some(Cow::Owned(value)))
         }
         None => {
             // PostgreSQL text cannot hold NUL: one would fail the whole batch.
@@ -206,18 +218,25 @@ mod tests {
         assert!(!shown.contains("tok\"") && !shown.contains("k3y"), "{shown}");
         assert!(shown.contains("application/scim+json"));
         let none = Redaction::passwords_only();
-        let (stored, parsed) = body(br#"{"userName":"a","PassWord":"hunter2"}"#, &none);
+        let received: Value = serde_json::from_str(r#"{"userName":"a","PassWord":"hunter2"}"#).unwrap();
+        let (stored, parsed) = body_of(br#"{"userName":"a","PassWord":"hunter2"}"#, Some(&received), &none);
         assert!(!stored.unwrap().contains("hunter2"));
+        assert!(matches!(parsed, Some(Cow::Owned(_))), "copied to be redacted");
         assert_eq!(parsed.unwrap()["userName"], "a");
-        assert_eq!(
-            body(br#"{"a": 1}"#, &none).0.unwrap(),
-            r#"{"a": 1}"#,
-            "kept byte for byte"
+        let plain: Value = serde_json::from_str(r#"{"a": 1}"#).unwrap();
+        let (stored, parsed) = body_of(br#"{"a": 1}"#, Some(&plain), &none);
+        assert_eq!(stored.unwrap(), r#"{"a": 1}"#, "kept byte for byte");
+        assert!(
+            matches!(parsed, Some(Cow::Borrowed(_))),
+            "nothing to redact: not copied"
         );
-        assert!(!body(b"password=hunter2", &none).0.unwrap().contains("hunter2"));
-        let duplicate = body(br#"{"password":"hunter2","password":null}"#, &none).0.unwrap();
+        assert!(!body(b"password=hunter2", &none).unwrap().contains("hunter2"));
+        let duplicate = body(br#"{"password":"hunter2","password":null}"#, &none).unwrap();
         assert!(!duplicate.contains("hunter2"), "{duplicate}");
-        assert_eq!(body(b"a\0b", &none).0.unwrap(), "a\u{fffd}b");
+        // The name spelled with an escape never appears in the bytes: redacted all the same.
+        let escaped = body(br#"{"pass\u0077ord":"hunter2"}"#, &none).unwrap();
+        assert!(!escaped.contains("hunter2"), "{escaped}");
+        assert_eq!(body(b"a\0b", &none).unwrap(), "a\u{fffd}b");
         let q = query(Some("filter=password+eq+%22hunter2%22&count=1"), &none).unwrap();
         assert!(!q.contains("hunter2"), "{q}");
     }

@@ -144,11 +144,13 @@ impl Proxy {
             changes.push(json!({"rule": "content_coding", "side": "request", "op": "removed",
                 "pointer": "header:content-encoding", "before": coding, "after": null, "applied": true}));
         }
-        let json = match strict_json::parse(&body) {
-            Ok(value) => Some(value),
-            Err(StrictJsonError::Syntax(_)) => None,
-            Err(duplicate @ StrictJsonError::Duplicate { .. }) => {
-                new.request_body = redact::body(&body, &route.redaction).0;
+        // A body-less request (a GET, a DELETE) costs no parse.
+        let parsed = (!body.is_empty()).then(|| strict_json::parse(&body));
+        let json = match parsed {
+            None | Some(Err(StrictJsonError::Syntax(_))) => None,
+            Some(Ok(value)) => Some(value),
+            Some(Err(duplicate @ StrictJsonError::Duplicate { .. })) => {
+                new.request_body = redact::body(&body, &route.redaction);
                 let detail = format!("the request body is ambiguous: {duplicate}");
                 return Err(ExchangeError::idp(
                     ScimError::bad_request(ScimType::InvalidSyntax, detail),
@@ -156,7 +158,7 @@ impl Proxy {
                 ));
             }
         };
-        new.request_body = redact::body_of(&body, json.clone(), &route.redaction).0;
+        new.request_body = redact::body_of(&body, json.as_ref(), &route.redaction).0;
 
         // A client that leaves while its request waits for a slot starts nothing.
         let exchange_slot = match from_listener {

@@ -85,7 +85,7 @@ impl Proxy {
             upstream_status: None,
             status: 200,
             response_headers: self.redactor.headers(response.headers()),
-            response_body: redact::body(text.as_bytes(), &route.redaction).0,
+            response_body: redact::body(text.as_bytes(), &route.redaction),
             outcome: outcome.to_owned(),
             findings: Value::Array(found.iter().map(findings::Finding::to_json).collect()),
             bulk_operations: operations,

@@ -119,7 +119,7 @@ impl Proxy {
             (None, true) => Bytes::new(),
         };
         let forwarded_body = changed
-            .then(|| redact::body(&forward_bytes, &route.redaction).0)
+            .then(|| redact::body_of(&forward_bytes, to_forward.body.as_ref(), &route.redaction).0)
             .flatten();
         Ok(Normalised {
             classification,

@@ -60,7 +60,10 @@ impl Proxy {
         let answered = rules::Response {
             status: upstream_parts.status.as_u16(),
             content_type: header_text(&upstream_parts.headers, CONTENT_TYPE),
-            body: serde_json::from_slice(&upstream_bytes).ok(),
+            // Nothing to parse in an empty answer (a 204).
+            body: (!upstream_bytes.is_empty())
+                .then(|| serde_json::from_slice(&upstream_bytes).ok())
+                .flatten(),
             has_body: !upstream_bytes.is_empty(),
             retry_after: header_text(&upstream_parts.headers, http::header::RETRY_AFTER),
             received_at_secs: now_ms() / 1000,
@@ -118,10 +121,10 @@ impl Proxy {
             body,
             json,
         } = returned;
-        let (response_body, response_json) = redact::body_of(&body, json, &route.redaction);
-        let (learned_id, learned_user) = learn_from_response(&classification, response_json.as_ref());
+        let (response_body, response_json) = redact::body_of(&body, json.as_ref(), &route.redaction);
+        let (learned_id, learned_user) = learn_from_response(&classification, response_json.as_deref());
         if status.is_success() {
-            self.learn_names(route, new.resource_type.as_deref(), response_json.as_ref());
+            self.learn_names(route, new.resource_type.as_deref(), response_json.as_deref());
         }
         // The application encoded its answer and the IdP accepts gzip: encoded again for it.
         let body = if encoded && !body.is_empty() && content_coding::accepts_gzip(idp_headers) {
