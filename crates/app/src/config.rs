@@ -89,6 +89,8 @@ pub struct RawListen {
     pub max_connections: Option<usize>,
     /// Exchanges in flight at once; more requests wait for a slot.
     pub max_exchanges: Option<usize>,
+    /// Bytes exchanges may buffer between them, requests and answers.
+    pub max_buffered_bytes: Option<usize>,
     /// Seconds a connection may go without a complete request head (or, HTTP/2, without an
     /// open stream) before it is closed.
     pub idle_timeout_secs: Option<u64>,
@@ -669,6 +671,8 @@ impl Settings {
                 "[record] queue_max_bytes = {queue_max_bytes}: use at least 1048576 (1 MiB)"
             )));
         }
+        let max_response_bytes = raw.record.max_response_bytes.unwrap_or(16 * 1024 * 1024);
+        let max_buffered_bytes = buffered(raw.listen.max_buffered_bytes, max_body_bytes, max_response_bytes)?;
         let (retention, prune_every) = raw.retention.resolve()?;
         Ok(Settings {
             proxy: ProxyConfig {
@@ -696,7 +700,8 @@ impl Settings {
                 record_mode,
                 fail_closed,
                 max_body_bytes,
-                max_response_bytes: raw.record.max_response_bytes.unwrap_or(16 * 1024 * 1024),
+                max_response_bytes,
+                max_buffered_bytes,
                 queue_capacity: raw.record.queue_capacity.unwrap_or(4096),
                 queue_max_bytes,
                 max_batch: raw.record.max_batch.unwrap_or(256),
@@ -775,6 +780,13 @@ impl Settings {
             Some(Some(ms)) => format!("{outcome} {} d", *ms as f64 / 86_400_000.0),
             _ => format!("{outcome} forever"),
         };
+        out.push_str(&format!(
+            "buffers = at most {} bytes buffered by exchanges in flight (each reserves its request's length or max_body_bytes, then its answer's or max_response_bytes); unbounded, {} exchanges at their limits would buffer {} bytes\n",
+            p.max_buffered_bytes,
+            p.max_exchanges,
+            p.max_exchanges
+                .saturating_mul(p.max_body_bytes.saturating_add(p.max_response_bytes)),
+        ));
         out.push_str(&format!("fingerprint key = {}\n", p.fingerprint_key.describe()));
         out.push_str(&format!(
             "retention = {}; max_store_bytes {}; pruned every {} s\n",
@@ -1002,6 +1014,19 @@ fn capacity(value: Option<usize>, default: usize, key: &str) -> Result<usize, Co
     match value.unwrap_or(default) {
         value @ 1..=1_000_000 => Ok(value),
         value => Err(invalid(format!("[listen] {key} = {value}: use 1 to 1000000"))),
+    }
+}
+
+/// `[listen] max_buffered_bytes`: at least one exchange's request and answer at their
+/// limits; by default 256 MiB, or that if larger.
+fn buffered(configured: Option<usize>, max_body_bytes: usize, max_response_bytes: usize) -> Result<usize, ConfigError> {
+    let one_exchange = max_body_bytes.saturating_add(max_response_bytes);
+    match configured {
+        None => Ok(one_exchange.max(256 * 1024 * 1024)),
+        Some(bytes) if bytes >= one_exchange => Ok(bytes),
+        Some(bytes) => Err(invalid(format!(
+            "[listen] max_buffered_bytes = {bytes} cannot hold one exchange at its limits: use at least [record] max_body_bytes + max_response_bytes = {one_exchange}"
+        ))),
     }
 }
 
@@ -1368,6 +1393,7 @@ mod tests {
             "queue_max_bytes",
             "max_connections",
             "max_exchanges",
+            "max_buffered_bytes",
             "idle_timeout_secs",
             "ready_grace_secs",
             "drain_secs",
@@ -1599,6 +1625,7 @@ mod tests {
             ("[store]\nheartbeat_secs = 5\ninstance_dead_after_secs = 14\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "use at least three heartbeats (15 s with heartbeat_secs = 5)"),
             ("[listen]\nready_grace_secs = 301\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] ready_grace_secs = 301: use 0 to 300"),
             ("[listen]\ndrain_secs = 0\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] drain_secs = 0: use 1 to 3600"),
+            ("[listen]\nmax_buffered_bytes = 1000000\n[[route]]\nname = \"a\"\nupstream = \"http://x\"\n", "[listen] max_buffered_bytes = 1000000 cannot hold one exchange at its limits: use at least [record] max_body_bytes + max_response_bytes = 17825792"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nidp_token_file = \"/dev/null\"\nupstream_auth = { oauth_token_url = \"http://auth.example/token\", oauth_client_id = \"c\", oauth_client_secret_file = \"/dev/null\" }\n", "the client secret would cross the network in clear text"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { basic_username = \"u\" }\n", "give basic_password_env or basic_password_file beside basic_username"),
             ("[[route]]\nname = \"a\"\nupstream = \"http://x\"\nupstream_auth = { basic_username = \"u\", header = \"x-key\" }\n", "exactly one of"),

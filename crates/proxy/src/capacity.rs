@@ -8,11 +8,8 @@
 //!   only with the whole body does it take an exchange slot. A client that is slow to send its
 //!   body, or cannot authenticate, never holds an exchange slot, so it cannot starve IdPs
 //!   that can.
-//! - **Bytes of request bodies** held, read or being read: at most `max_exchanges` ×
-//!   `max_body_bytes`, reserved as the bytes arrive (in KiB) and given back when the exchange
-//!   ends. A body that has sent little holds little: slow clients cost memory only for what
-//!   they actually send, and the many connections HTTP/2 streams allow cannot hold more
-//!   than this between them.
+//! - **Bytes buffered** by exchanges, their requests and the application's answers, within
+//!   `[listen] max_buffered_bytes` (`buffers.rs`), reserved whole before a body is read.
 //! - **Per client** (`[listen] max_connections_per_client`, off by default): connections from
 //!   one address; for a connection from a trusted proxy, exchanges in flight per client named
 //!   by its `X-Forwarded-For`.
@@ -33,8 +30,6 @@ pub(crate) struct Capacity {
     /// Connections open (the accept loop holds a slot ahead of the next one, so the
     /// semaphore alone would count one too many).
     open: Arc<AtomicUsize>,
-    /// KiB of request bodies held.
-    body_bytes: Arc<Semaphore>,
     exchanges: Arc<Semaphore>,
     max_exchanges: usize,
     /// Requests that had to wait for a slot.
@@ -54,20 +49,11 @@ pub(crate) struct Usage {
 }
 
 impl Capacity {
-    pub(crate) fn new(
-        max_connections: usize,
-        max_exchanges: usize,
-        max_body_bytes: usize,
-        per_client: Option<PerClient>,
-    ) -> Capacity {
-        let body_kib = max_exchanges
-            .saturating_mul(kib(max_body_bytes))
-            .clamp(kib(max_body_bytes), Semaphore::MAX_PERMITS);
+    pub(crate) fn new(max_connections: usize, max_exchanges: usize, per_client: Option<PerClient>) -> Capacity {
         Capacity {
             connections: Arc::new(Semaphore::new(max_connections)),
             max_connections,
             open: Arc::new(AtomicUsize::new(0)),
-            body_bytes: Arc::new(Semaphore::new(body_kib)),
             exchanges: Arc::new(Semaphore::new(max_exchanges)),
             max_exchanges,
             waited: Arc::new(AtomicU64::new(0)),
@@ -91,24 +77,6 @@ impl Capacity {
         Open(Arc::clone(&self.open))
     }
 
-    /// Room for a request body grown to `total` bytes, added to what `held` holds already (a
-    /// KiB is taken once the body reaches into it). Waits until other exchanges give some back.
-    pub(crate) async fn hold_body_bytes(&self, held: &mut Option<OwnedSemaphorePermit>, total: usize) {
-        let holding = held.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
-        let wanted = u32::try_from(kib(total).saturating_sub(holding)).unwrap_or(u32::MAX);
-        if wanted == 0 {
-            return;
-        }
-        // Never closed: acquiring fails only when it is.
-        let Ok(more) = Arc::clone(&self.body_bytes).acquire_many_owned(wanted).await else {
-            return;
-        };
-        match held {
-            Some(held) => held.merge(more),
-            None => *held = Some(more),
-        }
-    }
-
     /// A slot for one exchange, from the whole request to its response.
     pub(crate) async fn exchange_slot(&self) -> Option<OwnedSemaphorePermit> {
         self.slot(&self.exchanges).await
@@ -124,11 +92,6 @@ impl Capacity {
             }
         }
     }
-}
-
-/// Bytes as the KiB that hold them.
-fn kib(bytes: usize) -> usize {
-    bytes.div_ceil(1024)
 }
 
 /// Counts a connection open while it lives.

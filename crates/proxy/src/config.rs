@@ -147,6 +147,9 @@ pub struct ProxyConfig {
     pub max_body_bytes: usize,
     /// Largest response body accepted from the application.
     pub max_response_bytes: usize,
+    /// What exchanges from the listener may buffer between them, their requests and the
+    /// application's answers (`buffers.rs`); at least `max_body_bytes + max_response_bytes`.
+    pub max_buffered_bytes: usize,
     /// Writer queue capacity.
     pub queue_capacity: usize,
     /// Bytes of bodies queued for the writer behind exchanges (async mode), at most.

@@ -29,6 +29,7 @@
 pub mod admin;
 mod alerts;
 pub mod audit;
+mod buffers;
 pub mod bulk;
 mod capacity;
 pub mod classify;
@@ -89,6 +90,8 @@ pub struct Proxy {
     config: ProxyConfig,
     upstream: Upstream,
     capacity: capacity::Capacity,
+    /// What exchanges from the listener may buffer between them (`buffers.rs`).
+    buffers: buffers::Buffers,
     recorder: Recorder,
     redactor: Redactor,
     /// What a request no route serves never has stored: what any route redacts.
@@ -121,6 +124,15 @@ impl server::Handler for Proxy {
     }
 }
 
+/// Why a buffer budget is refused: it must hold one request and one answer at their limits.
+pub fn buffered_too_small(config: &ProxyConfig) -> String {
+    format!(
+        "[listen] max_buffered_bytes = {} cannot hold one exchange at its limits: at least [record] max_body_bytes + max_response_bytes = {}",
+        config.max_buffered_bytes,
+        config.max_body_bytes.saturating_add(config.max_response_bytes)
+    )
+}
+
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -141,6 +153,9 @@ pub enum StartError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] scimtrail_store::StoreError),
+    /// `max_buffered_bytes` cannot hold one exchange at its limits.
+    #[error("{0}")]
+    Buffers(String),
     /// The recorder's thread could not start.
     #[error("cannot start the recorder's thread: {0}")]
     Recorder(std::io::Error),
@@ -262,12 +277,14 @@ impl Proxy {
             Arc::clone(&metrics),
         );
         let per_client = config.max_connections_per_client.map(capacity::PerClient::new);
-        let capacity = capacity::Capacity::new(
-            config.max_connections,
-            config.max_exchanges,
+        let capacity = capacity::Capacity::new(config.max_connections, config.max_exchanges, per_client);
+        let buffers = buffers::Buffers::new(
+            config.max_buffered_bytes,
             config.max_body_bytes,
-            per_client,
-        );
+            config.max_response_bytes,
+            config.body_timeout,
+        )
+        .ok_or_else(|| StartError::Buffers(buffered_too_small(&config)))?;
         // A custom upstream credential header is a secret too, whatever `redact_headers` says.
         let mut secret_headers = config.redact_headers.clone();
         secret_headers.extend(config.routes.iter().filter_map(|r| match &r.upstream_auth {
@@ -282,6 +299,7 @@ impl Proxy {
             config,
             upstream,
             capacity,
+            buffers,
             recorder,
             redactor,
             unrouted_redaction,
@@ -545,7 +563,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
                 tcp: admin_listener,
                 tls: None,
                 handler: admin,
-                capacity: capacity::Capacity::new(64, 64, 0, None),
+                capacity: capacity::Capacity::new(64, 64, None),
                 timeouts: server::Timeouts {
                     idle: Duration::from_secs(30),
                     ..timeouts

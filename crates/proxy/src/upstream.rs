@@ -23,6 +23,7 @@
 
 mod oauth;
 
+use crate::buffers::{NoRoom, Reserved};
 use crate::config::{Route, TlsFiles, UpstreamAuth};
 pub use crate::connector::Connector;
 use crate::content_coding;
@@ -33,8 +34,9 @@ use http::header::{
     HeaderName, HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH,
     CONTENT_TYPE, COOKIE, EXPECT, HOST, IF_MATCH,
 };
-use http::{HeaderMap, Request};
+use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -331,6 +333,8 @@ pub(crate) enum UpstreamError {
     Timeout(Duration),
     /// The answer's body could not be read, was too large, or could not be decoded.
     BadResponse(String),
+    /// The answer's head came, but there was no room to buffer its body.
+    NoRoom(NoRoom),
 }
 
 impl std::fmt::Display for UpstreamError {
@@ -339,6 +343,7 @@ impl std::fmt::Display for UpstreamError {
             UpstreamError::Unreachable(why) => write!(f, "could not be reached: {why}"),
             UpstreamError::Timeout(limit) => write!(f, "did not answer whole within {} s", limit.as_secs_f64()),
             UpstreamError::BadResponse(why) => write!(f, "its answer could not be read: {why}"),
+            UpstreamError::NoRoom(no_room) => write!(f, "answered, but {no_room}"),
         }
     }
 }
@@ -371,13 +376,56 @@ impl Upstream {
     /// Sends a request [`build`] made for `route`; the whole answer within the route's timeout
     /// (a token fetched for it included).
     pub(crate) async fn send(&self, route: &Route, request: Request<Full<Bytes>>) -> Result<Answer, UpstreamError> {
-        let started = Instant::now();
-        let answered = tokio::time::timeout(route.timeout, self.exchange(route, request)).await;
-        self.metrics.upstream(&route.name, started.elapsed());
-        answered.unwrap_or(Err(UpstreamError::Timeout(route.timeout)))
+        self.send_within(route, request, None).await
     }
 
-    async fn exchange(&self, route: &Route, mut request: Request<Full<Bytes>>) -> Result<Answer, UpstreamError> {
+    /// The same, reserving room for the answer's body in `room` once its head arrives: the
+    /// wait for room (bounded in `buffers.rs`) does not count against the route's timeout.
+    pub(crate) async fn send_within(
+        &self,
+        route: &Route,
+        request: Request<Full<Bytes>>,
+        room: Option<&mut Reserved>,
+    ) -> Result<Answer, UpstreamError> {
+        let started = Instant::now();
+        let answer = self.answer(route, request, room).await;
+        self.metrics.upstream(&route.name, started.elapsed());
+        answer
+    }
+
+    async fn answer(
+        &self,
+        route: &Route,
+        request: Request<Full<Bytes>>,
+        room: Option<&mut Reserved>,
+    ) -> Result<Answer, UpstreamError> {
+        let started = Instant::now();
+        let timed_out = || UpstreamError::Timeout(route.timeout);
+        let head = tokio::time::timeout(route.timeout, self.head(route, request)).await;
+        let response = head.unwrap_or_else(|_| Err(timed_out()))?;
+        let before_room = started.elapsed();
+        if let Some(room) = room {
+            // A coded body decodes to a size it does not declare.
+            let declared = response
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|_| !response.headers().contains_key(CONTENT_ENCODING));
+            room.reserve_response(declared).await.map_err(UpstreamError::NoRoom)?;
+        }
+        let left = route.timeout.saturating_sub(before_room);
+        tokio::time::timeout(left, self.body(response))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+    }
+
+    /// Sends the request, with the route's token when it has one: the answer's head.
+    async fn head(
+        &self,
+        route: &Route,
+        mut request: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let client = self.route_clients.get(&route.name).unwrap_or(&self.client);
         let token = match &route.upstream_auth {
             Some(UpstreamAuth::ClientCredentials(credentials)) => {
@@ -398,6 +446,11 @@ impl Upstream {
                 credentials.forget(&token).await;
             }
         }
+        Ok(response)
+    }
+
+    /// The answer's body, whole and decoded, within `max_response_bytes`.
+    async fn body(&self, response: Response<Incoming>) -> Result<Answer, UpstreamError> {
         let (mut parts, body) = response.into_parts();
         let body = Limited::new(body, self.max_response_bytes)
             .collect()

@@ -499,6 +499,50 @@ async fn slow_bodies_and_strangers_never_hold_an_exchange_slot() {
 }
 
 #[tokio::test]
+async fn bodies_in_flight_stay_within_max_buffered_bytes_reserved_whole_before_they_are_read() {
+    let store_url = fresh_store_urls().await.remove(0);
+    let silent = slow::silent().await;
+    // 192 KiB: requests may reserve 128 KiB between them, one answer's limit is kept free.
+    let config = format!(
+        "[listen]\nmax_buffered_bytes = 196608\nbody_timeout_secs = 1\n[record]\nmax_body_bytes = 65536\nmax_response_bytes = 65536\n{}",
+        single_route(&format!("http://{silent}"), "timeout_secs = 4\n")
+    );
+    let proxy = start(&config, &store_url).await;
+    // Two creates of 64 KiB each, held while the application takes its time to answer.
+    let full = |name: &str| {
+        let mut user = json!({"schemas": [USER], "userName": name, "displayName": ""});
+        let pad = 65536 - user.to_string().len();
+        user["displayName"] = json!("x".repeat(pad));
+        user
+    };
+    let mut held = Vec::new();
+    for name in ["first", "second"] {
+        let (client, body) = (proxy.client.clone(), full(name));
+        held.push(tokio::spawn(async move { client.post("/Users", &body).await }));
+    }
+    assert!(metrics_show(&proxy, "scimtrail_exchanges_in_flight 2").await);
+    // No room for a third body, however small: refused once the wait is over, not forwarded.
+    let refused = proxy.client.post("/Users", &user("third")).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.body);
+    assert_eq!(refused.header("scimtrail-error"), Some("buffers_full"));
+    let exchange = recorded(&proxy, &refused).await;
+    assert_eq!(exchange.outcome, "rejected");
+    assert!(exchange.forwarded_headers.is_none(), "it was not forwarded");
+    assert!(exchange.error.unwrap().contains("max_buffered_bytes"));
+    // A body-less request reserves nothing for its body, and room is kept for its answer:
+    // it reaches the application (which never answers).
+    let read = proxy.client.get("/Users").await;
+    assert_eq!(read.status, StatusCode::GATEWAY_TIMEOUT, "{}", read.body);
+    // The creates end and give their room back: the next one is forwarded.
+    for create in held {
+        assert_eq!(create.await.unwrap().status, StatusCode::GATEWAY_TIMEOUT);
+    }
+    let after = proxy.client.post("/Users", &user("fourth")).await;
+    assert_eq!(after.status, StatusCode::GATEWAY_TIMEOUT, "{}", after.body);
+    proxy.running.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_client_that_leaves_while_waiting_for_a_slot_starts_nothing() {
     let store_url = fresh_store_urls().await.remove(0);
     let silent = slow::silent().await;

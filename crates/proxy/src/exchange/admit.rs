@@ -6,8 +6,9 @@
 //!    authorised with the request they come from);
 //! 4. a SCIM method: GET, POST, PUT, PATCH or DELETE;
 //! 5. behind a trusted proxy, with `max_connections_per_client` set: room for its client;
-//! 6. the body: announced and decoded within `max_body_bytes`, whole within `body_timeout`,
-//!    its bytes held within the listener's budget for bodies (`capacity.rs`);
+//! 6. the body: room reserved for it within `max_buffered_bytes` (`buffers.rs`: its declared
+//!    length, else `max_body_bytes`), then announced and decoded within `max_body_bytes`,
+//!    whole within `body_timeout`;
 //! 7. JSON that names each member once (`strict_json`);
 //!
 //! and last, for a request from the listener, an exchange slot. So a client that cannot
@@ -15,6 +16,7 @@
 //! leaves while its request waits for a slot starts nothing (recorded `rejected`, 499).
 
 use super::{BoxError, ExchangeError};
+use crate::buffers::Reserved;
 use crate::capacity::{forwarded_client, is_trusted, ClientSlot};
 use crate::config::Route;
 use crate::content_coding::{self, DecodeError};
@@ -55,7 +57,8 @@ pub(crate) struct Admitted<'p> {
 pub(crate) struct Slots {
     _exchange: Option<OwnedSemaphorePermit>,
     _client: Option<ClientSlot>,
-    _body: Option<OwnedSemaphorePermit>,
+    /// Its buffers' room, which the answer's is added to.
+    pub(crate) buffers: Option<Reserved>,
 }
 
 /// The methods SCIM uses (RFC 7644 §3.2); anything else is not forwarded.
@@ -137,9 +140,14 @@ impl Proxy {
             _ => None,
         };
 
-        let mut body_bytes = None;
-        let budget = from_listener.then_some(&mut body_bytes);
-        let (body, decoded) = self.read_body(&parts.headers, body, budget).await?;
+        let buffers = match from_listener {
+            true => Some(
+                self.reserve_request_buffers(&parts.headers, body.size_hint().exact())
+                    .await?,
+            ),
+            false => None,
+        };
+        let (body, decoded) = self.read_body(&parts.headers, body).await?;
         if let Some(coding) = decoded {
             changes.push(json!({"rule": "content_coding", "side": "request", "op": "removed",
                 "pointer": "header:content-encoding", "before": coding, "after": null, "applied": true}));
@@ -182,7 +190,7 @@ impl Proxy {
             slots: Slots {
                 _exchange: exchange_slot,
                 _client: client_slot,
-                _body: body_bytes,
+                buffers,
             },
         })
     }
@@ -237,14 +245,23 @@ impl Proxy {
         }
     }
 
-    /// The whole body, decoded; and the content coding it arrived in, if any. With a
-    /// `budget`, its bytes are held there as they arrive (and, decoded, as many as it holds).
-    async fn read_body<B>(
+    /// Room for the request's body within `max_buffered_bytes`: the length its framing gives
+    /// (`Content-Length`, or none at all), else — chunked, or a content coding that decodes to
+    /// a size nothing declares — `max_body_bytes`.
+    async fn reserve_request_buffers(
         &self,
         headers: &HeaderMap,
-        body: B,
-        mut budget: Option<&mut Option<OwnedSemaphorePermit>>,
-    ) -> Result<(Bytes, Option<String>), ExchangeError>
+        framed: Option<u64>,
+    ) -> Result<Reserved, ExchangeError> {
+        let declared = framed.filter(|_| !headers.contains_key(CONTENT_ENCODING));
+        self.buffers
+            .reserve_request(declared)
+            .await
+            .map_err(|no_room| ExchangeError::no_room(&no_room))
+    }
+
+    /// The whole body, decoded; and the content coding it arrived in, if any.
+    async fn read_body<B>(&self, headers: &HeaderMap, body: B) -> Result<(Bytes, Option<String>), ExchangeError>
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<BoxError>,
@@ -274,9 +291,6 @@ impl Proxy {
             while let Some(frame) = body.frame().await {
                 if let Ok(chunk) = frame?.into_data() {
                     whole.push(chunk);
-                    if let Some(held) = budget.as_deref_mut() {
-                        self.capacity.hold_body_bytes(held, whole.len()).await;
-                    }
                 }
             }
             Ok::<_, BoxError>(whole.into_bytes())
@@ -321,10 +335,6 @@ impl Proxy {
                 "bad_encoding",
             ),
         })?;
-        // The encoded bytes go with this function; what stays is the decoded body.
-        if let Some(held) = budget {
-            self.capacity.hold_body_bytes(held, decoded.len()).await;
-        }
         let coding = headers
             .get_all(CONTENT_ENCODING)
             .iter()
@@ -354,10 +364,6 @@ impl Whole {
                 self.rest = Some(rest);
             }
         }
-    }
-
-    fn len(&self) -> usize {
-        self.rest.as_ref().map_or(self.first.len(), bytes::BytesMut::len)
     }
 
     fn into_bytes(self) -> Bytes {

@@ -4,6 +4,7 @@
 //! URL, no error chain, no database error): those go to the record's `error` and the log,
 //! and the answer names the exchange that holds them.
 
+use crate::buffers::NoRoom;
 use crate::config::Route;
 use crate::upstream::UpstreamError;
 use bytes::Bytes;
@@ -81,6 +82,13 @@ impl ExchangeError {
                 "timeout",
                 "unreachable",
             ),
+            // The answer came, but there was no room to buffer it: the application may have
+            // applied the request.
+            UpstreamError::NoRoom(_) => {
+                let detail = "the application answered, but the proxy had no room to buffer its answer";
+                return ExchangeError::new(Side::Proxy, "failed", ScimError::new(503, None, detail), "buffers_full")
+                    .with_internal(error.to_string());
+            }
             // It may have applied the request.
             UpstreamError::BadResponse(_) => (
                 502,
@@ -119,6 +127,19 @@ impl ExchangeError {
             "record_failed",
         )
         .with_internal(error.to_string())
+    }
+
+    /// No room to buffer the request within `max_buffered_bytes`: nothing was forwarded, and
+    /// the IdP may send it again.
+    pub(crate) fn no_room(no_room: &NoRoom) -> ExchangeError {
+        let detail = "the proxy is buffering as much as it may; try again later";
+        ExchangeError::new(
+            Side::Proxy,
+            "rejected",
+            ScimError::new(503, None, detail),
+            "buffers_full",
+        )
+        .with_internal(no_room.to_string())
     }
 
     fn new(side: Side, outcome: &'static str, error: ScimError, kind: &'static str) -> ExchangeError {

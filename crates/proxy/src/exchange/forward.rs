@@ -5,6 +5,7 @@
 
 use super::normalise::{recorded_changes, Normalised};
 use super::{error_response, ExchangeError, Origin};
+use crate::buffers::Reserved;
 use crate::config::Route;
 use crate::upstream::{self, OnBehalf, Outbound, UpstreamError};
 use crate::{state, Proxy};
@@ -38,13 +39,15 @@ pub(super) struct Forwarded {
 
 impl Proxy {
     /// Sends `normalised` and what it became; `Err` when the application gave no whole answer
-    /// to the first request, with what was sent, if anything was.
+    /// to the first request, with what was sent, if anything was. The first answer's body is
+    /// buffered within `room` (an exchange from the listener's reservation).
     pub(super) async fn forward(
         &self,
         route: &Route,
         normalised: &Normalised,
         parts: &http::request::Parts,
         origin: Origin,
+        room: Option<&mut Reserved>,
     ) -> Result<Forwarded, (ExchangeError, Option<Sent>)> {
         let to_forward = &normalised.to_forward;
         let outbound = Outbound {
@@ -67,7 +70,7 @@ impl Proxy {
             headers: self.redactor.headers(request.headers()),
             body: normalised.forwarded_body.clone(),
         };
-        let first = match self.upstream.send(route, request).await {
+        let first = match self.upstream.send_within(route, request, room).await {
             Ok(answer) => answer,
             Err(error) => return Err((ExchangeError::application(&error, route), Some(sent))),
         };
@@ -207,6 +210,9 @@ impl Proxy {
                     UpstreamError::Timeout(_) => "timed out".to_owned(),
                     UpstreamError::Unreachable(_) => "could not reach the application".to_owned(),
                     UpstreamError::BadResponse(_) => "was answered with what could not be read".to_owned(),
+                    UpstreamError::NoRoom(_) => {
+                        "was answered, but the proxy had no room to buffer the answer".to_owned()
+                    }
                 })
             }
         }

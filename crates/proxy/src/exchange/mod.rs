@@ -125,7 +125,7 @@ impl Proxy {
             body,
             json,
             changes,
-            slots: _slots,
+            mut slots,
         } = match self.admit(&mut recording.new, parts, body, origin.peer, caller).await {
             Ok(admitted) => admitted,
             Err(error) => return self.finish_refused(recording, error).await,
@@ -156,7 +156,8 @@ impl Proxy {
                 .finish_fanned_out(recording, route, &normalised, &parts.headers, origin)
                 .await;
         }
-        let forwarded = match self.forward(route, &normalised, &parts, origin).await {
+        let room = slots.buffers.as_mut();
+        let forwarded = match self.forward(route, &normalised, &parts, origin, room).await {
             Ok(forwarded) => forwarded,
             Err((error, sent)) => return self.finish_error(recording, error, sent, normalised.changes).await,
         };
