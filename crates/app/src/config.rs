@@ -5,7 +5,7 @@ use scimtrail_proxy::fingerprint::{self, KeySource};
 use scimtrail_proxy::{IpNet, ProxyConfig, RecordMode, Route, Secret, SecretSource, TlsFiles, UpstreamAuth, Webhook};
 use scimtrail_rules::{builtin_profile, Mode, Target};
 use scimtrail_scim::redact::Redaction;
-use scimtrail_store::{private, Retention, SqliteSync};
+use scimtrail_store::{private, Durability, Retention};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -430,8 +430,8 @@ pub struct Settings {
     pub proxy: ProxyConfig,
     /// The store URL.
     pub store_url: String,
-    /// How SQLite commits.
-    pub sqlite_sync: SqliteSync,
+    /// When a recorded write is durable.
+    pub durability: Durability,
     /// `on_store_failure = "spool"` on a PostgreSQL store: the spool's directory.
     pub spool_dir: Option<PathBuf>,
     /// `human` or `json`.
@@ -539,7 +539,7 @@ impl Settings {
         }
         let StoreChoice {
             url: store_url,
-            sqlite_sync,
+            durability,
             spool_dir,
             fail_closed,
             fingerprint_key,
@@ -707,7 +707,7 @@ impl Settings {
                 fingerprint_key,
             },
             store_url,
-            sqlite_sync,
+            durability,
             spool_dir,
             log_format,
             log_level: flags
@@ -752,7 +752,7 @@ impl Settings {
                 format!("; also answers as {}", p.admin_allowed_hosts.join(", "))
             },
             without_password(&self.store_url),
-            self.sqlite_sync,
+            self.durability,
             p.instance,
             p.heartbeat.as_secs(),
             p.instance_dead_after.as_secs(),
@@ -856,7 +856,7 @@ impl Settings {
 /// The store a configuration chooses, and how recording meets its failures.
 struct StoreChoice {
     url: String,
-    sqlite_sync: SqliteSync,
+    durability: Durability,
     spool_dir: Option<PathBuf>,
     fail_closed: bool,
     fingerprint_key: KeySource,
@@ -943,9 +943,9 @@ fn store_choice(
             path.display()
         ));
     }
-    let sqlite_sync = match store.sqlite_synchronous.as_deref().unwrap_or("full") {
-        "full" => SqliteSync::Full,
-        "normal" => SqliteSync::Normal,
+    let durability = match store.sqlite_synchronous.as_deref().unwrap_or("full") {
+        "full" => Durability::Power,
+        "normal" => Durability::Process,
         other => {
             return Err(invalid(format!(
                 "[store] sqlite_synchronous \"{other}\": use \"full\" or \"normal\""
@@ -954,7 +954,7 @@ fn store_choice(
     };
     Ok(StoreChoice {
         url: store_url,
-        sqlite_sync,
+        durability,
         spool_dir,
         fail_closed,
         fingerprint_key,

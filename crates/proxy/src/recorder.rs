@@ -178,7 +178,7 @@ fn writer(
         let (writes, waiters): (Vec<Write>, Vec<_>) = batch.drain(..).map(|job| (job.write, job.done)).unzip();
         let started = Instant::now();
         let count = writes.len();
-        let results = store.write_batch_blocking(writes);
+        let results = store.write_batch_blocking(writes, store.durability());
         metrics.batch(count, started.elapsed());
         metrics.set_queue_depth(jobs.len());
         let results = match results {
