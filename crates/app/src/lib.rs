@@ -39,7 +39,10 @@ pub async fn start(settings: &Settings) -> Result<(Running, Store), AppError> {
         url: config::without_password(&settings.store_url),
         source,
     };
-    let store = store.with_journal().map_err(failed)?;
+    let store = store
+        .with_sync_interval(settings.sync_interval)
+        .with_journal()
+        .map_err(failed)?;
     let store = match &settings.spool_dir {
         Some(dir) => store.with_spool(dir).await.map_err(failed)?,
         None => store,
