@@ -5,7 +5,7 @@ use scimtrail_proxy::fingerprint::{self, KeySource};
 use scimtrail_proxy::{IpNet, ProxyConfig, RecordMode, Route, Secret, SecretSource, TlsFiles, UpstreamAuth, Webhook};
 use scimtrail_rules::{builtin_profile, Mode, Target};
 use scimtrail_scim::redact::Redaction;
-use scimtrail_store::{private, Retention, SqliteSync};
+use scimtrail_store::{private, Durability, Retention};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -152,8 +152,7 @@ pub struct RawStore {
     pub heartbeat_secs: Option<u64>,
     /// Seconds without a heartbeat after which an instance is dead to the others.
     pub instance_dead_after_secs: Option<u64>,
-    /// SQLite only: `full` (fsync at every commit) or `normal` (survives a killed process,
-    /// not a power loss).
+    /// Deprecated: `[record] durability` says it. `full` is `power`, `normal` is `process`.
     pub sqlite_synchronous: Option<String>,
     /// Environment variable holding the key credentials' fingerprints are made with.
     pub fingerprint_key_env: Option<String>,
@@ -167,6 +166,11 @@ pub struct RawStore {
 pub struct RawRecord {
     /// `durable` or `async`.
     pub mode: Option<String>,
+    /// `power` (the default: a write is synced before it is forwarded and before its response
+    /// is released) or `process` (written by then, synced within `sync_interval_ms`).
+    pub durability: Option<String>,
+    /// Milliseconds a write at `process` durability may stay unsynced (default 10).
+    pub sync_interval_ms: Option<u64>,
     /// Largest request body.
     pub max_body_bytes: Option<usize>,
     /// Largest response body.
@@ -432,8 +436,10 @@ pub struct Settings {
     pub proxy: ProxyConfig,
     /// The store URL.
     pub store_url: String,
-    /// How SQLite commits.
-    pub sqlite_sync: SqliteSync,
+    /// When a recorded write is durable (`[record] durability`).
+    pub durability: Durability,
+    /// How long a write at [`Durability::Process`] may stay unsynced.
+    pub sync_interval: Duration,
     /// `on_store_failure = "spool"` on a PostgreSQL store: the spool's directory.
     pub spool_dir: Option<PathBuf>,
     /// `human` or `json`.
@@ -541,11 +547,11 @@ impl Settings {
         }
         let StoreChoice {
             url: store_url,
-            sqlite_sync,
             spool_dir,
             fail_closed,
             fingerprint_key,
         } = store_choice(&raw.store, &raw.record, flags, &mut warnings)?;
+        let (durability, sync_interval) = durability(&raw.store, &raw.record, &mut warnings)?;
         let record_mode = match raw.record.mode.as_deref().unwrap_or("durable") {
             "durable" => RecordMode::Durable,
             "async" => RecordMode::Async,
@@ -712,7 +718,8 @@ impl Settings {
                 fingerprint_key,
             },
             store_url,
-            sqlite_sync,
+            durability,
+            sync_interval,
             spool_dir,
             log_format,
             log_level: flags
@@ -728,7 +735,7 @@ impl Settings {
     pub fn describe(&self) -> String {
         let p = &self.proxy;
         let mut out = format!(
-            "listen = {}{} (at most {} connections, {} exchanges in flight{}; first bytes within {} s, bodies within {} s, idle connections closed after {} s{}; on SIGTERM unready for {} s, then drained within {} s)\nadmin = {} (token: {}{})\nstore = {} (sqlite_synchronous {:?})\ninstance = {} (heartbeat every {} s, dead to the others after {} s silent)\nrecord = {:?} ({}), max_body_bytes {}, max_response_bytes {}, queue {} ({} bytes), batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
+            "listen = {}{} (at most {} connections, {} exchanges in flight{}; first bytes within {} s, bodies within {} s, idle connections closed after {} s{}; on SIGTERM unready for {} s, then drained within {} s)\nadmin = {} (token: {}{})\nstore = {}\ndurability = {}\ninstance = {} (heartbeat every {} s, dead to the others after {} s silent)\nrecord = {:?} ({}), max_body_bytes {}, max_response_bytes {}, queue {} ({} bytes), batch {}\nredact_headers = authorization, proxy-authorization, cookie, set-cookie{}\nlog = {} {}\n",
             p.listen,
             if p.tls.is_some() { " (TLS)" } else { "" },
             p.max_connections,
@@ -757,7 +764,13 @@ impl Settings {
                 format!("; also answers as {}", p.admin_allowed_hosts.join(", "))
             },
             without_password(&self.store_url),
-            self.sqlite_sync,
+            match self.durability {
+                Durability::Power => "power (a record is synced before the exchange goes on)".to_owned(),
+                Durability::Process => format!(
+                    "process (a record is written before the exchange goes on, and synced within {} ms; a replay's is synced)",
+                    self.sync_interval.as_millis()
+                ),
+            },
             p.instance,
             p.heartbeat.as_secs(),
             p.instance_dead_after.as_secs(),
@@ -868,14 +881,13 @@ impl Settings {
 /// The store a configuration chooses, and how recording meets its failures.
 struct StoreChoice {
     url: String,
-    sqlite_sync: SqliteSync,
     spool_dir: Option<PathBuf>,
     fail_closed: bool,
     fingerprint_key: KeySource,
 }
 
 /// The store phase of [`Settings::resolve`]: its URL (flags and environment, through
-/// `flags.store` > `url_env` > `url_file` > `url` > the default), what happens when it fails, how SQLite commits,
+/// `flags.store` > `url_env` > `url_file` > `url` > the default), what happens when it fails,
 /// the fingerprint key, and warnings about its files.
 fn store_choice(
     store: &RawStore,
@@ -955,22 +967,58 @@ fn store_choice(
             path.display()
         ));
     }
-    let sqlite_sync = match store.sqlite_synchronous.as_deref().unwrap_or("full") {
-        "full" => SqliteSync::Full,
-        "normal" => SqliteSync::Normal,
-        other => {
-            return Err(invalid(format!(
-                "[store] sqlite_synchronous \"{other}\": use \"full\" or \"normal\""
-            )))
-        }
-    };
     Ok(StoreChoice {
         url: store_url,
-        sqlite_sync,
         spool_dir,
         fail_closed,
         fingerprint_key,
     })
+}
+
+/// The durability phase of [`Settings::resolve`]: `[record] durability` (or its deprecated
+/// alias `[store] sqlite_synchronous`, with a warning; both set must agree) and
+/// `[record] sync_interval_ms`.
+fn durability(
+    store: &RawStore,
+    record: &RawRecord,
+    warnings: &mut Vec<String>,
+) -> Result<(Durability, Duration), ConfigError> {
+    let chosen = match record.durability.as_deref() {
+        None => None,
+        Some("power") => Some(Durability::Power),
+        Some("process") => Some(Durability::Process),
+        Some(other) => {
+            return Err(invalid(format!(
+                "[record] durability = \"{other}\": use \"power\" or \"process\""
+            )))
+        }
+    };
+    let alias = match store.sqlite_synchronous.as_deref() {
+        None => None,
+        Some(text @ "full") => Some((text, Durability::Power)),
+        Some(text @ "normal") => Some((text, Durability::Process)),
+        Some(other) => {
+            return Err(invalid(format!(
+                "[store] sqlite_synchronous = \"{other}\" (deprecated): write [record] durability = \"power\" or \"process\""
+            )))
+        }
+    };
+    let durability = match (chosen, alias) {
+        (Some(chosen), Some((text, aliased))) if chosen != aliased => {
+            return Err(invalid(format!(
+                "[record] durability = \"{chosen}\" and [store] sqlite_synchronous = \"{text}\" (deprecated, \"{aliased}\") disagree: keep [record] durability"
+            )))
+        }
+        (chosen, Some((text, aliased))) => {
+            warnings.push(format!(
+                "[store] sqlite_synchronous is deprecated: write [record] durability = \"{aliased}\" (for \"{text}\")"
+            ));
+            chosen.unwrap_or(aliased)
+        }
+        (chosen, None) => chosen.unwrap_or(Durability::Power),
+    };
+    let interval_ms = seconds(record.sync_interval_ms, 10, 1..=1000, "[record] sync_interval_ms")?;
+    Ok((durability, Duration::from_millis(interval_ms)))
 }
 
 /// Where the key credentials' fingerprints are made with comes from: the file or variable the
@@ -1462,6 +1510,9 @@ mod tests {
             "max_bulk_payload_bytes",
             "fingerprint_key_env",
             "fingerprint_key_file",
+            "durability",
+            "sync_interval_ms",
+            "sqlite_synchronous",
         ] {
             assert!(
                 text.contains(&format!("{key} ="))
@@ -1603,6 +1654,129 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(refused.contains(error), "{record}: {refused}");
+        }
+    }
+
+    #[test]
+    fn durability_is_chosen_in_record_and_its_older_key_is_an_alias_with_a_warning() {
+        let route = "[[route]]\nname = \"a\"\nupstream = \"http://127.0.0.1:9\"\n";
+        // ([record] lines, [store] lines, durability, sync interval ms, a warning, check-config)
+        type Case<'a> = (&'a str, &'a str, Durability, u64, Option<&'a str>, &'a str);
+        let cases: [Case<'_>; 7] = [
+            ("", "", Durability::Power, 10, None, "\ndurability = power ("),
+            (
+                "durability = \"power\"\n",
+                "",
+                Durability::Power,
+                10,
+                None,
+                "\ndurability = power (",
+            ),
+            (
+                "durability = \"process\"\n",
+                "",
+                Durability::Process,
+                10,
+                None,
+                "\ndurability = process (a record is written before the exchange goes on, and synced within 10 ms",
+            ),
+            (
+                "durability = \"process\"\nsync_interval_ms = 1000\n",
+                "",
+                Durability::Process,
+                1000,
+                None,
+                "synced within 1000 ms",
+            ),
+            (
+                "",
+                "sqlite_synchronous = \"normal\"\n",
+                Durability::Process,
+                10,
+                Some("[store] sqlite_synchronous is deprecated: write [record] durability = \"process\""),
+                "\ndurability = process (",
+            ),
+            (
+                "",
+                "sqlite_synchronous = \"full\"\n",
+                Durability::Power,
+                10,
+                Some("[store] sqlite_synchronous is deprecated: write [record] durability = \"power\""),
+                "\ndurability = power (",
+            ),
+            (
+                "durability = \"process\"\n",
+                "sqlite_synchronous = \"normal\"\n",
+                Durability::Process,
+                10,
+                Some("[store] sqlite_synchronous is deprecated"),
+                "\ndurability = process (",
+            ),
+        ];
+        for (record, store, durability, interval_ms, warning, described) in cases {
+            let text = format!("[store]\n{store}[record]\n{record}{route}");
+            let settings = resolve(&text, &Overrides::default()).unwrap();
+            assert_eq!(settings.durability, durability, "{text}");
+            assert_eq!(settings.sync_interval, Duration::from_millis(interval_ms), "{text}");
+            let warnings: Vec<&String> = settings
+                .warnings
+                .iter()
+                .filter(|w| w.contains("sqlite_synchronous"))
+                .collect();
+            match warning {
+                Some(warning) => assert!(
+                    warnings.len() == 1 && warnings[0].contains(warning),
+                    "{text}: {warnings:?}"
+                ),
+                None => assert!(warnings.is_empty(), "{text}: {warnings:?}"),
+            }
+            let description = settings.describe();
+            assert!(description.contains(described), "{text}: {description}");
+            // check-config prints the deprecation as it prints every warning.
+            if let Some(warning) = warning {
+                assert!(description.contains(&format!("warning: {warning}")), "{description}");
+            }
+        }
+        for (record, store, error) in [
+            (
+                "durability = \"power\"\n",
+                "sqlite_synchronous = \"normal\"\n",
+                "[record] durability = \"power\" and [store] sqlite_synchronous = \"normal\"",
+            ),
+            (
+                "durability = \"process\"\n",
+                "sqlite_synchronous = \"full\"\n",
+                "[record] durability = \"process\" and [store] sqlite_synchronous = \"full\"",
+            ),
+            (
+                "durability = \"full\"\n",
+                "",
+                "[record] durability = \"full\": use \"power\" or \"process\"",
+            ),
+            (
+                "",
+                "sqlite_synchronous = \"off\"\n",
+                "[store] sqlite_synchronous = \"off\" (deprecated): write [record] durability",
+            ),
+            (
+                "sync_interval_ms = 0\n",
+                "",
+                "[record] sync_interval_ms = 0: use 1 to 1000",
+            ),
+            (
+                "sync_interval_ms = 1001\n",
+                "",
+                "[record] sync_interval_ms = 1001: use 1 to 1000",
+            ),
+            (
+                "durability = \"process\"\nsync_interval_ms = 60000\n",
+                "",
+                "[record] sync_interval_ms = 60000: use 1 to 1000",
+            ),
+        ] {
+            let text = format!("[store]\n{store}[record]\n{record}{route}");
+            let refused = resolve(&text, &Overrides::default()).unwrap_err().to_string();
+            assert!(refused.contains(error), "{text}: {refused}");
         }
     }
 

@@ -34,12 +34,15 @@ pub enum AppError {
 
 /// Connects to the store (creating and migrating it) and starts the proxy.
 pub async fn start(settings: &Settings) -> Result<(Running, Store), AppError> {
-    let store = connect_with(&settings.store_url, settings.sqlite_sync).await?;
+    let store = connect_with(&settings.store_url, settings.durability).await?;
     let failed = |source| AppError::Store {
         url: config::without_password(&settings.store_url),
         source,
     };
-    let store = store.with_journal().map_err(failed)?;
+    let store = store
+        .with_sync_interval(settings.sync_interval)
+        .with_journal()
+        .map_err(failed)?;
     let store = match &settings.spool_dir {
         Some(dir) => store.with_spool(dir).await.map_err(failed)?,
         None => store,
@@ -50,16 +53,16 @@ pub async fn start(settings: &Settings) -> Result<(Running, Store), AppError> {
 
 /// Connects to a store and applies its migrations.
 pub async fn connect(url: &str) -> Result<Store, AppError> {
-    connect_with(url, scimtrail_store::SqliteSync::Full).await
+    connect_with(url, scimtrail_store::Durability::Power).await
 }
 
-/// Connects with a choice of SQLite commit mode, and applies the migrations.
-pub async fn connect_with(url: &str, sqlite_sync: scimtrail_store::SqliteSync) -> Result<Store, AppError> {
+/// Connects, choosing the durability writes are committed at, and applies the migrations.
+pub async fn connect_with(url: &str, durability: scimtrail_store::Durability) -> Result<Store, AppError> {
     let failed = |source| AppError::Store {
         url: config::without_password(url),
         source,
     };
-    let store = Store::connect_with(url, sqlite_sync).await.map_err(failed)?;
+    let store = Store::connect_with(url, durability).await.map_err(failed)?;
     store.migrate().await.map_err(failed)?;
     Ok(store)
 }

@@ -37,15 +37,21 @@ async fn serve(upstream: &str, store_url: &str, config: Option<&str>) -> (Child,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_under_load_loses_no_acknowledged_exchange() {
-    // SQLite with fsync at every commit (the default), PostgreSQL when configured, and SQLite
-    // with `sqlite_synchronous = "normal"`, which promises exactly this: a killed process
-    // loses nothing it acknowledged.
-    let normal = std::env::temp_dir().join(format!("scimtrail-normal-{}.toml", std::process::id()));
-    std::fs::write(&normal, "[store]\nsqlite_synchronous = \"normal\"\n").unwrap();
-    let normal = normal.display().to_string();
+    // Every durability level on every store: `power` (the default: synced before the
+    // exchange goes on) and `process` (written by then, synced within 10 ms), which promises
+    // exactly this too: a killed process loses nothing it acknowledged. SQLite always,
+    // PostgreSQL when SCIMTRAIL_TEST_POSTGRES_URL names one (`process` is
+    // `synchronous_commit = off` there).
+    let process = std::env::temp_dir().join(format!("scimtrail-process-{}.toml", std::process::id()));
+    std::fs::write(&process, "[record]\ndurability = \"process\"\n").unwrap();
+    let process = process.display().to_string();
     let mut cases: Vec<(String, Option<&str>)> = fresh_store_urls().await.into_iter().map(|url| (url, None)).collect();
-    let sqlite_file = std::env::temp_dir().join(format!("scimtrail-normal-{}.db", std::process::id()));
-    cases.push((format!("sqlite://{}", sqlite_file.display()), Some(normal.as_str())));
+    cases.extend(
+        fresh_store_urls()
+            .await
+            .into_iter()
+            .map(|url| (url, Some(process.as_str()))),
+    );
     for (store_url, config) in cases {
         let (app, _) = refapp::start().await;
         let (mut child, addr) = serve(&app.base_url(), &store_url, config).await;

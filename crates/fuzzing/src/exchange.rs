@@ -14,7 +14,7 @@ use scimtrail_app::config::RawConfig;
 use scimtrail_app::{Overrides, Settings};
 use scimtrail_proxy::fuzzing::Harness;
 use scimtrail_refapp::RefApp;
-use scimtrail_store::SqliteSync;
+use scimtrail_store::Durability;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -154,7 +154,7 @@ async fn start(world: &World) -> Running {
     let config = CONFIG.replace("TOKEN_FILE", &world.token_file.display().to_string());
     let raw = RawConfig::from_toml(&config, "fuzz").expect("the fuzz configuration parses");
     let settings = Settings::resolve(raw, &Overrides::default()).expect("the fuzz configuration is valid");
-    let store = scimtrail_app::connect_with(&url, SqliteSync::Normal)
+    let store = scimtrail_app::connect_with(&url, Durability::Process)
         .await
         .expect("the store opens")
         .with_journal()

@@ -7,13 +7,19 @@
 //! queued without waiting; when the queue is full, by count or by the bytes of the bodies it
 //! holds, they are dropped and counted.
 //!
+//! How durable a write is when it returns is the store's [`Durability`] (`[record]
+//! durability`): at `Power` it is synced, at `Process` written and synced within the sync
+//! interval. [`Recorder::write_power`] asks for `Power` whatever the store's level (a replay's
+//! records), and a batch holding any such write is committed at `Power` before any of its
+//! waiters is woken.
+//!
 //! The writer is an OS thread, not a task: it takes a batch off the queue and commits it
 //! itself ([`Store::write_batch_blocking`]), so an exchange's write costs one wake-up of the
 //! writer and one of the exchange, with no task or thread in between. A durable exchange
 //! waits for two commits, so these hand-offs are most of its added latency.
 
 use crate::metrics::Metrics;
-use scimtrail_store::{Store, Write, Written};
+use scimtrail_store::{Durability, Store, Write, Written};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,6 +50,8 @@ pub enum RecordError {
 
 struct Job {
     write: Write,
+    /// How durable the write must be once committed.
+    durability: Durability,
     done: Option<oneshot::Sender<Result<(), RecordError>>>,
     /// What the write counts against the queue's bytes (written behind only: a durable
     /// write's exchange waits for it, so `max_exchanges` bounds those).
@@ -59,6 +67,8 @@ pub struct Recorder {
     queued_bytes: Arc<AtomicUsize>,
     max_queued_bytes: usize,
     mode: RecordMode,
+    /// The store's level: what [`Recorder::write`] and [`Recorder::write_behind`] ask for.
+    durability: Durability,
     metrics: Arc<Metrics>,
 }
 
@@ -66,6 +76,7 @@ impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recorder")
             .field("mode", &self.mode)
+            .field("durability", &self.durability)
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +97,7 @@ impl Recorder {
         let writer_metrics = Arc::clone(&metrics);
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         let taken_bytes = Arc::clone(&queued_bytes);
+        let durability = store.durability();
         std::thread::Builder::new()
             .name("scimtrail-recorder".into())
             .spawn(move || {
@@ -97,6 +109,7 @@ impl Recorder {
             queued_bytes,
             max_queued_bytes,
             mode,
+            durability,
             metrics,
         };
         Ok((recorder, on_stop))
@@ -107,12 +120,28 @@ impl Recorder {
         self.mode
     }
 
-    /// Writes and waits for the commit (durable mode's path).
+    /// The level [`Recorder::write`] commits at (`[record] durability`).
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Writes and waits for the commit at the configured durability (durable mode's path).
     pub async fn write(&self, write: Write) -> Result<(), RecordError> {
+        self.write_at(write, self.durability).await
+    }
+
+    /// Writes and waits until the write is synced, whatever the configured durability: for
+    /// what must survive a power loss once acknowledged (a replay's records).
+    pub async fn write_power(&self, write: Write) -> Result<(), RecordError> {
+        self.write_at(write, Durability::Power).await
+    }
+
+    async fn write_at(&self, write: Write, durability: Durability) -> Result<(), RecordError> {
         let (done, committed) = oneshot::channel();
         self.queue
             .send(Job {
                 write,
+                durability,
                 done: Some(done),
                 bytes: 0,
             })
@@ -139,6 +168,7 @@ impl Recorder {
                 .queue
                 .try_send(Job {
                     write,
+                    durability: self.durability,
                     done: None,
                     bytes,
                 })
@@ -175,10 +205,12 @@ fn writer(
         }
         // Off the queue: their bytes are the batch's now, which is bounded by max_batch.
         queued_bytes.fetch_sub(batch.iter().map(|job| job.bytes).sum(), Ordering::AcqRel);
+        // One write that must be synced makes the whole batch synced before any waiter wakes.
+        let durability = Durability::of_batch(batch.iter().map(|job| job.durability));
         let (writes, waiters): (Vec<Write>, Vec<_>) = batch.drain(..).map(|job| (job.write, job.done)).unzip();
         let started = Instant::now();
         let count = writes.len();
-        let results = store.write_batch_blocking(writes);
+        let results = store.write_batch_blocking(writes, durability);
         metrics.batch(count, started.elapsed());
         metrics.set_queue_depth(jobs.len());
         let results = match results {
@@ -228,6 +260,63 @@ mod tests {
             body: Some(serde_json::json!({"id": id, "pad": "x".repeat(body_bytes)}).to_string()),
             updated_at_ms: 1_700_000_000_000,
         }))
+    }
+
+    /// What a write leaves unsynced when it returns, by the store's level and the call: a
+    /// replay's `write_power` is synced whatever the level, with what came before it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_power_returns_synced_whatever_the_configured_durability() {
+        // (the store's level, then per write: through `write_power`, records left unsynced)
+        let cases: [(Durability, &[(bool, u64)]); 2] = [
+            (
+                Durability::Process,
+                &[(false, 1), (false, 2), (true, 0), (false, 1), (true, 0)],
+            ),
+            (Durability::Power, &[(false, 0), (true, 0), (false, 0)]),
+        ];
+        for (level, steps) in cases {
+            let file = std::env::temp_dir().join(format!("scimtrail-recorder-test-{}.db", uuid::Uuid::new_v4()));
+            let store = Store::connect_with(&format!("sqlite://{}", file.display()), level)
+                .await
+                .unwrap();
+            store.migrate().await.unwrap();
+            // A syncer that waits an hour: only a `power` write syncs here.
+            let store = store
+                .with_sync_interval(Duration::from_secs(3600))
+                .with_journal()
+                .unwrap();
+            let (recorder, stopped) = Recorder::spawn(
+                store.clone(),
+                RecordMode::Durable,
+                100,
+                1 << 20,
+                256,
+                Arc::new(Metrics::default()),
+            )
+            .unwrap();
+            assert_eq!(recorder.durability(), level);
+            for (n, (power, unsynced)) in steps.iter().enumerate() {
+                let write = snapshot(&format!("u{n}"), 10);
+                if *power {
+                    recorder.write_power(write).await.unwrap();
+                } else {
+                    recorder.write(write).await.unwrap();
+                }
+                assert_eq!(store.unsynced_records(), *unsynced, "{level}, write {n}");
+            }
+            drop(recorder);
+            stopped.await.unwrap();
+            store.close().await;
+            assert_eq!(store.unsynced_records(), 0, "{level}: the close syncs what is left");
+            for n in 0..steps.len() {
+                assert!(store
+                    .snapshot("app", "Users", &format!("u{n}"))
+                    .await
+                    .unwrap()
+                    .is_some());
+            }
+            let _ = std::fs::remove_file(&file);
+        }
     }
 
     /// Async mode while the store stalls: the queue was bounded by count only (4096 writes of

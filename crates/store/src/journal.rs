@@ -8,9 +8,31 @@
 //! writes what was journaled into SQLite, hundreds of records per transaction, and turns each
 //! exchange's begin and end, when they arrive close together, into one row inserted once.
 //!
+//! # Durability: who syncs, and when
+//! Each append says its [`Durability`] (the batch's: `Power` if any of its writes asks for it).
+//! - `Power`: the append `fdatasync`s the segment before it returns. That sync also covers
+//!   every `Process` append before it (they are in the same file: see rotation below).
+//! - `Process`: the append returns once its frames are written (in the OS's page cache: they
+//!   survive the process being killed). It notes, under the journal's `unsynced` lock, the file
+//!   and the time of the oldest append not yet synced. A syncer thread of the journal's own
+//!   waits for that, sleeps until that time plus the sync interval, takes the note (the file
+//!   and the last sequence number written) and syncs that file outside any lock the appends
+//!   take, so appends go on meanwhile; an append after it took the note makes a new one, for
+//!   the next round. So every `Process` frame is synced within the interval of its append,
+//!   however busy or quiet the journal (a sync at "the next append past the interval" alone
+//!   would leave the last appends of a quiet moment unsynced), and without an fsync per batch.
+//!   A rotation syncs the segment it leaves when a note is open, so the note always names the
+//!   current segment. Closing syncs what is left. A sync that fails breaks the journal: every
+//!   later append fails (the proxy fails closed), since what it held may never reach the disk.
+//!
+//! The applier's commits into SQLite are always synced (`synchronous = FULL`, off the
+//! exchanges' path): a segment is retired only once what it holds is durable in the database,
+//! so a power loss under `Process` loses at most the last interval's appends, never records
+//! journaled and synced long before.
+//!
 //! # Invariants
 //! - A write is acknowledged (the call returns `Ok`) only once its frame is in the file, and
-//!   fsynced unless `synchronous = normal` was chosen.
+//!   fsynced if its batch is `Power`; a `Process` frame is fsynced within the sync interval.
 //! - One process at a time appends: the journal's directory is locked (`flock`) by the store
 //!   that writes through it. Another process that opens the store writes to SQLite directly.
 //! - A segment file is deleted (or recycled as the spare) only once every record in it is
@@ -31,7 +53,7 @@
 use crate::isolation::{commit_isolated, Lessen, Written};
 use crate::model::{Completion, NewExchange, Write};
 use crate::sqlite_writer::SqliteWriter;
-use crate::{private, sql, stored_json, SqliteSync, StoreError};
+use crate::{private, sql, stored_json, Durability, StoreError};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{Read, Write as _};
@@ -132,8 +154,9 @@ pub(crate) fn rejected_path(dir: &Path) -> PathBuf {
 /// a record refused even in its lesser forms is moved aside into [`rejected_path`]. Returns
 /// how many were moved aside; an error when SQLite itself fails (then nothing is moved).
 fn commit_journaled(writer: &SqliteWriter, dir: &Path, writes: &[Write]) -> Result<u64, StoreError> {
+    // Synced whatever the journal's level: the segments holding them are retired after.
     let results = commit_isolated(writes, Lessen::Everything, |writes| {
-        writer.write_blocking(&statements(writes))
+        writer.write_blocking(&statements(writes), Durability::Power)
     })?;
     if let Some(Written::Failed(reason)) = results.iter().find(|r| matches!(r, Written::Failed(_))) {
         return Err(StoreError::Journal(reason.clone()));
@@ -188,8 +211,19 @@ fn moved_aside_count(dir: &Path) -> u64 {
 #[derive(Debug)]
 pub(crate) struct Journal {
     dir: PathBuf,
-    sync: SqliteSync,
     appender: Mutex<Appender>,
+    /// `Process` appends not yet synced (see the module's doc); the lock is taken after the
+    /// appender's, never before.
+    unsynced: Mutex<Unsynced>,
+    /// The syncer waits on it for an append to sync, or the close.
+    sync_work: Condvar,
+    /// How long a `Process` append may stay unsynced, in milliseconds.
+    sync_interval_ms: AtomicU64,
+    /// Every record up to this sequence number is synced.
+    synced: AtomicU64,
+    /// Syncs of journaled frames so far (by appends, the syncer and rotations).
+    syncs: AtomicU64,
+    syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
     queue: Mutex<Queue>,
     /// The applier waits on it for records (or a flush, or the close).
     work: Condvar,
@@ -213,9 +247,21 @@ pub(crate) struct Journal {
     _lock: File,
 }
 
+/// What the syncer is to sync.
+#[derive(Debug, Default)]
+struct Unsynced {
+    /// When the oldest append not yet synced was written; `None` when everything is synced.
+    since: Option<Instant>,
+    /// The segment it was written to (the current one) and the last sequence number written.
+    file: Option<Arc<File>>,
+    through: u64,
+    closed: bool,
+}
+
 #[derive(Debug)]
 struct Appender {
-    file: File,
+    /// Shared with the syncer, which syncs it outside the appender's lock.
+    file: Arc<File>,
     size: u64,
     /// The segment was created empty: each append grows it, which makes its fsync costlier.
     growing: bool,
@@ -322,9 +368,8 @@ fn recover(dir: &Path, writer: &SqliteWriter) -> Result<(usize, u64), StoreError
         let (writes, _) = merge(Vec::new(), chunk, false);
         commit_journaled(writer, dir, &writes)?;
     }
-    // Everything readable is in SQLite (committed), and in its database file for good (the
-    // records may have been journaled under `synchronous = full`, this run may be `normal`):
-    // the segments can go, oldest first.
+    // Everything readable is in SQLite (committed and synced), and copied into its database
+    // file for good: the segments can go, oldest first.
     if !segments.is_empty() {
         writer.checkpoint_durably()?;
     }
@@ -558,7 +603,7 @@ impl Journal {
     /// then starts the applier. `None` when another process holds it.
     pub(crate) fn open(
         database: &Path,
-        sync: SqliteSync,
+        sync_interval: Duration,
         writer: SqliteWriter,
     ) -> Result<Option<Arc<Journal>>, StoreError> {
         let dir = directory(database);
@@ -578,9 +623,14 @@ impl Journal {
         let moved_aside = AtomicU64::new(moved_aside_count(&dir));
         let journal = Arc::new(Journal {
             dir,
-            sync,
+            unsynced: Mutex::new(Unsynced::default()),
+            sync_work: Condvar::new(),
+            sync_interval_ms: AtomicU64::new(millis(sync_interval)),
+            synced: AtomicU64::new(next_seq - 1),
+            syncs: AtomicU64::new(0),
+            syncer: Mutex::new(None),
             appender: Mutex::new(Appender {
-                file,
+                file: Arc::new(file),
                 size: 0,
                 growing: true,
                 next_seq,
@@ -613,11 +663,18 @@ impl Journal {
             .spawn(move || applier_journal.apply_loop(&writer))
             .map_err(|error| StoreError::Thread(format!("cannot start the journal's applier: {error}")))?;
         *lock(&journal.applier) = Some(handle);
+        let syncer_journal = Arc::clone(&journal);
+        let handle = std::thread::Builder::new()
+            .name("scimtrail-journal-syncer".into())
+            .spawn(move || syncer_journal.sync_loop())
+            .map_err(|error| StoreError::Thread(format!("cannot start the journal's syncer: {error}")))?;
+        *lock(&journal.syncer) = Some(handle);
         Ok(Some(journal))
     }
 
-    /// Journals `writes` (durably, unless `synchronous = normal`) and queues them for SQLite.
-    pub(crate) fn append(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+    /// Journals `writes` and queues them for SQLite: synced before this returns at
+    /// [`Durability::Power`], within the sync interval at [`Durability::Process`].
+    pub(crate) fn append(&self, writes: Vec<Write>, durability: Durability) -> Result<(), StoreError> {
         if writes.is_empty() {
             return Ok(());
         }
@@ -636,19 +693,26 @@ impl Journal {
         self.wait_for_room(writes.len(), appender.frames.len())?;
         // At the tracked end, not O_APPEND: after a failed write the next one overwrites the
         // partial frame instead of following it (reading stops at the first bad frame).
+        let last_seq = appender.next_seq + writes.len() as u64 - 1;
         let written = appender
             .file
             .write_all_at(&appender.frames, appender.size)
-            .and_then(|()| self.sync_data(&appender.file));
+            .and_then(|()| match durability {
+                Durability::Power => self.synced_now(&appender.file, last_seq),
+                Durability::Process => {
+                    self.note_unsynced(&appender.file, last_seq);
+                    Ok(())
+                }
+            });
         if let Err(error) = written {
             let path = segment_path(&self.dir, lock(&self.segments).back().copied().unwrap_or(0));
             // Unless the partial frame is cut off, a later frame would hide behind it. The cut
-            // is synced as appends are: else a power cut could bring back frames whose writers
+            // is synced at any level: else a power cut could bring back frames whose writers
             // were told they failed.
             let cut = appender
                 .file
                 .set_len(appender.size)
-                .and_then(|()| self.sync_data(&appender.file));
+                .and_then(|()| appender.file.sync_data());
             if let Err(cut) = cut {
                 appender.broken = Some(format!("the journal {} cannot be repaired: {cut}", path.display()));
             }
@@ -674,18 +738,123 @@ impl Journal {
         Ok(())
     }
 
-    /// Syncs what was written to `file`, unless `synchronous = normal` was chosen.
-    fn sync_data(&self, file: &File) -> std::io::Result<()> {
-        match self.sync {
-            SqliteSync::Full => file.sync_data(),
-            SqliteSync::Normal => Ok(()),
+    /// Syncs `file`, the current segment, written up to `through`, under the appender's lock:
+    /// every record up to `through` is then synced (the segments before it were synced when
+    /// it was begun), and the syncer has nothing left to do.
+    fn synced_now(&self, file: &File, through: u64) -> std::io::Result<()> {
+        file.sync_data()?;
+        self.syncs.fetch_add(1, Ordering::AcqRel);
+        let mut unsynced = lock(&self.unsynced);
+        unsynced.since = None;
+        unsynced.file = None;
+        drop(unsynced);
+        self.synced.fetch_max(through, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Notes, under the appender's lock, that `file` holds records up to `through` that are
+    /// not synced, for the syncer (woken when the note is new).
+    fn note_unsynced(&self, file: &Arc<File>, through: u64) {
+        let mut unsynced = lock(&self.unsynced);
+        unsynced.through = through;
+        if unsynced.since.is_none() {
+            unsynced.since = Some(Instant::now());
+            unsynced.file = Some(Arc::clone(file));
+            drop(unsynced);
+            self.sync_work.notify_one();
         }
+    }
+
+    /// The syncer: syncs `Process` appends within the sync interval of the oldest one not yet
+    /// synced (see the module's doc); at the close, syncs what is left and ends.
+    fn sync_loop(&self) {
+        let mut unsynced = lock(&self.unsynced);
+        loop {
+            let Some(since) = unsynced.since else {
+                if unsynced.closed {
+                    return;
+                }
+                unsynced = self.sync_work.wait(unsynced).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
+            // Read again at every wake-up: the interval may have been changed meanwhile.
+            let due = since.checked_add(Duration::from_millis(self.sync_interval_ms.load(Ordering::Acquire)));
+            let now = Instant::now();
+            if !unsynced.closed {
+                match due {
+                    Some(due) if now < due => {
+                        unsynced = self
+                            .sync_work
+                            .wait_timeout(unsynced, due - now)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                        continue;
+                    }
+                    // An interval past the clock's range: until the close, or a new interval.
+                    None => {
+                        unsynced = self.sync_work.wait(unsynced).unwrap_or_else(PoisonError::into_inner);
+                        continue;
+                    }
+                    Some(_) => {}
+                }
+            }
+            unsynced.since = None;
+            let (file, through) = (unsynced.file.take(), unsynced.through);
+            drop(unsynced);
+            // Appends go on meanwhile; one after the note was taken makes a new one.
+            if let Some(file) = file {
+                match file.sync_data() {
+                    Ok(()) => {
+                        self.syncs.fetch_add(1, Ordering::AcqRel);
+                        self.synced.fetch_max(through, Ordering::AcqRel);
+                    }
+                    Err(error) => {
+                        let broken = self.failed_sync(&error);
+                        lock(&self.appender).broken = Some(broken);
+                    }
+                }
+            }
+            unsynced = lock(&self.unsynced);
+        }
+    }
+
+    /// Logs that a sync of appended frames failed, and returns why the journal is broken from
+    /// now on (the appender's `broken`): the frames may never reach the disk, and a sync
+    /// retried may report success without them, so every later append fails.
+    fn failed_sync(&self, error: &std::io::Error) -> String {
+        let path = segment_path(&self.dir, lock(&self.segments).back().copied().unwrap_or(0));
+        tracing::error!(%error, segment = %path.display(), "Syncing the journal failed: records acknowledged at durability \"process\" may be lost on a power cut, and the journal takes no more appends.");
+        format!("syncing the journal {} failed: {error}", path.display())
+    }
+
+    /// Changes how long a `Process` append may stay unsynced.
+    pub(crate) fn set_sync_interval(&self, interval: Duration) {
+        self.sync_interval_ms.store(millis(interval), Ordering::Release);
+        // Under the lock, so that the syncer, if it is deciding how long to wait, sees it.
+        drop(lock(&self.unsynced));
+        self.sync_work.notify_one();
+    }
+
+    /// How many records are journaled and not yet synced (what a power cut now may lose).
+    pub(crate) fn unsynced(&self) -> u64 {
+        // Read in this order: `synced` never passes `written`.
+        let synced = self.synced.load(Ordering::Acquire);
+        self.written.load(Ordering::Acquire).saturating_sub(synced)
     }
 
     /// Begins a new segment at the next sequence number: the spare if one is ready (written
     /// over, so that each append's fsync has no file size or block allocation to persist,
     /// which made it about 40% slower here), else an empty file.
     fn rotate(&self, appender: &mut Appender) {
+        // The syncer's note must name the current segment: what this one holds unsynced is
+        // synced now (once a segment: 8 MiB).
+        let noted = lock(&self.unsynced).since.is_some();
+        if noted {
+            if let Err(error) = self.synced_now(&appender.file, appender.next_seq - 1) {
+                appender.broken = Some(self.failed_sync(&error));
+                return;
+            }
+        }
         let path = segment_path(&self.dir, appender.next_seq);
         let (file, growing) = match self.take_spare(&path) {
             Some(file) => (Ok(file), false),
@@ -693,7 +862,7 @@ impl Journal {
         };
         match file {
             Ok(file) => {
-                appender.file = file;
+                appender.file = Arc::new(file);
                 appender.size = 0;
                 appender.growing = growing;
                 lock(&self.segments).push_back(appender.next_seq);
@@ -893,12 +1062,26 @@ impl Journal {
         lock(&self.queue).closed = true;
         self.work.notify_one();
         self.room.notify_all();
+        // Appends are refused now: the syncer syncs what they left, and ends.
+        lock(&self.unsynced).closed = true;
+        self.sync_work.notify_one();
+        if let Some(handle) = lock(&self.syncer).take() {
+            if handle.join().is_err() {
+                tracing::error!("The journal's syncer panicked.");
+            }
+        }
         if let Some(handle) = lock(&self.applier).take() {
             if handle.join().is_err() {
                 tracing::error!("The journal's applier panicked; the next start applies what it left.");
             }
         }
         let appender = lock(&self.appender);
+        // An append that was past its checks when the syncer ended left a note: synced here.
+        if lock(&self.unsynced).since.is_some() {
+            if let Err(error) = self.synced_now(&appender.file, appender.next_seq - 1) {
+                tracing::error!(%error, "Syncing the journal at its close failed.");
+            }
+        }
         if *self.applied.borrow() >= appender.next_seq - 1 {
             let segments: Vec<u64> = lock(&self.segments).drain(..).collect();
             let spare = std::mem::take(&mut *lock(&self.spare)).then(|| spare_path(&self.dir));
@@ -1055,6 +1238,11 @@ impl Journal {
             }
         }
     }
+}
+
+/// `interval` in whole milliseconds (at least 1).
+fn millis(interval: Duration) -> u64 {
+    u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// Makes the names in `dir` (created, renamed, deleted) durable.

@@ -5,6 +5,8 @@
 //!   by several proxy instances), chosen by the URL scheme.
 //! - [`Write`]: what the recorder sends — an exchange begun ([`NewExchange`]), completed
 //!   ([`Completion`]), or both at once; [`Store::write_batch`] applies many in one transaction.
+//! - [`Durability`]: whether a batch is synced before the writer is answered (`Power`) or
+//!   within a sync interval (`Process`); chosen at connect, and per batch.
 //! - [`ExchangeQuery`] and [`Page`]: listing with the filters of the contract, newest first,
 //!   paged by a keyset cursor.
 //! - [`Exchange`]: one exchange in full, as read back.
@@ -116,21 +118,58 @@ impl Lease {
     }
 }
 
-/// How SQLite commits a batch (WAL mode, `PRAGMA synchronous`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SqliteSync {
-    /// fsync at every commit: a committed batch survives a power loss or an OS crash.
-    Full,
-    /// No fsync at commit: a committed batch survives the process being killed (the WAL is in
-    /// the OS page cache), but the last commits can be lost if the machine itself fails.
-    Normal,
+/// When a recorded write is durable: what `[record] durability` chooses for every write, and
+/// what a write that must be durable whatever was chosen (a replay's) asks for on its own.
+///
+/// Both levels record a write before it is forwarded and before its response is released; they
+/// differ in whether it is also synced to disk by then. A batch holding any `Power` write is
+/// committed as `Power`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Durability {
+    /// Synced before the writer is answered: a recorded write survives a power loss or an OS
+    /// crash. SQLite: the journal's append is `fdatasync`ed (`synchronous = FULL` without a
+    /// journal); PostgreSQL: the commit waits for its WAL flush (`synchronous_commit = on`).
+    Power,
+    /// Written, not synced, before the writer is answered: it survives the process being
+    /// killed (it is in the OS's page cache, or in PostgreSQL's memory), and is synced within
+    /// the sync interval, so a power loss (or a crash of the PostgreSQL server) may lose the
+    /// last interval. SQLite: the journal's syncer (see the `journal` module); without a
+    /// journal (another process holds it), `synchronous = NORMAL`, synced at SQLite's next
+    /// checkpoint. PostgreSQL: `synchronous_commit = off` for the batch.
+    Process,
 }
+
+impl Durability {
+    /// The level a batch of writes asking for these levels is committed at: the strongest.
+    pub fn of_batch(levels: impl IntoIterator<Item = Durability>) -> Durability {
+        // `Power` sorts first.
+        levels.into_iter().min().unwrap_or(Durability::Process)
+    }
+
+    /// `power` or `process`, as the configuration writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Power => "power",
+            Durability::Process => "process",
+        }
+    }
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How long a journal leaves `Process` writes unsynced, by default (`[record] sync_interval_ms`).
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(10);
 
 /// What a SQLite store knows beyond its connections.
 #[derive(Debug, Clone)]
 struct Sqlite {
     file: PathBuf,
-    sync: SqliteSync,
+    /// How long the journal, once opened, leaves `Process` writes unsynced.
+    sync_interval: Duration,
     /// Writes go through it when this store holds the database's journal.
     journal: Option<Arc<Journal>>,
 }
@@ -139,6 +178,8 @@ struct Sqlite {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// The level [`Store::write_batch`] commits at (`[record] durability`).
+    durability: Durability,
     /// PostgreSQL: where records go while it cannot take them (see the `spool` module).
     spool: Option<Arc<spool::Spool>>,
 }
@@ -153,20 +194,21 @@ enum Pool {
 
 impl Store {
     /// Connects to `sqlite://FILE` (created if missing, WAL, `synchronous=FULL`) or
-    /// `postgres://…`.
+    /// `postgres://…`, writing at [`Durability::Power`].
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        Store::connect_with(url, SqliteSync::Full).await
+        Store::connect_with(url, Durability::Power).await
     }
 
-    /// Connects, choosing how SQLite commits (PostgreSQL follows its server's settings).
-    pub async fn connect_with(url: &str, sqlite_sync: SqliteSync) -> Result<Store, StoreError> {
+    /// Connects, choosing the level writes are committed at unless one asks for more (see
+    /// [`Store::write_batch_blocking`]).
+    pub async fn connect_with(url: &str, durability: Durability) -> Result<Store, StoreError> {
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(match sqlite_sync {
-                    SqliteSync::Full => SqliteSynchronous::Full,
-                    SqliteSync::Normal => SqliteSynchronous::Normal,
+                .synchronous(match durability {
+                    Durability::Power => SqliteSynchronous::Full,
+                    Durability::Process => SqliteSynchronous::Normal,
                 })
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
@@ -189,7 +231,7 @@ impl Store {
                 .connect_with(options)
                 .await?;
             // The pool has created the file and switched it to WAL.
-            let writer = SqliteWriter::open(&file, sqlite_sync)?;
+            let writer = SqliteWriter::open(&file, durability)?;
             // What a process that died left in the journal is applied, unless it lives on. An
             // older schema may not take it yet (an upgrade after a crash): `migrate` then
             // applies it, after the migrations.
@@ -198,7 +240,7 @@ impl Store {
             }
             let sqlite = Sqlite {
                 file,
-                sync: sqlite_sync,
+                sync_interval: DEFAULT_SYNC_INTERVAL,
                 journal: None,
             };
             Pool::Sqlite(pool, writer, sqlite)
@@ -218,7 +260,40 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        Ok(Store { pool, spool: None })
+        Ok(Store {
+            pool,
+            durability,
+            spool: None,
+        })
+    }
+
+    /// The level [`Store::write_batch`] commits at, chosen at connect.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// How long a journal leaves [`Durability::Process`] writes unsynced (10 ms unless said):
+    /// for the journal [`Store::with_journal`] opens, or has opened. Other stores ignore it.
+    pub fn with_sync_interval(self, interval: Duration) -> Store {
+        match self.pool {
+            Pool::Sqlite(pool, writer, sqlite) => {
+                if let Some(journal) = &sqlite.journal {
+                    journal.set_sync_interval(interval);
+                }
+                Store {
+                    pool: Pool::Sqlite(
+                        pool,
+                        writer,
+                        Sqlite {
+                            sync_interval: interval,
+                            ..sqlite
+                        },
+                    ),
+                    ..self
+                }
+            }
+            Pool::Postgres(..) => self,
+        }
     }
 
     /// This store, writing through SQLite's journal (see the `journal` module): writes are
@@ -233,10 +308,10 @@ impl Store {
         if sqlite.journal.is_some() {
             return Ok(Store {
                 pool: Pool::Sqlite(pool, writer, sqlite),
-                spool: None,
+                ..self
             });
         }
-        let journal = Journal::open(&sqlite.file, sqlite.sync, writer.clone())?;
+        let journal = Journal::open(&sqlite.file, sqlite.sync_interval, writer.clone())?;
         if journal.is_none() {
             tracing::warn!(
                 journal = %journal::directory(&sqlite.file).display(),
@@ -245,7 +320,7 @@ impl Store {
         }
         Ok(Store {
             pool: Pool::Sqlite(pool, writer, Sqlite { journal, ..sqlite }),
-            spool: None,
+            ..self
         })
     }
 
@@ -260,7 +335,8 @@ impl Store {
             return Ok(self);
         };
         let (pool, runtime) = (pool.clone(), runtime.clone());
-        let commit: spool::Commit = Box::new(move |writes| runtime.block_on(write_postgres(&pool, writes)));
+        let commit: spool::Commit =
+            Box::new(move |writes, durability| runtime.block_on(write_postgres(&pool, writes, durability)));
         let dir = dir.to_owned();
         let spool = tokio::task::spawn_blocking(move || spool::Spool::open(&dir, commit))
             .await
@@ -279,6 +355,12 @@ impl Store {
     /// While a spool cannot be drained: why (PostgreSQL's error).
     pub fn spool_failing(&self) -> Option<String> {
         self.spool.as_ref().and_then(|spool| spool.failing())
+    }
+
+    /// How many records this store has journaled and not yet synced: those a power cut now
+    /// could lose (0 unless writes at [`Durability::Process`] wait for the journal's syncer).
+    pub fn unsynced_records(&self) -> u64 {
+        self.journal().map_or(0, |journal| journal.unsynced())
     }
 
     /// Whether writes go through a journal.
@@ -377,13 +459,14 @@ impl Store {
         Ok(())
     }
 
-    /// Applies the writes in order, in one transaction (through the journal, if this store
-    /// holds it: then durable on return, and in the database soon after). A record the
-    /// database refuses fails alone (see [`Written`]); the error is the store's, when the
-    /// batch failed on the store itself and nothing was written.
+    /// Applies the writes in order, in one transaction, at this store's [`Durability`]
+    /// (through the journal, if this store holds it: then recorded on return, and in the
+    /// database soon after). A record the database refuses fails alone (see [`Written`]); the
+    /// error is the store's, when the batch failed on the store itself and nothing was written.
     pub async fn write_batch(&self, writes: Vec<Write>) -> Result<Vec<Written>, StoreError> {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write_batch_blocking(writes))
+        let durability = self.durability;
+        tokio::task::spawn_blocking(move || store.write_batch_blocking(writes, durability))
             .await
             .map_err(|error| StoreError::Thread(error.to_string()))?
     }
@@ -393,28 +476,33 @@ impl Store {
     /// Must not be called from an async task (PostgreSQL's write would panic on `block_on`
     /// inside the runtime).
     ///
+    /// `durability` is the batch's, whatever the store's: at [`Durability::Power`] the batch
+    /// is synced before this returns (a journal's append is `fdatasync`ed, and with it every
+    /// `Process` append before it); at [`Durability::Process`] it is written, and synced
+    /// within the sync interval (PostgreSQL: by its server, `synchronous_commit = off`).
+    ///
     /// A record the database refuses on its own does not fail the others: the batch is then
     /// committed record by record, and a completion the database refuses whole is kept in a
     /// lesser form (the application has applied what it records). An in-flight record is
     /// refused: its exchange is not forwarded.
-    pub fn write_batch_blocking(&self, writes: Vec<Write>) -> Result<Vec<Written>, StoreError> {
+    pub fn write_batch_blocking(&self, writes: Vec<Write>, durability: Durability) -> Result<Vec<Written>, StoreError> {
         if let Some(journal) = self.journal() {
             let count = writes.len();
             // Appending frames fails for the journal as a whole, never for one record; what
             // SQLite later refuses is the applier's to isolate.
-            journal.append(writes)?;
+            journal.append(writes, durability)?;
             return Ok(vec![Written::Committed; count]);
         }
         let results = match &self.pool {
             Pool::Postgres(..) if self.spool.is_some() => match &self.spool {
-                Some(spool) => spool.write(&writes),
+                Some(spool) => spool.write(&writes, durability),
                 None => Ok(Vec::new()),
             },
             Pool::Sqlite(_, writer, _) => commit_isolated(&writes, Lessen::Completions, |writes| {
-                writer.write_blocking(&writes.iter().flat_map(sql::statements).collect())
+                writer.write_blocking(&writes.iter().flat_map(sql::statements).collect(), durability)
             }),
             Pool::Postgres(pool, runtime) => commit_isolated(&writes, Lessen::Completions, |writes| {
-                runtime.block_on(write_postgres(pool, writes))
+                runtime.block_on(write_postgres(pool, writes, durability))
             }),
         }?;
         for (write, written) in writes.iter().zip(&results) {
@@ -868,8 +956,8 @@ fn rolling(mut migrator: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
 /// as failed by the store; applying it again later is idempotent.
 const POSTGRES_BATCH_TIMEOUT: Duration = Duration::from_secs(15);
 
-async fn write_postgres(pool: &PgPool, writes: &[Write]) -> Result<(), StoreError> {
-    match tokio::time::timeout(POSTGRES_BATCH_TIMEOUT, write_postgres_retried(pool, writes)).await {
+async fn write_postgres(pool: &PgPool, writes: &[Write], durability: Durability) -> Result<(), StoreError> {
+    match tokio::time::timeout(POSTGRES_BATCH_TIMEOUT, write_postgres_retried(pool, writes, durability)).await {
         Ok(result) => result,
         Err(_) => Err(StoreError::Journal(format!(
             "PostgreSQL did not take a batch within {} s",
@@ -882,11 +970,11 @@ async fn write_postgres(pool: &PgPool, writes: &[Write]) -> Result<(), StoreErro
 /// nothing of it was written, and another try usually passes. Instances sharing a store lock
 /// the same rows (the snapshots of the resources their batches write) when the IdP writes
 /// through several of them at once, in whatever order their batches hold.
-async fn write_postgres_retried(pool: &PgPool, writes: &[Write]) -> Result<(), StoreError> {
+async fn write_postgres_retried(pool: &PgPool, writes: &[Write], durability: Durability) -> Result<(), StoreError> {
     const TRIES: u32 = 5;
     let mut tries = 1;
     loop {
-        match write_postgres_now(pool, writes).await {
+        match write_postgres_now(pool, writes, durability).await {
             Err(StoreError::Database(sqlx::Error::Database(error)))
                 if tries < TRIES && matches!(error.code().as_deref(), Some("40P01" | "40001")) =>
             {
@@ -898,8 +986,21 @@ async fn write_postgres_retried(pool: &PgPool, writes: &[Write]) -> Result<(), S
     }
 }
 
-async fn write_postgres_now(pool: &PgPool, writes: &[Write]) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+/// How a PostgreSQL batch at `durability` begins: `synchronous_commit` set for its own
+/// transaction, whatever the server's default, in the same round trip as the `BEGIN` (one
+/// simple query; no connection option either, which a pooler such as PgBouncer may refuse).
+/// `on`: the commit returns once its WAL is flushed. `off`: once the server has it; the server
+/// flushes it within moments (`wal_writer_delay`), so it survives the proxy being killed, not
+/// a crash of the server.
+pub(crate) fn begin_statement(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Power => "BEGIN; SET LOCAL synchronous_commit = on",
+        Durability::Process => "BEGIN; SET LOCAL synchronous_commit = off",
+    }
+}
+
+async fn write_postgres_now(pool: &PgPool, writes: &[Write], durability: Durability) -> Result<(), StoreError> {
+    let mut tx = pool.begin_with(begin_statement(durability)).await?;
     for write in writes {
         for (statement, params) in sql::statements(write) {
             let statement = sql::numbered_placeholders(statement);

@@ -14,6 +14,10 @@
 //! after a crash duplicates nothing. Once all is applied, under the spool's lock, writes go to
 //! PostgreSQL directly again. A spool a previous run left is drained first. One process holds
 //! a spool directory (a `flock`).
+//!
+//! A batch goes to PostgreSQL at its own [`Durability`]; the spool itself is synced at every
+//! append whatever the level (it is PostgreSQL's stand-in while it is away, rarely used), and
+//! drained records are committed at `Power` before their segment is deleted.
 
 use crate::isolation::{commit_isolated, Lessen, Written};
 use crate::journal::{
@@ -21,7 +25,7 @@ use crate::journal::{
     sync_dir, take_lock, SEGMENT_BYTES,
 };
 use crate::model::Write;
-use crate::StoreError;
+use crate::{Durability, StoreError};
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -35,8 +39,8 @@ const DRAIN_CHUNK: usize = 500;
 /// How long the drainer waits before trying PostgreSQL again, at most.
 const MAX_PAUSE: Duration = Duration::from_secs(2);
 
-/// Commits writes to PostgreSQL (one transaction per call).
-pub(crate) type Commit = Box<dyn Fn(&[Write]) -> Result<(), StoreError> + Send + Sync>;
+/// Commits writes to PostgreSQL (one transaction per call), at the durability given.
+pub(crate) type Commit = Box<dyn Fn(&[Write], Durability) -> Result<(), StoreError> + Send + Sync>;
 
 #[derive(Debug)]
 struct Inner {
@@ -152,7 +156,7 @@ impl Spool {
 
     /// Writes a batch: to PostgreSQL through `commit` while it takes them; to the spool once
     /// it fails as a whole, and every batch after that until the spool is drained.
-    pub(crate) fn write(&self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+    pub(crate) fn write(&self, writes: &[Write], durability: Durability) -> Result<Vec<Written>, StoreError> {
         let mut inner = lock(&self.inner);
         if inner.spooling && inner.back {
             // PostgreSQL is back: a chunk of the spool goes before this batch is appended,
@@ -163,7 +167,7 @@ impl Spool {
             }
         }
         if !inner.spooling {
-            match commit_isolated(writes, Lessen::Completions, &self.commit) {
+            match commit_isolated(writes, Lessen::Completions, |writes| (self.commit)(writes, durability)) {
                 Ok(results) if !results.iter().any(|r| matches!(r, Written::Failed(_))) => return Ok(results),
                 Ok(results) => {
                     // The store failed partway: what it did not take goes to the spool.
@@ -284,7 +288,7 @@ impl Spool {
             }
             // Whether PostgreSQL answers, asked without the lock: while it is away, a try can
             // take seconds, and the writes meanwhile go on into the spool.
-            let answered = (self.commit)(&[]);
+            let answered = (self.commit)(&[], Durability::Power);
             let mut inner = lock(&self.inner);
             let step = answered.and_then(|()| self.drain_step(&mut inner));
             match step {
@@ -332,7 +336,10 @@ impl Spool {
                 let last = chunk.last().map_or(inner.applied_seq, |(seq, _)| *seq);
                 let count = chunk.len() as u64;
                 let (merged, _) = merge(Vec::new(), chunk, false);
-                let results = commit_isolated(&merged, Lessen::Everything, &self.commit)?;
+                // Durable before the segment holding them goes.
+                let results = commit_isolated(&merged, Lessen::Everything, |writes| {
+                    (self.commit)(writes, Durability::Power)
+                })?;
                 if let Some(Written::Failed(reason)) = results.iter().find(|r| matches!(r, Written::Failed(_))) {
                     return Err(StoreError::Journal(reason.clone()));
                 }

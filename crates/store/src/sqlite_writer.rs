@@ -6,9 +6,14 @@
 //! took over a millisecond although SQLite itself needed a fifth of that. Here the whole batch
 //! — BEGIN, the statements (prepared once and cached), COMMIT — runs synchronously on the
 //! thread that asks: the recorder's own thread. Reads and migrations stay on sqlx.
+//!
+//! Each batch is committed at its own [`Durability`]: `PRAGMA synchronous` (FULL for `Power`,
+//! NORMAL for `Process`) is set before the batch when it differs from the last one's, which
+//! costs no I/O. Under NORMAL a commit is in the WAL, in the OS's page cache, and synced at
+//! the next checkpoint (every 100 ms, below).
 
 use crate::sql::Param;
-use crate::{SqliteSync, StoreError};
+use crate::{Durability, StoreError};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, ToSql, TransactionBehavior};
 use std::path::Path;
@@ -24,22 +29,34 @@ pub(crate) type Statements = Vec<(&'static str, Vec<Param>)>;
 /// The write connection; one writer at a time, as SQLite allows.
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteWriter {
-    connection: Arc<Mutex<Connection>>,
+    connection: Arc<Mutex<Writer>>,
+}
+
+#[derive(Debug)]
+struct Writer {
+    connection: Connection,
+    /// The level `PRAGMA synchronous` is set for.
+    synchronous: Durability,
+}
+
+/// `PRAGMA synchronous` for `durability`.
+fn synchronous_pragma(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Power => "PRAGMA synchronous = FULL",
+        Durability::Process => "PRAGMA synchronous = NORMAL",
+    }
 }
 
 impl SqliteWriter {
     /// Opens a connection to `file`, which the caller has created in WAL mode.
-    pub(crate) fn open(file: &Path, sync: SqliteSync) -> Result<SqliteWriter, StoreError> {
+    pub(crate) fn open(file: &Path, durability: Durability) -> Result<SqliteWriter, StoreError> {
         let connection = Connection::open(file)?;
         connection.busy_timeout(Duration::from_secs(10))?;
-        let synchronous = match sync {
-            SqliteSync::Full => "FULL",
-            SqliteSync::Normal => "NORMAL",
-        };
         // `secure_delete = FAST`: a row rewritten (an exchange's begin completed, an erasure)
         // leaves no copy of what it held in its page's free space, at no extra I/O.
         connection.execute_batch(&format!(
-            "PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA secure_delete = FAST;"
+            "{}; PRAGMA foreign_keys = ON; PRAGMA secure_delete = FAST;",
+            synchronous_pragma(durability)
         ))?;
         // Checkpoints copy the WAL back into the database file, with an fsync. A commit that
         // crosses SQLite's threshold (1000 pages) checkpoints everything not yet copied, which
@@ -48,7 +65,10 @@ impl SqliteWriter {
         // few pages to copy before the WAL restarts from its beginning.
         let checkpoints = Connection::open(file)?;
         checkpoints.busy_timeout(Duration::from_secs(10))?;
-        let connection = Arc::new(Mutex::new(connection));
+        let connection = Arc::new(Mutex::new(Writer {
+            connection,
+            synchronous: durability,
+        }));
         let writer_alive = Arc::downgrade(&connection);
         std::thread::Builder::new()
             .name("scimtrail-sqlite-checkpoint".into())
@@ -68,15 +88,20 @@ impl SqliteWriter {
         Ok(SqliteWriter { connection })
     }
 
-    /// Runs the statements in one transaction, blocking this thread until the commit.
-    pub(crate) fn write_blocking(&self, statements: &Statements) -> Result<(), StoreError> {
+    /// Runs the statements in one transaction, blocking this thread until the commit, which
+    /// is synced before this returns at [`Durability::Power`].
+    pub(crate) fn write_blocking(&self, statements: &Statements, durability: Durability) -> Result<(), StoreError> {
         // A writer that panicked mid-batch left no open transaction (it rolled back on drop),
         // so the connection is still good.
-        let mut connection = self
+        let mut writer = self
             .connection
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(write(&mut connection, statements)?)
+        if writer.synchronous != durability {
+            writer.connection.execute_batch(synchronous_pragma(durability))?;
+            writer.synchronous = durability;
+        }
+        Ok(write(&mut writer.connection, statements)?)
     }
 
     /// Copies the whole WAL into the database file and syncs both, whatever `synchronous` says.
@@ -85,10 +110,11 @@ impl SqliteWriter {
     /// cut, until a checkpoint. Before journaled records, acknowledged as synced, lose their
     /// only other copy, they must be in the database file for good.
     pub(crate) fn checkpoint_durably(&self) -> Result<(), StoreError> {
-        let connection = self
+        let writer = self
             .connection
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let connection = &writer.connection;
         // (busy, WAL frames, frames copied). TRUNCATE waits out readers for the busy timeout,
         // but not another checkpoint (the checkpoint thread's, every 100 ms): that is retried.
         let mut attempts = 0;

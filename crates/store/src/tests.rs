@@ -562,7 +562,7 @@ async fn sqlite_wal_stays_bounded_under_steady_writes() {
             })
             .collect();
         let writer = store.clone();
-        tokio::task::spawn_blocking(move || writer.write_batch_blocking(writes))
+        tokio::task::spawn_blocking(move || writer.write_batch_blocking(writes, crate::Durability::Power))
             .await
             .unwrap()
             .unwrap();
@@ -1595,4 +1595,50 @@ async fn an_erasure_takes_the_persons_records_only_and_refuses_an_ambiguous_name
         );
         assert_eq!(page.items.len(), 4, "every row stays");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_batch_turns_synchronous_commit_off_for_its_own_transaction() {
+    // (level, how its batch begins, synchronous_commit inside it)
+    let cases = [
+        (Durability::Power, "BEGIN; SET LOCAL synchronous_commit = on", "on"),
+        (Durability::Process, "BEGIN; SET LOCAL synchronous_commit = off", "off"),
+    ];
+    for (level, statement, _) in cases {
+        assert_eq!(begin_statement(level), statement, "{level}");
+    }
+    let Some(store) = fresh_stores().await.into_iter().find(|s| s.backend() == "postgres") else {
+        eprintln!("skipped on PostgreSQL: SCIMTRAIL_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let Pool::Postgres(pool, _) = &store.pool else {
+        unreachable!("a PostgreSQL store")
+    };
+    let setting = "SELECT current_setting('synchronous_commit')";
+    // Whatever the server's default (the batch sets its own), sessions keep it.
+    let mut session = pool.acquire().await.unwrap();
+    sqlx::query("SET synchronous_commit = local")
+        .execute(&mut *session)
+        .await
+        .unwrap();
+    for (level, _, inside) in cases {
+        let mut batch = sqlx::Connection::begin_with(&mut *session, begin_statement(level))
+            .await
+            .unwrap();
+        let found: String = sqlx::query_scalar(setting).fetch_one(&mut *batch).await.unwrap();
+        assert_eq!(found, inside, "{level}");
+        batch.commit().await.unwrap();
+        let after: String = sqlx::query_scalar(setting).fetch_one(&mut *session).await.unwrap();
+        assert_eq!(after, "local", "after a {level} batch, for its own transaction only");
+        let id = id_at(1_700_000_000_000, if level == Durability::Power { 1 } else { 2 });
+        let writer = store.clone();
+        let writes = vec![Write::Begin(Box::new(new_exchange(&id, 1_700_000_000_000, "sync")))];
+        tokio::task::spawn_blocking(move || writer.write_batch_blocking(writes, level))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.get(&id).await.unwrap().outcome, OUTCOME_IN_FLIGHT, "{level}");
+    }
+    // Not back into the pool with the session's setting.
+    drop(session.detach());
 }

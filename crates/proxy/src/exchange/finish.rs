@@ -22,7 +22,7 @@ pub(super) enum RecordedAs {
     Behind,
     /// Committed before the exchange goes on (durable mode).
     Waited,
-    /// A replay's: committed, whatever the mode.
+    /// A replay's: committed and synced (`durability = "power"`), whatever the mode and level.
     Replay,
 }
 
@@ -167,7 +167,8 @@ impl Proxy {
     /// Records `write` as `how` says.
     pub(super) async fn record(&self, how: RecordedAs, write: Write) -> Result<(), RecordError> {
         match how {
-            RecordedAs::Replay | RecordedAs::Waited => self.recorder.write(write).await,
+            RecordedAs::Waited => self.recorder.write(write).await,
+            RecordedAs::Replay => self.recorder.write_power(write).await,
             RecordedAs::Behind => {
                 self.recorder.write_behind(write);
                 Ok(())

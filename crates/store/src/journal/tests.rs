@@ -273,15 +273,15 @@ async fn a_journal_left_by_a_dead_process_is_applied_by_the_next_open() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_journal_recovered_under_normal_sync_is_in_the_database_file_before_its_segments_go() {
-    // Journaled under `full` (acknowledged as synced), recovered by a run under `normal`,
+async fn a_journal_recovered_at_process_durability_is_in_the_database_file_before_its_segments_go() {
+    // Journaled at `power` (acknowledged as synced), recovered by a run at `process`,
     // whose commits survive a power cut only once checkpointed. The segments, the records'
     // other copy, used to be deleted while the records were still only in the WAL.
     let (url, file) = fresh_file().await;
     let dir = directory(&file);
     journal_segment(&file, 1, vec![begin("n1"), finish("n1", "ok")]);
 
-    let store = Store::connect_with(&url, SqliteSync::Normal).await.unwrap();
+    let store = Store::connect_with(&url, Durability::Process).await.unwrap();
     assert!(segment_files(&dir).unwrap().is_empty(), "applied segments are deleted");
     let wal = fs::metadata(file.with_extension("db-wal")).map_or(0, |wal| wal.len());
     assert_eq!(wal, 0, "the recovered records were copied out of the WAL and synced");
@@ -511,13 +511,15 @@ async fn appends_wait_while_unapplied_records_fill_their_bytes_and_go_on_once_ap
     let blocker = rusqlite::Connection::open(&file).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     for n in 0..3 {
-        store.write_batch_blocking(vec![large(&format!("b{n}"))]).unwrap();
+        store
+            .write_batch_blocking(vec![large(&format!("b{n}"))], Durability::Power)
+            .unwrap();
     }
     assert!(lock(&journal.queue).bytes > 60 * 1024);
 
     let fourth = {
         let store = store.clone();
-        std::thread::spawn(move || store.write_batch_blocking(vec![large("b3")]))
+        std::thread::spawn(move || store.write_batch_blocking(vec![large("b3")], Durability::Power))
     };
     std::thread::sleep(Duration::from_millis(300));
     assert!(
@@ -605,4 +607,124 @@ async fn a_backup_of_a_live_store_holds_what_is_journaled_and_not_yet_applied() 
         assert_eq!(outcome(&copy, &format!("journaled-{n}")).await, "in_flight");
     }
     store.close().await;
+}
+
+/// A store at `process` durability whose syncer waits an hour: here nothing but an append at
+/// `power`, a rotation or the close syncs, so what each step leaves unsynced is certain.
+async fn process_store_syncing_hourly() -> (Store, Arc<Journal>, PathBuf) {
+    let (url, file) = fresh_file().await;
+    let store = Store::connect_with(&url, Durability::Process)
+        .await
+        .unwrap()
+        .with_sync_interval(Duration::from_secs(3600))
+        .with_journal()
+        .unwrap();
+    let journal = Arc::clone(store.journal().unwrap());
+    (store, journal, file)
+}
+
+fn syncs(journal: &Journal) -> u64 {
+    journal.syncs.load(Ordering::Acquire)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_power_batch_returns_synced_and_a_process_batch_returns_before_its_sync() {
+    let (store, journal, _) = process_store_syncing_hourly().await;
+    assert_eq!(store.durability(), Durability::Process);
+    // (the batch, its level, then: syncs so far, records journaled and not synced). The
+    // recorder wakes a batch's waiters when the append returns: a `power` batch's only once
+    // it is synced, with whatever `process` batches came before it.
+    let steps: [(Vec<Write>, Durability, u64, u64); 5] = [
+        (vec![begin("p1"), begin("p2")], Durability::Process, 0, 2),
+        (vec![finish("p1", "ok")], Durability::Process, 0, 3),
+        (vec![begin("w1")], Durability::Power, 1, 0),
+        (vec![finish("w1", "ok"), finish("p2", "ok")], Durability::Process, 1, 2),
+        (vec![begin("w2"), finish("w2", "ok")], Durability::Power, 2, 0),
+    ];
+    for (index, (writes, durability, synced, unsynced)) in steps.into_iter().enumerate() {
+        let writer = store.clone();
+        tokio::task::spawn_blocking(move || writer.write_batch_blocking(writes, durability))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (syncs(&journal), store.unsynced_records()),
+            (synced, unsynced),
+            "after step {index} ({durability})"
+        );
+    }
+    // `write_batch` commits at the store's level.
+    store.write_batch(vec![begin("p3")]).await.unwrap();
+    assert_eq!((syncs(&journal), store.unsynced_records()), (2, 1));
+    // The close syncs what is left.
+    store.close().await;
+    assert_eq!((syncs(&journal), store.unsynced_records()), (3, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_batches_are_synced_by_the_syncer_within_the_interval() {
+    let (store, journal, _) = process_store_syncing_hourly().await;
+    store.write_batch(vec![begin("q0")]).await.unwrap();
+    assert_eq!(store.unsynced_records(), 1, "an hour is not up");
+    // The syncer, waiting out the hour, takes the new interval at once.
+    let store = store.with_sync_interval(Duration::from_millis(10));
+    for round in 1..=3 {
+        if round > 1 {
+            store
+                .write_batch(vec![begin(&format!("q{round}")), begin(&format!("r{round}"))])
+                .await
+                .unwrap();
+        }
+        // Generous: the machine may be busy; the point is that nothing else syncs here.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while store.unsynced_records() > 0 {
+            assert!(Instant::now() < deadline, "round {round}: never synced");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(syncs(&journal), round, "round {round}: one sync by the syncer");
+    }
+    store.close().await;
+    assert_eq!(syncs(&journal), 3, "nothing was left to sync at the close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_syncs_the_segment_it_leaves() {
+    let (store, journal, file) = process_store_syncing_hourly().await;
+    let dir = directory(&file);
+    let body = "x".repeat(1 << 20);
+    let mut rotated = false;
+    for n in 1..=9_u64 {
+        let Write::Begin(mut new) = begin(&format!("big{n}")) else {
+            unreachable!()
+        };
+        new.request_body = Some(body.clone());
+        store.write_batch(vec![Write::Begin(new)]).await.unwrap();
+        let segments = lock(&journal.segments).len();
+        if segments > 1 && !rotated {
+            rotated = true;
+            // The syncer's note must name the current segment: the one left is synced.
+            assert_eq!((syncs(&journal), store.unsynced_records()), (1, 0), "append {n}");
+        } else if !rotated {
+            assert_eq!((syncs(&journal), store.unsynced_records()), (0, n), "append {n}");
+        }
+    }
+    assert!(rotated, "9 MiB fill a segment");
+    store.close().await;
+    assert_eq!(store.unsynced_records(), 0);
+    assert!(only_the_lock_is_left(&dir));
+}
+
+#[test]
+fn a_batch_is_as_durable_as_its_most_durable_write() {
+    use Durability::{Power, Process};
+    let cases: [(&[Durability], Durability); 5] = [
+        (&[], Process),
+        (&[Process], Process),
+        (&[Power], Power),
+        (&[Process, Process, Power, Process], Power),
+        (&[Power, Process], Power),
+    ];
+    for (levels, batch) in cases {
+        assert_eq!(Durability::of_batch(levels.iter().copied()), batch, "{levels:?}");
+    }
 }
