@@ -794,7 +794,7 @@ impl Settings {
             _ => format!("{outcome} forever"),
         };
         out.push_str(&format!(
-            "buffers = at most {} bytes buffered by exchanges in flight (each reserves its request's length or max_body_bytes, then its answer's or max_response_bytes); unbounded, {} exchanges at their limits would buffer {} bytes\n",
+            "buffers = at most {} bytes of bodies buffered by exchanges in flight, as received (each reserves its request's length or max_body_bytes, then its answer's or max_response_bytes; parsed and recorded, an exchange holds some 10 to 25 times its bodies: bench/memory); without this bound {} exchanges at their limits would buffer {} bytes\n",
             p.max_buffered_bytes,
             p.max_exchanges,
             p.max_exchanges

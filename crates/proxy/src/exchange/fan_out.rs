@@ -38,7 +38,7 @@ impl Proxy {
         idp_headers: &HeaderMap,
         origin: Origin,
     ) -> Exchanged {
-        let bulk = normalised.received.body.as_ref();
+        let bulk = normalised.received_bulk.as_ref();
         let done = match self.fan_out(route, &recording.new.id, bulk, idp_headers, origin).await {
             Ok(done) => done,
             Err(error) => {

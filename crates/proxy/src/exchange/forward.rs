@@ -44,7 +44,7 @@ impl Proxy {
     pub(super) async fn forward(
         &self,
         route: &Route,
-        normalised: &Normalised,
+        normalised: &mut Normalised,
         parts: &http::request::Parts,
         origin: Origin,
         room: Option<&mut Reserved>,
@@ -68,7 +68,7 @@ impl Proxy {
         })?;
         let sent = Sent {
             headers: self.redactor.headers(request.headers()),
-            body: normalised.forwarded_body.clone(),
+            body: normalised.forwarded_body.take(),
         };
         let first = match self.upstream.send_within(route, request, room).await {
             Ok(answer) => answer,

@@ -140,7 +140,7 @@ impl Proxy {
             json,
             changes,
         };
-        let normalised = match self.normalise(&mut recording.new, admitted).await {
+        let mut normalised = match self.normalise(&mut recording.new, admitted).await {
             Ok(normalised) => normalised,
             Err(error) => return self.finish_error(recording, error, None, Vec::new()).await,
         };
@@ -151,13 +151,13 @@ impl Proxy {
         }
 
         // Forward: as normalised, or one operation at a time for an application without `/Bulk`.
-        if normalised.fans_out(route) {
+        if normalised.fans_out() {
             return self
                 .finish_fanned_out(recording, route, &normalised, &parts.headers, origin)
                 .await;
         }
         let room = slots.buffers.as_mut();
-        let forwarded = match self.forward(route, &normalised, &parts, origin, room).await {
+        let forwarded = match self.forward(route, &mut normalised, &parts, origin, room).await {
             Ok(forwarded) => forwarded,
             Err((error, sent)) => return self.finish_error(recording, error, sent, normalised.changes).await,
         };

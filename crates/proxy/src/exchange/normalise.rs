@@ -8,7 +8,7 @@
 use super::ExchangeError;
 use crate::classify::{classify, Classification};
 use crate::config::Route;
-use crate::{redact, state, Proxy};
+use crate::{findings, redact, state, Proxy};
 use bytes::Bytes;
 use http::header::{HeaderName, CONTENT_TYPE};
 use http::HeaderMap;
@@ -33,13 +33,18 @@ pub(super) struct Received<'a> {
 /// A request as the application is to receive it.
 pub(super) struct Normalised {
     pub(super) classification: Classification,
-    /// As the IdP sent it.
-    pub(super) received: rules::Request,
+    /// The shape of the request as the IdP sent it (`findings::shape`): what changes when the
+    /// IdP does.
+    pub(super) shape: Option<String>,
+    /// The bulk request as the IdP sent it, kept only when it is fanned out (`fan_out.rs`).
+    /// Otherwise the received tree is gone once normalised: an exchange waiting on the
+    /// application holds one parsed copy of its request, not two.
+    pub(super) received_bulk: Option<Value>,
     /// As it is forwarded (the received one, in observe mode).
     pub(super) to_forward: rules::Request,
     /// The bytes forwarded: the IdP's own when nothing changed.
     pub(super) forward_bytes: Bytes,
-    /// The body as forwarded, redacted, when normalisation changed it.
+    /// The body as forwarded, redacted, when normalisation changed it (taken by `forward.rs`).
     pub(super) forwarded_body: Option<String>,
     /// Every change so far, as recorded.
     pub(super) changes: Vec<Value>,
@@ -51,9 +56,9 @@ pub(super) struct Normalised {
 
 impl Normalised {
     /// Whether this is a bulk request carried out one operation at a time (`fan_out.rs`):
-    /// the route's application has no `/Bulk`.
-    pub(super) fn fans_out(&self, route: &Route) -> bool {
-        self.classification.operation == "bulk" && !route.target.bulk && self.enforce
+    /// the route's application has no `/Bulk`, and the rules are enforced.
+    pub(super) fn fans_out(&self) -> bool {
+        self.received_bulk.is_some()
     }
 }
 
@@ -85,10 +90,11 @@ impl Proxy {
         }
 
         let enforce = route.mode == Mode::Enforce;
-        let received = rules_request(&new.method, rest, query, &parts.headers, original_json);
+        let mut received = rules_request(&new.method, rest, query, &parts.headers, original_json);
         let resource = new.resource_type.as_deref().zip(new.resource_id.as_deref());
         let (stateful, normalized) = self.apply_rules(route, &received, &parts.headers, resource).await;
-        let to_forward = match normalized {
+        // What the rules made, when it is what is forwarded (enforce mode).
+        let made = match normalized {
             Ok(normalized) => {
                 changes.extend(recorded_changes(
                     &normalized.changes,
@@ -96,11 +102,7 @@ impl Proxy {
                     &route.redaction,
                     received.body.as_ref(),
                 ));
-                if enforce {
-                    normalized.value
-                } else {
-                    received.clone()
-                }
+                enforce.then_some(normalized.value)
             }
             Err(refusal) if enforce => return Err(ExchangeError::idp(refusal.error, "refused_by_rule")),
             Err(refusal) => {
@@ -109,10 +111,22 @@ impl Proxy {
                     "detail": redact::free_text(&refusal.error.detail, &route.redaction),
                 });
                 changes.push(redact::change(change, &route.redaction, None));
-                received.clone()
+                None
             }
         };
-        let changed = to_forward.body != received.body;
+        let filter = filter_param(received.query.as_deref());
+        let shape = findings::shape(
+            &received.method,
+            &received.path,
+            filter.as_deref(),
+            received.body.as_ref(),
+        );
+        let changed = made.as_ref().is_some_and(|made| made.body != received.body);
+        // The received tree is kept only to be fanned out; otherwise one parsed copy of the
+        // request goes on, the one forwarded.
+        let fans_out = classification.operation == "bulk" && !route.target.bulk && enforce;
+        let received_bulk = if fans_out { received.body.take() } else { None };
+        let to_forward = made.unwrap_or(received);
         let forward_bytes = match (&to_forward.body, changed) {
             (_, false) => body,
             (Some(value), true) => Bytes::from(value.to_string()),
@@ -123,7 +137,8 @@ impl Proxy {
             .flatten();
         Ok(Normalised {
             classification,
-            received,
+            shape,
+            received_bulk,
             to_forward,
             forward_bytes,
             forwarded_body,
@@ -176,6 +191,13 @@ pub(crate) fn rules_request(
         then: Vec::new(),
         pages: None,
     }
+}
+
+/// The `filter` query parameter, decoded.
+pub(super) fn filter_param(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, _)| name.eq_ignore_ascii_case("filter"))
+        .map(|(_, value)| value.into_owned())
 }
 
 /// A header's value, when it is text.

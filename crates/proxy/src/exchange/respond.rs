@@ -5,7 +5,7 @@
 //! names it shows, gzip again for an IdP that takes it; and the completion to record.
 
 use super::forward::Forwarded;
-use super::normalise::{header_text, recorded_changes, Normalised};
+use super::normalise::{filter_param, header_text, recorded_changes, Normalised};
 use super::Recording;
 use crate::classify::{self, learn_from_response};
 use crate::clock::{elapsed_ms, now_ms};
@@ -41,7 +41,7 @@ impl Proxy {
         let new = &recording.new;
         let Normalised {
             classification,
-            received,
+            shape,
             to_forward,
             mut changes,
             stateful,
@@ -88,7 +88,9 @@ impl Proxy {
             read_back: read_back.as_ref(),
             redaction: &route.redaction,
         });
-        found.extend(self.shape_drift(route, &received).await);
+        if let Some(shape) = shape {
+            found.extend(self.shape_drift(route, shape).await);
+        }
         for finding in &found {
             self.metrics.finding(&route.name, &route.idp, finding.kind);
             tracing::warn!(kind = finding.kind, detail = %finding.detail, "Finding.");
@@ -158,14 +160,7 @@ impl Proxy {
     }
 
     /// `shape_drift`: the request as the IdP sent it has a shape this route never saw.
-    async fn shape_drift(&self, route: &Route, received: &rules::Request) -> Option<Finding> {
-        let filter = filter_param(received.query.as_deref());
-        let shape = findings::shape(
-            &received.method,
-            &received.path,
-            filter.as_deref(),
-            received.body.as_ref(),
-        )?;
+    async fn shape_drift(&self, route: &Route, shape: String) -> Option<Finding> {
         let new = self
             .shapes
             .observe(&self.store, &self.recorder, route, shape.clone())
@@ -259,13 +254,6 @@ fn outcome(status: StatusCode, split_failed: bool, bulk: Option<&'static str>, f
     } else {
         "ok"
     }
-}
-
-/// The `filter` query parameter, decoded.
-fn filter_param(query: Option<&str>) -> Option<String> {
-    form_urlencoded::parse(query?.as_bytes())
-        .find(|(name, _)| name.eq_ignore_ascii_case("filter"))
-        .map(|(_, value)| value.into_owned())
 }
 
 /// What to read back after this write (relative to the route), if the route reads back and
