@@ -59,7 +59,9 @@ pub enum Action {
     /// R4: a list whose `count` is above what the application returns in one page
     /// (`target.max_results`) → several pages, merged into one for the IdP.
     AggregatePages,
-    /// N9: bare filter literals quoted (`externalId eq jyoung` → `externalId eq "jyoung"`).
+    /// N9: bare filter literals quoted (`externalId eq jyoung` → `externalId eq "jyoung"`), then
+    /// typed by the schema: a whole `manager` compared by its `value`, numbers and booleans
+    /// compared with string attributes quoted.
     QuoteFilterLiterals,
     /// N10: the query string decoded (`+` and `%20`), emptied parameters and the listed IdP
     /// flags dropped, the filter's attribute names canonical, then re-encoded with `%20`.

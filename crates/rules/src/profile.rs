@@ -163,6 +163,22 @@ mod tests {
     }
 
     #[test]
+    fn every_builtin_profile_carries_the_repairs_safe_for_every_client_before_its_own() {
+        // Safe whoever sends the request: no IdP's request is refused, or forwarded broken,
+        // for a shape a rule repairs for another IdP (issue 18, point 3).
+        const SAFE: [&str; 8] = ["N9", "N10", "N1", "N3", "N11", "N13", "N2", "N14"];
+        for profile in builtin_profiles().unwrap() {
+            let ids: Vec<&str> = profile.rules.iter().map(|rule| rule.id.as_str()).collect();
+            for id in SAFE {
+                assert!(ids.contains(&id), "{} lacks {id}: {ids:?}", profile.name);
+            }
+            // Bare literals are quoted before the filter is re-encoded canonically.
+            let position = |id: &str| ids.iter().position(|i| *i == id);
+            assert!(position("N9") < position("N10"), "{}: N9 after N10", profile.name);
+        }
+    }
+
+    #[test]
     fn rule_files_refuse_unknown_actions_and_keys() {
         let cases = [
             (

@@ -1,6 +1,7 @@
 //! The query string: bare filter literals (N9), canonical encoding and IdP flags (N10).
 
 use scimtrail_scim::filter::{AttrTest, CompValue, CompareOp, SubAttrTest};
+use scimtrail_scim::schema::{AttrType, AttributeDef};
 use scimtrail_scim::{AttrPath, Filter, ResourceType};
 
 /// The query's parameters, decoded (`+` and `%XX`), in order.
@@ -92,6 +93,118 @@ pub(crate) fn quote_bare_literals(filter: &str) -> String {
         }
     }
     out
+}
+
+/// N9's schema-aware half, after the bare literals are quoted: an unqualified extension
+/// attribute is named with its URN; a single-valued complex
+/// attribute compared as a whole (`manager eq "7f3b"`, as older Entra tutorials write it) is
+/// compared by its `value`, named with its schema's URN
+/// (`urn:…:enterprise:2.0:User:manager.value eq "7f3b"`); a number or boolean compared with a
+/// string attribute (`employeeNumber eq 701984`) is quoted, since a strict application
+/// compares types. `None` when there is nothing to change, the filter does not parse, or
+/// the resource type is unknown.
+pub(crate) fn typed_literals(filter: &str, resource_type: Option<&ResourceType>) -> Option<String> {
+    let rt = resource_type?;
+    let mut parsed = Filter::parse(filter).ok()?;
+    type_literals(&mut parsed, rt, None).then(|| parsed.to_string())
+}
+
+/// Types the literals of `filter` (see [`typed_literals`]); whether anything changed.
+fn type_literals(filter: &mut Filter, rt: &ResourceType, parent: Option<&AttrPath>) -> bool {
+    match filter {
+        Filter::Attr {
+            path,
+            test: AttrTest::Compare(_, value),
+        } => {
+            let qualified = parent.is_none() && qualify_extension(path, rt);
+            let by_value = parent.is_none() && compare_by_value(path, rt);
+            let quoted = leaf(path, rt, parent).is_some_and(|def| is_textual(def.kind)) && quote_literal(value);
+            qualified || by_value || quoted
+        }
+        Filter::Attr { path, .. } => parent.is_none() && qualify_extension(path, rt),
+        Filter::ValuePath { path, filter, then } => {
+            let parent = path.clone();
+            let inner = type_literals(filter, rt, Some(&parent));
+            let tail = match then {
+                Some(SubAttrTest {
+                    sub,
+                    test: AttrTest::Compare(_, value),
+                }) => {
+                    leaf(&AttrPath::named(sub), rt, Some(&parent)).is_some_and(|def| is_textual(def.kind))
+                        && quote_literal(value)
+                }
+                _ => false,
+            };
+            inner || tail
+        }
+        Filter::And(left, right) | Filter::Or(left, right) => {
+            let left = type_literals(left, rt, parent);
+            type_literals(right, rt, parent) || left
+        }
+        Filter::Not(inner) => type_literals(inner, rt, parent),
+    }
+}
+
+/// An unqualified name that is no core or common attribute but is one extension's (only
+/// one's): named with that extension's URN, as RFC 7644 §3.10 requires; whether it was.
+fn qualify_extension(path: &mut AttrPath, rt: &ResourceType) -> bool {
+    if path.urn.is_some() || rt.top_attribute(&path.name).is_some() {
+        return false;
+    }
+    let mut owners = rt
+        .schema_urns()
+        .skip(1)
+        .filter_map(|urn| rt.extension(urn))
+        .filter_map(|extension| extension.schema.attribute(&path.name).map(|attr| (extension, attr)));
+    let (Some((extension, attr)), None) = (owners.next(), owners.next()) else {
+        return false;
+    };
+    path.urn = Some(extension.schema.id.to_owned());
+    attr.name.clone_into(&mut path.name);
+    true
+}
+
+/// A path to a single-valued complex attribute with a `value`, made to name that `value`;
+/// whether it did.
+fn compare_by_value(path: &mut AttrPath, rt: &ResourceType) -> bool {
+    let Some(resolved) = rt.resolve(path) else { return false };
+    let whole = resolved.sub.is_none() && resolved.attr.kind == AttrType::Complex && !resolved.attr.multi_valued;
+    let Some(value) = resolved.attr.sub_attribute("value").filter(|_| whole) else {
+        return false;
+    };
+    path.urn = resolved.extension.map(|schema| schema.id.to_owned());
+    path.name = resolved.attr.name.to_owned();
+    path.sub = Some(value.name.to_owned());
+    true
+}
+
+/// The definition a path ends at; inside a value path, a sub-attribute of `parent`.
+fn leaf(path: &AttrPath, rt: &ResourceType, parent: Option<&AttrPath>) -> Option<&'static AttributeDef> {
+    match parent {
+        Some(parent) => rt
+            .resolve(parent)
+            .and_then(|resolved| resolved.attr.sub_attribute(&path.name)),
+        None => rt.resolve(path).map(|resolved| resolved.leaf()),
+    }
+}
+
+/// Whether an attribute's values are JSON strings.
+fn is_textual(kind: AttrType) -> bool {
+    matches!(
+        kind,
+        AttrType::String | AttrType::DateTime | AttrType::Binary | AttrType::Reference
+    )
+}
+
+/// A number or boolean literal as the string it spells; whether it was one.
+fn quote_literal(value: &mut CompValue) -> bool {
+    let text = match value {
+        CompValue::Number(number) => number.to_string(),
+        CompValue::Bool(flag) => flag.to_string(),
+        CompValue::Null | CompValue::String(_) => return false,
+    };
+    *value = CompValue::String(text);
+    true
 }
 
 fn is_json_literal(word: &str) -> bool {
@@ -231,6 +344,50 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(quote_bare_literals(input), expected, "{input}");
         }
+    }
+
+    #[test]
+    fn literals_take_the_type_the_schema_gives_and_a_whole_manager_is_compared_by_value() {
+        const MANAGER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value";
+        const EMPLOYEE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber";
+        let cases = [
+            // An older Entra tutorial's lookup of a manager by id.
+            ("manager eq \"8a2f\"", format!("{MANAGER} eq \"8a2f\"")),
+            (
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager eq \"8a2f\"",
+                format!("{MANAGER} eq \"8a2f\""),
+            ),
+            // An extension attribute named without its URN.
+            ("manager.value eq \"8a2f\"", format!("{MANAGER} eq \"8a2f\"")),
+            ("manager pr", format!("{} pr", MANAGER.trim_end_matches(".value"))),
+            // A number or boolean compared with a string attribute.
+            ("employeeNumber eq 701984", format!("{EMPLOYEE} eq \"701984\"")),
+            (
+                "externalId eq 42 and active eq true",
+                "externalId eq \"42\" and active eq true".to_owned(),
+            ),
+            ("emails[type eq 1]", "emails[type eq \"1\"]".to_owned()),
+            ("nickName eq false", "nickName eq \"false\"".to_owned()),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                typed_literals(input, Some(&USER_TYPE)).as_deref(),
+                Some(expected.as_str()),
+                "{input}"
+            );
+        }
+        // Nothing to type: left to the other rules as it is.
+        for unchanged in [
+            "title pr",
+            "nickName eq null",
+            // A multi-valued complex attribute is left as the RFC reads it.
+            "emails co \"example.com\"",
+            "userName EQ \"bjensen\"",
+        ] {
+            assert_eq!(typed_literals(unchanged, Some(&USER_TYPE)), None, "{unchanged}");
+        }
+        assert_eq!(typed_literals("manager eq", Some(&USER_TYPE)), None);
+        assert_eq!(typed_literals("manager eq \"x\"", None), None);
     }
 
     #[test]

@@ -140,7 +140,10 @@ impl Working {
             Action::ExpandDottedKeys => self.expand_dotted_keys(),
             Action::DropNullRefs => self.drop_null_refs(),
             Action::NormalizeManager => self.normalize_manager(),
-            Action::QuoteFilterLiterals => self.edit_filter(|filter, _| Some(query::quote_bare_literals(filter))),
+            Action::QuoteFilterLiterals => self.edit_filter(|filter, rt| {
+                let quoted = query::quote_bare_literals(filter);
+                Some(query::typed_literals(&quoted, rt).unwrap_or(quoted))
+            }),
             Action::CanonicalQuery { drop_params } => self.canonical_query(drop_params),
             Action::RepairSchemaUrns => self.repair_schema_urns(),
             Action::DeclareExtensionSchemas => self.declare_extension_schemas(),

@@ -2,7 +2,7 @@
 //! servers on loopback port 0 and talks HTTP to them.
 
 // Test helpers fail the test when what they wait for does not happen.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod alerts;
 mod findings;

@@ -149,7 +149,7 @@ async fn every_request_kind_is_recorded_with_its_fields() {
         let refused = client
             .patch(
                 &format!("/Users/{user_id}"),
-                &json!({"schemas": [PATCH_OP], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}),
+                &json!({"schemas": [PATCH_OP], "Operations": [{"op": "deactivate", "path": "active", "value": false}]}),
             )
             .await;
         assert_eq!(refused.status, StatusCode::BAD_REQUEST);

@@ -3,9 +3,11 @@
 //! Runs when `SCIMTRAIL_TEST_SCIM2_SERVER` names its command; `.ci/run` installs it in a venv
 //! and sets it.
 
+use http::StatusCode;
 use scimtrail_demo::play::Http;
 use scimtrail_demo::{compare, demo_config, scenario, DemoOptions};
-use scimtrail_integration::proxy;
+use scimtrail_integration::{proxy, Client};
+use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -26,22 +28,33 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_idp_lifecycle_against_scim2_server() {
+/// scim2-server on a free loopback port with these tenants, and its base URL; `None` (said,
+/// and refused under CI) when `SCIMTRAIL_TEST_SCIM2_SERVER` does not name its command.
+async fn start_scim2_server(tenants: &[&str]) -> Option<(Server, String)> {
     let Ok(command) = std::env::var("SCIMTRAIL_TEST_SCIM2_SERVER") else {
         // CI must run it; a developer's machine may not have scim2-server.
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must set SCIMTRAIL_TEST_SCIM2_SERVER (.ci/run does)"
         );
-        eprintln!("SCIMTRAIL_TEST_SCIM2_SERVER is not set: scim2-server is not installed here (.ci/run installs it)");
-        return;
+        eprintln!(
+            "SCIMTRAIL_TEST_SCIM2_SERVER is not set: scim2-server is not installed here (.ci/run installs it); skipped"
+        );
+        return None;
     };
     let port = free_port();
-    let _server = Server(
+    let mut args = vec![
+        "--hostname".to_owned(),
+        "127.0.0.1".to_owned(),
+        "--port".to_owned(),
+        port.to_string(),
+    ];
+    for tenant in tenants {
+        args.extend(["--tenant".to_owned(), (*tenant).to_owned()]);
+    }
+    let server = Server(
         Command::new(&command)
-            .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--tenant", "direct", "--tenant", "proxied"])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -49,20 +62,25 @@ async fn every_idp_lifecycle_against_scim2_server() {
     );
     let http = Http::default();
     let base = format!("http://127.0.0.1:{port}");
-    let mut ready = false;
+    let probe = match tenants.first() {
+        Some(tenant) => format!("{base}/{tenant}/ServiceProviderConfig"),
+        None => format!("{base}/v2/ServiceProviderConfig"),
+    };
     for _ in 0..100 {
-        if http
-            .send("GET", &format!("{base}/direct/ServiceProviderConfig"), &[], None)
-            .await
-            .is_ok()
-        {
-            ready = true;
-            break;
+        if http.send("GET", &probe, &[], None).await.is_ok() {
+            return Some((server, base));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(ready, "scim2-server did not start on port {port}");
+    panic!("scim2-server did not start on port {port}");
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_idp_lifecycle_against_scim2_server() {
+    let Some((_server, base)) = start_scim2_server(&["direct", "proxied"]).await else {
+        return;
+    };
+    let http = Http::default();
     let (direct_app, proxied_app) = (format!("{base}/direct"), format!("{base}/proxied"));
     let scenarios = scenario::bundled().unwrap();
     let store_url = proxy::fresh_store_urls().await.remove(0);
@@ -121,4 +139,95 @@ async fn every_idp_lifecycle_against_scim2_server() {
         "through scimtrail to scim2-server:\n{}",
         failures.join("\n")
     );
+}
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// What vendor documentation shows IdPs sending, which a strict server refuses or misreads:
+/// through scimtrail, under every profile, each reaches scim2-server as what the IdP meant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shapes_from_vendor_documentation_reach_scim2_server_under_every_profile() {
+    let Some((_server, base)) = start_scim2_server(&[]).await else {
+        return;
+    };
+    let app = Client::new(format!("{base}/v2"));
+    let idps = ["generic", "entra", "okta", "onelogin", "jumpcloud", "google", "ping"];
+    let config: String = idps
+        .iter()
+        .map(|idp| {
+            format!(
+                "[[route]]\nname = \"{idp}\"\nidp = \"{idp}\"\npath_prefix = \"/{idp}\"\nupstream = \"{base}/v2\"\n"
+            )
+        })
+        .collect();
+    let store_url = proxy::fresh_store_urls().await.remove(0);
+    let proxy = proxy::start(&config, &store_url).await;
+
+    // A manager, and a report whose enterprise extension names it and an employee number.
+    let boss = app
+        .post("/Users", &json!({"schemas": [USER], "userName": "boss"}))
+        .await;
+    let boss_id = boss.body["id"].as_str().expect("the manager is created").to_owned();
+    let mut report = json!({"schemas": [USER, ENTERPRISE], "userName": "report"});
+    report[ENTERPRISE] = json!({"manager": {"value": boss_id}, "employeeNumber": "701984"});
+    assert_eq!(app.post("/Users", &report).await.status, StatusCode::CREATED);
+    // Directly, scim2-server refuses the legacy form: the proxy is what makes it work.
+    let legacy = format!("/Users?filter={}", encode(&format!("manager eq {boss_id}")));
+    assert_eq!(app.get(&legacy).await.status, StatusCode::BAD_REQUEST);
+
+    for idp in idps {
+        // N9: a manager compared as a whole with a bare id, and a bare number for a string.
+        for filter in [format!("manager eq {boss_id}"), "employeeNumber eq 701984".to_owned()] {
+            let found = proxy
+                .client
+                .get(&format!("/{idp}/Users?filter={}", encode(&filter)))
+                .await;
+            assert_eq!(found.status, StatusCode::OK, "{idp}: {filter}: {}", found.body);
+            assert_eq!(found.body["totalResults"], 1, "{idp}: {filter}: {}", found.body);
+            assert_eq!(found.body["Resources"][0]["userName"], "report", "{idp}: {filter}");
+        }
+
+        // N1 and N3: a capitalised member removal with a value array (Entra's default dialect,
+        // JumpCloud's) removes that member only; a strict server would empty the group.
+        let mut members = Vec::new();
+        for name in ["m1", "m2"] {
+            let user = json!({"schemas": [USER], "userName": format!("{idp}-{name}")});
+            members.push(json!({"value": user_id(&app, &user).await}));
+        }
+        let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": format!("{idp} group"), "members": members});
+        let created = app.post("/Groups", &group).await;
+        let group_id = created.body["id"].as_str().expect("the group is created").to_owned();
+        let removal = json!({"schemas": [PATCH_OP], "Operations": [
+            {"op": "Remove", "path": "members", "value": [members[0].clone()]}]});
+        let removed = proxy.client.patch(&format!("/{idp}/Groups/{group_id}"), &removal).await;
+        assert!(
+            removed.status.is_success(),
+            "{idp}: {} {}",
+            removed.status,
+            removed.body
+        );
+        let kept = app.get(&format!("/Groups/{group_id}")).await;
+        let left: Vec<&Value> = kept.body["members"]
+            .as_array()
+            .map(|members| members.iter().map(|member| &member["value"]).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            left,
+            vec![&members[1]["value"]],
+            "{idp}: only the named member is removed"
+        );
+    }
+    proxy.running.shutdown().await;
+}
+
+async fn user_id(app: &Client, user: &Value) -> String {
+    let created = app.post("/Users", user).await;
+    created.body["id"].as_str().expect("the user is created").to_owned()
+}
+
+fn encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
