@@ -90,7 +90,9 @@ impl Buffers {
         Ok(reserved)
     }
 
-    /// Takes `bytes` from each of `pools`, all or nothing, waiting at most `wait`.
+    /// Takes `bytes` from each of `pools` in order, all or nothing, waiting at most `wait`.
+    /// A request takes its share of the requests' pool before the whole budget's, so that
+    /// while it waits it holds nothing an answer could need.
     async fn take(&self, pools: &[&Arc<Semaphore>], bytes: usize) -> Result<Vec<OwnedSemaphorePermit>, NoRoom> {
         let wanted = u32::try_from(kib(bytes)).unwrap_or(u32::MAX);
         let refused = NoRoom {

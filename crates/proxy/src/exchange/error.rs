@@ -204,6 +204,10 @@ impl ExchangeError {
         let (kind, side, replayable) = (self.kind, self.side.name(), self.replayable());
         let internal = self.internal.as_deref().unwrap_or(&self.error.detail);
         match self.side {
+            // An IdP's bad request is in the record; a line for each would let any client fill
+            // the log. Only a refusal with more to say than its caller is told (no route, a
+            // busy client, an unreadable body) gets one at info.
+            Side::Idp if self.internal.is_none() => tracing::debug!(kind, side, %internal, "Refused."),
             Side::Idp => tracing::info!(kind, side, %internal, "Refused."),
             Side::Application => {
                 tracing::warn!(kind, side, replayable, %internal, "The application gave no whole answer.");
