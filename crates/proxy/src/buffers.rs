@@ -13,6 +13,8 @@
 //!
 //! Reservations are counted in KiB (a semaphore's permits) and given back when dropped.
 
+use http::header::CONTENT_ENCODING;
+use http::HeaderMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -132,6 +134,12 @@ impl Reserved {
     fn kib(&self) -> usize {
         self.held.iter().map(OwnedSemaphorePermit::num_permits).sum()
     }
+}
+
+/// The length a body declares for its reservation: what its framing gives (`Content-Length`,
+/// or none at all), unless a content coding makes it decode to a size nothing declares.
+pub(crate) fn declared(framed: Option<u64>, headers: &HeaderMap) -> Option<u64> {
+    framed.filter(|_| !headers.contains_key(CONTENT_ENCODING))
 }
 
 /// What a body that declares `declared` bytes may need, within `limit`.

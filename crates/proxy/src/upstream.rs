@@ -23,7 +23,7 @@
 
 mod oauth;
 
-use crate::buffers::{NoRoom, Reserved};
+use crate::buffers::{self, NoRoom, Reserved};
 use crate::config::{Route, TlsFiles, UpstreamAuth};
 pub use crate::connector::Connector;
 use crate::content_coding;
@@ -388,36 +388,26 @@ impl Upstream {
         room: Option<&mut Reserved>,
     ) -> Result<Answer, UpstreamError> {
         let started = Instant::now();
-        let answer = self.answer(route, request, room).await;
+        let timed_out = || UpstreamError::Timeout(route.timeout);
+        let answer = async {
+            let head = tokio::time::timeout(route.timeout, self.head(route, request)).await;
+            let response = head.unwrap_or_else(|_| Err(timed_out()))?;
+            let before_room = started.elapsed();
+            if let Some(room) = room {
+                let declared = buffers::declared(
+                    hyper::body::Body::size_hint(response.body()).exact(),
+                    response.headers(),
+                );
+                room.reserve_response(declared).await.map_err(UpstreamError::NoRoom)?;
+            }
+            let left = route.timeout.saturating_sub(before_room);
+            tokio::time::timeout(left, self.body(response))
+                .await
+                .unwrap_or_else(|_| Err(timed_out()))
+        }
+        .await;
         self.metrics.upstream(&route.name, started.elapsed());
         answer
-    }
-
-    async fn answer(
-        &self,
-        route: &Route,
-        request: Request<Full<Bytes>>,
-        room: Option<&mut Reserved>,
-    ) -> Result<Answer, UpstreamError> {
-        let started = Instant::now();
-        let timed_out = || UpstreamError::Timeout(route.timeout);
-        let head = tokio::time::timeout(route.timeout, self.head(route, request)).await;
-        let response = head.unwrap_or_else(|_| Err(timed_out()))?;
-        let before_room = started.elapsed();
-        if let Some(room) = room {
-            // A coded body decodes to a size it does not declare.
-            let declared = response
-                .headers()
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|_| !response.headers().contains_key(CONTENT_ENCODING));
-            room.reserve_response(declared).await.map_err(UpstreamError::NoRoom)?;
-        }
-        let left = route.timeout.saturating_sub(before_room);
-        tokio::time::timeout(left, self.body(response))
-            .await
-            .unwrap_or_else(|_| Err(timed_out()))
     }
 
     /// Sends the request, with the route's token when it has one: the answer's head.

@@ -16,7 +16,7 @@
 //! leaves while its request waits for a slot starts nothing (recorded `rejected`, 499).
 
 use super::{BoxError, ExchangeError};
-use crate::buffers::Reserved;
+use crate::buffers::{self, Reserved};
 use crate::capacity::{forwarded_client, is_trusted, ClientSlot};
 use crate::config::Route;
 use crate::content_coding::{self, DecodeError};
@@ -245,17 +245,15 @@ impl Proxy {
         }
     }
 
-    /// Room for the request's body within `max_buffered_bytes`: the length its framing gives
-    /// (`Content-Length`, or none at all), else — chunked, or a content coding that decodes to
-    /// a size nothing declares — `max_body_bytes`.
+    /// Room for the request's body within `max_buffered_bytes` (`buffers::declared`: the
+    /// length its framing gives, else `max_body_bytes`).
     async fn reserve_request_buffers(
         &self,
         headers: &HeaderMap,
         framed: Option<u64>,
     ) -> Result<Reserved, ExchangeError> {
-        let declared = framed.filter(|_| !headers.contains_key(CONTENT_ENCODING));
         self.buffers
-            .reserve_request(declared)
+            .reserve_request(buffers::declared(framed, headers))
             .await
             .map_err(|no_room| ExchangeError::no_room(&no_room))
     }
