@@ -13,6 +13,7 @@ use crate::capacity::{is_trusted, Capacity};
 use crate::config::IpNet;
 use crate::first_bytes::FirstBytes;
 use crate::metrics::Metrics;
+use crate::request_line::{EncodedTargets, RequestLines};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
@@ -234,9 +235,19 @@ impl<H: Handler> Connection<H> {
         } = self;
         let activity = Arc::new(Activity::default());
         let service_activity = Arc::clone(&activity);
-        let service = service_fn(move |request| {
+        // What the request lines' repair encoded, taken by each request in turn.
+        let targets = Arc::new(EncodedTargets::default());
+        let service_targets = Arc::clone(&targets);
+        let requests = AtomicU64::new(0);
+        let service = service_fn(move |mut request: Request<Incoming>| {
             let handler = Arc::clone(&handler);
             let busy = Busy::new(&service_activity);
+            // HTTP/1 requests come in the order their lines were read (HTTP/2's are never
+            // repaired, so they find nothing).
+            let number = requests.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(encoded) = service_targets.take(number) {
+                request.extensions_mut().insert(encoded);
+            }
             async move {
                 // The exchange runs in its own task: if the client goes away, hyper drops
                 // this future (and `present` with it), but an exchange already admitted
@@ -251,7 +262,7 @@ impl<H: Handler> Connection<H> {
                 Ok::<_, Infallible>(response)
             }
         });
-        let io = TokioIo::new(FirstBytes::new(io, timeouts.first_byte));
+        let io = TokioIo::new(RequestLines::new(FirstBytes::new(io, timeouts.first_byte), targets));
         let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
         let closing = tokio::select! {
@@ -262,6 +273,10 @@ impl<H: Handler> Connection<H> {
                         .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut);
                     if timed_out {
                         metrics.connection_closed("first_byte_timeout");
+                    }
+                    // hyper answered a bare 400 (or 431, 414): no exchange records it.
+                    if let Some(refused) = error.downcast_ref::<hyper::Error>().and_then(unparsed) {
+                        metrics.connection_closed(refused);
                     }
                     tracing::debug!(%error, %peer, "Connection ended with an error.");
                 }
@@ -343,6 +358,17 @@ impl Drop for Busy {
     fn drop(&mut self) {
         self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Why hyper refused a request before any exchange began, as counted in `/metrics`.
+fn unparsed(error: &hyper::Error) -> Option<&'static str> {
+    if error.is_parse_too_large() {
+        Some("request_head_too_large")
+    } else if error.is_parse() {
+        Some("not_http")
+    } else {
+        None
     }
 }
 

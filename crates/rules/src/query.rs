@@ -11,6 +11,29 @@ pub(crate) fn decode(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether the query decodes to text. One that does not (`%FF`: a byte of invalid UTF-8, which
+/// the listener percent-encodes rather than refuse) is forwarded as sent: decoding it into
+/// text would replace that byte.
+pub(crate) fn is_text(query: &str) -> bool {
+    let bytes = query.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = bytes.get(at + 1..at + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[at], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                at += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                at += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
+}
+
 /// Parameters encoded with `%20` for spaces and every reserved character escaped.
 pub(crate) fn encode(params: &[(String, String)]) -> String {
     let mut out = String::new();

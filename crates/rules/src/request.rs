@@ -540,7 +540,9 @@ impl Working {
 
     /// Rewrites the `filter` query parameter in place, keeping the rest of the query as sent.
     fn edit_filter(&mut self, edit: impl Fn(&str, Option<&ResourceType>) -> Option<String>) {
-        let Some(raw) = self.request.query.clone() else { return };
+        let Some(raw) = self.request.query.clone().filter(|raw| query::is_text(raw)) else {
+            return;
+        };
         let mut params = query::decode(&raw);
         let Some((name, filter)) = params.iter_mut().find(|(name, _)| name.eq_ignore_ascii_case("filter")) else {
             return;
@@ -560,7 +562,9 @@ impl Working {
 
     fn canonical_query(&mut self, drop_params: &[String]) {
         self.edit_filter(query::canonical_filter);
-        let Some(raw) = self.request.query.clone() else { return };
+        let Some(raw) = self.request.query.clone().filter(|raw| query::is_text(raw)) else {
+            return;
+        };
         let params: Vec<(String, String)> = query::decode(&raw)
             .into_iter()
             .filter(|(name, value)| {

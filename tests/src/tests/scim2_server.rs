@@ -231,3 +231,130 @@ async fn user_id(app: &Client, user: &Value) -> String {
 fn encode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
+
+/// Sends `request` as raw bytes on a new connection to `addr` and reads until it closes:
+/// the answer (or answers, when pipelined) as text.
+async fn raw_exchange(addr: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and closes")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status of the first answer in `text` and the body of the last (`Connection: close`).
+fn status_and_body(text: &str) -> (u16, Value) {
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let body = text
+        .rsplit_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str(body).ok())
+        .unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Request-targets as vendor documentation and IdPs write them, which the `http` crate's URI
+/// parser refuses (or cuts at `#`): through scimtrail, each reaches scim2-server and gets the
+/// answer it gets directly, and is recorded with what the listener encoded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_request_targets_the_uri_parser_refuses_reach_scim2_server_and_are_recorded() {
+    let Some((_server, base)) = start_scim2_server(&[]).await else {
+        return;
+    };
+    let app = Client::new(format!("{base}/v2"));
+    for name in ["jdoe@example.com", "jdoe#1", "a<b>"] {
+        let created = app.post("/Users", &json!({"schemas": [USER], "userName": name})).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{name}");
+    }
+    let config = format!("[[route]]\nname = \"generic\"\nidp = \"generic\"\nupstream = \"{base}/v2\"\n");
+    let store_url = proxy::fresh_store_urls().await.remove(0);
+    let proxy = proxy::start(&config, &store_url).await;
+    let proxy_addr = proxy.running.proxy_addr.to_string();
+    let app_addr = base.trim_start_matches("http://");
+
+    // (target after the base path, what the listener encoded, users found)
+    let cases: &[(&[u8], &str, Option<u64>)] = &[
+        (
+            b"/Users?filter=userName%20eq%20\"jdoe@example.com\"",
+            "'\"' ×2",
+            Some(1),
+        ),
+        (b"/Users?filter=userName%20eq%20\"jdoe#1\"", "'\"' ×2, '#' ×1", Some(1)),
+        (
+            b"/Users?filter=userName%20eq%20\"a<b>\"",
+            "'\"' ×2, '<' ×1, '>' ×1",
+            Some(1),
+        ),
+        (
+            b"/Users?filter=userName%20eq%20\"\xff\"",
+            "'\"' ×2, invalid UTF-8 ×1 bytes",
+            None,
+        ),
+        (b"/Users/not`here", "'`' ×1", None),
+    ];
+    for (index, (target, encoded, found)) in cases.iter().enumerate() {
+        let name = String::from_utf8_lossy(target).into_owned();
+        let request = |prefix: &str| {
+            [
+                b"GET ".as_slice(),
+                prefix.as_bytes(),
+                target,
+                b" HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n",
+            ]
+            .concat()
+        };
+        let direct = status_and_body(&raw_exchange(app_addr, &request("/v2")).await);
+        let through = status_and_body(&raw_exchange(&proxy_addr, &request("")).await);
+        assert_eq!(through.0, direct.0, "{name}: the status scim2-server gives directly");
+        if let Some(found) = found {
+            assert_eq!(through.0, 200, "{name}: {}", through.1);
+            assert_eq!(through.1["totalResults"], *found, "{name}: {}", through.1);
+        }
+        let exchanges = proxy.exchanges_of("generic").await;
+        assert_eq!(exchanges.len(), index + 1, "{name}: recorded");
+        let recorded = proxy.store.get(&exchanges[0].id).await.unwrap();
+        let change = recorded.changes.as_array().unwrap()[0].clone();
+        assert_eq!(change["rule"], "request_line", "{name}: {change}");
+        assert!(
+            change["detail"].as_str().unwrap().ends_with(encoded),
+            "{name}: {change}"
+        );
+        assert_eq!(recorded.status, Some(i64::from(through.0)), "{name}");
+    }
+
+    // Pipelined on one connection: a create whose body looks like a request line with a raw
+    // quote, then a search with raw quotes. The body reaches scim2-server byte for byte; the
+    // second request line is found where hyper finds it, and repaired.
+    let lookalike = "GET /Users?filter=\"x\" HTTP/1.1\r\nHost: app";
+    let body = json!({"schemas": [USER], "userName": "smuggled", "displayName": lookalike}).to_string();
+    let pipelined = format!(
+        "POST /Users HTTP/1.1\r\nHost: app\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{body}\
+         GET /Users?filter=userName%20eq%20\"smuggled\" HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let answers = raw_exchange(&proxy_addr, pipelined.as_bytes()).await;
+    assert!(answers.starts_with("HTTP/1.1 201"), "{answers}");
+    let (_, searched) = status_and_body(&answers);
+    assert_eq!(searched["totalResults"], 1, "{answers}");
+    assert_eq!(
+        searched["Resources"][0]["displayName"], lookalike,
+        "the body is unchanged"
+    );
+
+    // A request line that is not HTTP at all gets hyper's bare 400, counted.
+    let refused = raw_exchange(&proxy_addr, b"\x16\x03\x01 not http\r\n\r\n").await;
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused:?}");
+    let metrics = proxy.metrics().await;
+    assert!(
+        metrics.contains("scimtrail_connections_closed_total{reason=\"not_http\"} 1"),
+        "{metrics}"
+    );
+    proxy.running.shutdown().await;
+}

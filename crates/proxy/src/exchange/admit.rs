@@ -21,6 +21,7 @@ use crate::capacity::{forwarded_client, is_trusted, ClientSlot};
 use crate::config::Route;
 use crate::content_coding::{self, DecodeError};
 use crate::path_safety::{self, PathCheck};
+use crate::request_line::EncodedTarget;
 use crate::server::CallerGone;
 use crate::{redact, Proxy};
 use bytes::Bytes;
@@ -97,6 +98,15 @@ impl Proxy {
                 ));
             }
         };
+
+        if let Some(encoded) = parts.extensions.get::<EncodedTarget>() {
+            changes.insert(
+                0,
+                json!({"rule": "request_line", "side": "request", "op": "encoded", "pointer": "target",
+                "before": null, "after": null, "applied": true,
+                "detail": format!("the listener percent-encoded what the URI parser refuses: {encoded}")}),
+            );
+        }
 
         let route = self.route_for(&path).ok_or_else(|| {
             ExchangeError::idp(ScimError::not_found("no route serves this path"), "no_route")

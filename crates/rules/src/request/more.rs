@@ -119,7 +119,9 @@ impl Working {
         if !self.request.method.eq_ignore_ascii_case("GET") || self.resource_id.is_some() {
             return;
         }
-        let Some(raw) = self.request.query.clone() else { return };
+        let Some(raw) = self.request.query.clone().filter(|raw| query::is_text(raw)) else {
+            return;
+        };
         let params = query::decode(&raw);
         let Some(text) = params
             .iter()
