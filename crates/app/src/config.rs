@@ -960,9 +960,13 @@ fn store_choice(
     };
     let fail_closed = on_store_failure != "serve_unrecorded";
     let fingerprint_key = fingerprint_key(store, &store_url)?;
-    for (path, mode) in private::open_to_others(&private::store_paths(&store_url, spool_dir.as_deref())) {
+    let mut private_paths = private::store_paths(&store_url, spool_dir.as_deref());
+    if let KeySource::File(path) | KeySource::BesideStore(path) = &fingerprint_key {
+        private_paths.push(path.clone());
+    }
+    for (path, mode) in private::open_to_others(&private_paths) {
         warnings.push(format!(
-            "{} is open to other users (mode {mode:o}): it holds personal data; chmod go-rwx {}",
+            "{} is open to other users (mode {mode:o}): it holds personal data or the key to its fingerprints; chmod go-rwx {}",
             path.display(),
             path.display()
         ));

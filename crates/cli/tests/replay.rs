@@ -350,6 +350,20 @@ async fn run_outage(store_url: &str) {
     assert_eq!(again["summary"]["replayed"], 0, "{:#}", again["summary"]);
     assert_eq!(observed(&direct).await, before);
 
+    // Every run is audited as the CLI's, newest first, with its selection and counts.
+    let query = scimtrail_store::AuditQuery {
+        action: Some("replay".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let runs = scimtrail.store.audit_list(&query).await.unwrap();
+    assert_eq!(runs.len(), 3, "the dry run and two runs: {runs:?}");
+    assert!(runs.iter().all(|entry| entry.actor.starts_with("cli:")), "{runs:?}");
+    let dry: Vec<&serde_json::Value> = runs.iter().map(|entry| &entry.detail["dry_run"]).collect();
+    assert_eq!(dry, [&json!(false), &json!(false), &json!(true)], "{runs:?}");
+    assert_eq!(runs[1].detail["summary"]["replayed"], summary["replayed"], "{runs:?}");
+    assert_eq!(runs[0].detail["summary"]["replayed"], 0, "{runs:?}");
+
     scimtrail.running.shutdown().await;
     app.down().await;
     let _ = std::fs::remove_file(&config);

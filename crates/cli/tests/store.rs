@@ -39,6 +39,26 @@ async fn store_prune_shows_what_would_go_then_deletes_it() {
 
     let (ok, out, _) = run(&["store", "prune", "--dry-run", "--store", &url]);
     assert!(ok && out.contains("0 exchanges would go in all"), "{out}");
+
+    // Each run is audited as the CLI's, with its counts: the dry ones as dry.
+    let (ok, out, err) = run(&["audit", "list", "--store", &url, "--json"]);
+    assert!(ok, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let prunes: Vec<&serde_json::Value> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["action"] == "prune")
+        .collect();
+    assert_eq!(prunes.len(), 3, "{out}");
+    let dry: Vec<bool> = prunes.iter().map(|e| e["detail"]["dry_run"] == true).collect();
+    assert_eq!(dry, [true, false, true], "newest first: {out}");
+    assert!(
+        prunes.iter().all(|e| e["actor"].as_str().unwrap().starts_with("cli:")),
+        "{out}"
+    );
+    assert_eq!(prunes[1]["detail"]["exchanges"]["ok"], 3, "{out}");
+    assert_eq!(prunes[1]["detail"]["exchanges"]["rejected"], 2, "{out}");
 }
 
 #[tokio::test]
@@ -84,7 +104,9 @@ async fn a_stores_files_are_private_whatever_the_umask() {
     let (app, _) = scimtrail_integration::refapp::start().await;
     let upstream = app.base_url();
     let serve = ["serve", "--upstream", &upstream, "--store", &url];
+    // No key given: one is generated beside the store, private too.
     let mut child = under_umask("022", &serve)
+        .env_remove("SCIMTRAIL_FINGERPRINT_KEY")
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -121,6 +143,7 @@ async fn a_stores_files_are_private_whatever_the_umask() {
         "private.db",
         "private.db-wal",
         "private.db.journal",
+        "private.db.fingerprint-key",
         "copy.db",
         "copy.db.journal",
     ] {
@@ -149,6 +172,28 @@ async fn a_stores_files_are_private_whatever_the_umask() {
         stdout.contains("fingerprint key = the environment variable SCIMTRAIL_FINGERPRINT_KEY"),
         "{stdout}"
     );
+
+    // So is a key file others may read, given or generated.
+    let key = dir.join("private.db.fingerprint-key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    for store_keys in [format!("fingerprint_key_file = \"{}\"\n", key.display()), String::new()] {
+        std::fs::write(
+            &config,
+            format!("[store]\nurl = \"{url}\"\n{store_keys}[[route]]\nname = \"app\"\nidp = \"generic\"\nupstream = \"{upstream}\"\n"),
+        )
+        .unwrap();
+        let output = std::process::Command::new(common::BINARY)
+            .args(["check-config", "--config", config.to_str().unwrap()])
+            .env_remove("SCIMTRAIL_FINGERPRINT_KEY")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            stdout.contains(&format!("warning: {} is open to other users (mode 644)", key.display())),
+            "{store_keys}: {stdout}"
+        );
+    }
 }
 
 /// What the record keeps of a credential is an HMAC under the installation's key, so every
@@ -269,4 +314,55 @@ async fn store_erase_counts_then_erases_is_audited_and_waits_for_a_served_stores
     let (ok, _, err) = run(&["store", "erase", "--store", &url]);
     assert!(!ok && err.contains("--user"), "{err}");
     served.close().await;
+}
+
+/// One id on two routes is two applications' resources: `--resource` alone is refused, and
+/// with `--route` only that route's person is erased, to the last stored byte — on SQLite
+/// and on PostgreSQL alike, audited with the route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_erase_with_a_route_erases_that_routes_person_only_on_every_backend() {
+    for url in scimtrail_integration::proxy::fresh_store_urls().await {
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut writes = Vec::new();
+        for (route, person) in [("app", "routed.person"), ("other", "kept.person")] {
+            let mut write = exchange(1, 7, "ok");
+            if let Write::Whole(new, done) = &mut write {
+                new.route = Some(route.into());
+                new.user_name = Some(format!("{person}@example.com"));
+                done.response_body = Some(format!(r#"{{"id":"7","userName":"{person}@example.com"}}"#));
+            }
+            writes.push(write);
+            writes.push(Write::Names(vec![scimtrail_store::ResourceName {
+                route: route.into(),
+                resource_type: "Users".into(),
+                resource_id: "7".into(),
+                user_name: Some(format!("{person}@example.com")),
+                external_id: None,
+                display_name: None,
+                learned_at_ms: 1,
+            }]));
+        }
+        store.write_batch(writes).await.unwrap();
+        store.close().await;
+        drop(store);
+
+        let (ok, _, err) = run(&["store", "erase", "--resource", "7", "--store", &url]);
+        assert!(!ok && err.contains("give the route"), "{url}: {err}");
+        let (ok, out, err) = run(&["store", "erase", "--resource", "7", "--route", "app", "--store", &url]);
+        assert!(ok, "{url}: {err}");
+        assert!(out.contains("resource     app/Users/7"), "{url}: {out}");
+        assert!(out.contains("exchanges            1 erased"), "{url}: {out}");
+        let stored = scimtrail_integration::proxy::everything_stored(&url).await;
+        assert!(!stored.contains("routed.person"), "{url}: the route's person is erased");
+        assert!(stored.contains("kept.person"), "{url}: the other route's is kept");
+
+        let (ok, out, err) = run(&["audit", "list", "--store", &url, "--json"]);
+        assert!(ok, "{url}: {err}");
+        let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let erasure = &listed["items"][0];
+        assert_eq!(erasure["action"], "erasure", "{url}: {out}");
+        assert_eq!(erasure["detail"]["route"], "app", "{url}: {out}");
+        assert_eq!(erasure["detail"]["resource"], "7", "{url}: {out}");
+    }
 }

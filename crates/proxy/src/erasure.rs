@@ -32,7 +32,7 @@ pub async fn erase(
         }
         // A refusal names the person (the text asked for): kept as the kind of failure only.
         Err(StoreError::Refused(_)) => {
-            detail["failed"] = json!("refused: the name fits several users, or the journal was behind")
+            detail["failed"] = json!("refused: the name fits several users, or records were not yet in the database")
         }
         Err(error) => detail["failed"] = json!(error.to_string()),
     }

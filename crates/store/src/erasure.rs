@@ -206,11 +206,11 @@ impl Store {
     /// What an erasure takes: the resources, the exchanges about them, the names to search
     /// for; refused when the journal is behind or the request fits several people.
     async fn select_erased(&self, erasure: &Erasure, dry_run: bool) -> Result<Selected, StoreError> {
-        // What is journaled and not applied yet is erased with the rest: applied later, it
-        // would write the person back.
+        // What is journaled and not applied yet, or spooled for PostgreSQL and not drained,
+        // would write the person back once applied: refused until it is in the database.
         if !self.caught_up_fully().await {
             return Err(StoreError::Refused(
-                "the journal has records not yet applied to the database: nothing was erased; try again in a moment"
+                "the journal (or the spool, while PostgreSQL was unavailable) has records not yet in the database: nothing was erased; try again in a moment"
                     .to_owned(),
             ));
         }

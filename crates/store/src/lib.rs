@@ -391,12 +391,14 @@ impl Store {
     }
 
     /// Waits for the journal as [`Store::caught_up`] does; returns whether everything it
-    /// held is now in the database (always, without a journal).
+    /// held is now in the database (always, without a journal), and nothing waits in a
+    /// PostgreSQL store's spool.
     async fn caught_up_fully(&self) -> bool {
-        match self.journal() {
+        let journaled = match self.journal() {
             Some(journal) => journal.caught_up().await,
             None => true,
-        }
+        };
+        journaled && self.spooling().is_none_or(|waiting| waiting == 0)
     }
 
     /// The journal this store writes through, when it holds one.

@@ -262,6 +262,14 @@ async fn a_persons_records_are_erased_to_the_last_byte_and_the_rest_kept() {
             everything_stored(&store_url).await.contains("Gonewith"),
             "a dry run changes nothing"
         );
+        // Scoped to a route, an erasure takes that route's records only.
+        let elsewhere = json!({"user": "Erase.Me@example.com", "route": "elsewhere", "dry_run": true});
+        let elsewhere = proxy
+            .admin
+            .send(Method::POST, "/api/v1/erasures", Some(&elsewhere), &admin)
+            .await;
+        assert_eq!(elsewhere.status, StatusCode::OK, "{:?}", elsewhere.body);
+        assert_eq!(elsewhere.body["exchanges"], 0, "{:?}", elsewhere.body);
         let done = proxy
             .admin
             .send(Method::POST, "/api/v1/erasures", Some(&ask(false)), &admin)
@@ -296,7 +304,7 @@ async fn a_persons_records_are_erased_to_the_last_byte_and_the_rest_kept() {
                     .send(Method::GET, "/api/v1/audit?action=erasure", None, &admin)
                     .await;
                 let entries = audit.body["items"].as_array().unwrap();
-                assert_eq!(entries.len(), 2, "the dry run and the erasure");
+                assert_eq!(entries.len(), 3, "the dry runs and the erasure");
                 assert!(entries[0]["detail"]["user"].as_str().unwrap().starts_with("hmac:"));
                 proxy.running.shutdown().await;
                 break;

@@ -199,6 +199,23 @@ async fn a_serving_proxy_prunes_by_its_retention_policy_and_reports_the_store() 
         ] {
             assert!(metrics.contains(gauge), "{store_url}: {gauge}");
         }
+        // Audited as the instance's own action, with what it deleted; the rounds that
+        // deleted nothing (one a second here) are not.
+        let audit = proxy.admin.get("/api/v1/audit?action=prune").await;
+        let entries = audit.body["items"].as_array().unwrap().clone();
+        assert!(!entries.is_empty(), "{store_url}: {}", audit.body);
+        let mut pruned = 0;
+        for entry in &entries {
+            assert_eq!(entry["actor"], "scimtrail", "{store_url}: {entry}");
+            assert!(
+                entry["origin"].as_str().unwrap().contains("prune_every"),
+                "{store_url}: {entry}"
+            );
+            let deleted = entry["detail"]["exchanges"].as_object().unwrap();
+            assert!(!deleted.is_empty(), "{store_url}: an empty round audited: {entry}");
+            pruned += deleted.values().map(|n| n.as_u64().unwrap()).sum::<u64>();
+        }
+        assert_eq!(pruned, 5, "{store_url}: {entries:?}");
     }
 }
 
@@ -261,6 +278,16 @@ async fn postgres_stopping_under_load_loses_nothing_with_a_spool() {
         .as_u64()
         .unwrap_or(0);
     assert!(spooled > 0, "exchanges were acknowledged while PostgreSQL was away");
+    // An erasure now would miss what the spool holds, which drained later would write the
+    // person back: refused.
+    let erasure = scimtrail_store::Erasure {
+        user: Some("load-0-0".into()),
+        ..Default::default()
+    };
+    match proxy.store.erase(&erasure, false).await {
+        Err(scimtrail_store::StoreError::Refused(why)) => assert!(why.contains("spool"), "{why}"),
+        other => panic!("an erasure while records are spooled: {other:?}"),
+    }
     assert!(cluster.up(), "the test's PostgreSQL starts again");
     // A backlog drains while the load goes on (each write drains a chunk before its own).
     for _ in 0..1200 {

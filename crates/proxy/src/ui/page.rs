@@ -225,8 +225,10 @@ pub(super) fn headers_table(headers: Option<&Value>) -> Markup {
                         th scope="row" { (name) }
                         td {
                             (visible(value))
-                            @if value.contains("hmac:") || value.contains("sha256:") {
+                            @if value.contains("hmac:") {
                                 " " span.badge.neutral title="a keyed fingerprint: the secret itself is never stored" { "fingerprint" }
+                            } @else if value.contains("sha256:") {
+                                " " span.badge.warn title="the old scheme, recorded before fingerprints were keyed: the first 32 bits of an unsalted SHA-256, which anyone who can read the store can test guesses against" { "old unkeyed fingerprint" }
                             }
                         }
                     }
@@ -262,4 +264,28 @@ pub(super) fn exchange_link(id: &str) -> Markup {
 /// The last 12 characters of a UUID: enough to tell exchanges apart by eye.
 pub(super) fn short_id(id: &str) -> &str {
     id.get(id.len().saturating_sub(12)..).unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_shown_as_what_they_are_the_old_scheme_marked_as_such() {
+        let headers = serde_json::json!([
+            ["authorization", "Bearer hmac:0a1b2c3d4e5f"],
+            ["proxy-authorization", "Basic sha256:d908f259"],
+            ["accept", "application/scim+json"],
+        ]);
+        let html = headers_table(Some(&headers)).into_string();
+        let rows: Vec<&str> = html.split("<tr>").skip(1).collect();
+        assert_eq!(rows.len(), 3, "{html}");
+        assert!(
+            rows[0].contains(">fingerprint<") && !rows[0].contains("old"),
+            "{}",
+            rows[0]
+        );
+        assert!(rows[1].contains(">old unkeyed fingerprint<"), "{}", rows[1]);
+        assert!(!rows[2].contains("badge"), "{}", rows[2]);
+    }
 }
