@@ -5,6 +5,7 @@ mod audit;
 mod exchanges;
 mod health;
 mod instances;
+mod reconcile;
 mod replay;
 mod rules;
 mod store;
@@ -34,6 +35,9 @@ enum Command {
     /// Send failed exchanges again through the current rules, safely: superseded ones and
     /// creates of resources that exist are skipped, each replay is recorded and linked.
     Replay(replay::ReplayArgs),
+    /// Read what a route's application holds and compare it with what the IdP intended (every
+    /// write recorded through the route): drifts by kind, a leaver with access first.
+    Reconcile(reconcile::ReconcileArgs),
     /// Create the store if needed and apply its migrations.
     Migrate {
         /// sqlite://FILE or postgres://… (default: $SCIMTRAIL_STORE_URL, else sqlite://scimtrail.db).
@@ -155,6 +159,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Exchanges(command) => exchanges::run(command).await,
         Command::Replay(args) => replay::run(args).await,
+        Command::Reconcile(args) => reconcile::run(args).await,
         Command::Migrate { store } => {
             let url = store_url(store);
             scimtrail_app::connect(&url).await?;

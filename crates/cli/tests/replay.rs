@@ -5,60 +5,16 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::needless_range_loop)]
 
-use scimtrail_integration::proxy::{self, fresh_store_urls};
+mod common;
+
+use common::App;
+use scimtrail_integration::proxy::fresh_store_urls;
 use scimtrail_integration::Client;
-use scimtrail_refapp::{RefApp, RunningRefApp};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::process::Command;
-use std::sync::Arc;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_scimtrail");
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-
-/// The application, whose state outlives going down and coming back on the same address.
-struct App {
-    state: Arc<RefApp>,
-    addr: SocketAddr,
-    running: Option<RunningRefApp>,
-}
-
-impl App {
-    async fn start() -> App {
-        let state = RefApp::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let running = Some(Arc::clone(&state).serve(listener));
-        App { state, addr, running }
-    }
-
-    async fn down(&mut self) {
-        self.running.take().expect("up").shutdown().await;
-    }
-
-    async fn up(&mut self) {
-        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
-        self.running = Some(Arc::clone(&self.state).serve(listener));
-    }
-
-    fn client(&self) -> Client {
-        Client::new(format!("http://{}", self.addr))
-    }
-
-    /// scimtrail in front of it (one route, `/scim`, the generic profile) on `store_url`, and
-    /// its configuration file, for `scimtrail replay`.
-    async fn proxied(&self, store_url: &str) -> (std::path::PathBuf, proxy::TestProxy) {
-        let config_text = format!(
-            "[[route]]\nname = \"app\"\nidp = \"generic\"\npath_prefix = \"/scim\"\nupstream = \"http://{}\"\n",
-            self.addr
-        );
-        let config = std::env::temp_dir().join(format!("scimtrail-replay-{}.toml", uuid::Uuid::new_v4()));
-        std::fs::write(&config, &config_text).unwrap();
-        (config, proxy::start(&config_text, store_url).await)
-    }
-}
 
 fn patch(operations: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations})
@@ -77,22 +33,7 @@ struct Intended {
 
 /// `scimtrail replay` with these arguments; its exit status and its JSON report.
 fn replay(args: &[&str]) -> (bool, Value) {
-    let output = Command::new(BINARY)
-        .arg("replay")
-        .args(args)
-        .env("SCIMTRAIL_FINGERPRINT_KEY", scimtrail_integration::FINGERPRINT_KEY)
-        .arg("--json")
-        .env("SCIMTRAIL_LOG", "warn")
-        .output()
-        .expect("scimtrail replay runs");
-    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
-        panic!(
-            "a JSON report; stdout: {} stderr: {}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output.status.success(), report)
+    common::run_json("replay", args)
 }
 
 /// The application's state as the IdP sees it: users by userName, groups by displayName

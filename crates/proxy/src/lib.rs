@@ -51,6 +51,7 @@ mod names;
 mod path_safety;
 mod pruning;
 mod read_layer;
+pub mod reconcile;
 pub mod recorder;
 pub mod redact;
 mod refusals;
@@ -67,6 +68,7 @@ pub mod upstream;
 pub use admin::{list_query, parse_time};
 pub use config::{IpNet, ProxyConfig, Route, Secret, SecretError, SecretSource, TlsFiles, UpstreamAuth, Webhook};
 pub use exchange::{ERROR_HEADER, EXCHANGE_ID_HEADER};
+pub use reconcile::{ReconcileError, ReconcileReport};
 pub use recorder::{RecordMode, Recorder};
 pub use replay::{ReplayError, ReplayItem, ReplayReport, Selection};
 
@@ -456,6 +458,16 @@ impl Replayer {
         self.proxy.replay(selection, dry_run, caller).await
     }
 
+    /// Reconciles a route (see [`Proxy::reconcile`]), recorded and audited as `caller`'s.
+    pub async fn reconcile(
+        &self,
+        route: &str,
+        resource_types: &[String],
+        caller: &audit::Caller,
+    ) -> Result<ReconcileReport, ReconcileError> {
+        self.proxy.reconcile(route, resource_types, caller).await
+    }
+
     /// Flushes what is left to record and to alert.
     pub async fn finish(self) {
         drop(self.proxy);
@@ -542,6 +554,12 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         proxy.store.clone(),
         proxy.config.retention.clone(),
         proxy.config.prune_every,
+        proxy.config.instance.clone(),
+        Arc::clone(&proxy.metrics),
+        watcher.clone(),
+    );
+    reconcile::spawn_intent_follower(
+        proxy.store.clone(),
         proxy.config.instance.clone(),
         Arc::clone(&proxy.metrics),
         watcher.clone(),

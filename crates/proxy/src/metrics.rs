@@ -86,6 +86,8 @@ pub struct Metrics {
     connections_closed: Mutex<Series<u64>>,
     records_isolated: Mutex<Series<u64>>,
     pruned: Mutex<Series<u64>>,
+    /// The latest reconciliation's drifts, by route and kind.
+    drift: Mutex<Series<u64>>,
     pruned_failures_for_size: AtomicU64,
     /// Exchanges of silent instances this instance marked interrupted.
     reaped: AtomicU64,
@@ -207,6 +209,13 @@ impl Metrics {
     }
 
     /// Counts a prune that deleted failures to stay within `max_store_bytes`.
+    /// A route's latest reconciliation found these drifts, by kind.
+    pub(crate) fn set_drift(&self, route: &str, counts: &std::collections::BTreeMap<String, u64>) {
+        for (kind, n) in counts {
+            update(&self.drift, &[("route", route), ("kind", kind)], |value| *value = *n);
+        }
+    }
+
     pub(crate) fn pruned_failures_for_size(&self) {
         self.pruned_failures_for_size.fetch_add(1, Ordering::Relaxed);
     }
@@ -282,6 +291,13 @@ impl Metrics {
             "scimtrail_store_pruned_total",
             "Exchanges the retention policy deleted, by outcome (those made for them: child).",
             &lock(&self.pruned),
+        );
+        series(
+            &mut out,
+            "scimtrail_drift",
+            "gauge",
+            "What the route's latest reconciliation found the application to hold otherwise than the IdP intended, by route and kind (active_mismatch: a user the IdP deactivated or deleted who is active in the application).",
+            &lock(&self.drift),
         );
         histograms(
             &mut out,
@@ -460,8 +476,12 @@ fn sorted<T>(series: &Series<T>) -> Vec<(&Labels, &T)> {
     sorted
 }
 
-fn counters(out: &mut String, name: &str, help: &str, series: &Series<u64>) {
-    header(out, name, "counter", help);
+fn counters(out: &mut String, name: &str, help: &str, values: &Series<u64>) {
+    series(out, name, "counter", help, values);
+}
+
+fn series(out: &mut String, name: &str, kind: &str, help: &str, series: &Series<u64>) {
+    header(out, name, kind, help);
     for (labels, value) in sorted(series) {
         let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
     }

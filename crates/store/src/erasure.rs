@@ -308,7 +308,12 @@ impl Store {
                 .count_where("resource_snapshots", AT_RESOURCE, resource.key())
                 .await?;
             summary_rows += self.count_where("resource_writes", AT_RESOURCE, resource.key()).await?;
-            for delete in ["resource_snapshots", "resource_writes", "resource_names"] {
+            for delete in [
+                "resource_snapshots",
+                "resource_writes",
+                "resource_names",
+                "intended_writes",
+            ] {
                 statements.push((format!("DELETE FROM {delete} WHERE {AT_RESOURCE}"), resource.key()));
             }
         }
@@ -331,8 +336,16 @@ impl Store {
             summary_rows += self.count_where("resource_writes", &names, params.clone()).await?;
             statements.push((
                 format!("UPDATE resource_writes SET written = NULL WHERE {names}"),
+                params.clone(),
+            ));
+            // The intent: another resource's write that names them (a group's members) keeps
+            // its key, not its value; a create known only by their name goes.
+            statements.push((
+                format!("UPDATE intended_writes SET written = '{{\"op\":\"erased\"}}' WHERE {names}"),
                 params,
             ));
+            let (by_name, params) = mention("resource_id");
+            statements.push((format!("DELETE FROM intended_writes WHERE {by_name}"), params));
         }
         Ok((statements, snapshots, summary_rows))
     }

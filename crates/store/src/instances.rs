@@ -202,7 +202,7 @@ impl Store {
         Ok(names.into_iter().map(|(name,)| name).collect())
     }
 
-    async fn rows<T>(&self, statement: &str, params: Vec<Param>) -> Result<Vec<T>, StoreError>
+    pub(crate) async fn rows<T>(&self, statement: &str, params: Vec<Param>) -> Result<Vec<T>, StoreError>
     where
         T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
         T: Send + Unpin,

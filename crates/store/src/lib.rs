@@ -23,6 +23,7 @@ mod backup;
 mod column;
 mod erasure;
 mod instances;
+mod intent;
 mod isolation;
 mod journal;
 mod overview;
@@ -42,6 +43,7 @@ pub use audit::{AuditEntry, AuditQuery, AUDIT_KEEP_MS};
 pub use backup::Backup;
 pub use erasure::{ErasedResource, Erasure, ErasureReport, ERASED};
 pub use instances::{InstanceRecord, InstanceState};
+pub use intent::{Reconciliation, UnfoldedWrite};
 pub use isolation::Written;
 pub use model::{
     rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, ResourceName, ResourceWrite, Snapshot, Write,
@@ -107,6 +109,8 @@ pub enum Lease {
     Replay,
     /// Pruning by the retention policy.
     Prune,
+    /// Folding recorded writes into the intent (`Store::fold_pending_intent`).
+    Intent,
 }
 
 impl Lease {
@@ -114,6 +118,7 @@ impl Lease {
         match self {
             Lease::Replay => "replay",
             Lease::Prune => "prune",
+            Lease::Intent => "intent",
         }
     }
 }
@@ -335,8 +340,27 @@ impl Store {
             return Ok(self);
         };
         let (pool, runtime) = (pool.clone(), runtime.clone());
-        let commit: spool::Commit =
-            Box::new(move |writes, durability| runtime.block_on(write_postgres(&pool, writes, durability)));
+        let commit: spool::Commit = Box::new(move |writes, durability| {
+            runtime.block_on(async {
+                write_postgres(&pool, writes, durability).await?;
+                // Spooled records reach PostgreSQL after younger ones: the intent folds them.
+                let oldest = writes
+                    .iter()
+                    .filter_map(|write| match write {
+                        Write::Begin(new) | Write::Whole(new, _) => Some(new.id.as_str()),
+                        _ => None,
+                    })
+                    .min();
+                if let Some(oldest) = oldest {
+                    let (statement, params) = Store::unfold_from_statement(oldest);
+                    let statement = sql::numbered_placeholders(&statement);
+                    sql::bind_postgres(sqlx::query(&statement), params)
+                        .execute(&pool)
+                        .await?;
+                }
+                Ok(())
+            })
+        });
         let dir = dir.to_owned();
         let spool = tokio::task::spawn_blocking(move || spool::Spool::open(&dir, commit))
             .await

@@ -126,13 +126,33 @@ const WRITES: &str = "('POST', 'PUT', 'PATCH', 'DELETE')";
 
 /// The exclusions every batch obeys (see the module's documentation), for `e`: only an
 /// original (a replay, and what was made for an exchange, go with it), and not a success that
-/// replay still decides from, nor one with such a child.
-fn protected() -> String {
-    format!(
+/// replay still decides from, nor one with such a child, nor a write (or a replay of it) not
+/// yet folded into the intent.
+fn protected(dry_run: bool) -> String {
+    let kept = format!(
         "e.parent_id IS NULL AND e.replay_of IS NULL AND NOT ({}) \
          AND NOT EXISTS (SELECT 1 FROM exchanges c WHERE c.parent_id = e.id AND {})",
         needed("e"),
         needed("c")
+    );
+    // A dry run folds nothing: it counts the writes a run would fold first, and then delete.
+    match dry_run {
+        true => kept,
+        false => format!(
+            "{kept} AND NOT ({}) AND NOT EXISTS (SELECT 1 FROM exchanges r WHERE r.replay_of = e.id AND {})",
+            intent_pending("e"),
+            intent_pending("r")
+        ),
+    }
+}
+
+/// A write, as `x`, not yet folded into the intent (`intended_writes`): kept until it is, so
+/// that retention never loses what the IdP intended.
+fn intent_pending(x: &str) -> String {
+    format!(
+        "{x}.operation IN {} AND {x}.id > COALESCE((SELECT value FROM store_settings WHERE name = '{}'), '')",
+        crate::intent::WRITE_OPERATIONS,
+        crate::intent::INTENT_CURSOR
     )
 }
 
@@ -191,6 +211,9 @@ fn after_failed_bulk(route: &str, position: &str, failed_bulk: &[(String, String
 /// given up after this.
 const PRUNE_LEASE_MS: i64 = 10 * 60 * 1000;
 
+/// Writes folded into the intent per transaction.
+pub(crate) const INTENT_BATCH: i64 = 500;
+
 impl Store {
     /// One prune by `policy` at `now_ms`, as `holder`, when no other instance is pruning and
     /// no replay run is unfinished (a run decides from what it finds: nothing it may read
@@ -246,6 +269,10 @@ impl Store {
     ) -> Result<PruneReport, StoreError> {
         // What is journaled and not yet applied is pruned with the rest.
         self.caught_up().await;
+        // What the IdP intended is folded out of the writes before any of them can go.
+        if !dry_run {
+            self.fold_pending_intent(INTENT_BATCH).await?;
+        }
         let mut report = PruneReport::default();
         let failed_bulk: Vec<(String, String)> = self
             .pairs(&format!(
@@ -256,7 +283,7 @@ impl Store {
                 failure_list()
             ))
             .await?;
-        let protected = protected();
+        let protected = protected(dry_run);
         for outcome in OUTCOMES {
             let Some(Some(keep)) = policy.keep_ms.get(outcome) else {
                 continue;

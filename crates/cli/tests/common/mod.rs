@@ -97,3 +97,71 @@ pub(crate) async fn fresh_store() -> (std::path::PathBuf, String, Store) {
     store.migrate().await.unwrap();
     (file, url, store)
 }
+
+/// The application, whose state outlives going down and coming back on the same address.
+pub(crate) struct App {
+    state: std::sync::Arc<scimtrail_refapp::RefApp>,
+    addr: std::net::SocketAddr,
+    running: Option<scimtrail_refapp::RunningRefApp>,
+}
+
+impl App {
+    pub(crate) async fn start() -> App {
+        let state = scimtrail_refapp::RefApp::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let running = Some(std::sync::Arc::clone(&state).serve(listener));
+        App { state, addr, running }
+    }
+
+    pub(crate) async fn down(&mut self) {
+        self.running.take().expect("up").shutdown().await;
+    }
+
+    pub(crate) async fn up(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.running = Some(std::sync::Arc::clone(&self.state).serve(listener));
+    }
+
+    pub(crate) fn client(&self) -> scimtrail_integration::Client {
+        scimtrail_integration::Client::new(format!("http://{}", self.addr))
+    }
+
+    /// scimtrail in front of it (one route, `/scim`, the generic profile) on `store_url`, and
+    /// its configuration file, for `scimtrail replay`.
+    pub(crate) async fn proxied(
+        &self,
+        store_url: &str,
+    ) -> (std::path::PathBuf, scimtrail_integration::proxy::TestProxy) {
+        let config_text = format!(
+            "[[route]]\nname = \"app\"\nidp = \"generic\"\npath_prefix = \"/scim\"\nupstream = \"http://{}\"\n",
+            self.addr
+        );
+        let config = std::env::temp_dir().join(format!("scimtrail-replay-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&config, &config_text).unwrap();
+        (
+            config,
+            scimtrail_integration::proxy::start(&config_text, store_url).await,
+        )
+    }
+}
+
+/// `scimtrail COMMAND ARGS… --json`: its exit status and the JSON it printed.
+pub(crate) fn run_json(command: &str, args: &[&str]) -> (bool, serde_json::Value) {
+    let output = Command::new(BINARY)
+        .arg(command)
+        .args(args)
+        .arg("--json")
+        .env("SCIMTRAIL_FINGERPRINT_KEY", scimtrail_integration::FINGERPRINT_KEY)
+        .env("SCIMTRAIL_LOG", "warn")
+        .output()
+        .expect("scimtrail runs");
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "a JSON report from {command}; stdout: {} stderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.success(), report)
+}

@@ -85,6 +85,8 @@ fn router(admin: Arc<Admin>) -> Router {
         .route("/api/v1/exchanges/{id}/replay", post(api::replay_one))
         .route("/api/v1/replays", post(api::replay_matching))
         .route("/api/v1/erasures", post(api::erase))
+        .route("/api/v1/reconciliations", post(api::reconcile))
+        .route("/api/v1/reconciliations/{id}", get(api::reconciliation))
         .route("/api/v1/audit", get(api::audit))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&admin),

@@ -1,0 +1,103 @@
+//! `scimtrail reconcile`: what a route's application holds against what the IdP intended,
+//! from the command line, with no running proxy needed (see `scimtrail_proxy::reconcile`).
+
+use anyhow::Context;
+use clap::Args;
+use scimtrail_app::config::RawConfig;
+use scimtrail_app::{Overrides, Settings};
+use scimtrail_proxy::Replayer;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub(crate) struct ReconcileArgs {
+    /// The route whose application to read (its upstream and credentials).
+    #[arg(long)]
+    route: String,
+    /// Only this resource type: Users or Groups (default: both).
+    #[arg(long)]
+    resource: Option<String>,
+    /// sqlite://FILE or postgres://… (default: the configuration's, else sqlite://scimtrail.db).
+    #[arg(long)]
+    store: Option<String>,
+    /// The configuration file the proxy serves with: its routes and credentials.
+    #[arg(long)]
+    config: PathBuf,
+    /// Print the run and every drift as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Drifts read from the store at a time, to print.
+const PAGE: i64 = 1000;
+
+pub(crate) async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
+    let raw = RawConfig::from_file(&args.config)?;
+    let flags = Overrides {
+        store: args.store.clone(),
+        ..Overrides::default()
+    };
+    let settings = Settings::resolve(raw, &scimtrail_app::Environment::of_process().under(flags))?;
+    crate::init_logging(&settings.log_format, "warn");
+    let store = crate::exchanges::open(Some(settings.store_url.clone())).await?;
+    let proxy = Replayer::new(settings.proxy.clone(), store.clone())
+        .await
+        .context("cannot prepare the reconciliation")?;
+    let types: Vec<String> = args.resource.iter().cloned().collect();
+    let report = proxy
+        .reconcile(&args.route, &types, &scimtrail_proxy::audit::Caller::cli())
+        .await;
+    proxy.finish().await;
+    let report = report?;
+    let mut drifts = Vec::new();
+    let mut offset = 0;
+    loop {
+        let Some((_, page)) = store.reconciliation(&report.run.id, offset, PAGE).await? else {
+            break;
+        };
+        if page.is_empty() {
+            break;
+        }
+        offset += i64::try_from(page.len())?;
+        if args.json {
+            drifts.extend(page);
+        } else {
+            for drift in page {
+                println!(
+                    "{:<19} {}/{}  {}  {}: {} → {}  (intent: {})",
+                    drift.kind.as_str(),
+                    drift.resource_type,
+                    crate::exchanges::escape(&drift.resource_id),
+                    crate::exchanges::escape(drift.name.as_deref().unwrap_or("-")),
+                    crate::exchanges::escape(drift.part.as_deref().unwrap_or("-")),
+                    crate::exchanges::escape(&drift.intended.to_string()),
+                    crate::exchanges::escape(&drift.actual.to_string()),
+                    drift.established_by.as_deref().unwrap_or("-"),
+                );
+            }
+        }
+    }
+    if args.json {
+        let mut json = report.to_json();
+        json["drifts"] = serde_json::json!(drifts);
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        let counts: Vec<String> = report
+            .run
+            .counts
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect();
+        println!(
+            "reconciliation {} of {}: {}",
+            report.run.id,
+            report.run.route,
+            if counts.is_empty() {
+                "no drift".to_owned()
+            } else {
+                counts.join(", ")
+            }
+        );
+    }
+    Ok(())
+}
