@@ -154,10 +154,12 @@ fn findings(findings: &Value) -> Markup {
 /// What the rules changed, each change with its rule and the rule's reason.
 fn changes(admin: &Admin, exchange: &Exchange) -> Markup {
     let changes = exchange.changes.as_array().cloned().unwrap_or_default();
+    // The route's profile now: its rules' reasons (the exchange's own rules_version says
+    // whether they are the rules it ran).
     let profile = admin
         .proxy
         .route_named(exchange.route.as_deref())
-        .map(|r| Arc::clone(&r.profile));
+        .and_then(|route| admin.proxy.profiles.of(route));
     let why = |rule: &str| {
         profile
             .as_ref()
