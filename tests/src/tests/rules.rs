@@ -153,6 +153,20 @@ async fn a_reload_puts_a_changed_set_in_force_whole_or_keeps_the_set_in_force_an
     let second = recorded(&proxy, &create().await).await;
     assert_eq!(second.rules_version.as_deref(), Some(v2.as_str()));
     assert!(rules_of(&second).is_empty(), "N15 is gone: {:?}", second.changes);
+    // The UI shows which rules an exchange ran, and that the reasons it shows are newer.
+    let id = first.header("scimtrail-exchange-id").unwrap();
+    let page = proxy.admin.get(&format!("/ui/exchanges/{id}")).await;
+    let html = String::from_utf8_lossy(&page.bytes);
+    assert!(
+        html.contains(&format!("<dt>Rules version</dt><dd class=\"mono\">{v1}</dd>")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            "have changed since: the reasons below are those of rules_version {v2}; this exchange ran {v1}."
+        )),
+        "{html}"
+    );
 
     // Each way a set can fail keeps the set in force, and says which file and why.
     let failing_case = ACME.replace("\"userName\":\"bjensen\"}'", "\"userName\":\"someone else\"}'");
