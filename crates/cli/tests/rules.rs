@@ -194,6 +194,23 @@ fn idps_lists_every_profile_with_where_it_came_from_and_what_an_extension_change
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     let (listed, _, stderr) = run(&["idps", "--config", &text(&config)]);
     assert!(!listed && stderr.contains("broken.toml"), "{stderr}");
+    // A failing case refuses it too, its diff on the one line.
+    std::fs::remove_file(dir.join("broken.toml")).unwrap();
+    std::fs::write(
+        dir.join("acme-okta.toml"),
+        ACME.replace("\"title\":null}'", "\"title\":\"x\"}'"),
+    )
+    .unwrap();
+    let (valid, _, stderr) = run(&["check-config", "--config", &text(&config)]);
+    assert!(!valid);
+    assert!(
+        stderr.contains(&format!(
+            "rule file {}: profile acme-okta: case \"a null title is dropped from a create\" failed: forwarded body differs: got      {{",
+            dir.join("acme-okta.toml").display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -66,7 +66,6 @@ pub mod upstream;
 pub use admin::{list_query, parse_time};
 pub use config::{IpNet, ProxyConfig, Route, Secret, SecretError, SecretSource, TlsFiles, UpstreamAuth, Webhook};
 pub use exchange::{ERROR_HEADER, EXCHANGE_ID_HEADER};
-pub use profiles::Refused as ProfilesRefused;
 pub use recorder::{RecordMode, Recorder};
 pub use replay::{ReplayError, ReplayItem, ReplayReport, RulesChanged, Selection};
 

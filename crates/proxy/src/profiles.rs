@@ -28,7 +28,7 @@ pub(crate) struct ProfileBook {
 /// Why a new catalog was not swapped in.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct Refused(String);
+pub(crate) struct Refused(String);
 
 /// One profile that a swap added, changed, kept or removed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -126,8 +126,9 @@ pub enum ProfileError {
         /// What is wrong.
         detail: String,
     },
-    /// One of the file's own `[[test]]` cases does not hold.
-    #[error("rule file {file}: profile {profile}: case \"{case}\" failed: {failure}")]
+    /// One of the file's own `[[test]]` cases does not hold. Shown on one line (a log line,
+    /// a command's one-line error); `failure` keeps the diff's lines.
+    #[error("rule file {file}: profile {profile}: case \"{case}\" failed: {}", joined(failure))]
     Case {
         /// The file.
         file: String,
@@ -138,6 +139,11 @@ pub enum ProfileError {
         /// What did not hold (the diff, for a body).
         failure: String,
     },
+}
+
+/// Lines joined into one, each trimmed: a diff's lines hold one JSON value each.
+fn joined(text: &str) -> String {
+    text.lines().map(str::trim).collect::<Vec<_>>().join(" ")
 }
 
 /// Where a rule goes among its base's.

@@ -327,8 +327,20 @@ fn loading_runs_each_files_cases_and_refuses_the_set_with_a_failing_cases_diff()
         ),
         "{text}"
     );
-    assert!(text.contains("got      {\"schemas\""), "the diff: {text}");
-    assert!(text.contains("\"title\":null"), "the diff: {text}");
+    assert!(
+        text.ends_with(
+            "forwarded body differs: got      {\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"userName\":\"a\",\"title\":null} expected {\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"userName\":\"a\"}"
+        ),
+        "the diff, on one line: {text}"
+    );
+    assert!(!text.contains('\n'), "{text}");
+    let ProfileError::Case { failure, .. } = &error.errors[0] else {
+        panic!("{error:?}")
+    };
+    assert!(
+        failure.contains("\n  got      {\"schemas\""),
+        "the diff's lines kept: {failure}"
+    );
 
     // One bad file refuses the whole set, with every reason.
     let bad = file("bad", "nobody", "");
