@@ -44,3 +44,15 @@ pub fn signal(child: &Child, signal: &str) {
         .expect("kill runs");
     assert!(sent.success(), "kill -{signal} {}", child.id());
 }
+
+/// Stops a `scimtrail serve` child with SIGTERM and returns what it logged (its stderr, piped);
+/// it must exit 0.
+pub async fn stop(child: Child) -> String {
+    signal(&child, "TERM");
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("the waiter")
+        .expect("serve is waited for");
+    assert!(output.status.success(), "serve exited with {}", output.status);
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

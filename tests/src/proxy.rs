@@ -95,6 +95,8 @@ pub struct TestProxy {
     pub client: Client,
     /// A client for the admin listener.
     pub admin: Client,
+    /// What it was started with (what `scimtrail_app::reload` reads again).
+    pub settings: Settings,
 }
 
 /// The key the tests' proxies fingerprint credentials with ([`crate::FINGERPRINT_KEY`]).
@@ -135,6 +137,7 @@ pub async fn start_with(config: &str, store_url: &str, adjust: impl FnOnce(&mut 
         store_url: store_url.to_owned(),
         client,
         admin,
+        settings,
     }
 }
 

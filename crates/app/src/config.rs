@@ -3,7 +3,7 @@
 
 use scimtrail_proxy::fingerprint::{self, KeySource};
 use scimtrail_proxy::{IpNet, ProxyConfig, RecordMode, Route, Secret, SecretSource, TlsFiles, UpstreamAuth, Webhook};
-use scimtrail_rules::{builtin_profile, Mode, Target};
+use scimtrail_rules::{Catalog, Mode, Target};
 use scimtrail_scim::redact::Redaction;
 use scimtrail_store::{private, Durability, Retention};
 use serde::Deserialize;
@@ -12,9 +12,6 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The IdP profiles a route may name.
-pub const IDP_PROFILES: [&str; 7] = ["okta", "entra", "onelogin", "jumpcloud", "google", "ping", "generic"];
 
 /// The default store.
 pub const DEFAULT_STORE_URL: &str = "sqlite://scimtrail.db";
@@ -75,6 +72,18 @@ pub struct RawConfig {
     /// `[[route]]`.
     #[serde(default)]
     pub route: Vec<RawRoute>,
+    /// `[rules]`.
+    #[serde(default)]
+    pub rules: RawRules,
+}
+
+/// `[rules]`: the operator's own IdP profiles.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRules {
+    /// A directory of rule files (`*.toml`), loaded beside the bundled profiles at start and
+    /// again on SIGHUP; a route names one of its profiles like a bundled one.
+    pub dir: Option<PathBuf>,
 }
 
 /// `[listen]`.
@@ -427,6 +436,8 @@ pub struct Overrides {
     pub log_format: Option<String>,
     /// The tracing filter (`SCIMTRAIL_LOG_LEVEL`).
     pub log_level: Option<String>,
+    /// The operator's rule files (`SCIMTRAIL_RULES_DIR`).
+    pub rules_dir: Option<String>,
 }
 
 /// Everything resolved and checked.
@@ -442,6 +453,9 @@ pub struct Settings {
     pub sync_interval: Duration,
     /// `on_store_failure = "spool"` on a PostgreSQL store: the spool's directory.
     pub spool_dir: Option<PathBuf>,
+    /// The operator's rule files (`[rules] dir`), read again on SIGHUP; their profiles are
+    /// in `proxy.profiles`.
+    pub rules_dir: Option<PathBuf>,
     /// `human` or `json`.
     pub log_format: String,
     /// The tracing filter.
@@ -563,9 +577,17 @@ impl Settings {
         };
         let default_timeout = Duration::from_secs(raw.upstream.timeout_secs.unwrap_or(30));
         let max_body_bytes = raw.record.max_body_bytes.unwrap_or(1024 * 1024);
+        let rules_dir = flags.rules_dir.as_ref().map(PathBuf::from).or(raw.rules.dir);
+        let profiles = match &rules_dir {
+            Some(dir) => crate::rules_dir::load(dir).map_err(|error| invalid(error.to_string()))?,
+            None => Catalog::bundled().map_err(|error| invalid(error.to_string()))?,
+        };
+        warnings.extend(profiles.warnings().into_iter().map(|w| format!("[rules] {w}")));
         let limits = RouteLimits {
             default_timeout,
             max_body_bytes,
+            profiles: &profiles,
+            rules_dir: rules_dir.as_deref(),
         };
         let mut routes = raw
             .route
@@ -713,6 +735,7 @@ impl Settings {
                 max_batch: raw.record.max_batch.unwrap_or(256),
                 redact_headers: raw.record.redact_headers.unwrap_or_default(),
                 routes,
+                profiles: Arc::new(profiles),
                 instance,
                 ca_bundle: raw.upstream.ca_bundle_path,
                 fingerprint_key,
@@ -721,6 +744,7 @@ impl Settings {
             durability,
             sync_interval,
             spool_dir,
+            rules_dir,
             log_format,
             log_level: flags
                 .log_level
@@ -801,6 +825,7 @@ impl Settings {
                 .saturating_mul(p.max_body_bytes.saturating_add(p.max_response_bytes)),
         ));
         out.push_str(&format!("fingerprint key = {}\n", p.fingerprint_key.describe()));
+        out.push_str(&self.describe_rules());
         out.push_str(&format!(
             "retention = {}; max_store_bytes {}; pruned every {} s\n",
             scimtrail_store::OUTCOMES.map(keep).join(", "),
@@ -834,7 +859,7 @@ impl Settings {
                 None => auth,
             };
             out.push_str(&format!(
-                "route {}: {} -> {} (idp {}, timeout {} s, upstream auth: {auth}, idp token: {})\n",
+                "route {}: {} -> {} (idp {}, rules_version {}, timeout {} s, upstream auth: {auth}, idp token: {})\n",
                 route.name,
                 if route.path_prefix.is_empty() {
                     "/"
@@ -843,6 +868,7 @@ impl Settings {
                 },
                 route.upstream,
                 route.idp,
+                p.profiles.get(&route.idp).map_or("-", |profile| profile.version()),
                 route.timeout.as_secs_f64(),
                 match &route.idp_token {
                     Some(token) => format!("required, {}", describe_secret(Some(token))),
@@ -873,6 +899,54 @@ impl Settings {
         }
         for warning in &self.warnings {
             out.push_str(&format!("warning: {warning}\n"));
+        }
+        out
+    }
+}
+
+impl Settings {
+    /// `check-config`'s lines on the profiles: where the operator's come from, and each one
+    /// loaded (its base, version, rules and cases, all of which passed).
+    fn describe_rules(&self) -> String {
+        let catalog = &self.proxy.profiles;
+        let bundled = catalog.profiles().len() - catalog.operators().count();
+        let Some(dir) = &self.rules_dir else {
+            return format!(
+                "rules = the {bundled} bundled profiles ({}); no [rules] dir\n",
+                catalog.names().join(", ")
+            );
+        };
+        let mut out = format!(
+            "rules = {}: {} operator profiles beside the {bundled} bundled ones, read again on SIGHUP\n",
+            dir.display(),
+            catalog.operators().count()
+        );
+        for profile in catalog.operators() {
+            let disabled = match profile.disabled.is_empty() {
+                true => String::new(),
+                false => format!(
+                    ", disables {}",
+                    profile
+                        .disabled
+                        .iter()
+                        .map(|d| d.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            };
+            out.push_str(&format!(
+                "  profile {} ({}): {}rules_version {}, {} rules{disabled}, {} test cases passed\n",
+                profile.name,
+                profile.origin,
+                profile
+                    .extends
+                    .as_ref()
+                    .map(|base| format!("extends {base}, "))
+                    .unwrap_or_default(),
+                profile.version(),
+                profile.rules.len(),
+                profile.tests.len(),
+            ));
         }
         out
     }
@@ -1114,25 +1188,31 @@ fn seconds(value: Option<u64>, default: u64, range: RangeInclusive<u64>, key: &s
 }
 
 /// What every route is resolved against.
-struct RouteLimits {
+struct RouteLimits<'a> {
     default_timeout: Duration,
     max_body_bytes: usize,
+    /// The profiles a route may name.
+    profiles: &'a Catalog,
+    /// Where the operator's come from, if anywhere.
+    rules_dir: Option<&'a std::path::Path>,
 }
 
-fn route(raw: RawRoute, limits: &RouteLimits) -> Result<Route, ConfigError> {
+fn route(raw: RawRoute, limits: &RouteLimits<'_>) -> Result<Route, ConfigError> {
     let what = format!("route \"{}\"", raw.name);
     if raw.name.is_empty() {
         return Err(invalid("a route needs a name"));
     }
-    let profile = builtin_profile(&raw.idp)
-        .map_err(|error| invalid(format!("{what}: {error}")))?
-        .ok_or_else(|| {
-            invalid(format!(
-                "{what}: idp \"{}\" is not one of {}",
-                raw.idp,
-                IDP_PROFILES.join(", ")
-            ))
-        })?;
+    if limits.profiles.get(&raw.idp).is_none() {
+        let whence = match limits.rules_dir {
+            Some(dir) => format!("the bundled ones and those of [rules] dir {}", dir.display()),
+            None => "the bundled ones; an operator's own profiles come from [rules] dir".to_owned(),
+        };
+        return Err(invalid(format!(
+            "{what}: idp \"{}\" is not one of {} ({whence})",
+            raw.idp,
+            limits.profiles.names().join(", ")
+        )));
+    }
     if !raw.path_prefix.is_empty() && !raw.path_prefix.starts_with('/') {
         return Err(invalid(format!(
             "{what}: path_prefix \"{}\" must start with /",
@@ -1189,7 +1269,6 @@ fn route(raw: RawRoute, limits: &RouteLimits) -> Result<Route, ConfigError> {
         name: raw.name,
         path_prefix: raw.path_prefix.trim_end_matches('/').to_owned(),
         idp: raw.idp,
-        profile: Arc::new(profile),
         mode: raw.mode,
         target,
         shape_learning: raw.shape_learning.unwrap_or(100),
@@ -1517,6 +1596,7 @@ mod tests {
             "durability",
             "sync_interval_ms",
             "sqlite_synchronous",
+            "dir",
         ] {
             assert!(
                 text.contains(&format!("{key} ="))
@@ -1819,6 +1899,103 @@ mod tests {
             let err = resolve(text, &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains(fragment), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_rules_dir_adds_profiles_routes_name_like_bundled_ones_and_check_config_lists_them() {
+        let dir = std::env::temp_dir().join(format!("scimtrail-config-rules-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("acme.toml"),
+            "[profile]\nname = \"acme\"\ndescription = \"Okta for Acme\"\nextends = \"okta\"\n\
+             [[rule]]\nid = \"R5\"\ndisable = true\nwhy = \"Acme pages stably\"\n\
+             [[test]]\nname = \"a lookup\"\nmethod = \"GET\"\npath = \"/Users\"\nquery = \"filter=userName+eq+%22a%22\"\n\
+             expect_query = \"filter=userName%20eq%20%22a%22\"\n",
+        )
+        .unwrap();
+        let route = "[[route]]\nname = \"a\"\nidp = \"acme\"\nupstream = \"http://127.0.0.1:9\"\n";
+        let in_file = format!("[rules]\ndir = \"{}\"\n{route}", dir.display());
+        let settings = resolve(&in_file, &Overrides::default()).unwrap();
+        assert_eq!(settings.rules_dir.as_deref(), Some(dir.as_path()));
+        let acme = settings.proxy.profiles.get("acme").unwrap();
+        let described = settings.describe();
+        assert!(
+            described.contains(&format!(
+                "rules = {}: 1 operator profiles beside the 7 bundled ones, read again on SIGHUP\n  profile acme ({}): extends okta, rules_version {}, {} rules, disables R5, 1 test cases passed\n",
+                dir.display(),
+                dir.join("acme.toml").display(),
+                acme.version(),
+                acme.rules.len()
+            )),
+            "{described}"
+        );
+        assert!(
+            described.contains(&format!("(idp acme, rules_version {},", acme.version())),
+            "{described}"
+        );
+        assert!(
+            settings.warnings.is_empty(),
+            "tested, with every safe repair: {:?}",
+            settings.warnings
+        );
+
+        // From the environment (through the overrides), as well.
+        let flagged = Overrides {
+            rules_dir: Some(dir.display().to_string()),
+            ..Overrides::default()
+        };
+        assert!(resolve(route, &flagged).unwrap().proxy.profiles.get("acme").is_some());
+
+        // Without the directory, the route names nothing there is; the error says where from.
+        let error = resolve(route, &Overrides::default()).unwrap_err().to_string();
+        assert!(
+            error.contains("route \"a\": idp \"acme\" is not one of okta, entra, onelogin, jumpcloud, google, ping, generic (the bundled ones; an operator's own profiles come from [rules] dir)"),
+            "{error}"
+        );
+        let bundled_only = resolve(
+            "[[route]]\nname = \"a\"\nupstream = \"http://127.0.0.1:9\"\n",
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(bundled_only.describe().contains("rules = the 7 bundled profiles (okta, entra, onelogin, jumpcloud, google, ping, generic); no [rules] dir\n"));
+
+        // A file that fails refuses the configuration, naming it and why; so does a key the
+        // section does not have.
+        std::fs::write(
+            dir.join("broken.toml"),
+            "[profile]\nname = \"broken\"\ndescription = \"d\"\nextends = \"nobody\"\n",
+        )
+        .unwrap();
+        let error = resolve(&in_file, &Overrides::default()).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!(
+                "rule file {}: extends \"nobody\"",
+                dir.join("broken.toml").display()
+            )),
+            "{error}"
+        );
+        std::fs::remove_file(dir.join("broken.toml")).unwrap();
+        let error = resolve("[rules]\ndirectory = \"/x\"\n", &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("directory"), "{error}");
+
+        // A profile without cases loads, and check-config warns.
+        std::fs::write(
+            dir.join("bare.toml"),
+            "[profile]\nname = \"bare\"\ndescription = \"d\"\nextends = \"generic\"\n",
+        )
+        .unwrap();
+        let settings = resolve(&in_file, &Overrides::default()).unwrap();
+        assert!(
+            settings.describe().contains(&format!(
+                "warning: [rules] profile bare ({}) has no [[test]] cases: its rules are loaded untested",
+                dir.join("bare.toml").display()
+            )),
+            "{}",
+            settings.describe()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

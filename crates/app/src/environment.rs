@@ -7,7 +7,7 @@ use crate::config::{Overrides, RawConfig};
 
 /// Each setting the environment may give: its variable, the older name kept as an alias, and
 /// the flag and file key that give it too.
-pub const VARIABLES: [Variable; 7] = [
+pub const VARIABLES: [Variable; 8] = [
     Variable {
         name: "SCIMTRAIL_CONFIG",
         alias: None,
@@ -49,6 +49,12 @@ pub const VARIABLES: [Variable; 7] = [
         alias: Some("SCIMTRAIL_LOG"),
         flag: "",
         key: "[log] level",
+    },
+    Variable {
+        name: "SCIMTRAIL_RULES_DIR",
+        alias: None,
+        flag: "",
+        key: "[rules] dir",
     },
 ];
 
@@ -119,6 +125,7 @@ impl Environment {
             instance: or(flags.instance, "SCIMTRAIL_INSTANCE"),
             log_format: or(flags.log_format, "SCIMTRAIL_LOG_FORMAT"),
             log_level: or(flags.log_level, "SCIMTRAIL_LOG_LEVEL"),
+            rules_dir: or(flags.rules_dir, "SCIMTRAIL_RULES_DIR"),
             ..flags
         }
     }
@@ -136,6 +143,7 @@ impl Environment {
                     "SCIMTRAIL_STORE_URL" => flags.store.is_some(),
                     "SCIMTRAIL_INSTANCE" => flags.instance.is_some(),
                     "SCIMTRAIL_LOG_FORMAT" => flags.log_format.is_some(),
+                    "SCIMTRAIL_RULES_DIR" => flags.rules_dir.is_some(),
                     _ => flags.log_level.is_some(),
                 };
                 let in_file = match variable.name {
@@ -147,6 +155,7 @@ impl Environment {
                     "SCIMTRAIL_INSTANCE" => raw.store.instance.is_some(),
                     "SCIMTRAIL_LOG_FORMAT" => raw.log.format.is_some(),
                     "SCIMTRAIL_LOG_LEVEL" => raw.log.level.is_some(),
+                    "SCIMTRAIL_RULES_DIR" => raw.rules.dir.is_some(),
                     _ => false,
                 };
                 let source = match (flagged, self.read_from(variable.name)) {
@@ -176,6 +185,7 @@ mod tests {
             ("SCIMTRAIL_DATABASE_URL", "postgres://db/scimtrail"),
             ("SCIMTRAIL_INSTANCE", "scimtrail-1"),
             ("SCIMTRAIL_LOG_FORMAT", ""),
+            ("SCIMTRAIL_RULES_DIR", "/etc/scimtrail/idps"),
             ("HOME", "/root"),
         ]);
         let flags = Overrides {
@@ -195,6 +205,7 @@ mod tests {
             "flag over environment"
         );
         assert_eq!(merged.instance.as_deref(), Some("scimtrail-1"));
+        assert_eq!(merged.rules_dir.as_deref(), Some("/etc/scimtrail/idps"));
         assert_eq!(
             merged.log_format, None,
             "an empty variable is no value: the file's stays"
@@ -214,6 +225,7 @@ mod tests {
                 "SCIMTRAIL_INSTANCE: the environment (SCIMTRAIL_INSTANCE)",
                 "SCIMTRAIL_LOG_FORMAT: the file ([log] format)",
                 "SCIMTRAIL_LOG_LEVEL: the default",
+                "SCIMTRAIL_RULES_DIR: the environment (SCIMTRAIL_RULES_DIR)",
             ]
         );
     }

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod environment;
+pub mod rules_dir;
 
 pub use config::{Overrides, Settings};
 pub use environment::Environment;
@@ -49,6 +50,31 @@ pub async fn start(settings: &Settings) -> Result<(Running, Store), AppError> {
     };
     let running = scimtrail_proxy::start(settings.proxy.clone(), store.clone()).await?;
     Ok((running, store))
+}
+
+/// What `serve` does on SIGHUP: the file-backed secrets read again and, with a `[rules] dir`,
+/// its rule files read and loaded again, then put in force whole (or, when any file fails,
+/// or a route's profile would be gone, none of them: the profiles in force stay). Returns
+/// the report's lines; the proxy logs and audits the reload.
+pub async fn reload(running: &Running, settings: &Settings) -> Vec<String> {
+    let rules = match &settings.rules_dir {
+        None => None,
+        Some(dir) => {
+            let dir = dir.clone();
+            // Files read and test cases run: off the runtime's workers.
+            let loaded = tokio::task::spawn_blocking(move || rules_dir::load(&dir))
+                .await
+                .map_err(|error| format!("the rules were not read: {error}"))
+                .and_then(|loaded| loaded.map_err(|error| error.to_string()));
+            if let Ok(catalog) = &loaded {
+                for warning in catalog.warnings() {
+                    tracing::warn!(%warning, "The reloaded rules allow this.");
+                }
+            }
+            Some(loaded)
+        }
+    };
+    running.reload(rules).await
 }
 
 /// Connects to a store and applies its migrations.

@@ -325,6 +325,9 @@ async fn show(id: &str, store: Option<String>, json: bool) -> anyhow::Result<()>
         exchange.route.as_deref().unwrap_or("-"),
         exchange.idp.as_deref().unwrap_or("-")
     );
+    if let Some(version) = &exchange.rules_version {
+        println!("rules      version {}", escape(version));
+    }
     println!(
         "request    {} {}{}",
         exchange.method,

@@ -70,8 +70,10 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         admin_listen: String,
     },
-    /// List the IdP profiles and their rules.
-    Idps,
+    /// List the IdP profiles and their rules: the bundled ones, and the operator's (from
+    /// --rules-dir, $SCIMTRAIL_RULES_DIR or the configuration's [rules] dir), each with where
+    /// it came from and its rules_version.
+    Idps(rules::IdpsArgs),
     /// Rule files.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
@@ -93,7 +95,7 @@ enum Command {
 struct ServeArgs {
     /// The configuration file (TOML; default: $SCIMTRAIL_CONFIG). The environment overrides
     /// it (SCIMTRAIL_LISTEN, SCIMTRAIL_ADMIN_LISTEN, SCIMTRAIL_STORE_URL, SCIMTRAIL_INSTANCE,
-    /// SCIMTRAIL_LOG_FORMAT, SCIMTRAIL_LOG_LEVEL), and flags override both.
+    /// SCIMTRAIL_LOG_FORMAT, SCIMTRAIL_LOG_LEVEL, SCIMTRAIL_RULES_DIR), and flags override both.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Proxy listen address (default 127.0.0.1:8080).
@@ -198,7 +200,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             scimtrail_demo::run(options, shutdown_signal()).await?;
             Ok(())
         }
-        Command::Idps => rules::idps(),
+        Command::Idps(args) => rules::idps(args),
         Command::Rules(command) => rules::run(command),
         Command::Refapp { listen } => {
             init_logging("human", "info");
@@ -246,9 +248,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("scimtrail: admin on http://{}", running.admin_addr);
     for route in &settings.proxy.routes {
         println!(
-            "scimtrail: route {} ({}) {} -> {}",
+            "scimtrail: route {} ({}, rules_version {}) {} -> {}",
             route.name,
             route.idp,
+            settings
+                .proxy
+                .profiles
+                .get(&route.idp)
+                .map_or("-", |profile| profile.version()),
             if route.path_prefix.is_empty() {
                 "/"
             } else {
@@ -260,7 +267,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for warning in &settings.warnings {
         tracing::warn!(%warning, "The configuration allows this.");
     }
-    // SIGHUP re-reads the secrets given as files: a token rotated without a restart.
+    // SIGHUP re-reads the secrets given as files (a token rotated without a restart) and the
+    // operator's rule files (all or nothing: a file that fails keeps the rules in force).
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut hangups = hangup_signals();
@@ -268,8 +276,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::select! {
             () = &mut shutdown => break,
             Some(()) = hangups.recv() => {
-                for line in running.reload_secrets().await {
-                    tracing::info!(%line, "SIGHUP: secrets read again.");
+                for line in scimtrail_app::reload(&running, &settings).await {
+                    match line.starts_with("rules: ") {
+                        true => tracing::info!(%line, "SIGHUP: rules read again."),
+                        false => tracing::info!(%line, "SIGHUP: secrets read again."),
+                    }
                 }
             }
         }

@@ -135,12 +135,7 @@ async fn sighup_reads_a_rotated_token_file_without_a_restart() {
     assert_eq!(status("Bearer new-token").await, StatusCode::OK);
     assert!(child.try_wait().unwrap().is_none(), "SIGHUP did not stop the proxy");
 
-    scimtrail_integration::process::signal(&child, "TERM");
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    assert!(output.status.success());
-    let log = String::from_utf8_lossy(&output.stderr);
+    let log = scimtrail_integration::process::stop(child).await;
     assert!(log.contains("SIGHUP: secrets read again"), "{log}");
     assert!(
         !log.contains("old-token") && !log.contains("new-token"),

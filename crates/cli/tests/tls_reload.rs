@@ -90,12 +90,7 @@ async fn sighup_reloads_the_listener_certificate_without_dropping_open_connectio
     let after_broken = TlsConnection::open(addr, &ca).await;
     assert_eq!(after_broken.server_certificate, renewed);
 
-    scimtrail_integration::process::signal(&child, "TERM");
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    assert!(output.status.success());
-    let log = String::from_utf8_lossy(&output.stderr);
+    let log = scimtrail_integration::process::stop(child).await;
     assert!(log.contains("Listener certificate reloaded: changed"), "{log}");
     assert!(
         log.contains("do not work together"),

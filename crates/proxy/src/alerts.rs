@@ -253,6 +253,7 @@ mod tests {
             replay_of: None,
             parent_id: None,
             client: None,
+            rules_version: None,
         };
         let completion = Completion {
             id: "x".into(),

@@ -2,7 +2,7 @@
 
 use crate::recorder::RecordMode;
 pub use crate::secret::{Secret, SecretError, SecretSource};
-use scimtrail_rules::{Mode, Profile, Target};
+use scimtrail_rules::{Catalog, Mode, Target};
 use scimtrail_scim::redact::Redaction;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -60,10 +60,10 @@ pub struct Route {
     pub name: String,
     /// `/entra`: `/entra/Users` goes to `<upstream>/Users`. Empty matches every path.
     pub path_prefix: String,
-    /// The IdP profile's name.
+    /// The IdP profile's name: one of [`ProxyConfig::profiles`]. Its rules are looked up
+    /// once per exchange (`profiles.rs`), so that a reload of the operator's rule files
+    /// reaches new exchanges and none in flight.
     pub idp: String,
-    /// The IdP profile's rules.
-    pub profile: Arc<Profile>,
     /// Whether the rules change the exchange or only record what they would change.
     pub mode: Mode,
     /// What the application accepts.
@@ -160,6 +160,9 @@ pub struct ProxyConfig {
     pub redact_headers: Vec<String>,
     /// The routes; the longest matching prefix wins.
     pub routes: Vec<Route>,
+    /// The IdP profiles at start: the bundled ones and the operator's (`[rules] dir`); it
+    /// holds every route's `idp`. SIGHUP may swap it for another (`Running::reload`).
+    pub profiles: Arc<Catalog>,
     /// This instance's name in the store.
     pub instance: String,
     /// Extra CA certificates (PEM) trusted for https upstreams, besides the system's.

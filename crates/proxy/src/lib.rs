@@ -49,6 +49,7 @@ pub mod instances;
 pub mod metrics;
 mod names;
 mod path_safety;
+mod profiles;
 mod pruning;
 mod read_layer;
 pub mod reconcile;
@@ -70,7 +71,7 @@ pub use config::{IpNet, ProxyConfig, Route, Secret, SecretError, SecretSource, T
 pub use exchange::{ERROR_HEADER, EXCHANGE_ID_HEADER};
 pub use reconcile::{ReconcileError, ReconcileReport};
 pub use recorder::{RecordMode, Recorder};
-pub use replay::{ReplayError, ReplayItem, ReplayReport, Selection};
+pub use replay::{ReplayError, ReplayItem, ReplayReport, RulesChanged, Selection};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -108,6 +109,8 @@ pub struct Proxy {
     alerts: alerts::Alerts,
     /// Refusals being counted into one record (`refusals.rs`).
     repeats: Arc<refusals::Repeats>,
+    /// The IdP profiles in force, which a reload swaps (`profiles.rs`).
+    profiles: Arc<profiles::ProfileBook>,
 }
 
 impl server::Handler for Proxy {
@@ -197,6 +200,8 @@ pub struct Running {
     background: Background,
     membership: instances::Membership,
     reloader: Reloader,
+    /// The IdP profiles in force, shared with the proxy.
+    profiles: Arc<profiles::ProfileBook>,
     /// Where reloads are audited, as this instance.
     store: Store,
     instance: String,
@@ -209,11 +214,64 @@ impl Running {
     /// be read keeps its value; each line of the report says which changed or failed.
     /// Audited (action `reload`).
     pub async fn reload_secrets(&self) -> Vec<String> {
-        let report = self.reloader.reload();
+        self.reload(None).await
+    }
+
+    /// What SIGHUP does: the secrets read again (see [`Running::reload_secrets`]) and, when
+    /// the operator's rule files were read again (`rules`: the catalog they make, or why it
+    /// was refused), that catalog put in force whole — unless it was refused, or lacks a
+    /// profile a route uses: then the profiles in force stay, and the error is logged and
+    /// reported. Exchanges in flight keep the profile they began with; new ones take the new
+    /// one. Audited as one `reload`, with each operator profile's version before and after.
+    pub async fn reload(&self, rules: Option<Result<scimtrail_rules::Catalog, String>>) -> Vec<String> {
+        let mut report = self.reloader.reload();
+        let mut detail = serde_json::json!({"secrets": report});
+        if let Some(rules) = rules {
+            let swapped = rules.and_then(|catalog| self.profiles.swap(catalog).map_err(|refused| refused.to_string()));
+            match swapped {
+                Ok(changes) => {
+                    for change in &changes {
+                        let line = change.line();
+                        match change.changed() {
+                            true => {
+                                tracing::info!(%line, "Rules reloaded: this profile changed; new exchanges use it.")
+                            }
+                            false => tracing::debug!(%line, "Rules reloaded: this profile is unchanged."),
+                        }
+                        report.push(format!("rules: {line}"));
+                    }
+                    if changes.is_empty() {
+                        report.push("rules: reloaded; no operator profiles".to_owned());
+                    }
+                    detail["rules"] = serde_json::json!({
+                        "result": "reloaded",
+                        "profiles": changes.iter().map(profiles::Changed::to_json).collect::<Vec<_>>(),
+                    });
+                }
+                Err(error) => {
+                    tracing::error!(%error, "Rules not reloaded; the profiles in force stay.");
+                    report.push(format!("rules: kept the profiles in force: {error}"));
+                    detail["rules"] = serde_json::json!({"result": "kept", "error": error});
+                }
+            }
+        }
         let caller = audit::Caller::instance(&self.instance, "SIGHUP");
-        let detail = serde_json::json!({"secrets": report});
         audit::record(&self.store, &caller, &self.instance, "reload", detail).await;
         report
+    }
+
+    /// The version of the rules each route's new exchanges use now: `(route, profile,
+    /// rules_version)`.
+    pub fn rules_versions(&self) -> Vec<(String, String, String)> {
+        let catalog = self.profiles.catalog();
+        self.profiles
+            .routes()
+            .iter()
+            .filter_map(|(route, idp)| {
+                let profile = catalog.get(idp)?;
+                Some((route.clone(), idp.clone(), profile.version().to_owned()))
+            })
+            .collect()
     }
 
     /// What `serve` does on SIGTERM, for a rollout behind a load balancer: `/readyz` says
@@ -299,6 +357,7 @@ impl Proxy {
         let (alerts, delivery) = alerts::Alerts::spawn(client.clone(), Arc::clone(&metrics));
         let proxy_store = store.clone();
         let unrouted_redaction = Redaction::union(config.routes.iter().map(|r| &r.redaction));
+        let profiles = Arc::new(profiles::ProfileBook::new(Arc::clone(&config.profiles), &config.routes));
         let proxy = Proxy {
             config,
             upstream,
@@ -313,6 +372,7 @@ impl Proxy {
             names_written: names::NamesWritten::default(),
             alerts,
             repeats: Arc::default(),
+            profiles,
         };
         Ok((
             proxy,
@@ -537,6 +597,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
             .consider_interrupted(proxy.route_named(exchange.route.as_deref()), exchange);
     }
     let proxy = Arc::new(proxy);
+    let profiles = Arc::clone(&proxy.profiles);
     let metrics = Arc::clone(&proxy.metrics);
     let admin = Arc::new(admin::AdminService::new(Arc::new(admin::Admin {
         store,
@@ -606,6 +667,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         background,
         membership,
         reloader,
+        profiles,
         store: audit_store,
         instance: audit_instance,
     })

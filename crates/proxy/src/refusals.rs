@@ -163,6 +163,7 @@ mod tests {
             replay_of: None,
             parent_id: None,
             client: Some("127.0.0.1".into()),
+            rules_version: None,
         };
         bound(&mut new);
         assert_eq!(

@@ -27,6 +27,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use http_body_util::Full;
 use plan::{resource_of, Step};
+use scimtrail_rules::Profile;
 use scimtrail_scim::json as scim_json;
 use scimtrail_scim::message::resolve_bulk_ids;
 use scimtrail_scim::patch::PatchRequest;
@@ -96,11 +97,27 @@ pub struct ReplayItem {
     pub status: Option<u16>,
     /// Its outcome.
     pub outcome: Option<String>,
-    /// What else the operator should know (passwords left out, operations dropped, …).
+    /// What else the operator should know (passwords left out, operations dropped, the
+    /// rules changed, …).
     pub notes: Vec<String>,
+    /// When the rules the replay runs (the route's profile now) are not those the original
+    /// ran: their `rules_version`s, then and now. The replay goes on: running the failure
+    /// through rules fixed since is what replay is for.
+    pub rules_changed: Option<RulesChanged>,
     /// Dry run: what would be sent, its diff from what was sent before, and the attribute
     /// diff against the resource as the application has it now.
     pub preview: Option<Value>,
+}
+
+/// The rules of a replay against those of its original (see [`ReplayItem::rules_changed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesChanged {
+    /// The route's profile.
+    pub profile: String,
+    /// The original's `rules_version`.
+    pub from: String,
+    /// The profile's version now.
+    pub to: String,
 }
 
 impl ReplayItem {
@@ -115,6 +132,7 @@ impl ReplayItem {
             status: None,
             outcome: None,
             notes: Vec::new(),
+            rules_changed: None,
             preview: None,
         }
     }
@@ -145,6 +163,7 @@ impl ReplayItem {
             "status": self.status,
             "outcome": self.outcome,
             "notes": self.notes,
+            "rules_changed": self.rules_changed.as_ref().map(|c| json!({"profile": c.profile, "from": c.from, "to": c.to})),
             "preview": self.preview,
         })
     }
@@ -420,6 +439,17 @@ impl Proxy {
                 format!("route {route} is not in the configuration any more"),
             );
         };
+        // The rules of the whole replay, taken once: the dry run previews with them, and the
+        // replay's exchange runs them (a reload meanwhile reaches the next one).
+        let Some(profile) = self.profiles.of(route) else {
+            return item.fail(
+                "no_profile",
+                format!(
+                    "route {} names profile {}, which is not among the profiles in force",
+                    route.name, route.idp
+                ),
+            );
+        };
         // As admission read the path: empty segments collapsed (a path it refused was never
         // forwarded, so is not replayed).
         let path = match path_safety::check(&original.path) {
@@ -508,11 +538,40 @@ impl Proxy {
             }
         }
 
+        match original.rules_version.as_deref() {
+            Some(from) if from != profile.version() => {
+                item.notes.push(format!(
+                    "the rules differ from the original's: profile {} was rules_version {from}, is {} now; the replay runs the current rules",
+                    profile.name,
+                    profile.version()
+                ));
+                item.rules_changed = Some(RulesChanged {
+                    profile: profile.name.clone(),
+                    from: from.to_owned(),
+                    to: profile.version().to_owned(),
+                });
+            }
+            Some(_) => {}
+            None => item.notes.push(format!(
+                "the original recorded no rules_version (recorded before versions were kept): its rules cannot be compared with profile {}'s now ({})",
+                profile.name,
+                profile.version()
+            )),
+        }
         if dry_run {
             item.action = "would_replay";
             item.preview = Some(
-                self.preview(route, original, &rest, &headers, body, current.as_ref(), resource_type)
-                    .await,
+                self.preview(
+                    route,
+                    &profile,
+                    original,
+                    &rest,
+                    &headers,
+                    body,
+                    current.as_ref(),
+                    resource_type,
+                )
+                .await,
             );
             return item;
         }
@@ -531,6 +590,7 @@ impl Proxy {
                 Link {
                     replay_of: Some(original.id.clone()),
                     parent_id: None,
+                    profile: Some(profile),
                 },
                 crate::server::CallerGone::never(),
             )
@@ -764,6 +824,7 @@ impl Proxy {
     async fn preview(
         &self,
         route: &Route,
+        profile: &Profile,
         original: &Exchange,
         rest: &str,
         headers: &HeaderMap,
@@ -774,7 +835,7 @@ impl Proxy {
         let query = original.query.as_deref();
         let received = rules_request(&original.method, rest, query, headers, body);
         let resource = original.resource_type.as_deref().zip(original.resource_id.as_deref());
-        let (_, normalized) = self.apply_rules(route, &received, headers, resource).await;
+        let (_, normalized) = self.apply_rules(route, profile, &received, headers, resource).await;
         let normalized = match normalized {
             Ok(normalized) => normalized,
             Err(refusal) => {
@@ -807,6 +868,7 @@ impl Proxy {
         let mut preview = json!({
             "send": std::iter::once(&to_send).chain(&to_send.then).map(describe).collect::<Vec<_>>(),
             "rules": normalized.changes.iter().map(|c| c.rule.clone()).collect::<Vec<_>>(),
+            "rules_version": profile.version(),
             "diff_from_sent": from_sent,
         });
         let current = current.map(|resource| {

@@ -558,16 +558,16 @@ pub(crate) fn base64(input: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Secret;
 
-    fn route(upstream: &str, auth: Option<UpstreamAuth>) -> Route {
+    /// A route of the generic profile to `upstream`, for tests.
+    pub(crate) fn route(upstream: &str, auth: Option<UpstreamAuth>) -> Route {
         Route {
             name: "app".into(),
             path_prefix: String::new(),
             idp: "generic".into(),
-            profile: Arc::new(scimtrail_rules::builtin_profile("generic").unwrap().unwrap()),
             mode: scimtrail_rules::Mode::Enforce,
             target: scimtrail_rules::Target::default(),
             shape_learning: 100,

@@ -1,11 +1,11 @@
 //! Every normalisation there is: a closed set. A rule file picks actions from it by name;
 //! adding a behaviour means adding a variant here, with its tests.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One action. Request actions (N…) edit what is forwarded; response actions (R…) edit what
 /// the IdP receives. The rule ids in the comments are those of IDP-QUIRKS.md.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
     /// N1: `Add`/`Replace`/`Remove` → `add`/`replace`/`remove`.

@@ -6,6 +6,9 @@
 //! - [`Profile`]: an IdP profile, read from a rule file (`config/idps/<name>.toml`, built in
 //!   with [`builtin_profiles`]): the rules that IdP needs, each an [`Action`] from a closed
 //!   set, and test cases that `scimtrail rules test` and `cargo test` run.
+//! - [`Catalog`]: every profile a route may name — the bundled ones and the operator's own
+//!   rule files, which may extend another profile and add, replace or disable its rules by
+//!   id — each with its [`Profile::version`] (`rules_version`, a hash of its rules).
 //! - [`Target`]: what the application supports (PATCH or only PUT, filter operators, the most
 //!   operations per PATCH, member `type`, content type …). Target-dependent actions read it.
 //! - [`normalize_request`] and [`normalize_response`]: pure and total. They return the
@@ -21,6 +24,7 @@
 //!   replacement keep its meaning (each has a test showing what remains).
 
 mod action;
+mod catalog;
 mod profile;
 mod query;
 mod request;
@@ -29,7 +33,10 @@ mod target;
 mod testcase;
 
 pub use action::Action;
-pub use profile::{builtin_profile, builtin_profiles, Mode, Profile, ProfileError, Rule};
+pub use catalog::{rules_version, Catalog, LoadError, Resolution, RuleSource};
+pub use profile::{
+    builtin_profile, builtin_profiles, Disabled, Mode, Origin, Profile, ProfileError, Rule, SAFE_REPAIRS,
+};
 pub use request::{needs_state, normalize_request};
 pub use response::{merge_pages, normalize_response};
 pub use target::{Target, DEFAULT_BULK_PAYLOAD_BYTES};

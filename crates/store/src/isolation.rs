@@ -217,6 +217,7 @@ mod tests {
             replay_of: None,
             parent_id: None,
             client: None,
+            rules_version: None,
         }))
     }
 

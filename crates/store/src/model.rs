@@ -49,6 +49,10 @@ pub struct NewExchange {
     /// Who sent it: the peer's address, or behind a trusted proxy the client it names.
     #[serde(default)]
     pub client: Option<String>,
+    /// The content hash of the route's IdP profile as it was when the exchange began
+    /// (`scimtrail_rules::Profile::version`); `None` before a route was known.
+    #[serde(default)]
+    pub rules_version: Option<String>,
 }
 
 /// An exchange as it completes: what was forwarded, the response, the outcome.
@@ -300,6 +304,8 @@ pub struct Exchange {
     pub client: Option<String>,
     /// How many identical refusals this record stands for (1 for every other exchange).
     pub repeat_count: i64,
+    /// Which rules applied (see [`NewExchange::rules_version`]).
+    pub rules_version: Option<String>,
 }
 
 impl Exchange {
@@ -344,6 +350,7 @@ impl Exchange {
             "children": self.children,
             "client": self.client,
             "repeat_count": self.repeat_count,
+            "rules_version": self.rules_version,
         })
     }
 }
@@ -443,6 +450,7 @@ where
         children: Vec::new(),
         client: row.try_get("client")?,
         repeat_count: row.try_get("repeat_count")?,
+        rules_version: row.try_get("rules_version")?,
         id,
     })
 }

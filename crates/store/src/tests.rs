@@ -59,6 +59,7 @@ pub(crate) fn new_exchange(id: &str, ms: i64, user: &str) -> NewExchange {
         replay_of: None,
         parent_id: None,
         client: None,
+        rules_version: Some("f328aa0b69f54eb2".into()),
     }
 }
 
@@ -118,7 +119,30 @@ async fn begin_finish_get_round_trip() {
         assert_eq!(json["request"]["headers"]["authorization"], "Bearer sha256:1a2b3c4d");
         assert_eq!(json["request"]["body"]["userName"], "bjensen");
         assert_eq!(json["response"]["body"]["id"], "u1");
+        assert_eq!(json["rules_version"], "f328aa0b69f54eb2");
         assert!(matches!(store.get("nope").await, Err(StoreError::NotFound(_))));
+
+        // A whole record, inserted once, keeps it too; one recorded before a route was known
+        // has none.
+        let whole = id_at(1_700_000_000_000, 2);
+        let mut unrouted = new_exchange(&whole, 1_700_000_000_000, "ajensen");
+        unrouted.rules_version = None;
+        let other = id_at(1_700_000_000_000, 3);
+        store
+            .write_batch(vec![
+                Write::Whole(Box::new(unrouted), Box::new(completion(&whole, 404, "rejected"))),
+                Write::Whole(
+                    Box::new(new_exchange(&other, 1_700_000_000_000, "cjensen")),
+                    Box::new(completion(&other, 201, "ok")),
+                ),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(store.get(&whole).await.unwrap().rules_version, None);
+        assert_eq!(
+            store.get(&other).await.unwrap().to_json()["rules_version"],
+            "f328aa0b69f54eb2"
+        );
     }
 }
 

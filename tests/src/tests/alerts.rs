@@ -154,6 +154,7 @@ async fn a_deactivation_cut_short_by_a_crash_is_alerted_at_the_next_start() {
         replay_of: None,
         parent_id: None,
         client: None,
+        rules_version: None,
     };
     store
         .write_batch(vec![scimtrail_store::Write::Begin(Box::new(begun.clone()))])

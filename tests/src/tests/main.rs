@@ -12,6 +12,7 @@ mod privacy;
 mod proxy;
 mod refapp;
 mod replay;
+mod rules;
 mod scim2_server;
 mod store_faults;
 mod ui;

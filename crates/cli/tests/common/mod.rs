@@ -68,6 +68,7 @@ pub(crate) fn exchange(age_days: i64, n: u16, outcome: &str) -> Write {
         replay_of: None,
         parent_id: None,
         client: Some("127.0.0.1".into()),
+        rules_version: None,
     };
     let done = Completion {
         id,

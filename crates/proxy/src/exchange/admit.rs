@@ -1,7 +1,8 @@
 //! Admission: what a request must show before it costs the proxy, or the application,
 //! anything. In this order, each refusal a SCIM error recorded `rejected`:
 //! 1. a path without tricks (`path_safety`); its empty segments are collapsed and recorded;
-//! 2. a route;
+//! 2. a route, and its IdP profile as it is now (or the one the exchange it is made for
+//!    took), which the exchange keeps to its end and records the version of;
 //! 3. the route's IdP token (not for a replay or a fanned-out bulk operation: those were
 //!    authorised with the request they come from);
 //! 4. a SCIM method: GET, POST, PUT, PATCH or DELETE;
@@ -28,17 +29,21 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, Limited};
+use scimtrail_rules::Profile;
 use scimtrail_scim::redact::Redaction;
 use scimtrail_scim::strict_json::{self, StrictJsonError};
 use scimtrail_scim::{ScimError, ScimType};
 use scimtrail_store::NewExchange;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 
 /// A request admitted, with what admission read from it.
 pub(crate) struct Admitted<'p> {
     pub(crate) route: &'p Route,
+    /// The route's profile, taken once: the rules of the whole exchange.
+    pub(crate) profile: Arc<Profile>,
     pub(crate) parts: http::request::Parts,
     /// The path relative to the route, empty segments collapsed.
     pub(crate) rest: String,
@@ -67,7 +72,7 @@ const SCIM_METHODS: [Method; 5] = [Method::GET, Method::POST, Method::PUT, Metho
 
 impl Proxy {
     /// Admits a request (see the module's documentation), filling in what `new` records of
-    /// it, or says why not.
+    /// it, or says why not. `pinned`: the profile the exchange this one is made for took.
     pub(crate) async fn admit<B>(
         &self,
         new: &mut NewExchange,
@@ -75,6 +80,7 @@ impl Proxy {
         body: B,
         peer: SocketAddr,
         mut caller: CallerGone,
+        pinned: Option<Arc<Profile>>,
     ) -> Result<Admitted<'_>, ExchangeError>
     where
         B: hyper::body::Body<Data = Bytes>,
@@ -115,6 +121,12 @@ impl Proxy {
         self.label(new, Some(route));
         // The path could have been collapsed into another route's: recorded as that one redacts.
         new.query = redact::query(parts.uri.query(), &route.redaction);
+        // Taken once: a reload of the rules reaches the exchanges that begin after it.
+        let profile = pinned
+            .filter(|profile| profile.name == route.idp)
+            .or_else(|| self.profiles.of(route))
+            .ok_or_else(|| ExchangeError::no_profile(route))?;
+        new.rules_version = Some(profile.version().to_owned());
 
         if let (Some(token), true) = (&route.idp_token, from_listener) {
             if !bearer_matches(&parts.headers, token) {
@@ -192,6 +204,7 @@ impl Proxy {
         let rest = relative_path(&path, &route.path_prefix);
         Ok(Admitted {
             route,
+            profile,
             parts,
             rest,
             body,

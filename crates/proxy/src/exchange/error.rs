@@ -67,6 +67,19 @@ impl ExchangeError {
         ExchangeError::new(Side::Proxy, "failed", error, kind)
     }
 
+    /// The route's IdP profile is not among those in force. Never, by construction: the
+    /// configuration and every reload check that each route's profile is there. Refused
+    /// rather than served with other rules.
+    pub(crate) fn no_profile(route: &Route) -> ExchangeError {
+        let detail = "the proxy cannot apply this route's rules";
+        ExchangeError::new(Side::Proxy, "rejected", ScimError::new(503, None, detail), "no_profile").with_internal(
+            format!(
+                "route {} names profile {}, which is not among the profiles in force",
+                route.name, route.idp
+            ),
+        )
+    }
+
     /// The application gave no whole answer.
     pub(crate) fn application(error: &UpstreamError, route: &Route) -> ExchangeError {
         let (status, detail, kind, outcome) = match error {

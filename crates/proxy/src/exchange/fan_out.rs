@@ -14,11 +14,13 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
+use scimtrail_rules::Profile;
 use scimtrail_scim::message::{bulk_response, BulkOperationResult, BulkRequest};
 use scimtrail_scim::{ScimError, ScimType};
 use scimtrail_store::Completion;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// What a fan-out did: the BulkResponse for the IdP, and the exchange of each operation
 /// (`None` for one refused before it was sent).
@@ -39,7 +41,11 @@ impl Proxy {
         origin: Origin,
     ) -> Exchanged {
         let bulk = normalised.received_bulk.as_ref();
-        let done = match self.fan_out(route, &recording.new.id, bulk, idp_headers, origin).await {
+        let pinned = Some(Arc::clone(&normalised.profile));
+        let done = match self
+            .fan_out(route, &recording.new.id, bulk, idp_headers, origin, pinned)
+            .await
+        {
             Ok(done) => done,
             Err(error) => {
                 let error = ExchangeError::idp(error, "bad_bulk_request");
@@ -96,8 +102,8 @@ impl Proxy {
         self.finish(recording, completion, response).await
     }
 
-    /// Carries out `bulk` (a BulkRequest as received) on `route`, one operation at a time.
-    /// `Err` when it is not a valid BulkRequest.
+    /// Carries out `bulk` (a BulkRequest as received) on `route`, one operation at a time,
+    /// each under `profile` (the bulk request's). `Err` when it is not a valid BulkRequest.
     pub(crate) async fn fan_out(
         &self,
         route: &Route,
@@ -105,6 +111,7 @@ impl Proxy {
         bulk: Option<&Value>,
         idp_headers: &HeaderMap,
         origin: Origin,
+        profile: Option<Arc<Profile>>,
     ) -> Result<FannedOut, ScimError> {
         let request = match bulk {
             Some(body) => BulkRequest::from_json(body)?,
@@ -182,6 +189,7 @@ impl Proxy {
             let link = Link {
                 replay_of: None,
                 parent_id: Some(parent.to_owned()),
+                profile: profile.clone(),
             };
             // Boxed: an exchange can fan out, which runs exchanges.
             let answered = Box::pin(self.run_exchange(single, origin, link, CallerGone::never())).await;

@@ -228,7 +228,7 @@ impl Proxy {
         forwarded: &mut Forwarded,
     ) {
         let to_forward = &normalised.to_forward;
-        let created_rule = route
+        let created_rule = normalised
             .profile
             .rules
             .iter()

@@ -29,7 +29,9 @@ use bytes::Bytes;
 use http::header::HeaderValue;
 use http::{Request, Response};
 use http_body_util::Full;
+use scimtrail_rules::Profile;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -46,11 +48,14 @@ pub(crate) struct Origin {
 }
 
 /// How an exchange relates to others: the exchange a replay sends again, the exchange one
-/// made on behalf of (a bulk request fanned out).
+/// made on behalf of (a bulk request fanned out); and the IdP profile it must use, when the
+/// one it is made for already took it (a fanned-out operation runs the rules its bulk
+/// request began with; a replay runs those it compared with the original's).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Link {
     pub(crate) replay_of: Option<String>,
     pub(crate) parent_id: Option<String>,
+    pub(crate) profile: Option<Arc<Profile>>,
 }
 
 /// An exchange over: the response for the caller, the exchange that records it (an earlier
@@ -107,7 +112,7 @@ impl Proxy {
         started: Instant,
         request: Request<B>,
         origin: Origin,
-        link: Link,
+        mut link: Link,
         caller: CallerGone,
     ) -> Exchanged
     where
@@ -115,18 +120,24 @@ impl Proxy {
         B::Error: Into<BoxError>,
     {
         let (parts, body) = request.into_parts();
+        let pinned = link.profile.take();
         let mut recording = self.recording(id, started, &parts, origin, link);
 
-        // Admit: a route, the IdP's token, the body within its limits, an exchange slot.
+        // Admit: a route and its profile, the IdP's token, the body within its limits, an
+        // exchange slot.
         let Admitted {
             route,
+            profile,
             parts,
             rest,
             body,
             json,
             changes,
             mut slots,
-        } = match self.admit(&mut recording.new, parts, body, origin.peer, caller).await {
+        } = match self
+            .admit(&mut recording.new, parts, body, origin.peer, caller, pinned)
+            .await
+        {
             Ok(admitted) => admitted,
             Err(error) => return self.finish_refused(recording, error).await,
         };
@@ -134,6 +145,7 @@ impl Proxy {
         // Normalise: classified, then the rules of the route's IdP profile applied.
         let admitted = normalise::Received {
             route,
+            profile,
             parts: &parts,
             rest: &rest,
             body,

@@ -12,15 +12,18 @@ use crate::{findings, redact, state, Proxy};
 use bytes::Bytes;
 use http::header::{HeaderName, CONTENT_TYPE};
 use http::HeaderMap;
-use scimtrail_rules::{self as rules, needs_state, normalize_request, Mode};
+use scimtrail_rules::{self as rules, needs_state, normalize_request, Mode, Profile};
 use scimtrail_scim::redact::Redaction;
 use scimtrail_scim::{json as scim_json, ScimError, ScimType};
 use scimtrail_store::NewExchange;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// A request as admission read it.
 pub(super) struct Received<'a> {
     pub(super) route: &'a Route,
+    /// The route's profile as admission took it.
+    pub(super) profile: Arc<Profile>,
     pub(super) parts: &'a http::request::Parts,
     /// The path relative to the route.
     pub(super) rest: &'a str,
@@ -32,6 +35,9 @@ pub(super) struct Received<'a> {
 
 /// A request as the application is to receive it.
 pub(super) struct Normalised {
+    /// The IdP profile of the whole exchange (taken at admission): the response rules, R6's
+    /// read-back and a fan-out's operations use it too.
+    pub(super) profile: Arc<Profile>,
     pub(super) classification: Classification,
     /// The shape of the request as the IdP sent it (`findings::shape`): what changes when the
     /// IdP does.
@@ -71,6 +77,7 @@ impl Proxy {
     ) -> Result<Normalised, ExchangeError> {
         let Received {
             route,
+            profile,
             parts,
             rest,
             body,
@@ -92,7 +99,9 @@ impl Proxy {
         let enforce = route.mode == Mode::Enforce;
         let mut received = rules_request(&new.method, rest, query, &parts.headers, original_json);
         let resource = new.resource_type.as_deref().zip(new.resource_id.as_deref());
-        let (stateful, normalized) = self.apply_rules(route, &received, &parts.headers, resource).await;
+        let (stateful, normalized) = self
+            .apply_rules(route, &profile, &received, &parts.headers, resource)
+            .await;
         // What the rules made, when it is what is forwarded (enforce mode).
         let made = match normalized {
             Ok(normalized) => {
@@ -136,6 +145,7 @@ impl Proxy {
             .then(|| redact::body_of(&forward_bytes, to_forward.body.as_ref(), &route.redaction).0)
             .flatten();
         Ok(Normalised {
+            profile,
             classification,
             shape,
             received_bulk,
@@ -148,16 +158,18 @@ impl Proxy {
         })
     }
 
-    /// The route's rules applied to `received`, after reading the resource (`resource`: its
-    /// type and id) from the application when a stateful rule needs it; and whether it was read.
+    /// The rules of `profile` (the route's) applied to `received`, after reading the resource
+    /// (`resource`: its type and id) from the application when a stateful rule needs it; and
+    /// whether it was read.
     pub(crate) async fn apply_rules(
         &self,
         route: &Route,
+        profile: &Profile,
         received: &rules::Request,
         idp_headers: &HeaderMap,
         resource: Option<(&str, &str)>,
     ) -> (bool, Result<rules::Normalized<rules::Request>, rules::Refusal>) {
-        let state = if needs_state(received, &route.profile, &route.target) {
+        let state = if needs_state(received, profile, &route.target) {
             let state = state::fetch(&self.upstream, route, idp_headers, &received.path).await;
             if let (Some(state), Some((resource_type, id))) = (&state, resource) {
                 self.recorder
@@ -167,7 +179,7 @@ impl Proxy {
         } else {
             None
         };
-        let normalized = normalize_request(received, &route.profile, &route.target, state.as_ref());
+        let normalized = normalize_request(received, profile, &route.target, state.as_ref());
         (state.is_some(), normalized)
     }
 }

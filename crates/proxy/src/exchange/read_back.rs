@@ -75,6 +75,7 @@ impl Proxy {
             replay_of: None,
             parent_id: Some(parent.id.clone()),
             client: None,
+            rules_version: None,
         };
         let completion = Completion {
             id: child.id.clone(),

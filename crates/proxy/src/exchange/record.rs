@@ -52,6 +52,7 @@ impl Proxy {
             replay_of: link.replay_of,
             parent_id: link.parent_id,
             client: Some(self.client_of(&parts.headers, origin.peer).to_string()),
+            rules_version: None,
         };
         Recording {
             new,

@@ -40,6 +40,7 @@ impl Proxy {
     ) -> (Completion, Response<Full<Bytes>>) {
         let new = &recording.new;
         let Normalised {
+            profile,
             classification,
             shape,
             to_forward,
@@ -101,7 +102,7 @@ impl Proxy {
             .flatten();
 
         // The response, normalised for the IdP.
-        let normalized = normalize_response(&to_forward, &answered, &route.profile, &route.target);
+        let normalized = normalize_response(&to_forward, &answered, &profile, &route.target);
         changes.extend(recorded_changes(&normalized.changes, enforce, &route.redaction, None));
         let returned = returned(&upstream_parts, upstream_bytes, answered, normalized, enforce);
         let outcome = outcome(

@@ -42,6 +42,7 @@ pub(super) async fn page(
                 dt { "Received" } dd { (page::time(exchange.received_at_ms)) }
                 dt { "Took" } dd { @if let Some(ms) = exchange.duration_ms { (ms) " ms" } @else { "—" } }
                 dt { "Route · IdP" } dd { (exchange.route.as_deref().unwrap_or("— (no route)")) " · " (exchange.idp.as_deref().unwrap_or("—")) }
+                @if let Some(version) = &exchange.rules_version { dt { "Rules version" } dd.mono { (page::visible(version)) } }
                 dt { "Operation" } dd { (exchange.operation) @if let Some(lifecycle) = &exchange.lifecycle { " · " strong { (lifecycle) } } }
                 dt { "Resource" } dd {
                     (exchange.resource_type.as_deref().unwrap_or("—"))
@@ -154,10 +155,12 @@ fn findings(findings: &Value) -> Markup {
 /// What the rules changed, each change with its rule and the rule's reason.
 fn changes(admin: &Admin, exchange: &Exchange) -> Markup {
     let changes = exchange.changes.as_array().cloned().unwrap_or_default();
+    // The route's profile now: its rules' reasons (the exchange's own rules_version says
+    // whether they are the rules it ran).
     let profile = admin
         .proxy
         .route_named(exchange.route.as_deref())
-        .map(|r| Arc::clone(&r.profile));
+        .and_then(|route| admin.proxy.profiles.of(route));
     let why = |rule: &str| {
         profile
             .as_ref()
@@ -165,9 +168,19 @@ fn changes(admin: &Admin, exchange: &Exchange) -> Markup {
             .map(|r| r.why.clone())
     };
     let text = |change: &Value, key: &str| change.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+    // Reasons from other rules than those the exchange ran are said to be so.
+    let now = profile
+        .as_ref()
+        .map(|p| p.version().to_owned())
+        .filter(|now| exchange.rules_version.as_ref().is_some_and(|ran| ran != now));
     html! {
         section aria-label="What the rules changed" {
             h2 { "What the rules changed" }
+            @if let (Some(now), Some(ran)) = (&now, &exchange.rules_version) {
+                @if !changes.is_empty() {
+                    p.muted { "The route's rules have changed since: the reasons below are those of rules_version " (page::visible(now)) "; this exchange ran " (page::visible(ran)) "." }
+                }
+            }
             @if changes.is_empty() { p.muted { "Nothing: forwarded as received." } } @else {
                 table.changes {
                     thead { tr { th scope="col" { "Rule" } th scope="col" { "Where" } th scope="col" { "Before" } th scope="col" { "After" } } }

@@ -25,6 +25,7 @@ fn begin(id: &str) -> Write {
         replay_of: None,
         parent_id: None,
         client: None,
+        rules_version: Some("7995c55a6bdf7e9c".into()),
     }))
 }
 
@@ -269,7 +270,18 @@ async fn a_journal_left_by_a_dead_process_is_applied_by_the_next_open() {
     let again = Store::connect(&url).await.unwrap();
     assert_eq!(outcome(&again, "u1").await, "ok");
     assert_eq!(outcome(&again, "u2").await, "in_flight");
-    assert_eq!(again.get("u1").await.unwrap().user_name.as_deref(), Some("bjensen"));
+    let u1 = again.get("u1").await.unwrap();
+    assert_eq!(u1.user_name.as_deref(), Some("bjensen"));
+    assert_eq!(
+        u1.rules_version.as_deref(),
+        Some("7995c55a6bdf7e9c"),
+        "begin and completion joined"
+    );
+    assert_eq!(
+        again.get("u2").await.unwrap().rules_version.as_deref(),
+        Some("7995c55a6bdf7e9c"),
+        "in flight"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -535,7 +547,7 @@ async fn appends_wait_while_unapplied_records_fill_their_bytes_and_go_on_once_ap
 }
 
 /// A journal says which format it is in: this binary reads its own and format 1's (no format
-/// file, no `client`), and refuses a newer one by name instead of reading it as damage.
+/// file, no `client`; nor `rules_version`, which format 2 may lack too), and refuses a newer one by name instead of reading it as damage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_in_a_newer_format_is_refused_by_name_and_an_older_one_is_read() {
     let (url, file) = fresh_file().await;
@@ -543,12 +555,14 @@ async fn a_journal_in_a_newer_format_is_refused_by_name_and_an_older_one_is_read
     // Format 1: no format file, records without `client`.
     let mut old_record = serde_json::to_value(begin("u1")).unwrap();
     old_record["Begin"].as_object_mut().unwrap().remove("client");
+    old_record["Begin"].as_object_mut().unwrap().remove("rules_version");
     fs::create_dir_all(&dir).unwrap();
     let mut segment = Vec::new();
     segment.extend_from_slice(&raw_frame(1, old_record.to_string().as_bytes()));
     fs::write(segment_path(&dir, 1), &segment).unwrap();
     let store = Store::connect(&url).await.unwrap();
     assert_eq!(outcome(&store, "u1").await, "in_flight");
+    assert_eq!(store.get("u1").await.unwrap().rules_version, None);
     drop(store);
 
     // A journal the store holds says its format.
