@@ -92,6 +92,7 @@ impl Proxy {
             error: None,
             resource_id: None,
             user_name: None,
+            paced_ms: None,
         };
         self.finish(recording, completion, response).await
     }

@@ -110,6 +110,7 @@ impl Proxy {
             error: Some(redact::free_text(&error.recorded(), redaction)),
             resource_id: None,
             user_name: None,
+            paced_ms: None,
         };
         self.finish(recording, completion, response).await
     }

@@ -92,6 +92,7 @@ impl Proxy {
             error,
             resource_id: None,
             user_name: None,
+            paced_ms: None,
         };
         self.metrics
             .exchange(&route.name, &route.idp, "GET", outcome, started.elapsed());

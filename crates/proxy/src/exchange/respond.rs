@@ -155,6 +155,7 @@ impl Proxy {
             error: split_failure,
             resource_id: learned_id,
             user_name: learned_user,
+            paced_ms: None,
         };
         (completion, response)
     }
