@@ -25,6 +25,7 @@ mod profile;
 mod query;
 mod request;
 mod response;
+mod retry_after;
 mod target;
 mod testcase;
 
@@ -32,6 +33,7 @@ pub use action::Action;
 pub use profile::{builtin_profile, builtin_profiles, Mode, Profile, ProfileError, Rule};
 pub use request::{needs_state, normalize_request};
 pub use response::{merge_pages, normalize_response};
+pub use retry_after::retry_after_seconds;
 pub use target::{Target, DEFAULT_BULK_PAYLOAD_BYTES};
 pub use testcase::{run_tests, TestCase, TestOutcome};
 
