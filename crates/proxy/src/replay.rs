@@ -21,6 +21,7 @@ mod plan;
 use crate::audit::{self, Caller};
 use crate::clock::now_ms;
 use crate::exchange::{relative_path, rules_request, Link, Origin};
+use crate::pacing::Patience;
 use crate::path_safety::{self, PathCheck};
 use crate::{state, Proxy, Route};
 use bytes::Bytes;
@@ -479,6 +480,9 @@ impl Proxy {
         };
         let rest = relative_path(&path, &route.path_prefix);
         let headers = self.replay_headers(original);
+        // Its checks and itself wait their turns on a paced route like any request; no client
+        // waits on them.
+        let mut patience = Patience::unattended();
         let resource_type = original
             .resource_type
             .as_deref()
@@ -488,13 +492,16 @@ impl Proxy {
         // to a resource that is gone would only fail.
         let mut current = None;
         if original.operation == "create" {
-            match self.existing(route, &headers, &rest, body.as_ref(), created).await {
+            match self
+                .existing(route, &headers, &rest, body.as_ref(), created, &mut patience)
+                .await
+            {
                 Ok(None) => {}
                 Ok(Some((kind, reason))) => return item.skip(kind, reason),
                 Err(reason) => return item.fail("check_failed", reason),
             }
         } else if original.resource_id.is_some() {
-            match state::read(&self.upstream, route, &headers, &rest).await {
+            match state::read(&self.upstream, route, &headers, &rest, &mut patience).await {
                 Ok(Some(resource)) => current = Some(resource),
                 Ok(None) => {
                     let reason = if original.method == "DELETE" {
@@ -511,8 +518,17 @@ impl Proxy {
         if dry_run {
             item.action = "would_replay";
             item.preview = Some(
-                self.preview(route, original, &rest, &headers, body, current.as_ref(), resource_type)
-                    .await,
+                self.preview(
+                    route,
+                    original,
+                    &rest,
+                    &headers,
+                    body,
+                    current.as_ref(),
+                    resource_type,
+                    &mut patience,
+                )
+                .await,
             );
             return item;
         }
@@ -532,7 +548,7 @@ impl Proxy {
                     replay_of: Some(original.id.clone()),
                     parent_id: None,
                 },
-                crate::server::CallerGone::never(),
+                &mut patience,
             )
             .await;
         let status = replayed.response.status();
@@ -723,6 +739,7 @@ impl Proxy {
         endpoint: &str,
         body: Option<&Value>,
         created: &mut HashSet<(String, String, String)>,
+        patience: &mut Patience,
     ) -> Result<Option<SkipReason>, String> {
         let naming = if endpoint.trim_end_matches('/').ends_with("/Groups") {
             "displayName"
@@ -744,7 +761,8 @@ impl Proxy {
                     format!("{attribute} \"{value}\" is created earlier in this run"),
                 )));
             }
-            if let Some(found) = state::find(&self.upstream, route, headers, endpoint, attribute, value).await? {
+            let found = state::find(&self.upstream, route, headers, endpoint, attribute, value, patience).await?;
+            if let Some(found) = found {
                 let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
                 return Ok(Some((
                     "exists_upstream",
@@ -770,11 +788,19 @@ impl Proxy {
         body: Option<Value>,
         current: Option<&Value>,
         resource_type: Option<&'static ResourceType>,
+        patience: &mut Patience,
     ) -> Value {
         let query = original.query.as_deref();
         let received = rules_request(&original.method, rest, query, headers, body);
         let resource = original.resource_type.as_deref().zip(original.resource_id.as_deref());
-        let (_, normalized) = self.apply_rules(route, &received, headers, resource).await;
+        let normalized = match self.apply_rules(route, &received, headers, resource, patience).await {
+            Ok((_, normalized)) => normalized,
+            Err(refused) => {
+                return json!({
+                    "refused": {"rule": "pacing", "status": 429, "detail": refused.detail}
+                })
+            }
+        };
         let normalized = match normalized {
             Ok(normalized) => normalized,
             Err(refusal) => {

@@ -8,7 +8,7 @@ use super::normalise::Normalised;
 use super::{ExchangeError, Exchanged, Link, Origin, Recording};
 use crate::classify::classify;
 use crate::clock::elapsed_ms;
-use crate::server::CallerGone;
+use crate::pacing::Patience;
 use crate::{findings, redact, Proxy, Route};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
@@ -32,14 +32,18 @@ impl Proxy {
     /// it with each operation's outcome and exchange.
     pub(super) async fn finish_fanned_out(
         &self,
-        recording: Recording,
+        recording: Recording<'_>,
         route: &Route,
         normalised: &Normalised,
         idp_headers: &HeaderMap,
         origin: Origin,
     ) -> Exchanged {
         let bulk = normalised.received_bulk.as_ref();
-        let done = match self.fan_out(route, &recording.new.id, bulk, idp_headers, origin).await {
+        let parent = recording.new.id.as_str();
+        let done = match self
+            .fan_out(route, parent, bulk, idp_headers, origin, recording.patience)
+            .await
+        {
             Ok(done) => done,
             Err(error) => {
                 let error = ExchangeError::idp(error, "bad_bulk_request");
@@ -97,8 +101,9 @@ impl Proxy {
         self.finish(recording, completion, response).await
     }
 
-    /// Carries out `bulk` (a BulkRequest as received) on `route`, one operation at a time.
-    /// `Err` when it is not a valid BulkRequest.
+    /// Carries out `bulk` (a BulkRequest as received) on `route`, one operation at a time,
+    /// each waiting its turn on a paced route with the bulk request's `patience`. `Err` when
+    /// it is not a valid BulkRequest.
     pub(crate) async fn fan_out(
         &self,
         route: &Route,
@@ -106,6 +111,7 @@ impl Proxy {
         bulk: Option<&Value>,
         idp_headers: &HeaderMap,
         origin: Origin,
+        patience: &mut Patience,
     ) -> Result<FannedOut, ScimError> {
         let request = match bulk {
             Some(body) => BulkRequest::from_json(body)?,
@@ -185,7 +191,7 @@ impl Proxy {
                 parent_id: Some(parent.to_owned()),
             };
             // Boxed: an exchange can fan out, which runs exchanges.
-            let answered = Box::pin(self.run_exchange(single, origin, link, CallerGone::never())).await;
+            let answered = Box::pin(self.run_exchange(single, origin, link, patience)).await;
             exchanges.push(Some(answered.id));
             let (parts, body) = answered.response.into_parts();
             let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
