@@ -192,7 +192,7 @@ impl Metrics {
         self.pacing_wait(route, wait);
     }
 
-    /// Counts a request a paced route did not send (`queue_full`, `wait_bound`,
+    /// Counts a request a paced route did not send (`queue_full`, `queue_timeout`,
     /// `client_gone`), after its wait in the queue if it waited.
     pub(crate) fn pacing_refused(&self, route: &str, reason: &'static str, waited: Option<Duration>) {
         count(&self.pacing_refused, &[("route", route), ("reason", reason)], 1);
@@ -349,7 +349,7 @@ impl Metrics {
         counters(
             &mut out,
             "scimtrail_pacing_refused_total",
-            "Requests a paced route did not send, answered 429 (queue_full, wait_bound) or left by their client (client_gone), by route and reason.",
+            "Requests a paced route did not send, answered 429 (queue_full, queue_timeout: as their scimtrail-error says) or left by their client (client_gone), by route and reason.",
             &lock(&self.pacing_refused),
         );
         counters(

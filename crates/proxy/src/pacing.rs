@@ -109,7 +109,7 @@ impl Why {
     fn label(self) -> &'static str {
         match self {
             Why::QueueFull => "queue_full",
-            Why::WaitBound => "wait_bound",
+            Why::WaitBound => "queue_timeout",
             Why::ClientGone => "client_gone",
         }
     }

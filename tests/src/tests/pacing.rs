@@ -167,8 +167,7 @@ async fn what_the_queue_cannot_hold_or_wait_for_is_refused_with_a_retry_after_an
         assert!(waited >= 700, "the second waited {waited} ms");
         let sent: Vec<String> = upstream.arrivals().into_iter().map(|(_, what)| what).collect();
         assert_eq!(sent, ["POST /Users", "POST /Users"], "the third never reached the application");
-        let reason = if kind == "queue_full" { "queue_full" } else { "wait_bound" };
-        let line = format!("scimtrail_pacing_refused_total{{route=\"app\",reason=\"{reason}\"}} 1");
+        let line = format!("scimtrail_pacing_refused_total{{route=\"app\",reason=\"{kind}\"}} 1");
         assert!(proxy.metrics_show(&line).await);
         proxy.running.shutdown().await;
     }
