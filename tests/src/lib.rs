@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod guarded;
+pub mod limited;
 pub mod misbehave;
 pub mod postgres_cluster;
 pub mod process;

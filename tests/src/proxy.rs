@@ -72,6 +72,38 @@ impl TestProxy {
         String::from_utf8_lossy(&self.admin.get("/metrics").await.bytes).into_owned()
     }
 
+    /// Whether `/metrics` shows `line` within five seconds.
+    pub async fn metrics_show(&self, line: &str) -> bool {
+        for _ in 0..200 {
+            if self.metrics().await.contains(line) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        false
+    }
+
+    /// The newest exchange on `route` that `matches` once it has completed (its outcome no
+    /// longer `in_flight`), waited for five seconds at most.
+    pub async fn completed_exchange(
+        &self,
+        route: &str,
+        matches: impl Fn(&scimtrail_store::Exchange) -> bool,
+    ) -> Option<scimtrail_store::Exchange> {
+        for _ in 0..200 {
+            let found = self
+                .exchanges_of(route)
+                .await
+                .into_iter()
+                .find(|e| e.outcome != scimtrail_store::OUTCOME_IN_FLIGHT && matches(e));
+            if found.is_some() {
+                return found;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        None
+    }
+
     /// Every exchange recorded on `route` (the first thousand), newest first.
     pub async fn exchanges_of(&self, route: &str) -> Vec<scimtrail_store::Exchange> {
         let query = scimtrail_store::ExchangeQuery {

@@ -2,6 +2,7 @@
 //! `deny_unknown_fields`, checked into [`Settings`].
 
 use scimtrail_proxy::fingerprint::{self, KeySource};
+use scimtrail_proxy::pacing::{self, Pacing};
 use scimtrail_proxy::{IpNet, ProxyConfig, RecordMode, Route, Secret, SecretSource, TlsFiles, UpstreamAuth, Webhook};
 use scimtrail_rules::{Catalog, Mode, Target};
 use scimtrail_scim::redact::Redaction;
@@ -342,6 +343,23 @@ pub struct RawRoute {
     /// What of this route's traffic is recorded.
     #[serde(default)]
     pub record: RawRouteRecord,
+    /// How requests wait when `[route.target] max_requests_per_second` or `max_in_flight`
+    /// hold them back.
+    pub pacing: Option<RawPacing>,
+}
+
+/// `[route.pacing]`: the queue of a route whose target has `max_requests_per_second` or
+/// `max_in_flight`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPacing {
+    /// Requests that may wait at once (default 256).
+    pub max_queued: Option<usize>,
+    /// The longest a request may wait, from its arrival (default: 54 s less the route's
+    /// timeout, so that the two stay under 55 s).
+    pub max_wait_secs: Option<u64>,
+    /// The longest an application's `Retry-After` pauses the route (default 60).
+    pub max_pause_secs: Option<u64>,
 }
 
 /// `[route.record]`.
@@ -618,6 +636,7 @@ impl Settings {
                     webhook: None,
                     read_back: false,
                     record: RawRouteRecord::default(),
+                    pacing: None,
                 },
                 &limits,
             )?);
@@ -878,6 +897,17 @@ impl Settings {
             ));
             if route.read_back {
                 out.push_str("  reads each accepted write back with a GET\n");
+            }
+            if let Some(pacing) = &route.pacing {
+                out.push_str(&format!(
+                    "  paced: {}; at most {} requests wait, each at most {} s (with the {} s timeout, under {} s); an application's 429 pauses the route for its Retry-After, at most {} s\n",
+                    pacing.limits(),
+                    pacing.max_queued,
+                    pacing.max_wait.as_secs(),
+                    route.timeout.as_secs(),
+                    pacing::IDP_PATIENCE.as_secs(),
+                    pacing.max_pause.as_secs(),
+                ));
             }
             out.push_str(&format!(
                 "  never stored: password{}\n",
@@ -1265,6 +1295,8 @@ fn route(raw: RawRoute, limits: &RouteLimits<'_>) -> Result<Route, ConfigError> 
         Some(_) => {}
         None => target.max_bulk_payload_bytes = Some(limits.max_body_bytes),
     }
+    let timeout = raw.timeout_secs.map_or(limits.default_timeout, Duration::from_secs);
+    let pacing = route_pacing(&target, raw.pacing, timeout, &what)?;
     Ok(Route {
         name: raw.name,
         path_prefix: raw.path_prefix.trim_end_matches('/').to_owned(),
@@ -1273,7 +1305,7 @@ fn route(raw: RawRoute, limits: &RouteLimits<'_>) -> Result<Route, ConfigError> 
         target,
         shape_learning: raw.shape_learning.unwrap_or(100),
         upstream,
-        timeout: raw.timeout_secs.map_or(limits.default_timeout, Duration::from_secs),
+        timeout,
         upstream_auth,
         client_identity: raw.upstream_tls.map(|tls| TlsFiles {
             cert_path: tls.client_cert_path,
@@ -1284,7 +1316,78 @@ fn route(raw: RawRoute, limits: &RouteLimits<'_>) -> Result<Route, ConfigError> 
         webhook,
         read_back: raw.read_back,
         redaction,
+        pacing,
     })
+}
+
+/// A route's pacing: `None` unless its target limits the requests it takes.
+fn route_pacing(
+    target: &Target,
+    raw: Option<RawPacing>,
+    timeout: Duration,
+    what: &str,
+) -> Result<Option<Pacing>, ConfigError> {
+    let limits = [
+        ("max_requests_per_second", target.max_requests_per_second),
+        ("max_in_flight", target.max_in_flight),
+    ];
+    for (key, value) in limits {
+        if let Some(value) = value.filter(|value| !(1..=100_000).contains(value)) {
+            return Err(invalid(format!(
+                "{what}: [route.target] {key} = {value}: use 1 to 100000"
+            )));
+        }
+    }
+    if target.max_requests_per_second.is_none() && target.max_in_flight.is_none() {
+        return match raw {
+            Some(_) => Err(invalid(format!(
+                "{what}: [route.pacing] paces nothing: set [route.target] max_requests_per_second or max_in_flight"
+            ))),
+            None => Ok(None),
+        };
+    }
+    let raw = raw.unwrap_or_default();
+    let max_queued = raw.max_queued.unwrap_or(pacing::DEFAULT_MAX_QUEUED);
+    if !(1..=65_536).contains(&max_queued) {
+        return Err(invalid(format!(
+            "{what}: [route.pacing] max_queued = {max_queued}: use 1 to 65536"
+        )));
+    }
+    let patience = pacing::IDP_PATIENCE.as_secs();
+    let max_wait = match raw.max_wait_secs {
+        // 0 never waits: what cannot be sent at once is refused at once.
+        Some(secs) if secs > 0 && Duration::from_secs(secs).saturating_add(timeout) >= pacing::IDP_PATIENCE => {
+            return Err(invalid(format!(
+                "{what}: [route.pacing] max_wait_secs = {secs} and the route's timeout of {} s make {} s, not under {patience} s: an IdP gives up after 60 s and sends the write again (R15); {}",
+                timeout.as_secs(),
+                secs.saturating_add(timeout.as_secs()),
+                match Pacing::longest_wait(timeout) {
+                    Some(longest) => format!("use at most {}", longest.as_secs()),
+                    None => "with this timeout, use 0 (never wait)".to_owned(),
+                }
+            )))
+        }
+        Some(secs) => Duration::from_secs(secs),
+        None => Pacing::longest_wait(timeout).ok_or_else(|| {
+            invalid(format!(
+                "{what}: the route's timeout of {} s leaves its pacing queue no time to wait under {patience} s (R15: an IdP gives up after 60 s and sends the write again); lower timeout_secs, or set [route.pacing] max_wait_secs = 0 to refuse at once what cannot be sent at once",
+                timeout.as_secs()
+            ))
+        })?,
+    };
+    let max_pause_secs = raw.max_pause_secs.unwrap_or(pacing::DEFAULT_MAX_PAUSE.as_secs());
+    if !(1..=3600).contains(&max_pause_secs) {
+        return Err(invalid(format!(
+            "{what}: [route.pacing] max_pause_secs = {max_pause_secs}: use 1 to 3600"
+        )));
+    }
+    Ok(Some(Pacing {
+        max_requests_per_second: target.max_requests_per_second,
+        max_in_flight: target.max_in_flight,
+        max_queued,
+        max_wait,
+        max_pause: Duration::from_secs(max_pause_secs),
+    }))
 }
 
 /// An http:// or https:// URL with a host and no credentials in it (`key` names it in
@@ -1597,6 +1700,12 @@ mod tests {
             "sync_interval_ms",
             "sqlite_synchronous",
             "dir",
+            "max_requests_per_second",
+            "max_in_flight",
+            "pacing",
+            "max_queued",
+            "max_wait_secs",
+            "max_pause_secs",
         ] {
             assert!(
                 text.contains(&format!("{key} ="))
@@ -2086,6 +2195,95 @@ mod tests {
         assert!(described.contains(&expected), "{described}");
         assert!(!described.contains("current") && !described.contains("next\""));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `[route.target] max_requests_per_second` and `max_in_flight` pace a route, with a queue
+    /// whose wait and the route's timeout stay under 55 s (R15); what breaks that is refused,
+    /// saying what would do.
+    #[test]
+    fn pacing_is_resolved_within_the_idps_patience_or_refused() {
+        let route = |route: &str, target: &str, pacing: &str| {
+            format!("[[route]]\nname = \"a\"\nupstream = \"http://x\"\n{route}[route.target]\n{target}{pacing}")
+        };
+        let refused = [
+            (route("", "max_requests_per_second = 0\n", ""), "route \"a\": [route.target] max_requests_per_second = 0: use 1 to 100000"),
+            (route("", "max_in_flight = 100001\n", ""), "[route.target] max_in_flight = 100001: use 1 to 100000"),
+            (route("", "", "[route.pacing]\nmax_queued = 5\n"), "[route.pacing] paces nothing: set [route.target] max_requests_per_second or max_in_flight"),
+            (
+                route("timeout_secs = 30\n", "max_requests_per_second = 10\n", "[route.pacing]\nmax_wait_secs = 25\n"),
+                "[route.pacing] max_wait_secs = 25 and the route's timeout of 30 s make 55 s, not under 55 s: an IdP gives up after 60 s and sends the write again (R15); use at most 24",
+            ),
+            (
+                route("timeout_secs = 54\n", "max_in_flight = 2\n", ""),
+                "the route's timeout of 54 s leaves its pacing queue no time to wait under 55 s",
+            ),
+            (
+                route("timeout_secs = 60\n", "max_in_flight = 2\n", "[route.pacing]\nmax_wait_secs = 1\n"),
+                "with this timeout, use 0 (never wait)",
+            ),
+            (route("", "max_in_flight = 2\n", "[route.pacing]\nmax_queued = 0\n"), "[route.pacing] max_queued = 0: use 1 to 65536"),
+            (route("", "max_in_flight = 2\n", "[route.pacing]\nmax_pause_secs = 0\n"), "[route.pacing] max_pause_secs = 0: use 1 to 3600"),
+            (route("", "max_in_flight = 2\n", "[route.pacing]\nmax_wait = 3\n"), "unknown field `max_wait`"),
+            (route("", "requests_per_second = 2\n", ""), "unknown field `requests_per_second`"),
+        ];
+        for (text, fragment) in &refused {
+            let err = resolve(text, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(fragment), "{text}: {err}");
+        }
+
+        // Defaults: the longest wait the timeout allows, 256 queued, pauses of 60 s at most.
+        let paced = resolve(
+            &route("", "max_requests_per_second = 100\nmax_in_flight = 8\n", ""),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let expected = Pacing {
+            max_requests_per_second: Some(100),
+            max_in_flight: Some(8),
+            max_queued: 256,
+            max_wait: Duration::from_secs(24),
+            max_pause: Duration::from_secs(60),
+        };
+        assert_eq!(paced.proxy.routes[0].pacing.as_ref(), Some(&expected));
+        let described = paced.describe();
+        assert!(
+            described.contains("  paced: at most 100 requests per second and 8 in flight, per instance; at most 256 requests wait, each at most 24 s (with the 30 s timeout, under 55 s); an application's 429 pauses the route for its Retry-After, at most 60 s\n"),
+            "{described}"
+        );
+        // Said: kept; 0 never waits, whatever the timeout.
+        let said = route(
+            "timeout_secs = 5\n",
+            "max_in_flight = 1\n",
+            "[route.pacing]\nmax_queued = 3\nmax_wait_secs = 49\nmax_pause_secs = 600\n",
+        );
+        let pacing = resolve(&said, &Overrides::default()).unwrap().proxy.routes[0]
+            .pacing
+            .clone()
+            .unwrap();
+        assert_eq!(
+            (pacing.max_queued, pacing.max_wait.as_secs(), pacing.max_pause.as_secs()),
+            (3, 49, 600)
+        );
+        let never = route(
+            "timeout_secs = 90\n",
+            "max_in_flight = 1\n",
+            "[route.pacing]\nmax_wait_secs = 0\n",
+        );
+        assert_eq!(
+            resolve(&never, &Overrides::default()).unwrap().proxy.routes[0]
+                .pacing
+                .as_ref()
+                .map(|p| p.max_wait),
+            Some(Duration::ZERO)
+        );
+        // Unpaced, a route has no pacing and says nothing of it.
+        let plain = resolve(
+            "[[route]]\nname = \"a\"\nupstream = \"http://x\"\n",
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(plain.proxy.routes[0].pacing.is_none());
+        assert!(!plain.describe().contains("paced"));
     }
 
     #[test]

@@ -320,6 +320,9 @@ async fn show(id: &str, store: Option<String>, json: bool) -> anyhow::Result<()>
         rfc3339(exchange.received_at_ms),
         exchange.duration_ms.map_or("-".to_owned(), |d| d.to_string())
     );
+    if let Some(paced) = exchange.paced_ms {
+        println!("paced      waited {paced} ms in the route's pacing queue");
+    }
     println!(
         "route      {} (idp {})",
         exchange.route.as_deref().unwrap_or("-"),

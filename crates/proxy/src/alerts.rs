@@ -271,6 +271,7 @@ mod tests {
             error: None,
             resource_id: None,
             user_name: Some("leaver@example.com".into()),
+            paced_ms: None,
         };
         (new, completion)
     }

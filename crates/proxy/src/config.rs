@@ -1,5 +1,6 @@
 //! The proxy's runtime settings, already validated (the `app` crate reads and checks the file).
 
+pub use crate::pacing::Pacing;
 use crate::recorder::RecordMode;
 pub use crate::secret::{Secret, SecretError, SecretSource};
 use scimtrail_rules::{Catalog, Mode, Target};
@@ -91,6 +92,8 @@ pub struct Route {
     /// What is never stored of this route's traffic: passwords and the attributes named in
     /// `[route.record] redact_attributes`.
     pub redaction: Redaction,
+    /// How requests to the application are paced (`pacing.rs`); `None`: they are not.
+    pub pacing: Option<Pacing>,
 }
 
 /// Everything the proxy needs to run.

@@ -193,6 +193,7 @@ pub fn har_entry(exchange: &Exchange) -> Value {
         content["text"] = Value::String(body.to_owned());
     }
     let duration = exchange.duration_ms.unwrap_or(0).max(0);
+    let paced = exchange.paced_ms.map(|paced| paced.clamp(0, duration));
     json!({
         "startedDateTime": started(exchange.received_at_ms),
         "time": duration,
@@ -213,7 +214,8 @@ pub fn har_entry(exchange: &Exchange) -> Value {
             "bodySize": exchange.response_body.as_ref().map_or(-1, |b| i64::try_from(b.len()).unwrap_or(-1)),
         },
         "cache": {},
-        "timings": {"send": 0, "wait": duration, "receive": 0},
+        // HAR's `blocked`: time spent in a queue before the request could be sent.
+        "timings": {"blocked": paced.unwrap_or(-1), "send": 0, "wait": duration - paced.unwrap_or(0), "receive": 0},
         "_scimtrail": scimtrail_part(exchange),
     })
 }
@@ -245,6 +247,7 @@ fn scimtrail_part(exchange: &Exchange) -> Value {
         "client",
         "instance",
         "repeat_count",
+        "paced_ms",
     ] {
         if let Some(value) = full.get(key).filter(|v| !v.is_null()) {
             part.insert(key.to_owned(), value.clone());
@@ -348,6 +351,24 @@ mod tests {
         assert_eq!(entry["response"]["content"]["text"], "{\"id\":\"1\"}");
         assert_eq!(entry["_scimtrail"]["changes"], json!([{"rule": "N4"}]));
         assert_eq!(entry["_scimtrail"]["outcome"], "ok");
+        assert_eq!(
+            entry["timings"],
+            json!({"blocked": -1, "send": 0, "wait": 7, "receive": 0})
+        );
+        // A wait in the route's pacing queue is HAR's `blocked`, and the entry's time is still
+        // the sum of its timings.
+        let paced = har_entry(&Exchange {
+            paced_ms: Some(5),
+            ..exchange.clone()
+        });
+        assert_eq!(
+            paced["timings"],
+            json!({"blocked": 5, "send": 0, "wait": 2, "receive": 0})
+        );
+        assert_eq!(
+            (paced["time"].as_i64(), paced["_scimtrail"]["paced_ms"].as_i64()),
+            (Some(7), Some(5))
+        );
         // A host that is not one, and an exchange never answered, still make a valid entry.
         let odd = Exchange {
             request_headers: json!([["host", "a b/c"]]),

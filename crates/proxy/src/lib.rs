@@ -48,6 +48,7 @@ pub mod fuzzing;
 pub mod instances;
 pub mod metrics;
 mod names;
+pub mod pacing;
 mod path_safety;
 mod profiles;
 mod pruning;
@@ -125,7 +126,9 @@ impl server::Handler for Proxy {
         caller: server::CallerGone,
     ) -> Response<Full<Bytes>> {
         let origin = exchange::Origin { peer, scheme };
-        self.run_exchange(request, origin, exchange::Link::default(), caller)
+        // Its requests to the application wait in pacing queues no longer than its client does.
+        let mut patience = pacing::Patience::new(caller);
+        self.run_exchange(request, origin, exchange::Link::default(), &mut patience)
             .await
             .response
     }
@@ -335,6 +338,7 @@ impl Proxy {
         let upstream = Upstream::new(
             client.clone(),
             route_clients,
+            &config.routes,
             config.max_response_bytes,
             Arc::clone(&metrics),
         );

@@ -11,6 +11,8 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+/// A wait in a pacing queue: up to the 54 s an IdP's patience allows.
+const WAIT_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0];
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -94,6 +96,16 @@ pub struct Metrics {
     /// The store's size as the last prune found it, and when.
     store_size: Mutex<Option<(scimtrail_store::StoreSize, i64)>>,
     exchange_latency: Mutex<Series<Histogram>>,
+    /// Requests in each paced route's queue now.
+    pacing_queue: Mutex<Series<u64>>,
+    /// How long requests waited in a pacing queue, sent or not.
+    pacing_waits: Mutex<Series<Histogram>>,
+    /// Requests that waited in a pacing queue and were then sent.
+    pacing_paced: Mutex<Series<u64>>,
+    /// Requests a pacing queue did not send, by why.
+    pacing_refused: Mutex<Series<u64>>,
+    /// Application 429s that paused their route.
+    pacing_pauses: Mutex<Series<u64>>,
     upstream_latency: Mutex<Series<Histogram>>,
     batch_size: Mutex<Histogram>,
     commit_latency: Mutex<Histogram>,
@@ -169,6 +181,37 @@ impl Metrics {
         update(&self.upstream_latency, &[("route", route)], |histogram| {
             histogram.observe(&LATENCY_BUCKETS, elapsed.as_secs_f64());
         });
+    }
+
+    /// Sets how many requests wait in a paced route's queue.
+    pub(crate) fn pacing_queue_depth(&self, route: &str, depth: usize) {
+        update(&self.pacing_queue, &[("route", route)], |value| *value = depth as u64);
+    }
+
+    /// Counts a request that waited `wait` in a paced route's queue and was then sent.
+    pub(crate) fn pacing_paced(&self, route: &str, wait: Duration) {
+        count(&self.pacing_paced, &[("route", route)], 1);
+        self.pacing_wait(route, wait);
+    }
+
+    /// Counts a request a paced route did not send (`queue_full`, `queue_timeout`,
+    /// `client_gone`), after its wait in the queue if it waited.
+    pub(crate) fn pacing_refused(&self, route: &str, reason: &'static str, waited: Option<Duration>) {
+        count(&self.pacing_refused, &[("route", route), ("reason", reason)], 1);
+        if let Some(wait) = waited {
+            self.pacing_wait(route, wait);
+        }
+    }
+
+    fn pacing_wait(&self, route: &str, wait: Duration) {
+        update(&self.pacing_waits, &[("route", route)], |histogram| {
+            histogram.observe(&WAIT_BUCKETS, wait.as_secs_f64());
+        });
+    }
+
+    /// Counts an application's 429 that paused its route.
+    pub(crate) fn pacing_pause(&self, route: &str) {
+        count(&self.pacing_pauses, &[("route", route)], 1);
     }
 
     /// Records one committed batch.
@@ -292,12 +335,44 @@ impl Metrics {
             "Exchanges the retention policy deleted, by outcome (those made for them: child).",
             &lock(&self.pruned),
         );
-        series(
+        labelled(
             &mut out,
             "scimtrail_drift",
             "gauge",
             "What the route's latest reconciliation found the application to hold otherwise than the IdP intended, by route and kind (active_mismatch: a user the IdP deactivated or deleted who is active in the application).",
             &lock(&self.drift),
+        );
+        labelled(
+            &mut out,
+            "scimtrail_pacing_queue_depth",
+            "gauge",
+            "Requests waiting in a paced route's queue ([route.target] max_requests_per_second, max_in_flight; per instance), by route.",
+            &lock(&self.pacing_queue),
+        );
+        histograms(
+            &mut out,
+            "scimtrail_pacing_wait_seconds",
+            "How long requests waited in a paced route's queue, whether they were then sent or refused, by route.",
+            &WAIT_BUCKETS,
+            &lock(&self.pacing_waits),
+        );
+        counters(
+            &mut out,
+            "scimtrail_pacing_paced_total",
+            "Requests to an application that waited in their route's pacing queue and were then sent, by route.",
+            &lock(&self.pacing_paced),
+        );
+        counters(
+            &mut out,
+            "scimtrail_pacing_refused_total",
+            "Requests a paced route did not send, answered 429 (queue_full, queue_timeout: as their scimtrail-error says) or left by their client (client_gone), by route and reason.",
+            &lock(&self.pacing_refused),
+        );
+        counters(
+            &mut out,
+            "scimtrail_pacing_pauses_total",
+            "Application 429s that paused their route for their Retry-After, by route.",
+            &lock(&self.pacing_pauses),
         );
         histograms(
             &mut out,
@@ -476,11 +551,12 @@ fn sorted<T>(series: &Series<T>) -> Vec<(&Labels, &T)> {
     sorted
 }
 
-fn counters(out: &mut String, name: &str, help: &str, values: &Series<u64>) {
-    series(out, name, "counter", help, values);
+fn counters(out: &mut String, name: &str, help: &str, series: &Series<u64>) {
+    labelled(out, name, "counter", help, series);
 }
 
-fn series(out: &mut String, name: &str, kind: &str, help: &str, series: &Series<u64>) {
+/// Counters or gauges (`kind`) with labels.
+fn labelled(out: &mut String, name: &str, kind: &str, help: &str, series: &Series<u64>) {
     header(out, name, kind, help);
     for (labels, value) in sorted(series) {
         let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));

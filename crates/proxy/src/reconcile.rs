@@ -133,7 +133,9 @@ impl Proxy {
         let mut start = 1;
         while start <= MAX_RESOURCES {
             let path = format!("/{resource_type}?startIndex={start}&count={page_size}");
-            let page = state::read(&self.upstream, route, &HeaderMap::new(), &path)
+            // Each page waits its turn on a paced route, as any request to the application.
+            let mut patience = crate::pacing::Patience::unattended();
+            let page = state::read(&self.upstream, route, &HeaderMap::new(), &path, &mut patience)
                 .await
                 .map_err(ReconcileError::Application)?
                 .ok_or_else(|| ReconcileError::Application(format!("GET {path} was answered 404")))?;

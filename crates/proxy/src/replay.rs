@@ -21,6 +21,7 @@ mod plan;
 use crate::audit::{self, Caller};
 use crate::clock::now_ms;
 use crate::exchange::{relative_path, rules_request, Link, Origin};
+use crate::pacing::Patience;
 use crate::path_safety::{self, PathCheck};
 use crate::{state, Proxy, Route};
 use bytes::Bytes;
@@ -509,6 +510,9 @@ impl Proxy {
         };
         let rest = relative_path(&path, &route.path_prefix);
         let headers = self.replay_headers(original);
+        // Its checks and itself wait their turns on a paced route like any request; no client
+        // waits on them.
+        let mut patience = Patience::unattended();
         let resource_type = original
             .resource_type
             .as_deref()
@@ -518,13 +522,16 @@ impl Proxy {
         // to a resource that is gone would only fail.
         let mut current = None;
         if original.operation == "create" {
-            match self.existing(route, &headers, &rest, body.as_ref(), created).await {
+            match self
+                .existing(route, &headers, &rest, body.as_ref(), created, &mut patience)
+                .await
+            {
                 Ok(None) => {}
                 Ok(Some((kind, reason))) => return item.skip(kind, reason),
                 Err(reason) => return item.fail("check_failed", reason),
             }
         } else if original.resource_id.is_some() {
-            match state::read(&self.upstream, route, &headers, &rest).await {
+            match state::read(&self.upstream, route, &headers, &rest, &mut patience).await {
                 Ok(Some(resource)) => current = Some(resource),
                 Ok(None) => {
                     let reason = if original.method == "DELETE" {
@@ -570,6 +577,7 @@ impl Proxy {
                     body,
                     current.as_ref(),
                     resource_type,
+                    &mut patience,
                 )
                 .await,
             );
@@ -592,7 +600,7 @@ impl Proxy {
                     parent_id: None,
                     profile: Some(profile),
                 },
-                crate::server::CallerGone::never(),
+                &mut patience,
             )
             .await;
         let status = replayed.response.status();
@@ -783,6 +791,7 @@ impl Proxy {
         endpoint: &str,
         body: Option<&Value>,
         created: &mut HashSet<(String, String, String)>,
+        patience: &mut Patience,
     ) -> Result<Option<SkipReason>, String> {
         let naming = if endpoint.trim_end_matches('/').ends_with("/Groups") {
             "displayName"
@@ -804,7 +813,8 @@ impl Proxy {
                     format!("{attribute} \"{value}\" is created earlier in this run"),
                 )));
             }
-            if let Some(found) = state::find(&self.upstream, route, headers, endpoint, attribute, value).await? {
+            let found = state::find(&self.upstream, route, headers, endpoint, attribute, value, patience).await?;
+            if let Some(found) = found {
                 let id = found.get("id").and_then(Value::as_str).unwrap_or("?");
                 return Ok(Some((
                     "exists_upstream",
@@ -831,11 +841,22 @@ impl Proxy {
         body: Option<Value>,
         current: Option<&Value>,
         resource_type: Option<&'static ResourceType>,
+        patience: &mut Patience,
     ) -> Value {
         let query = original.query.as_deref();
         let received = rules_request(&original.method, rest, query, headers, body);
         let resource = original.resource_type.as_deref().zip(original.resource_id.as_deref());
-        let (_, normalized) = self.apply_rules(route, profile, &received, headers, resource).await;
+        let normalized = match self
+            .apply_rules(route, profile, &received, headers, resource, patience)
+            .await
+        {
+            Ok((_, normalized)) => normalized,
+            Err(refused) => {
+                return json!({
+                    "refused": {"rule": "pacing", "status": 429, "detail": refused.detail}
+                })
+            }
+        };
         let normalized = match normalized {
             Ok(normalized) => normalized,
             Err(refusal) => {

@@ -54,29 +54,56 @@ pub(crate) trait Handler: Send + Sync + 'static {
 }
 
 /// Resolves once the client of a request has gone away (its connection or stream closed
-/// before the answer); never, for a request the proxy made itself.
-pub(crate) struct CallerGone(Option<tokio::sync::oneshot::Receiver<()>>);
+/// before the answer); never, for a request the proxy made itself. Once gone, it stays gone:
+/// an exchange may wait on it more than once (for a slot, then in a pacing queue).
+pub(crate) struct CallerGone(Caller);
+
+enum Caller {
+    /// The client waits: the sender lives as long as it does.
+    Waiting(tokio::sync::oneshot::Receiver<()>),
+    Gone,
+    /// No client waits.
+    Never,
+}
 
 impl CallerGone {
     /// For a request no client waits on (a replay, a fanned-out bulk operation).
     pub(crate) fn never() -> CallerGone {
-        CallerGone(None)
+        CallerGone(Caller::Never)
     }
 
     /// A pair: the caller's side lives as long as the client waits for the answer.
-    fn pair() -> (tokio::sync::oneshot::Sender<()>, CallerGone) {
+    pub(crate) fn pair() -> (tokio::sync::oneshot::Sender<()>, CallerGone) {
         let (present, gone) = tokio::sync::oneshot::channel();
-        (present, CallerGone(Some(gone)))
+        (present, CallerGone(Caller::Waiting(gone)))
     }
 
     /// Resolves when the client has gone.
     pub(crate) async fn wait(&mut self) {
         match &mut self.0 {
             // Nothing is ever sent: the receiver ends when the sender is dropped.
-            Some(gone) => {
+            Caller::Waiting(gone) => {
                 let _ = gone.await;
+                self.0 = Caller::Gone;
             }
-            None => std::future::pending().await,
+            Caller::Gone => {}
+            Caller::Never => std::future::pending().await,
+        }
+    }
+
+    /// Whether the client has gone, now.
+    pub(crate) fn is_gone(&mut self) -> bool {
+        use tokio::sync::oneshot::error::TryRecvError;
+        match &mut self.0 {
+            Caller::Waiting(gone) => match gone.try_recv() {
+                Err(TryRecvError::Empty) => false,
+                Ok(()) | Err(TryRecvError::Closed) => {
+                    self.0 = Caller::Gone;
+                    true
+                }
+            },
+            Caller::Gone => true,
+            Caller::Never => false,
         }
     }
 }

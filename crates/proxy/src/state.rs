@@ -7,6 +7,7 @@
 //! write, are kept in the store (`resource_snapshots`), shared by every instance: the evidence
 //! of what the rules decided from.
 
+use crate::pacing::{Patience, Refused};
 use crate::upstream::{self, OnBehalf, Outbound, Upstream, UpstreamError};
 use crate::Route;
 use bytes::Bytes;
@@ -15,13 +16,39 @@ use scimtrail_store::{Snapshot, Write};
 use serde_json::Value;
 
 /// GETs `path` (relative to the route's upstream) and returns the resource, or `None` when
-/// the application does not answer 200 with a JSON object in time.
-pub(crate) async fn fetch(upstream: &Upstream, route: &Route, idp_headers: &HeaderMap, path: &str) -> Option<Value> {
-    match read(upstream, route, idp_headers, path).await {
-        Ok(found) => found,
-        Err(reason) => {
+/// the application does not answer 200 with a JSON object in time; `Err` when the route's
+/// pacing did not send the GET.
+pub(crate) async fn fetch(
+    upstream: &Upstream,
+    route: &Route,
+    idp_headers: &HeaderMap,
+    path: &str,
+    patience: &mut Patience,
+) -> Result<Option<Value>, Refused> {
+    match read_unless_paced(upstream, route, idp_headers, path, patience).await {
+        Ok(found) => Ok(found),
+        Err(Unread::Paced(refused)) => Err(refused),
+        Err(Unread::Failed(reason)) => {
             tracing::warn!(%reason, path, "Reading the resource's state failed.");
-            None
+            Ok(None)
+        }
+    }
+}
+
+/// Why a GET found nothing.
+#[derive(Debug)]
+pub(crate) enum Unread {
+    /// The route's pacing did not send it.
+    Paced(Refused),
+    /// It was sent, and failed: why.
+    Failed(String),
+}
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unread::Paced(refused) => write!(f, "not sent: {}", refused.detail),
+            Unread::Failed(why) => f.write_str(why),
         }
     }
 }
@@ -47,13 +74,27 @@ pub(crate) async fn read(
     route: &Route,
     idp_headers: &HeaderMap,
     path: &str,
+    patience: &mut Patience,
 ) -> Result<Option<Value>, String> {
+    read_unless_paced(upstream, route, idp_headers, path, patience)
+        .await
+        .map_err(|unread| unread.to_string())
+}
+
+async fn read_unless_paced(
+    upstream: &Upstream,
+    route: &Route,
+    idp_headers: &HeaderMap,
+    path: &str,
+    patience: &mut Patience,
+) -> Result<Option<Value>, Unread> {
     let (path, query) = match path.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (path, None),
     };
-    let request = upstream::build(route, &get(path, query, idp_headers)).map_err(|why| format!("GET {path}: {why}"))?;
-    read_built(upstream, route, request).await
+    let request = upstream::build(route, &get(path, query, idp_headers))
+        .map_err(|why| Unread::Failed(format!("GET {path}: {why}")))?;
+    read_built(upstream, route, request, patience).await
 }
 
 /// Sends a GET built with [`get`] and reads its answer as [`read`] does.
@@ -61,21 +102,24 @@ pub(crate) async fn read_built(
     upstream: &Upstream,
     route: &Route,
     request: http::Request<http_body_util::Full<Bytes>>,
-) -> Result<Option<Value>, String> {
+    patience: &mut Patience,
+) -> Result<Option<Value>, Unread> {
     let uri = request.uri().clone();
-    let answer = match upstream.send(route, request).await {
+    let failed = |why: String| Err(Unread::Failed(why));
+    let answer = match upstream.send(route, request, patience).await {
         Ok(answer) => answer,
-        Err(UpstreamError::Timeout(_)) => return Err(format!("GET {uri} timed out")),
-        Err(error) => return Err(format!("GET {uri}: the application {error}")),
+        Err(UpstreamError::Paced(refused)) => return Err(Unread::Paced(refused)),
+        Err(UpstreamError::Timeout(_)) => return failed(format!("GET {uri} timed out")),
+        Err(error) => return failed(format!("GET {uri}: the application {error}")),
     };
     match answer.parts.status {
         http::StatusCode::NOT_FOUND => return Ok(None),
-        status if !status.is_success() => return Err(format!("GET {uri} was answered {status}")),
+        status if !status.is_success() => return failed(format!("GET {uri} was answered {status}")),
         _ => {}
     }
     match serde_json::from_slice::<Value>(&answer.body) {
         Ok(value) if value.is_object() => Ok(Some(value)),
-        _ => Err(format!("GET {uri} was not answered with a JSON object")),
+        _ => failed(format!("GET {uri} was not answered with a JSON object")),
     }
 }
 
@@ -88,12 +132,13 @@ pub(crate) async fn find(
     endpoint: &str,
     attribute: &str,
     value: &str,
+    patience: &mut Patience,
 ) -> Result<Option<Value>, String> {
     let filter = format!("{attribute} eq {}", Value::String(value.to_owned()));
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("filter", &filter)
         .finish();
-    let list = read(upstream, route, idp_headers, &format!("{endpoint}?{query}")).await?;
+    let list = read(upstream, route, idp_headers, &format!("{endpoint}?{query}"), patience).await?;
     Ok(list
         .as_ref()
         .and_then(|list| list.get("Resources"))
@@ -127,14 +172,17 @@ pub(crate) async fn fetch_created(
     idp_headers: &HeaderMap,
     response_headers: &HeaderMap,
     create: &scimtrail_rules::Request,
+    patience: &mut Patience,
 ) -> (Option<Value>, String) {
     let location = response_headers
         .get(http::header::LOCATION)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let not_followed = match location.as_deref().map(|l| upstream::location_path(route, l)) {
         Some(Ok(path)) => {
-            let found = fetch(upstream, route, idp_headers, &path).await;
-            return (found, format!("read from its Location, {path}"));
+            return match fetch(upstream, route, idp_headers, &path, patience).await {
+                Ok(found) => (found, format!("read from its Location, {path}")),
+                Err(refused) => (None, format!("its Location, {path}, was not read: {}", refused.detail)),
+            };
         }
         Some(Err(why)) => {
             tracing::warn!(%why, "The application's Location is not followed.");
@@ -159,7 +207,7 @@ pub(crate) async fn fetch_created(
             format!("{not_followed}and the create names no {attribute} to look it up by"),
         );
     };
-    match find(upstream, route, idp_headers, endpoint, attribute, name).await {
+    match find(upstream, route, idp_headers, endpoint, attribute, name, patience).await {
         Ok(Some(found)) => (Some(found), format!("{not_followed}looked up by {attribute}")),
         Ok(None) => (None, format!("{not_followed}and no resource has that {attribute}")),
         Err(reason) => {

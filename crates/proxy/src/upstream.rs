@@ -14,6 +14,8 @@
 //!   application that stalls mid-body cannot hold an exchange (or a shutdown) past it.
 //! - **Bodies:** an encoded answer (`gzip`, `deflate`, `br`) is decoded, to at most
 //!   `max_response_bytes`, before anyone reads it.
+//! - **Pacing:** on a route with `[route.target] max_requests_per_second` or `max_in_flight`,
+//!   each request waits its turn (`pacing.rs`), and an application's 429 pauses the route.
 //!
 //! The client is hyper-util's, over rustls (system roots plus a configured CA bundle), HTTP/1.1
 //! and HTTP/2 by ALPN; a route with a client certificate (mutual TLS) has a client of its own,
@@ -28,11 +30,12 @@ use crate::config::{Route, TlsFiles, UpstreamAuth};
 pub use crate::connector::Connector;
 use crate::content_coding;
 use crate::metrics::Metrics;
+use crate::pacing::{Pacer, Patience, Refused};
 use crate::path_safety::{self, PathCheck};
 use bytes::Bytes;
 use http::header::{
     HeaderName, HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH,
-    CONTENT_TYPE, COOKIE, EXPECT, HOST, IF_MATCH,
+    CONTENT_TYPE, COOKIE, EXPECT, HOST, IF_MATCH, RETRY_AFTER,
 };
 use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
@@ -335,6 +338,8 @@ pub(crate) enum UpstreamError {
     BadResponse(String),
     /// The answer's head came, but there was no room to buffer its body.
     NoRoom(NoRoom),
+    /// Not sent: the route's pacing held it back (`pacing.rs`).
+    Paced(Refused),
 }
 
 impl std::fmt::Display for UpstreamError {
@@ -344,6 +349,7 @@ impl std::fmt::Display for UpstreamError {
             UpstreamError::Timeout(limit) => write!(f, "did not answer whole within {} s", limit.as_secs_f64()),
             UpstreamError::BadResponse(why) => write!(f, "its answer could not be read: {why}"),
             UpstreamError::NoRoom(no_room) => write!(f, "answered, but {no_room}"),
+            UpstreamError::Paced(refused) => write!(f, "was not sent: {}", refused.detail),
         }
     }
 }
@@ -354,29 +360,51 @@ pub(crate) struct Upstream {
     client: UpstreamClient,
     /// The clients of routes with a client certificate, by route name.
     route_clients: Arc<HashMap<String, UpstreamClient>>,
+    /// The pacing of each paced route, by route name: every route whose configuration has
+    /// pacing, and no other.
+    pacers: Arc<HashMap<String, Pacer>>,
     max_response_bytes: usize,
     metrics: Arc<Metrics>,
 }
 
 impl Upstream {
+    /// Sends with `client`, or a route's own; paces the routes in `routes` that have pacing.
     pub(crate) fn new(
         client: UpstreamClient,
         route_clients: HashMap<String, UpstreamClient>,
+        routes: &[Route],
         max_response_bytes: usize,
         metrics: Arc<Metrics>,
     ) -> Upstream {
+        let pacers = routes
+            .iter()
+            .filter_map(|route| {
+                let pacing = route.pacing.clone()?;
+                Some((
+                    route.name.clone(),
+                    Pacer::new(&route.name, pacing, Arc::clone(&metrics)),
+                ))
+            })
+            .collect();
         Upstream {
             client,
             route_clients: Arc::new(route_clients),
+            pacers: Arc::new(pacers),
             max_response_bytes,
             metrics,
         }
     }
 
-    /// Sends a request [`build`] made for `route`; the whole answer within the route's timeout
-    /// (a token fetched for it included).
-    pub(crate) async fn send(&self, route: &Route, request: Request<Full<Bytes>>) -> Result<Answer, UpstreamError> {
-        self.send_within(route, request, None).await
+    /// Sends a request [`build`] made for `route`, for the exchange whose `patience` it is: its
+    /// turn first, on a paced route; then the whole answer within the route's timeout (a token
+    /// fetched for it included).
+    pub(crate) async fn send(
+        &self,
+        route: &Route,
+        request: Request<Full<Bytes>>,
+        patience: &mut Patience,
+    ) -> Result<Answer, UpstreamError> {
+        self.send_within(route, request, None, patience).await
     }
 
     /// The same, reserving room for the answer's body in `room` once its head arrives: the
@@ -386,12 +414,26 @@ impl Upstream {
         route: &Route,
         request: Request<Full<Bytes>>,
         room: Option<&mut Reserved>,
+        patience: &mut Patience,
     ) -> Result<Answer, UpstreamError> {
+        // A proxy without paced routes looks no further; the turn is held until the answer
+        // is whole (or has failed).
+        let pacer = match self.pacers.is_empty() {
+            true => None,
+            false => self.pacers.get(&route.name),
+        };
+        let _turn = match pacer {
+            Some(pacer) => Some(pacer.turn(patience).await.map_err(UpstreamError::Paced)?),
+            None => None,
+        };
         let started = Instant::now();
         let timed_out = || UpstreamError::Timeout(route.timeout);
         let answer = async {
             let head = tokio::time::timeout(route.timeout, self.head(route, request)).await;
             let response = head.unwrap_or_else(|_| Err(timed_out()))?;
+            if let (Some(pacer), http::StatusCode::TOO_MANY_REQUESTS) = (pacer, response.status()) {
+                pacer.pause(response.headers().get(RETRY_AFTER));
+            }
             let before_room = started.elapsed();
             if let Some(room) = room {
                 let declared = buffers::declared(
@@ -580,6 +622,7 @@ pub(crate) mod tests {
             webhook: None,
             read_back: false,
             redaction: scimtrail_scim::redact::Redaction::passwords_only(),
+            pacing: None,
         }
     }
 

@@ -29,6 +29,7 @@ mod profile;
 mod query;
 mod request;
 mod response;
+mod retry_after;
 mod target;
 mod testcase;
 
@@ -39,6 +40,7 @@ pub use profile::{
 };
 pub use request::{needs_state, normalize_request};
 pub use response::{merge_pages, normalize_response};
+pub use retry_after::retry_after_seconds;
 pub use target::{Target, DEFAULT_BULK_PAYLOAD_BYTES};
 pub use testcase::{run_tests, TestCase, TestOutcome};
 

@@ -54,6 +54,12 @@ pub struct Target {
     /// The most bytes one bulk request may carry (`maxPayloadSize`): refused and advertised
     /// likewise. `None`: the proxy's request body limit.
     pub max_bulk_payload_bytes: Option<usize>,
+    /// The most requests it takes in any one second, from each proxy instance: the proxy paces
+    /// what it sends to stay within it (no rule reads it). `None`: no limit.
+    pub max_requests_per_second: Option<u32>,
+    /// The most requests it takes at once, from each proxy instance: paced likewise. `None`:
+    /// no limit.
+    pub max_in_flight: Option<u32>,
 }
 
 /// `maxPayloadSize` when neither the route nor the proxy's body limit says otherwise: RFC
@@ -96,6 +102,8 @@ impl Default for Target {
             sorting: true,
             max_bulk_operations: 1000,
             max_bulk_payload_bytes: None,
+            max_requests_per_second: None,
+            max_in_flight: None,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 pub(crate) const WRITE_OPERATIONS: &str = "('create', 'replace', 'patch', 'delete')";
 
 /// The `store_settings` entry of the id every write below which is folded.
-pub(crate) const INTENT_CURSOR: &str = "intent_folded_through";
+const INTENT_CURSOR: &str = "intent_folded_through";
 
 /// How long a record may take to reach the database after a younger one did: the writes of
 /// the last this many milliseconds are folded again at the next fold.
@@ -74,6 +74,12 @@ impl Store {
     /// behind), and the writes of those last seconds are folded again next time. A spool
     /// drained into PostgreSQL moves the cursor back to its oldest record.
     pub async fn fold_pending_intent(&self, batch: i64) -> Result<u64, StoreError> {
+        Ok(self.fold_intent_through(batch).await?.0)
+    }
+
+    /// [`Store::fold_pending_intent`]: how many writes were folded, and the id every write up
+    /// to which is now folded (none past it may be pruned).
+    pub(crate) async fn fold_intent_through(&self, batch: i64) -> Result<(u64, String), StoreError> {
         self.caught_up().await;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -88,7 +94,7 @@ impl Store {
         loop {
             let writes = self.unfolded_writes(&cursor, before.as_deref(), batch).await?;
             let Some(last) = writes.last().map(|w| w.id.clone()) else {
-                return Ok(folded);
+                return Ok((folded, cursor));
             };
             let mut rows = Vec::new();
             for write in writes.iter().filter(|w| w.is_intent()) {
@@ -117,7 +123,7 @@ impl Store {
             let complete = (writes.len() as i64) < batch;
             cursor = last;
             if complete {
-                return Ok(folded);
+                return Ok((folded, cursor));
             }
         }
     }

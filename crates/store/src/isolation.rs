@@ -238,6 +238,7 @@ mod tests {
             error: None,
             resource_id: None,
             user_name: None,
+            paced_ms: None,
         }))
     }
 

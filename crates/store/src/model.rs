@@ -88,6 +88,10 @@ pub struct Completion {
     pub resource_id: Option<String>,
     /// The userName learned from the response, if the request had none.
     pub user_name: Option<String>,
+    /// How long its requests waited in their route's pacing queue, in milliseconds; `None`
+    /// when none of them went through a paced route.
+    #[serde(default)]
+    pub paced_ms: Option<i64>,
 }
 
 /// The latest write to one key of a resource among the successes pruned since, as the
@@ -306,6 +310,9 @@ pub struct Exchange {
     pub repeat_count: i64,
     /// Which rules applied (see [`NewExchange::rules_version`]).
     pub rules_version: Option<String>,
+    /// How long its requests waited in their route's pacing queue (see
+    /// [`Completion::paced_ms`]).
+    pub paced_ms: Option<i64>,
 }
 
 impl Exchange {
@@ -321,6 +328,7 @@ impl Exchange {
             "id": self.id,
             "received_at": rfc3339(self.received_at_ms),
             "duration_ms": self.duration_ms,
+            "paced_ms": self.paced_ms,
             "route": self.route,
             "idp": self.idp,
             "method": self.method,
@@ -451,6 +459,7 @@ where
         client: row.try_get("client")?,
         repeat_count: row.try_get("repeat_count")?,
         rules_version: row.try_get("rules_version")?,
+        paced_ms: row.try_get("paced_ms")?,
         id,
     })
 }

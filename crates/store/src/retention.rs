@@ -128,7 +128,7 @@ const WRITES: &str = "('POST', 'PUT', 'PATCH', 'DELETE')";
 /// original (a replay, and what was made for an exchange, go with it), and not a success that
 /// replay still decides from, nor one with such a child, nor a write (or a replay of it) not
 /// yet folded into the intent.
-fn protected(dry_run: bool) -> String {
+fn protected(folded_through: Option<&str>) -> String {
     let kept = format!(
         "e.parent_id IS NULL AND e.replay_of IS NULL AND NOT ({}) \
          AND NOT EXISTS (SELECT 1 FROM exchanges c WHERE c.parent_id = e.id AND {})",
@@ -136,23 +136,24 @@ fn protected(dry_run: bool) -> String {
         needed("c")
     );
     // A dry run folds nothing: it counts the writes a run would fold first, and then delete.
-    match dry_run {
-        true => kept,
-        false => format!(
+    match folded_through {
+        None => kept,
+        Some(through) => format!(
             "{kept} AND NOT ({}) AND NOT EXISTS (SELECT 1 FROM exchanges r WHERE r.replay_of = e.id AND {})",
-            intent_pending("e"),
-            intent_pending("r")
+            intent_pending("e", through),
+            intent_pending("r", through)
         ),
     }
 }
 
-/// A write, as `x`, not yet folded into the intent (`intended_writes`): kept until it is, so
-/// that retention never loses what the IdP intended.
-fn intent_pending(x: &str) -> String {
+/// A write, as `x`, past `through` (every write up to which is folded into the intent,
+/// `intended_writes`): kept until it is folded, so that retention never loses what the IdP
+/// intended. `through` is an id the store made (a UUID, or its first characters).
+fn intent_pending(x: &str, through: &str) -> String {
+    let through: String = through.chars().filter(|c| c.is_ascii_hexdigit() || *c == '-').collect();
     format!(
-        "{x}.operation IN {} AND {x}.id > COALESCE((SELECT value FROM store_settings WHERE name = '{}'), '')",
-        crate::intent::WRITE_OPERATIONS,
-        crate::intent::INTENT_CURSOR
+        "{x}.operation IN {} AND {x}.id > '{through}'",
+        crate::intent::WRITE_OPERATIONS
     )
 }
 
@@ -269,10 +270,12 @@ impl Store {
     ) -> Result<PruneReport, StoreError> {
         // What is journaled and not yet applied is pruned with the rest.
         self.caught_up().await;
-        // What the IdP intended is folded out of the writes before any of them can go.
-        if !dry_run {
-            self.fold_pending_intent(INTENT_BATCH).await?;
-        }
+        // What the IdP intended is folded out of the writes before any of them can go; a
+        // write past what was folded stays.
+        let folded_through = match dry_run {
+            true => None,
+            false => Some(self.fold_intent_through(INTENT_BATCH).await?.1),
+        };
         let mut report = PruneReport::default();
         let failed_bulk: Vec<(String, String)> = self
             .pairs(&format!(
@@ -283,7 +286,7 @@ impl Store {
                 failure_list()
             ))
             .await?;
-        let protected = protected(dry_run);
+        let protected = protected(folded_through.as_deref());
         for outcome in OUTCOMES {
             let Some(Some(keep)) = policy.keep_ms.get(outcome) else {
                 continue;

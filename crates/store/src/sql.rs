@@ -22,7 +22,7 @@ const INSERT: &str = "INSERT INTO exchanges (id, received_at, instance, route, i
 
 const FINISH: &str = "UPDATE exchanges SET duration_ms = ?, forwarded_headers = ?, forwarded_body = ?, changes = ?, \
     upstream_status = ?, status = ?, response_headers = ?, response_body = ?, findings = ?, bulk_operations = ?, \
-    error = ?, outcome = ?, resource_id = COALESCE(resource_id, ?), user_name = COALESCE(user_name, ?) \
+    error = ?, paced_ms = ?, outcome = ?, resource_id = COALESCE(resource_id, ?), user_name = COALESCE(user_name, ?) \
     WHERE id = ?";
 
 /// A whole exchange, inserted once. Over an existing row (its begin, applied earlier, or the
@@ -30,13 +30,13 @@ const FINISH: &str = "UPDATE exchanges SET duration_ms = ?, forwarded_headers = 
 const WHOLE: &str = "INSERT INTO exchanges (id, received_at, instance, route, idp, method, path, query, \
     resource_type, resource_id, user_name, operation, lifecycle, request_headers, request_body, outcome, replay_of, \
     parent_id, client, rules_version, duration_ms, forwarded_headers, forwarded_body, changes, upstream_status, \
-    status, response_headers, response_body, findings, bulk_operations, error) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    status, response_headers, response_body, findings, bulk_operations, error, paced_ms) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
     ON CONFLICT (id) DO UPDATE SET duration_ms = excluded.duration_ms, forwarded_headers = excluded.forwarded_headers, \
     forwarded_body = excluded.forwarded_body, changes = excluded.changes, upstream_status = excluded.upstream_status, \
     status = excluded.status, response_headers = excluded.response_headers, response_body = excluded.response_body, \
     outcome = excluded.outcome, findings = excluded.findings, bulk_operations = excluded.bulk_operations, \
-    error = excluded.error, resource_id = COALESCE(exchanges.resource_id, excluded.resource_id), \
+    error = excluded.error, paced_ms = excluded.paced_ms, resource_id = COALESCE(exchanges.resource_id, excluded.resource_id), \
     user_name = COALESCE(exchanges.user_name, excluded.user_name)";
 
 const KEEP_SNAPSHOT: &str = "INSERT INTO resource_snapshots (route, resource_type, resource_id, body, updated_at) \
@@ -193,6 +193,7 @@ fn completion_params(done: &Completion) -> Vec<Param> {
         text(&done.findings.to_string()),
         Param::Text(done.bulk_operations.as_ref().map(ToString::to_string)),
         opt(&done.error),
+        Param::Int(done.paced_ms),
     ]
 }
 

@@ -80,12 +80,64 @@ pub(crate) fn completion(id: &str, status: u16, outcome: &str) -> Completion {
         error: None,
         resource_id: Some("u1".into()),
         user_name: None,
+        paced_ms: None,
     }
 }
 
 /// A UUIDv7-shaped id for a given millisecond and sequence.
 pub(crate) fn id_at(ms: i64, seq: u16) -> String {
     format!("{}-{seq:04x}-000000000000", &query::id_floor(ms)[..18])
+}
+
+/// A pacing wait is kept as the completion says, through an update and a whole record
+/// alike, and shown by the exchange's JSON; none recorded is `null`.
+#[tokio::test]
+async fn the_pacing_wait_is_kept_with_the_completion() {
+    for store in fresh_stores().await {
+        let backend = store.backend();
+        let (finished, whole) = (id_at(1_700_000_000_000, 11), id_at(1_700_000_000_000, 12));
+        let unpaced = id_at(1_700_000_000_000, 13);
+        let paced = |id: &str, ms| Completion {
+            paced_ms: ms,
+            ..completion(id, 201, "ok")
+        };
+        store
+            .write_batch(vec![Write::Begin(Box::new(new_exchange(
+                &finished,
+                1_700_000_000_000,
+                "bjensen",
+            )))])
+            .await
+            .unwrap();
+        store
+            .write_batch(vec![
+                Write::Finish(Box::new(paced(&finished, Some(1234)))),
+                Write::Whole(
+                    Box::new(new_exchange(&whole, 1_700_000_000_000, "jsmith")),
+                    Box::new(paced(&whole, Some(0))),
+                ),
+                Write::Whole(
+                    Box::new(new_exchange(&unpaced, 1_700_000_000_000, "ajones")),
+                    Box::new(paced(&unpaced, None)),
+                ),
+            ])
+            .await
+            .unwrap();
+        for (id, expected) in [(&finished, Some(1234)), (&whole, Some(0)), (&unpaced, None)] {
+            let exchange = store.get(id).await.unwrap();
+            assert_eq!(exchange.paced_ms, expected, "{backend} {id}");
+            assert_eq!(exchange.to_json()["paced_ms"], serde_json::json!(expected), "{backend}");
+        }
+    }
+}
+
+/// A completion journaled before the pacing wait existed reads as one with none.
+#[test]
+fn a_completion_without_a_pacing_wait_reads_as_none() {
+    let mut json = serde_json::to_value(completion("x", 200, "ok")).unwrap();
+    json.as_object_mut().unwrap().remove("paced_ms");
+    let done: Completion = serde_json::from_value(json).unwrap();
+    assert_eq!(done.paced_ms, None);
 }
 
 #[tokio::test]

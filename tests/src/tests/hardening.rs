@@ -41,23 +41,6 @@ fn changes_of(exchange: &Exchange) -> Vec<Value> {
     exchange.changes.as_array().cloned().unwrap_or_default()
 }
 
-async fn metrics_show(proxy: &TestProxy, line: &str) -> bool {
-    for _ in 0..200 {
-        if proxy
-            .admin
-            .get("/metrics")
-            .await
-            .bytes
-            .windows(line.len())
-            .any(|w| w == line.as_bytes())
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
-
 // === 1. R4 page aggregation is bounded ===
 
 #[tokio::test]
@@ -310,11 +293,9 @@ async fn a_connection_that_sends_nothing_is_closed_after_the_first_byte_timeout(
     );
     assert!(started.elapsed() >= Duration::from_millis(800));
     assert!(
-        metrics_show(
-            &proxy,
-            "scimtrail_connections_closed_total{reason=\"first_byte_timeout\"} 2"
-        )
-        .await
+        proxy
+            .metrics_show("scimtrail_connections_closed_total{reason=\"first_byte_timeout\"} 2")
+            .await
     );
     proxy.running.shutdown().await;
     app.shutdown().await;
@@ -393,7 +374,11 @@ async fn an_http2_connection_with_no_open_stream_is_closed_after_the_idle_timeou
     let ended = tokio::time::timeout(Duration::from_secs(8), connection).await;
     assert!(ended.is_ok(), "an idle HTTP/2 connection was kept open");
     assert!(started.elapsed() >= Duration::from_millis(800));
-    assert!(metrics_show(&proxy, "scimtrail_connections_closed_total{reason=\"idle\"} 1").await);
+    assert!(
+        proxy
+            .metrics_show("scimtrail_connections_closed_total{reason=\"idle\"} 1")
+            .await
+    );
     proxy.running.shutdown().await;
     app.shutdown().await;
 }
@@ -415,7 +400,11 @@ async fn one_client_address_holds_at_most_its_bound_directly_and_behind_a_truste
         raw::closed_within(&mut third, Duration::from_secs(3)).await,
         "a third connection was kept"
     );
-    assert!(metrics_show(&proxy, "scimtrail_connections_closed_total{reason=\"per_client\"} 1").await);
+    assert!(
+        proxy
+            .metrics_show("scimtrail_connections_closed_total{reason=\"per_client\"} 1")
+            .await
+    );
     proxy.running.shutdown().await;
 
     // Behind a load balancer every connection comes from its address: the bound applies to
@@ -435,7 +424,7 @@ async fn one_client_address_holds_at_most_its_bound_directly_and_behind_a_truste
         })
     };
     let holding = from("192.0.2.1");
-    assert!(metrics_show(&proxy, "scimtrail_exchanges_in_flight 1").await);
+    assert!(proxy.metrics_show("scimtrail_exchanges_in_flight 1").await);
     let refused = from("192.0.2.1").await.unwrap();
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.body);
     assert_eq!(recorded(&proxy, &refused).await.outcome, "rejected");
@@ -520,7 +509,7 @@ async fn bodies_in_flight_stay_within_max_buffered_bytes_reserved_whole_before_t
         let (client, body) = (proxy.client.clone(), full(name));
         held.push(tokio::spawn(async move { client.post("/Users", &body).await }));
     }
-    assert!(metrics_show(&proxy, "scimtrail_exchanges_in_flight 2").await);
+    assert!(proxy.metrics_show("scimtrail_exchanges_in_flight 2").await);
     // No room for a third body, however small: refused once the wait is over, not forwarded.
     let refused = proxy.client.post("/Users", &user("third")).await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.body);
@@ -553,28 +542,19 @@ async fn a_client_that_leaves_while_waiting_for_a_slot_starts_nothing() {
     let proxy = start(&config, &store_url).await;
     let client = proxy.client.clone();
     let first = tokio::spawn(async move { client.get("/Users/first").await });
-    assert!(metrics_show(&proxy, "scimtrail_exchanges_in_flight 1").await);
+    assert!(proxy.metrics_show("scimtrail_exchanges_in_flight 1").await);
     let mut leaving = TcpStream::connect(proxy.running.proxy_addr).await.unwrap();
     leaving
         .write_all(b"GET /Users/second HTTP/1.1\r\nhost: s\r\n\r\n")
         .await
         .unwrap();
-    assert!(metrics_show(&proxy, "scimtrail_exchanges_waited_total 1").await);
+    assert!(proxy.metrics_show("scimtrail_exchanges_waited_total 1").await);
     drop(leaving);
     assert_eq!(first.await.unwrap().status, StatusCode::GATEWAY_TIMEOUT);
-    let mut second = None;
-    for _ in 0..200 {
-        second = proxy
-            .exchanges_of("app")
-            .await
-            .into_iter()
-            .find(|e| e.path == "/Users/second" && e.outcome != "in_flight");
-        if second.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let second = second.expect("the request that was left is recorded");
+    let second = proxy
+        .completed_exchange("app", |e| e.path == "/Users/second")
+        .await
+        .expect("the request that was left is recorded");
     assert_eq!((second.outcome.as_str(), second.status), ("rejected", Some(499)));
     assert!(second.forwarded_headers.is_none(), "it was not forwarded");
     proxy.running.shutdown().await;

@@ -8,6 +8,7 @@ mod alerts;
 mod findings;
 mod hardening;
 mod normalization;
+mod pacing;
 mod privacy;
 mod proxy;
 mod refapp;

@@ -86,6 +86,7 @@ pub(crate) fn exchange(age_days: i64, n: u16, outcome: &str) -> Write {
         error: None,
         resource_id: None,
         user_name: None,
+        paced_ms: None,
     };
     Write::Whole(Box::new(new), Box::new(done))
 }

@@ -12,8 +12,9 @@
 //!    whole within `body_timeout`;
 //! 7. JSON that names each member once (`strict_json`);
 //!
-//! and last, for a request from the listener, an exchange slot. So a client that cannot
-//! authenticate, or is slow to send its body, never holds an exchange slot; and one that
+//! and last, for a request from the listener, an exchange slot, held by the exchange's
+//! [`Patience`] (which gives it back while a request waits in a pacing queue). So a client that
+//! cannot authenticate, or is slow to send its body, never holds an exchange slot; and one that
 //! leaves while its request waits for a slot starts nothing (recorded `rejected`, 499).
 
 use super::{BoxError, ExchangeError};
@@ -21,9 +22,9 @@ use crate::buffers::{self, Reserved};
 use crate::capacity::{forwarded_client, is_trusted, ClientSlot};
 use crate::config::Route;
 use crate::content_coding::{self, DecodeError};
+use crate::pacing::Patience;
 use crate::path_safety::{self, PathCheck};
 use crate::request_line::EncodedTarget;
-use crate::server::CallerGone;
 use crate::{redact, Proxy};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
@@ -37,7 +38,6 @@ use scimtrail_store::NewExchange;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::OwnedSemaphorePermit;
 
 /// A request admitted, with what admission read from it.
 pub(crate) struct Admitted<'p> {
@@ -58,10 +58,10 @@ pub(crate) struct Admitted<'p> {
     pub(crate) slots: Slots,
 }
 
-/// The slots an exchange from the listener holds until it ends.
+/// The slots an exchange from the listener holds until it ends (its exchange slot is held by
+/// its [`Patience`]).
 #[derive(Default)]
 pub(crate) struct Slots {
-    _exchange: Option<OwnedSemaphorePermit>,
     _client: Option<ClientSlot>,
     /// Its buffers' room, which the answer's is added to.
     pub(crate) buffers: Option<Reserved>,
@@ -72,14 +72,15 @@ const SCIM_METHODS: [Method; 5] = [Method::GET, Method::POST, Method::PUT, Metho
 
 impl Proxy {
     /// Admits a request (see the module's documentation), filling in what `new` records of
-    /// it, or says why not. `pinned`: the profile the exchange this one is made for took.
+    /// it, or says why not; its exchange slot goes to `patience`. `pinned`: the profile the
+    /// exchange this one is made for took.
     pub(crate) async fn admit<B>(
         &self,
         new: &mut NewExchange,
         parts: http::request::Parts,
         body: B,
         peer: SocketAddr,
-        mut caller: CallerGone,
+        patience: &mut Patience,
         pinned: Option<Arc<Profile>>,
     ) -> Result<Admitted<'_>, ExchangeError>
     where
@@ -191,16 +192,18 @@ impl Proxy {
         new.request_body = redact::body_of(&body, json.as_ref(), &route.redaction).0;
 
         // A client that leaves while its request waits for a slot starts nothing.
-        let exchange_slot = match from_listener {
-            true => tokio::select! {
+        if from_listener {
+            let slot = tokio::select! {
                 slot = self.capacity.exchange_slot() => slot,
-                () = caller.wait() => {
+                () = patience.caller().wait() => {
                     let detail = "the client went away while its request waited for an exchange slot; nothing was forwarded";
                     return Err(ExchangeError::idp(ScimError::new(499, None, detail), "client_gone"));
                 }
-            },
-            false => None,
-        };
+            };
+            if let Some(slot) = slot {
+                patience.hold(slot);
+            }
+        }
         let rest = relative_path(&path, &route.path_prefix);
         Ok(Admitted {
             route,
@@ -211,7 +214,6 @@ impl Proxy {
             json,
             changes,
             slots: Slots {
-                _exchange: exchange_slot,
                 _client: client_slot,
                 buffers,
             },

@@ -6,9 +6,10 @@
 
 use crate::buffers::NoRoom;
 use crate::config::Route;
+use crate::pacing::{Refused, Why};
 use crate::upstream::UpstreamError;
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use scimtrail_scim::ScimError;
@@ -29,6 +30,9 @@ pub(crate) enum Side {
     Application,
     /// The store could not record the exchange.
     Store,
+    /// The proxy held the request back to keep within the application's limits (`pacing.rs`):
+    /// nothing was sent, so it is recorded `unreachable`, which a replay may send again.
+    Pacing,
 }
 
 impl Side {
@@ -38,6 +42,7 @@ impl Side {
             Side::Proxy => "proxy",
             Side::Application => "application",
             Side::Store => "store",
+            Side::Pacing => "pacing",
         }
     }
 }
@@ -54,6 +59,8 @@ pub(crate) struct ExchangeError {
     /// What the record and the log keep beside it: the upstream URL and error chain, the
     /// store's error, the routes there are.
     internal: Option<String>,
+    /// `Retry-After`, in seconds, when the caller may come back then.
+    retry_after: Option<u64>,
 }
 
 impl ExchangeError {
@@ -102,6 +109,7 @@ impl ExchangeError {
                 return ExchangeError::new(Side::Proxy, "failed", ScimError::new(503, None, detail), "buffers_full")
                     .with_internal(error.to_string());
             }
+            UpstreamError::Paced(refused) => return ExchangeError::paced(refused),
             // It may have applied the request.
             UpstreamError::BadResponse(_) => (
                 502,
@@ -112,6 +120,32 @@ impl ExchangeError {
         };
         ExchangeError::new(Side::Application, outcome, ScimError::new(status, None, detail), kind)
             .with_internal(format!("the application at {} {error}", route.upstream))
+    }
+
+    /// The route's pacing did not send the request (`pacing.rs`): its queue was full, or the
+    /// request could not wait for its turn (429 with `Retry-After`: R14); or its client left
+    /// while it waited.
+    pub(crate) fn paced(refused: &Refused) -> ExchangeError {
+        let detail = refused.detail.as_str();
+        let error = match refused.why {
+            Why::ClientGone => return ExchangeError::idp(ScimError::new(499, None, detail), "client_gone"),
+            Why::QueueFull => ExchangeError::new(
+                Side::Pacing,
+                "unreachable",
+                ScimError::new(429, None, detail),
+                "queue_full",
+            ),
+            Why::WaitBound => ExchangeError::new(
+                Side::Pacing,
+                "unreachable",
+                ScimError::new(429, None, detail),
+                "queue_timeout",
+            ),
+        };
+        ExchangeError {
+            retry_after: Some(refused.retry_after),
+            ..error
+        }
     }
 
     /// The store could not record the exchange in flight, so it was not forwarded.
@@ -162,6 +196,7 @@ impl ExchangeError {
             side,
             outcome,
             internal: None,
+            retry_after: None,
         }
     }
 
@@ -208,6 +243,9 @@ impl ExchangeError {
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"));
         }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 
@@ -225,6 +263,8 @@ impl ExchangeError {
             Side::Application => {
                 tracing::warn!(kind, side, replayable, %internal, "The application gave no whole answer.");
             }
+            // Counted in `/metrics`; under a burst, one line each would flood the log.
+            Side::Pacing => tracing::debug!(kind, side, replayable, %internal, "Held back by the route's pacing."),
             Side::Proxy | Side::Store => {
                 tracing::error!(kind, side, replayable, %internal, "The proxy could not carry the exchange.");
             }

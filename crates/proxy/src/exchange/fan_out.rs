@@ -8,7 +8,6 @@ use super::normalise::Normalised;
 use super::{ExchangeError, Exchanged, Link, Origin, Recording};
 use crate::classify::classify;
 use crate::clock::elapsed_ms;
-use crate::server::CallerGone;
 use crate::{findings, redact, Proxy, Route};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
@@ -34,7 +33,7 @@ impl Proxy {
     /// it with each operation's outcome and exchange.
     pub(super) async fn finish_fanned_out(
         &self,
-        recording: Recording,
+        mut recording: Recording<'_>,
         route: &Route,
         normalised: &Normalised,
         idp_headers: &HeaderMap,
@@ -43,7 +42,7 @@ impl Proxy {
         let bulk = normalised.received_bulk.as_ref();
         let pinned = Some(Arc::clone(&normalised.profile));
         let done = match self
-            .fan_out(route, &recording.new.id, bulk, idp_headers, origin, pinned)
+            .fan_out(route, &mut recording, bulk, idp_headers, origin, pinned)
             .await
         {
             Ok(done) => done,
@@ -98,21 +97,25 @@ impl Proxy {
             error: None,
             resource_id: None,
             user_name: None,
+            paced_ms: None,
         };
         self.finish(recording, completion, response).await
     }
 
     /// Carries out `bulk` (a BulkRequest as received) on `route`, one operation at a time,
-    /// each under `profile` (the bulk request's). `Err` when it is not a valid BulkRequest.
+    /// each under `profile` (the bulk request's), made for the bulk request's `recording` and
+    /// waiting its turn on a paced route with the bulk request's patience. `Err` when it is
+    /// not a valid BulkRequest.
     pub(crate) async fn fan_out(
         &self,
         route: &Route,
-        parent: &str,
+        recording: &mut Recording<'_>,
         bulk: Option<&Value>,
         idp_headers: &HeaderMap,
         origin: Origin,
         profile: Option<Arc<Profile>>,
     ) -> Result<FannedOut, ScimError> {
+        let parent = recording.new.id.clone();
         let request = match bulk {
             Some(body) => BulkRequest::from_json(body)?,
             None => {
@@ -192,7 +195,7 @@ impl Proxy {
                 profile: profile.clone(),
             };
             // Boxed: an exchange can fan out, which runs exchanges.
-            let answered = Box::pin(self.run_exchange(single, origin, link, CallerGone::never())).await;
+            let answered = Box::pin(self.run_exchange(single, origin, link, recording.patience)).await;
             exchanges.push(Some(answered.id));
             let (parts, body) = answered.response.into_parts();
             let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();

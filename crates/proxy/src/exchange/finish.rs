@@ -31,14 +31,20 @@ impl Proxy {
     /// recorded, unless `on_store_failure = "serve_unrecorded"`.
     pub(super) async fn finish(
         &self,
-        recording: Recording,
+        recording: Recording<'_>,
         completion: Completion,
         response: Response<Full<Bytes>>,
     ) -> Exchanged {
+        // Every exchange is recorded with how long its requests waited in a pacing queue.
+        let completion = Completion {
+            paced_ms: recording.paced_ms(),
+            ..completion
+        };
         let Recording {
             new,
             started,
             in_flight,
+            ..
         } = recording;
         self.alerts
             .consider(self.route_named(new.route.as_deref()), &new, &completion);
@@ -77,7 +83,7 @@ impl Proxy {
     /// if anything did, with the rules' `changes`.
     pub(super) async fn finish_error(
         &self,
-        recording: Recording,
+        recording: Recording<'_>,
         error: ExchangeError,
         sent: Option<Sent>,
         changes: Vec<Value>,
@@ -110,6 +116,7 @@ impl Proxy {
             error: Some(redact::free_text(&error.recorded(), redaction)),
             resource_id: None,
             user_name: None,
+            paced_ms: None,
         };
         self.finish(recording, completion, response).await
     }
@@ -118,7 +125,7 @@ impl Proxy {
     /// bounded, and identical ones within a second counted into one record (`refusals.rs`),
     /// answered naming it. A replay's or a fanned-out operation's is recorded whole, as the
     /// evidence of what was replayed.
-    pub(super) async fn finish_refused(&self, mut recording: Recording, error: ExchangeError) -> Exchanged {
+    pub(super) async fn finish_refused(&self, mut recording: Recording<'_>, error: ExchangeError) -> Exchanged {
         let new = &mut recording.new;
         if new.replay_of.is_some() || new.parent_id.is_some() {
             return self.finish_error(recording, error, None, Vec::new()).await;

@@ -7,6 +7,7 @@ use super::normalise::{recorded_changes, Normalised};
 use super::{error_response, ExchangeError, Origin};
 use crate::buffers::Reserved;
 use crate::config::Route;
+use crate::pacing::Patience;
 use crate::upstream::{self, OnBehalf, Outbound, UpstreamError};
 use crate::{state, Proxy};
 use bytes::Bytes;
@@ -40,7 +41,8 @@ pub(super) struct Forwarded {
 impl Proxy {
     /// Sends `normalised` and what it became; `Err` when the application gave no whole answer
     /// to the first request, with what was sent, if anything was. The first answer's body is
-    /// buffered within `room` (an exchange from the listener's reservation).
+    /// buffered within `room` (an exchange from the listener's reservation). Each request
+    /// waits its turn on a paced route with `patience`.
     pub(super) async fn forward(
         &self,
         route: &Route,
@@ -48,6 +50,7 @@ impl Proxy {
         parts: &http::request::Parts,
         origin: Origin,
         room: Option<&mut Reserved>,
+        patience: &mut Patience,
     ) -> Result<Forwarded, (ExchangeError, Option<Sent>)> {
         let to_forward = &normalised.to_forward;
         let outbound = Outbound {
@@ -70,8 +73,10 @@ impl Proxy {
             headers: self.redactor.headers(request.headers()),
             body: normalised.forwarded_body.take(),
         };
-        let first = match self.upstream.send_within(route, request, room).await {
+        let first = match self.upstream.send_within(route, request, room, patience).await {
             Ok(answer) => answer,
+            // Held back by the route's pacing: nothing went to the application.
+            Err(UpstreamError::Paced(refused)) => return Err((ExchangeError::paced(&refused), None)),
             Err(error) => return Err((ExchangeError::application(&error, route), Some(sent))),
         };
         let mut forwarded = Forwarded {
@@ -85,14 +90,18 @@ impl Proxy {
         // R16: the rest of a PATCH split to the application's limit; R4: the pages after the
         // first. In order, while each succeeds.
         if forwarded.parts.status.is_success() && !to_forward.then.is_empty() {
-            self.send_parts(parts, route, &to_forward.then, origin, &mut forwarded)
+            self.send_parts(parts, route, &to_forward.then, origin, &mut forwarded, patience)
                 .await;
         }
         if let (Some(pages), true) = (&to_forward.pages, forwarded.parts.status.is_success()) {
-            self.fetch_pages(parts, route, to_forward, pages, origin, &mut forwarded)
+            let pages = Pages {
+                first_request: to_forward,
+                pages,
+            };
+            self.fetch_pages(parts, route, &pages, origin, &mut forwarded, patience)
                 .await;
         }
-        self.read_created(route, normalised, &parts.headers, &mut forwarded)
+        self.read_created(route, normalised, &parts.headers, &mut forwarded, patience)
             .await;
         Ok(forwarded)
     }
@@ -107,6 +116,7 @@ impl Proxy {
         rest: &[rules::Request],
         origin: Origin,
         forwarded: &mut Forwarded,
+        patience: &mut Patience,
     ) {
         let total = rest.len() + 1;
         for (index, next) in rest.iter().enumerate() {
@@ -114,7 +124,10 @@ impl Proxy {
             let what = |detail: String| {
                 format!("request {number} of {total} of the split PATCH {detail}; the ones before it were applied")
             };
-            match self.send_next(parts, route, next, next.query.as_deref(), origin).await {
+            match self
+                .send_next(parts, route, next, next.query.as_deref(), origin, patience)
+                .await
+            {
                 Ok((answer, body)) if answer.status.is_success() => (forwarded.parts, forwarded.body) = (answer, body),
                 Ok((answer, body)) => {
                     let detail = what(format!("was refused with {}", answer.status));
@@ -131,11 +144,12 @@ impl Proxy {
         &self,
         parts: &http::request::Parts,
         route: &Route,
-        first_request: &rules::Request,
-        pages: &rules::Pages,
+        pages: &Pages<'_>,
         origin: Origin,
         forwarded: &mut Forwarded,
+        patience: &mut Patience,
     ) {
+        let Pages { first_request, pages } = *pages;
         let parse = |bytes: &Bytes| serde_json::from_slice::<Value>(bytes).unwrap_or(Value::Null);
         let first = parse(&forwarded.body);
         let total = first
@@ -154,7 +168,10 @@ impl Proxy {
             }
             let Some(query) = pages.query(n) else { break };
             let what = |detail: String| format!("page {} of the list ({query}) {detail}", n + 1);
-            match self.send_next(parts, route, first_request, Some(&query), origin).await {
+            match self
+                .send_next(parts, route, first_request, Some(&query), origin, patience)
+                .await
+            {
                 Ok((_, bytes)) if !bytes.is_empty() => {
                     let page = parse(&bytes);
                     last_len = page_len(&page);
@@ -187,6 +204,7 @@ impl Proxy {
         next: &rules::Request,
         query: Option<&str>,
         origin: Origin,
+        patience: &mut Patience,
     ) -> Result<(http::response::Parts, Bytes), String> {
         let body = next
             .body
@@ -202,7 +220,7 @@ impl Proxy {
             on_behalf: on_behalf(parts, origin),
         };
         let request = upstream::build(route, &outbound).map_err(|why| format!("could not be built: {why}"))?;
-        match self.upstream.send(route, request).await {
+        match self.upstream.send(route, request, patience).await {
             Ok(answer) => Ok((answer.parts, answer.body)),
             Err(error) => {
                 tracing::warn!(%error, upstream = %route.upstream, "A further request to the application failed.");
@@ -213,6 +231,7 @@ impl Proxy {
                     UpstreamError::NoRoom(_) => {
                         "was answered, but the proxy had no room to buffer the answer".to_owned()
                     }
+                    UpstreamError::Paced(refused) => format!("was not sent: {}", refused.detail),
                 })
             }
         }
@@ -226,6 +245,7 @@ impl Proxy {
         normalised: &Normalised,
         idp_headers: &http::HeaderMap,
         forwarded: &mut Forwarded,
+        patience: &mut Patience,
     ) {
         let to_forward = &normalised.to_forward;
         let created_rule = normalised
@@ -242,8 +262,15 @@ impl Proxy {
         if answered.as_ref().and_then(|body| body.get("id")).is_some() {
             return;
         }
-        let (created, how) =
-            state::fetch_created(&self.upstream, route, idp_headers, &forwarded.parts.headers, to_forward).await;
+        let (created, how) = state::fetch_created(
+            &self.upstream,
+            route,
+            idp_headers,
+            &forwarded.parts.headers,
+            to_forward,
+            patience,
+        )
+        .await;
         let Some(resource) = created else {
             forwarded
                 .changes
@@ -286,6 +313,13 @@ impl Forwarded {
         let (parts, _) = error_response(&error, "split_request_failed").into_parts();
         self.failed(parts, Bytes::from(error.to_json().to_string()), detail);
     }
+}
+
+/// R4: the first request of a list, and the pages it is fetched in.
+#[derive(Clone, Copy)]
+struct Pages<'a> {
+    first_request: &'a rules::Request,
+    pages: &'a rules::Pages,
 }
 
 /// A request forwarded for the IdP's: its headers carried on, as from its peer.

@@ -23,7 +23,7 @@ pub(crate) use error::{error_response, ExchangeError};
 pub(crate) use normalise::rules_request;
 pub(crate) use record::Recording;
 
-use crate::{server::CallerGone, Proxy};
+use crate::{pacing::Patience, Proxy};
 use admit::Admitted;
 use bytes::Bytes;
 use http::header::HeaderValue;
@@ -68,13 +68,15 @@ pub(crate) struct Exchanged {
 
 impl Proxy {
     /// One exchange, under its own id and span; `link` names the exchange a replay sends
-    /// again, or the one a fanned-out bulk operation belongs to.
+    /// again, or the one a fanned-out bulk operation belongs to. Its requests to the
+    /// application wait in pacing queues with `patience`: its caller's, or for a bulk
+    /// operation its bulk request's.
     pub(crate) async fn run_exchange<B>(
         &self,
         request: Request<B>,
         origin: Origin,
         link: Link,
-        caller: CallerGone,
+        patience: &mut Patience,
     ) -> Exchanged
     where
         B: hyper::body::Body<Data = Bytes>,
@@ -87,7 +89,7 @@ impl Proxy {
             replay_of = link.replay_of.as_deref(), parent = link.parent_id.as_deref()
         );
         async {
-            let mut exchanged = self.exchange(&id, started, request, origin, link, caller).await;
+            let mut exchanged = self.exchange(&id, started, request, origin, link, patience).await;
             if let Ok(value) = HeaderValue::from_str(&exchanged.id) {
                 exchanged.response.headers_mut().insert(EXCHANGE_ID_HEADER, value);
             }
@@ -113,7 +115,7 @@ impl Proxy {
         request: Request<B>,
         origin: Origin,
         mut link: Link,
-        caller: CallerGone,
+        patience: &mut Patience,
     ) -> Exchanged
     where
         B: hyper::body::Body<Data = Bytes>,
@@ -121,7 +123,7 @@ impl Proxy {
     {
         let (parts, body) = request.into_parts();
         let pinned = link.profile.take();
-        let mut recording = self.recording(id, started, &parts, origin, link);
+        let mut recording = self.recording(id, started, &parts, origin, link, patience);
 
         // Admit: a route and its profile, the IdP's token, the body within its limits, an
         // exchange slot.
@@ -135,7 +137,7 @@ impl Proxy {
             changes,
             mut slots,
         } = match self
-            .admit(&mut recording.new, parts, body, origin.peer, caller, pinned)
+            .admit(&mut recording.new, parts, body, origin.peer, recording.patience, pinned)
             .await
         {
             Ok(admitted) => admitted,
@@ -152,7 +154,7 @@ impl Proxy {
             json,
             changes,
         };
-        let mut normalised = match self.normalise(&mut recording.new, admitted).await {
+        let mut normalised = match self.normalise(&mut recording.new, admitted, recording.patience).await {
             Ok(normalised) => normalised,
             Err(error) => return self.finish_error(recording, error, None, Vec::new()).await,
         };
@@ -169,14 +171,17 @@ impl Proxy {
                 .await;
         }
         let room = slots.buffers.as_mut();
-        let forwarded = match self.forward(route, &mut normalised, &parts, origin, room).await {
+        let forwarded = match self
+            .forward(route, &mut normalised, &parts, origin, room, recording.patience)
+            .await
+        {
             Ok(forwarded) => forwarded,
             Err((error, sent)) => return self.finish_error(recording, error, sent, normalised.changes).await,
         };
 
         // Respond: the application's answer checked, normalised for the IdP, and recorded.
         let (completion, response) = self
-            .respond(&recording, route, normalised, forwarded, &parts.headers)
+            .respond(&mut recording, route, normalised, forwarded, &parts.headers)
             .await;
         self.finish(recording, completion, response).await
     }

@@ -8,6 +8,7 @@
 use super::ExchangeError;
 use crate::classify::{classify, Classification};
 use crate::config::Route;
+use crate::pacing::{Patience, Refused};
 use crate::{findings, redact, state, Proxy};
 use bytes::Bytes;
 use http::header::{HeaderName, CONTENT_TYPE};
@@ -69,11 +70,13 @@ impl Normalised {
 }
 
 impl Proxy {
-    /// Classifies `received` into `new` and applies the route's rules.
+    /// Classifies `received` into `new` and applies the route's rules; a read they need
+    /// waits in the route's pacing queue with `patience`.
     pub(super) async fn normalise(
         &self,
         new: &mut NewExchange,
         received: Received<'_>,
+        patience: &mut Patience,
     ) -> Result<Normalised, ExchangeError> {
         let Received {
             route,
@@ -100,8 +103,9 @@ impl Proxy {
         let mut received = rules_request(&new.method, rest, query, &parts.headers, original_json);
         let resource = new.resource_type.as_deref().zip(new.resource_id.as_deref());
         let (stateful, normalized) = self
-            .apply_rules(route, &profile, &received, &parts.headers, resource)
-            .await;
+            .apply_rules(route, &profile, &received, &parts.headers, resource, patience)
+            .await
+            .map_err(|refused| ExchangeError::paced(&refused))?;
         // What the rules made, when it is what is forwarded (enforce mode).
         let made = match normalized {
             Ok(normalized) => {
@@ -160,7 +164,7 @@ impl Proxy {
 
     /// The rules of `profile` (the route's) applied to `received`, after reading the resource
     /// (`resource`: its type and id) from the application when a stateful rule needs it; and
-    /// whether it was read.
+    /// whether it was read. `Err` when the route's pacing did not send that read.
     pub(crate) async fn apply_rules(
         &self,
         route: &Route,
@@ -168,9 +172,10 @@ impl Proxy {
         received: &rules::Request,
         idp_headers: &HeaderMap,
         resource: Option<(&str, &str)>,
-    ) -> (bool, Result<rules::Normalized<rules::Request>, rules::Refusal>) {
+        patience: &mut Patience,
+    ) -> Result<(bool, Result<rules::Normalized<rules::Request>, rules::Refusal>), Refused> {
         let state = if needs_state(received, profile, &route.target) {
-            let state = state::fetch(&self.upstream, route, idp_headers, &received.path).await;
+            let state = state::fetch(&self.upstream, route, idp_headers, &received.path, patience).await?;
             if let (Some(state), Some((resource_type, id))) = (&state, resource) {
                 self.recorder
                     .write_behind(state::snapshot(route, resource_type, id, state));
@@ -180,7 +185,7 @@ impl Proxy {
             None
         };
         let normalized = normalize_request(received, profile, &route.target, state.as_ref());
-        (state.is_some(), normalized)
+        Ok((state.is_some(), normalized))
     }
 }
 

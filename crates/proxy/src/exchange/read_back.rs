@@ -5,6 +5,8 @@
 
 use crate::clock::{elapsed_ms, now_ms};
 use crate::findings::ReadBack;
+use crate::pacing::Patience;
+use crate::state::Unread;
 use crate::{state, upstream, Proxy, Route};
 use http::HeaderMap;
 use scimtrail_store::{Completion, NewExchange, Write};
@@ -13,15 +15,18 @@ use std::time::Instant;
 
 impl Proxy {
     /// GETs `path` (relative to the route) for the write `parent`, records the GET as its
-    /// child, and returns what it found (`None` when the application could not be read).
+    /// child, and returns what it found (`None` when the application could not be read). The
+    /// GET waits its turn on a paced route with the write's `patience`.
     pub(super) async fn read_back(
         &self,
         route: &Route,
         parent: &NewExchange,
         path: &str,
         idp_headers: &HeaderMap,
+        patience: &mut Patience,
     ) -> Option<ReadBack> {
         let started = Instant::now();
+        let mark = patience.mark();
         let (path, query) = match path.split_once('?') {
             Some((path, query)) => (path, Some(query)),
             None => (path, None),
@@ -29,8 +34,8 @@ impl Proxy {
         let request = upstream::build(route, &state::get(path, query, idp_headers));
         let headers = request.as_ref().map(|r| r.headers().clone()).unwrap_or_default();
         let read = match request {
-            Ok(request) => state::read_built(&self.upstream, route, request).await,
-            Err(why) => Err(format!("GET {path}: {why}")),
+            Ok(request) => state::read_built(&self.upstream, route, request, patience).await,
+            Err(why) => Err(Unread::Failed(format!("GET {path}: {why}"))),
         };
         let found = match &read {
             Ok(Some(resource)) => Some(ReadBack::Resource(resource.clone())),
@@ -45,7 +50,8 @@ impl Proxy {
             }
             Ok(None) if parent.method == "DELETE" => (404, "ok", None, None),
             Ok(None) => (404, "failed", None, None),
-            Err(reason) => (502, "unreachable", None, Some(format!("read_back: {reason}"))),
+            Err(Unread::Paced(refused)) => (429, "unreachable", None, Some(format!("read_back: {}", refused.detail))),
+            Err(Unread::Failed(reason)) => (502, "unreachable", None, Some(format!("read_back: {reason}"))),
         };
         let child = NewExchange {
             id: uuid::Uuid::now_v7().to_string(),
@@ -83,7 +89,7 @@ impl Proxy {
             forwarded_headers: Some(self.redactor.headers(&headers)),
             forwarded_body: None,
             changes: json!([]),
-            upstream_status: (status != 502).then_some(status),
+            upstream_status: (status < 429).then_some(status),
             status,
             response_headers: json!([]),
             response_body: body.map(|b| b.to_string()),
@@ -93,6 +99,7 @@ impl Proxy {
             error,
             resource_id: None,
             user_name: None,
+            paced_ms: patience.paced_ms_since(mark),
         };
         self.metrics
             .exchange(&route.name, &route.idp, "GET", outcome, started.elapsed());

@@ -7,31 +7,45 @@ use super::finish::RecordedAs;
 use super::{ExchangeError, Link, Origin};
 use crate::capacity::{forwarded_client, is_trusted};
 use crate::clock::now_ms;
+use crate::pacing::{Mark, Patience};
 use crate::{classify, redact, Proxy};
 use http::HeaderMap;
 use scimtrail_store::{NewExchange, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// An exchange on its way: what its record says so far, when it started, and whether its
-/// record is in the store, in flight (its end is then an update, else a whole record).
-pub(crate) struct Recording {
+/// An exchange on its way: what its record says so far, when it started, whether its
+/// record is in the store, in flight (its end is then an update, else a whole record), and
+/// the patience its requests wait with in pacing queues (shared with the exchange it was made
+/// for, if any), marked where this exchange began.
+pub(crate) struct Recording<'p> {
     pub(crate) new: NewExchange,
     pub(crate) started: Instant,
     pub(crate) in_flight: bool,
+    pub(crate) patience: &'p mut Patience,
+    pub(crate) mark: Mark,
+}
+
+impl Recording<'_> {
+    /// How long this exchange's requests (its operations', for a bulk request fanned out)
+    /// waited in pacing queues, in milliseconds; `None` when none went through a paced route.
+    pub(crate) fn paced_ms(&self) -> Option<i64> {
+        self.patience.paced_ms_since(self.mark)
+    }
 }
 
 impl Proxy {
     /// The record of a request as it arrives: before admission knows its route, the query
     /// redacted as any route would.
-    pub(super) fn recording(
+    pub(super) fn recording<'p>(
         &self,
         id: &str,
         started: Instant,
         parts: &http::request::Parts,
         origin: Origin,
         link: Link,
-    ) -> Recording {
+        patience: &'p mut Patience,
+    ) -> Recording<'p> {
         let path = parts.uri.path();
         let new = NewExchange {
             id: id.to_owned(),
@@ -58,13 +72,15 @@ impl Proxy {
             new,
             started,
             in_flight: false,
+            mark: patience.mark(),
+            patience,
         }
     }
 
     /// Commits a write's record, in flight, when the proxy waits for the store. A failure
     /// refuses the exchange unless `on_store_failure = "serve_unrecorded"`: nothing is
     /// forwarded that could not be recorded.
-    pub(super) async fn record_in_flight(&self, recording: &mut Recording) -> Result<(), ExchangeError> {
+    pub(super) async fn record_in_flight(&self, recording: &mut Recording<'_>) -> Result<(), ExchangeError> {
         let new = &recording.new;
         let how = self.recorded_as(new);
         if how == RecordedAs::Behind || classify::is_read(&new.method, &new.operation) {

@@ -32,13 +32,14 @@ impl Proxy {
     /// The response for the IdP and the exchange's completion.
     pub(super) async fn respond(
         &self,
-        recording: &Recording,
+        recording: &mut Recording<'_>,
         route: &Route,
         normalised: Normalised,
         forwarded: Forwarded,
         idp_headers: &HeaderMap,
     ) -> (Completion, Response<Full<Bytes>>) {
         let new = &recording.new;
+        let patience = &mut *recording.patience;
         let Normalised {
             profile,
             classification,
@@ -73,7 +74,7 @@ impl Proxy {
         // What the traffic shows did not take effect: the application's answer, what it now
         // holds when read back, and a request shape never seen before.
         let read_back = match read_back_path(route, &to_forward, &answered) {
-            Some(path) => self.read_back(route, new, &path, idp_headers).await,
+            Some(path) => self.read_back(route, new, &path, idp_headers, patience).await,
             None => None,
         };
         let filter = filter_param(to_forward.query.as_deref());
@@ -156,6 +157,7 @@ impl Proxy {
             error: split_failure,
             resource_id: learned_id,
             user_name: learned_user,
+            paced_ms: None,
         };
         (completion, response)
     }

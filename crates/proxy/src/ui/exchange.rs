@@ -41,6 +41,7 @@ pub(super) async fn page(
                 dt { "Outcome" } dd { (outcome_badge(&exchange.outcome)) " " (status_text(&exchange)) }
                 dt { "Received" } dd { (page::time(exchange.received_at_ms)) }
                 dt { "Took" } dd { @if let Some(ms) = exchange.duration_ms { (ms) " ms" } @else { "—" } }
+                @if let Some(ms) = exchange.paced_ms { dt { "Paced" } dd { "waited " (ms) " ms in the route's pacing queue" } }
                 dt { "Route · IdP" } dd { (exchange.route.as_deref().unwrap_or("— (no route)")) " · " (exchange.idp.as_deref().unwrap_or("—")) }
                 @if let Some(version) = &exchange.rules_version { dt { "Rules version" } dd.mono { (page::visible(version)) } }
                 dt { "Operation" } dd { (exchange.operation) @if let Some(lifecycle) = &exchange.lifecycle { " · " strong { (lifecycle) } } }

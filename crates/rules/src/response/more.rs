@@ -221,11 +221,8 @@ pub(super) fn integer_retry_after(response: &mut Response, change: &mut ChangeFn
     if value.trim().parse::<u64>().is_ok() {
         return;
     }
-    let format = time::format_description::well_known::Rfc2822;
-    // An HTTP-date (RFC 9110 §5.6.7) is RFC 2822-shaped with "GMT".
-    let seconds = time::OffsetDateTime::parse(&value.replace("GMT", "+0000"), &format)
-        .map(|at| (at.unix_timestamp() - response.received_at_secs).max(0))
-        .unwrap_or(300);
+    // Neither seconds nor a date: Okta's own reading of such a value, five minutes.
+    let seconds = crate::retry_after_seconds(&value, response.received_at_secs).unwrap_or(300);
     change(
         "header:retry-after",
         Some(json!(value)),

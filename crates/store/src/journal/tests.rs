@@ -46,6 +46,7 @@ fn finish(id: &str, outcome: &str) -> Write {
         error: None,
         resource_id: None,
         user_name: Some("bjensen".into()),
+        paced_ms: None,
     }))
 }
 
