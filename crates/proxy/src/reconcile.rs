@@ -111,7 +111,10 @@ impl Proxy {
         self.store
             .finish_reconciliation(&run.id, now_ms(), &run.counts, run.error.as_deref())
             .await?;
-        self.metrics.set_drift(&route.name, &run.counts);
+        // A run cut short counted only part of the drift: the gauges keep the last whole run's.
+        if failed.is_none() {
+            self.metrics.set_drift(&route.name, &run.counts);
+        }
         let detail = json!({"route": run.route, "run": run.id, "resource_types": run.resource_types,
             "counts": run.counts, "error": run.error});
         audit::record(&self.store, caller, &self.config.instance, "reconcile", detail).await;
@@ -131,6 +134,7 @@ impl Proxy {
     ) -> Result<(), ReconcileError> {
         let page_size = route.target.max_results.clamp(1, 1000);
         let mut start = 1;
+        let mut previous_first: Option<String> = None;
         while start <= MAX_RESOURCES {
             let path = format!("/{resource_type}?startIndex={start}&count={page_size}");
             // Each page waits its turn on a paced route, as any request to the application.
@@ -144,15 +148,18 @@ impl Proxy {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
+            let total = page.get("totalResults").and_then(Value::as_u64).unwrap_or(0);
+            let next = next_page(start, &resources, total, previous_first.as_deref())
+                .map_err(|why| ReconcileError::Application(format!("GET {path}: {why}")))?;
             if resources.is_empty() {
                 break;
             }
             let (drifts, seen) = self.compare_page(route, resource_type, &resources).await?;
             found.keep(&self.store, run, drifts, seen).await?;
-            let total = page.get("totalResults").and_then(Value::as_u64).unwrap_or(0);
-            start += resources.len() as u64;
-            if start > total {
-                break;
+            previous_first = resources.first().and_then(|r| text(r, "id"));
+            match next {
+                Some(next) => start = next,
+                None => break,
             }
         }
         let mut after = String::new();
@@ -252,6 +259,21 @@ impl Found<'_> {
     }
 }
 
+/// Where the list's next page starts after the page `resources` read from `start`, or
+/// `None` when the list is read. `Err` when the application does not page: it answered with
+/// the page it gave for an earlier start (an application that ignores `startIndex` would
+/// otherwise be read again and again, up to [`MAX_RESOURCES`]).
+fn next_page(start: u64, resources: &[Value], total: u64, previous_first: Option<&str>) -> Result<Option<u64>, String> {
+    let first = resources.first().and_then(|r| text(r, "id"));
+    if first.is_some() && first.as_deref() == previous_first {
+        return Err(format!(
+            "startIndex={start} was answered with the page of an earlier startIndex: the application does not page, so reconcile stopped rather than read it again"
+        ));
+    }
+    let next = start + resources.len() as u64;
+    Ok((!resources.is_empty() && next <= total).then_some(next))
+}
+
 fn chosen_types(asked: &[String]) -> Result<Vec<&'static str>, ReconcileError> {
     if asked.is_empty() {
         return Ok(RESOURCE_TYPES.to_vec());
@@ -320,4 +342,30 @@ pub(crate) fn spawn_intent_follower(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_followed_to_the_total_and_an_application_that_does_not_page_is_stopped() {
+        let page = |ids: &[&str]| -> Vec<Value> { ids.iter().map(|id| json!({"id": id})).collect() };
+        /// (start, the page, totalResults, the previous page's first id, the next start)
+        type Case = (u64, Vec<Value>, u64, Option<&'static str>, Result<Option<u64>, ()>);
+        let cases: Vec<Case> = vec![
+            (1, page(&["a", "b"]), 5, None, Ok(Some(3))),
+            (3, page(&["c", "d"]), 5, Some("a"), Ok(Some(5))),
+            (5, page(&["e"]), 5, Some("c"), Ok(None)),
+            (1, page(&[]), 0, None, Ok(None)),
+            // More than asked for, all of it: read.
+            (1, page(&["a", "b", "c"]), 3, None, Ok(None)),
+            // startIndex ignored: the first page again.
+            (3, page(&["a", "b"]), 5, Some("a"), Err(())),
+        ];
+        for (start, resources, total, previous, expected) in cases {
+            let got = next_page(start, &resources, total, previous).map_err(|_| ());
+            assert_eq!(got, expected, "start {start}, previous {previous:?}");
+        }
+    }
 }

@@ -240,10 +240,10 @@ impl Store {
         Ok(resources)
     }
 
-    /// The latest finished run of each route.
+    /// The latest run of each route that finished without error.
     pub async fn latest_reconciliations(&self) -> Result<Vec<Reconciliation>, StoreError> {
-        let statement = "SELECT r.id FROM reconciliations r WHERE r.finished_at IS NOT NULL AND r.id = \
-                         (SELECT MAX(l.id) FROM reconciliations l WHERE l.route = r.route AND l.finished_at IS NOT NULL)";
+        let statement = "SELECT r.id FROM reconciliations r WHERE r.id = (SELECT MAX(l.id) FROM reconciliations l \
+                         WHERE l.route = r.route AND l.finished_at IS NOT NULL AND l.error IS NULL)";
         let ids: Vec<(String,)> = self.rows(statement, Vec::new()).await?;
         let mut runs = Vec::new();
         for (id,) in ids {
