@@ -395,6 +395,8 @@ impl Framing {
             (None, false) => emit.put(&self.line),
         }
         self.line.clear();
+        // A long line's room is not kept for the connection's life.
+        self.line.shrink_to(MAX_SCANNED_LINE);
         match parsed {
             Some(request) => {
                 self.requests += 1;
@@ -527,6 +529,7 @@ impl<IO> RequestLines<IO> {
         self.pending_at += n;
         if self.pending_at == self.pending.len() {
             self.pending.clear();
+            self.pending.shrink_to(MAX_SCANNED_LINE);
             self.pending_at = 0;
         }
     }
