@@ -1246,10 +1246,16 @@ async fn over_the_size_budget_the_oldest_successes_go_first_then_failures_with_a
                 })
                 .await
                 .unwrap();
-            let oldest_kept = kept.items.iter().map(|e| e.received_at_ms).min().unwrap();
             let gone = report.exchanges["ok"];
             assert!(gone > 0, "{backend}");
-            assert!(oldest_kept > now - 200 * 60_000 + (gone as i64) * 60_000, "{backend}");
+            // The budget may be met just as the last success goes (the intent, kept apart and
+            // never pruned, takes part of it): then none is kept, and every one went.
+            match kept.items.iter().map(|e| e.received_at_ms).min() {
+                Some(oldest_kept) => {
+                    assert!(oldest_kept > now - 200 * 60_000 + (gone as i64) * 60_000, "{backend}")
+                }
+                None => assert_eq!(gone, 150, "{backend}: {report:?}"),
+            }
         }
         assert_eq!(
             report.exchanges.get("failed").copied().unwrap_or(0) > 0,
