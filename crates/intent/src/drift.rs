@@ -221,7 +221,8 @@ fn value_at<'a>(resource: &'a Value, key: &str) -> Option<&'a Value> {
     parts.try_fold(first, |value, part| json::get(value.as_object()?, part))
 }
 
-fn text_at(resource: &Value, key: &str) -> Option<String> {
+/// The text at a key (see [`value_at`]), any casing.
+pub fn text_at(resource: &Value, key: &str) -> Option<String> {
     value_at(resource, key).and_then(Value::as_str).map(str::to_owned)
 }
 

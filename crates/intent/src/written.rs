@@ -44,6 +44,11 @@ pub struct IntentWrite {
 /// lower case. Reconcile finds such a resource in the application by that name.
 pub const BY_NAME: char = '?';
 
+/// The id of a resource known by its name (see [`BY_NAME`]).
+pub fn by_name(name: &str) -> String {
+    format!("{BY_NAME}{}", name.to_lowercase())
+}
+
 /// The keys `write` touches, in its operations' order; none for a read, for another resource
 /// type, or for a create the application gave no id for whose name is not in its body.
 pub fn intent_writes(write: &RecordedWrite<'_>) -> Vec<IntentWrite> {
@@ -62,7 +67,7 @@ pub fn intent_writes(write: &RecordedWrite<'_>) -> Vec<IntentWrite> {
                 .and_then(Value::as_str)
                 .filter(|name| !name.is_empty());
             match name {
-                Some(name) => format!("{BY_NAME}{}", name.to_lowercase()),
+                Some(name) => by_name(name),
                 None => return Vec::new(),
             }
         }

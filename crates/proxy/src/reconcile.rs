@@ -14,6 +14,8 @@ use crate::clock::now_ms;
 use crate::config::Route;
 use crate::{state, Proxy};
 use http::HeaderMap;
+use scimtrail_intent::drift::text_at;
+use scimtrail_intent::written::by_name;
 use scimtrail_intent::{compare, unknown_to_idp, Drift, DriftKind, Intended, IntentWrite};
 use scimtrail_store::{Reconciliation, StoreError};
 use serde_json::{json, Value};
@@ -156,7 +158,7 @@ impl Proxy {
             }
             let (drifts, seen) = self.compare_page(route, resource_type, &resources).await?;
             found.keep(&self.store, run, drifts, seen).await?;
-            previous_first = resources.first().and_then(|r| text(r, "id"));
+            previous_first = resources.first().and_then(|r| text_at(r, "id"));
             match next {
                 Some(next) => start = next,
                 None => break,
@@ -192,13 +194,13 @@ impl Proxy {
         } else {
             "displayName"
         };
-        let ids: Vec<String> = resources.iter().filter_map(|r| text(r, "id")).collect();
-        let by_name: Vec<String> = resources
+        let ids: Vec<String> = resources.iter().filter_map(|r| text_at(r, "id")).collect();
+        let named: Vec<String> = resources
             .iter()
-            .filter_map(|r| text(r, name_attribute))
-            .map(|name| format!("{}{}", scimtrail_intent::written::BY_NAME, name.to_lowercase()))
+            .filter_map(|r| text_at(r, name_attribute))
+            .map(|name| by_name(&name))
             .collect();
-        let wanted: Vec<String> = ids.iter().chain(&by_name).cloned().collect();
+        let wanted: Vec<String> = ids.iter().chain(&named).cloned().collect();
         let intents: HashMap<String, Vec<IntentWrite>> = self
             .store
             .intended_of(&route.name, resource_type, &wanted)
@@ -208,9 +210,8 @@ impl Proxy {
         let mut drifts = Vec::new();
         let mut seen = Vec::new();
         for resource in resources {
-            let id = text(resource, "id").unwrap_or_default();
-            let name = text(resource, name_attribute)
-                .map(|name| format!("{}{}", scimtrail_intent::written::BY_NAME, name.to_lowercase()));
+            let id = text_at(resource, "id").unwrap_or_default();
+            let name = text_at(resource, name_attribute).map(|name| by_name(&name));
             let known = intents
                 .get_key_value(&id)
                 .or_else(|| name.as_ref().and_then(|name| intents.get_key_value(name)));
@@ -264,7 +265,7 @@ impl Found<'_> {
 /// the page it gave for an earlier start (an application that ignores `startIndex` would
 /// otherwise be read again and again, up to [`MAX_RESOURCES`]).
 fn next_page(start: u64, resources: &[Value], total: u64, previous_first: Option<&str>) -> Result<Option<u64>, String> {
-    let first = resources.first().and_then(|r| text(r, "id"));
+    let first = resources.first().and_then(|r| text_at(r, "id"));
     if first.is_some() && first.as_deref() == previous_first {
         return Err(format!(
             "startIndex={start} was answered with the page of an earlier startIndex: the application does not page, so reconcile stopped rather than read it again"
@@ -288,14 +289,6 @@ fn chosen_types(asked: &[String]) -> Result<Vec<&'static str>, ReconcileError> {
                 .ok_or_else(|| ReconcileError::ResourceType(asked.clone()))
         })
         .collect()
-}
-
-fn text(resource: &Value, name: &str) -> Option<String> {
-    resource
-        .as_object()
-        .and_then(|r| scimtrail_scim::json::get(r, name))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
 }
 
 /// How often a serving instance folds new writes into the intent and reads the latest runs'

@@ -2,7 +2,7 @@
 //! each resource, `scimtrail_intent`), the writes not yet folded into it, and reconciliation
 //! runs with their drifts.
 
-use crate::sql::{self, Param};
+use crate::sql::{text, Param};
 use crate::{Store, StoreError};
 use scimtrail_intent::{Drift, IntentWrite};
 use serde_json::Value;
@@ -444,10 +444,6 @@ impl Store {
             .collect();
         Ok(Some((reconciliation, drifts)))
     }
-}
-
-fn text(value: &str) -> Param {
-    sql::text(value)
 }
 
 fn placeholders(n: usize) -> String {
