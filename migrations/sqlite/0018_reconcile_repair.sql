@@ -23,12 +23,15 @@ CREATE TABLE intent_aliases (
     PRIMARY KEY (route, resource_type, resource_id)
 );
 
--- The writes a run's repair planned (a dry run) or sent, one per resource, in order.
+-- The writes a run's repair planned or sent, one per resource, in order: each resource type's
+-- are planned while its list is read, and sent once it is read (a write while paging could
+-- move a resource across pages); a dry run leaves them planned.
 CREATE TABLE reconciliation_repairs (
     reconciliation_id TEXT NOT NULL,
-    n                 INTEGER NOT NULL,
+    n                 BIGINT NOT NULL,
     resource_type     TEXT NOT NULL,
     resource_id       TEXT NOT NULL,   -- the IdP's id (the intent's)
+    app_id            TEXT,            -- the application's, when it has the resource
     name              TEXT,
     kinds             TEXT NOT NULL,   -- JSON array: the drifts it repairs
     method            TEXT NOT NULL,

@@ -8,12 +8,60 @@ use crate::{Store, StoreError};
 use scimtrail_intent::Repair;
 use serde_json::Value;
 
+const SELECT_REPAIRS: &str = "SELECT n, resource_type, resource_id, app_id, name, kinds, method, path, body, notes, \
+    outcome, status, exchange_id, reason FROM reconciliation_repairs";
+
+/// A row of `reconciliation_repairs`, as [`SELECT_REPAIRS`] reads it.
+#[derive(sqlx::FromRow)]
+struct RepairRow {
+    n: i64,
+    resource_type: String,
+    resource_id: String,
+    app_id: Option<String>,
+    name: Option<String>,
+    kinds: String,
+    method: String,
+    path: String,
+    body: String,
+    notes: String,
+    outcome: String,
+    status: Option<i64>,
+    exchange_id: Option<String>,
+    reason: Option<String>,
+}
+
+impl RepairRow {
+    fn into_record(self) -> (i64, RepairRecord) {
+        let repair = Repair {
+            resource_type: self.resource_type,
+            resource_id: self.resource_id,
+            name: self.name,
+            method: self.method,
+            path: self.path,
+            body: serde_json::from_str(&self.body).unwrap_or(Value::Null),
+            kinds: serde_json::from_str(&self.kinds).unwrap_or_default(),
+            notes: serde_json::from_str(&self.notes).unwrap_or_default(),
+        };
+        let record = RepairRecord {
+            repair,
+            app_id: self.app_id,
+            outcome: self.outcome,
+            status: self.status,
+            exchange_id: self.exchange_id,
+            reason: self.reason,
+        };
+        (self.n, record)
+    }
+}
+
 /// One repair as a run keeps it: the write, and what became of it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RepairRecord {
     #[serde(flatten)]
     pub repair: Repair,
-    /// `planned` (a dry run), `ok`, `failed` or `skipped`.
+    /// The application's id of the resource, when it has it.
+    pub app_id: Option<String>,
+    /// `planned` (not sent yet, or a dry run), `ok`, `failed` or `skipped`.
     pub outcome: String,
     /// The application's answer.
     pub status: Option<i64>,
@@ -35,14 +83,16 @@ impl Store {
     /// Keeps the `n`th repair of a run.
     pub async fn add_reconciliation_repair(&self, run: &str, n: i64, record: &RepairRecord) -> Result<(), StoreError> {
         let repair = &record.repair;
-        let statement = "INSERT INTO reconciliation_repairs (reconciliation_id, n, resource_type, resource_id, name, \
-                         kinds, method, path, body, notes, outcome, status, exchange_id, reason) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        let statement =
+            "INSERT INTO reconciliation_repairs (reconciliation_id, n, resource_type, resource_id, app_id, \
+                         name, kinds, method, path, body, notes, outcome, status, exchange_id, reason) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         let params = vec![
             text(run),
             Param::Int(Some(n)),
             text(&repair.resource_type),
             text(&repair.resource_id),
+            Param::Text(record.app_id.clone()),
             Param::Text(repair.name.clone()),
             text(&serde_json::json!(repair.kinds).to_string()),
             text(&repair.method),
@@ -64,61 +114,49 @@ impl Store {
         from: i64,
         limit: i64,
     ) -> Result<Vec<RepairRecord>, StoreError> {
+        let statement = format!("{SELECT_REPAIRS} WHERE reconciliation_id = ? ORDER BY n LIMIT {limit} OFFSET {from}");
+        let rows = self.repair_rows(&statement, vec![text(run)]).await?;
+        Ok(rows.into_iter().map(|(_, record)| record).collect())
+    }
+
+    /// A run's repairs still planned, numbered `from` and on, each with its number: at most
+    /// `limit`, in order.
+    pub async fn planned_repairs(
+        &self,
+        run: &str,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, RepairRecord)>, StoreError> {
         let statement = format!(
-            "SELECT resource_type, resource_id, name, kinds, method, path, body, notes, outcome, status, exchange_id, reason \
-             FROM reconciliation_repairs WHERE reconciliation_id = ? ORDER BY n LIMIT {limit} OFFSET {from}"
+            "{SELECT_REPAIRS} WHERE reconciliation_id = ? AND n >= ? AND outcome = 'planned' ORDER BY n LIMIT {limit}"
         );
-        type Row = (
-            String,
-            String,
-            Option<String>,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-        );
-        let rows: Vec<Row> = self.rows(&statement, vec![text(run)]).await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    resource_type,
-                    resource_id,
-                    name,
-                    kinds,
-                    method,
-                    path,
-                    body,
-                    notes,
-                    outcome,
-                    status,
-                    exchange_id,
-                    reason,
-                )| {
-                    RepairRecord {
-                        repair: Repair {
-                            resource_type,
-                            resource_id,
-                            name,
-                            method,
-                            path,
-                            body: serde_json::from_str(&body).unwrap_or(Value::Null),
-                            kinds: serde_json::from_str(&kinds).unwrap_or_default(),
-                            notes: serde_json::from_str(&notes).unwrap_or_default(),
-                        },
-                        outcome,
-                        status,
-                        exchange_id,
-                        reason,
-                    }
-                },
-            )
-            .collect())
+        self.repair_rows(&statement, vec![text(run), Param::Int(Some(from))])
+            .await
+    }
+
+    /// Keeps what became of the `n`th repair of a run.
+    pub async fn update_reconciliation_repair(
+        &self,
+        run: &str,
+        n: i64,
+        record: &RepairRecord,
+    ) -> Result<(), StoreError> {
+        let statement = "UPDATE reconciliation_repairs SET outcome = ?, status = ?, exchange_id = ?, reason = ? \
+                         WHERE reconciliation_id = ? AND n = ?";
+        let params = vec![
+            text(&record.outcome),
+            Param::Int(record.status),
+            Param::Text(record.exchange_id.clone()),
+            Param::Text(record.reason.clone()),
+            text(run),
+            Param::Int(Some(n)),
+        ];
+        self.execute(statement, params).await.map(drop)
+    }
+
+    async fn repair_rows(&self, statement: &str, params: Vec<Param>) -> Result<Vec<(i64, RepairRecord)>, StoreError> {
+        let rows: Vec<RepairRow> = self.rows(statement, params).await?;
+        Ok(rows.into_iter().map(RepairRow::into_record).collect())
     }
 
     /// Sets what a run's repair did, as a whole.
@@ -372,6 +410,7 @@ mod tests {
                         kinds: vec![DriftKind::MissingInApp],
                         notes: Vec::new(),
                     },
+                    app_id: None,
                     outcome: "ok".into(),
                     status: Some(201),
                     exchange_id: Some("x".into()),

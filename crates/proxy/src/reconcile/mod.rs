@@ -187,7 +187,7 @@ impl Proxy {
             let compared = self.compare_page(route, resource_type, &resources, found).await?;
             found.keep(&self.store, compared.drifts, compared.seen).await?;
             for (repair, app_id) in compared.repairs {
-                self.repair(route, repair, Some(&app_id), found).await?;
+                self.plan_repair(repair, Some(app_id), found).await?;
             }
             previous_first = resources.first().and_then(|r| text_at(r, "id"));
             match next {
@@ -221,9 +221,11 @@ impl Proxy {
             }
             found.keep(&self.store, drifts, Vec::new()).await?;
             for repair in repairs {
-                self.repair(route, repair, None, found).await?;
+                self.plan_repair(repair, None, found).await?;
             }
         }
+        // Read whole: what it called for is sent now, before the next type is compared.
+        self.send_planned(route, found).await?;
         Ok(())
     }
 

@@ -4,19 +4,23 @@
 //! a repair restores intent, it states none — and kept with the run, sent or (dry) planned.
 //!
 //! Safe by construction: a repair is planned from the resource just read and the intent just
-//! folded; a resource the IdP is writing now, or wrote moments ago, is skipped (the intent it
-//! would restore may be the one the IdP is changing); a leaver with access is deactivated,
-//! never deleted. A resource the application lost is created again, and the application's new
-//! id for it kept as an alias of the IdP's, so that later runs compare it, and the groups it
-//! is a member of, with what the IdP intended.
+//! folded, and kept with the run; a resource type's planned writes are sent once its list is
+//! read (a write while paging could move a resource from one page to another, and it would
+//! seem missing). At sending, a resource the IdP is writing now, or wrote moments ago, is
+//! skipped (the intent it would restore may be the one the IdP is changing), and so is a
+//! create whose resource the application turns out to hold (looked up by its name, then its
+//! externalId); a leaver with access is deactivated, never deleted. A resource the
+//! application lost is created again, and the application's new id for it kept as an alias of
+//! the IdP's, so that later runs compare it, and the groups it is a member of, with what the
+//! IdP intended.
 
 use super::Found;
 use crate::exchange::{Link, Origin};
 use crate::pacing::Patience;
-use crate::{Proxy, Route};
+use crate::{state, Proxy, Route};
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, LOCATION};
-use http::{HeaderValue, Request};
+use http::{HeaderMap, HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use scimtrail_intent::drift::text_at;
 use scimtrail_intent::written::BY_NAME;
@@ -46,6 +50,8 @@ pub(super) struct Repairs {
     mode: Repairing,
     /// The number of the next repair kept.
     next: i64,
+    /// The number of the first repair not sent yet.
+    unsent: i64,
     /// How many of each outcome.
     outcomes: BTreeMap<&'static str, u64>,
 }
@@ -55,6 +61,7 @@ impl Repairs {
         Repairs {
             mode,
             next: 0,
+            unsent: 0,
             outcomes: BTreeMap::new(),
         }
     }
@@ -66,11 +73,16 @@ impl Repairs {
 
     /// What the repair did, as the run keeps it; `None` when the run did not repair.
     pub(super) fn summary(&self) -> Option<Value> {
+        let mut outcomes = self.outcomes.clone();
+        let unsent = u64::try_from(self.next - self.unsent).unwrap_or(0);
+        if unsent > 0 {
+            outcomes.insert("planned", unsent);
+        }
         self.wanted().then(|| {
             json!({
                 "dry_run": self.mode == Repairing::DryRun,
                 "writes": self.next,
-                "outcomes": self.outcomes,
+                "outcomes": outcomes,
             })
         })
     }
@@ -125,63 +137,71 @@ impl Aliases {
 }
 
 impl Proxy {
-    /// Sends `repair` (or keeps it planned, on a dry run) and keeps what became of it with the
-    /// run; `app_id` is the application's id of the resource, when it has it.
-    pub(super) async fn repair(
+    /// Keeps `repair` with the run, planned; `app_id` is the application's id of the
+    /// resource, when it has it.
+    pub(super) async fn plan_repair(
         &self,
-        route: &Route,
         repair: Repair,
-        app_id: Option<&str>,
+        app_id: Option<String>,
         found: &mut Found<'_>,
     ) -> Result<(), StoreError> {
-        let record = match found.repairs.mode {
-            Repairing::No => return Ok(()),
-            Repairing::DryRun => RepairRecord {
-                repair,
-                outcome: "planned".to_owned(),
-                status: None,
-                exchange_id: None,
-                reason: None,
-            },
-            Repairing::Send => {
-                self.send_repair(route, &found.run, repair, app_id, &mut found.aliases)
-                    .await?
-            }
+        let record = RepairRecord {
+            repair,
+            app_id,
+            outcome: "planned".to_owned(),
+            status: None,
+            exchange_id: None,
+            reason: None,
         };
         self.store
             .add_reconciliation_repair(&found.run, found.repairs.next, &record)
             .await?;
         found.repairs.next += 1;
-        let outcome = match record.outcome.as_str() {
-            "planned" => "planned",
-            "ok" => "ok",
-            "skipped" => "skipped",
-            _ => "failed",
-        };
-        *found.repairs.outcomes.entry(outcome).or_default() += 1;
         Ok(())
+    }
+
+    /// Sends the repairs planned and not sent yet (unless the run is a dry run), a page at a
+    /// time, keeping what became of each.
+    pub(super) async fn send_planned(&self, route: &Route, found: &mut Found<'_>) -> Result<(), StoreError> {
+        if found.repairs.mode != Repairing::Send {
+            return Ok(());
+        }
+        loop {
+            let planned = self
+                .store
+                .planned_repairs(&found.run, found.repairs.unsent, 100)
+                .await?;
+            let Some(last) = planned.last().map(|(n, _)| *n) else {
+                found.repairs.unsent = found.repairs.next;
+                return Ok(());
+            };
+            for (n, record) in planned {
+                let record = self.send_repair(route, &found.run, record, &mut found.aliases).await?;
+                self.store.update_reconciliation_repair(&found.run, n, &record).await?;
+                let outcome = match record.outcome.as_str() {
+                    "ok" => "ok",
+                    "skipped" => "skipped",
+                    _ => "failed",
+                };
+                *found.repairs.outcomes.entry(outcome).or_default() += 1;
+            }
+            found.repairs.unsent = last + 1;
+        }
     }
 
     async fn send_repair(
         &self,
         route: &Route,
         run: &str,
-        repair: Repair,
-        app_id: Option<&str>,
+        mut record: RepairRecord,
         aliases: &mut Aliases,
     ) -> Result<RepairRecord, StoreError> {
-        let mut record = RepairRecord {
-            repair,
-            outcome: "skipped".to_owned(),
-            status: None,
-            exchange_id: None,
-            reason: None,
-        };
         let repair = &record.repair;
-        let ids: Vec<&str> = [Some(repair.resource_id.as_str()), app_id]
+        let ids: Vec<&str> = [Some(repair.resource_id.as_str()), record.app_id.as_deref()]
             .into_iter()
             .flatten()
             .collect();
+        record.outcome = "skipped".to_owned();
         if self
             .store
             .writes_pending_for(&route.name, &repair.resource_type, &ids)
@@ -192,6 +212,24 @@ impl Proxy {
                     .to_owned(),
             );
             return Ok(record);
+        }
+        if repair.method == "POST" {
+            match self.held_already(route, repair).await {
+                Ok(None) => {}
+                Ok(Some((reason, alias))) => {
+                    record.reason = Some(reason);
+                    if let Some(alias) = alias {
+                        self.store.add_intent_alias(&route.name, &alias, run).await?;
+                        aliases.add(alias);
+                    }
+                    return Ok(record);
+                }
+                Err(reason) => {
+                    record.outcome = "failed".to_owned();
+                    record.reason = Some(format!("could not look the resource up in the application: {reason}"));
+                    return Ok(record);
+                }
+            }
         }
         let request = match repair_request(route, repair) {
             Ok(request) => request,
@@ -240,6 +278,52 @@ impl Proxy {
             }
         }
         Ok(record)
+    }
+
+    /// For a create: why not to send it when the application holds its resource already
+    /// (looked up by userName or displayName, then externalId) — and for a user found by its
+    /// userName, unique in the application, the alias that makes later runs compare it with
+    /// the IdP's intent. `None` to send it.
+    async fn held_already(
+        &self,
+        route: &Route,
+        repair: &Repair,
+    ) -> Result<Option<(String, Option<IntentAlias>)>, String> {
+        let users = repair.resource_type == "Users";
+        let naming = if users { "userName" } else { "displayName" };
+        let endpoint = format!("/{}", repair.resource_type);
+        for attribute in [naming, "externalId"] {
+            let Some(value) = text_at(&repair.body, attribute) else {
+                continue;
+            };
+            let mut patience = Patience::unattended();
+            let found = state::find(
+                &self.upstream,
+                route,
+                &HeaderMap::new(),
+                &endpoint,
+                attribute,
+                &value,
+                &mut patience,
+            )
+            .await?;
+            let Some(found) = found else { continue };
+            let id = text_at(&found, "id").unwrap_or_default();
+            let reason =
+                format!("the application has it already: {attribute} eq \"{value}\" is {id}; it is not created twice");
+            let alias = (users
+                && attribute == naming
+                && !id.is_empty()
+                && id != repair.resource_id
+                && !repair.resource_id.starts_with(BY_NAME))
+            .then(|| IntentAlias {
+                resource_type: repair.resource_type.clone(),
+                resource_id: repair.resource_id.clone(),
+                app_id: id,
+            });
+            return Ok(Some((reason, alias)));
+        }
+        Ok(None)
     }
 }
 
