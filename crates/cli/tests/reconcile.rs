@@ -399,3 +399,50 @@ async fn a_route_reconcile_schedule_runs_on_its_own_and_reports_without_repairin
     scimtrail.running.shutdown().await;
     app.down().await;
 }
+
+/// A repair goes only to its route's application: when another route's longer prefix would
+/// take its path (a route added since the IdP's writes), it is not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_another_routes_prefix_would_take_is_not_sent() {
+    let store_url = fresh_store_urls().await.remove(0);
+    let mut app = App::start().await;
+    let direct = app.client();
+    let (config, scimtrail) = app.proxied(&store_url).await;
+    let created = scimtrail
+        .client
+        .post(
+            "/scim/Users",
+            &json!({"schemas": [USER], "userName": "ann", "active": true}),
+        )
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        scimtrail
+            .client
+            .patch(&format!("/scim/Users/{id}"), &active(false))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(direct.patch(&format!("/Users/{id}"), &active(true)).await.status, 200);
+    scimtrail.running.shutdown().await;
+    // Settled: the IdP's writes are past the seconds a repair leaves alone.
+    tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+
+    // A route added since, whose prefix is longer, to another application (nothing listens).
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[[route]]\nname = \"shadow\"\nidp = \"generic\"\npath_prefix = \"/scim/Users\"\nupstream = \"http://127.0.0.1:9\"\n");
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let (ok, report) = reconcile(&["--route", "app", "--store", &store_url, "--config", &config, "--repair"]);
+    assert!(ok, "{report:#}");
+    let repair = &report["repairs"][0];
+    assert_eq!(repair["outcome"], "failed", "{report:#}");
+    assert!(
+        repair["reason"].as_str().unwrap().contains("another route"),
+        "{repair:#}"
+    );
+    assert_eq!(repair["exchange_id"], Value::Null, "nothing was sent: {repair:#}");
+    assert_eq!(direct.get(&format!("/Users/{id}")).await.body["active"], true);
+    app.down().await;
+}

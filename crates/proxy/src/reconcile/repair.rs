@@ -232,6 +232,17 @@ impl Proxy {
             }
         }
         let request = match repair_request(route, repair) {
+            // Only to this route's application: a longer prefix of another route would take
+            // the path to another application.
+            Ok(request) if self.route_for(request.uri().path()).map(|r| &r.name) != Some(&route.name) => {
+                record.outcome = "failed".to_owned();
+                record.reason = Some(format!(
+                    "{} {} would be taken by another route: not sent",
+                    repair.method,
+                    request.uri().path()
+                ));
+                return Ok(record);
+            }
             Ok(request) => request,
             Err(reason) => {
                 record.outcome = "failed".to_owned();
