@@ -5,6 +5,7 @@ mod audit;
 mod exchanges;
 mod health;
 mod instances;
+mod probe;
 mod reconcile;
 mod replay;
 mod rules;
@@ -38,6 +39,9 @@ enum Command {
     /// Read what a route's application holds and compare it with what the IdP intended (every
     /// write recorded through the route): drifts by kind, a leaver with access first.
     Reconcile(reconcile::ReconcileArgs),
+    /// Learn how an application behaves (a test tenant: it writes) into a `[route.target]`
+    /// block, a comment per key naming the probe that decided it, with the evidence.
+    Probe(probe::ProbeArgs),
     /// Create the store if needed and apply its migrations.
     Migrate {
         /// sqlite://FILE or postgres://… (default: $SCIMTRAIL_STORE_URL, else sqlite://scimtrail.db).
@@ -162,6 +166,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Exchanges(command) => exchanges::run(command).await,
         Command::Replay(args) => replay::run(args).await,
         Command::Reconcile(args) => reconcile::run(args).await,
+        Command::Probe(args) => {
+            init_logging("human", "warn");
+            probe::run(args).await
+        }
         Command::Migrate { store } => {
             let url = store_url(store);
             scimtrail_app::connect(&url).await?;
