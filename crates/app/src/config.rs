@@ -346,7 +346,22 @@ pub struct RawRoute {
     /// How requests wait when `[route.target] max_requests_per_second` or `max_in_flight`
     /// hold them back.
     pub pacing: Option<RawPacing>,
+    /// When the application's state is reconciled with the IdP's intent on its own.
+    pub reconcile: Option<RawReconcile>,
 }
+
+/// `[route.reconcile]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReconcile {
+    /// How often (`"6h"`): one instance at a time reads the application's users and groups
+    /// and compares them with the IdP's intent, reporting drift; it repairs nothing.
+    pub every: String,
+}
+
+/// The shortest `[route.reconcile] every`: a run reads every user and group of the
+/// application.
+const MIN_RECONCILE_EVERY_MS: i64 = 10_000;
 
 /// `[route.pacing]`: the queue of a route whose target has `max_requests_per_second` or
 /// `max_in_flight`.
@@ -637,6 +652,7 @@ impl Settings {
                     read_back: false,
                     record: RawRouteRecord::default(),
                     pacing: None,
+                    reconcile: None,
                 },
                 &limits,
             )?);
@@ -1297,6 +1313,16 @@ fn route(raw: RawRoute, limits: &RouteLimits<'_>) -> Result<Route, ConfigError> 
     }
     let timeout = raw.timeout_secs.map_or(limits.default_timeout, Duration::from_secs);
     let pacing = route_pacing(&target, raw.pacing, timeout, &what)?;
+    let reconcile_every = raw
+        .reconcile
+        .map(|reconcile| match retention_ms("every", &reconcile.every) {
+            Ok(Some(ms)) if ms >= MIN_RECONCILE_EVERY_MS => Ok(Duration::from_millis(ms.unsigned_abs())),
+            _ => Err(invalid(format!(
+                "{what}: [route.reconcile] every = \"{}\": use a number with s, m, h or d, at least 10s (\"6h\"); a run reads every user and group of the application",
+                reconcile.every
+            ))),
+        })
+        .transpose()?;
     Ok(Route {
         name: raw.name,
         path_prefix: raw.path_prefix.trim_end_matches('/').to_owned(),
@@ -1317,6 +1343,7 @@ fn route(raw: RawRoute, limits: &RouteLimits<'_>) -> Result<Route, ConfigError> 
         read_back: raw.read_back,
         redaction,
         pacing,
+        reconcile_every,
     })
 }
 
@@ -1706,6 +1733,8 @@ mod tests {
             "max_queued",
             "max_wait_secs",
             "max_pause_secs",
+            "reconcile",
+            "every",
         ] {
             assert!(
                 text.contains(&format!("{key} ="))

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Args;
 use scimtrail_app::config::RawConfig;
 use scimtrail_app::{Overrides, Settings};
-use scimtrail_proxy::Replayer;
+use scimtrail_proxy::{Repairing, Replayer};
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -22,9 +22,18 @@ pub(crate) struct ReconcileArgs {
     /// The configuration file the proxy serves with: its routes and credentials.
     #[arg(long)]
     config: PathBuf,
-    /// Print the run and every drift as JSON.
+    /// Print the run and every drift (and repair) as JSON.
     #[arg(long)]
     json: bool,
+    /// Send the writes that restore the IdP's intent, through the route's current rules,
+    /// each recorded (`reconcile_of`): a leaver with access is deactivated (never deleted), a
+    /// joiner without it activated, a lost user or group created again, members added and
+    /// removed, values set back. Unknown resources are only reported.
+    #[arg(long)]
+    repair: bool,
+    /// With --repair: show the writes, send none.
+    #[arg(long, requires = "repair")]
+    dry_run: bool,
 }
 
 /// Drifts read from the store at a time, to print.
@@ -43,8 +52,13 @@ pub(crate) async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
         .await
         .context("cannot prepare the reconciliation")?;
     let types: Vec<String> = args.resource.iter().cloned().collect();
+    let repairing = match (args.repair, args.dry_run) {
+        (false, _) => Repairing::No,
+        (true, true) => Repairing::DryRun,
+        (true, false) => Repairing::Send,
+    };
     let report = proxy
-        .reconcile(&args.route, &types, &scimtrail_proxy::audit::Caller::cli())
+        .reconcile(&args.route, &types, repairing, &scimtrail_proxy::audit::Caller::cli())
         .await;
     proxy.finish().await;
     let report = report?;
@@ -76,9 +90,16 @@ pub(crate) async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
             }
         }
     }
+    let repairs = match repairing {
+        Repairing::No => Vec::new(),
+        Repairing::DryRun | Repairing::Send => repairs_of(&store, &report.run.id, !args.json).await?,
+    };
     if args.json {
         let mut json = report.to_json();
         json["drifts"] = serde_json::json!(drifts);
+        if repairing != Repairing::No {
+            json["repairs"] = serde_json::json!(repairs);
+        }
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         let counts: Vec<String> = report
@@ -98,6 +119,48 @@ pub(crate) async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
                 counts.join(", ")
             }
         );
+        if let Some(repair) = &report.run.repair {
+            println!("repair: {repair}");
+        }
     }
     Ok(())
+}
+
+/// A run's repairs, printed a line each as read (`print`), or all returned.
+async fn repairs_of(
+    store: &scimtrail_store::Store,
+    run: &str,
+    print: bool,
+) -> anyhow::Result<Vec<scimtrail_store::RepairRecord>> {
+    let mut all = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = store.reconciliation_repairs(run, offset, PAGE).await?;
+        if page.is_empty() {
+            return Ok(all);
+        }
+        offset += i64::try_from(page.len())?;
+        if !print {
+            all.extend(page);
+            continue;
+        }
+        for record in page {
+            let repair = &record.repair;
+            let kinds: Vec<&str> = repair.kinds.iter().map(|k| k.as_str()).collect();
+            println!(
+                "repair {:<8} {} {}  {}  [{}]  {}{}",
+                record.outcome,
+                repair.method,
+                crate::exchanges::escape(&repair.path),
+                crate::exchanges::escape(repair.name.as_deref().unwrap_or("-")),
+                kinds.join(", "),
+                crate::exchanges::escape(&repair.body.to_string()),
+                record
+                    .reason
+                    .as_deref()
+                    .map(|reason| format!("  ({})", crate::exchanges::escape(reason)))
+                    .unwrap_or_default(),
+            );
+        }
+    }
 }

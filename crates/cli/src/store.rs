@@ -231,6 +231,10 @@ fn describe(report: &PruneReport, dry_run: bool) -> String {
         "{:<12} {:>9} {verb} (removals no older failure needs any longer)\n",
         "summary rows", report.summary_rows
     ));
+    out.push_str(&format!(
+        "{:<12} {:>9} {verb} (reconciliation runs older than the audit log keeps)\n",
+        "reconciles", report.reconciliations
+    ));
     out.push_str(&format!("{} exchanges {verb} in all\n", report.total()));
     out
 }

@@ -1,7 +1,9 @@
 //! Reconcile as an operator runs it: users and a group provisioned through scimtrail, then the
 //! application changed behind its back and an outage that was not replayed; `scimtrail
 //! reconcile` (and the admin API's run) report exactly those drifts, a leaver with access
-//! first, each with the exchange that established the intent. On both backends.
+//! first, each with the exchange that established the intent, and alert the route's webhook;
+//! `--repair --dry-run` plans the writes that restore the intent, `--repair` sends them, and a
+//! second run finds no drift. On both backends. And `[route.reconcile] every` runs on its own.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -29,7 +31,10 @@ async fn reconcile_reports_what_changed_behind_scimtrails_back_and_what_an_outag
     for store_url in fresh_store_urls().await {
         let mut app = App::start().await;
         let direct = app.client();
-        let (config, scimtrail) = app.proxied(&store_url).await;
+        let hook = scimtrail_integration::webhook::start(0).await;
+        let (config, scimtrail) = app
+            .proxied_with(&store_url, &format!("[route.webhook]\nurl = \"{}\"\n", hook.url))
+            .await;
         let idp = &scimtrail.client;
         let mut ids = std::collections::BTreeMap::new();
         for name in ["keep", "leaver", "gone", "mover"] {
@@ -46,7 +51,7 @@ async fn reconcile_reports_what_changed_behind_scimtrails_back_and_what_an_outag
             .post(
                 "/scim/Groups",
                 &json!({"schemas": [GROUP], "displayName": "Team",
-                    "members": [{"value": ids["keep"]}, {"value": ids["leaver"]}]}),
+                    "members": [{"value": ids["keep"]}, {"value": ids["leaver"]}, {"value": ids["gone"]}]}),
             )
             .await;
         let team_id = team.body["id"].as_str().unwrap().to_owned();
@@ -102,7 +107,8 @@ async fn reconcile_reports_what_changed_behind_scimtrails_back_and_what_an_outag
         let (ok, report) = reconcile(&["--route", "app", "--store", &store_url, "--config", &config]);
         assert!(ok, "{store_url}: {report:#}");
         let counts = &report["counts"];
-        let expected = json!({"active_mismatch": 2, "inactive_in_app": 0, "missing_in_app": 2, "member_missing": 0,
+        // The deleted user left the group too: a member missing.
+        let expected = json!({"active_mismatch": 2, "inactive_in_app": 0, "missing_in_app": 2, "member_missing": 1,
             "member_extra": 1, "attribute_mismatch": 0, "unknown_to_idp": 1});
         assert_eq!(counts, &expected, "{store_url}: {report:#}");
         let drifts = report["drifts"].as_array().unwrap();
@@ -170,7 +176,195 @@ async fn reconcile_reports_what_changed_behind_scimtrails_back_and_what_an_outag
         assert!(audited[1].actor.starts_with("cli:"), "{audited:?}");
         assert_eq!(audited[1].detail["counts"]["member_extra"], 1, "{audited:?}");
 
+        // Each run alerted the webhook once, naming its leavers with access (after the
+        // outage's failed deactivation, alerted when it failed).
+        let alerts: Vec<_> = hook
+            .accepted(3)
+            .await
+            .into_iter()
+            .filter(|alert| alert.body["alert"] == "active_mismatch")
+            .collect();
+        assert_eq!(alerts.len(), 2, "one alert per run: {alerts:?}");
+        let alert = &alerts[0].body;
+        assert_eq!(alert["alert"], "active_mismatch");
+        assert_eq!(alert["count"], 2);
+        assert_eq!(alert["reconciliation"], report["id"]);
+        let named: Vec<&str> = alert["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["user_name"].as_str().unwrap())
+            .collect();
+        assert_eq!(named, ["leaver", "mover"]);
+
+        // The repair, planned: a write per resource, nothing sent.
+        let store_args = ["--route", "app", "--store", &store_url, "--config", &config];
+        let (ok, planned) = reconcile(&[&store_args[..], &["--repair", "--dry-run"]].concat());
+        assert!(ok, "{store_url}: {planned:#}");
+        assert_eq!(planned["repair"]["dry_run"], true);
+        let writes = |report: &Value| -> Vec<(String, String, String, Vec<String>)> {
+            let mut writes: Vec<_> = report["repairs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let kinds = r["kinds"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|k| k.as_str().unwrap().to_owned())
+                        .collect();
+                    let name = r["name"].as_str().unwrap_or("-").to_owned();
+                    (
+                        r["outcome"].as_str().unwrap().to_owned(),
+                        r["method"].as_str().unwrap().to_owned(),
+                        name,
+                        kinds,
+                    )
+                })
+                .collect();
+            writes.sort();
+            writes
+        };
+        let expected_writes = |outcome: &str| -> Vec<(String, String, String, Vec<String>)> {
+            let write = |method: &str, name: &str, kinds: &[&str]| {
+                (
+                    outcome.to_owned(),
+                    method.to_owned(),
+                    name.to_owned(),
+                    kinds.iter().map(|k| (*k).to_owned()).collect(),
+                )
+            };
+            let mut writes = vec![
+                write("PATCH", "leaver", &["active_mismatch"]),
+                write("PATCH", "mover", &["active_mismatch"]),
+                write("POST", "gone", &["missing_in_app"]),
+                write("POST", "newcomer", &["missing_in_app"]),
+                write("PATCH", "Team", &["member_missing", "member_extra"]),
+            ];
+            writes.sort();
+            writes
+        };
+        assert_eq!(writes(&planned), expected_writes("planned"), "{planned:#}");
+        let leaver_write = planned["repairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "leaver")
+            .unwrap();
+        assert_eq!(
+            leaver_write["body"]["Operations"],
+            json!([{"op": "replace", "path": "active", "value": false}]),
+            "a leaver is deactivated, never deleted"
+        );
+        let leaver_now = direct.get(&format!("/Users/{}", ids["leaver"])).await;
+        assert_eq!(leaver_now.body["active"], true, "a dry run sends nothing");
+
+        // A repair leaves alone what the IdP wrote moments ago (the intent may be changing):
+        // past that, it sends every write, each recorded as the run's.
+        tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+        let (ok, repaired) = reconcile(&[&store_args[..], &["--repair"]].concat());
+        assert!(ok, "{store_url}: {repaired:#}");
+        assert_eq!(writes(&repaired), expected_writes("ok"), "{repaired:#}");
+        for write in repaired["repairs"].as_array().unwrap() {
+            let exchange = scimtrail
+                .store
+                .get(write["exchange_id"].as_str().unwrap())
+                .await
+                .unwrap();
+            assert_eq!(
+                exchange.reconcile_of.as_deref(),
+                repaired["id"].as_str(),
+                "{exchange:?}"
+            );
+        }
+        for leaver in ["leaver", "mover"] {
+            let now = direct.get(&format!("/Users/{}", ids[leaver])).await;
+            assert_eq!(now.body["active"], false, "{store_url}: {leaver}");
+        }
+        let team_now = direct.get(&format!("/Groups/{team_id}")).await;
+        let members: Vec<&str> = team_now.body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            members.len(),
+            3,
+            "keep, leaver and gone created again, not the stranger: {members:?}"
+        );
+        assert!(!members.contains(&stranger_id.as_str()) && !members.contains(&ids["gone"].as_str()));
+        assert!(
+            direct.get(&format!("/Users/{stranger_id}")).await.status == 200,
+            "what the IdP never provisioned stays"
+        );
+
+        // The intent holds: a second run finds no drift but the stranger, which is only reported.
+        let (ok, again) = reconcile(&store_args);
+        assert!(ok, "{again:#}");
+        let clean = json!({"active_mismatch": 0, "inactive_in_app": 0, "missing_in_app": 0, "member_missing": 0,
+            "member_extra": 0, "attribute_mismatch": 0, "unknown_to_idp": 1});
+        assert_eq!(again["counts"], clean, "{store_url}: {again:#}");
+
+        // The repair is audited with the run.
+        let audited = scimtrail.store.audit_list(&query).await.unwrap();
+        assert!(
+            audited
+                .iter()
+                .any(|entry| entry.detail["repair"]["outcomes"]["ok"] == 5),
+            "{audited:?}"
+        );
+
         scimtrail.running.shutdown().await;
         app.down().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_reconcile_schedule_runs_on_its_own_and_reports_without_repairing() {
+    let store_url = fresh_store_urls().await.remove(0);
+    let mut app = App::start().await;
+    let direct = app.client();
+    let (_config, scimtrail) = app
+        .proxied_with(&store_url, "[route.reconcile]\nevery = \"10s\"\n")
+        .await;
+    let created = scimtrail
+        .client
+        .post(
+            "/scim/Users",
+            &json!({"schemas": [USER], "userName": "ann", "active": true}),
+        )
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        scimtrail
+            .client
+            .patch(&format!("/scim/Users/{id}"), &active(false))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(direct.patch(&format!("/Users/{id}"), &active(true)).await.status, 200);
+    // The first run is due at once, the next 10 s after it began.
+    let query = scimtrail_store::AuditQuery {
+        action: Some("reconcile".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let mut runs = Vec::new();
+    for _ in 0..300 {
+        runs = scimtrail.store.audit_list(&query).await.unwrap();
+        if runs.iter().any(|run| run.detail["counts"]["active_mismatch"] == 1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let found = runs.iter().find(|run| run.detail["counts"]["active_mismatch"] == 1);
+    let found = found.unwrap_or_else(|| panic!("no scheduled run found the leaver: {runs:?}"));
+    assert_eq!(found.actor, "scimtrail", "{found:?}");
+    assert_eq!(found.detail["repair"], Value::Null, "a scheduled run repairs nothing");
+    assert_eq!(direct.get(&format!("/Users/{id}")).await.body["active"], true);
+    scimtrail.running.shutdown().await;
+    app.down().await;
 }

@@ -28,6 +28,9 @@ pub struct Intended {
     /// The exchange that established each part: `exists`, `active`, `username`, an
     /// attribute's key, `members`, `members=<id>`.
     pub established: BTreeMap<String, String>,
+    /// The body of the create or PUT that began its present life, as recorded (redacted):
+    /// what a repair re-creates it from, with the later single values set over it.
+    pub body: Option<Map<String, Value>>,
 }
 
 impl Intended {
@@ -83,6 +86,7 @@ impl Intended {
                 };
                 if let Some(Value::Object(body)) = value {
                     self.set_all(body, by);
+                    self.body = Some(body.clone());
                 }
             }
             key => {

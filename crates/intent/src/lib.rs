@@ -8,12 +8,14 @@
 //! IdP's order ([`written`]); the latest write to each key is all a resource's intent needs,
 //! so the store keeps one row per key, whatever the record's retention. [`intended`] folds a
 //! resource's rows, in the IdP's order, into what it should be; [`drift`] compares that with
-//! what the application holds.
+//! what the application holds; [`repair`] plans the write that brings it back.
 
 pub mod drift;
 pub mod intended;
+pub mod repair;
 pub mod written;
 
 pub use drift::{compare, unknown_to_idp, Drift, DriftKind};
 pub use intended::Intended;
+pub use repair::Repair;
 pub use written::{intent_writes, IntentWrite, RecordedWrite};

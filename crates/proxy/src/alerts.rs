@@ -1,5 +1,6 @@
 //! Alerts: a JSON POST to the route's webhook when a deactivation or deprovision fails or
-//! only partly takes effect, and when a route sees a request shape it never saw before.
+//! only partly takes effect, when a route sees a request shape it never saw before, and when
+//! a reconciliation finds leavers with access.
 //!
 //! One background task delivers them, retrying with backoff; an exchange never waits for
 //! one. A full queue drops the alert (counted: `scimtrail_alerts_total{result="dropped"}`).
@@ -13,7 +14,8 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Request};
 use http_body_util::Full;
-use scimtrail_store::{rfc3339, Completion, Exchange, NewExchange};
+use scimtrail_intent::{Drift, DriftKind};
+use scimtrail_store::{rfc3339, Completion, Exchange, NewExchange, Reconciliation};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +60,10 @@ impl Alerts {
 
     /// Queues the alerts this exchange calls for, if its route has a webhook.
     pub(crate) fn consider(&self, route: Option<&Route>, new: &NewExchange, completion: &Completion) {
+        // Synthetic traffic tests the application; what it finds is its own report.
+        if new.synthetic.is_some() {
+            return;
+        }
         self.queue_all(route, alerts_for(&Facts::of_exchange(new, completion)));
     }
 
@@ -67,6 +73,35 @@ impl Alerts {
         let mut facts = Facts::of_record(exchange);
         facts.outcome = "interrupted";
         self.queue_all(route, alerts_for(&facts));
+    }
+
+    /// Queues one `active_mismatch` alert for a reconciliation run that found users the IdP
+    /// deactivated or deleted active in the application — leavers with access — naming the
+    /// first of them (`leavers`) and counting all: one alert per run, never one per user, so
+    /// that a run finding thousands does not flood the queue and drop the rest.
+    pub(crate) fn leavers_with_access(&self, route: &Route, run: &Reconciliation, leavers: &[Drift]) {
+        let count = run.counts.get(DriftKind::ActiveMismatch.as_str()).copied().unwrap_or(0);
+        if count == 0 {
+            return;
+        }
+        let named: Vec<Value> = leavers
+            .iter()
+            .map(|drift| {
+                json!({"resource_type": drift.resource_type, "resource_id": drift.resource_id,
+                    "user_name": drift.name, "intended": drift.intended, "actual": drift.actual,
+                    "established_by": drift.established_by})
+            })
+            .collect();
+        let body = json!({
+            "alert": "active_mismatch",
+            "reconciliation": run.id,
+            "started_at": rfc3339(run.started_at_ms),
+            "route": run.route,
+            "count": count,
+            "users": named,
+            "repair": run.repair,
+        });
+        self.queue_all(Some(route), vec![("active_mismatch", body)]);
     }
 
     fn queue_all(&self, route: Option<&Route>, alerts: Vec<(&'static str, Value)>) {
@@ -254,6 +289,8 @@ mod tests {
             parent_id: None,
             client: None,
             rules_version: None,
+            reconcile_of: None,
+            synthetic: None,
         };
         let completion = Completion {
             id: "x".into(),

@@ -134,6 +134,7 @@ pub fn prune(report: &PruneReport, dry_run: bool) -> Value {
         "snapshots": report.snapshots,
         "summary_rows": report.summary_rows,
         "audit_rows": report.audit_rows,
+        "reconciliations": report.reconciliations,
         "failures_for_size": report.failures_for_size,
     })
 }

@@ -94,6 +94,9 @@ pub struct Route {
     pub redaction: Redaction,
     /// How requests to the application are paced (`pacing.rs`); `None`: they are not.
     pub pacing: Option<Pacing>,
+    /// How often the application is reconciled with the IdP's intent on its own
+    /// (`[route.reconcile] every`, `reconcile/follower.rs`); `None`: only when asked.
+    pub reconcile_every: Option<std::time::Duration>,
 }
 
 /// Everything the proxy needs to run.

@@ -70,7 +70,7 @@ pub mod upstream;
 pub use admin::{list_query, parse_time};
 pub use config::{IpNet, ProxyConfig, Route, Secret, SecretError, SecretSource, TlsFiles, UpstreamAuth, Webhook};
 pub use exchange::{ERROR_HEADER, EXCHANGE_ID_HEADER};
-pub use reconcile::{ReconcileError, ReconcileReport};
+pub use reconcile::{ReconcileError, ReconcileReport, Repairing};
 pub use recorder::{RecordMode, Recorder};
 pub use replay::{ReplayError, ReplayItem, ReplayReport, RulesChanged, Selection};
 
@@ -522,14 +522,16 @@ impl Replayer {
         self.proxy.replay(selection, dry_run, caller).await
     }
 
-    /// Reconciles a route (see [`Proxy::reconcile`]), recorded and audited as `caller`'s.
+    /// Reconciles a route, and repairs its drift as `repairing` says (see
+    /// [`Proxy::reconcile`]), recorded and audited as `caller`'s.
     pub async fn reconcile(
         &self,
         route: &str,
         resource_types: &[String],
+        repairing: Repairing,
         caller: &audit::Caller,
     ) -> Result<ReconcileReport, ReconcileError> {
-        self.proxy.reconcile(route, resource_types, caller).await
+        self.proxy.reconcile(route, resource_types, repairing, caller).await
     }
 
     /// Flushes what is left to record and to alert.
@@ -629,6 +631,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         Arc::clone(&proxy.metrics),
         watcher.clone(),
     );
+    reconcile::spawn_schedules(Arc::clone(&proxy), watcher.clone());
     membership.spawn(Arc::clone(&proxy), watcher.clone());
     let servers = vec![
         tokio::spawn(server::serve(

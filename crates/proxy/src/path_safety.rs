@@ -103,7 +103,7 @@ fn twice_encoded(decoded: &[u8]) -> bool {
 }
 
 /// Decodes `%XX` escapes once; `None` when a `%` is not followed by two hex digits.
-fn percent_decode(bytes: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn percent_decode(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {

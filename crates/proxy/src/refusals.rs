@@ -164,6 +164,8 @@ mod tests {
             parent_id: None,
             client: Some("127.0.0.1".into()),
             rules_version: None,
+            reconcile_of: None,
+            synthetic: None,
         };
         bound(&mut new);
         assert_eq!(

@@ -597,8 +597,8 @@ impl Proxy {
                 },
                 Link {
                     replay_of: Some(original.id.clone()),
-                    parent_id: None,
                     profile: Some(profile),
+                    ..Link::default()
                 },
                 &mut patience,
             )

@@ -623,6 +623,7 @@ pub(crate) mod tests {
             read_back: false,
             redaction: scimtrail_scim::redact::Redaction::passwords_only(),
             pacing: None,
+            reconcile_every: None,
         }
     }
 

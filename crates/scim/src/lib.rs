@@ -25,6 +25,7 @@
 //!   does not explicitly target them.
 #![deny(missing_docs)]
 
+pub mod endpoint;
 pub mod error;
 pub mod filter;
 pub mod json;

@@ -133,8 +133,9 @@ impl Store {
         keep_ms: Option<i64>,
         dry_run: bool,
     ) -> Result<u64, StoreError> {
-        let Some(keep) = keep_ms else { return Ok(0) };
-        let before = now_ms.saturating_sub(keep.max(AUDIT_KEEP_MS));
+        let Some(before) = audit_horizon(now_ms, keep_ms) else {
+            return Ok(0);
+        };
         if dry_run {
             let count = self
                 .scalar_int_with(
@@ -147,4 +148,11 @@ impl Store {
         self.execute("DELETE FROM audit WHERE at_ms < ?", vec![Param::Int(Some(before))])
             .await
     }
+}
+
+/// Before when audit entries (and the reconciliation runs kept as long) go at `now_ms`: a
+/// year ago, or the longest retention (`keep_ms`) ago when that is longer; `None` when
+/// something is kept forever, and so are they.
+pub(crate) fn audit_horizon(now_ms: i64, keep_ms: Option<i64>) -> Option<i64> {
+    Some(now_ms.saturating_sub(keep_ms?.max(AUDIT_KEEP_MS)))
 }

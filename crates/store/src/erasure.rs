@@ -112,6 +112,9 @@ struct Selected {
     resources: Vec<ErasedResource>,
     /// The names, as searched for in text (see [`search_terms`]).
     terms: Vec<String>,
+    /// The names themselves, lowercase (each as both backends' `LOWER` folds it), as columns
+    /// that hold one name compare them.
+    names: Vec<String>,
     /// (id, findings, outcome) of each exchange to rewrite.
     exchanges: Vec<(String, String, String)>,
     notes: Vec<String>,
@@ -183,10 +186,11 @@ impl Store {
         let Selected {
             resources,
             terms,
+            names,
             exchanges,
             notes,
         } = self.select_erased(erasure, dry_run).await?;
-        let (around, snapshots, summary_rows) = self.forget_around(&resources, &terms).await?;
+        let (around, snapshots, summary_rows) = self.forget_around(&resources, &terms, &names).await?;
         let mut report = ErasureReport {
             exchanges: exchanges.len() as u64,
             snapshots,
@@ -251,6 +255,14 @@ impl Store {
         }
         by_user_name.sort();
         by_user_name.dedup();
+        let mut plain_names: Vec<String> = erasure
+            .user
+            .iter()
+            .chain(&names)
+            .flat_map(|name| [name.to_lowercase(), name.to_ascii_lowercase()])
+            .collect();
+        plain_names.sort();
+        plain_names.dedup();
         let selected = self
             .erased_exchanges(erasure, &resources, &by_user_name, &terms)
             .await?;
@@ -267,6 +279,7 @@ impl Store {
         Ok(Selected {
             resources,
             terms,
+            names: plain_names,
             exchanges: selected,
             notes,
         })
@@ -300,6 +313,7 @@ impl Store {
         &self,
         resources: &[ErasedResource],
         terms: &[String],
+        names: &[String],
     ) -> Result<(Vec<(String, Vec<Param>)>, u64, u64), StoreError> {
         let (mut snapshots, mut summary_rows) = (0, 0);
         let mut statements = Vec::new();
@@ -313,22 +327,34 @@ impl Store {
                 "resource_writes",
                 "resource_names",
                 "intended_writes",
+                "intent_aliases",
             ] {
                 statements.push((format!("DELETE FROM {delete} WHERE {AT_RESOURCE}"), resource.key()));
             }
+            // What reconcile found of them and wrote to repair them (kept per run, the run
+            // names the route).
+            for delete in ["reconciliation_drifts", "reconciliation_repairs"] {
+                statements.push((
+                    format!(
+                        "DELETE FROM {delete} WHERE reconciliation_id IN (SELECT id FROM reconciliations WHERE route = ?) \
+                         AND resource_type = ? AND resource_id = ?"
+                    ),
+                    resource.key(),
+                ));
+            }
         }
+        let mention = |column: &str| {
+            let any: Vec<String> = terms
+                .iter()
+                .map(|_| format!("LOWER({column}) LIKE ? ESCAPE '\\'"))
+                .collect();
+            let params: Vec<Param> = terms
+                .iter()
+                .map(|term| Param::Text(Some(format!("%{}%", like_escaped(term)))))
+                .collect();
+            (any.join(" OR "), params)
+        };
         if !terms.is_empty() {
-            let mention = |column: &str| {
-                let any: Vec<String> = terms
-                    .iter()
-                    .map(|_| format!("LOWER({column}) LIKE ? ESCAPE '\\'"))
-                    .collect();
-                let params: Vec<Param> = terms
-                    .iter()
-                    .map(|term| Param::Text(Some(format!("%{}%", like_escaped(term)))))
-                    .collect();
-                (any.join(" OR "), params)
-            };
             let (shows, params) = mention("body");
             snapshots += self.count_where("resource_snapshots", &shows, params.clone()).await?;
             statements.push((format!("DELETE FROM resource_snapshots WHERE {shows}"), params));
@@ -346,6 +372,27 @@ impl Store {
             ));
             let (by_name, params) = mention("resource_id");
             statements.push((format!("DELETE FROM intended_writes WHERE {by_name}"), params));
+        }
+        // Reconcile's drifts and repairs that name them, or show them in a value: the
+        // application's id of them may be another than the record's.
+        if !names.is_empty() {
+            let named = format!("LOWER(name) IN ({})", vec!["?"; names.len()].join(", "));
+            let named_params: Vec<Param> = names.iter().map(|n| Param::Text(Some(n.clone()))).collect();
+            for (table, columns) in [
+                ("reconciliation_drifts", ["intended", "actual"]),
+                ("reconciliation_repairs", ["body", "resource_id"]),
+            ] {
+                let mut conditions = vec![named.clone()];
+                let mut params = named_params.clone();
+                if !terms.is_empty() {
+                    for column in columns {
+                        let (shows, shown) = mention(column);
+                        conditions.push(shows);
+                        params.extend(shown);
+                    }
+                }
+                statements.push((format!("DELETE FROM {table} WHERE {}", conditions.join(" OR ")), params));
+            }
         }
         Ok((statements, snapshots, summary_rows))
     }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 /// The operations whose writes are intent.
 pub(crate) const WRITE_OPERATIONS: &str = "('create', 'replace', 'patch', 'delete')";
 
-/// The `store_settings` entry of the id every write below which is folded.
+/// The `store_settings` entry of the id every write up to which is folded.
 const INTENT_CURSOR: &str = "intent_folded_through";
 
 /// How long a record may take to reach the database after a younger one did: the writes of
@@ -60,6 +60,8 @@ pub struct Reconciliation {
     pub error: Option<String>,
     pub actor: String,
     pub instance: String,
+    /// What its repair did (`null`: it repaired nothing).
+    pub repair: Option<Value>,
 }
 
 impl Store {
@@ -128,14 +130,15 @@ impl Store {
         }
     }
 
-    /// Where folding stands: every write with a smaller id is folded.
-    async fn intent_cursor(&self) -> Result<String, StoreError> {
+    /// Where folding stands: every write with an id up to it is folded.
+    pub(crate) async fn intent_cursor(&self) -> Result<String, StoreError> {
         let statement = "SELECT value FROM store_settings WHERE name = ?";
         let value = self.scalars(statement, vec![text(INTENT_CURSOR)]).await?;
         Ok(value.into_iter().next().unwrap_or_default())
     }
 
-    /// At most `limit` completed writes after `after` (and before `before`), in id order.
+    /// At most `limit` completed writes after `after` (and before `before`), in id order: the
+    /// IdP's, not a repair's or synthetic traffic's.
     async fn unfolded_writes(
         &self,
         after: &str,
@@ -146,7 +149,7 @@ impl Store {
             "SELECT id, replay_of, route, method, resource_type, resource_id, \
              COALESCE(forwarded_body, request_body) AS body, outcome FROM exchanges \
              WHERE id > ? AND id < ? AND operation IN {WRITE_OPERATIONS} AND outcome <> 'in_flight' \
-             ORDER BY id LIMIT {limit}"
+             AND reconcile_of IS NULL AND synthetic IS NULL ORDER BY id LIMIT {limit}"
         );
         // Past every id: a UUIDv7 is lower-case hexadecimal.
         let before = before.unwrap_or("~");
@@ -374,8 +377,8 @@ impl Store {
         from: i64,
         limit: i64,
     ) -> Result<Option<(Reconciliation, Vec<Drift>)>, StoreError> {
-        let statement = "SELECT id, route, resource_types, started_at, finished_at, counts, error, actor, instance \
-                         FROM reconciliations WHERE id = ?";
+        let statement = "SELECT id, route, resource_types, started_at, finished_at, counts, error, actor, instance, \
+                         repair FROM reconciliations WHERE id = ?";
         type RunRow = (
             String,
             String,
@@ -386,9 +389,11 @@ impl Store {
             Option<String>,
             String,
             String,
+            Option<String>,
         );
         let runs: Vec<RunRow> = self.rows(statement, vec![text(run)]).await?;
-        let Some((id, route, types, started, finished, counts, error, actor, instance)) = runs.into_iter().next()
+        let Some((id, route, types, started, finished, counts, error, actor, instance, repair)) =
+            runs.into_iter().next()
         else {
             return Ok(None);
         };
@@ -402,6 +407,7 @@ impl Store {
             error,
             actor,
             instance,
+            repair: repair.and_then(|r| serde_json::from_str(&r).ok()),
         };
         // In report order: by kind (a leaver with access first), then as found.
         let rank: String = scimtrail_intent::DriftKind::ALL

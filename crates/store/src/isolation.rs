@@ -218,6 +218,8 @@ mod tests {
             parent_id: None,
             client: None,
             rules_version: None,
+            reconcile_of: None,
+            synthetic: None,
         }))
     }
 

@@ -32,6 +32,7 @@ pub use journal::fuzz_decode as fuzz_journal_decode;
 mod model;
 pub mod private;
 mod query;
+mod repairs;
 mod retention;
 mod spool;
 mod sql;
@@ -51,6 +52,7 @@ pub use model::{
 };
 pub use overview::{Bucket, RouteCounts};
 pub use query::REPLAYABLE_OUTCOMES;
+pub use repairs::{IntentAlias, RepairRecord};
 pub use retention::{PruneReport, Retention, StoreSize, OUTCOMES};
 
 use isolation::{commit_isolated, Lessen};
@@ -111,6 +113,8 @@ pub enum Lease {
     Prune,
     /// Folding recorded writes into the intent (`Store::fold_pending_intent`).
     Intent,
+    /// The scheduled reconciliations (`[route.reconcile] every`).
+    Reconcile,
 }
 
 impl Lease {
@@ -119,6 +123,7 @@ impl Lease {
             Lease::Replay => "replay",
             Lease::Prune => "prune",
             Lease::Intent => "intent",
+            Lease::Reconcile => "reconcile",
         }
     }
 }

@@ -53,6 +53,14 @@ pub struct NewExchange {
     /// (`scimtrail_rules::Profile::version`); `None` before a route was known.
     #[serde(default)]
     pub rules_version: Option<String>,
+    /// The reconciliation run whose repair sent it: a repair restores the IdP's intent, it
+    /// says none of its own.
+    #[serde(default)]
+    pub reconcile_of: Option<String>,
+    /// What made it when it is synthetic traffic (`verify`, `probe`), not the IdP's: no
+    /// intent, no alert, and left out of listings unless asked for.
+    #[serde(default)]
+    pub synthetic: Option<String>,
 }
 
 /// An exchange as it completes: what was forwarded, the response, the outcome.
@@ -228,6 +236,8 @@ pub struct ExchangeQuery {
     /// Only what replay takes up: an original exchange (not itself a replay) whose outcome
     /// is `failed`, `unreachable`, `partial` or `interrupted`.
     pub replayable: bool,
+    /// Only synthetic traffic (`verify`, `probe`); without it, none.
+    pub synthetic: bool,
 }
 
 /// A page of exchanges, newest first.
@@ -313,6 +323,10 @@ pub struct Exchange {
     /// How long its requests waited in their route's pacing queue (see
     /// [`Completion::paced_ms`]).
     pub paced_ms: Option<i64>,
+    /// See [`NewExchange::reconcile_of`].
+    pub reconcile_of: Option<String>,
+    /// See [`NewExchange::synthetic`].
+    pub synthetic: Option<String>,
 }
 
 impl Exchange {
@@ -359,6 +373,8 @@ impl Exchange {
             "client": self.client,
             "repeat_count": self.repeat_count,
             "rules_version": self.rules_version,
+            "reconcile_of": self.reconcile_of,
+            "synthetic": self.synthetic,
         })
     }
 }
@@ -460,6 +476,8 @@ where
         repeat_count: row.try_get("repeat_count")?,
         rules_version: row.try_get("rules_version")?,
         paced_ms: row.try_get("paced_ms")?,
+        reconcile_of: row.try_get("reconcile_of")?,
+        synthetic: row.try_get("synthetic")?,
         id,
     })
 }

@@ -10,7 +10,7 @@ pub(crate) struct Select {
 
 const COLUMNS: &str = "id, received_at, duration_ms, route, idp, method, path, query, resource_type, resource_id, \
     user_name, operation, lifecycle, request_headers, request_body, forwarded_headers, forwarded_body, changes, \
-    upstream_status, status, response_headers, response_body, outcome, findings, bulk_operations, error, instance, replay_of, parent_id, client, repeat_count, rules_version, paced_ms";
+    upstream_status, status, response_headers, response_body, outcome, findings, bulk_operations, error, instance, replay_of, parent_id, client, repeat_count, rules_version, paced_ms, reconcile_of, synthetic";
 
 /// The outcomes replay takes up.
 pub const REPLAYABLE_OUTCOMES: [&str; 4] = ["failed", "unreachable", "partial", "interrupted"];
@@ -122,6 +122,10 @@ fn conditions(filter: &ExchangeQuery, steer: Steer) -> (Vec<String>, Vec<Param>)
     if filter.failed {
         conditions.push("outcome NOT IN ('ok', 'in_flight')".to_owned());
     }
+    conditions.push(match filter.synthetic {
+        true => "synthetic IS NOT NULL".to_owned(),
+        false => "synthetic IS NULL".to_owned(),
+    });
     if filter.replayable {
         conditions.push(format!(
             "{} IN ({}) AND replay_of IS NULL",

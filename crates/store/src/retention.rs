@@ -91,6 +91,8 @@ pub struct PruneReport {
     pub summary_rows: u64,
     /// Audit entries past their year (or the longest retention, if longer).
     pub audit_rows: u64,
+    /// Reconciliation runs past the same horizon, with their drifts and repairs.
+    pub reconciliations: u64,
     /// Whether failures were deleted to stay within `max_store_bytes`.
     pub failures_for_size: bool,
 }
@@ -337,6 +339,7 @@ impl Store {
         }
         report.snapshots = self.prune_snapshots(dry_run).await?;
         report.audit_rows = self.prune_audit(now_ms, policy.longest(), dry_run).await?;
+        report.reconciliations = self.prune_reconciliations(now_ms, policy.longest(), dry_run).await?;
         let after_bulk = after_failed_bulk("x.route", "x.stands_at", &failed_bulk);
         let needless = summary::needless_removals(&failure_list(), &after_bulk);
         report.summary_rows = self

@@ -17,7 +17,8 @@ pub(crate) enum Param {
 
 const INSERT: &str = "INSERT INTO exchanges (id, received_at, instance, route, idp, method, path, query, \
     resource_type, resource_id, user_name, operation, lifecycle, request_headers, request_body, outcome, replay_of, \
-    parent_id, client, rules_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    parent_id, client, rules_version, reconcile_of, synthetic) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
     ON CONFLICT (id) DO NOTHING";
 
 const FINISH: &str = "UPDATE exchanges SET duration_ms = ?, forwarded_headers = ?, forwarded_body = ?, changes = ?, \
@@ -29,9 +30,9 @@ const FINISH: &str = "UPDATE exchanges SET duration_ms = ?, forwarded_headers = 
 /// same record applied again after a crash) it sets what [`FINISH`] sets.
 const WHOLE: &str = "INSERT INTO exchanges (id, received_at, instance, route, idp, method, path, query, \
     resource_type, resource_id, user_name, operation, lifecycle, request_headers, request_body, outcome, replay_of, \
-    parent_id, client, rules_version, duration_ms, forwarded_headers, forwarded_body, changes, upstream_status, \
-    status, response_headers, response_body, findings, bulk_operations, error, paced_ms) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    parent_id, client, rules_version, reconcile_of, synthetic, duration_ms, forwarded_headers, forwarded_body, changes, \
+    upstream_status, status, response_headers, response_body, findings, bulk_operations, error, paced_ms) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
     ON CONFLICT (id) DO UPDATE SET duration_ms = excluded.duration_ms, forwarded_headers = excluded.forwarded_headers, \
     forwarded_body = excluded.forwarded_body, changes = excluded.changes, upstream_status = excluded.upstream_status, \
     status = excluded.status, response_headers = excluded.response_headers, response_body = excluded.response_body, \
@@ -176,6 +177,8 @@ fn exchange_params(
         opt_key(new.parent_id.as_deref()),
         opt_key(new.client.as_deref()),
         opt_key(new.rules_version.as_deref()),
+        opt_key(new.reconcile_of.as_deref()),
+        opt_key(new.synthetic.as_deref()),
     ]
 }
 

@@ -60,6 +60,8 @@ pub(crate) fn new_exchange(id: &str, ms: i64, user: &str) -> NewExchange {
         parent_id: None,
         client: None,
         rules_version: Some("f328aa0b69f54eb2".into()),
+        reconcile_of: None,
+        synthetic: None,
     }
 }
 

@@ -155,6 +155,8 @@ async fn a_deactivation_cut_short_by_a_crash_is_alerted_at_the_next_start() {
         parent_id: None,
         client: None,
         rules_version: None,
+        reconcile_of: None,
+        synthetic: None,
     };
     store
         .write_batch(vec![scimtrail_store::Write::Begin(Box::new(begun.clone()))])

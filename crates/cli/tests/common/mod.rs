@@ -69,6 +69,8 @@ pub(crate) fn exchange(age_days: i64, n: u16, outcome: &str) -> Write {
         parent_id: None,
         client: Some("127.0.0.1".into()),
         rules_version: None,
+        reconcile_of: None,
+        synthetic: None,
     };
     let done = Completion {
         id,
@@ -140,8 +142,17 @@ impl App {
         &self,
         store_url: &str,
     ) -> (std::path::PathBuf, scimtrail_integration::proxy::TestProxy) {
+        self.proxied_with(store_url, "").await
+    }
+
+    /// [`App::proxied`], with `route_tables` (`[route.webhook]` …) after the route's keys.
+    pub(crate) async fn proxied_with(
+        &self,
+        store_url: &str,
+        route_tables: &str,
+    ) -> (std::path::PathBuf, scimtrail_integration::proxy::TestProxy) {
         let config_text = format!(
-            "[[route]]\nname = \"app\"\nidp = \"generic\"\npath_prefix = \"/scim\"\nupstream = \"http://{}\"\n",
+            "[[route]]\nname = \"app\"\nidp = \"generic\"\npath_prefix = \"/scim\"\nupstream = \"http://{}\"\n{route_tables}",
             self.addr
         );
         let config = std::env::temp_dir().join(format!("scimtrail-replay-{}.toml", uuid::Uuid::new_v4()));

@@ -9,7 +9,7 @@ use crate::audit::Caller;
 use crate::clock::now_ms;
 use crate::erasure;
 use crate::export;
-use crate::reconcile::ReconcileError;
+use crate::reconcile::{ReconcileError, Repairing};
 use crate::replay::{ReplayError, Selection};
 use axum::body::Body;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
@@ -238,10 +238,11 @@ pub(super) async fn erase(
     }
 }
 
-/// `POST /api/v1/reconciliations` with `{"route": NAME, "resource": "Users" | "Groups"}`:
-/// reconciles the route now (see `reconcile.rs`); the run, with its counts by kind. Its
-/// drifts are read with `GET /api/v1/reconciliations/{id}`. Repair is not offered yet: a
-/// request with `"repair": true` is refused, saying so.
+/// `POST /api/v1/reconciliations` with `{"route": NAME, "resource": "Users" | "Groups",
+/// "repair": bool, "dry_run": bool}`: reconciles the route now (see `reconcile/`); the run,
+/// with its counts by kind and what its repair did. With `"repair": true` it sends the writes
+/// that restore the IdP's intent (with `"dry_run": true` too, it only plans them). Its drifts
+/// are read with `GET /api/v1/reconciliations/{id}`, its repairs with `…/{id}/repairs`.
 pub(super) async fn reconcile(
     State(admin): State<Arc<Admin>>,
     Extension(caller): Extension<Caller>,
@@ -267,16 +268,24 @@ pub(super) async fn reconcile(
             )
         }
     };
-    if request
-        .get("repair")
-        .is_some_and(|repair| repair != &Value::Bool(false))
-    {
-        return refusal(
-            StatusCode::NOT_IMPLEMENTED,
-            "repair is not available yet: reconcile reports the drifts; replay what failed, or write the intent again from the IdP".to_owned(),
-        );
-    }
-    match admin.proxy.reconcile(route, &types, &caller).await {
+    let flag = |name: &str| match request.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(flag)) => Ok(*flag),
+        Some(other) => Err(format!("{name} must be true or false, not {other}")),
+    };
+    let repairing = match (flag("repair"), flag("dry_run")) {
+        (Err(error), _) | (_, Err(error)) => return refusal(StatusCode::BAD_REQUEST, error),
+        (Ok(false), Ok(true)) => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "dry_run plans a repair: give it with \"repair\": true".to_owned(),
+            )
+        }
+        (Ok(false), Ok(false)) => Repairing::No,
+        (Ok(true), Ok(true)) => Repairing::DryRun,
+        (Ok(true), Ok(false)) => Repairing::Send,
+    };
+    match admin.proxy.reconcile(route, &types, repairing, &caller).await {
         Ok(report) => json_response(StatusCode::OK, &report.to_json()),
         Err(error @ (ReconcileError::NoRoute(_) | ReconcileError::ResourceType(_))) => {
             refusal(StatusCode::BAD_REQUEST, error.to_string())
@@ -286,13 +295,8 @@ pub(super) async fn reconcile(
     }
 }
 
-/// `GET /api/v1/reconciliations/{id}?offset=&limit=`: a run and a page of its drifts, in
-/// report order (a leaver with access first).
-pub(super) async fn reconciliation(
-    State(admin): State<Arc<Admin>>,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-) -> Response {
+/// `?offset=&limit=` of a run's list: from 0, at most 1000 (100 when not given).
+fn run_page(query: Option<String>) -> Result<(i64, i64), String> {
     let mut offset = 0;
     let mut limit = 100;
     for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
@@ -300,14 +304,23 @@ pub(super) async fn reconciliation(
         match (name.as_ref(), number) {
             ("offset", Some(n)) => offset = n,
             ("limit", Some(n)) => limit = n.clamp(1, 1000),
-            _ => {
-                return refusal(
-                    StatusCode::BAD_REQUEST,
-                    format!("{name}={value} is not an offset or limit this list takes"),
-                )
-            }
+            _ => return Err(format!("{name}={value} is not an offset or limit this list takes")),
         }
     }
+    Ok((offset, limit))
+}
+
+/// `GET /api/v1/reconciliations/{id}?offset=&limit=`: a run and a page of its drifts, in
+/// report order (a leaver with access first).
+pub(super) async fn reconciliation(
+    State(admin): State<Arc<Admin>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let (offset, limit) = match run_page(query) {
+        Ok(page) => page,
+        Err(error) => return refusal(StatusCode::BAD_REQUEST, error),
+    };
     match admin.store.reconciliation(&id, offset, limit).await {
         Ok(Some((run, drifts))) => {
             let mut body = crate::reconcile::ReconcileReport { run }.to_json();
@@ -316,6 +329,28 @@ pub(super) async fn reconciliation(
             json_response(StatusCode::OK, &body)
         }
         Ok(None) => refusal(StatusCode::NOT_FOUND, format!("no reconciliation {id}")),
+        Err(error) => store_failure(&error),
+    }
+}
+
+/// `GET /api/v1/reconciliations/{id}/repairs?offset=&limit=`: a page of the writes a run's
+/// repair sent or (dry) planned, in order, each with what became of it.
+pub(super) async fn reconciliation_repairs(
+    State(admin): State<Arc<Admin>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let (offset, limit) = match run_page(query) {
+        Ok(page) => page,
+        Err(error) => return refusal(StatusCode::BAD_REQUEST, error),
+    };
+    match admin.store.reconciliation(&id, 0, 0).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return refusal(StatusCode::NOT_FOUND, format!("no reconciliation {id}")),
+        Err(error) => return store_failure(&error),
+    }
+    match admin.store.reconciliation_repairs(&id, offset, limit).await {
+        Ok(repairs) => json_response(StatusCode::OK, &json!({"id": id, "offset": offset, "repairs": repairs})),
         Err(error) => store_failure(&error),
     }
 }

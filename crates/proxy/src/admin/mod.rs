@@ -87,6 +87,7 @@ fn router(admin: Arc<Admin>) -> Router {
         .route("/api/v1/erasures", post(api::erase))
         .route("/api/v1/reconciliations", post(api::reconcile))
         .route("/api/v1/reconciliations/{id}", get(api::reconciliation))
+        .route("/api/v1/reconciliations/{id}/repairs", get(api::reconciliation_repairs))
         .route("/api/v1/audit", get(api::audit))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&admin),

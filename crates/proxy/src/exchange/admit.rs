@@ -87,7 +87,8 @@ impl Proxy {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
-        let from_listener = new.replay_of.is_none() && new.parent_id.is_none();
+        let from_listener =
+            new.replay_of.is_none() && new.parent_id.is_none() && new.reconcile_of.is_none() && new.synthetic.is_none();
         let raw_path = parts.uri.path();
         let (path, mut changes) = match path_safety::check(raw_path) {
             PathCheck::Clean => (raw_path.to_owned(), Vec::new()),

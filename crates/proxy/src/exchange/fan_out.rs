@@ -192,6 +192,8 @@ impl Proxy {
             let link = Link {
                 replay_of: None,
                 parent_id: Some(parent.to_owned()),
+                reconcile_of: recording.new.reconcile_of.clone(),
+                synthetic: recording.new.synthetic.clone(),
                 profile: profile.clone(),
             };
             // Boxed: an exchange can fan out, which runs exchanges.

@@ -48,13 +48,18 @@ pub(crate) struct Origin {
 }
 
 /// How an exchange relates to others: the exchange a replay sends again, the exchange one
-/// made on behalf of (a bulk request fanned out); and the IdP profile it must use, when the
-/// one it is made for already took it (a fanned-out operation runs the rules its bulk
-/// request began with; a replay runs those it compared with the original's).
+/// made on behalf of (a bulk request fanned out), the reconciliation run a repair restores
+/// the intent for, what made synthetic traffic (`verify`, `probe`); and the IdP profile it
+/// must use, when the one it is made for already took it (a fanned-out operation runs the
+/// rules its bulk request began with; a replay runs those it compared with the original's).
+/// Only an exchange with no link at all comes from the listener: the others are the proxy's
+/// own, and none of them can be asked for over the network.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Link {
     pub(crate) replay_of: Option<String>,
     pub(crate) parent_id: Option<String>,
+    pub(crate) reconcile_of: Option<String>,
+    pub(crate) synthetic: Option<String>,
     pub(crate) profile: Option<Arc<Profile>>,
 }
 

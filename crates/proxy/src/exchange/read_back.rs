@@ -82,6 +82,8 @@ impl Proxy {
             parent_id: Some(parent.id.clone()),
             client: None,
             rules_version: None,
+            reconcile_of: parent.reconcile_of.clone(),
+            synthetic: parent.synthetic.clone(),
         };
         let completion = Completion {
             id: child.id.clone(),

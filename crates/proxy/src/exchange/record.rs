@@ -67,6 +67,8 @@ impl Proxy {
             parent_id: link.parent_id,
             client: Some(self.client_of(&parts.headers, origin.peer).to_string()),
             rules_version: None,
+            reconcile_of: link.reconcile_of,
+            synthetic: link.synthetic,
         };
         Recording {
             new,

@@ -271,18 +271,8 @@ fn read_back_path(route: &Route, sent: &rules::Request, answered: &rules::Respon
         ("PUT" | "PATCH" | "DELETE", [.., "Users" | "Groups", _]) => Some(path.to_owned()),
         ("POST", [.., "Users" | "Groups"]) => {
             let id = answered.body.as_ref()?.get("id")?.as_str()?;
-            Some(format!("{path}/{}", percent_encode_segment(id)))
+            Some(format!("{path}/{}", scimtrail_scim::endpoint::id_segment(id)))
         }
         _ => None,
     }
-}
-
-/// An id as one path segment: what could end it or start a query is escaped.
-fn percent_encode_segment(id: &str) -> String {
-    id.chars()
-        .map(|c| match c {
-            '/' | '?' | '#' | '%' | ' ' => format!("%{:02X}", c as u32),
-            c => c.to_string(),
-        })
-        .collect()
 }

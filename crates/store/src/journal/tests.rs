@@ -26,6 +26,8 @@ fn begin(id: &str) -> Write {
         parent_id: None,
         client: None,
         rules_version: Some("7995c55a6bdf7e9c".into()),
+        reconcile_of: None,
+        synthetic: None,
     }))
 }
 
