@@ -39,6 +39,11 @@ pub enum Misbehaviour {
     EmptyCreateBodyLocatedAt(SocketAddr),
     /// Every answer with a body is gzip-encoded, whatever the client asked.
     GzipAnswers,
+    /// A body sent as `application/scim+json` is refused 415: only `application/json` is
+    /// taken (an application built on a plain JSON framework).
+    JsonOnly,
+    /// PATCH is refused 405: only PUT changes a resource.
+    NoPatch,
 }
 
 /// Starts the front on `127.0.0.1:0` before the application at `app`; returns its address.
@@ -70,6 +75,9 @@ async fn answer(
     misbehaviour: Misbehaviour,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
+    if let Some(refusal) = refused(&parts, misbehaviour) {
+        return refusal;
+    }
     let mut bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let mut path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     if let Ok(mut json) = serde_json::from_slice::<Value>(&bytes) {
@@ -158,6 +166,31 @@ async fn answer(
         return empty;
     }
     response
+}
+
+/// What `JsonOnly` and `NoPatch` refuse, as a SCIM error.
+fn refused(parts: &http::request::Parts, misbehaviour: Misbehaviour) -> Option<Response<Full<Bytes>>> {
+    let scim_json = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/scim+json"));
+    let (status, detail) = match misbehaviour {
+        Misbehaviour::JsonOnly if scim_json => (415, "only application/json is supported"),
+        Misbehaviour::NoPatch if parts.method == Method::PATCH => (405, "PATCH is not supported"),
+        _ => return None,
+    };
+    let body = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+        "status": status.to_string(),
+        "detail": detail
+    });
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = http::StatusCode::from_u16(status).expect("a status");
+    response
+        .headers_mut()
+        .insert("content-type", http::HeaderValue::from_static("application/json"));
+    Some(response)
 }
 
 /// Removes an attribute from a resource, a list's resources, PATCH operations (by path or

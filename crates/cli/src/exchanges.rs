@@ -38,6 +38,9 @@ pub(crate) struct ListArgs {
     /// Print JSON: {"items": […], "next_cursor": …}.
     #[arg(long)]
     json: bool,
+    /// Only synthetic traffic (what `scimtrail verify` sent), which is left out otherwise.
+    #[arg(long)]
+    synthetic: bool,
 }
 
 #[derive(Debug, Args)]
@@ -205,7 +208,8 @@ pub(crate) async fn open(store: Option<String>) -> anyhow::Result<Store> {
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {
-    let query = args.filters.query(args.limit)?;
+    let mut query = args.filters.query(args.limit)?;
+    query.synthetic = args.synthetic;
     let store = open(args.store).await?;
     let page = store.list(&query).await?;
     if args.json {

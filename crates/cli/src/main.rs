@@ -5,10 +5,12 @@ mod audit;
 mod exchanges;
 mod health;
 mod instances;
+mod probe;
 mod reconcile;
 mod replay;
 mod rules;
 mod store;
+mod verify;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -38,6 +40,13 @@ enum Command {
     /// Read what a route's application holds and compare it with what the IdP intended (every
     /// write recorded through the route): drifts by kind, a leaver with access first.
     Reconcile(reconcile::ReconcileArgs),
+    /// Learn how an application behaves (a test tenant: it writes) into a `[route.target]`
+    /// block, a comment per key naming the probe that decided it, with the evidence.
+    Probe(probe::ProbeArgs),
+    /// The pair test: play the bundled scenario of a route's IdP through the route against
+    /// its application (a test tenant: it writes), resources named scimtrail-probe-*, and
+    /// report each step; its exchanges are recorded as synthetic.
+    Verify(verify::VerifyArgs),
     /// Create the store if needed and apply its migrations.
     Migrate {
         /// sqlite://FILE or postgres://… (default: $SCIMTRAIL_STORE_URL, else sqlite://scimtrail.db).
@@ -162,6 +171,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Exchanges(command) => exchanges::run(command).await,
         Command::Replay(args) => replay::run(args).await,
         Command::Reconcile(args) => reconcile::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
+        Command::Probe(args) => {
+            init_logging("human", "warn");
+            probe::run(args).await
+        }
         Command::Migrate { store } => {
             let url = store_url(store);
             scimtrail_app::connect(&url).await?;
@@ -216,6 +230,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
 pub(crate) fn store_url(flag: Option<String>) -> String {
     flag.or_else(|| Environment::of_process().get("SCIMTRAIL_STORE_URL").map(str::to_owned))
         .unwrap_or_else(|| DEFAULT_STORE_URL.to_owned())
+}
+
+/// The settings of the configuration file the proxy serves with, the store overridden by
+/// `--store` when given, and logging at warn unless configured: for the commands that act
+/// through its routes without serving (`reconcile`, `verify`).
+pub(crate) fn route_settings(config: &std::path::Path, store: Option<String>) -> anyhow::Result<Settings> {
+    let raw = RawConfig::from_file(config)?;
+    let flags = Overrides {
+        store,
+        ..Overrides::default()
+    };
+    let settings = Settings::resolve(raw, &Environment::of_process().under(flags))?;
+    init_logging(&settings.log_format, "warn");
+    Ok(settings)
 }
 
 /// `--config`, else `$SCIMTRAIL_CONFIG`.

@@ -3,8 +3,6 @@
 
 use anyhow::Context;
 use clap::Args;
-use scimtrail_app::config::RawConfig;
-use scimtrail_app::{Overrides, Settings};
 use scimtrail_proxy::{Repairing, Replayer};
 use std::path::PathBuf;
 
@@ -40,13 +38,7 @@ pub(crate) struct ReconcileArgs {
 const PAGE: i64 = 1000;
 
 pub(crate) async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
-    let raw = RawConfig::from_file(&args.config)?;
-    let flags = Overrides {
-        store: args.store.clone(),
-        ..Overrides::default()
-    };
-    let settings = Settings::resolve(raw, &scimtrail_app::Environment::of_process().under(flags))?;
-    crate::init_logging(&settings.log_format, "warn");
+    let settings = crate::route_settings(&args.config, args.store.clone())?;
     let store = crate::exchanges::open(Some(settings.store_url.clone())).await?;
     let proxy = Replayer::new(settings.proxy.clone(), store.clone())
         .await

@@ -34,6 +34,31 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// Where a scenario's requests go: over HTTP ([`Http`], to a full URL), or in process through
+/// a route of scimtrail (`scimtrail verify`, to a path under the route's prefix).
+pub trait Sender {
+    /// Sends one request to `url` (as `base` and the step's path make it).
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Option<&Value>,
+    ) -> impl std::future::Future<Output = Result<Answer, String>>;
+}
+
+impl Sender for Http {
+    async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Result<Answer, String> {
+        Http::send(self, method, url, headers, body).await
+    }
+}
+
 impl Http {
     /// Sends one request.
     pub async fn send(
@@ -92,8 +117,8 @@ pub struct StepResult {
 }
 
 /// Plays every step against `base` (`http://127.0.0.1:PORT/prefix`), saving created ids.
-pub async fn play(
-    http: &Http,
+pub async fn play<S: Sender>(
+    http: &S,
     base: &str,
     scenario: &Scenario,
 ) -> Result<(Vec<StepResult>, HashMap<String, String>), String> {
@@ -127,10 +152,10 @@ pub struct Check {
     pub mismatch: Option<String>,
 }
 
-/// Checks the scenario's `expect` block against the application at `app` (read directly,
-/// never through the proxy). `saved` maps names to the ids this play created.
-pub async fn check(
-    http: &Http,
+/// Checks the scenario's `expect` block against the application at `app` (the demo reads it
+/// directly, never through the proxy; `verify` through the route it verifies). `saved` maps names to the ids this play created.
+pub async fn check<S: Sender>(
+    http: &S,
     app: &str,
     scenario: &Scenario,
     saved: &HashMap<String, String>,
@@ -220,7 +245,13 @@ pub async fn check(
     Ok(checks)
 }
 
-async fn find(http: &Http, app: &str, endpoint: &str, attribute: &str, value: &str) -> Result<Option<Value>, String> {
+async fn find<S: Sender>(
+    http: &S,
+    app: &str,
+    endpoint: &str,
+    attribute: &str,
+    value: &str,
+) -> Result<Option<Value>, String> {
     let filter = format!("{attribute} eq {}", json!(value));
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("filter", &filter)

@@ -63,6 +63,7 @@ mod secret;
 mod server;
 mod shapes;
 mod state;
+mod synthetic;
 mod tls_files;
 mod ui;
 pub mod upstream;
@@ -73,6 +74,7 @@ pub use exchange::{ERROR_HEADER, EXCHANGE_ID_HEADER};
 pub use reconcile::{ReconcileError, ReconcileReport, Repairing};
 pub use recorder::{RecordMode, Recorder};
 pub use replay::{ReplayError, ReplayItem, ReplayReport, RulesChanged, Selection};
+pub use synthetic::SyntheticAnswer;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -532,6 +534,20 @@ impl Replayer {
         caller: &audit::Caller,
     ) -> Result<ReconcileReport, ReconcileError> {
         self.proxy.reconcile(route, resource_types, repairing, caller).await
+    }
+
+    /// Sends one request in process through the route that serves `target` (a path with
+    /// the route's prefix, and its query), recorded as synthetic traffic made by `made_by`
+    /// (`verify`): no intent, no alert, out of the default listings.
+    pub async fn send_synthetic(
+        &self,
+        made_by: &str,
+        method: &str,
+        target: &str,
+        headers: &[(String, String)],
+        body: bytes::Bytes,
+    ) -> Result<SyntheticAnswer, String> {
+        self.proxy.send_synthetic(made_by, method, target, headers, body).await
     }
 
     /// Flushes what is left to record and to alert.

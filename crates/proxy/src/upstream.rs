@@ -566,7 +566,7 @@ fn effective_port(uri: &http::Uri) -> Option<u16> {
 }
 
 /// An error and its sources, one line.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

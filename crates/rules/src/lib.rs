@@ -11,6 +11,8 @@
 //!   id — each with its [`Profile::version`] (`rules_version`, a hash of its rules).
 //! - [`Target`]: what the application supports (PATCH or only PUT, filter operators, the most
 //!   operations per PATCH, member `type`, content type …). Target-dependent actions read it.
+//! - [`probe`]: what `scimtrail probe` learnt about an application, decided into a
+//!   [`Target`] and the `[route.target]` block that pins it.
 //! - [`normalize_request`] and [`normalize_response`]: pure and total. They return the
 //!   exchange as it should be forwarded, and one [`Change`] per edit (rule, where, before,
 //!   after), or a [`Refusal`] when forwarding would be unsafe (an invalid filter; a member
@@ -25,6 +27,7 @@
 
 mod action;
 mod catalog;
+pub mod probe;
 mod profile;
 mod query;
 mod request;

@@ -127,6 +127,11 @@ impl App {
         self.running = Some(std::sync::Arc::clone(&self.state).serve(listener));
     }
 
+    /// Its base URL (`http://127.0.0.1:PORT`).
+    pub(crate) fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     pub(crate) fn client(&self) -> scimtrail_integration::Client {
         scimtrail_integration::Client::new(format!("http://{}", self.addr))
     }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 /// The list filters from a query string (`outcome`, `idp`, `route`, `resource`, `user`,
 /// `method`, `lifecycle`, `findings`, `finding`, `since`, `until`, `limit`, `cursor`,
-/// `failed`).
+/// `failed`, `synthetic`: only synthetic traffic, which is left out otherwise).
 pub fn list_query(query: Option<&str>, now_ms: i64) -> Result<ExchangeQuery, String> {
     let mut filter = ExchangeQuery {
         limit: 50,
@@ -29,6 +29,7 @@ pub fn list_query(query: Option<&str>, now_ms: i64) -> Result<ExchangeQuery, Str
             "user" => filter.user = text,
             "cursor" => filter.cursor = text,
             "failed" => filter.failed = matches!(value.as_str(), "" | "true" | "1"),
+            "synthetic" => filter.synthetic = matches!(value.as_str(), "" | "true" | "1"),
             "since" => filter.since_ms = Some(parse_time(&value, now_ms)?),
             "until" => filter.until_ms = Some(parse_time(&value, now_ms)?),
             "limit" => {
@@ -133,6 +134,8 @@ mod tests {
             ),
             (Some("failed"), Some("entra"), 5, Some(0), true)
         );
+        assert!(!filter.synthetic, "synthetic traffic is left out unless asked for");
+        assert!(list_query(Some("synthetic=true"), 0).unwrap().synthetic);
         assert!(list_query(Some("colour=red"), 0).is_err());
     }
 }

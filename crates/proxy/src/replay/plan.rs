@@ -109,6 +109,12 @@ pub(crate) fn plan(candidates: &[Exchange], recorded: &Recorded) -> Vec<Step> {
 
 fn decide(candidate: &Exchange, recorded: &Recorded, planned: &Planned) -> Step {
     let skip = |kind, reason: String| Step::Skip { kind, reason };
+    if let Some(made_by) = &candidate.synthetic {
+        return skip(
+            "not_replayable",
+            format!("it is synthetic traffic ({made_by}), not the IdP's: run {made_by} again instead"),
+        );
+    }
     if let Some(original) = &candidate.replay_of {
         return skip(
             "is_a_replay",

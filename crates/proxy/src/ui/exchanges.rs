@@ -145,6 +145,7 @@ pub(super) async fn page(
                 (select("finding", "Finding kind", &FINDING_KINDS))
                 label.check { input type="checkbox" name="findings" value="true" checked[value("findings") == "true"]; "has findings" }
                 label.check { input type="checkbox" name="failed" value="true" checked[value("failed") == "true"]; "failed only" }
+                label.check { input type="checkbox" name="synthetic" value="true" checked[value("synthetic") == "true"]; "synthetic traffic only (verify)" }
             }
             div.actions {
                 button type="submit" { "Filter" }

@@ -267,9 +267,12 @@ fn reads_replays_and_successes_are_not_sent() {
     let ok = write(2, "PATCH", "ok", patch(json!([])));
     let mut replay = write(3, "PATCH", "failed", patch(json!([])));
     replay.replay_of = Some("000000001".into());
+    // Synthetic traffic (verify's) is not the IdP's: a replay of it would become intent.
+    let mut synthetic = write(4, "PATCH", "failed", patch(json!([])));
+    synthetic.synthetic = Some("verify".into());
     assert_eq!(
-        kinds(vec![read, ok, replay], vec![]),
-        ["read_only", "not_replayable", "is_a_replay"]
+        kinds(vec![read, ok, replay, synthetic], vec![]),
+        ["read_only", "not_replayable", "is_a_replay", "not_replayable"]
     );
 }
 
