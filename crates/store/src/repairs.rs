@@ -209,7 +209,10 @@ impl Store {
     pub async fn writes_pending_for(&self, route: &str, resource_type: &str, ids: &[&str]) -> Result<bool, StoreError> {
         let folded = self.intent_cursor().await?;
         let statement = format!(
+            // The terms of the partial index of migration 0006, spelt as there, so that it
+            // serves the lookup (without them each check scanned the route's writes).
             "SELECT id FROM exchanges WHERE route = ? AND resource_type = ? AND resource_id IN ({}) \
+             AND resource_id IS NOT NULL AND method IN ('POST', 'PUT', 'PATCH', 'DELETE') \
              AND operation IN {WRITE_OPERATIONS} AND reconcile_of IS NULL AND synthetic IS NULL \
              AND (outcome = 'in_flight' OR id > ?) LIMIT 1",
             vec!["?"; ids.len().max(1)].join(", ")
