@@ -294,4 +294,33 @@ mod tests {
         );
         assert!(count >= 20, "only {count} cases");
     }
+
+    /// Every rule of every bundled profile has a case that shows it applied (the rules the
+    /// case expects name it), and every profile has a case that shows a request its rules
+    /// leave alone (it expects no rule).
+    #[test]
+    fn every_rule_of_a_bundled_profile_has_a_case_that_shows_it_applied() {
+        let mut missing = Vec::new();
+        for profile in crate::builtin_profiles().unwrap() {
+            let expected: Vec<&Vec<String>> = profile
+                .tests
+                .iter()
+                .filter_map(|case| case.expect_rules.as_ref())
+                .collect();
+            for rule in &profile.rules {
+                if !expected.iter().any(|rules| rules.contains(&rule.id)) {
+                    missing.push(format!("{} {} ({})", profile.name, rule.id, rule.action.name()));
+                }
+            }
+            if !expected.iter().any(|rules| rules.is_empty()) {
+                missing.push(format!("{}: no case with expect_rules = []", profile.name));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "{} without a case:\n{}",
+            missing.len(),
+            missing.join("\n")
+        );
+    }
 }
