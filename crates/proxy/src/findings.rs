@@ -298,19 +298,9 @@ fn attribute_not_applied(
         let redacted = redaction.names(path);
         let Ok(attr) = AttrPath::parse(path) else { continue };
         let Some(resolved) = rt.resolve(&attr) else { continue };
-        let mut here = returned;
-        if let Some(extension) = resolved.extension {
-            match here.as_object().and_then(|o| json::get(o, extension.id)) {
-                Some(inner) => here = inner,
-                None => {
-                    found.push(missing(path, sent, redacted));
-                    continue;
-                }
-            }
-        }
-        let value = here
+        let value = returned
             .as_object()
-            .and_then(|o| json::get(o, resolved.attr.name))
+            .and_then(|o| json::attribute(o, resolved.extension.map(|e| e.id), resolved.attr.name))
             .and_then(|v| match resolved.sub {
                 Some(sub) => v.as_object().and_then(|o| json::get(o, sub.name)),
                 None => Some(v),

@@ -1,13 +1,27 @@
-//! Every normalisation there is: a closed set. A rule file picks actions from it by name;
-//! adding a behaviour means adding a variant here, with its tests.
+//! Every normalisation there is: two closed sets, one a side. A rule file picks actions from
+//! them by name (`action = "lowercase_patch_ops"`); adding a behaviour means adding a variant
+//! to one set, its name to that set's `NAMES`, and its tests.
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 
-/// One action. Request actions (N…) edit what is forwarded; response actions (R…) edit what
-/// the IdP receives. The rule ids in the comments are those of IDP-QUIRKS.md.
+/// One rule's action: on the request or on the response. In a rule file both sets share one
+/// namespace, the `action` key, and a name says which set it is from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Action {
+    /// Edits what is forwarded to the application.
+    Request(RequestAction),
+    /// Edits what the IdP receives.
+    Response(ResponseAction),
+}
+
+/// A request action (N…, and the R… rules that act on the request): it edits what is
+/// forwarded. The rule ids in the comments are those of IDP-QUIRKS.md.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Action {
+pub enum RequestAction {
     /// N1: `Add`/`Replace`/`Remove` → `add`/`replace`/`remove`.
     LowercasePatchOps,
     /// N2: `"True"`/`"False"` (any case) → JSON booleans wherever the schema says boolean:
@@ -90,6 +104,12 @@ pub enum Action {
     ScimContentType,
     /// N24: at most one `primary: true` per multi-valued attribute (the first one is kept).
     SinglePrimary,
+}
+
+/// A response action (R…): it edits what the IdP receives.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ResponseAction {
     /// R1: a filtered search answered 404, `[]`, `null` or nothing → 200 and an empty
     /// ListResponse.
     ZeroHitsAsEmptyList,
@@ -122,51 +142,114 @@ impl Action {
     /// Its name in rule files.
     pub fn name(&self) -> &'static str {
         match self {
-            Action::LowercasePatchOps => "lowercase_patch_ops",
-            Action::CoerceBooleanStrings => "coerce_boolean_strings",
-            Action::SplitMultiValueRemove => "split_multi_value_remove",
-            Action::ExpandDottedKeys => "expand_dotted_keys",
-            Action::DropNullRefs => "drop_null_refs",
-            Action::NormalizeManager => "normalize_manager",
-            Action::CreateMissingFilteredElement => "create_missing_filtered_element",
-            Action::ShapeMethod => "shape_method",
-            Action::WholeAttributeReplace => "whole_attribute_replace",
-            Action::ParseJsonRoles => "parse_json_roles",
-            Action::StripPlaceholderPassword => "strip_placeholder_password",
-            Action::EmptyMembersReplaceAsRemove => "empty_members_replace_as_remove",
-            Action::EvaluateFilterInProxy => "evaluate_filter_in_proxy",
-            Action::CreatedStatus => "created_status",
-            Action::UniquenessConflict => "uniqueness_conflict",
-            Action::LeanGroupResponses => "lean_group_responses",
-            Action::NoNullsInResources => "no_nulls_in_resources",
-            Action::IntegerRetryAfter => "integer_retry_after",
-            Action::AdvertiseCapabilities => "advertise_capabilities",
-            Action::SplitPatch => "split_patch",
-            Action::StableOrder => "stable_order",
-            Action::AggregatePages => "aggregate_pages",
-            Action::QuoteFilterLiterals => "quote_filter_literals",
-            Action::CanonicalQuery { .. } => "canonical_query",
-            Action::RepairSchemaUrns => "repair_schema_urns",
-            Action::DeclareExtensionSchemas => "declare_extension_schemas",
-            Action::WrapSingleValues => "wrap_single_values",
-            Action::StripReadOnly => "strip_read_only",
-            Action::DropNulls => "drop_nulls",
-            Action::AddMemberType => "add_member_type",
-            Action::ScimContentType => "scim_content_type",
-            Action::SinglePrimary => "single_primary",
-            Action::ZeroHitsAsEmptyList => "zero_hits_as_empty_list",
-            Action::EnsureSchemas => "ensure_schemas",
-            Action::IntegerPaging => "integer_paging",
-            Action::ResponseContentType { .. } => "response_content_type",
+            Action::Request(action) => action.name(),
+            Action::Response(action) => action.name(),
         }
     }
 
     /// The keys a rule with this action may have besides `id` and `why`.
     pub(crate) fn parameters(&self) -> &'static [&'static str] {
         match self {
-            Action::CanonicalQuery { .. } => &["action", "drop_params"],
-            Action::ResponseContentType { .. } => &["action", "content_type"],
+            Action::Request(RequestAction::CanonicalQuery { .. }) => &["action", "drop_params"],
+            Action::Response(ResponseAction::ResponseContentType { .. }) => &["action", "content_type"],
             _ => &["action"],
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    /// Reads `{"action": name, parameters…}`: the set the name is from reads the rest, so
+    /// that its errors (a parameter missing or of the wrong type) are the ones given.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Action, D::Error> {
+        let table = Map::<String, Value>::deserialize(deserializer)?;
+        let name = match table.get("action") {
+            Some(Value::String(name)) => name.clone(),
+            Some(_) => return Err(D::Error::custom("\"action\" must be a string")),
+            None => return Err(D::Error::missing_field("action")),
+        };
+        let table = Value::Object(table);
+        if ResponseAction::NAMES.contains(&name.as_str()) {
+            return ResponseAction::deserialize(table)
+                .map(Action::Response)
+                .map_err(D::Error::custom);
+        }
+        if RequestAction::NAMES.contains(&name.as_str()) {
+            return RequestAction::deserialize(table)
+                .map(Action::Request)
+                .map_err(D::Error::custom);
+        }
+        let known: Vec<String> = RequestAction::NAMES
+            .iter()
+            .chain(ResponseAction::NAMES)
+            .map(|name| format!("`{name}`"))
+            .collect();
+        Err(D::Error::custom(format!(
+            "unknown variant `{name}`, expected one of {}",
+            known.join(", ")
+        )))
+    }
+}
+
+impl RequestAction {
+    /// The names of every request action in rule files.
+    pub const NAMES: &'static [&'static str] = &[
+        "lowercase_patch_ops",
+        "coerce_boolean_strings",
+        "split_multi_value_remove",
+        "expand_dotted_keys",
+        "drop_null_refs",
+        "normalize_manager",
+        "create_missing_filtered_element",
+        "shape_method",
+        "whole_attribute_replace",
+        "parse_json_roles",
+        "strip_placeholder_password",
+        "empty_members_replace_as_remove",
+        "evaluate_filter_in_proxy",
+        "split_patch",
+        "stable_order",
+        "aggregate_pages",
+        "quote_filter_literals",
+        "canonical_query",
+        "repair_schema_urns",
+        "declare_extension_schemas",
+        "wrap_single_values",
+        "strip_read_only",
+        "drop_nulls",
+        "add_member_type",
+        "scim_content_type",
+        "single_primary",
+    ];
+
+    /// Its name in rule files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RequestAction::LowercasePatchOps => "lowercase_patch_ops",
+            RequestAction::CoerceBooleanStrings => "coerce_boolean_strings",
+            RequestAction::SplitMultiValueRemove => "split_multi_value_remove",
+            RequestAction::ExpandDottedKeys => "expand_dotted_keys",
+            RequestAction::DropNullRefs => "drop_null_refs",
+            RequestAction::NormalizeManager => "normalize_manager",
+            RequestAction::CreateMissingFilteredElement => "create_missing_filtered_element",
+            RequestAction::ShapeMethod => "shape_method",
+            RequestAction::WholeAttributeReplace => "whole_attribute_replace",
+            RequestAction::ParseJsonRoles => "parse_json_roles",
+            RequestAction::StripPlaceholderPassword => "strip_placeholder_password",
+            RequestAction::EmptyMembersReplaceAsRemove => "empty_members_replace_as_remove",
+            RequestAction::EvaluateFilterInProxy => "evaluate_filter_in_proxy",
+            RequestAction::SplitPatch => "split_patch",
+            RequestAction::StableOrder => "stable_order",
+            RequestAction::AggregatePages => "aggregate_pages",
+            RequestAction::QuoteFilterLiterals => "quote_filter_literals",
+            RequestAction::CanonicalQuery { .. } => "canonical_query",
+            RequestAction::RepairSchemaUrns => "repair_schema_urns",
+            RequestAction::DeclareExtensionSchemas => "declare_extension_schemas",
+            RequestAction::WrapSingleValues => "wrap_single_values",
+            RequestAction::StripReadOnly => "strip_read_only",
+            RequestAction::DropNulls => "drop_nulls",
+            RequestAction::AddMemberType => "add_member_type",
+            RequestAction::ScimContentType => "scim_content_type",
+            RequestAction::SinglePrimary => "single_primary",
         }
     }
 
@@ -174,24 +257,74 @@ impl Action {
     pub fn needs_state(&self) -> bool {
         matches!(
             self,
-            Action::CreateMissingFilteredElement | Action::ShapeMethod | Action::WholeAttributeReplace
+            RequestAction::CreateMissingFilteredElement
+                | RequestAction::ShapeMethod
+                | RequestAction::WholeAttributeReplace
         )
     }
+}
 
-    /// Whether it edits responses (else requests).
-    pub fn on_response(&self) -> bool {
-        matches!(
-            self,
-            Action::ZeroHitsAsEmptyList
-                | Action::EnsureSchemas
-                | Action::IntegerPaging
-                | Action::ResponseContentType { .. }
-                | Action::CreatedStatus
-                | Action::UniquenessConflict
-                | Action::LeanGroupResponses
-                | Action::NoNullsInResources
-                | Action::IntegerRetryAfter
-                | Action::AdvertiseCapabilities
-        )
+impl ResponseAction {
+    /// The names of every response action in rule files.
+    pub const NAMES: &'static [&'static str] = &[
+        "zero_hits_as_empty_list",
+        "ensure_schemas",
+        "integer_paging",
+        "created_status",
+        "uniqueness_conflict",
+        "lean_group_responses",
+        "no_nulls_in_resources",
+        "integer_retry_after",
+        "advertise_capabilities",
+        "response_content_type",
+    ];
+
+    /// Its name in rule files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ResponseAction::ZeroHitsAsEmptyList => "zero_hits_as_empty_list",
+            ResponseAction::EnsureSchemas => "ensure_schemas",
+            ResponseAction::IntegerPaging => "integer_paging",
+            ResponseAction::CreatedStatus => "created_status",
+            ResponseAction::UniquenessConflict => "uniqueness_conflict",
+            ResponseAction::LeanGroupResponses => "lean_group_responses",
+            ResponseAction::NoNullsInResources => "no_nulls_in_resources",
+            ResponseAction::IntegerRetryAfter => "integer_retry_after",
+            ResponseAction::AdvertiseCapabilities => "advertise_capabilities",
+            ResponseAction::ResponseContentType { .. } => "response_content_type",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name in `NAMES` reads back as an action of that name, in its own set, and no
+    /// name is in both.
+    #[test]
+    fn every_name_reads_back_as_its_action_in_its_own_set() {
+        for (names, response) in [(RequestAction::NAMES, false), (ResponseAction::NAMES, true)] {
+            for name in names {
+                let mut table = serde_json::json!({"action": name});
+                match *name {
+                    "canonical_query" => table["drop_params"] = serde_json::json!([]),
+                    "response_content_type" => table["content_type"] = serde_json::json!("x"),
+                    _ => {}
+                }
+                let action: Action = serde_json::from_value(table).unwrap();
+                assert_eq!(action.name(), *name);
+                assert_eq!(matches!(action, Action::Response(_)), response, "{name}");
+                let written = serde_json::to_value(&action).unwrap();
+                assert_eq!(written["action"], *name);
+            }
+        }
+        assert!(RequestAction::NAMES
+            .iter()
+            .all(|name| !ResponseAction::NAMES.contains(name)));
+        let error = serde_json::from_value::<Action>(serde_json::json!({"action": "shout"})).unwrap_err();
+        assert!(error
+            .to_string()
+            .starts_with("unknown variant `shout`, expected one of `lowercase_patch_ops`"));
     }
 }

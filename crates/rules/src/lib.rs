@@ -4,8 +4,8 @@
 //!
 //! # Brief overview
 //! - [`Profile`]: an IdP profile, read from a rule file (`config/idps/<name>.toml`, built in
-//!   with [`builtin_profiles`]): the rules that IdP needs, each an [`Action`] from a closed
-//!   set, and test cases that `scimtrail rules test` and `cargo test` run.
+//!   with [`builtin_profiles`]): the rules that IdP needs, each an [`Action`] from one of two
+//!   closed sets ([`RequestAction`], [`ResponseAction`]), and test cases that `scimtrail rules test` and `cargo test` run.
 //! - [`Catalog`]: every profile a route may name — the bundled ones and the operator's own
 //!   rule files, which may extend another profile and add, replace or disable its rules by
 //!   id — each with its [`Profile::version`] (`rules_version`, a hash of its rules).
@@ -27,17 +27,19 @@
 
 mod action;
 mod catalog;
+mod changes;
 pub mod probe;
 mod profile;
-mod query;
 mod request;
+mod resource;
 mod response;
 mod retry_after;
 mod target;
 mod testcase;
 
-pub use action::Action;
+pub use action::{Action, RequestAction, ResponseAction};
 pub use catalog::{rules_version, Catalog, LoadError, Resolution, RuleSource};
+pub use changes::{Change, Side};
 pub use profile::{
     builtin_profile, builtin_profiles, Disabled, Mode, Origin, Profile, ProfileError, Rule, SAFE_REPAIRS,
 };
@@ -47,7 +49,7 @@ pub use retry_after::retry_after_seconds;
 pub use target::{Target, DEFAULT_BULK_PAYLOAD_BYTES};
 pub use testcase::{run_tests, TestCase, TestOutcome};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// A request as the rules see it: the path relative to the route (`/Users/42`), the raw query
 /// string, the content type, and the body when it is JSON.
@@ -101,7 +103,7 @@ impl Pages {
         let mut params = self.params.clone();
         params.push(("startIndex".to_owned(), start_index.to_string()));
         params.push(("count".to_owned(), count.to_string()));
-        Some(query::encode(&params))
+        Some(request::query::encode(&params))
     }
 
     /// How many pages there are at most.
@@ -143,53 +145,6 @@ pub struct Response {
     pub received_at_secs: i64,
 }
 
-/// Which side of the exchange a change edits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The request, toward the application.
-    Request,
-    /// The response, toward the IdP.
-    Response,
-}
-
-/// One edit: which rule, where (an RFC 6901 pointer into the body, `?name` for a query
-/// parameter, `?` for the whole query, `header:name` for a header, or `status`), and the
-/// value before and after (`None` when absent: an attribute added or removed).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change {
-    /// The rule id (`N1`, `R3` …).
-    pub rule: String,
-    /// Request or response.
-    pub side: Side,
-    /// Where.
-    pub pointer: String,
-    /// The value before; `None` when it was added.
-    pub before: Option<Value>,
-    /// The value after; `None` when it was removed.
-    pub after: Option<Value>,
-}
-
-impl Change {
-    /// The change as the exchange's `changes` list stores it: `op` says whether the value
-    /// was `added`, `removed` or `replaced`, so that a removed `null` is told apart from
-    /// one replaced by `null`.
-    pub fn to_json(&self) -> Value {
-        let op = match (&self.before, &self.after) {
-            (None, _) => "added",
-            (_, None) => "removed",
-            _ => "replaced",
-        };
-        json!({
-            "rule": self.rule,
-            "side": match self.side { Side::Request => "request", Side::Response => "response" },
-            "op": op,
-            "pointer": self.pointer,
-            "before": self.before,
-            "after": self.after,
-        })
-    }
-}
-
 /// Why a request must not be forwarded as it is: a SCIM error for the IdP, and the rule
 /// that refused it.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,9 +162,4 @@ pub struct Normalized<T> {
     pub value: T,
     /// Every edit made, in order.
     pub changes: Vec<Change>,
-}
-
-/// Escapes one JSON pointer token (RFC 6901).
-pub(crate) fn pointer_token(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
 }

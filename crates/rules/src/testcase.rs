@@ -1,6 +1,6 @@
 //! Test cases embedded in rule files, run by `scimtrail rules test` and by `cargo test`.
 
-use crate::{normalize_request, normalize_response, Profile, Request, Response, Target};
+use crate::{normalize_request, normalize_response, Change, Profile, Request, Response, Target};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -93,19 +93,7 @@ fn parse(what: &str, text: &Option<String>) -> Result<Option<Value>, String> {
 }
 
 fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
-    let asserts_something = case.expect_body.is_some()
-        || case.expect_query.is_some()
-        || case.expect_content_type.is_some()
-        || case.expect_method.is_some()
-        || case.expect_if_match.is_some()
-        || case.expect_then.is_some()
-        || case.expect_refusal.is_some()
-        || case.expect_rules.is_some()
-        || case.expect_status.is_some()
-        || case.expect_response_body.is_some()
-        || case.expect_response_content_type.is_some()
-        || case.expect_retry_after.is_some();
-    if !asserts_something {
+    if !asserts_something(case) {
         return Err("the case expects nothing".to_owned());
     }
     let request = Request {
@@ -144,13 +132,59 @@ fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
         ));
     }
     let mut rules: Vec<String> = Vec::new();
-    let mut note = |rule: &str| {
-        if !rules.iter().any(|r| r == rule) {
-            rules.push(rule.to_owned());
-        }
-    };
-    forwarded.changes.iter().for_each(|c| note(&c.rule));
+    note_rules(&mut rules, &forwarded.changes);
     let sent = &forwarded.value;
+    check_forwarded(case, sent)?;
+    if let Some(status) = case.response_status {
+        let response = Response {
+            status,
+            content_type: case.response_content_type.clone(),
+            has_body: case.response_body.is_some(),
+            retry_after: case.response_retry_after.clone(),
+            received_at_secs: case.received_at_secs.unwrap_or(0),
+            body: parse("response_body", &case.response_body)?,
+        };
+        let returned = normalize_response(sent, &response, profile, &target);
+        note_rules(&mut rules, &returned.changes);
+        check_returned(case, &returned.value)?;
+    } else if case.expect_status.is_some() || case.expect_response_body.is_some() {
+        return Err("response expectations need a response_status".to_owned());
+    }
+    if let Some(expected) = &case.expect_rules {
+        if &rules != expected {
+            return Err(format!("rules applied {rules:?}, expected {expected:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the case checks anything at all.
+fn asserts_something(case: &TestCase) -> bool {
+    case.expect_body.is_some()
+        || case.expect_query.is_some()
+        || case.expect_content_type.is_some()
+        || case.expect_method.is_some()
+        || case.expect_if_match.is_some()
+        || case.expect_then.is_some()
+        || case.expect_refusal.is_some()
+        || case.expect_rules.is_some()
+        || case.expect_status.is_some()
+        || case.expect_response_body.is_some()
+        || case.expect_response_content_type.is_some()
+        || case.expect_retry_after.is_some()
+}
+
+/// Adds the rules of `changes` not yet in `rules`, in order of first change.
+fn note_rules(rules: &mut Vec<String>, changes: &[Change]) {
+    for change in changes {
+        if !rules.contains(&change.rule) {
+            rules.push(change.rule.clone());
+        }
+    }
+}
+
+/// The request's expectations against what was forwarded.
+fn check_forwarded(case: &TestCase, sent: &Request) -> Result<(), String> {
     if let Some(expected) = parse("expect_body", &case.expect_body)? {
         if sent.body.as_ref() != Some(&expected) {
             return Err(format!(
@@ -194,56 +228,38 @@ fn run(profile: &Profile, case: &TestCase) -> Result<(), String> {
             ));
         }
     }
-    if let Some(status) = case.response_status {
-        let body = parse("response_body", &case.response_body)?;
-        let response = Response {
-            status,
-            content_type: case.response_content_type.clone(),
-            has_body: case.response_body.is_some(),
-            retry_after: case.response_retry_after.clone(),
-            received_at_secs: case.received_at_secs.unwrap_or(0),
-            body,
-        };
-        let returned = normalize_response(sent, &response, profile, &target);
-        returned.changes.iter().for_each(|c| note(&c.rule));
-        if let Some(expected) = case.expect_status {
-            if returned.value.status != expected {
-                return Err(format!(
-                    "returned status {}, expected {expected}",
-                    returned.value.status
-                ));
-            }
+    Ok(())
+}
+
+/// The response's expectations against what the IdP receives.
+fn check_returned(case: &TestCase, returned: &Response) -> Result<(), String> {
+    if let Some(expected) = case.expect_status {
+        if returned.status != expected {
+            return Err(format!("returned status {}, expected {expected}", returned.status));
         }
-        if let Some(expected) = parse("expect_response_body", &case.expect_response_body)? {
-            if returned.value.body.as_ref() != Some(&expected) {
-                return Err(format!(
-                    "returned body differs:\n  got      {}\n  expected {expected}",
-                    show(&returned.value.body)
-                ));
-            }
-        }
-        if let Some(expected) = &case.expect_retry_after {
-            if returned.value.retry_after.as_deref() != Some(expected.as_str()) {
-                return Err(format!(
-                    "returned Retry-After {:?}, expected {expected:?}",
-                    returned.value.retry_after
-                ));
-            }
-        }
-        if let Some(expected) = &case.expect_response_content_type {
-            if returned.value.content_type.as_deref() != Some(expected.as_str()) {
-                return Err(format!(
-                    "returned content type {:?}, expected {expected:?}",
-                    returned.value.content_type
-                ));
-            }
-        }
-    } else if case.expect_status.is_some() || case.expect_response_body.is_some() {
-        return Err("response expectations need a response_status".to_owned());
     }
-    if let Some(expected) = &case.expect_rules {
-        if &rules != expected {
-            return Err(format!("rules applied {rules:?}, expected {expected:?}"));
+    if let Some(expected) = parse("expect_response_body", &case.expect_response_body)? {
+        if returned.body.as_ref() != Some(&expected) {
+            return Err(format!(
+                "returned body differs:\n  got      {}\n  expected {expected}",
+                show(&returned.body)
+            ));
+        }
+    }
+    if let Some(expected) = &case.expect_retry_after {
+        if returned.retry_after.as_deref() != Some(expected.as_str()) {
+            return Err(format!(
+                "returned Retry-After {:?}, expected {expected:?}",
+                returned.retry_after
+            ));
+        }
+    }
+    if let Some(expected) = &case.expect_response_content_type {
+        if returned.content_type.as_deref() != Some(expected.as_str()) {
+            return Err(format!(
+                "returned content type {:?}, expected {expected:?}",
+                returned.content_type
+            ));
         }
     }
     Ok(())
@@ -277,5 +293,34 @@ mod tests {
             failures.join("\n")
         );
         assert!(count >= 20, "only {count} cases");
+    }
+
+    /// Every rule of every bundled profile has a case that shows it applied (the rules the
+    /// case expects name it), and every profile has a case that shows a request its rules
+    /// leave alone (it expects no rule).
+    #[test]
+    fn every_rule_of_a_bundled_profile_has_a_case_that_shows_it_applied() {
+        let mut missing = Vec::new();
+        for profile in crate::builtin_profiles().unwrap() {
+            let expected: Vec<&Vec<String>> = profile
+                .tests
+                .iter()
+                .filter_map(|case| case.expect_rules.as_ref())
+                .collect();
+            for rule in &profile.rules {
+                if !expected.iter().any(|rules| rules.contains(&rule.id)) {
+                    missing.push(format!("{} {} ({})", profile.name, rule.id, rule.action.name()));
+                }
+            }
+            if !expected.iter().any(|rules| rules.is_empty()) {
+                missing.push(format!("{}: no case with expect_rules = []", profile.name));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "{} without a case:\n{}",
+            missing.len(),
+            missing.join("\n")
+        );
     }
 }

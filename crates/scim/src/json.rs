@@ -59,6 +59,17 @@ pub fn set(map: &mut Map<String, Value>, canonical: &str, value: Value) {
     }
 }
 
+/// The attribute `name` of a resource: inside the object of its extension when it is an
+/// extension's (`extension`, the schema URN: RFC 7643 §3.3 puts an extension's attributes
+/// under its URN), at the top otherwise. Each member is found in any casing.
+pub fn attribute<'m>(resource: &'m Map<String, Value>, extension: Option<&str>, name: &str) -> Option<&'m Value> {
+    let object = match extension {
+        Some(urn) => get(resource, urn)?.as_object()?,
+        None => resource,
+    };
+    get(object, name)
+}
+
 /// Whether a value counts as assigned. RFC 7643 §2.5 makes `null` and an empty array
 /// equivalent to an unassigned attribute; an object whose members are all unassigned is too.
 pub fn is_assigned(value: &Value) -> bool {
@@ -92,6 +103,18 @@ mod tests {
         assert_eq!(serde_json::to_string(map).unwrap(), r#"{"a":1,"userName":"y","z":2}"#);
         assert_eq!(remove(map, "username"), Some(json!("y")));
         assert_eq!(map.len(), 2);
+    }
+
+    #[test]
+    fn an_extension_attribute_is_found_under_its_urn() {
+        const URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        let value = json!({"title": "t", URN.to_ascii_lowercase(): {"Department": "d"}, "other": 1});
+        let map = value.as_object().unwrap();
+        assert_eq!(attribute(map, Some(URN), "department"), Some(&json!("d")));
+        assert_eq!(attribute(map, None, "TITLE"), Some(&json!("t")));
+        assert_eq!(attribute(map, Some(URN), "title"), None);
+        assert_eq!(attribute(map, Some("other"), "x"), None);
+        assert_eq!(attribute(map, Some("urn:missing"), "title"), None);
     }
 
     #[test]

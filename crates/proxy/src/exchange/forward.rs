@@ -252,7 +252,7 @@ impl Proxy {
             .profile
             .rules
             .iter()
-            .find(|rule| rule.action == rules::Action::CreatedStatus);
+            .find(|rule| rule.action == rules::Action::Response(rules::ResponseAction::CreatedStatus));
         let is_create = to_forward.method == "POST"
             && (to_forward.path.ends_with("/Users") || to_forward.path.ends_with("/Groups"));
         let Some(rule) = created_rule.filter(|_| is_create && forwarded.parts.status.is_success()) else {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::{builtin_profile, Action};
+use crate::{builtin_profile, Action, RequestAction};
 
 fn source(path: &str, text: &str) -> RuleSource {
     RuleSource {
@@ -77,9 +77,9 @@ fn a_profile_extending_a_bundled_one_adds_replaces_and_disables_rules_by_id() {
     let rule = |id: &str| acme.rules.iter().find(|r| r.id == id).unwrap();
     assert_eq!(
         rule("N10").action,
-        Action::CanonicalQuery {
+        Action::Request(RequestAction::CanonicalQuery {
             drop_params: vec!["tenant".to_owned()]
-        }
+        })
     );
     assert_eq!(rule("N10").why, "the IdP here adds its tenant");
     // N10 was replaced where it stood: after N9 (N22, moved, is before both).

@@ -1,66 +1,62 @@
-//! The query string: bare filter literals (N9), canonical encoding and IdP flags (N10).
+//! The filter's text: bare literals quoted and typed by the schema (N9), names in their
+//! canonical spelling (N10), boolean comparisons made boolean (N2), the operators a filter
+//! uses (R12), and the check every profile makes: an invalid filter is refused, never
+//! forwarded.
 
+use super::attributes::boolean_string;
+use super::query;
+use super::Working;
+use crate::{Refusal, Request};
 use scimtrail_scim::filter::{AttrTest, CompValue, CompareOp, SubAttrTest};
 use scimtrail_scim::schema::{AttrType, AttributeDef};
-use scimtrail_scim::{AttrPath, Filter, ResourceType};
+use scimtrail_scim::{json, AttrPath, Filter, ResourceType, ScimError, ScimType};
+use serde_json::Value;
 
-/// The query's parameters, decoded (`+` and `%XX`), in order.
-pub(crate) fn decode(query: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+impl Working {
+    // === N9 ===
+
+    pub(super) fn quote_filter_literals(&mut self) {
+        self.edit_filter(|filter, rt| {
+            let quoted = quote_bare_literals(filter);
+            Some(typed_literals(&quoted, rt).unwrap_or(quoted))
+        });
+    }
 }
 
-/// Whether the query decodes to text. One that does not (`%FF`: a byte of invalid UTF-8, which
-/// the listener percent-encodes rather than refuse) is forwarded as sent: decoding it into
-/// text would replace that byte.
-pub(crate) fn is_text(query: &str) -> bool {
-    let bytes = query.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        let hex = bytes.get(at + 1..at + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[at], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                decoded.push(byte);
-                at += 3;
-            }
-            (byte, _) => {
-                decoded.push(byte);
-                at += 1;
-            }
+/// Refuses a request whose filter (of a GET query or a `.search` body) does not parse.
+pub(super) fn check(request: &Request) -> Result<(), Refusal> {
+    let from_query = request.query.as_deref().and_then(|q| {
+        query::decode(q)
+            .into_iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("filter"))
+            .map(|(_, value)| value)
+    });
+    let from_body = request
+        .path
+        .ends_with("/.search")
+        .then_some(request.body.as_ref())
+        .flatten()
+        .and_then(|body| body.as_object())
+        .and_then(|body| json::get(body, "filter"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    for filter in from_query.into_iter().chain(from_body) {
+        if let Err(error) = Filter::parse(&filter) {
+            return Err(Refusal {
+                rule: "filter".to_owned(),
+                error: ScimError::bad_request(
+                    ScimType::InvalidFilter,
+                    format!("the filter {filter:?} cannot be evaluated: {error}"),
+                ),
+            });
         }
     }
-    std::str::from_utf8(&decoded).is_ok()
-}
-
-/// Parameters encoded with `%20` for spaces and every reserved character escaped.
-pub(crate) fn encode(params: &[(String, String)]) -> String {
-    let mut out = String::new();
-    for (index, (name, value)) in params.iter().enumerate() {
-        if index > 0 {
-            out.push('&');
-        }
-        percent_encode(name, &mut out);
-        out.push('=');
-        percent_encode(value, &mut out);
-    }
-    out
-}
-
-fn percent_encode(text: &str, out: &mut String) {
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
+    Ok(())
 }
 
 /// The filter with every bare literal after a comparison operator quoted (N9). `true`,
 /// `false`, `null` and numbers stay as they are; so does a filter with nothing to quote.
-pub(crate) fn quote_bare_literals(filter: &str) -> String {
+pub(super) fn quote_bare_literals(filter: &str) -> String {
     let mut out = String::with_capacity(filter.len() + 8);
     let mut previous_word = String::new();
     let mut chars = filter.char_indices().peekable();
@@ -126,7 +122,7 @@ pub(crate) fn quote_bare_literals(filter: &str) -> String {
 /// string attribute (`employeeNumber eq 701984`) is quoted, since a strict application
 /// compares types. `None` when there is nothing to change, the filter does not parse, or
 /// the resource type is unknown.
-pub(crate) fn typed_literals(filter: &str, resource_type: Option<&ResourceType>) -> Option<String> {
+pub(super) fn typed_literals(filter: &str, resource_type: Option<&ResourceType>) -> Option<String> {
     let rt = resource_type?;
     let mut parsed = Filter::parse(filter).ok()?;
     type_literals(&mut parsed, rt, None).then(|| parsed.to_string())
@@ -237,7 +233,7 @@ fn is_json_literal(word: &str) -> bool {
 /// The filter printed canonically: attribute names in the schema's spelling, operators in
 /// lower case, one space between tokens. `None` when it does not parse (the caller refuses
 /// it) and unchanged names where the schema does not know them.
-pub(crate) fn canonical_filter(filter: &str, resource_type: Option<&ResourceType>) -> Option<String> {
+pub(super) fn canonical_filter(filter: &str, resource_type: Option<&ResourceType>) -> Option<String> {
     let mut parsed = Filter::parse(filter).ok()?;
     if let Some(rt) = resource_type {
         canonical_names(&mut parsed, rt, None);
@@ -293,15 +289,9 @@ fn canonical_path(path: &mut AttrPath, rt: &ResourceType, parent: Option<&AttrPa
 
 /// Every comparison of a boolean attribute with `"true"`/`"false"` (any case) as a boolean
 /// literal; returns whether anything changed. `parent` is set inside a value path.
-pub(crate) fn coerce_boolean_literals(filter: &mut Filter, rt: &ResourceType, parent: Option<&AttrPath>) -> bool {
+pub(super) fn coerce_boolean_literals(filter: &mut Filter, rt: &ResourceType, parent: Option<&AttrPath>) -> bool {
     let is_boolean = |path: &AttrPath, parent: Option<&AttrPath>| {
-        let def = match parent {
-            Some(parent) => rt
-                .resolve(parent)
-                .and_then(|resolved| resolved.attr.sub_attribute(&path.name)),
-            None => rt.resolve(path).map(|resolved| resolved.leaf()),
-        };
-        def.is_some_and(|def| def.kind == scimtrail_scim::schema::AttrType::Boolean)
+        leaf(path, rt, parent).is_some_and(|def| def.kind == AttrType::Boolean)
     };
     match filter {
         Filter::Attr {
@@ -334,12 +324,33 @@ fn coerce_literal(value: &mut CompValue) -> bool {
     let CompValue::String(text) = value else {
         return false;
     };
-    match crate::request::boolean_string(text) {
+    match boolean_string(text) {
         Some(flag) => {
             *value = CompValue::Bool(flag);
             true
         }
         None => false,
+    }
+}
+
+/// Every operator a filter uses: comparison operators, `pr`, `and`, `or`, `not`.
+pub(super) fn operators(filter: &Filter) -> Vec<&'static str> {
+    let test = |test: &AttrTest| match test {
+        AttrTest::Present => "pr",
+        AttrTest::Compare(op, _) => op.as_str(),
+    };
+    match filter {
+        Filter::Attr { test: t, .. } => vec![test(t)],
+        Filter::ValuePath { filter, then, .. } => {
+            let mut ops = operators(filter);
+            if let Some(SubAttrTest { test: t, .. }) = then {
+                ops.push(test(t));
+            }
+            ops
+        }
+        Filter::And(left, right) => [vec!["and"], operators(left), operators(right)].concat(),
+        Filter::Or(left, right) => [vec!["or"], operators(left), operators(right)].concat(),
+        Filter::Not(inner) => [vec!["not"], operators(inner)].concat(),
     }
 }
 
@@ -435,18 +446,5 @@ mod tests {
             );
         }
         assert_eq!(canonical_filter("userName eq", Some(&USER_TYPE)), None);
-    }
-
-    #[test]
-    fn queries_reencode_with_percent_twenty() {
-        let params = decode("filter=userName+eq+%22a%40b%22&&count=2");
-        assert_eq!(
-            params,
-            vec![
-                ("filter".to_owned(), "userName eq \"a@b\"".to_owned()),
-                ("count".to_owned(), "2".to_owned())
-            ]
-        );
-        assert_eq!(encode(&params), "filter=userName%20eq%20%22a%40b%22&count=2");
     }
 }
