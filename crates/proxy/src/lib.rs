@@ -3,13 +3,14 @@
 //! # Brief overview
 //! - [`start`] binds the proxy and admin listeners, marks this instance's exchanges left in
 //!   flight as `interrupted`, starts the [`Recorder`]'s writer thread, and returns [`Running`].
-//! - `exchange.rs` is the life of one exchange, phase by phase: start there.
-//! - [`classify`] reads what an exchange is (resource, operation, lifecycle, userName).
+//! - `exchange/` is the life of one exchange, phase by phase: start there.
+//! - `scimtrail_analysis::classify` reads what an exchange is (resource, operation,
+//!   lifecycle, userName).
 //! - Normalisation is `scimtrail-rules`, per route; `state.rs` reads a resource for the
 //!   stateful rules.
-//! - [`findings`] reads each answer against what was sent (operations that did not take
-//!   effect, wrong lookups, non-SCIM errors); `shapes.rs` keeps each route's request shapes
-//!   for `shape_drift`.
+//! - `scimtrail_analysis::findings` reads each answer against what was sent (operations that
+//!   did not take effect, wrong lookups, non-SCIM errors); `shapes.rs` keeps each route's
+//!   request shapes for `shape_drift`.
 //! - [`redact`] keeps secrets out of everything recorded; [`fingerprint`] makes what it keeps
 //!   of a credential, under the installation's key.
 //! - [`recorder`] group-commits records; `durable` mode holds the request until its record
@@ -30,9 +31,7 @@ pub mod admin;
 mod alerts;
 pub mod audit;
 mod buffers;
-pub mod bulk;
 mod capacity;
-pub mod classify;
 mod clock;
 pub mod config;
 mod connector;
@@ -40,7 +39,6 @@ mod content_coding;
 pub mod erasure;
 mod exchange;
 pub mod export;
-pub mod findings;
 pub mod fingerprint;
 mod first_bytes;
 #[cfg(feature = "fuzzing")]

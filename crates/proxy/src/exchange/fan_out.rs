@@ -6,13 +6,14 @@
 
 use super::normalise::Normalised;
 use super::{ExchangeError, Exchanged, Link, Origin, Recording};
-use crate::classify::classify;
 use crate::clock::elapsed_ms;
-use crate::{findings, redact, Proxy, Route};
+use crate::{redact, Proxy, Route};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
+use scimtrail_analysis::classify::classify;
+use scimtrail_analysis::{bulk, findings};
 use scimtrail_rules::Profile;
 use scimtrail_scim::message::{bulk_response, BulkOperationResult, BulkRequest};
 use scimtrail_scim::{ScimError, ScimType};
@@ -51,7 +52,7 @@ impl Proxy {
                 return self.finish_error(recording, error, None, Vec::new()).await;
             }
         };
-        let mut operations = crate::bulk::operations(bulk, Some(&done.response));
+        let mut operations = bulk::operations(bulk, Some(&done.response));
         if let Some(Value::Array(entries)) = operations.as_mut() {
             for (entry, exchange) in entries
                 .iter_mut()
@@ -60,7 +61,7 @@ impl Proxy {
                 entry["exchange"] = json!(exchange);
             }
         }
-        let outcome = operations.as_ref().and_then(crate::bulk::outcome).unwrap_or("ok");
+        let outcome = operations.as_ref().and_then(bulk::outcome).unwrap_or("ok");
         let found = findings::findings(&findings::Observed {
             method: "POST",
             path: "/Bulk",
