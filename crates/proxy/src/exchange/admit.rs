@@ -27,7 +27,7 @@ use crate::path_safety::{self, PathCheck};
 use crate::request_line::EncodedTarget;
 use crate::{redact, Proxy};
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, Limited};
 use scimtrail_rules::Profile;
@@ -395,18 +395,10 @@ impl Whole {
     }
 }
 
-/// Whether `Authorization: Bearer <token>` names the route's token (current or next).
+/// Whether `Authorization: Bearer <token>` (the scheme in any case: RFC 7235 §2.1) names the
+/// route's token (current or next).
 fn bearer_matches(headers: &HeaderMap, token: &crate::config::Secret) -> bool {
-    let Some(presented) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let Some(presented) = presented
-        .strip_prefix("Bearer ")
-        .or_else(|| presented.strip_prefix("bearer "))
-    else {
-        return false;
-    };
-    token.matches(presented.trim().as_bytes())
+    crate::secret::bearer(headers).is_some_and(|presented| token.matches(presented.trim().as_bytes()))
 }
 
 /// `path` after the route's `prefix`, starting with `/`.
@@ -424,11 +416,33 @@ pub(crate) fn relative_path(path: &str, prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::AUTHORIZATION;
 
     #[test]
     fn relative_paths() {
         assert_eq!(relative_path("/entra/Users/1", "/entra"), "/Users/1");
         assert_eq!(relative_path("/entra", "/entra/"), "/");
         assert_eq!(relative_path("/Users", ""), "/Users");
+    }
+
+    /// RFC 7235 §2.1: the auth-scheme is case-insensitive. (The admin listener reads its token
+    /// the same way: `admin::access`'s tests.)
+    #[test]
+    fn the_idp_token_is_taken_whatever_the_scheme_s_case() {
+        let token = crate::config::Secret::new("the-idp-token");
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, value.parse().unwrap());
+            headers
+        };
+        for scheme in ["Bearer", "bearer", "BEARER", "beaRER"] {
+            assert!(
+                bearer_matches(&with(&format!("{scheme} the-idp-token")), &token),
+                "{scheme}"
+            );
+            assert!(!bearer_matches(&with(&format!("{scheme} another")), &token), "{scheme}");
+        }
+        assert!(!bearer_matches(&with("Basic dGhlLWlkcC10b2tlbg=="), &token));
+        assert!(!bearer_matches(&HeaderMap::new(), &token));
     }
 }
