@@ -267,13 +267,13 @@ fn read_back_path(route: &Route, sent: &rules::Request, answered: &rules::Respon
         return None;
     }
     let path = sent.path.trim_end_matches('/');
+    if scimtrail_scim::endpoint::is_create(&sent.method, path) {
+        let id = answered.body.as_ref()?.get("id")?.as_str()?;
+        return Some(format!("{path}/{}", scimtrail_scim::endpoint::id_segment(id)));
+    }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match (sent.method.as_str(), segments.as_slice()) {
         ("PUT" | "PATCH" | "DELETE", [.., "Users" | "Groups", _]) => Some(path.to_owned()),
-        ("POST", [.., "Users" | "Groups"]) => {
-            let id = answered.body.as_ref()?.get("id")?.as_str()?;
-            Some(format!("{path}/{}", scimtrail_scim::endpoint::id_segment(id)))
-        }
         _ => None,
     }
 }
