@@ -542,17 +542,7 @@ impl Replayer {
 /// Starts the proxy and its admin listener.
 pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartError> {
     let key = agreed_key(&config, &store).await?;
-    // The name first: a live process holding it would otherwise lose its exchanges in flight.
-    let membership = instances::join(&store, &config.instance, config.heartbeat, config.instance_dead_after).await?;
-    // Deactivations and deprovisions cut short may not have reached the application: alerted.
-    let cut_short = store.in_flight_deprovisions(&config.instance).await?;
-    let interrupted = store.mark_interrupted(&config.instance).await?;
-    if interrupted > 0 {
-        tracing::warn!(
-            count = interrupted,
-            "Exchanges left in flight by a previous run are now marked interrupted."
-        );
-    }
+    let (membership, cut_short, interrupted) = take_over(&config, &store).await?;
     let listener_cert = config
         .tls
         .as_ref()
@@ -564,21 +554,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         .map(tls_files::ListenerCert::acceptor)
         .transpose()
         .map_err(StartError::Tls)?;
-    let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })
-    };
-    let proxy_listener = bind(config.listen).await?;
-    let admin_listener = bind(config.admin_listen).await?;
-    let proxy_addr = proxy_listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.admin_listen,
-        source,
-    })?;
+    let bound = Bound::bind(&config).await?;
     let admin_settings = admin::AdminSettings::new(&config);
     let reloader = Reloader::new(&config, listener_cert);
     let (audit_store, audit_instance) = (store.clone(), config.instance.clone());
@@ -603,6 +579,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
     let proxy = Arc::new(proxy);
     let profiles = Arc::clone(&proxy.profiles);
     let metrics = Arc::clone(&proxy.metrics);
+    let (proxy_addr, admin_addr) = (bound.proxy_addr, bound.admin_addr);
     let admin = Arc::new(admin::AdminService::new(Arc::new(admin::Admin {
         store,
         metrics: Arc::clone(&metrics),
@@ -615,26 +592,11 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         slots: Arc::new(tokio::sync::Semaphore::new(64)),
     })));
     let (shutdown, watcher) = watch::channel(false);
-    pruning::spawn(
-        proxy.store.clone(),
-        proxy.config.retention.clone(),
-        proxy.config.prune_every,
-        proxy.config.instance.clone(),
-        Arc::clone(&proxy.metrics),
-        watcher.clone(),
-    );
-    reconcile::spawn_intent_follower(
-        proxy.store.clone(),
-        proxy.config.instance.clone(),
-        Arc::clone(&proxy.metrics),
-        watcher.clone(),
-    );
-    reconcile::spawn_schedules(Arc::clone(&proxy), watcher.clone());
-    membership.spawn(Arc::clone(&proxy), watcher.clone());
+    spawn_background(&proxy, &membership, &watcher);
     let servers = vec![
         tokio::spawn(server::serve(
             server::Listener {
-                tcp: proxy_listener,
+                tcp: bound.proxy,
                 tls,
                 handler: Arc::clone(&proxy),
                 capacity,
@@ -646,7 +608,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         )),
         tokio::spawn(server::serve(
             server::Listener {
-                tcp: admin_listener,
+                tcp: bound.admin,
                 tls: None,
                 handler: admin,
                 capacity: capacity::Capacity::new(64, 64, None),
@@ -676,4 +638,75 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
         store: audit_store,
         instance: audit_instance,
     })
+}
+
+/// This instance takes its name, then what a previous run under it left: its exchanges in
+/// flight marked `interrupted` (how many), and the deactivations and deprovisions among them,
+/// which may not have reached the application, to alert. The name first: a live process
+/// holding it would otherwise lose its exchanges in flight.
+async fn take_over(
+    config: &ProxyConfig,
+    store: &Store,
+) -> Result<(instances::Membership, Vec<scimtrail_store::Exchange>, u64), StartError> {
+    let membership = instances::join(store, &config.instance, config.heartbeat, config.instance_dead_after).await?;
+    let cut_short = store.in_flight_deprovisions(&config.instance).await?;
+    let interrupted = store.mark_interrupted(&config.instance).await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            count = interrupted,
+            "Exchanges left in flight by a previous run are now marked interrupted."
+        );
+    }
+    Ok((membership, cut_short, interrupted))
+}
+
+/// The proxy and admin listeners, bound, with the addresses they took.
+struct Bound {
+    proxy: TcpListener,
+    admin: TcpListener,
+    proxy_addr: SocketAddr,
+    admin_addr: SocketAddr,
+}
+
+impl Bound {
+    async fn bind(config: &ProxyConfig) -> Result<Bound, StartError> {
+        let bind = |addr: SocketAddr| async move {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            Ok::<_, StartError>((listener, local))
+        };
+        let (proxy, proxy_addr) = bind(config.listen).await?;
+        let (admin, admin_addr) = bind(config.admin_listen).await?;
+        Ok(Bound {
+            proxy,
+            admin,
+            proxy_addr,
+            admin_addr,
+        })
+    }
+}
+
+/// What runs beside the listeners until shutdown: pruning, the intent follower, the
+/// reconciliation schedules, the instance's heartbeat.
+fn spawn_background(proxy: &Arc<Proxy>, membership: &instances::Membership, watcher: &watch::Receiver<bool>) {
+    pruning::spawn(
+        proxy.store.clone(),
+        proxy.config.retention.clone(),
+        proxy.config.prune_every,
+        proxy.config.instance.clone(),
+        Arc::clone(&proxy.metrics),
+        watcher.clone(),
+    );
+    reconcile::spawn_intent_follower(
+        proxy.store.clone(),
+        proxy.config.instance.clone(),
+        Arc::clone(&proxy.metrics),
+        watcher.clone(),
+    );
+    reconcile::spawn_schedules(Arc::clone(proxy), watcher.clone());
+    membership.spawn(Arc::clone(proxy), watcher.clone());
 }
