@@ -3,17 +3,18 @@
 //! original (`replay_of`).
 //!
 //! Safe by default, in this order, for every selected exchange (oldest first):
-//! 1. The plan (`scimtrail_analysis::replay_plan`, pure) skips what must not be sent: reads, replays, successes, exchanges already
-//!    replayed successfully, and exchanges superseded by later writes to the same resource.
+//! 1. The plan (`scimtrail_analysis::replay_plan`, pure) skips what must not be sent: reads,
+//!    replays, successes, exchanges already replayed successfully, and exchanges superseded
+//!    by later writes to the same resource.
 //! 2. `check.rs` asks the configuration, the store and the application: a create whose
 //!    resource exists already is skipped (looked up by `userName` / `displayName`, then
 //!    `externalId`), so is a write to a resource that is no longer there.
 //! 3. `rebuild.rs` (pure) rebuilds the request from the record: secret headers dropped (the
 //!    route supplies its own credentials), passwords — redacted when recorded — left out and
 //!    said so.
-//! 4. A dry run stops at `preview.rs`'s preview. Otherwise the request goes through the same exchange path as an IdP's request. The run stops at the first
-//!    replay the application does not answer: the rest would fail the same way, and order
-//!    matters.
+//! 4. A dry run stops at `preview.rs`'s preview. Otherwise the request goes through the same
+//!    exchange path as an IdP's request. The run stops at the first replay the application
+//!    does not answer: the rest would fail the same way, and order matters.
 //!
 //! Replaying the same set twice does no harm: what succeeded is skipped as already replayed.
 //! `select.rs` takes up the exchanges and what the plan decides from; `report.rs` holds what
