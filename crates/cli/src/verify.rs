@@ -219,7 +219,7 @@ async fn verify(through: &Through<'_>, prefix: &str, scenario: &Scenario) -> Res
             failure,
         });
         // A deactivation, reactivation or deletion is read back on its own.
-        let class = scimtrail_proxy::classify::classify(&step.method, &path, query.as_deref(), body.as_ref());
+        let class = scimtrail_analysis::classify::classify(&step.method, &path, query.as_deref(), body.as_ref());
         if let (Some(lifecycle), Some(resource), Some(id)) = (class.lifecycle, class.resource_type, class.resource_id) {
             if let Some(read_back) = read_back(through, prefix, lifecycle, &resource, &id, &step.name).await? {
                 outcomes.push(read_back);

@@ -169,7 +169,7 @@ fn profiles() -> &'static [scimtrail_rules::Profile] {
 
 /// What the findings read of an answer against a request, and request shapes.
 pub fn findings(data: &[u8]) {
-    use scimtrail_proxy::findings::{findings, shape, Observed, ReadBack};
+    use scimtrail_analysis::findings::{findings, shape, Observed, ReadBack};
     let parts = Parts::of(data);
     let request = parts.request();
     let response = parts.response();

@@ -13,7 +13,7 @@
 //! - **Leaving**: a clean stop says so, after the drain.
 
 use crate::audit::{self, Caller};
-use crate::clock::now_ms;
+use crate::clock::{ms, now_ms};
 use crate::{Proxy, StartError};
 use scimtrail_store::{Exchange, InstanceRecord, InstanceState, Store, StoreError};
 use serde_json::json;
@@ -47,7 +47,7 @@ pub(crate) async fn join(
     heartbeat: Duration,
     dead_after: Duration,
 ) -> Result<Membership, StartError> {
-    let dead_after_ms = millis(dead_after);
+    let dead_after_ms = ms(dead_after);
     if let Some(held) = store.instance(name).await? {
         if held.state(now_ms(), dead_after_ms) == InstanceState::Live && !gone_from_this_host(&held) {
             // A recent heartbeat: this name's previous process crashed a moment ago, or
@@ -127,7 +127,7 @@ impl Membership {
         }
         let silent = match proxy
             .store
-            .claim_silent_instances(&self.name, now_ms(), millis(self.dead_after))
+            .claim_silent_instances(&self.name, now_ms(), ms(self.dead_after))
             .await
         {
             Ok(silent) => silent,
@@ -204,8 +204,4 @@ fn gone_from_this_host(held: &InstanceRecord) -> bool {
         && i64::from(std::process::id()) != held.pid
         && cfg!(target_os = "linux")
         && !std::path::Path::new(&format!("/proc/{}", held.pid)).exists()
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

@@ -3,13 +3,14 @@
 //! # Brief overview
 //! - [`start`] binds the proxy and admin listeners, marks this instance's exchanges left in
 //!   flight as `interrupted`, starts the [`Recorder`]'s writer thread, and returns [`Running`].
-//! - `exchange.rs` is the life of one exchange, phase by phase: start there.
-//! - [`classify`] reads what an exchange is (resource, operation, lifecycle, userName).
+//! - `exchange/` is the life of one exchange, phase by phase: start there.
+//! - `scimtrail_analysis::classify` reads what an exchange is (resource, operation,
+//!   lifecycle, userName).
 //! - Normalisation is `scimtrail-rules`, per route; `state.rs` reads a resource for the
 //!   stateful rules.
-//! - [`findings`] reads each answer against what was sent (operations that did not take
-//!   effect, wrong lookups, non-SCIM errors); `shapes.rs` keeps each route's request shapes
-//!   for `shape_drift`.
+//! - `scimtrail_analysis::findings` reads each answer against what was sent (operations that
+//!   did not take effect, wrong lookups, non-SCIM errors); `shapes.rs` keeps each route's
+//!   request shapes for `shape_drift`.
 //! - [`redact`] keeps secrets out of everything recorded; [`fingerprint`] makes what it keeps
 //!   of a credential, under the installation's key.
 //! - [`recorder`] group-commits records; `durable` mode holds the request until its record
@@ -30,9 +31,7 @@ pub mod admin;
 mod alerts;
 pub mod audit;
 mod buffers;
-pub mod bulk;
 mod capacity;
-pub mod classify;
 mod clock;
 pub mod config;
 mod connector;
@@ -40,7 +39,6 @@ mod content_coding;
 pub mod erasure;
 mod exchange;
 pub mod export;
-pub mod findings;
 pub mod fingerprint;
 mod first_bytes;
 #[cfg(feature = "fuzzing")]
@@ -62,6 +60,7 @@ mod request_line;
 mod secret;
 mod server;
 mod shapes;
+mod start;
 mod state;
 mod synthetic;
 mod tls_files;
@@ -74,6 +73,7 @@ pub use exchange::{ERROR_HEADER, EXCHANGE_ID_HEADER};
 pub use reconcile::{ReconcileError, ReconcileReport, Repairing};
 pub use recorder::{RecordMode, Recorder};
 pub use replay::{ReplayError, ReplayItem, ReplayReport, RulesChanged, Selection};
+pub use start::{start, StartError};
 pub use synthetic::SyntheticAnswer;
 
 use bytes::Bytes;
@@ -88,7 +88,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use upstream::Upstream;
@@ -143,49 +142,6 @@ pub fn buffered_too_small(config: &ProxyConfig) -> String {
         config.max_buffered_bytes,
         config.max_body_bytes.saturating_add(config.max_response_bytes)
     )
-}
-
-/// Why the proxy could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// TLS material is unusable.
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// The upstream client could not be built.
-    #[error(transparent)]
-    Client(#[from] upstream::ClientError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] scimtrail_store::StoreError),
-    /// `max_buffered_bytes` cannot hold one exchange at its limits.
-    #[error("{0}")]
-    Buffers(String),
-    /// The recorder's thread could not start.
-    #[error("cannot start the recorder's thread: {0}")]
-    Recorder(std::io::Error),
-    /// The key credentials' fingerprints are made with is missing, unreadable, or not the
-    /// one the store's other instances use.
-    #[error("{0}")]
-    FingerprintKey(String),
-    /// Another live process holds this instance's name in the store.
-    #[error("{0}")]
-    InstanceNameInUse(String),
-}
-
-/// The key credentials' fingerprints are made with, agreed with every instance sharing the
-/// store.
-async fn agreed_key(config: &ProxyConfig, store: &Store) -> Result<fingerprint::Key, StartError> {
-    let key = config.fingerprint_key.load().map_err(StartError::FingerprintKey)?;
-    key.agree_with(store).await.map_err(StartError::FingerprintKey)?;
-    Ok(key)
 }
 
 /// A running proxy.
@@ -508,7 +464,7 @@ impl Replayer {
         config.instance = format!("{}/replay", config.instance);
         config.record_mode = RecordMode::Durable;
         store.mark_interrupted(&config.instance).await?;
-        let key = agreed_key(&config, &store).await?;
+        let key = start::agreed_key(&config, &store).await?;
         let client = upstream::client(config.ca_bundle.as_deref(), None)?;
         let (proxy, background) = Proxy::new(config, store, client, key)?;
         Ok(Replayer { proxy, background })
@@ -555,143 +511,4 @@ impl Replayer {
         drop(self.proxy);
         self.background.finish().await;
     }
-}
-
-/// Starts the proxy and its admin listener.
-pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartError> {
-    let key = agreed_key(&config, &store).await?;
-    // The name first: a live process holding it would otherwise lose its exchanges in flight.
-    let membership = instances::join(&store, &config.instance, config.heartbeat, config.instance_dead_after).await?;
-    // Deactivations and deprovisions cut short may not have reached the application: alerted.
-    let cut_short = store.in_flight_deprovisions(&config.instance).await?;
-    let interrupted = store.mark_interrupted(&config.instance).await?;
-    if interrupted > 0 {
-        tracing::warn!(
-            count = interrupted,
-            "Exchanges left in flight by a previous run are now marked interrupted."
-        );
-    }
-    let listener_cert = config
-        .tls
-        .as_ref()
-        .map(tls_files::ListenerCert::load)
-        .transpose()
-        .map_err(StartError::Tls)?;
-    let tls = listener_cert
-        .as_ref()
-        .map(tls_files::ListenerCert::acceptor)
-        .transpose()
-        .map_err(StartError::Tls)?;
-    let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })
-    };
-    let proxy_listener = bind(config.listen).await?;
-    let admin_listener = bind(config.admin_listen).await?;
-    let proxy_addr = proxy_listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.admin_listen,
-        source,
-    })?;
-    let admin_settings = admin::AdminSettings::new(&config);
-    let reloader = Reloader::new(&config, listener_cert);
-    let (audit_store, audit_instance) = (store.clone(), config.instance.clone());
-    let routes = config.routes.len();
-    let timeouts = server::Timeouts {
-        first_byte: config.first_byte_timeout,
-        idle: config.idle_timeout,
-        drain: config.drain,
-    };
-    let ready_grace = config.ready_grace;
-    let stopping = Arc::new(AtomicBool::new(false));
-    let trusted_proxies: Arc<[IpNet]> = Arc::from(config.trusted_proxies.clone());
-    let client = upstream::client(config.ca_bundle.as_deref(), None)?;
-    let (proxy, background) = Proxy::new(config, store.clone(), client, key)?;
-    let capacity = proxy.capacity.clone();
-    proxy.metrics.track(capacity.clone());
-    for exchange in &cut_short {
-        proxy
-            .alerts
-            .consider_interrupted(proxy.route_named(exchange.route.as_deref()), exchange);
-    }
-    let proxy = Arc::new(proxy);
-    let profiles = Arc::clone(&proxy.profiles);
-    let metrics = Arc::clone(&proxy.metrics);
-    let admin = Arc::new(admin::AdminService::new(Arc::new(admin::Admin {
-        store,
-        metrics: Arc::clone(&metrics),
-        settings: admin_settings,
-        routes,
-        proxy: Arc::clone(&proxy),
-        proxy_addr,
-        stopping: Arc::clone(&stopping),
-        // Health checks, scrapes and an operator or two.
-        slots: Arc::new(tokio::sync::Semaphore::new(64)),
-    })));
-    let (shutdown, watcher) = watch::channel(false);
-    pruning::spawn(
-        proxy.store.clone(),
-        proxy.config.retention.clone(),
-        proxy.config.prune_every,
-        proxy.config.instance.clone(),
-        Arc::clone(&proxy.metrics),
-        watcher.clone(),
-    );
-    reconcile::spawn_intent_follower(
-        proxy.store.clone(),
-        proxy.config.instance.clone(),
-        Arc::clone(&proxy.metrics),
-        watcher.clone(),
-    );
-    reconcile::spawn_schedules(Arc::clone(&proxy), watcher.clone());
-    membership.spawn(Arc::clone(&proxy), watcher.clone());
-    let servers = vec![
-        tokio::spawn(server::serve(
-            server::Listener {
-                tcp: proxy_listener,
-                tls,
-                handler: Arc::clone(&proxy),
-                capacity,
-                timeouts,
-                trusted_proxies: Arc::clone(&trusted_proxies),
-                metrics: Arc::clone(&metrics),
-            },
-            watcher.clone(),
-        )),
-        tokio::spawn(server::serve(
-            server::Listener {
-                tcp: admin_listener,
-                tls: None,
-                handler: admin,
-                capacity: capacity::Capacity::new(64, 64, None),
-                timeouts: server::Timeouts {
-                    idle: Duration::from_secs(30),
-                    ..timeouts
-                },
-                trusted_proxies,
-                metrics,
-            },
-            watcher,
-        )),
-    ];
-    tracing::info!(%proxy_addr, %admin_addr, "Proxy started.");
-    Ok(Running {
-        proxy_addr,
-        admin_addr,
-        interrupted,
-        shutdown,
-        stopping,
-        ready_grace,
-        servers,
-        background,
-        membership,
-        reloader,
-        profiles,
-        store: audit_store,
-        instance: audit_instance,
-    })
 }

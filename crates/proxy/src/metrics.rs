@@ -297,92 +297,117 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        self.render_traffic(&mut out);
+        self.render_pacing(&mut out);
+        self.render_latencies(&mut out);
+        let mut values = self.recorder_values();
+        self.store_values(&mut values);
+        self.capacity_values(&mut values);
+        for (name, kind, help, value) in values {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        out
+    }
+
+    /// What the exchanges did and what came of them: outcomes, findings, lifecycle events,
+    /// alerts, connections closed, records isolated and pruned, the drift reconciliation found.
+    fn render_traffic(&self, out: &mut String) {
         counters(
-            &mut out,
+            out,
             "scimtrail_exchanges_total",
             "Exchanges by route, IdP, method and outcome.",
             &lock(&self.exchanges),
         );
-        counters(&mut out, "scimtrail_findings_total", "Findings (operations that did not fully take effect, wrong lookups, non-SCIM errors) by route, IdP and kind.", &lock(&self.findings));
-        counters(&mut out, "scimtrail_lifecycle_total", "Lifecycle events (provision, update, deactivate, reactivate, deprovision, membership, lookup) by route, IdP and outcome.", &lock(&self.lifecycles));
+        counters(out, "scimtrail_findings_total", "Findings (operations that did not fully take effect, wrong lookups, non-SCIM errors) by route, IdP and kind.", &lock(&self.findings));
+        counters(out, "scimtrail_lifecycle_total", "Lifecycle events (provision, update, deactivate, reactivate, deprovision, membership, lookup) by route, IdP and outcome.", &lock(&self.lifecycles));
         counters(
-            &mut out,
+            out,
             "scimtrail_deprovisions_failed_total",
             "Deactivations and deprovisions that did not take effect (any outcome but ok), by route and IdP.",
             &lock(&self.failed_deprovisions),
         );
         counters(
-            &mut out,
+            out,
             "scimtrail_alerts_total",
             "Webhook alerts by route, kind and result (delivered, refused, failed after retries, dropped).",
             &lock(&self.alerts),
         );
         counters(
-            &mut out,
+            out,
             "scimtrail_connections_closed_total",
             "Connections the proxy listener closed on its own, by reason: no first bytes in time (first_byte_timeout), no request for idle_timeout (idle), over max_connections_per_client (per_client).",
             &lock(&self.connections_closed),
         );
         counters(
-            &mut out,
+            out,
             "scimtrail_records_isolated_total",
             "Records the store refused on their own while the rest of their batch committed, by result: kept in a lesser form (degraded) or refused, their exchange answered 503 (refused).",
             &lock(&self.records_isolated),
         );
         counters(
-            &mut out,
+            out,
             "scimtrail_store_pruned_total",
             "Exchanges the retention policy deleted, by outcome (those made for them: child).",
             &lock(&self.pruned),
         );
         labelled(
-            &mut out,
+            out,
             "scimtrail_drift",
             "gauge",
             "What the route's latest reconciliation found the application to hold otherwise than the IdP intended, by route and kind (active_mismatch: a user the IdP deactivated or deleted who is active in the application).",
             &lock(&self.drift),
         );
+    }
+
+    /// The paced routes' queues, waits, refusals and pauses.
+    fn render_pacing(&self, out: &mut String) {
         labelled(
-            &mut out,
+            out,
             "scimtrail_pacing_queue_depth",
             "gauge",
             "Requests waiting in a paced route's queue ([route.target] max_requests_per_second, max_in_flight; per instance), by route.",
             &lock(&self.pacing_queue),
         );
         histograms(
-            &mut out,
+            out,
             "scimtrail_pacing_wait_seconds",
             "How long requests waited in a paced route's queue, whether they were then sent or refused, by route.",
             &WAIT_BUCKETS,
             &lock(&self.pacing_waits),
         );
         counters(
-            &mut out,
+            out,
             "scimtrail_pacing_paced_total",
             "Requests to an application that waited in their route's pacing queue and were then sent, by route.",
             &lock(&self.pacing_paced),
         );
         counters(
-            &mut out,
+            out,
             "scimtrail_pacing_refused_total",
             "Requests a paced route did not send, answered 429 (queue_full, queue_timeout: as their scimtrail-error says) or left by their client (client_gone), by route and reason.",
             &lock(&self.pacing_refused),
         );
         counters(
-            &mut out,
+            out,
             "scimtrail_pacing_pauses_total",
             "Application 429s that paused their route for their Retry-After, by route.",
             &lock(&self.pacing_pauses),
         );
+    }
+
+    /// How long exchanges, the application and the store's commits took, and the batches'
+    /// sizes.
+    fn render_latencies(&self, out: &mut String) {
         histograms(
-            &mut out,
+            out,
             "scimtrail_exchange_duration_seconds",
             "Time from request received to response ready.",
             &LATENCY_BUCKETS,
             &lock(&self.exchange_latency),
         );
         histograms(
-            &mut out,
+            out,
             "scimtrail_upstream_duration_seconds",
             "Time the application took to answer.",
             &LATENCY_BUCKETS,
@@ -399,21 +424,26 @@ impl Metrics {
             )])
         };
         histograms(
-            &mut out,
+            out,
             "scimtrail_record_batch_size",
             "Writes committed per transaction.",
             &BATCH_BUCKETS,
             &single(&lock(&self.batch_size)),
         );
         histograms(
-            &mut out,
+            out,
             "scimtrail_record_commit_duration_seconds",
             "Time to commit one batch.",
             &LATENCY_BUCKETS,
             &single(&lock(&self.commit_latency)),
         );
+    }
+
+    /// The recorder's single values: its queue, what it dropped, the batches refused, prunes
+    /// and reaped exchanges.
+    fn recorder_values(&self) -> Vec<Single> {
         let load = |value: &AtomicU64| value.load(Ordering::Relaxed);
-        let mut gauges = vec![
+        let mut values = vec![
             (
                 "scimtrail_record_queue_depth",
                 "gauge",
@@ -433,21 +463,26 @@ impl Metrics {
                 load(&self.record_errors),
             ),
         ];
-        gauges.push((
+        values.push((
             "scimtrail_store_pruned_failures_for_size_total",
             "counter",
             "Prunes that deleted failures because the store was over [retention] max_store_bytes with no success left.",
             load(&self.pruned_failures_for_size),
         ));
-        gauges.push((
+        values.push((
             "scimtrail_reaped_exchanges_total",
             "counter",
             "Exchanges left in flight by a silent instance (no heartbeat within [store] instance_dead_after_secs) that this instance marked interrupted.",
             load(&self.reaped),
         ));
+        values
+    }
+
+    /// The store's size as the last prune measured it, its spool and what it moved aside.
+    fn store_values(&self, values: &mut Vec<Single>) {
         if let Some((size, at_ms)) = *lock(&self.store_size) {
             let age_ms = size.oldest_ms.map_or(0, |oldest| at_ms.saturating_sub(oldest));
-            gauges.extend([
+            values.extend([
                 (
                     "scimtrail_store_bytes",
                     "gauge",
@@ -470,7 +505,7 @@ impl Metrics {
         }
         if let Some(store) = self.store.get() {
             let spooled = store.spooling();
-            gauges.extend([
+            values.extend([
                 (
                     "scimtrail_store_spooling",
                     "gauge",
@@ -484,13 +519,17 @@ impl Metrics {
                     spooled.unwrap_or(0),
                 ),
             ]);
-            gauges.push((
+            values.push((
                 "scimtrail_store_records_moved_aside",
                 "gauge",
                 "Journaled records SQLite refused in every form, moved aside into the journal's .rejected file.",
                 store.moved_aside().map_or(0, |(_, count)| count),
             ));
         }
+    }
+
+    /// The proxy listener's use of its connection and exchange slots.
+    fn capacity_values(&self, values: &mut Vec<Single>) {
         if let Some(capacity) = self.capacity.get() {
             let crate::capacity::Usage {
                 connections,
@@ -499,7 +538,7 @@ impl Metrics {
                 max_exchanges,
                 waited,
             } = capacity.usage();
-            gauges.extend([
+            values.extend([
                 (
                     "scimtrail_connections_open",
                     "gauge",
@@ -532,13 +571,11 @@ impl Metrics {
                 ),
             ]);
         }
-        for (name, kind, help, value) in gauges {
-            header(&mut out, name, kind, help);
-            let _ = writeln!(out, "{name} {value}");
-        }
-        out
     }
 }
+
+/// One value of its own: name, type, help and value.
+type Single = (&'static str, &'static str, &'static str, u64);
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -183,7 +183,7 @@ impl Patience {
     /// exchange records it); `None` when none of them went through a paced route.
     pub(crate) fn paced_ms_since(&self, mark: Mark) -> Option<i64> {
         let waited = self.waited.saturating_sub(mark.waited);
-        (self.turns > mark.turns).then(|| i64::try_from(waited.as_millis()).unwrap_or(i64::MAX))
+        (self.turns > mark.turns).then(|| crate::clock::ms(waited))
     }
 }
 

@@ -244,7 +244,16 @@ fn file(path: &Path) -> Result<Option<String>, SecretError> {
     }
 }
 
-/// Compares two digests of the same length without an early exit.
+/// The credentials of `Authorization: Bearer <token>` (RFC 6750), as presented: the scheme
+/// matched case-insensitively, as RFC 7235 §2.1 says of every auth-scheme. `None` for
+/// another scheme or no `Authorization`. The one reading of a bearer token, for the IdP's
+/// (admission) and the operator's (the admin listener).
+pub(crate) fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(credentials)
+}
+
 /// Whether two byte strings are equal, in a time that does not depend on where they differ
 /// (only on their length, which is no secret: digests, MACs).
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -254,6 +263,21 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bearer_token_is_read_whatever_the_scheme_s_case() {
+        let with = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+            headers
+        };
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            assert_eq!(bearer(&with(&format!("{scheme} abc"))), Some("abc"), "{scheme}");
+        }
+        assert_eq!(bearer(&with("Basic YWJj")), None);
+        assert_eq!(bearer(&with("Bearerabc")), None);
+        assert_eq!(bearer(&http::HeaderMap::new()), None);
+    }
 
     #[test]
     fn a_checked_secret_matches_its_value_only_whatever_the_length() {

@@ -344,7 +344,7 @@ impl Default for Activity {
 
 impl Activity {
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX)
+        crate::clock::elapsed_ms(self.since).unsigned_abs()
     }
 
     fn touch(&self) {
@@ -353,7 +353,7 @@ impl Activity {
 
     /// Resolves once the connection has had no request in flight for `timeout`.
     async fn idle_for(&self, timeout: Duration) {
-        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let timeout_ms = crate::clock::ms(timeout).unsigned_abs();
         loop {
             let idle_ms = self.now_ms().saturating_sub(self.last.load(Ordering::Acquire));
             if self.in_flight.load(Ordering::Acquire) == 0 && idle_ms >= timeout_ms {
@@ -399,13 +399,28 @@ fn unparsed(error: &hyper::Error) -> Option<&'static str> {
     }
 }
 
+/// What a request whose exchange task failed is answered: a SCIM error the proxy made, so
+/// marked with `scimtrail-error` like every other (`exchange::error_response`).
 fn internal_error() -> Response<Full<Bytes>> {
     let error = scimtrail_scim::ScimError::new(500, None, "the proxy failed while handling this exchange");
-    let mut response = Response::new(Full::new(Bytes::from(error.to_json().to_string())));
-    *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/scim+json"),
-    );
-    response
+    crate::exchange::error_response(&error, "internal_error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// Every answer the proxy makes itself is a SCIM error marked with `scimtrail-error`,
+    /// the one it gives when an exchange's task fails included.
+    #[tokio::test]
+    async fn a_failed_exchange_task_is_answered_as_every_proxy_error_is() {
+        let response = internal_error();
+        assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()[crate::ERROR_HEADER], "internal_error");
+        assert_eq!(response.headers()[http::header::CONTENT_TYPE], "application/scim+json");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["status"], "500");
+    }
 }

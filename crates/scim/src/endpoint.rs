@@ -1,4 +1,5 @@
-//! Where a resource is: its id as one segment of its endpoint's path (`/Users/{id}`).
+//! Where a resource is: its id as one segment of its endpoint's path (`/Users/{id}`), and
+//! which requests create one.
 
 /// `id` as one path segment (RFC 3986 `segment`): every byte that is not a `pchar` —
 /// unreserved, a sub-delimiter, `:` or `@` — percent-encoded, so that an id can neither end
@@ -17,9 +18,34 @@ pub fn id_segment(id: &str) -> String {
     out
 }
 
+/// Whether a request creates a resource: a `POST` to the Users or Groups endpoint itself (RFC
+/// 7644 §3.3), the endpoint being the last segment of `path` (a trailing `/` aside, and
+/// whatever base path is before it). The method is matched as it is: methods are
+/// case-sensitive (RFC 9110 §9.1).
+pub fn is_create(method: &str, path: &str) -> bool {
+    method == "POST" && matches!(path.trim_end_matches('/').rsplit('/').next(), Some("Users" | "Groups"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_create_is_a_post_to_the_users_or_groups_endpoint() {
+        for path in ["/Users", "/Groups", "/scim/v2/Users", "/Users/", "Users"] {
+            assert!(is_create("POST", path), "{path}");
+        }
+        for (method, path) in [
+            ("POST", "/Users/2819c223"),
+            ("POST", "/Users/.search"),
+            ("POST", "/Bulk"),
+            ("PUT", "/Users"),
+            ("post", "/Users"),
+            ("POST", "/UsersX"),
+        ] {
+            assert!(!is_create(method, path), "{method} {path}");
+        }
+    }
 
     #[test]
     fn an_id_stays_one_segment() {

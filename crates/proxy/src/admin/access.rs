@@ -51,6 +51,17 @@ impl AdminSettings {
         self.token.is_some()
     }
 
+    /// How a request presenting `Authorization: Bearer <token>` (the scheme in any case: RFC
+    /// 7235 §2.1) is let in; `None` when it presents no bearer token.
+    fn bearer_access(&self, headers: &HeaderMap) -> Option<Access> {
+        let presented = crate::secret::bearer(headers)?;
+        Some(if !self.token_required() || self.token_matches(presented) {
+            Access::Bearer
+        } else {
+            Access::Refused
+        })
+    }
+
     /// Whether `presented` is the admin token (or its next value, during a rotation).
     pub(crate) fn token_matches(&self, presented: &str) -> bool {
         self.token
@@ -240,16 +251,8 @@ impl Admin {
 
     /// How the request is let in (see [`Access`]).
     pub(crate) fn access(&self, headers: &HeaderMap) -> Access {
-        let bearer = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if let Some(presented) = bearer {
-            return if !self.settings.token_required() || self.settings.token_matches(presented) {
-                Access::Bearer
-            } else {
-                Access::Refused
-            };
+        if let Some(access) = self.settings.bearer_access(headers) {
+            return access;
         }
         let key = self.proxy.redactor.key();
         if let Some(session) = Session::from_headers(headers, key, now_ms()) {
@@ -394,6 +397,27 @@ mod tests {
         ] {
             assert!(!settings.allows_host(host), "{host}");
         }
+    }
+
+    #[test]
+    fn the_admin_token_is_taken_whatever_the_scheme_s_case() {
+        let settings = AdminSettings {
+            token: Some(Secret::new("the-admin-token")),
+            allowed_hosts: Vec::new(),
+        };
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            headers
+        };
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let headers = with(&format!("{scheme} the-admin-token"));
+            assert_eq!(settings.bearer_access(&headers), Some(Access::Bearer), "{scheme}");
+            let wrong = with(&format!("{scheme} another-token"));
+            assert_eq!(settings.bearer_access(&wrong), Some(Access::Refused), "{scheme}");
+        }
+        assert_eq!(settings.bearer_access(&with("Basic YWJj")), None);
+        assert_eq!(settings.bearer_access(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::path_safety::{self, PathCheck};
 use crate::request_line::EncodedTarget;
 use crate::{redact, Proxy};
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, Limited};
 use scimtrail_rules::Profile;
@@ -89,6 +89,47 @@ impl Proxy {
     {
         let from_listener =
             new.replay_of.is_none() && new.parent_id.is_none() && new.reconcile_of.is_none() && new.synthetic.is_none();
+        let (path, mut changes) = self.safe_path(new, &parts)?;
+        let (route, profile) = self.route_and_profile(new, &path, parts.uri.query(), pinned)?;
+        authorised(route, &parts, from_listener)?;
+        let client_slot = match from_listener {
+            true => self.client_slot(&parts.headers, peer)?,
+            false => None,
+        };
+        let buffers = match from_listener {
+            true => Some(
+                self.reserve_request_buffers(&parts.headers, body.size_hint().exact())
+                    .await?,
+            ),
+            false => None,
+        };
+        let (body, json) = self.admit_body(new, route, &parts.headers, body, &mut changes).await?;
+        if from_listener {
+            self.take_exchange_slot(patience).await?;
+        }
+        let rest = relative_path(&path, &route.path_prefix);
+        Ok(Admitted {
+            route,
+            profile,
+            parts,
+            rest,
+            body,
+            json,
+            changes,
+            slots: Slots {
+                _client: client_slot,
+                buffers,
+            },
+        })
+    }
+
+    /// A path without tricks, with the changes made to reach it: empty segments collapsed,
+    /// and what the listener percent-encoded in the request line.
+    fn safe_path(
+        &self,
+        new: &mut NewExchange,
+        parts: &http::request::Parts,
+    ) -> Result<(String, Vec<Value>), ExchangeError> {
         let raw_path = parts.uri.path();
         let (path, mut changes) = match path_safety::check(raw_path) {
             PathCheck::Clean => (raw_path.to_owned(), Vec::new()),
@@ -106,7 +147,6 @@ impl Proxy {
                 ));
             }
         };
-
         if let Some(encoded) = parts.extensions.get::<EncodedTarget>() {
             changes.insert(
                 0,
@@ -115,63 +155,69 @@ impl Proxy {
                 "detail": format!("the listener percent-encoded what the URI parser refuses: {encoded}")}),
             );
         }
+        Ok((path, changes))
+    }
 
-        let route = self.route_for(&path).ok_or_else(|| {
+    /// The route serving `path`, and its IdP profile, taken once (`pinned`: the one the
+    /// exchange this one is made for took): a reload of the rules reaches the exchanges that
+    /// begin after it.
+    fn route_and_profile(
+        &self,
+        new: &mut NewExchange,
+        path: &str,
+        query: Option<&str>,
+        pinned: Option<Arc<Profile>>,
+    ) -> Result<(&Route, Arc<Profile>), ExchangeError> {
+        let route = self.route_for(path).ok_or_else(|| {
             ExchangeError::idp(ScimError::not_found("no route serves this path"), "no_route")
                 .with_internal(format!("no route serves \"{path}\"; routes: {}", self.route_prefixes()))
         })?;
         self.label(new, Some(route));
         // The path could have been collapsed into another route's: recorded as that one redacts.
-        new.query = redact::query(parts.uri.query(), &route.redaction);
-        // Taken once: a reload of the rules reaches the exchanges that begin after it.
+        new.query = redact::query(query, &route.redaction);
         let profile = pinned
             .filter(|profile| profile.name == route.idp)
             .or_else(|| self.profiles.of(route))
             .ok_or_else(|| ExchangeError::no_profile(route))?;
         new.rules_version = Some(profile.version().to_owned());
+        Ok((route, profile))
+    }
 
-        if let (Some(token), true) = (&route.idp_token, from_listener) {
-            if !bearer_matches(&parts.headers, token) {
-                let detail = "the request's bearer token is missing or not the one configured for this route";
-                return Err(ExchangeError::idp(ScimError::new(401, None, detail), "unauthorized"));
-            }
+    /// Behind a trusted proxy, room for the client `X-Forwarded-For` names.
+    fn client_slot(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<Option<ClientSlot>, ExchangeError> {
+        let Some(per_client) = &self.capacity.per_client else {
+            return Ok(None);
+        };
+        if !is_trusted(peer.ip(), &self.config.trusted_proxies) {
+            return Ok(None);
         }
-
-        if !SCIM_METHODS.contains(&parts.method) {
+        let client = forwarded_client(headers, &self.config.trusted_proxies).unwrap_or(peer.ip());
+        let slot = per_client.take(client).ok_or_else(|| {
             let detail = format!(
-                "{} is not a SCIM method; this route forwards GET, POST, PUT, PATCH and DELETE",
-                parts.method
+                "this client has {} exchanges in flight, as many as one client may have",
+                per_client.limit()
             );
-            return Err(ExchangeError::idp(
-                ScimError::new(405, None, detail),
-                "method_not_allowed",
-            ));
-        }
+            ExchangeError::idp(ScimError::new(429, None, detail), "client_busy")
+                .with_internal(format!("client {client} behind {}", peer.ip()))
+        })?;
+        Ok(Some(slot))
+    }
 
-        let client_slot = match (&self.capacity.per_client, from_listener) {
-            (Some(per_client), true) if is_trusted(peer.ip(), &self.config.trusted_proxies) => {
-                let client = forwarded_client(&parts.headers, &self.config.trusted_proxies).unwrap_or(peer.ip());
-                let slot = per_client.take(client).ok_or_else(|| {
-                    let detail = format!(
-                        "this client has {} exchanges in flight, as many as one client may have",
-                        per_client.limit()
-                    );
-                    ExchangeError::idp(ScimError::new(429, None, detail), "client_busy")
-                        .with_internal(format!("client {client} behind {}", peer.ip()))
-                })?;
-                Some(slot)
-            }
-            _ => None,
-        };
-
-        let buffers = match from_listener {
-            true => Some(
-                self.reserve_request_buffers(&parts.headers, body.size_hint().exact())
-                    .await?,
-            ),
-            false => None,
-        };
-        let (body, decoded) = self.read_body(&parts.headers, body).await?;
+    /// The body, read within the limits and decoded, and its JSON when it is JSON that names
+    /// each member once; what `new` records of it.
+    async fn admit_body<B>(
+        &self,
+        new: &mut NewExchange,
+        route: &Route,
+        headers: &HeaderMap,
+        body: B,
+        changes: &mut Vec<Value>,
+    ) -> Result<(Bytes, Option<Value>), ExchangeError>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let (body, decoded) = self.read_body(headers, body).await?;
         if let Some(coding) = decoded {
             changes.push(json!({"rule": "content_coding", "side": "request", "op": "removed",
                 "pointer": "header:content-encoding", "before": coding, "after": null, "applied": true}));
@@ -191,34 +237,23 @@ impl Proxy {
             }
         };
         new.request_body = redact::body_of(&body, json.as_ref(), &route.redaction).0;
+        Ok((body, json))
+    }
 
-        // A client that leaves while its request waits for a slot starts nothing.
-        if from_listener {
-            let slot = tokio::select! {
-                slot = self.capacity.exchange_slot() => slot,
-                () = patience.caller().wait() => {
-                    let detail = "the client went away while its request waited for an exchange slot; nothing was forwarded";
-                    return Err(ExchangeError::idp(ScimError::new(499, None, detail), "client_gone"));
-                }
-            };
-            if let Some(slot) = slot {
-                patience.hold(slot);
+    /// The exchange slot, held by `patience`. A client that leaves while its request waits
+    /// for one starts nothing.
+    async fn take_exchange_slot(&self, patience: &mut Patience) -> Result<(), ExchangeError> {
+        let slot = tokio::select! {
+            slot = self.capacity.exchange_slot() => slot,
+            () = patience.caller().wait() => {
+                let detail = "the client went away while its request waited for an exchange slot; nothing was forwarded";
+                return Err(ExchangeError::idp(ScimError::new(499, None, detail), "client_gone"));
             }
+        };
+        if let Some(slot) = slot {
+            patience.hold(slot);
         }
-        let rest = relative_path(&path, &route.path_prefix);
-        Ok(Admitted {
-            route,
-            profile,
-            parts,
-            rest,
-            body,
-            json,
-            changes,
-            slots: Slots {
-                _client: client_slot,
-                buffers,
-            },
-        })
+        Ok(())
     }
 
     /// The route of this name.
@@ -395,18 +430,32 @@ impl Whole {
     }
 }
 
-/// Whether `Authorization: Bearer <token>` names the route's token (current or next).
+/// The IdP's token, when the route has one and the request comes from the listener; then a
+/// SCIM method.
+fn authorised(route: &Route, parts: &http::request::Parts, from_listener: bool) -> Result<(), ExchangeError> {
+    if let (Some(token), true) = (&route.idp_token, from_listener) {
+        if !bearer_matches(&parts.headers, token) {
+            let detail = "the request's bearer token is missing or not the one configured for this route";
+            return Err(ExchangeError::idp(ScimError::new(401, None, detail), "unauthorized"));
+        }
+    }
+    if !SCIM_METHODS.contains(&parts.method) {
+        let detail = format!(
+            "{} is not a SCIM method; this route forwards GET, POST, PUT, PATCH and DELETE",
+            parts.method
+        );
+        return Err(ExchangeError::idp(
+            ScimError::new(405, None, detail),
+            "method_not_allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `Authorization: Bearer <token>` (the scheme in any case: RFC 7235 §2.1) names the
+/// route's token (current or next).
 fn bearer_matches(headers: &HeaderMap, token: &crate::config::Secret) -> bool {
-    let Some(presented) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let Some(presented) = presented
-        .strip_prefix("Bearer ")
-        .or_else(|| presented.strip_prefix("bearer "))
-    else {
-        return false;
-    };
-    token.matches(presented.trim().as_bytes())
+    crate::secret::bearer(headers).is_some_and(|presented| token.matches(presented.trim().as_bytes()))
 }
 
 /// `path` after the route's `prefix`, starting with `/`.
@@ -424,11 +473,33 @@ pub(crate) fn relative_path(path: &str, prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::AUTHORIZATION;
 
     #[test]
     fn relative_paths() {
         assert_eq!(relative_path("/entra/Users/1", "/entra"), "/Users/1");
         assert_eq!(relative_path("/entra", "/entra/"), "/");
         assert_eq!(relative_path("/Users", ""), "/Users");
+    }
+
+    /// RFC 7235 §2.1: the auth-scheme is case-insensitive. (The admin listener reads its token
+    /// the same way: `admin::access`'s tests.)
+    #[test]
+    fn the_idp_token_is_taken_whatever_the_scheme_s_case() {
+        let token = crate::config::Secret::new("the-idp-token");
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, value.parse().unwrap());
+            headers
+        };
+        for scheme in ["Bearer", "bearer", "BEARER", "beaRER"] {
+            assert!(
+                bearer_matches(&with(&format!("{scheme} the-idp-token")), &token),
+                "{scheme}"
+            );
+            assert!(!bearer_matches(&with(&format!("{scheme} another")), &token), "{scheme}");
+        }
+        assert!(!bearer_matches(&with("Basic dGhlLWlkcC10b2tlbg=="), &token));
+        assert!(!bearer_matches(&HeaderMap::new(), &token));
     }
 }

@@ -6,15 +6,16 @@
 
 use super::normalise::Normalised;
 use super::{ExchangeError, Exchanged, Link, Origin, Recording};
-use crate::classify::classify;
 use crate::clock::elapsed_ms;
-use crate::{findings, redact, Proxy, Route};
+use crate::{redact, Proxy, Route};
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
+use scimtrail_analysis::classify::classify;
+use scimtrail_analysis::{bulk, findings};
 use scimtrail_rules::Profile;
-use scimtrail_scim::message::{bulk_response, BulkOperationResult, BulkRequest};
+use scimtrail_scim::message::{bulk_response, BulkOperation, BulkOperationResult, BulkRequest};
 use scimtrail_scim::{ScimError, ScimType};
 use scimtrail_store::Completion;
 use serde_json::{json, Value};
@@ -51,7 +52,7 @@ impl Proxy {
                 return self.finish_error(recording, error, None, Vec::new()).await;
             }
         };
-        let mut operations = crate::bulk::operations(bulk, Some(&done.response));
+        let mut operations = bulk::operations(bulk, Some(&done.response));
         if let Some(Value::Array(entries)) = operations.as_mut() {
             for (entry, exchange) in entries
                 .iter_mut()
@@ -60,7 +61,7 @@ impl Proxy {
                 entry["exchange"] = json!(exchange);
             }
         }
-        let outcome = operations.as_ref().and_then(crate::bulk::outcome).unwrap_or("ok");
+        let outcome = operations.as_ref().and_then(bulk::outcome).unwrap_or("ok");
         let found = findings::findings(&findings::Observed {
             method: "POST",
             path: "/Bulk",
@@ -102,6 +103,46 @@ impl Proxy {
         self.finish(recording, completion, response).await
     }
 
+    /// Why an operation is refused before it is sent: a `bulkId:` reference no earlier
+    /// operation created, a bulk request inside a bulk request, a path on another route.
+    fn refused_operation(
+        &self,
+        route: &Route,
+        operation: &BulkOperation,
+        path: &str,
+        unresolved: &[String],
+    ) -> Option<ScimError> {
+        if let Some(reference) = unresolved.first() {
+            Some(ScimError::new(
+                409,
+                Some(ScimType::InvalidValue),
+                format!("bulkId \"{reference}\" does not name a resource an earlier operation of this request created"),
+            ))
+        } else if classify(operation.method.as_str(), path, None, None)
+            .resource_type
+            .as_deref()
+            == Some("Bulk")
+        {
+            // Read as the classifier reads every path: `/BULK`, `/Bulk/x` are `/Bulk` too.
+            Some(ScimError::bad_request(
+                ScimType::InvalidPath,
+                format!("\"{path}\" is a bulk request, which a bulk operation cannot be"),
+            ))
+        } else if self
+            .route_for(&format!("{}{path}", route.path_prefix))
+            .map(|r| r.name.as_str())
+            != Some(route.name.as_str())
+        {
+            // It would land on another route, past that route's own IdP token.
+            Some(ScimError::bad_request(
+                ScimType::InvalidPath,
+                format!("\"{path}\" would leave route {} for another route", route.name),
+            ))
+        } else {
+            None
+        }
+    }
+
     /// Carries out `bulk` (a BulkRequest as received) on `route`, one operation at a time,
     /// each under `profile` (the bulk request's), made for the bulk request's `recording` and
     /// waiting its turn on a paced route with the bulk request's patience. `Err` when it is
@@ -135,37 +176,7 @@ impl Proxy {
             }
             let refuse = |error: ScimError| BulkOperationResult::failed(operation, &error);
             let (path, data, unresolved) = operation.resolved(&resolved);
-            let refused = if let Some(reference) = unresolved.first() {
-                Some(ScimError::new(
-                    409,
-                    Some(ScimType::InvalidValue),
-                    format!(
-                        "bulkId \"{reference}\" does not name a resource an earlier operation of this request created"
-                    ),
-                ))
-            } else if classify(operation.method.as_str(), &path, None, None)
-                .resource_type
-                .as_deref()
-                == Some("Bulk")
-            {
-                // Read as the classifier reads every path: `/BULK`, `/Bulk/x` are `/Bulk` too.
-                Some(ScimError::bad_request(
-                    ScimType::InvalidPath,
-                    format!("\"{path}\" is a bulk request, which a bulk operation cannot be"),
-                ))
-            } else if self
-                .route_for(&format!("{}{path}", route.path_prefix))
-                .map(|r| r.name.as_str())
-                != Some(route.name.as_str())
-            {
-                // It would land on another route, past that route's own IdP token.
-                Some(ScimError::bad_request(
-                    ScimType::InvalidPath,
-                    format!("\"{path}\" would leave route {} for another route", route.name),
-                ))
-            } else {
-                None
-            };
+            let refused = self.refused_operation(route, operation, &path, &unresolved);
             if let Some(error) = refused {
                 errors += 1;
                 results.push(refuse(error));
@@ -199,39 +210,52 @@ impl Proxy {
             // Boxed: an exchange can fan out, which runs exchanges.
             let answered = Box::pin(self.run_exchange(single, origin, link, recording.patience)).await;
             exchanges.push(Some(answered.id));
-            let (parts, body) = answered.response.into_parts();
-            let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-            let json: Option<Value> = serde_json::from_slice(&bytes).ok();
-            let text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            let status = parts.status.as_u16();
-            let location = text(LOCATION.as_str()).or_else(|| {
-                json.as_ref()
-                    .and_then(|j| j.pointer("/meta/location"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            });
-            if status >= 400 {
+            let (result, created) = operation_result(operation, answered.response).await;
+            if result.status >= 400 {
                 errors += 1;
-            } else if let (Some(bulk_id), Some(id)) = (
-                &operation.bulk_id,
-                json.as_ref().and_then(|j| j.get("id")).and_then(Value::as_str),
-            ) {
-                resolved.insert(bulk_id.clone(), id.to_owned());
+            } else if let (Some(bulk_id), Some(id)) = (&operation.bulk_id, created) {
+                resolved.insert(bulk_id.clone(), id);
             }
-            results.push(BulkOperationResult {
-                method: operation.method,
-                bulk_id: operation.bulk_id.clone(),
-                version: text(ETAG.as_str()),
-                location,
-                status,
-                response: (status >= 400).then(|| json.unwrap_or(Value::Null)),
-            });
+            results.push(result);
         }
         Ok(FannedOut {
             response: bulk_response(&results),
             exchanges,
         })
     }
+}
+
+/// What the application answered an operation, as its BulkResponse entry, and the id of
+/// the resource it created, if it did.
+async fn operation_result(
+    operation: &BulkOperation,
+    response: Response<Full<Bytes>>,
+) -> (BulkOperationResult, Option<String>) {
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let json: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let status = parts.status.as_u16();
+    let location = text(LOCATION.as_str()).or_else(|| {
+        json.as_ref()
+            .and_then(|j| j.pointer("/meta/location"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    let created = json
+        .as_ref()
+        .and_then(|j| j.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let result = BulkOperationResult {
+        method: operation.method,
+        bulk_id: operation.bulk_id.clone(),
+        version: text(ETAG.as_str()),
+        location,
+        status,
+        response: (status >= 400).then(|| json.unwrap_or(Value::Null)),
+    };
+    (result, created)
 }
 
 /// One operation as the request an IdP would have sent for it, on the route's prefix, with

@@ -253,8 +253,7 @@ impl Proxy {
             .rules
             .iter()
             .find(|rule| rule.action == rules::Action::Response(rules::ResponseAction::CreatedStatus));
-        let is_create = to_forward.method == "POST"
-            && (to_forward.path.ends_with("/Users") || to_forward.path.ends_with("/Groups"));
+        let is_create = scimtrail_scim::endpoint::is_create(&to_forward.method, &to_forward.path);
         let Some(rule) = created_rule.filter(|_| is_create && forwarded.parts.status.is_success()) else {
             return;
         };

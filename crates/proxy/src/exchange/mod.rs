@@ -103,7 +103,7 @@ impl Proxy {
             tracing::debug!(
                 status = exchanged.response.status().as_u16(),
                 outcome = %exchanged.outcome,
-                elapsed_ms = started.elapsed().as_millis() as u64,
+                elapsed_ms = crate::clock::elapsed_ms(started),
                 "Exchange completed."
             );
             exchanged

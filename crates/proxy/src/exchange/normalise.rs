@@ -6,13 +6,14 @@
 //! are recorded as not applied. A rule's refusal is the IdP's error, never forwarded.
 
 use super::ExchangeError;
-use crate::classify::{classify, Classification};
 use crate::config::Route;
 use crate::pacing::{Patience, Refused};
-use crate::{findings, redact, state, Proxy};
+use crate::{redact, state, Proxy};
 use bytes::Bytes;
 use http::header::{HeaderName, CONTENT_TYPE};
 use http::HeaderMap;
+use scimtrail_analysis::classify::{classify, Classification};
+use scimtrail_analysis::findings;
 use scimtrail_rules::{self as rules, needs_state, normalize_request, Mode, Profile};
 use scimtrail_scim::redact::Redaction;
 use scimtrail_scim::{json as scim_json, ScimError, ScimType};

@@ -4,11 +4,11 @@
 //! exchange of the write (`parent_id`); the write's findings read it (`findings::ReadBack`).
 
 use crate::clock::{elapsed_ms, now_ms};
-use crate::findings::ReadBack;
 use crate::pacing::Patience;
 use crate::state::Unread;
 use crate::{state, upstream, Proxy, Route};
 use http::HeaderMap;
+use scimtrail_analysis::findings::ReadBack;
 use scimtrail_store::{Completion, NewExchange, Write};
 use serde_json::{json, Value};
 use std::time::Instant;

@@ -7,17 +7,18 @@
 use super::forward::Forwarded;
 use super::normalise::{filter_param, header_text, recorded_changes, Normalised};
 use super::Recording;
-use crate::classify::{self, learn_from_response};
 use crate::clock::{elapsed_ms, now_ms};
 use crate::config::Route;
-use crate::findings::{self, Finding};
-use crate::{bulk, content_coding, redact, state, upstream, Proxy};
+use crate::{content_coding, redact, state, upstream, Proxy};
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
+use scimtrail_analysis::bulk;
+use scimtrail_analysis::classify::{self, learn_from_response};
+use scimtrail_analysis::findings::{self, Finding};
 use scimtrail_rules::{self as rules, normalize_response};
-use scimtrail_store::{Completion, ResourceName, Write};
+use scimtrail_store::{Completion, NewExchange, ResourceName, Write};
 use serde_json::Value;
 
 /// The answer for the IdP, after the response rules.
@@ -38,8 +39,6 @@ impl Proxy {
         forwarded: Forwarded,
         idp_headers: &HeaderMap,
     ) -> (Completion, Response<Full<Bytes>>) {
-        let new = &recording.new;
-        let patience = &mut *recording.patience;
         let Normalised {
             profile,
             classification,
@@ -59,21 +58,78 @@ impl Proxy {
             changes: forwarding_changes,
         } = forwarded;
         changes.extend(forwarding_changes);
-        let answered = rules::Response {
-            status: upstream_parts.status.as_u16(),
-            content_type: header_text(&upstream_parts.headers, CONTENT_TYPE),
-            // Nothing to parse in an empty answer (a 204).
-            body: (!upstream_bytes.is_empty())
-                .then(|| serde_json::from_slice(&upstream_bytes).ok())
-                .flatten(),
-            has_body: !upstream_bytes.is_empty(),
-            retry_after: header_text(&upstream_parts.headers, http::header::RETRY_AFTER),
-            received_at_secs: now_ms() / 1000,
-        };
+        let answered = answered(&upstream_parts, &upstream_bytes);
+        let found = self
+            .find(recording, idp_headers, route, &to_forward, &answered, shape)
+            .await;
+        let new = &recording.new;
+        // `/Bulk`: each operation's own outcome, from the application's BulkResponse.
+        let bulk_operations = (classification.operation == "bulk")
+            .then(|| bulk::operations(to_forward.body.as_ref(), answered.body.as_ref()))
+            .flatten();
 
-        // What the traffic shows did not take effect: the application's answer, what it now
-        // holds when read back, and a request shape never seen before.
-        let read_back = match read_back_path(route, &to_forward, &answered) {
+        // The response, normalised for the IdP.
+        let normalized = normalize_response(&to_forward, &answered, &profile, &route.target);
+        changes.extend(recorded_changes(&normalized.changes, enforce, &route.redaction, None));
+        let returned = returned(&upstream_parts, upstream_bytes, answered, normalized, enforce);
+        let outcome = outcome(
+            returned.status,
+            split_failure.is_some(),
+            bulk_operations.as_ref().and_then(bulk::outcome),
+            &found,
+        );
+        if stateful && returned.status.is_success() {
+            self.keep_snapshot(route, new, returned.json.as_ref());
+        }
+        let Returned {
+            status,
+            mut headers,
+            body,
+            json,
+        } = returned;
+        let (response_body, response_json) = redact::body_of(&body, json.as_ref(), &route.redaction);
+        let (learned_id, learned_user) = learn_from_response(&classification, response_json.as_deref());
+        if status.is_success() {
+            self.learn_names(route, new.resource_type.as_deref(), response_json.as_deref());
+        }
+        let body = encoded_again(body, &mut headers, encoded, idp_headers);
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        let completion = Completion {
+            id: new.id.clone(),
+            duration_ms: elapsed_ms(recording.started),
+            forwarded_headers: Some(sent.headers),
+            forwarded_body: sent.body,
+            changes: Value::Array(changes),
+            upstream_status: Some(upstream_parts.status.as_u16()),
+            status: status.as_u16(),
+            response_headers: self.redactor.headers(response.headers()),
+            response_body,
+            outcome: outcome.to_owned(),
+            findings: Value::Array(found.iter().map(Finding::to_json).collect()),
+            bulk_operations,
+            error: split_failure,
+            resource_id: learned_id,
+            user_name: learned_user,
+            paced_ms: None,
+        };
+        (completion, response)
+    }
+
+    /// What the traffic shows did not take effect: the application's answer, what it now
+    /// holds when read back, and a request shape never seen before; counted and logged.
+    async fn find(
+        &self,
+        recording: &mut Recording<'_>,
+        idp_headers: &HeaderMap,
+        route: &Route,
+        to_forward: &rules::Request,
+        answered: &rules::Response,
+        shape: Option<String>,
+    ) -> Vec<Finding> {
+        let (new, patience) = (&recording.new, &mut *recording.patience);
+        let read_back = match read_back_path(route, to_forward, answered) {
             Some(path) => self.read_back(route, new, &path, idp_headers, patience).await,
             None => None,
         };
@@ -97,69 +153,17 @@ impl Proxy {
             self.metrics.finding(&route.name, &route.idp, finding.kind);
             tracing::warn!(kind = finding.kind, detail = %finding.detail, "Finding.");
         }
-        // `/Bulk`: each operation's own outcome, from the application's BulkResponse.
-        let bulk_operations = (classification.operation == "bulk")
-            .then(|| bulk::operations(to_forward.body.as_ref(), answered.body.as_ref()))
-            .flatten();
+        found
+    }
 
-        // The response, normalised for the IdP.
-        let normalized = normalize_response(&to_forward, &answered, &profile, &route.target);
-        changes.extend(recorded_changes(&normalized.changes, enforce, &route.redaction, None));
-        let returned = returned(&upstream_parts, upstream_bytes, answered, normalized, enforce);
-        let outcome = outcome(
-            returned.status,
-            split_failure.is_some(),
-            bulk_operations.as_ref().and_then(bulk::outcome),
-            &found,
-        );
-        if stateful && returned.status.is_success() {
-            if let (Some(resource), Some(rt), Some(id)) = (&returned.json, &new.resource_type, &new.resource_id) {
-                if resource.get("id").and_then(Value::as_str) == Some(id.as_str()) {
-                    self.recorder.write_behind(state::snapshot(route, rt, id, resource));
-                }
+    /// What a stateful rule's write left, as the application returned it: the resource's
+    /// snapshot, when the answer is the resource the exchange addressed.
+    fn keep_snapshot(&self, route: &Route, new: &NewExchange, returned: Option<&Value>) {
+        if let (Some(resource), Some(rt), Some(id)) = (returned, &new.resource_type, &new.resource_id) {
+            if resource.get("id").and_then(Value::as_str) == Some(id.as_str()) {
+                self.recorder.write_behind(state::snapshot(route, rt, id, resource));
             }
         }
-        let Returned {
-            status,
-            mut headers,
-            body,
-            json,
-        } = returned;
-        let (response_body, response_json) = redact::body_of(&body, json.as_ref(), &route.redaction);
-        let (learned_id, learned_user) = learn_from_response(&classification, response_json.as_deref());
-        if status.is_success() {
-            self.learn_names(route, new.resource_type.as_deref(), response_json.as_deref());
-        }
-        // The application encoded its answer and the IdP accepts gzip: encoded again for it.
-        let body = if encoded && !body.is_empty() && content_coding::accepts_gzip(idp_headers) {
-            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            headers.append(VARY, HeaderValue::from_static("accept-encoding"));
-            Bytes::from(content_coding::gzip(&body))
-        } else {
-            body
-        };
-        let mut response = Response::new(Full::new(body));
-        *response.status_mut() = status;
-        *response.headers_mut() = headers;
-        let completion = Completion {
-            id: new.id.clone(),
-            duration_ms: elapsed_ms(recording.started),
-            forwarded_headers: Some(sent.headers),
-            forwarded_body: sent.body,
-            changes: Value::Array(changes),
-            upstream_status: Some(upstream_parts.status.as_u16()),
-            status: status.as_u16(),
-            response_headers: self.redactor.headers(response.headers()),
-            response_body,
-            outcome: outcome.to_owned(),
-            findings: Value::Array(found.iter().map(Finding::to_json).collect()),
-            bulk_operations,
-            error: split_failure,
-            resource_id: learned_id,
-            user_name: learned_user,
-            paced_ms: None,
-        };
-        (completion, response)
     }
 
     /// `shape_drift`: the request as the IdP sent it has a shape this route never saw.
@@ -261,18 +265,45 @@ fn outcome(status: StatusCode, split_failed: bool, bulk: Option<&'static str>, f
 
 /// What to read back after this write (relative to the route), if the route reads back and
 /// the application accepted a write to a user or group: the resource written, or created.
+/// The application's answer as the response rules read it.
+fn answered(parts: &http::response::Parts, bytes: &Bytes) -> rules::Response {
+    rules::Response {
+        status: parts.status.as_u16(),
+        content_type: header_text(&parts.headers, CONTENT_TYPE),
+        // Nothing to parse in an empty answer (a 204).
+        body: (!bytes.is_empty())
+            .then(|| serde_json::from_slice(bytes).ok())
+            .flatten(),
+        has_body: !bytes.is_empty(),
+        retry_after: header_text(&parts.headers, http::header::RETRY_AFTER),
+        received_at_secs: now_ms() / 1000,
+    }
+}
+
+/// The body for the IdP: gzip again when the application encoded its answer and the IdP
+/// accepts gzip.
+fn encoded_again(body: Bytes, headers: &mut HeaderMap, encoded: bool, idp_headers: &HeaderMap) -> Bytes {
+    if encoded && !body.is_empty() && content_coding::accepts_gzip(idp_headers) {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        headers.append(VARY, HeaderValue::from_static("accept-encoding"));
+        Bytes::from(content_coding::gzip(&body))
+    } else {
+        body
+    }
+}
+
 fn read_back_path(route: &Route, sent: &rules::Request, answered: &rules::Response) -> Option<String> {
     if !route.read_back || !(200..300).contains(&answered.status) {
         return None;
     }
     let path = sent.path.trim_end_matches('/');
+    if scimtrail_scim::endpoint::is_create(&sent.method, path) {
+        let id = answered.body.as_ref()?.get("id")?.as_str()?;
+        return Some(format!("{path}/{}", scimtrail_scim::endpoint::id_segment(id)));
+    }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match (sent.method.as_str(), segments.as_slice()) {
         ("PUT" | "PATCH" | "DELETE", [.., "Users" | "Groups", _]) => Some(path.to_owned()),
-        ("POST", [.., "Users" | "Groups"]) => {
-            let id = answered.body.as_ref()?.get("id")?.as_str()?;
-            Some(format!("{path}/{}", scimtrail_scim::endpoint::id_segment(id)))
-        }
         _ => None,
     }
 }

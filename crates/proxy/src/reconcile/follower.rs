@@ -68,7 +68,7 @@ pub(crate) fn spawn_schedules(proxy: std::sync::Arc<crate::Proxy>, mut shutdown:
         .routes
         .iter()
         .filter_map(|route| {
-            let every = i64::try_from(route.reconcile_every?.as_millis()).unwrap_or(i64::MAX);
+            let every = crate::clock::ms(route.reconcile_every?);
             Some((route.name.clone(), every))
         })
         .collect();

@@ -1,13 +1,15 @@
 use super::*;
 use serde_json::json;
 
+/// The outcomes replay sends again (the store's `REPLAYABLE_OUTCOMES`, which the proxy passes).
+const REPLAYABLE: [&str; 4] = ["failed", "unreachable", "partial", "interrupted"];
+
 /// An exchange at time `t` on user `u1` of route `r`.
-fn write(t: u32, method: &str, outcome: &str, body: Value) -> Exchange {
-    Exchange {
+fn write(t: u32, method: &str, outcome: &str, body: Value) -> Record {
+    Record {
         id: format!("0000000{t:02}"),
         route: Some("r".into()),
         method: method.into(),
-        path: "/Users/u1".into(),
         resource_type: Some("Users".into()),
         resource_id: Some("u1".into()),
         operation: match method {
@@ -19,12 +21,12 @@ fn write(t: u32, method: &str, outcome: &str, body: Value) -> Exchange {
         .into(),
         request_body: (!body.is_null()).then(|| body.to_string()),
         outcome: outcome.into(),
-        ..Exchange::default()
+        ..Record::default()
     }
 }
 
 /// A PATCH at `t` setting `active`.
-fn active(t: u32, outcome: &str, value: bool) -> Exchange {
+fn active(t: u32, outcome: &str, value: bool) -> Record {
     write(
         t,
         "PATCH",
@@ -37,13 +39,13 @@ fn patch(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
 }
 
-fn replay_of(mut replay: Exchange, original: &Exchange) -> Exchange {
+fn replay_of(mut replay: Record, original: &Record) -> Record {
     replay.replay_of = Some(original.id.clone());
     replay
 }
 
 /// Plans `candidates` with `others` also recorded on the resource; returns each step's kind.
-fn kinds(candidates: Vec<Exchange>, others: Vec<Exchange>) -> Vec<String> {
+fn kinds(candidates: Vec<Record>, others: Vec<Record>) -> Vec<String> {
     steps(candidates, others, Vec::new())
         .into_iter()
         .map(|step| match step {
@@ -65,7 +67,7 @@ fn kinds(candidates: Vec<Exchange>, others: Vec<Exchange>) -> Vec<String> {
 
 /// The steps for `candidates`, with `others` also recorded on the resource and `summary` the
 /// resource's summary.
-fn steps(candidates: Vec<Exchange>, others: Vec<Exchange>, summary: Vec<ResourceWrite>) -> Vec<Step> {
+fn steps(candidates: Vec<Record>, others: Vec<Record>, summary: Vec<Kept>) -> Vec<Step> {
     let mut recorded = Recorded::default();
     for exchange in candidates.iter().chain(&others) {
         if let Some(key) = resource_of(exchange) {
@@ -80,18 +82,16 @@ fn steps(candidates: Vec<Exchange>, others: Vec<Exchange>, summary: Vec<Resource
                 .push(exchange.clone());
         }
     }
-    plan(&candidates, &recorded)
+    plan(&candidates, &recorded, &REPLAYABLE)
 }
 
 /// A row of the resource's summary: `key` written at `t` by exchange `by` (at `t` but for a
 /// replay or a bulk operation).
-fn kept(key: &str, t: u32, by: u32) -> ResourceWrite {
-    ResourceWrite {
+fn kept(key: &str, t: u32, by: u32) -> Kept {
+    Kept {
         key: key.into(),
         stands_at: format!("0000000{t:02}"),
         exchange_id: format!("0000000{by:02}"),
-        written_at_ms: 0,
-        written: None,
     }
 }
 
