@@ -1735,3 +1735,108 @@ async fn a_process_batch_turns_synchronous_commit_off_for_its_own_transaction() 
     // Not back into the pool with the session's setting.
     drop(session.detach());
 }
+
+/// What the admin API, `--json` and the export show of an exchange, pinned field by field:
+/// whatever shape `Exchange` takes inside, this is its contract.
+#[test]
+fn an_exchange_shows_the_contracts_fields_exactly() {
+    let done = Exchange {
+        id: "0190a000-0000-7000-8000-000000000001".into(),
+        received_at_ms: 1_700_000_000_123,
+        duration_ms: Some(42),
+        route: Some("app".into()),
+        idp: Some("okta".into()),
+        method: "PATCH".into(),
+        path: "/Users/u1".into(),
+        query: Some("attributes=userName".into()),
+        resource_type: Some("Users".into()),
+        resource_id: Some("u1".into()),
+        user_name: Some("bjensen".into()),
+        operation: "patch".into(),
+        lifecycle: Some("deactivate".into()),
+        request_headers: json!([["authorization", "Bearer sha256:1a2b"], ["x-a", "1"], ["x-a", "2"]]),
+        request_body: Some(r#"{"Operations":[{"op":"replace","path":"active","value":false}]}"#.into()),
+        forwarded_headers: Some(json!([["content-type", "application/scim+json"]])),
+        forwarded_body: Some("not json".into()),
+        changes: json!([{"rule": "N1", "pointer": "/Operations/0", "before": 1, "after": 2}]),
+        upstream_status: Some(200),
+        status: Some(200),
+        response_headers: Some(json!([["etag", "W/\"2\""]])),
+        response_body: Some(r#"{"id":"u1","active":false}"#.into()),
+        outcome: "ok".into(),
+        findings: json!([{"kind": "shape_drift", "detail": "new"}]),
+        bulk_operations: Some(json!([{"status": 200}])),
+        error: Some("none really".into()),
+        instance: Some("host:8080".into()),
+        replay_of: Some("0190a000-0000-7000-8000-000000000000".into()),
+        replays: vec!["r1".into(), "r2".into()],
+        parent_id: Some("p1".into()),
+        children: vec!["c1".into()],
+        client: Some("192.0.2.7".into()),
+        repeat_count: 3,
+        rules_version: Some("7995c55a6bdf7e9c".into()),
+        paced_ms: Some(7),
+        reconcile_of: Some("run1".into()),
+        synthetic: Some("verify".into()),
+    };
+    let expected = json!({
+        "id": "0190a000-0000-7000-8000-000000000001",
+        "received_at": "2023-11-14T22:13:20.123Z",
+        "duration_ms": 42,
+        "paced_ms": 7,
+        "route": "app",
+        "idp": "okta",
+        "method": "PATCH",
+        "path": "/Users/u1",
+        "query": "attributes=userName",
+        "resource_type": "Users",
+        "resource_id": "u1",
+        "user_name": "bjensen",
+        "operation": "patch",
+        "lifecycle": "deactivate",
+        "request": {
+            "headers": {"authorization": "Bearer sha256:1a2b", "x-a": "1, 2"},
+            "body": {"Operations": [{"op": "replace", "path": "active", "value": false}]},
+        },
+        "forwarded": {"headers": {"content-type": "application/scim+json"}, "body": "not json"},
+        "changes": [{"rule": "N1", "pointer": "/Operations/0", "before": 1, "after": 2}],
+        "upstream_status": 200,
+        "status": 200,
+        "response": {"headers": {"etag": "W/\"2\""}, "body": {"id": "u1", "active": false}},
+        "outcome": "ok",
+        "findings": [{"kind": "shape_drift", "detail": "new"}],
+        "bulk_operations": [{"status": 200}],
+        "error": "none really",
+        "replay_of": "0190a000-0000-7000-8000-000000000000",
+        "replays": ["r1", "r2"],
+        "parent_id": "p1",
+        "children": ["c1"],
+        "client": "192.0.2.7",
+        "repeat_count": 3,
+        "rules_version": "7995c55a6bdf7e9c",
+        "reconcile_of": "run1",
+        "synthetic": "verify",
+    });
+    assert_eq!(done.to_json(), expected);
+    let text = serde_json::to_string(&done.to_json()).unwrap();
+    assert_eq!(text, serde_json::to_string(&expected).unwrap(), "and in this key order");
+
+    // In flight: nothing forwarded or answered yet.
+    let begun = Exchange {
+        id: "b".into(),
+        received_at_ms: 0,
+        method: "POST".into(),
+        path: "/Users".into(),
+        operation: "create".into(),
+        request_headers: json!([]),
+        changes: json!([]),
+        outcome: OUTCOME_IN_FLIGHT.into(),
+        findings: json!([]),
+        repeat_count: 1,
+        ..Exchange::default()
+    };
+    assert_eq!(
+        serde_json::to_string(&begun.to_json()).unwrap(),
+        r#"{"id":"b","received_at":"1970-01-01T00:00:00Z","duration_ms":null,"paced_ms":null,"route":null,"idp":null,"method":"POST","path":"/Users","query":null,"resource_type":null,"resource_id":null,"user_name":null,"operation":"create","lifecycle":null,"request":{"headers":{},"body":null},"forwarded":null,"changes":[],"upstream_status":null,"status":null,"response":null,"outcome":"in_flight","findings":[],"bulk_operations":null,"error":null,"replay_of":null,"replays":[],"parent_id":null,"children":[],"client":null,"repeat_count":1,"rules_version":null,"reconcile_of":null,"synthetic":null}"#
+    );
+}

@@ -514,7 +514,7 @@ async fn appends_wait_while_unapplied_records_fill_their_bytes_and_go_on_once_ap
     let (url, file) = fresh_file().await;
     let store = Store::connect(&url).await.unwrap().with_journal().unwrap();
     let journal = Arc::clone(store.journal().unwrap());
-    lock(&journal.queue).max_bytes = 64 * 1024;
+    lock(&journal.applier.queue).max_bytes = 64 * 1024;
     let large = |id: &str| {
         let mut write = begin(id);
         if let Write::Begin(new) = &mut write {
@@ -530,7 +530,7 @@ async fn appends_wait_while_unapplied_records_fill_their_bytes_and_go_on_once_ap
             .write_batch_blocking(vec![large(&format!("b{n}"))], Durability::Power)
             .unwrap();
     }
-    assert!(lock(&journal.queue).bytes > 60 * 1024);
+    assert!(lock(&journal.applier.queue).bytes > 60 * 1024);
 
     let fourth = {
         let store = store.clone();
@@ -546,7 +546,7 @@ async fn appends_wait_while_unapplied_records_fill_their_bytes_and_go_on_once_ap
     for n in 0..4 {
         assert_eq!(outcome(&store, &format!("b{n}")).await, "in_flight");
     }
-    assert!(lock(&journal.queue).bytes <= 64 * 1024);
+    assert!(lock(&journal.applier.queue).bytes <= 64 * 1024);
 }
 
 /// A journal says which format it is in: this binary reads its own and format 1's (no format
@@ -641,7 +641,7 @@ async fn process_store_syncing_hourly() -> (Store, Arc<Journal>, PathBuf) {
 }
 
 fn syncs(journal: &Journal) -> u64 {
-    journal.syncs.load(Ordering::Acquire)
+    journal.syncer.syncs.load(Ordering::Acquire)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -716,7 +716,7 @@ async fn a_rotation_syncs_the_segment_it_leaves() {
         };
         new.request_body = Some(body.clone());
         store.write_batch(vec![Write::Begin(new)]).await.unwrap();
-        let segments = lock(&journal.segments).len();
+        let segments = lock(&journal.segments.on_disk).len();
         if segments > 1 && !rotated {
             rotated = true;
             // The syncer's note must name the current segment: the one left is synced.
