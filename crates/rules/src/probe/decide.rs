@@ -445,10 +445,19 @@ impl Decider {
         }
     }
 
+    /// What no key expresses: how PATCH is taken, how the application answers and reads
+    /// back, each said with what the proxy does about it.
     fn report_only(&mut self, seen: &Observations) {
         if let Some(media) = &seen.answers_content_type {
             self.note(Probe::ContentType, format!("answers with Content-Type {media}"));
         }
+        self.report_patches(seen);
+        self.report_uniqueness(seen);
+        self.report_reads(seen);
+        self.report_lifecycle(seen);
+    }
+
+    fn report_patches(&mut self, seen: &Observations) {
         match seen.op_case_insensitive {
             Some(true) => self.note(Probe::OpCase, "\"op\":\"Replace\" is accepted (lenient)"),
             Some(false) => self.note(
@@ -503,6 +512,9 @@ impl Decider {
             };
             self.note(Probe::PatchAnswer, format!("a successful PATCH is answered {how}"));
         }
+    }
+
+    fn report_uniqueness(&mut self, seen: &Observations) {
         if let Some(u) = seen.uniqueness {
             let say = |status: Option<u16>| status.map_or_else(|| "no answer".to_owned(), |s| s.to_string());
             let text = format!(
@@ -525,6 +537,9 @@ impl Decider {
                 self.note(Probe::UserNameUniqueness, text);
             }
         }
+    }
+
+    fn report_reads(&mut self, seen: &Observations) {
         match (seen.count_honoured, seen.total_results) {
             (Some(false), _) => self.note(
                 Probe::Paging,
@@ -550,6 +565,9 @@ impl Decider {
             };
             self.note(Probe::Etags, text);
         }
+    }
+
+    fn report_lifecycle(&mut self, seen: &Observations) {
         if let Some(d) = seen.after_delete {
             let gone = d.get_status == 404 && !d.still_listed;
             let text = format!(

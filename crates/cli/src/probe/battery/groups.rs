@@ -63,6 +63,29 @@ impl Battery {
             }
             return;
         }
+        let group = match self.probe_group().await {
+            Ok(id) => id,
+            Err(error) => {
+                for probe in probes {
+                    self.cannot_tell(probe, error.clone());
+                }
+                return;
+            }
+        };
+        let Some(typed) = self.member_type(&group, alpha).await else {
+            return;
+        };
+        let member = |id: &str| match typed {
+            true => json!({"value": id, "type": "User"}),
+            false => json!({"value": id}),
+        };
+        self.member_filter_path(&group, alpha, bravo, &member).await;
+        self.value_array_removal(&group, alpha, bravo, &member).await;
+        self.empty_members_replace(&group, bravo, &member).await;
+    }
+
+    /// The probe's group, created empty: its id.
+    async fn probe_group(&mut self) -> Result<String, String> {
         let name = format!("{} group", self.run);
         let body = json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
@@ -80,61 +103,57 @@ impl Battery {
             Ok(reply) => Err(format!("a group could not be created ({})", reply.status)),
             Err(error) => Err(error),
         };
-        let group = match created.and_then(|id| self.app.created("Groups", &id, &name).map(|()| id)) {
-            Ok(id) => id,
-            Err(error) => {
-                for probe in probes {
-                    self.cannot_tell(probe, error.clone());
-                }
-                return;
-            }
-        };
-        let mut both = vec![alpha.id.clone(), bravo.id.clone()];
-        both.sort();
+        created.and_then(|id| self.app.created("Groups", &id, &name).map(|()| id))
+    }
 
-        // A member without "type"; if refused, with it.
+    /// A member without "type"; if refused, with it. Whether members need it, or `None` when
+    /// no member could be added (the group probes cannot tell then).
+    async fn member_type(&mut self, group: &str, alpha: &Person) -> Option<bool> {
         let probe = Probe::MemberType;
-        let mut typed = false;
-        match self
-            .patch_group(
-                probe,
-                &group,
-                json!({"op": "add", "path": "members", "value": [{"value": alpha.id}]}),
-            )
-            .await
-        {
+        let untyped = json!({"op": "add", "path": "members", "value": [{"value": alpha.id}]});
+        match self.patch_group(probe, group, untyped).await {
             Ok((status, members)) if success(status) && members.contains(&alpha.id) => {
                 self.seen.member_type_required = Some(false);
+                return Some(false);
             }
-            Ok(_) => match self
-                .patch_group(
-                    probe,
-                    &group,
-                    json!({"op": "add", "path": "members", "value": [{"value": alpha.id, "type": "User"}]}),
-                )
-                .await
-            {
-                Ok((status, members)) if success(status) && members.contains(&alpha.id) => {
-                    self.seen.member_type_required = Some(true);
-                    typed = true;
-                }
-                Ok(_) => return self.cannot_tell(probe, "no member could be added, with \"type\" or without"),
-                Err(error) => return self.cannot_tell(probe, error),
-            },
-            Err(error) => return self.cannot_tell(probe, error),
+            Ok(_) => {}
+            Err(error) => {
+                self.cannot_tell(probe, error);
+                return None;
+            }
         }
-        let member = |id: &str| match typed {
-            true => json!({"value": id, "type": "User"}),
-            false => json!({"value": id}),
-        };
+        let typed = json!({"op": "add", "path": "members", "value": [{"value": alpha.id, "type": "User"}]});
+        match self.patch_group(probe, group, typed).await {
+            Ok((status, members)) if success(status) && members.contains(&alpha.id) => {
+                self.seen.member_type_required = Some(true);
+                Some(true)
+            }
+            Ok(_) => {
+                self.cannot_tell(probe, "no member could be added, with \"type\" or without");
+                None
+            }
+            Err(error) => {
+                self.cannot_tell(probe, error);
+                None
+            }
+        }
+    }
 
-        // remove members[value eq "bravo"]: bravo only.
+    /// remove members[value eq "bravo"]: bravo only.
+    async fn member_filter_path(
+        &mut self,
+        group: &str,
+        alpha: &Person,
+        bravo: &Person,
+        member: &dyn Fn(&str) -> Value,
+    ) {
         let probe = Probe::MemberFilterPath;
-        match self.fill(probe, &group, &[alpha, bravo], &member).await {
+        let both = both(alpha, bravo);
+        match self.fill(probe, group, &[alpha, bravo], member).await {
             Ok(members) if members == both => {
                 let filter = format!("members[value eq {}]", json!(bravo.id));
                 match self
-                    .patch_group(probe, &group, json!({"op": "remove", "path": filter}))
+                    .patch_group(probe, group, json!({"op": "remove", "path": filter}))
                     .await
                 {
                     Ok((status, members)) => {
@@ -146,15 +165,24 @@ impl Battery {
             Ok(_) => self.cannot_tell(probe, "a second member could not be added"),
             Err(error) => self.cannot_tell(probe, error),
         }
+    }
 
-        // remove members with a value array.
+    /// remove members with a value array.
+    async fn value_array_removal(
+        &mut self,
+        group: &str,
+        alpha: &Person,
+        bravo: &Person,
+        member: &dyn Fn(&str) -> Value,
+    ) {
         let probe = Probe::ValueArrayRemoval;
-        match self.fill(probe, &group, &[alpha, bravo], &member).await {
+        let both = both(alpha, bravo);
+        match self.fill(probe, group, &[alpha, bravo], member).await {
             Ok(members) if members == both => {
                 match self
                     .patch_group(
                         probe,
-                        &group,
+                        group,
                         json!({"op": "remove", "path": "members", "value": [{"value": bravo.id}]}),
                     )
                     .await
@@ -172,13 +200,15 @@ impl Battery {
             Ok(_) => self.cannot_tell(probe, "the group does not hold both probe users"),
             Err(error) => self.cannot_tell(probe, error),
         }
+    }
 
-        // replace members [].
+    /// replace members [].
+    async fn empty_members_replace(&mut self, group: &str, bravo: &Person, member: &dyn Fn(&str) -> Value) {
         let probe = Probe::EmptyMembersReplace;
-        match self.fill(probe, &group, &[bravo], &member).await {
+        match self.fill(probe, group, &[bravo], member).await {
             Ok(members) if !members.is_empty() => {
                 match self
-                    .patch_group(probe, &group, json!({"op": "replace", "path": "members", "value": []}))
+                    .patch_group(probe, group, json!({"op": "replace", "path": "members", "value": []}))
                     .await
                 {
                     Ok((status, members)) => {
@@ -235,4 +265,11 @@ impl Battery {
     }
 
     // === deprovisioning ===
+}
+
+/// Both probe users' ids, sorted as a group's members are compared.
+fn both(alpha: &Person, bravo: &Person) -> Vec<String> {
+    let mut both = vec![alpha.id.clone(), bravo.id.clone()];
+    both.sort();
+    both
 }
