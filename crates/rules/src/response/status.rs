@@ -6,13 +6,9 @@ use crate::{Request, Response};
 use scimtrail_scim::error::ERROR_SCHEMA;
 use serde_json::{json, Value};
 
+/// A create (RFC 7644 §3.3): the one answer R6 and R7 repair.
 fn is_create(request: &Request) -> bool {
-    request.method.eq_ignore_ascii_case("POST")
-        && request
-            .path
-            .rsplit('/')
-            .find(|s| !s.is_empty())
-            .is_some_and(|last| last == "Users" || last == "Groups")
+    scimtrail_scim::endpoint::is_create(&request.method, &request.path)
 }
 
 // === R6 ===
