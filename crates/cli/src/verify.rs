@@ -8,7 +8,7 @@
 use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
-use scimtrail_demo::play::{check, Answer, Sender};
+use scimtrail_demo::play::{check, with_content_type, Answer, Sender};
 use scimtrail_demo::scenario::{self, fill, fill_json, Scenario};
 use scimtrail_proxy::Replayer;
 use serde_json::{json, Value};
@@ -62,10 +62,7 @@ impl Sender for Through<'_> {
         headers: &[(String, String)],
         body: Option<&Value>,
     ) -> Result<Answer, String> {
-        let mut headers = headers.to_vec();
-        if body.is_some() && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
-            headers.push(("content-type".into(), "application/scim+json".into()));
-        }
+        let headers = with_content_type(headers, body);
         let bytes = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
         let answer = self
             .replayer
@@ -74,12 +71,10 @@ impl Sender for Through<'_> {
         self.outcomes
             .borrow_mut()
             .insert(answer.exchange_id.clone(), answer.outcome.clone());
-        let body = serde_json::from_slice(&answer.body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer.body).into_owned()));
         Ok(Answer {
             status: answer.status,
+            body: Answer::body_of(&answer.body),
             exchange_id: Some(answer.exchange_id),
-            body,
         })
     }
 }

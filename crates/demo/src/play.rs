@@ -34,6 +34,22 @@ pub struct Answer {
     pub body: Value,
 }
 
+impl Answer {
+    /// A body as a step reads it: JSON when it parses, else its text.
+    pub fn body_of(bytes: &[u8]) -> Value {
+        serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    }
+}
+
+/// A step's headers as sent: a body without a content type is SCIM JSON.
+pub fn with_content_type(headers: &[(String, String)], body: Option<&Value>) -> Vec<(String, String)> {
+    let mut headers = headers.to_vec();
+    if body.is_some() && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+        headers.push(("content-type".into(), "application/scim+json".into()));
+    }
+    headers
+}
+
 /// Where a scenario's requests go: over HTTP ([`Http`], to a full URL), or in process through
 /// a route of scimtrail (`scimtrail verify`, to a path under the route's prefix).
 pub trait Sender {
@@ -69,11 +85,7 @@ impl Http {
         body: Option<&Value>,
     ) -> Result<Answer, String> {
         let mut builder = http::Request::builder().method(method).uri(url);
-        let has_content_type = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
-        if body.is_some() && !has_content_type {
-            builder = builder.header("content-type", "application/scim+json");
-        }
-        for (name, value) in headers {
+        for (name, value) in with_content_type(headers, body) {
             builder = builder.header(name.as_str(), value.as_str());
         }
         let bytes = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
@@ -97,12 +109,10 @@ impl Http {
             .await
             .map_err(|e| format!("{method} {url}: {e}"))?
             .to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         Ok(Answer {
             status,
             exchange_id,
-            body,
+            body: Answer::body_of(&bytes),
         })
     }
 }
