@@ -11,7 +11,10 @@ mod common;
 
 use common::App;
 use scimtrail_integration::proxy::fresh_store_urls;
+use scimtrail_integration::proxy::TestProxy;
+use scimtrail_integration::Client;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -35,82 +38,12 @@ async fn reconcile_reports_what_changed_behind_scimtrails_back_and_what_an_outag
         let (config, scimtrail) = app
             .proxied_with(&store_url, &format!("[route.webhook]\nurl = \"{}\"\n", hook.url))
             .await;
-        let idp = &scimtrail.client;
-        let mut ids = std::collections::BTreeMap::new();
-        for name in ["keep", "leaver", "gone", "mover", "again"] {
-            let created = idp
-                .post(
-                    "/scim/Users",
-                    &json!({"schemas": [USER], "userName": name, "active": true}),
-                )
-                .await;
-            assert_eq!(created.status, 201, "{store_url}: {name}");
-            ids.insert(name, created.body["id"].as_str().unwrap().to_owned());
-        }
-        let team = idp
-            .post(
-                "/scim/Groups",
-                &json!({"schemas": [GROUP], "displayName": "Team",
-                    "members": [{"value": ids["keep"]}, {"value": ids["leaver"]}, {"value": ids["gone"]}]}),
-            )
-            .await;
-        let team_id = team.body["id"].as_str().unwrap().to_owned();
-        // The IdP deactivates the leaver; the application takes it.
-        let deactivated = idp
-            .patch(&format!("/scim/Users/{}", ids["leaver"]), &active(false))
-            .await;
-        assert_eq!(deactivated.status, 200);
-
-        // Behind scimtrail's back: the leaver reactivated, a stranger made and put in the
-        // group, a user deleted.
-        assert_eq!(
-            direct
-                .patch(&format!("/Users/{}", ids["leaver"]), &active(true))
-                .await
-                .status,
-            200
-        );
-        let stranger = direct
-            .post(
-                "/Users",
-                &json!({"schemas": [USER], "userName": "stranger", "active": true}),
-            )
-            .await;
-        let stranger_id = stranger.body["id"].as_str().unwrap().to_owned();
-        let add = json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": stranger_id}]}]});
-        assert!(direct
-            .patch(&format!("/Groups/{team_id}"), &add)
-            .await
-            .status
-            .is_success());
-        assert_eq!(direct.delete(&format!("/Users/{}", ids["gone"])).await.status, 204);
-        // …and a user deleted and made again in the application, under a new id.
-        assert_eq!(direct.delete(&format!("/Users/{}", ids["again"])).await.status, 204);
-        let made_again = direct
-            .post(
-                "/Users",
-                &json!({"schemas": [USER], "userName": "again", "active": true}),
-            )
-            .await;
-        assert_eq!(made_again.status, 201);
-
-        // An outage no one replayed: the IdP deactivated the mover and created a newcomer.
-        app.down().await;
-        let lost = idp
-            .patch(&format!("/scim/Users/{}", ids["mover"]), &active(false))
-            .await;
-        assert!(lost.status.is_server_error(), "{store_url}: {}", lost.status);
-        let lost_id = lost.header("scimtrail-exchange-id").unwrap().to_owned();
-        let late = idp
-            .post(
-                "/scim/Users",
-                &json!({"schemas": [USER], "userName": "newcomer", "active": true}),
-            )
-            .await;
-        assert!(late.status.is_server_error());
-        app.up().await;
-        // Everything recorded is in the database before the CLI reads it.
-        assert!(scimtrail.exchanges_of("app").await.len() >= 8);
+        let Changed {
+            ids,
+            team_id,
+            stranger_id,
+            lost_id,
+        } = change_behind_scimtrails_back(&mut app, &scimtrail, &store_url).await;
 
         let config = config.to_str().unwrap().to_owned();
         let (ok, report) = reconcile(&["--route", "app", "--store", &store_url, "--config", &config]);
@@ -206,150 +139,287 @@ async fn reconcile_reports_what_changed_behind_scimtrails_back_and_what_an_outag
             .collect();
         assert_eq!(named, ["leaver", "mover"]);
 
-        // The repair, planned: a write per resource, nothing sent.
-        let store_args = ["--route", "app", "--store", &store_url, "--config", &config];
-        let (ok, planned) = reconcile(&[&store_args[..], &["--repair", "--dry-run"]].concat());
-        assert!(ok, "{store_url}: {planned:#}");
-        assert_eq!(planned["repair"]["dry_run"], true);
-        let writes = |report: &Value| -> Vec<(String, String, String, Vec<String>)> {
-            let mut writes: Vec<_> = report["repairs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| {
-                    let kinds = r["kinds"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|k| k.as_str().unwrap().to_owned())
-                        .collect();
-                    let name = r["name"].as_str().unwrap_or("-").to_owned();
-                    (
-                        r["outcome"].as_str().unwrap().to_owned(),
-                        r["method"].as_str().unwrap().to_owned(),
-                        name,
-                        kinds,
-                    )
-                })
-                .collect();
-            writes.sort();
-            writes
+        let drifted = Drifted {
+            store_url: &store_url,
+            config: &config,
+            ids: &ids,
+            team_id: &team_id,
+            stranger_id: &stranger_id,
         };
-        let expected_writes = |outcome: &str| -> Vec<(String, String, String, Vec<String>)> {
-            let write = |method: &str, name: &str, kinds: &[&str]| {
-                (
-                    outcome.to_owned(),
-                    method.to_owned(),
-                    name.to_owned(),
-                    kinds.iter().map(|k| (*k).to_owned()).collect(),
-                )
-            };
-            let mut writes = vec![
-                write("PATCH", "leaver", &["active_mismatch"]),
-                write("PATCH", "mover", &["active_mismatch"]),
-                write("POST", "gone", &["missing_in_app"]),
-                write("POST", "again", &["missing_in_app"]),
-                write("POST", "newcomer", &["missing_in_app"]),
-                write("PATCH", "Team", &["member_missing", "member_extra"]),
-            ];
-            writes.sort();
-            writes
-        };
-        assert_eq!(writes(&planned), expected_writes("planned"), "{planned:#}");
-        let leaver_write = planned["repairs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == "leaver")
-            .unwrap();
-        assert_eq!(
-            leaver_write["body"]["Operations"],
-            json!([{"op": "replace", "path": "active", "value": false}]),
-            "a leaver is deactivated, never deleted"
-        );
-        let leaver_now = direct.get(&format!("/Users/{}", ids["leaver"])).await;
-        assert_eq!(leaver_now.body["active"], true, "a dry run sends nothing");
-
-        // A repair leaves alone what the IdP wrote moments ago (the intent may be changing):
-        // past that, it sends every write, each recorded as the run's.
-        tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
-        let (ok, repaired) = reconcile(&[&store_args[..], &["--repair"]].concat());
-        assert!(ok, "{store_url}: {repaired:#}");
-        let mut expected = expected_writes("ok");
-        // The user made again in the application is not created twice: found by its userName.
-        let again = expected.iter_mut().find(|w| w.2 == "again").unwrap();
-        again.0 = "skipped".to_owned();
-        expected.sort();
-        assert_eq!(writes(&repaired), expected, "{repaired:#}");
-        let skipped = repaired["repairs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["name"] == "again")
-            .unwrap();
-        assert!(
-            skipped["reason"].as_str().unwrap().contains("has it already"),
-            "{skipped:#}"
-        );
-        for write in repaired["repairs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["name"] != "again")
-        {
-            let exchange = scimtrail
-                .store
-                .get(write["exchange_id"].as_str().unwrap())
-                .await
-                .unwrap();
-            assert_eq!(
-                exchange.reconcile_of.as_deref(),
-                repaired["id"].as_str(),
-                "{exchange:?}"
-            );
-        }
-        for leaver in ["leaver", "mover"] {
-            let now = direct.get(&format!("/Users/{}", ids[leaver])).await;
-            assert_eq!(now.body["active"], false, "{store_url}: {leaver}");
-        }
-        let team_now = direct.get(&format!("/Groups/{team_id}")).await;
-        let members: Vec<&str> = team_now.body["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["value"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            members.len(),
-            3,
-            "keep, leaver and gone created again, not the stranger: {members:?}"
-        );
-        assert!(!members.contains(&stranger_id.as_str()) && !members.contains(&ids["gone"].as_str()));
-        assert!(
-            direct.get(&format!("/Users/{stranger_id}")).await.status == 200,
-            "what the IdP never provisioned stays"
-        );
-
-        // The intent holds: a second run finds no drift but the stranger, which is only
-        // reported (the user made again is known now as the IdP's).
-        let (ok, again) = reconcile(&store_args);
-        assert!(ok, "{again:#}");
-        let clean = json!({"active_mismatch": 0, "inactive_in_app": 0, "missing_in_app": 0, "member_missing": 0,
-            "member_extra": 0, "attribute_mismatch": 0, "unknown_to_idp": 1});
-        assert_eq!(again["counts"], clean, "{store_url}: {again:#}");
-
-        // The repair is audited with the run.
-        let audited = scimtrail.store.audit_list(&query).await.unwrap();
-        assert!(
-            audited
-                .iter()
-                .any(|entry| entry.detail["repair"]["outcomes"]["ok"] == 5),
-            "{audited:?}"
-        );
+        the_repair_restores_the_intent(&scimtrail, &direct, &drifted).await;
 
         scimtrail.running.shutdown().await;
         app.down().await;
     }
+}
+
+/// What [`change_behind_scimtrails_back`] did.
+struct Changed {
+    ids: BTreeMap<&'static str, String>,
+    team_id: String,
+    stranger_id: String,
+    /// The deactivation the outage lost.
+    lost_id: String,
+}
+
+/// Users and a group provisioned through scimtrail; then, in the application directly, the
+/// leaver reactivated, a stranger made and put in the group, a user deleted, another deleted
+/// and made again; then an outage no one replayed, losing a deactivation and a create.
+async fn change_behind_scimtrails_back(app: &mut App, scimtrail: &TestProxy, store_url: &str) -> Changed {
+    let direct = app.client();
+    let idp = &scimtrail.client;
+    let mut ids = BTreeMap::new();
+    for name in ["keep", "leaver", "gone", "mover", "again"] {
+        let created = idp
+            .post(
+                "/scim/Users",
+                &json!({"schemas": [USER], "userName": name, "active": true}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{store_url}: {name}");
+        ids.insert(name, created.body["id"].as_str().unwrap().to_owned());
+    }
+    let team = idp
+        .post(
+            "/scim/Groups",
+            &json!({"schemas": [GROUP], "displayName": "Team",
+                "members": [{"value": ids["keep"]}, {"value": ids["leaver"]}, {"value": ids["gone"]}]}),
+        )
+        .await;
+    let team_id = team.body["id"].as_str().unwrap().to_owned();
+    // The IdP deactivates the leaver; the application takes it.
+    let deactivated = idp
+        .patch(&format!("/scim/Users/{}", ids["leaver"]), &active(false))
+        .await;
+    assert_eq!(deactivated.status, 200);
+
+    // Behind scimtrail's back: the leaver reactivated, a stranger made and put in the
+    // group, a user deleted.
+    assert_eq!(
+        direct
+            .patch(&format!("/Users/{}", ids["leaver"]), &active(true))
+            .await
+            .status,
+        200
+    );
+    let stranger = direct
+        .post(
+            "/Users",
+            &json!({"schemas": [USER], "userName": "stranger", "active": true}),
+        )
+        .await;
+    let stranger_id = stranger.body["id"].as_str().unwrap().to_owned();
+    let add = json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": stranger_id}]}]});
+    assert!(direct
+        .patch(&format!("/Groups/{team_id}"), &add)
+        .await
+        .status
+        .is_success());
+    assert_eq!(direct.delete(&format!("/Users/{}", ids["gone"])).await.status, 204);
+    // …and a user deleted and made again in the application, under a new id.
+    assert_eq!(direct.delete(&format!("/Users/{}", ids["again"])).await.status, 204);
+    let made_again = direct
+        .post(
+            "/Users",
+            &json!({"schemas": [USER], "userName": "again", "active": true}),
+        )
+        .await;
+    assert_eq!(made_again.status, 201);
+
+    // An outage no one replayed: the IdP deactivated the mover and created a newcomer.
+    app.down().await;
+    let lost = idp
+        .patch(&format!("/scim/Users/{}", ids["mover"]), &active(false))
+        .await;
+    assert!(lost.status.is_server_error(), "{store_url}: {}", lost.status);
+    let lost_id = lost.header("scimtrail-exchange-id").unwrap().to_owned();
+    let late = idp
+        .post(
+            "/scim/Users",
+            &json!({"schemas": [USER], "userName": "newcomer", "active": true}),
+        )
+        .await;
+    assert!(late.status.is_server_error());
+    app.up().await;
+    // Everything recorded is in the database before the CLI reads it.
+    assert!(scimtrail.exchanges_of("app").await.len() >= 8);
+    Changed {
+        ids,
+        team_id,
+        stranger_id,
+        lost_id,
+    }
+}
+
+/// What the test changed behind scimtrail's back, for the repair to restore.
+struct Drifted<'a> {
+    store_url: &'a str,
+    config: &'a str,
+    ids: &'a BTreeMap<&'static str, String>,
+    team_id: &'a str,
+    stranger_id: &'a str,
+}
+
+/// `--repair --dry-run` plans a write per drifted resource and sends none; `--repair` sends
+/// them (leaving alone the user made again in the application), each recorded as the run's;
+/// the application then holds the intent, and a second run finds no drift but the stranger.
+async fn the_repair_restores_the_intent(scimtrail: &TestProxy, direct: &Client, drifted: &Drifted<'_>) {
+    // The repair, planned: a write per resource, nothing sent.
+    let Drifted {
+        store_url,
+        config,
+        ids,
+        team_id,
+        stranger_id,
+    } = *drifted;
+    let store_args = ["--route", "app", "--store", store_url, "--config", config];
+    let (ok, planned) = reconcile(&[&store_args[..], &["--repair", "--dry-run"]].concat());
+    assert!(ok, "{store_url}: {planned:#}");
+    assert_eq!(planned["repair"]["dry_run"], true);
+    assert_eq!(repair_writes(&planned), expected_repairs("planned"), "{planned:#}");
+    let leaver_write = planned["repairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "leaver")
+        .unwrap();
+    assert_eq!(
+        leaver_write["body"]["Operations"],
+        json!([{"op": "replace", "path": "active", "value": false}]),
+        "a leaver is deactivated, never deleted"
+    );
+    let leaver_now = direct.get(&format!("/Users/{}", ids["leaver"])).await;
+    assert_eq!(leaver_now.body["active"], true, "a dry run sends nothing");
+
+    // A repair leaves alone what the IdP wrote moments ago (the intent may be changing):
+    // past that, it sends every write, each recorded as the run's.
+    tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+    let (ok, repaired) = reconcile(&[&store_args[..], &["--repair"]].concat());
+    assert!(ok, "{store_url}: {repaired:#}");
+    let mut expected = expected_repairs("ok");
+    // The user made again in the application is not created twice: found by its userName.
+    let again = expected.iter_mut().find(|w| w.2 == "again").unwrap();
+    again.0 = "skipped".to_owned();
+    expected.sort();
+    assert_eq!(repair_writes(&repaired), expected, "{repaired:#}");
+    let skipped = repaired["repairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "again")
+        .unwrap();
+    assert!(
+        skipped["reason"].as_str().unwrap().contains("has it already"),
+        "{skipped:#}"
+    );
+    for write in repaired["repairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] != "again")
+    {
+        let exchange = scimtrail
+            .store
+            .get(write["exchange_id"].as_str().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            exchange.reconcile_of.as_deref(),
+            repaired["id"].as_str(),
+            "{exchange:?}"
+        );
+    }
+    for leaver in ["leaver", "mover"] {
+        let now = direct.get(&format!("/Users/{}", ids[leaver])).await;
+        assert_eq!(now.body["active"], false, "{store_url}: {leaver}");
+    }
+    let team_now = direct.get(&format!("/Groups/{team_id}")).await;
+    let members: Vec<&str> = team_now.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        members.len(),
+        3,
+        "keep, leaver and gone created again, not the stranger: {members:?}"
+    );
+    assert!(!members.contains(&stranger_id) && !members.contains(&ids["gone"].as_str()));
+    assert!(
+        direct.get(&format!("/Users/{stranger_id}")).await.status == 200,
+        "what the IdP never provisioned stays"
+    );
+
+    // The intent holds: a second run finds no drift but the stranger, which is only
+    // reported (the user made again is known now as the IdP's).
+    let (ok, again) = reconcile(&store_args);
+    assert!(ok, "{again:#}");
+    let clean = json!({"active_mismatch": 0, "inactive_in_app": 0, "missing_in_app": 0, "member_missing": 0,
+        "member_extra": 0, "attribute_mismatch": 0, "unknown_to_idp": 1});
+    assert_eq!(again["counts"], clean, "{store_url}: {again:#}");
+
+    // The repair is audited with the run.
+    let query = scimtrail_store::AuditQuery {
+        action: Some("reconcile".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let audited = scimtrail.store.audit_list(&query).await.unwrap();
+    assert!(
+        audited
+            .iter()
+            .any(|entry| entry.detail["repair"]["outcomes"] == json!({"ok": 5, "skipped": 1})),
+        "{audited:?}"
+    );
+}
+
+/// A run's repairs as (outcome, method, name, kinds), sorted.
+fn repair_writes(report: &Value) -> Vec<(String, String, String, Vec<String>)> {
+    let mut writes: Vec<_> = report["repairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let kinds = r["kinds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap().to_owned())
+                .collect();
+            let name = r["name"].as_str().unwrap_or("-").to_owned();
+            (
+                r["outcome"].as_str().unwrap().to_owned(),
+                r["method"].as_str().unwrap().to_owned(),
+                name,
+                kinds,
+            )
+        })
+        .collect();
+    writes.sort();
+    writes
+}
+
+/// The repairs the drift of the test calls for, each with `outcome`, sorted.
+fn expected_repairs(outcome: &str) -> Vec<(String, String, String, Vec<String>)> {
+    let write = |method: &str, name: &str, kinds: &[&str]| {
+        (
+            outcome.to_owned(),
+            method.to_owned(),
+            name.to_owned(),
+            kinds.iter().map(|k| (*k).to_owned()).collect(),
+        )
+    };
+    let mut writes = vec![
+        write("PATCH", "leaver", &["active_mismatch"]),
+        write("PATCH", "mover", &["active_mismatch"]),
+        write("POST", "gone", &["missing_in_app"]),
+        write("POST", "again", &["missing_in_app"]),
+        write("POST", "newcomer", &["missing_in_app"]),
+        write("PATCH", "Team", &["member_missing", "member_extra"]),
+    ];
+    writes.sort();
+    writes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
