@@ -2,7 +2,7 @@
 //! operation, lifecycle event, userName. Pure: no I/O.
 
 use scimtrail_scim::filter::{AttrTest, CompValue, CompareOp};
-use scimtrail_scim::{json, Filter};
+use scimtrail_scim::{endpoint, json, Filter};
 use serde_json::Value;
 
 /// The classification of one exchange.
@@ -37,6 +37,9 @@ const DISCOVERY: [&str; 3] = ["Schemas", "ResourceTypes", "ServiceProviderConfig
 /// when the IdP's base URL carries a prefix); `query` is the raw query string.
 pub fn classify(method: &str, path: &str, query: Option<&str>, body: Option<&Value>) -> Classification {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // Endpoints match whatever their case: the application decides how it reads a path, and
+    // many match routes ignoring case, so what may reach `/Users` is read as `/Users` — for the
+    // record, and for what is refused (a bulk operation naming `/BULK` is a nested bulk).
     let position = segments
         .iter()
         .position(|s| ENDPOINTS.iter().any(|e| e.eq_ignore_ascii_case(s)));
@@ -70,7 +73,7 @@ pub fn classify(method: &str, path: &str, query: Option<&str>, body: Option<&Val
         (_, e, _) if DISCOVERY.contains(&e) => "discovery",
         ("POST", _, _) if is_search => "search",
         ("POST", "Bulk", _) => "bulk",
-        ("POST", "Users" | "Groups", false) => "create",
+        ("POST", _, false) if endpoint::is_create(method, path) => "create",
         ("GET", "Users" | "Groups", false) => "search",
         ("GET", "Users" | "Groups" | "Me", true) | ("GET", "Me", false) => "get",
         ("PUT", "Users" | "Groups" | "Me", _) => "replace",
@@ -345,7 +348,7 @@ mod tests {
     }
 
     #[test]
-    fn lifecycle_of_every_idp_shape() {
+    fn lifecycle_of_okta_shapes() {
         let patch =
             |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
         // Okta.
@@ -412,6 +415,12 @@ mod tests {
             Value::Null,
             ("delete", Some("deprovision"), Some("Groups"), Some("g"), None),
         );
+    }
+
+    #[test]
+    fn lifecycle_of_entra_shapes() {
+        let patch =
+            |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
         // Entra, default and flag shapes.
         check(
             "PATCH",
@@ -455,6 +464,10 @@ mod tests {
             Value::Null,
             ("delete", Some("deprovision"), Some("Users"), Some("42"), None),
         );
+    }
+
+    #[test]
+    fn prefixed_paths_search_bulk_discovery_and_other() {
         // Prefixed base paths, search, bulk, discovery, other.
         check(
             "GET",
@@ -497,6 +510,38 @@ mod tests {
             None,
             Value::Null,
             ("other", None, Some("healthcheck"), None, None),
+        );
+    }
+
+    /// One place decides what a create is (`endpoint::is_create`): the record, the rules and
+    /// the read-back agree on every path, whatever the endpoint's case.
+    #[test]
+    fn the_record_calls_a_create_what_the_rules_call_a_create() {
+        for (method, path, create) in [
+            ("POST", "/Users", true),
+            ("POST", "/Groups/", true),
+            ("POST", "/scim/v2/Users", true),
+            ("POST", "/users", true),
+            ("POST", "/scim/v2/GROUPS", true),
+            ("post", "/Users", false),
+            ("POST", "/Users/42", false),
+            ("POST", "/Users/.search", false),
+            ("POST", "/Bulk", false),
+            ("PUT", "/Users", false),
+        ] {
+            let recorded = classify(method, path, None, None).operation == "create";
+            assert_eq!(
+                (recorded, endpoint::is_create(method, path)),
+                (create, create),
+                "{method} {path}"
+            );
+        }
+        check(
+            "POST",
+            "/users",
+            None,
+            json!({"userName": "a"}),
+            ("create", Some("provision"), Some("Users"), None, Some("a")),
         );
     }
 

@@ -20,10 +20,13 @@ pub fn id_segment(id: &str) -> String {
 
 /// Whether a request creates a resource: a `POST` to the Users or Groups endpoint itself (RFC
 /// 7644 §3.3), the endpoint being the last segment of `path` (a trailing `/` aside, and
-/// whatever base path is before it). The method is matched as it is: methods are
-/// case-sensitive (RFC 9110 §9.1).
+/// whatever base path is before it). The endpoint is matched whatever its case, as the
+/// exchange's classification reads it: the application decides how it reads a path, and many
+/// match routes ignoring case. The method is matched as it is: methods are case-sensitive
+/// (RFC 9110 §9.1).
 pub fn is_create(method: &str, path: &str) -> bool {
-    method == "POST" && matches!(path.trim_end_matches('/').rsplit('/').next(), Some("Users" | "Groups"))
+    let endpoint = path.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    method == "POST" && (endpoint.eq_ignore_ascii_case("Users") || endpoint.eq_ignore_ascii_case("Groups"))
 }
 
 #[cfg(test)]
@@ -32,7 +35,15 @@ mod tests {
 
     #[test]
     fn a_create_is_a_post_to_the_users_or_groups_endpoint() {
-        for path in ["/Users", "/Groups", "/scim/v2/Users", "/Users/", "Users"] {
+        for path in [
+            "/Users",
+            "/Groups",
+            "/scim/v2/Users",
+            "/Users/",
+            "Users",
+            "/users",
+            "/GROUPS",
+        ] {
             assert!(is_create("POST", path), "{path}");
         }
         for (method, path) in [

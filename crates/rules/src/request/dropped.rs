@@ -65,10 +65,9 @@ impl Working {
     // === N16 ===
 
     pub(super) fn strip_placeholder_password(&mut self) {
-        let is_create = self.request.method.eq_ignore_ascii_case("POST")
-            && self.resource_type.is_some_and(|rt| rt.name == "User")
-            && self.resource_id.is_none();
-        if !is_create {
+        let creates_a_user = scimtrail_scim::endpoint::is_create(&self.request.method, &self.request.path)
+            && self.resource_type.is_some_and(|rt| rt.name == "User");
+        if !creates_a_user {
             return;
         }
         let Some(body) = self.request.body.as_mut().and_then(Value::as_object_mut) else {
