@@ -95,7 +95,7 @@ impl TestProxy {
                 .exchanges_of(route)
                 .await
                 .into_iter()
-                .find(|e| e.outcome != scimtrail_store::OUTCOME_IN_FLIGHT && matches(e));
+                .find(|e| e.outcome() != scimtrail_store::OUTCOME_IN_FLIGHT && matches(e));
             if found.is_some() {
                 return found;
             }

@@ -237,27 +237,27 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         .iter()
         .map(|e| {
             [
-                rfc3339(e.received_at_ms),
+                rfc3339(e.begun.received_at_ms),
                 format!(
                     "{}/{}",
-                    e.route.as_deref().unwrap_or("-"),
-                    e.idp.as_deref().unwrap_or("-")
+                    e.begun.route.as_deref().unwrap_or("-"),
+                    e.begun.idp.as_deref().unwrap_or("-")
                 ),
-                e.method.clone(),
+                e.begun.method.clone(),
                 truncate(
                     &format!(
                         "{}{}",
-                        e.path,
-                        e.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default()
+                        e.begun.path,
+                        e.begun.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default()
                     ),
                     48,
                 ),
-                e.status.map_or("-".to_owned(), |s| s.to_string()),
-                e.outcome.clone(),
-                e.duration_ms.map_or("-".to_owned(), |d| d.to_string()),
-                truncate(e.user_name.as_deref().unwrap_or("-"), 32),
-                truncate(&finding_kinds(&e.findings), 40),
-                e.id.clone(),
+                e.status().map_or("-".to_owned(), |s| s.to_string()),
+                e.outcome().to_owned(),
+                e.duration_ms().map_or("-".to_owned(), |d| d.to_string()),
+                truncate(e.begun.user_name.as_deref().unwrap_or("-"), 32),
+                truncate(&finding_kinds(e.findings()), 40),
+                e.begun.id.clone(),
             ]
             .map(|cell| escape(&cell))
         })
@@ -318,28 +318,29 @@ async fn show(id: &str, store: Option<String>, json: bool) -> anyhow::Result<()>
         println!("{}", serde_json::to_string_pretty(&full)?);
         return Ok(());
     }
-    println!("exchange   {}", exchange.id);
+    println!("exchange   {}", exchange.begun.id);
     println!(
         "received   {} ({} ms)",
-        rfc3339(exchange.received_at_ms),
-        exchange.duration_ms.map_or("-".to_owned(), |d| d.to_string())
+        rfc3339(exchange.begun.received_at_ms),
+        exchange.duration_ms().map_or("-".to_owned(), |d| d.to_string())
     );
-    if let Some(paced) = exchange.paced_ms {
+    if let Some(paced) = exchange.paced_ms() {
         println!("paced      waited {paced} ms in the route's pacing queue");
     }
     println!(
         "route      {} (idp {})",
-        exchange.route.as_deref().unwrap_or("-"),
-        exchange.idp.as_deref().unwrap_or("-")
+        exchange.begun.route.as_deref().unwrap_or("-"),
+        exchange.begun.idp.as_deref().unwrap_or("-")
     );
-    if let Some(version) = &exchange.rules_version {
+    if let Some(version) = &exchange.begun.rules_version {
         println!("rules      version {}", escape(version));
     }
     println!(
         "request    {} {}{}",
-        exchange.method,
-        escape(&exchange.path),
+        exchange.begun.method,
+        escape(&exchange.begun.path),
         exchange
+            .begun
             .query
             .as_deref()
             .map(|q| format!("?{}", escape(q)))
@@ -347,34 +348,35 @@ async fn show(id: &str, store: Option<String>, json: bool) -> anyhow::Result<()>
     );
     println!(
         "scim       {} {} {}{}",
-        exchange.operation,
-        exchange.resource_type.as_deref().unwrap_or("-"),
-        exchange.resource_id.as_deref().map(escape).unwrap_or_default(),
+        exchange.begun.operation,
+        exchange.begun.resource_type.as_deref().unwrap_or("-"),
+        exchange.begun.resource_id.as_deref().map(escape).unwrap_or_default(),
         exchange
+            .begun
             .lifecycle
             .as_deref()
             .map(|l| format!(" ({l})"))
             .unwrap_or_default()
     );
-    if let Some(user) = &exchange.user_name {
+    if let Some(user) = &exchange.begun.user_name {
         println!("user       {}", escape(user));
     }
     println!(
         "outcome    {} (status {}, application {})",
-        exchange.outcome,
-        exchange.status.map_or("-".to_owned(), |s| s.to_string()),
-        exchange.upstream_status.map_or("-".to_owned(), |s| s.to_string())
+        exchange.outcome(),
+        exchange.status().map_or("-".to_owned(), |s| s.to_string()),
+        exchange.upstream_status().map_or("-".to_owned(), |s| s.to_string())
     );
-    if let Some(error) = &exchange.error {
+    if let Some(error) = &exchange.error() {
         println!("error      {}", escape(error));
     }
-    if let Some(original) = &exchange.replay_of {
+    if let Some(original) = &exchange.begun.replay_of {
         println!("replay of  {original}");
     }
     for replay in &exchange.replays {
         println!("replayed   {replay}");
     }
-    if let Some(parent) = &exchange.parent_id {
+    if let Some(parent) = &exchange.begun.parent_id {
         println!("made for   {parent}");
     }
     for child in &exchange.children {
@@ -389,7 +391,7 @@ async fn show(id: &str, store: Option<String>, json: bool) -> anyhow::Result<()>
     if full["findings"].as_array().is_some_and(|f| !f.is_empty()) {
         println!("\n== Findings ==\n{}", pretty(&full["findings"]));
     }
-    if let Some(operations) = exchange.bulk_operations.as_ref().and_then(Value::as_array) {
+    if let Some(operations) = exchange.bulk_operations().and_then(Value::as_array) {
         println!("\n== Bulk operations ==");
         for op in operations {
             let text = |key: &str| op[key].as_str().map_or("-".to_owned(), escape);

@@ -143,10 +143,10 @@ async fn reap(args: ReapArgs) -> anyhow::Result<()> {
     for exchange in &reaped.deprovisions {
         println!(
             "  deprovision cut short, may not have reached the application: {} {} {} (route {})",
-            exchange.id,
-            exchange.method,
-            crate::exchanges::escape(&exchange.path),
-            exchange.route.as_deref().unwrap_or("-")
+            exchange.begun.id,
+            exchange.begun.method,
+            crate::exchanges::escape(&exchange.begun.path),
+            exchange.begun.route.as_deref().unwrap_or("-")
         );
     }
     Ok(())

@@ -74,8 +74,8 @@ async fn a_bulk_request_with_mixed_results_shows_each_operations_outcome() {
         for (operation, child) in api["bulk_operations"].as_array().unwrap().iter().zip(children) {
             assert_eq!(&operation["exchange"], child);
             let child = scimtrail.store.get(child.as_str().unwrap()).await.unwrap();
-            assert_eq!(child.parent_id.as_deref(), Some(id.as_str()));
-            assert_eq!(child.status, operation["status"].as_i64());
+            assert_eq!(child.begun.parent_id.as_deref(), Some(id.as_str()));
+            assert_eq!(child.status().map(i64::from), operation["status"].as_i64());
         }
 
         // `exchanges show`: a line per operation.
@@ -126,10 +126,9 @@ async fn a_bulk_request_with_mixed_results_shows_each_operations_outcome() {
             .body;
         let replay_id = run["items"][0]["replay"].as_str().unwrap().to_owned();
         let replay = scimtrail.store.get(&replay_id).await.unwrap();
-        assert_eq!(replay.replay_of.as_deref(), Some(id.as_str()));
+        assert_eq!(replay.begun.replay_of.as_deref(), Some(id.as_str()));
         let outcomes: Vec<&str> = replay
-            .bulk_operations
-            .as_ref()
+            .bulk_operations()
             .unwrap()
             .as_array()
             .unwrap()
@@ -189,8 +188,7 @@ async fn a_fanned_out_bulk_resolves_bulk_ids_and_stops_at_fail_on_errors() {
     let id = answered.header("scimtrail-exchange-id").unwrap();
     let recorded = scimtrail.store.get(id).await.unwrap();
     let outcomes: Vec<&str> = recorded
-        .bulk_operations
-        .as_ref()
+        .bulk_operations()
         .unwrap()
         .as_array()
         .unwrap()
@@ -198,7 +196,7 @@ async fn a_fanned_out_bulk_resolves_bulk_ids_and_stops_at_fail_on_errors() {
         .map(|o| o["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(outcomes, ["ok", "ok", "ok", "failed", "not_attempted"]);
-    assert_eq!(recorded.outcome, "partial");
+    assert_eq!(recorded.outcome(), "partial");
     assert_eq!(recorded.children.len(), 4);
     // The group holds the user the first operation created, under its new name.
     let one = direct
@@ -230,7 +228,7 @@ async fn a_fanned_out_bulk_resolves_bulk_ids_and_stops_at_fail_on_errors() {
     });
     let answered = scimtrail.client.post("/Bulk", &bulk).await;
     let id = answered.header("scimtrail-exchange-id").unwrap();
-    assert_eq!(scimtrail.store.get(id).await.unwrap().outcome, "partial");
+    assert_eq!(scimtrail.store.get(id).await.unwrap().outcome(), "partial");
     let dry = dry_run_replay(&scimtrail, id).await;
     assert_eq!(dry["items"][0]["action"], "would_replay", "{dry:#}");
     let sent = &dry["items"][0]["preview"]["send"][0]["body"]["Operations"];

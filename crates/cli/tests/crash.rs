@@ -106,7 +106,7 @@ async fn serve_killed_under_load_loses_no_acknowledged_exchange() {
             .unwrap()
             .items
             .into_iter()
-            .map(|e| e.id)
+            .map(|e| e.begun.id)
             .collect();
 
         // Restart on the same store: the exchanges that were in flight become interrupted.
@@ -116,11 +116,11 @@ async fn serve_killed_under_load_loses_no_acknowledged_exchange() {
                 .get(id)
                 .await
                 .unwrap_or_else(|_| panic!("acknowledged exchange {id} has no record ({store_url})"));
-            assert_eq!(exchange.outcome, "ok", "{id}");
-            assert_eq!(exchange.status, Some(201));
+            assert_eq!(exchange.outcome(), "ok", "{id}");
+            assert_eq!(exchange.status(), Some(201));
         }
         for id in &in_flight {
-            assert_eq!(store.get(id).await.unwrap().outcome, "interrupted", "{id}");
+            assert_eq!(store.get(id).await.unwrap().outcome(), "interrupted", "{id}");
         }
         assert!(
             store.list(&in_flight_query).await.unwrap().items.is_empty(),

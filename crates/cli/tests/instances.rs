@@ -282,7 +282,7 @@ url = "{hook}"
             && !every(&store, in_flight.clone())
                 .await
                 .iter()
-                .any(|e| e.instance.as_deref() == Some("beta"))
+                .any(|e| e.begun.instance == "beta")
         {
             reaped = true;
             break;
@@ -306,8 +306,8 @@ url = "{hook}"
             .get(id)
             .await
             .unwrap_or_else(|_| panic!("acknowledged {id} is recorded"));
-        assert_eq!(exchange.outcome, "ok", "{id}");
-        assert_eq!(exchange.instance.as_deref(), Some(names[*which]), "{id}");
+        assert_eq!(exchange.outcome(), "ok", "{id}");
+        assert_eq!(exchange.begun.instance, names[*which], "{id}");
         per_instance[*which] += 1;
     }
     assert!(
@@ -326,19 +326,19 @@ url = "{hook}"
     .await;
     assert!(!interrupted.is_empty(), "beta had exchanges in flight");
     assert!(
-        interrupted.iter().all(|e| e.instance.as_deref() == Some("beta")),
+        interrupted.iter().all(|e| e.begun.instance == "beta"),
         "{interrupted:?}"
     );
     let leaver = interrupted
         .iter()
-        .find(|e| e.path.ends_with("/stuck/Users/leaver-1"))
+        .find(|e| e.begun.path.ends_with("/stuck/Users/leaver-1"))
         .expect("the deprovision in flight on beta is interrupted");
     let alerts = hook.accepted(1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let about_leaver = hook
         .received()
         .iter()
-        .filter(|alert| alert.text.contains(&leaver.id))
+        .filter(|alert| alert.text.contains(&leaver.begun.id))
         .count();
     assert_eq!(about_leaver, 1, "one alert for the interrupted deprovision: {alerts:?}");
     assert!(alpha.metric("scimtrail_reaped_exchanges_total").await >= 1.0);
@@ -351,12 +351,12 @@ url = "{hook}"
     let originals: Vec<_> = every(&store, down)
         .await
         .into_iter()
-        .filter(|e| e.replay_of.is_none())
+        .filter(|e| e.begun.replay_of.is_none())
         .collect();
     assert_eq!(originals.len(), 2);
     for original in &originals {
-        let replays = store.get(&original.id).await.unwrap().replays;
-        assert_eq!(replays.len(), 1, "{} replayed once: {replays:?}", original.id);
+        let replays = store.get(&original.begun.id).await.unwrap().replays;
+        assert_eq!(replays.len(), 1, "{} replayed once: {replays:?}", original.begun.id);
     }
 
     // A new shape met by both instances is reported once.
@@ -366,7 +366,7 @@ url = "{hook}"
         ..ExchangeQuery::default()
     };
     for exchange in every(&store, drifted).await {
-        for finding in exchange.findings.as_array().into_iter().flatten() {
+        for finding in exchange.findings().as_array().into_iter().flatten() {
             if finding["kind"] == "shape_drift" {
                 *drift.entry(finding["detail"].to_string()).or_default() += 1;
             }
@@ -381,12 +381,7 @@ url = "{hook}"
     // Each instance's /metrics counts its own share (what it recorded, no more).
     let alpha_counted = alpha.metric("scimtrail_exchanges_total").await;
     let everything = every(&store, ExchangeQuery::default()).await;
-    let recorded_by = |name: &str| {
-        everything
-            .iter()
-            .filter(|e| e.instance.as_deref() == Some(name))
-            .count() as f64
-    };
+    let recorded_by = |name: &str| everything.iter().filter(|e| e.begun.instance == name).count() as f64;
     let alpha_recorded = recorded_by("alpha");
     assert!(
         alpha_counted > 0.0 && alpha_counted <= alpha_recorded,

@@ -324,7 +324,7 @@ async fn the_repair_restores_the_intent(scimtrail: &TestProxy, direct: &Client, 
             .await
             .unwrap();
         assert_eq!(
-            exchange.reconcile_of.as_deref(),
+            exchange.begun.reconcile_of.as_deref(),
             repaired["id"].as_str(),
             "{exchange:?}"
         );

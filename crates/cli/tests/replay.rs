@@ -238,7 +238,7 @@ async fn run_outage(store_url: &str) {
     let outage = sent.len();
     for id in &sent {
         let recorded = scimtrail.store.get(id).await.unwrap();
-        assert_eq!(recorded.outcome, "unreachable", "{id}");
+        assert_eq!(recorded.outcome(), "unreachable", "{id}");
     }
 
     // Back up; still the state from before the outage.
@@ -270,10 +270,11 @@ async fn run_outage(store_url: &str) {
         if item["action"] == "replayed" {
             let replay = scimtrail.store.get(item["replay"].as_str().unwrap()).await.unwrap();
             let original = scimtrail.store.get(item["exchange"].as_str().unwrap()).await.unwrap();
-            assert_eq!(replay.replay_of.as_deref(), Some(original.id.as_str()));
-            assert_eq!(original.replays, vec![replay.id.clone()]);
-            assert_eq!(replay.outcome, "ok");
+            assert_eq!(replay.begun.replay_of.as_deref(), Some(original.begun.id.as_str()));
+            assert_eq!(original.replays, vec![replay.begun.id.clone()]);
+            assert_eq!(replay.outcome(), "ok");
             if original
+                .begun
                 .request_body
                 .as_deref()
                 .unwrap_or_default()

@@ -109,16 +109,21 @@ async fn verify_plays_the_idps_lifecycle_reports_each_step_and_records_it_as_syn
     assert!(
         default.items.is_empty(),
         "{:?}",
-        default.items.iter().map(|e| &e.path).collect::<Vec<_>>()
+        default.items.iter().map(|e| &e.begun.path).collect::<Vec<_>>()
     );
     let synthetic = store.list(&query(true)).await.unwrap();
     assert!(synthetic.items.len() > 60, "{}", synthetic.items.len());
     for exchange in &synthetic.items {
-        assert_eq!(exchange.synthetic.as_deref(), Some("verify"), "{}", exchange.id);
+        assert_eq!(
+            exchange.begun.synthetic.as_deref(),
+            Some("verify"),
+            "{}",
+            exchange.begun.id
+        );
     }
     for route in ["good", "no-active", "no-delete"] {
         assert!(
-            synthetic.items.iter().any(|e| e.route.as_deref() == Some(route)),
+            synthetic.items.iter().any(|e| e.begun.route.as_deref() == Some(route)),
             "{route}"
         );
     }
@@ -180,12 +185,12 @@ async fn no_header_makes_an_idps_request_synthetic() {
     assert_eq!(answer.status, 201, "{}", answer.body);
     let id = answer.headers["scimtrail-exchange-id"].to_str().unwrap().to_owned();
     let exchange = scimtrail
-        .completed_exchange("app", |e| e.id == id)
+        .completed_exchange("app", |e| e.begun.id == id)
         .await
         .expect("the exchange is recorded");
-    assert_eq!(exchange.synthetic, None);
+    assert_eq!(exchange.begun.synthetic, None);
     let listed = scimtrail.store.list(&query(false)).await.unwrap();
-    assert!(listed.items.iter().any(|e| e.id == id));
+    assert!(listed.items.iter().any(|e| e.begun.id == id));
     let synthetic = scimtrail.store.list(&query(true)).await.unwrap();
     assert!(synthetic.items.is_empty());
     scimtrail.running.shutdown().await;

@@ -251,7 +251,7 @@ async fn rules_applied(store: &scimtrail_store::Store, steps: &[StepResult]) -> 
         let Some(id) = &step.answer.exchange_id else { continue };
         let Ok(exchange) = store.get(id).await else { continue };
         let mut rules: Vec<String> = exchange
-            .changes
+            .changes()
             .as_array()
             .into_iter()
             .flatten()

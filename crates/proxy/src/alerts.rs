@@ -137,13 +137,22 @@ pub(crate) struct Facts<'a> {
     user_name: Option<&'a str>,
     lifecycle: Option<&'a str>,
     outcome: &'a str,
-    status: Option<i64>,
+    status: Option<u16>,
     findings: &'a [Value],
     replay_of: Option<&'a str>,
 }
 
 impl<'a> Facts<'a> {
     fn of_exchange(new: &'a NewExchange, completion: &'a Completion) -> Facts<'a> {
+        Facts::of(new, Some(completion), &completion.outcome)
+    }
+
+    fn of_record(exchange: &'a Exchange) -> Facts<'a> {
+        Facts::of(&exchange.begun, exchange.completion(), exchange.outcome())
+    }
+
+    fn of(new: &'a NewExchange, completion: Option<&'a Completion>, outcome: &'a str) -> Facts<'a> {
+        let learned = |field: fn(&Completion) -> &Option<String>| completion.and_then(|done| field(done).as_deref());
         Facts {
             id: &new.id,
             received_at_ms: new.received_at_ms,
@@ -152,32 +161,16 @@ impl<'a> Facts<'a> {
             method: &new.method,
             path: &new.path,
             resource_type: new.resource_type.as_deref(),
-            resource_id: new.resource_id.as_deref().or(completion.resource_id.as_deref()),
-            user_name: new.user_name.as_deref().or(completion.user_name.as_deref()),
+            resource_id: new.resource_id.as_deref().or(learned(|done| &done.resource_id)),
+            user_name: new.user_name.as_deref().or(learned(|done| &done.user_name)),
             lifecycle: new.lifecycle.as_deref(),
-            outcome: &completion.outcome,
-            status: Some(i64::from(completion.status)),
-            findings: completion.findings.as_array().map(Vec::as_slice).unwrap_or_default(),
+            outcome,
+            status: completion.map(|done| done.status),
+            findings: completion
+                .and_then(|done| done.findings.as_array())
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
             replay_of: new.replay_of.as_deref(),
-        }
-    }
-
-    fn of_record(exchange: &'a Exchange) -> Facts<'a> {
-        Facts {
-            id: &exchange.id,
-            received_at_ms: exchange.received_at_ms,
-            route: exchange.route.as_deref(),
-            idp: exchange.idp.as_deref(),
-            method: &exchange.method,
-            path: &exchange.path,
-            resource_type: exchange.resource_type.as_deref(),
-            resource_id: exchange.resource_id.as_deref(),
-            user_name: exchange.user_name.as_deref(),
-            lifecycle: exchange.lifecycle.as_deref(),
-            outcome: &exchange.outcome,
-            status: exchange.status,
-            findings: exchange.findings.as_array().map(Vec::as_slice).unwrap_or_default(),
-            replay_of: exchange.replay_of.as_deref(),
         }
     }
 }

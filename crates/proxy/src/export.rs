@@ -150,59 +150,58 @@ fn har_head() -> String {
 
 /// One exchange as a HAR entry: the request as the IdP sent it, the response as it got it.
 pub fn har_entry(exchange: &Exchange) -> Value {
-    let request_headers = har_headers(&exchange.request_headers);
-    let response_headers = exchange.response_headers.as_ref().map(har_headers).unwrap_or_default();
+    let request_headers = har_headers(&exchange.begun.request_headers);
+    let response_headers = exchange.response_headers().map(har_headers).unwrap_or_default();
     // An absolute URI whatever was recorded: a host that is one (no user information), and
     // the path and query with what a URI may not hold percent-encoded.
-    let host = header(&exchange.request_headers, "host")
+    let host = header(&exchange.begun.request_headers, "host")
         .filter(|host| !host.contains('@') && host.parse::<http::uri::Authority>().is_ok())
         .unwrap_or_else(|| "scimtrail.invalid".to_owned());
-    let mut url = format!("http://{host}{}", uri_safe(&exchange.path));
-    if let Some(query) = exchange.query.as_deref().filter(|q| !q.is_empty()) {
+    let mut url = format!("http://{host}{}", uri_safe(&exchange.begun.path));
+    if let Some(query) = exchange.begun.query.as_deref().filter(|q| !q.is_empty()) {
         url.push('?');
         url.push_str(&uri_safe(query));
     }
-    let query_string: Vec<Value> = form_urlencoded::parse(exchange.query.as_deref().unwrap_or_default().as_bytes())
-        .map(|(name, value)| json!({"name": name, "value": value}))
-        .collect();
+    let query_string: Vec<Value> =
+        form_urlencoded::parse(exchange.begun.query.as_deref().unwrap_or_default().as_bytes())
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect();
     let mut request = json!({
-        "method": exchange.method,
+        "method": exchange.begun.method,
         "url": url,
         "httpVersion": "HTTP/1.1",
         "cookies": [],
         "headers": request_headers,
         "queryString": query_string,
         "headersSize": -1,
-        "bodySize": exchange.request_body.as_ref().map_or(0, |b| b.len()),
+        "bodySize": exchange.begun.request_body.as_ref().map_or(0, |b| b.len()),
     });
-    if let Some(body) = &exchange.request_body {
+    if let Some(body) = &exchange.begun.request_body {
         request["postData"] = json!({
-            "mimeType": header(&exchange.request_headers, "content-type").unwrap_or_else(|| "application/scim+json".to_owned()),
+            "mimeType": header(&exchange.begun.request_headers, "content-type").unwrap_or_else(|| "application/scim+json".to_owned()),
             "text": body,
         });
     }
-    let status = exchange.status.unwrap_or(0);
-    let body = exchange.response_body.as_deref().unwrap_or_default();
+    let status = exchange.status().unwrap_or(0);
+    let body = exchange.response_body().unwrap_or_default();
     let mime = exchange
-        .response_headers
-        .as_ref()
+        .response_headers()
         .and_then(|headers| header(headers, "content-type"))
         .unwrap_or_else(|| "x-unknown".to_owned());
     let mut content = json!({"size": body.len(), "mimeType": mime});
-    if exchange.response_body.is_some() {
+    if exchange.response_body().is_some() {
         content["text"] = Value::String(body.to_owned());
     }
-    let duration = exchange.duration_ms.unwrap_or(0).max(0);
-    let paced = exchange.paced_ms.map(|paced| paced.clamp(0, duration));
+    let duration = exchange.duration_ms().unwrap_or(0).max(0);
+    let paced = exchange.paced_ms().map(|paced| paced.clamp(0, duration));
     json!({
-        "startedDateTime": started(exchange.received_at_ms),
+        "startedDateTime": started(exchange.begun.received_at_ms),
         "time": duration,
         "request": request,
         "response": {
             "status": status,
-            "statusText": u16::try_from(status)
+            "statusText": http::StatusCode::from_u16(status)
                 .ok()
-                .and_then(|s| http::StatusCode::from_u16(s).ok())
                 .and_then(|s| s.canonical_reason())
                 .unwrap_or_default(),
             "httpVersion": "HTTP/1.1",
@@ -211,7 +210,7 @@ pub fn har_entry(exchange: &Exchange) -> Value {
             "content": content,
             "redirectURL": "",
             "headersSize": -1,
-            "bodySize": exchange.response_body.as_ref().map_or(-1, |b| i64::try_from(b.len()).unwrap_or(-1)),
+            "bodySize": exchange.response_body().map_or(-1, |b| i64::try_from(b.len()).unwrap_or(-1)),
         },
         "cache": {},
         // HAR's `blocked`: time spent in a queue before the request could be sent.
@@ -310,13 +309,13 @@ fn header(headers: &Value, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scimtrail_store::{Completion, End, NewExchange};
 
     #[test]
     fn an_exchange_is_a_har_entry_with_scimtrails_part_beside() {
-        let exchange = Exchange {
+        let exchange = Exchange::begun(NewExchange {
             id: "01a2".into(),
             received_at_ms: 1_796_600_000_123,
-            duration_ms: Some(7),
             method: "PATCH".into(),
             path: "/Users/1".into(),
             query: Some("attributes=userName&x=a%20b".into()),
@@ -326,15 +325,19 @@ mod tests {
                 ["content-type", "application/scim+json"]
             ]),
             request_body: Some("{\"Operations\":[]}".into()),
+            ..NewExchange::default()
+        })
+        .completed(Completion {
+            duration_ms: 7,
             forwarded_headers: Some(json!([])),
-            status: Some(200),
-            response_headers: Some(json!([["content-type", "application/scim+json"]])),
+            status: 200,
+            response_headers: json!([["content-type", "application/scim+json"]]),
             response_body: Some("{\"id\":\"1\"}".into()),
             outcome: "ok".into(),
             changes: json!([{"rule": "N4"}]),
             findings: json!([]),
-            ..Exchange::default()
-        };
+            ..Completion::default()
+        });
         let entry = har_entry(&exchange);
         assert_eq!(entry["startedDateTime"], "2026-12-06T23:33:20.123Z");
         assert_eq!(
@@ -357,10 +360,11 @@ mod tests {
         );
         // A wait in the route's pacing queue is HAR's `blocked`, and the entry's time is still
         // the sum of its timings.
-        let paced = har_entry(&Exchange {
-            paced_ms: Some(5),
-            ..exchange.clone()
-        });
+        let mut paced = exchange.clone();
+        if let End::Completed(done) = &mut paced.end {
+            done.paced_ms = Some(5);
+        }
+        let paced = har_entry(&paced);
         assert_eq!(
             paced["timings"],
             json!({"blocked": 5, "send": 0, "wait": 2, "receive": 0})
@@ -370,19 +374,19 @@ mod tests {
             (Some(7), Some(5))
         );
         // A host that is not one, and an exchange never answered, still make a valid entry.
-        let odd = Exchange {
+        let odd = Exchange::begun(NewExchange {
             request_headers: json!([["host", "a b/c"]]),
-            ..Exchange::default()
-        };
+            ..NewExchange::default()
+        });
         let entry = har_entry(&odd);
         assert_eq!(entry["request"]["url"], "http://scimtrail.invalid");
         // What hyper lets through, or an erasure leaves, is escaped into a valid URI.
-        let erased = Exchange {
+        let erased = Exchange::begun(NewExchange {
             path: "/Users/\"a b\"/{x}|é".into(),
             query: Some("[ERASED]".into()),
             request_headers: json!([["host", "h\"x"]]),
-            ..Exchange::default()
-        };
+            ..NewExchange::default()
+        });
         assert_eq!(
             har_entry(&erased)["request"]["url"],
             "http://scimtrail.invalid/Users/%22a%20b%22/%7Bx%7D%7C%C3%A9?%5BERASED%5D"

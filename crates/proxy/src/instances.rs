@@ -151,7 +151,7 @@ impl Membership {
                     for exchange in &reaped.deprovisions {
                         proxy
                             .alerts
-                            .consider_interrupted(proxy.route_named(exchange.route.as_deref()), exchange);
+                            .consider_interrupted(proxy.route_named(exchange.begun.route.as_deref()), exchange);
                     }
                 }
                 Err(error) => tracing::warn!(%error, instance = name, "Reaping a silent instance failed."),
@@ -187,7 +187,7 @@ pub async fn reap(store: &Store, name: &str, caller: &Caller, by: &str) -> Resul
     let detail = json!({
         "instance": name,
         "interrupted": interrupted,
-        "deprovisions": deprovisions.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        "deprovisions": deprovisions.iter().map(|e| e.begun.id.as_str()).collect::<Vec<_>>(),
     });
     audit::record(store, caller, by, "reap", detail).await;
     Ok(Reaped {

@@ -91,7 +91,7 @@ pub async fn start(config: ProxyConfig, store: Store) -> Result<Running, StartEr
     for exchange in &cut_short {
         proxy
             .alerts
-            .consider_interrupted(proxy.route_named(exchange.route.as_deref()), exchange);
+            .consider_interrupted(proxy.route_named(exchange.begun.route.as_deref()), exchange);
     }
     let proxy = Arc::new(proxy);
     let profiles = Arc::clone(&proxy.profiles);

@@ -36,7 +36,7 @@ impl AuditEntry {
     pub fn to_json(&self) -> Value {
         json!({
             "id": self.id,
-            "at": crate::model::rfc3339(self.at_ms),
+            "at": crate::exchange::rfc3339(self.at_ms),
             "actor": self.actor,
             "origin": self.origin,
             "action": self.action,

@@ -9,7 +9,8 @@
 //!   within a sync interval (`Process`); chosen at connect, and per batch.
 //! - [`ExchangeQuery`] and [`Page`]: listing with the filters of the contract, newest first,
 //!   paged by a keyset cursor.
-//! - [`Exchange`]: one exchange in full, as read back.
+//! - [`Exchange`]: one exchange in full, as read back: the [`NewExchange`] it began as and,
+//!   once it ended, its [`Completion`] (`exchange.rs`).
 //!
 //! [`Store`]'s methods live beside what they do: `connect.rs` (connecting, migrating, the
 //! journal or spool, closing), `write.rs` (batches), `read.rs` (exchanges and what replay
@@ -27,6 +28,7 @@ mod backup;
 mod column;
 mod connect;
 mod erasure;
+mod exchange;
 mod instances;
 mod intent;
 mod isolation;
@@ -51,13 +53,13 @@ mod write;
 pub use audit::{AuditEntry, AuditQuery, AUDIT_KEEP_MS};
 pub use backup::Backup;
 pub use erasure::{ErasedResource, Erasure, ErasureReport, ERASED};
+pub use exchange::{rfc3339, End, Exchange, Page, OUTCOME_INTERRUPTED};
 pub use instances::{InstanceRecord, InstanceState};
 pub use intent::{Reconciliation, UnfoldedWrite};
 pub use isolation::Written;
 pub use lease::Lease;
 pub use model::{
-    rfc3339, Completion, Exchange, ExchangeQuery, NewExchange, Page, ResourceName, ResourceWrite, Snapshot, Write,
-    OUTCOME_IN_FLIGHT,
+    Completion, ExchangeQuery, NewExchange, ResourceName, ResourceWrite, Snapshot, Write, OUTCOME_IN_FLIGHT,
 };
 pub use overview::{Bucket, RouteCounts};
 pub use query::REPLAYABLE_OUTCOMES;
@@ -108,6 +110,15 @@ pub enum StoreError {
         column: &'static str,
         /// The parse error.
         source: serde_json::Error,
+    },
+    /// A stored exchange's columns contradict each other (a completed outcome without a
+    /// status, a status no HTTP status can be).
+    #[error("exchange {id} is stored inconsistently: {detail}")]
+    Inconsistent {
+        /// The exchange.
+        id: String,
+        /// What contradicts what.
+        detail: String,
     },
 }
 

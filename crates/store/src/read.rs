@@ -1,7 +1,8 @@
 //! Reading exchanges back: one, a page of a listing (a person's pages planned apart), a
 //! resource's writes, replays, snapshots, route shapes and names.
 
-use crate::model::{self, Exchange, ExchangeQuery, Page, ResourceName};
+use crate::exchange::{self, Exchange, Page};
+use crate::model::{ExchangeQuery, ResourceName};
 use crate::{column, query, sql, stored_json, Pool, Store, StoreError};
 
 impl Store {
@@ -29,11 +30,11 @@ impl Store {
         };
         let mut items = self.select(&select).await?;
         // The person's plan reads each name and resource apart: merge them, newest first.
-        items.sort_unstable_by(|a, b| b.id.cmp(&a.id));
-        items.dedup_by(|a, b| a.id == b.id);
+        items.sort_unstable_by(|a, b| b.begun.id.cmp(&a.begun.id));
+        items.dedup_by(|a, b| a.begun.id == b.begun.id);
         let next_cursor = if items.len() as u64 > limit {
             items.truncate(limit as usize);
-            items.last().map(|e| e.id.clone())
+            items.last().map(|e| e.begun.id.clone())
         } else {
             None
         };
@@ -244,14 +245,14 @@ impl Store {
                 let rows = sql::bind_sqlite(sqlx::query(&query.sql), query.params.clone())
                     .fetch_all(pool)
                     .await?;
-                rows.iter().map(model::exchange_from_row).collect()
+                rows.iter().map(exchange::exchange_from_row).collect()
             }
             Pool::Postgres(pool, _) => {
                 let statement = sql::numbered_placeholders(&query.sql);
                 let rows = sql::bind_postgres(sqlx::query(&statement), query.params.clone())
                     .fetch_all(pool)
                     .await?;
-                rows.iter().map(model::exchange_from_row).collect()
+                rows.iter().map(exchange::exchange_from_row).collect()
             }
         }
     }

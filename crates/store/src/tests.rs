@@ -127,7 +127,7 @@ async fn the_pacing_wait_is_kept_with_the_completion() {
             .unwrap();
         for (id, expected) in [(&finished, Some(1234)), (&whole, Some(0)), (&unpaced, None)] {
             let exchange = store.get(id).await.unwrap();
-            assert_eq!(exchange.paced_ms, expected, "{backend} {id}");
+            assert_eq!(exchange.paced_ms(), expected, "{backend} {id}");
             assert_eq!(exchange.to_json()["paced_ms"], serde_json::json!(expected), "{backend}");
         }
     }
@@ -155,17 +155,22 @@ async fn begin_finish_get_round_trip() {
             .await
             .unwrap();
         let in_flight = store.get(&id).await.unwrap();
-        assert_eq!(in_flight.outcome, OUTCOME_IN_FLIGHT, "{}", store.backend());
+        assert_eq!(in_flight.outcome(), OUTCOME_IN_FLIGHT, "{}", store.backend());
         store
             .write_batch(vec![Write::Finish(Box::new(completion(&id, 201, "ok")))])
             .await
             .unwrap();
         let done = store.get(&id).await.unwrap();
-        assert_eq!(done.outcome, "ok");
-        assert_eq!(done.status, Some(201));
-        assert_eq!(done.resource_id.as_deref(), Some("u1"), "learned from the completion");
+        assert_eq!(done.outcome(), "ok");
+        assert_eq!(done.status(), Some(201));
         assert_eq!(
-            done.forwarded_body, done.request_body,
+            done.begun.resource_id.as_deref(),
+            Some("u1"),
+            "learned from the completion"
+        );
+        assert_eq!(
+            done.forwarded_body(),
+            done.begun.request_body.as_deref(),
             "an identical forwarded body is not stored twice"
         );
         let json = done.to_json();
@@ -192,7 +197,7 @@ async fn begin_finish_get_round_trip() {
             ])
             .await
             .unwrap();
-        assert_eq!(store.get(&whole).await.unwrap().rules_version, None);
+        assert_eq!(store.get(&whole).await.unwrap().begun.rules_version, None);
         assert_eq!(
             store.get(&other).await.unwrap().to_json()["rules_version"],
             "f328aa0b69f54eb2"
@@ -230,7 +235,7 @@ async fn listing_filters_and_pages_newest_first() {
                 })
                 .await
                 .unwrap();
-            seen.extend(page.items.iter().map(|e| e.received_at_ms));
+            seen.extend(page.items.iter().map(|e| e.begun.received_at_ms));
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => break,
@@ -357,7 +362,7 @@ async fn a_persons_exchanges_are_found_by_name_and_by_id() {
             let store = store.clone();
             async move {
                 let page = store.list(&ExchangeQuery { limit: 100, ..query }).await.unwrap();
-                page.items.into_iter().map(|e| e.id).collect::<Vec<_>>()
+                page.items.into_iter().map(|e| e.begun.id).collect::<Vec<_>>()
             }
         };
         let person = |text: &str| ExchangeQuery {
@@ -478,8 +483,72 @@ async fn only_this_instances_in_flight_exchanges_become_interrupted() {
             .await
             .unwrap();
         assert_eq!(store.mark_interrupted("test").await.unwrap(), 1);
-        assert_eq!(store.get(&mine).await.unwrap().outcome, "interrupted");
-        assert_eq!(store.get(&other).await.unwrap().outcome, OUTCOME_IN_FLIGHT);
+        let interrupted = store.get(&mine).await.unwrap();
+        assert_eq!(interrupted.outcome(), "interrupted");
+        assert_eq!(
+            interrupted.end,
+            End::Interrupted {
+                error: Some("the proxy stopped while the exchange was in flight".into())
+            }
+        );
+        assert_eq!(
+            interrupted.error(),
+            Some("the proxy stopped while the exchange was in flight")
+        );
+        assert_eq!(store.get(&other).await.unwrap().end, End::InFlight);
+    }
+}
+
+/// Whoever can write the store can make a row contradict itself: a completed outcome with
+/// no status, a status no HTTP status can be. Reading it says which exchange and what,
+/// instead of making up a status.
+#[tokio::test]
+async fn a_row_that_contradicts_itself_reads_as_an_error_naming_it() {
+    for store in fresh_stores().await {
+        let id = id_at(1_700_000_000_000, 1);
+        store
+            .write_batch(vec![Write::Begin(Box::new(new_exchange(&id, 1_700_000_000_000, "a")))])
+            .await
+            .unwrap();
+        // Past the journal, into the table the tampering reaches.
+        store.caught_up().await;
+        for (tamper, says) in [
+            (
+                "UPDATE exchanges SET outcome = 'ok', duration_ms = 1 WHERE id = ?",
+                "outcome ok but no status",
+            ),
+            (
+                "UPDATE exchanges SET outcome = 'ok', duration_ms = 1, status = 70000 WHERE id = ?",
+                "status 70000 is no HTTP status",
+            ),
+        ] {
+            let tampered = match &store.pool {
+                Pool::Sqlite(pool, ..) => sqlx::query(tamper)
+                    .bind(&id)
+                    .execute(pool)
+                    .await
+                    .unwrap()
+                    .rows_affected(),
+                Pool::Postgres(pool, _) => sqlx::query(&sql::numbered_placeholders(tamper))
+                    .bind(&id)
+                    .execute(pool)
+                    .await
+                    .unwrap()
+                    .rows_affected(),
+            };
+            assert_eq!(tampered, 1);
+            match store.get(&id).await {
+                Err(StoreError::Inconsistent { id: named, detail }) => {
+                    assert_eq!(
+                        (named.as_str(), detail.as_str()),
+                        (id.as_str(), says),
+                        "{}",
+                        store.backend()
+                    )
+                }
+                other => panic!("{}: {other:?}", store.backend()),
+            }
+        }
     }
 }
 
@@ -577,7 +646,7 @@ async fn replays_are_linked_both_ways() {
             .await
             .unwrap();
         assert_eq!(store.get(&original).await.unwrap().replays, vec![replay.clone()]);
-        assert_eq!(store.get(&replay).await.unwrap().replay_of, Some(original));
+        assert_eq!(store.get(&replay).await.unwrap().begun.replay_of, Some(original));
     }
 }
 
@@ -599,7 +668,7 @@ async fn children_are_linked_both_ways_whichever_is_written_first() {
             .await
             .unwrap();
         assert_eq!(store.get(&parent).await.unwrap().children, vec![child.clone()]);
-        assert_eq!(store.get(&child).await.unwrap().parent_id, Some(parent));
+        assert_eq!(store.get(&child).await.unwrap().begun.parent_id, Some(parent));
     }
 }
 
@@ -792,14 +861,14 @@ async fn a_nul_or_a_value_past_an_index_entry_is_stored_clean_and_bounded() {
         assert_eq!(results, vec![Written::Committed; 3], "{backend}");
 
         let found = store.get(&with_nul).await.unwrap();
-        assert_eq!(found.user_name.as_deref(), Some("a\u{FFFD}b"), "{backend}");
+        assert_eq!(found.begun.user_name.as_deref(), Some("a\u{FFFD}b"), "{backend}");
         assert_eq!(
-            found.query.as_deref(),
+            found.begun.query.as_deref(),
             Some("filter=userName eq \"a\u{FFFD}b\""),
             "{backend}"
         );
         let found = store.get(&with_long).await.unwrap();
-        let user_name = found.user_name.unwrap();
+        let user_name = found.begun.user_name.unwrap();
         assert!(
             user_name.len() <= column::KEY_MAX_BYTES,
             "{backend}: {}",
@@ -807,7 +876,7 @@ async fn a_nul_or_a_value_past_an_index_entry_is_stored_clean_and_bounded() {
         );
         assert!(user_name.ends_with("…[cut from 4000 bytes]"), "{backend}: {user_name}");
         assert!(
-            found.request_body.unwrap().contains(&long),
+            found.begun.request_body.unwrap().contains(&long),
             "{backend}: the body keeps the whole value"
         );
         // The lookups that bind a value bind it as it was stored.
@@ -894,12 +963,12 @@ async fn one_bad_record_fails_alone_and_a_refused_completion_is_kept_in_part() {
             assert_eq!(results[3], Written::Committed, "{backend}");
         }
         assert_eq!(
-            store.get(&first).await.unwrap().user_name.as_deref(),
+            store.get(&first).await.unwrap().begun.user_name.as_deref(),
             Some("first"),
             "{backend}"
         );
         assert_eq!(
-            store.get(&last).await.unwrap().user_name.as_deref(),
+            store.get(&last).await.unwrap().begun.user_name.as_deref(),
             Some("last"),
             "{backend}"
         );
@@ -908,14 +977,14 @@ async fn one_bad_record_fails_alone_and_a_refused_completion_is_kept_in_part() {
             "{backend}"
         );
         let kept = store.get(&poisoned).await.unwrap();
-        assert_eq!((kept.status, kept.outcome.as_str()), (Some(201), "ok"), "{backend}");
-        assert_eq!(kept.user_name.as_deref(), Some("poisoned"), "{backend}");
-        let body = kept.response_body.unwrap();
+        assert_eq!((kept.status(), kept.outcome()), (Some(201), "ok"), "{backend}");
+        assert_eq!(kept.begun.user_name.as_deref(), Some("poisoned"), "{backend}");
+        let body = kept.response_body().unwrap();
         assert!(
             body.starts_with("[scimtrail: not recorded") && !body.contains("toxic"),
             "{backend}: {body}"
         );
-        assert!(kept.error.unwrap().contains("recorded in part"), "{backend}");
+        assert!(kept.error().unwrap().contains("recorded in part"), "{backend}");
 
         if journaled {
             let (file, count) = store.moved_aside().expect("the refused record was moved aside");
@@ -943,12 +1012,10 @@ async fn one_bad_record_fails_alone_and_a_refused_completion_is_kept_in_part() {
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-/// A year of traffic, ten exchanges a day, each with a 2 KB body: six in ten `ok`, then one
-/// each `rejected`, `failed`, `unreachable`, `partial`. One prune keeps what the default
-/// policy keeps, what replay still needs, and the file shrinks.
-#[tokio::test]
-async fn one_prune_of_a_year_of_traffic_keeps_what_the_policy_and_replay_need_and_shrinks_the_file() {
-    let now = 1_760_000_000_000;
+/// Ten exchanges a day for a year, each with a 2 KB body: six in ten `ok`, then one each
+/// `rejected`, `failed`, `unreachable`, `partial`; and how many of each outcome the default
+/// policy keeps.
+fn a_year_of_traffic(now: i64) -> (Vec<Write>, BTreeMap<&'static str, u64>) {
     let outcomes = [
         "ok",
         "ok",
@@ -961,117 +1028,172 @@ async fn one_prune_of_a_year_of_traffic_keeps_what_the_policy_and_replay_need_an
         "unreachable",
         "partial",
     ];
-    for store in fresh_stores().await {
-        let backend = format!("{} (journal: {})", store.backend(), store.journaled());
-        let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
-        let mut writes = Vec::new();
-        for day in 0..365 {
-            for (n, outcome) in outcomes.iter().enumerate() {
-                let ms = now - day * DAY_MS - n as i64 * 1000;
-                let id = id_at(ms, n as u16);
-                let mut new = new_exchange(&id, ms, &format!("user-{day}-{n}"));
-                new.request_body =
-                    Some(json!({"userName": format!("user-{day}-{n}"), "pad": "x".repeat(2000)}).to_string());
-                let mut done = completion(&id, 201, outcome);
-                done.resource_id = Some(format!("u-{day}-{n}"));
-                writes.push(Write::Whole(Box::new(new), Box::new(done)));
-                let keep_days = match *outcome {
-                    "ok" => 30,
-                    "rejected" => 7,
-                    _ => 180,
-                };
-                if ms >= now - keep_days * DAY_MS {
-                    *expected.entry(outcome).or_default() += 1;
-                }
+    let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut writes = Vec::new();
+    for day in 0..365 {
+        for (n, outcome) in outcomes.iter().enumerate() {
+            let ms = now - day * DAY_MS - n as i64 * 1000;
+            let id = id_at(ms, n as u16);
+            let mut new = new_exchange(&id, ms, &format!("user-{day}-{n}"));
+            new.request_body =
+                Some(json!({"userName": format!("user-{day}-{n}"), "pad": "x".repeat(2000)}).to_string());
+            let mut done = completion(&id, 201, outcome);
+            done.resource_id = Some(format!("u-{day}-{n}"));
+            writes.push(Write::Whole(Box::new(new), Box::new(done)));
+            let keep_days = match *outcome {
+                "ok" => 30,
+                "rejected" => 7,
+                _ => 180,
+            };
+            if ms >= now - keep_days * DAY_MS {
+                *expected.entry(outcome).or_default() += 1;
             }
         }
-        // What replay needs: a failed write 150 days ago, its replay 10 days ago (failed too),
-        // and a later successful write on the same resource 100 days ago: it goes, and the
-        // resources' summary keeps its write, which supersedes the failure.
-        let failed_id = id_at(now - 150 * DAY_MS, 900);
-        let mut failed = new_exchange(&failed_id, now - 150 * DAY_MS, "needed");
-        failed.method = "PATCH".into();
-        failed.resource_id = Some("needed".into());
-        let mut failed_done = completion(&failed_id, 500, "failed");
-        failed_done.resource_id = Some("needed".into());
-        let replay_id = id_at(now - 10 * DAY_MS, 901);
-        let mut replay = failed.clone();
-        replay.id = replay_id.clone();
-        replay.received_at_ms = now - 10 * DAY_MS;
-        replay.replay_of = Some(failed_id.clone());
-        let mut replay_done = failed_done.clone();
-        replay_done.id = replay_id.clone();
-        let later_id = id_at(now - 100 * DAY_MS, 902);
-        let mut later = failed.clone();
-        later.id = later_id.clone();
-        later.received_at_ms = now - 100 * DAY_MS;
-        later.operation = "patch".into();
-        later.request_body =
-            Some(json!({"Operations": [{"op": "replace", "path": "active", "value": true}]}).to_string());
-        let mut later_done = completion(&later_id, 200, "ok");
-        later_done.resource_id = Some("needed".into());
-        // A read-back made for an exchange 60 days ago goes with it; a snapshot of a resource
-        // no kept exchange writes goes too.
-        // A failed create 100 days ago, and the IdP's retry that succeeded 50 days ago: replay
-        // decides from the retry (`later_creates`) that the failure is superseded.
-        let failed_create_id = id_at(now - 100 * DAY_MS, 904);
-        let failed_create = new_exchange(&failed_create_id, now - 100 * DAY_MS, "retried");
-        let retried_create_id = id_at(now - 50 * DAY_MS, 905);
-        let retried_create = new_exchange(&retried_create_id, now - 50 * DAY_MS, "retried");
-        // A failure 90 days ago replayed successfully 40 days ago: the replay goes with it, so
-        // the failure never looks unreplayed.
-        let replayed_id = id_at(now - 90 * DAY_MS, 906);
-        let mut replayed = new_exchange(&replayed_id, now - 90 * DAY_MS, "replayed");
-        replayed.method = "PATCH".into();
-        replayed.resource_id = Some("replayed".into());
-        let mut replayed_done = completion(&replayed_id, 500, "failed");
-        replayed_done.resource_id = Some("replayed".into());
-        let replay_ok_id = id_at(now - 40 * DAY_MS, 907);
-        let mut replay_ok = replayed.clone();
-        replay_ok.id = replay_ok_id.clone();
-        replay_ok.received_at_ms = now - 40 * DAY_MS;
-        replay_ok.replay_of = Some(replayed_id.clone());
-        let mut replay_ok_done = completion(&replay_ok_id, 200, "ok");
-        replay_ok_done.resource_id = Some("replayed".into());
-        // A failure past its 180 days goes, and its replay (failed too, 10 days ago) with it.
-        let expired_id = id_at(now - 200 * DAY_MS, 908);
-        let expired = new_exchange(&expired_id, now - 200 * DAY_MS, "expired");
-        let expired_replay_id = id_at(now - 10 * DAY_MS, 909);
-        let mut expired_replay = new_exchange(&expired_replay_id, now - 10 * DAY_MS, "expired");
-        expired_replay.replay_of = Some(expired_id.clone());
-        let parent_id = id_at(now - 60 * DAY_MS, 0);
-        let child_id = id_at(now - 60 * DAY_MS + 5, 903);
-        let mut child = new_exchange(&child_id, now - 60 * DAY_MS + 5, "child");
-        child.method = "GET".into();
-        child.parent_id = Some(parent_id.clone());
-        writes.extend([
-            Write::Whole(Box::new(failed), Box::new(failed_done)),
-            Write::Whole(Box::new(replay), Box::new(replay_done)),
-            Write::Whole(Box::new(later), Box::new(later_done)),
-            Write::Whole(Box::new(child), Box::new(completion(&child_id, 200, "ok"))),
-            Write::Whole(
-                Box::new(failed_create),
-                Box::new(completion(&failed_create_id, 500, "failed")),
-            ),
-            Write::Whole(
-                Box::new(retried_create),
-                Box::new(completion(&retried_create_id, 201, "ok")),
-            ),
-            Write::Whole(Box::new(replayed), Box::new(replayed_done)),
-            Write::Whole(Box::new(replay_ok), Box::new(replay_ok_done)),
-            Write::Whole(Box::new(expired), Box::new(completion(&expired_id, 500, "failed"))),
-            Write::Whole(
-                Box::new(expired_replay),
-                Box::new(completion(&expired_replay_id, 500, "failed")),
-            ),
-            Write::Snapshot(Box::new(Snapshot {
-                route: "okta".into(),
-                resource_type: "Users".into(),
-                resource_id: "u-300-0".into(),
-                body: Some("{}".into()),
-                updated_at_ms: now - 300 * DAY_MS,
-            })),
-        ]);
+    }
+    (writes, expected)
+}
+
+/// The ids of [`what_replay_needs`]'s exchanges that the prune test asks about.
+struct ReplayNeeds {
+    failed_id: String,
+    replay_id: String,
+    later_id: String,
+    failed_create_id: String,
+    retried_create_id: String,
+    replayed_id: String,
+    replay_ok_id: String,
+    expired_id: String,
+    expired_replay_id: String,
+    child_id: String,
+}
+
+/// Exchanges whose keeping or going depends on others, not on their own age alone.
+fn what_replay_needs(now: i64) -> (Vec<Write>, ReplayNeeds) {
+    let mut writes = Vec::new();
+    // What replay needs: a failed write 150 days ago, its replay 10 days ago (failed too),
+    // and a later successful write on the same resource 100 days ago: it goes, and the
+    // resources' summary keeps its write, which supersedes the failure.
+    let failed_id = id_at(now - 150 * DAY_MS, 900);
+    let mut failed = new_exchange(&failed_id, now - 150 * DAY_MS, "needed");
+    failed.method = "PATCH".into();
+    failed.resource_id = Some("needed".into());
+    let mut failed_done = completion(&failed_id, 500, "failed");
+    failed_done.resource_id = Some("needed".into());
+    let replay_id = id_at(now - 10 * DAY_MS, 901);
+    let mut replay = failed.clone();
+    replay.id = replay_id.clone();
+    replay.received_at_ms = now - 10 * DAY_MS;
+    replay.replay_of = Some(failed_id.clone());
+    let mut replay_done = failed_done.clone();
+    replay_done.id = replay_id.clone();
+    let later_id = id_at(now - 100 * DAY_MS, 902);
+    let mut later = failed.clone();
+    later.id = later_id.clone();
+    later.received_at_ms = now - 100 * DAY_MS;
+    later.operation = "patch".into();
+    later.request_body = Some(json!({"Operations": [{"op": "replace", "path": "active", "value": true}]}).to_string());
+    let mut later_done = completion(&later_id, 200, "ok");
+    later_done.resource_id = Some("needed".into());
+    // A read-back made for an exchange 60 days ago goes with it; a snapshot of a resource
+    // no kept exchange writes goes too.
+    // A failed create 100 days ago, and the IdP's retry that succeeded 50 days ago: replay
+    // decides from the retry (`later_creates`) that the failure is superseded.
+    let failed_create_id = id_at(now - 100 * DAY_MS, 904);
+    let failed_create = new_exchange(&failed_create_id, now - 100 * DAY_MS, "retried");
+    let retried_create_id = id_at(now - 50 * DAY_MS, 905);
+    let retried_create = new_exchange(&retried_create_id, now - 50 * DAY_MS, "retried");
+    // A failure 90 days ago replayed successfully 40 days ago: the replay goes with it, so
+    // the failure never looks unreplayed.
+    let replayed_id = id_at(now - 90 * DAY_MS, 906);
+    let mut replayed = new_exchange(&replayed_id, now - 90 * DAY_MS, "replayed");
+    replayed.method = "PATCH".into();
+    replayed.resource_id = Some("replayed".into());
+    let mut replayed_done = completion(&replayed_id, 500, "failed");
+    replayed_done.resource_id = Some("replayed".into());
+    let replay_ok_id = id_at(now - 40 * DAY_MS, 907);
+    let mut replay_ok = replayed.clone();
+    replay_ok.id = replay_ok_id.clone();
+    replay_ok.received_at_ms = now - 40 * DAY_MS;
+    replay_ok.replay_of = Some(replayed_id.clone());
+    let mut replay_ok_done = completion(&replay_ok_id, 200, "ok");
+    replay_ok_done.resource_id = Some("replayed".into());
+    // A failure past its 180 days goes, and its replay (failed too, 10 days ago) with it.
+    let expired_id = id_at(now - 200 * DAY_MS, 908);
+    let expired = new_exchange(&expired_id, now - 200 * DAY_MS, "expired");
+    let expired_replay_id = id_at(now - 10 * DAY_MS, 909);
+    let mut expired_replay = new_exchange(&expired_replay_id, now - 10 * DAY_MS, "expired");
+    expired_replay.replay_of = Some(expired_id.clone());
+    let parent_id = id_at(now - 60 * DAY_MS, 0);
+    let child_id = id_at(now - 60 * DAY_MS + 5, 903);
+    let mut child = new_exchange(&child_id, now - 60 * DAY_MS + 5, "child");
+    child.method = "GET".into();
+    child.parent_id = Some(parent_id.clone());
+    writes.extend([
+        Write::Whole(Box::new(failed), Box::new(failed_done)),
+        Write::Whole(Box::new(replay), Box::new(replay_done)),
+        Write::Whole(Box::new(later), Box::new(later_done)),
+        Write::Whole(Box::new(child), Box::new(completion(&child_id, 200, "ok"))),
+        Write::Whole(
+            Box::new(failed_create),
+            Box::new(completion(&failed_create_id, 500, "failed")),
+        ),
+        Write::Whole(
+            Box::new(retried_create),
+            Box::new(completion(&retried_create_id, 201, "ok")),
+        ),
+        Write::Whole(Box::new(replayed), Box::new(replayed_done)),
+        Write::Whole(Box::new(replay_ok), Box::new(replay_ok_done)),
+        Write::Whole(Box::new(expired), Box::new(completion(&expired_id, 500, "failed"))),
+        Write::Whole(
+            Box::new(expired_replay),
+            Box::new(completion(&expired_replay_id, 500, "failed")),
+        ),
+        Write::Snapshot(Box::new(Snapshot {
+            route: "okta".into(),
+            resource_type: "Users".into(),
+            resource_id: "u-300-0".into(),
+            body: Some("{}".into()),
+            updated_at_ms: now - 300 * DAY_MS,
+        })),
+    ]);
+    let needs = ReplayNeeds {
+        failed_id,
+        replay_id,
+        later_id,
+        failed_create_id,
+        retried_create_id,
+        replayed_id,
+        replay_ok_id,
+        expired_id,
+        expired_replay_id,
+        child_id,
+    };
+    (writes, needs)
+}
+
+/// A year of traffic, ten exchanges a day, each with a 2 KB body: six in ten `ok`, then one
+/// each `rejected`, `failed`, `unreachable`, `partial`. One prune keeps what the default
+/// policy keeps, what replay still needs, and the file shrinks.
+#[tokio::test]
+async fn one_prune_of_a_year_of_traffic_keeps_what_the_policy_and_replay_need_and_shrinks_the_file() {
+    let now = 1_760_000_000_000;
+    for store in fresh_stores().await {
+        let backend = format!("{} (journal: {})", store.backend(), store.journaled());
+        let (mut writes, expected) = a_year_of_traffic(now);
+        let (needed, needs) = what_replay_needs(now);
+        writes.extend(needed);
+        let ReplayNeeds {
+            failed_id,
+            replay_id,
+            later_id,
+            failed_create_id,
+            retried_create_id,
+            replayed_id,
+            replay_ok_id,
+            expired_id,
+            expired_replay_id,
+            child_id,
+        } = needs;
         for chunk in writes.chunks(500) {
             store.write_batch(chunk.to_vec()).await.unwrap();
         }
@@ -1252,7 +1374,7 @@ async fn over_the_size_budget_the_oldest_successes_go_first_then_failures_with_a
             assert!(gone > 0, "{backend}");
             // The budget may be met just as the last success goes (the intent, kept apart and
             // never pruned, takes part of it): then none is kept, and every one went.
-            match kept.items.iter().map(|e| e.received_at_ms).min() {
+            match kept.items.iter().map(|e| e.begun.received_at_ms).min() {
                 Some(oldest_kept) => {
                     assert!(oldest_kept > now - 200 * 60_000 + (gone as i64) * 60_000, "{backend}")
                 }
@@ -1530,89 +1652,94 @@ async fn the_audit_lists_newest_first_and_keeps_a_year_whatever_the_retention() 
     }
 }
 
+/// Four people on two routes, the names that find them, a summary row quoting her email and
+/// a group's cached view listing her: what the erasure test erases among.
+async fn people_and_what_names_them(store: &Store, at: i64) {
+    // (route, id, userName, displayName, response body)
+    let people = [
+        (
+            "okta",
+            "u1",
+            "élodie@example.com",
+            "Élodie Martin",
+            r#"{"id":"u1","displayName":"\u00c9lodie Martin"}"#,
+        ),
+        (
+            "entra",
+            "u1",
+            "joanna@example.com",
+            "Joanna Ann",
+            r#"{"id":"u1","displayName":"Joanna Ann"}"#,
+        ),
+        (
+            "okta",
+            "u2",
+            "ann@example.com",
+            "Ann",
+            r#"{"id":"u2","displayName":"Ann"}"#,
+        ),
+        ("okta", "u3", "other@example.com", "Élodie Martin", r#"{"id":"u3"}"#),
+    ];
+    let mut writes = Vec::new();
+    for (n, (route, id, user, display, body)) in people.iter().enumerate() {
+        let exchange = id_at(at, u16::try_from(n).unwrap());
+        let mut new = new_exchange(&exchange, at, user);
+        new.route = Some((*route).into());
+        new.request_body = Some(json!({"userName": user, "displayName": display}).to_string());
+        let mut done = completion(&exchange, 201, "ok");
+        done.resource_id = Some((*id).into());
+        done.response_body = Some((*body).into());
+        writes.push(Write::Whole(Box::new(new), Box::new(done)));
+        writes.push(Write::Names(vec![ResourceName {
+            route: (*route).into(),
+            resource_type: "Users".into(),
+            resource_id: (*id).into(),
+            user_name: Some((*user).into()),
+            external_id: None,
+            display_name: Some((*display).into()),
+            learned_at_ms: at,
+        }]));
+    }
+    store.write_batch(writes).await.unwrap();
+    // Her summary row's key quotes her email; a group's cached view lists her.
+    let summary = "INSERT INTO resource_writes (route, resource_type, resource_id, write_key, stands_at, exchange_id, \
+                   written_at, written) VALUES (?, 'Users', ?, ?, 'x', 'x', 1, ?)";
+    for (id, key, written) in [
+        (
+            "u1",
+            "emails[value eq \"élodie@example.com\"].primary",
+            "{\"op\":\"replace\",\"value\":true}",
+        ),
+        (
+            "u2",
+            "members=u1",
+            "{\"op\":\"add\",\"value\":{\"display\":\"Élodie Martin\"}}",
+        ),
+    ] {
+        let params = [("okta", id, key, written)]
+            .iter()
+            .flat_map(|(a, b, c, d)| [*a, *b, *c, *d])
+            .map(|v| sql::Param::Text(Some(v.to_owned())))
+            .collect();
+        store.execute(summary, params).await.unwrap();
+    }
+    store
+        .write_batch(vec![Write::Snapshot(Box::new(Snapshot {
+            route: "okta".into(),
+            resource_type: "Groups".into(),
+            resource_id: "g1".into(),
+            body: Some(json!({"id": "g1", "members": [{"value": "u1", "display": "Élodie Martin"}]}).to_string()),
+            updated_at_ms: at,
+        }))])
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn an_erasure_takes_the_persons_records_only_and_refuses_an_ambiguous_name() {
     let at = 1_700_000_000_000;
     for store in fresh_stores().await {
-        // (route, id, userName, displayName, response body)
-        let people = [
-            (
-                "okta",
-                "u1",
-                "élodie@example.com",
-                "Élodie Martin",
-                r#"{"id":"u1","displayName":"\u00c9lodie Martin"}"#,
-            ),
-            (
-                "entra",
-                "u1",
-                "joanna@example.com",
-                "Joanna Ann",
-                r#"{"id":"u1","displayName":"Joanna Ann"}"#,
-            ),
-            (
-                "okta",
-                "u2",
-                "ann@example.com",
-                "Ann",
-                r#"{"id":"u2","displayName":"Ann"}"#,
-            ),
-            ("okta", "u3", "other@example.com", "Élodie Martin", r#"{"id":"u3"}"#),
-        ];
-        let mut writes = Vec::new();
-        for (n, (route, id, user, display, body)) in people.iter().enumerate() {
-            let exchange = id_at(at, u16::try_from(n).unwrap());
-            let mut new = new_exchange(&exchange, at, user);
-            new.route = Some((*route).into());
-            new.request_body = Some(json!({"userName": user, "displayName": display}).to_string());
-            let mut done = completion(&exchange, 201, "ok");
-            done.resource_id = Some((*id).into());
-            done.response_body = Some((*body).into());
-            writes.push(Write::Whole(Box::new(new), Box::new(done)));
-            writes.push(Write::Names(vec![ResourceName {
-                route: (*route).into(),
-                resource_type: "Users".into(),
-                resource_id: (*id).into(),
-                user_name: Some((*user).into()),
-                external_id: None,
-                display_name: Some((*display).into()),
-                learned_at_ms: at,
-            }]));
-        }
-        store.write_batch(writes).await.unwrap();
-        // Her summary row's key quotes her email; a group's cached view lists her.
-        let summary =
-            "INSERT INTO resource_writes (route, resource_type, resource_id, write_key, stands_at, exchange_id, \
-                       written_at, written) VALUES (?, 'Users', ?, ?, 'x', 'x', 1, ?)";
-        for (id, key, written) in [
-            (
-                "u1",
-                "emails[value eq \"élodie@example.com\"].primary",
-                "{\"op\":\"replace\",\"value\":true}",
-            ),
-            (
-                "u2",
-                "members=u1",
-                "{\"op\":\"add\",\"value\":{\"display\":\"Élodie Martin\"}}",
-            ),
-        ] {
-            let params = [("okta", id, key, written)]
-                .iter()
-                .flat_map(|(a, b, c, d)| [*a, *b, *c, *d])
-                .map(|v| sql::Param::Text(Some(v.to_owned())))
-                .collect();
-            store.execute(summary, params).await.unwrap();
-        }
-        store
-            .write_batch(vec![Write::Snapshot(Box::new(Snapshot {
-                route: "okta".into(),
-                resource_type: "Groups".into(),
-                resource_id: "g1".into(),
-                body: Some(json!({"id": "g1", "members": [{"value": "u1", "display": "Élodie Martin"}]}).to_string()),
-                updated_at_ms: at,
-            }))])
-            .await
-            .unwrap();
+        people_and_what_names_them(&store, at).await;
 
         // Two people share a displayName: not erased, and said why.
         let by_display = Erasure {
@@ -1681,9 +1808,13 @@ async fn an_erasure_takes_the_persons_records_only_and_refuses_an_ambiguous_name
             ..Erasure::default()
         };
         assert!(matches!(store.erase(&by_id, false).await, Err(StoreError::Refused(_))));
-        let joanna = page.items.iter().find(|e| e.route.as_deref() == Some("entra")).unwrap();
+        let joanna = page
+            .items
+            .iter()
+            .find(|e| e.begun.route.as_deref() == Some("entra"))
+            .unwrap();
         assert!(
-            joanna.request_body.as_deref().unwrap().contains("Joanna"),
+            joanna.begun.request_body.as_deref().unwrap().contains("Joanna"),
             "another route's u1 kept"
         );
         assert_eq!(page.items.len(), 4, "every row stays");
@@ -1730,7 +1861,7 @@ async fn a_process_batch_turns_synchronous_commit_off_for_its_own_transaction() 
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(store.get(&id).await.unwrap().outcome, OUTCOME_IN_FLIGHT, "{level}");
+        assert_eq!(store.get(&id).await.unwrap().outcome(), OUTCOME_IN_FLIGHT, "{level}");
     }
     // Not back into the pool with the session's setting.
     drop(session.detach());
@@ -1740,10 +1871,11 @@ async fn a_process_batch_turns_synchronous_commit_off_for_its_own_transaction() 
 /// whatever shape `Exchange` takes inside, this is its contract.
 #[test]
 fn an_exchange_shows_the_contracts_fields_exactly() {
-    let done = Exchange {
-        id: "0190a000-0000-7000-8000-000000000001".into(),
+    let id = "0190a000-0000-7000-8000-000000000001";
+    let begun = NewExchange {
+        id: id.into(),
         received_at_ms: 1_700_000_000_123,
-        duration_ms: Some(42),
+        instance: "host:8080".into(),
         route: Some("app".into()),
         idp: Some("okta".into()),
         method: "PATCH".into(),
@@ -1756,28 +1888,36 @@ fn an_exchange_shows_the_contracts_fields_exactly() {
         lifecycle: Some("deactivate".into()),
         request_headers: json!([["authorization", "Bearer sha256:1a2b"], ["x-a", "1"], ["x-a", "2"]]),
         request_body: Some(r#"{"Operations":[{"op":"replace","path":"active","value":false}]}"#.into()),
+        replay_of: Some("0190a000-0000-7000-8000-000000000000".into()),
+        parent_id: Some("p1".into()),
+        client: Some("192.0.2.7".into()),
+        rules_version: Some("7995c55a6bdf7e9c".into()),
+        reconcile_of: Some("run1".into()),
+        synthetic: Some("verify".into()),
+    };
+    let completion = Completion {
+        id: id.into(),
+        duration_ms: 42,
         forwarded_headers: Some(json!([["content-type", "application/scim+json"]])),
         forwarded_body: Some("not json".into()),
         changes: json!([{"rule": "N1", "pointer": "/Operations/0", "before": 1, "after": 2}]),
         upstream_status: Some(200),
-        status: Some(200),
-        response_headers: Some(json!([["etag", "W/\"2\""]])),
+        status: 200,
+        response_headers: json!([["etag", "W/\"2\""]]),
         response_body: Some(r#"{"id":"u1","active":false}"#.into()),
         outcome: "ok".into(),
         findings: json!([{"kind": "shape_drift", "detail": "new"}]),
         bulk_operations: Some(json!([{"status": 200}])),
         error: Some("none really".into()),
-        instance: Some("host:8080".into()),
-        replay_of: Some("0190a000-0000-7000-8000-000000000000".into()),
-        replays: vec!["r1".into(), "r2".into()],
-        parent_id: Some("p1".into()),
-        children: vec!["c1".into()],
-        client: Some("192.0.2.7".into()),
-        repeat_count: 3,
-        rules_version: Some("7995c55a6bdf7e9c".into()),
+        resource_id: None,
+        user_name: None,
         paced_ms: Some(7),
-        reconcile_of: Some("run1".into()),
-        synthetic: Some("verify".into()),
+    };
+    let done = Exchange {
+        replays: vec!["r1".into(), "r2".into()],
+        children: vec!["c1".into()],
+        repeat_count: 3,
+        ..Exchange::begun(begun).completed(completion)
     };
     let expected = json!({
         "id": "0190a000-0000-7000-8000-000000000001",
@@ -1820,23 +1960,35 @@ fn an_exchange_shows_the_contracts_fields_exactly() {
     assert_eq!(done.to_json(), expected);
     let text = serde_json::to_string(&done.to_json()).unwrap();
     assert_eq!(text, serde_json::to_string(&expected).unwrap(), "and in this key order");
+}
 
-    // In flight: nothing forwarded or answered yet.
-    let begun = Exchange {
+/// An exchange that has not completed shows no forwarding, response or status: in flight,
+/// nothing yet; interrupted, what the store wrote of why.
+#[test]
+fn an_exchange_in_flight_or_interrupted_shows_no_response() {
+    let begun = Exchange::begun(NewExchange {
         id: "b".into(),
-        received_at_ms: 0,
+        instance: "host:8080".into(),
         method: "POST".into(),
         path: "/Users".into(),
         operation: "create".into(),
         request_headers: json!([]),
-        changes: json!([]),
-        outcome: OUTCOME_IN_FLIGHT.into(),
-        findings: json!([]),
-        repeat_count: 1,
-        ..Exchange::default()
-    };
+        ..NewExchange::default()
+    });
     assert_eq!(
         serde_json::to_string(&begun.to_json()).unwrap(),
         r#"{"id":"b","received_at":"1970-01-01T00:00:00Z","duration_ms":null,"paced_ms":null,"route":null,"idp":null,"method":"POST","path":"/Users","query":null,"resource_type":null,"resource_id":null,"user_name":null,"operation":"create","lifecycle":null,"request":{"headers":{},"body":null},"forwarded":null,"changes":[],"upstream_status":null,"status":null,"response":null,"outcome":"in_flight","findings":[],"bulk_operations":null,"error":null,"replay_of":null,"replays":[],"parent_id":null,"children":[],"client":null,"repeat_count":1,"rules_version":null,"reconcile_of":null,"synthetic":null}"#
+    );
+
+    let interrupted = Exchange {
+        end: End::Interrupted {
+            error: Some("stopped".into()),
+        },
+        ..begun
+    };
+    let shown = interrupted.to_json();
+    assert_eq!(
+        [&shown["outcome"], &shown["error"], &shown["status"], &shown["response"]],
+        [&json!("interrupted"), &json!("stopped"), &Value::Null, &Value::Null]
     );
 }

@@ -37,13 +37,13 @@ async fn recorded(setup: &Setup, response: &TestResponse) -> (String, Vec<String
     let id = response.header("scimtrail-exchange-id").unwrap();
     let exchange = setup.proxy.store.get(id).await.unwrap();
     let kinds = exchange
-        .findings
+        .findings()
         .as_array()
         .unwrap()
         .iter()
         .map(|f| f["kind"].as_str().unwrap().to_owned())
         .collect();
-    (exchange.outcome, kinds)
+    (exchange.outcome().to_owned(), kinds)
 }
 
 fn patch(operations: Value) -> Value {
@@ -149,7 +149,7 @@ async fn an_idp_switching_lookup_attribute_is_shape_drift_once() {
             .unwrap();
         kinds.push(
             exchange
-                .findings
+                .findings()
                 .as_array()
                 .unwrap()
                 .iter()
@@ -171,7 +171,7 @@ async fn an_idp_switching_lookup_attribute_is_shape_drift_once() {
         .get(answered.header("scimtrail-exchange-id").unwrap())
         .await
         .unwrap();
-    assert_eq!(exchange.findings, json!([]));
+    assert_eq!(exchange.findings(), &json!([]));
     again.running.shutdown().await;
 }
 
@@ -202,20 +202,26 @@ async fn read_back_finds_what_a_quiet_answer_hides_and_records_it_as_a_child() {
             .get(answered.header("scimtrail-exchange-id").unwrap())
             .await
             .unwrap();
-        assert_eq!(write.outcome, "partial", "{misbehaviour:?}");
+        assert_eq!(write.outcome(), "partial", "{misbehaviour:?}");
         assert!(
-            write.findings.to_string().contains("deprovision_not_applied"),
+            write.findings().to_string().contains("deprovision_not_applied"),
             "{}",
-            write.findings
+            write.findings()
         );
-        assert!(write.findings.to_string().contains("read back") || write.findings.to_string().contains("still there"));
+        assert!(
+            write.findings().to_string().contains("read back") || write.findings().to_string().contains("still there")
+        );
         assert_eq!(write.children.len(), 1);
         let child = proxy.store.get(&write.children[0]).await.unwrap();
         assert_eq!(
-            (child.method.as_str(), child.status, child.parent_id.as_deref()),
-            ("GET", Some(200), Some(write.id.as_str()))
+            (
+                child.begun.method.as_str(),
+                child.status(),
+                child.begun.parent_id.as_deref()
+            ),
+            ("GET", Some(200), Some(write.begun.id.as_str()))
         );
-        assert_eq!(child.resource_id.as_deref(), Some(id.as_str()));
+        assert_eq!(child.begun.resource_id.as_deref(), Some(id.as_str()));
         proxy.running.shutdown().await;
     }
 }
@@ -252,15 +258,15 @@ async fn read_back_against_the_reference_application_finds_nothing() {
             .await
             .unwrap();
         assert_eq!(
-            (write.outcome.as_str(), &write.findings),
+            (write.outcome(), write.findings()),
             ("ok", &json!([])),
             "{}",
-            write.method
+            write.begun.method
         );
-        assert_eq!(write.children.len(), 1, "{}", write.method);
+        assert_eq!(write.children.len(), 1, "{}", write.begun.method);
         let child = proxy.store.get(&write.children[0]).await.unwrap();
-        let expected = if write.method == "DELETE" { 404 } else { 200 };
-        assert_eq!((child.status, child.outcome.as_str()), (Some(expected), "ok"));
+        let expected = if write.begun.method == "DELETE" { 404 } else { 200 };
+        assert_eq!((child.status(), child.outcome()), (Some(expected), "ok"));
     }
     proxy.running.shutdown().await;
 }

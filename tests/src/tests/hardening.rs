@@ -38,7 +38,7 @@ async fn recorded_raw(proxy: &TestProxy, response: &RawResponse) -> Exchange {
 
 /// The rules (and proxy changes) an exchange's record names, in order.
 fn changes_of(exchange: &Exchange) -> Vec<Value> {
-    exchange.changes.as_array().cloned().unwrap_or_default()
+    exchange.changes().as_array().cloned().unwrap_or_default()
 }
 
 // === 1. R4 page aggregation is bounded ===
@@ -69,7 +69,7 @@ async fn r4_a_huge_count_costs_at_most_the_aggregate_bound_in_pages_sent_one_at_
             .iter()
             .any(|c| c["pointer"] == "?count" && c["before"] == "1000000000000" && c["after"] == "20"),
         "the clamp is recorded: {:#}",
-        exchange.changes
+        exchange.changes()
     );
 
     // Near the end of the list, the pages stop where it does.
@@ -119,7 +119,7 @@ async fn a_bulk_request_is_bounded_by_its_advertised_limits_and_cannot_nest() {
     assert_eq!(too_many.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", too_many.body);
     assert_eq!(too_many.body["scimType"], "tooLarge");
     assert!(too_many.body["detail"].as_str().unwrap().contains("maxOperations (3)"));
-    assert_eq!(recorded(&proxy, &too_many).await.outcome, "rejected");
+    assert_eq!(recorded(&proxy, &too_many).await.outcome(), "rejected");
 
     let big = proxy
         .client
@@ -185,9 +185,9 @@ async fn a_body_that_names_a_member_twice_is_refused_not_read_one_way_and_sent_a
             "{detail}"
         );
         let exchange = recorded(&proxy, &refused).await;
-        assert_eq!(exchange.outcome, "rejected");
+        assert_eq!(exchange.outcome(), "rejected");
         assert!(
-            exchange.request_body.is_some(),
+            exchange.begun.request_body.is_some(),
             "the ambiguous body is kept as evidence"
         );
     }
@@ -223,13 +223,13 @@ async fn path_tricks_are_refused_and_empty_segments_collapsed() {
         let exchange = recorded_raw(&proxy, &refused).await;
         // Identical refusals (one client, route and status) within a second are counted
         // into the first one's record.
-        let (first_id, first_path) = first.get_or_insert((exchange.id.clone(), path));
-        assert_eq!(&exchange.id, first_id, "{path}");
+        let (first_id, first_path) = first.get_or_insert((exchange.begun.id.clone(), path));
+        assert_eq!(&exchange.begun.id, first_id, "{path}");
         assert_eq!(
-            (exchange.outcome.as_str(), exchange.path.as_str()),
+            (exchange.outcome(), exchange.begun.path.as_str()),
             ("rejected", *first_path)
         );
-        assert_eq!(exchange.route.as_deref(), Some("app"), "{path}");
+        assert_eq!(exchange.begun.route.as_deref(), Some("app"), "{path}");
     }
     assert!(spy.seen().is_empty(), "no trick reached the application");
     let (first_id, _) = first.expect("a refusal");
@@ -255,13 +255,13 @@ async fn path_tricks_are_refused_and_empty_segments_collapsed() {
     assert_eq!(doubled.status, StatusCode::OK, "{}", doubled.body);
     assert_eq!(spy.seen().last().unwrap().target, "/Users");
     let exchange = recorded(&proxy, &doubled).await;
-    assert_eq!(exchange.path, "/okta//Users", "recorded as received");
+    assert_eq!(exchange.begun.path, "/okta//Users", "recorded as received");
     assert!(
         changes_of(&exchange)
             .iter()
             .any(|c| c["rule"] == "path" && c["before"] == "/okta//Users" && c["after"] == "/okta/Users"),
         "{:#}",
-        exchange.changes
+        exchange.changes()
     );
     proxy.running.shutdown().await;
     app.shutdown().await;
@@ -427,7 +427,7 @@ async fn one_client_address_holds_at_most_its_bound_directly_and_behind_a_truste
     assert!(proxy.metrics_show("scimtrail_exchanges_in_flight 1").await);
     let refused = from("192.0.2.1").await.unwrap();
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.body);
-    assert_eq!(recorded(&proxy, &refused).await.outcome, "rejected");
+    assert_eq!(recorded(&proxy, &refused).await.outcome(), "rejected");
     let other = from("198.51.100.7").await.unwrap();
     assert_eq!(
         other.status,
@@ -482,7 +482,7 @@ async fn slow_bodies_and_strangers_never_hold_an_exchange_slot() {
         .await
         .unwrap();
     assert_eq!(timed_out.status, 408, "{:?}", timed_out.json());
-    assert_eq!(recorded_raw(&proxy, &timed_out).await.outcome, "rejected");
+    assert_eq!(recorded_raw(&proxy, &timed_out).await.outcome(), "rejected");
     proxy.running.shutdown().await;
     app.shutdown().await;
 }
@@ -515,9 +515,9 @@ async fn bodies_in_flight_stay_within_max_buffered_bytes_reserved_whole_before_t
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.body);
     assert_eq!(refused.header("scimtrail-error"), Some("buffers_full"));
     let exchange = recorded(&proxy, &refused).await;
-    assert_eq!(exchange.outcome, "rejected");
-    assert!(exchange.forwarded_headers.is_none(), "it was not forwarded");
-    assert!(exchange.error.unwrap().contains("max_buffered_bytes"));
+    assert_eq!(exchange.outcome(), "rejected");
+    assert!(exchange.forwarded_headers().is_none(), "it was not forwarded");
+    assert!(exchange.error().unwrap().contains("max_buffered_bytes"));
     // A body-less request reserves nothing for its body, and room is kept for its answer:
     // it reaches the application (which never answers).
     let read = proxy.client.get("/Users").await;
@@ -552,11 +552,11 @@ async fn a_client_that_leaves_while_waiting_for_a_slot_starts_nothing() {
     drop(leaving);
     assert_eq!(first.await.unwrap().status, StatusCode::GATEWAY_TIMEOUT);
     let second = proxy
-        .completed_exchange("app", |e| e.path == "/Users/second")
+        .completed_exchange("app", |e| e.begun.path == "/Users/second")
         .await
         .expect("the request that was left is recorded");
-    assert_eq!((second.outcome.as_str(), second.status), ("rejected", Some(499)));
-    assert!(second.forwarded_headers.is_none(), "it was not forwarded");
+    assert_eq!((second.outcome(), second.status()), ("rejected", Some(499)));
+    assert!(second.forwarded_headers().is_none(), "it was not forwarded");
     proxy.running.shutdown().await;
 }
 
@@ -576,7 +576,7 @@ async fn an_application_that_stalls_mid_body_is_cut_off_at_the_route_timeout() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert_eq!(response.status, StatusCode::GATEWAY_TIMEOUT, "{}", response.body);
     let exchange = recorded(&proxy, &response).await;
-    assert_eq!(exchange.outcome, "unreachable");
+    assert_eq!(exchange.outcome(), "unreachable");
     let stopping = Instant::now();
     proxy.running.shutdown().await;
     assert!(
@@ -705,7 +705,7 @@ async fn a_method_scim_does_not_use_is_refused_405_and_recorded() {
         let refused = proxy.client.send(method.clone(), "/Users", None, &[]).await;
         assert_eq!(refused.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
         assert_eq!(refused.header("allow"), Some("GET, POST, PUT, PATCH, DELETE"));
-        assert_eq!(recorded(&proxy, &refused).await.outcome, "rejected");
+        assert_eq!(recorded(&proxy, &refused).await.outcome(), "rejected");
     }
     let head = proxy.client.send(Method::HEAD, "/Users", None, &[]).await;
     assert_eq!(head.status, StatusCode::METHOD_NOT_ALLOWED);
@@ -870,7 +870,7 @@ async fn compressed_bodies_are_read_redacted_and_bounded_both_ways() {
         "zip@example.com"
     );
     let exchange = recorded(&proxy, &created).await;
-    let stored = exchange.request_body.clone().unwrap();
+    let stored = exchange.begun.request_body.clone().unwrap();
     assert!(
         stored.contains("zip@example.com") && !stored.contains("Hunter2"),
         "{stored}"
@@ -890,7 +890,7 @@ async fn compressed_bodies_are_read_redacted_and_bounded_both_ways() {
         )
         .await;
     assert_eq!(refused.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(recorded(&proxy, &refused).await.outcome, "rejected");
+    assert_eq!(recorded(&proxy, &refused).await.outcome(), "rejected");
     proxy.running.shutdown().await;
 
     // An application that gzips its answers and ignores deactivations: the finding is made.
@@ -920,17 +920,13 @@ async fn compressed_bodies_are_read_redacted_and_bounded_both_ways() {
         "encoded again for an IdP that asked"
     );
     let exchange = recorded(&proxy, &answered).await;
-    assert_eq!(exchange.outcome, "partial");
+    assert_eq!(exchange.outcome(), "partial");
     assert!(
-        exchange.findings.to_string().contains("deprovision_not_applied"),
+        exchange.findings().to_string().contains("deprovision_not_applied"),
         "{}",
-        exchange.findings
+        exchange.findings()
     );
-    assert!(exchange
-        .response_body
-        .as_deref()
-        .unwrap()
-        .contains("leaver@example.com"));
+    assert!(exchange.response_body().unwrap().contains("leaver@example.com"));
     // An IdP that did not ask gets it as it can read it.
     let plain = proxy.client.get(&format!("/Users/{id}")).await;
     assert_eq!(plain.header("content-encoding"), None);
@@ -955,7 +951,7 @@ async fn errors_to_callers_name_the_exchange_and_keep_the_insides_in_the_record(
         format!("the application could not be reached (scimtrail exchange {id})")
     );
     let exchange = recorded(&proxy, &unreachable).await;
-    let error = exchange.error.unwrap();
+    let error = exchange.error().unwrap();
     assert!(
         error.contains(&down.port().to_string()),
         "the record keeps where and why: {error}"

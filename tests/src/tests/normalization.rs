@@ -53,12 +53,12 @@ async fn every_idp_lifecycle_reaches_the_intended_state_through_scimtrail() {
             // Against the reference application, nothing through scimtrail is a finding.
             for exchange in &proxy.exchanges_of(&scenario.name).await {
                 assert_eq!(
-                    exchange.findings,
-                    json!([]),
+                    exchange.findings(),
+                    &json!([]),
                     "{} {} {}",
                     scenario.name,
-                    exchange.method,
-                    exchange.path
+                    exchange.begun.method,
+                    exchange.begun.path
                 );
             }
             // The scenarios carry real quirks: sent directly, every one fails but Okta's and
@@ -132,16 +132,16 @@ async fn entra_member_removal_is_recorded_with_what_scimtrail_changed() {
 
     let id = removed.header("scimtrail-exchange-id").unwrap().to_owned();
     let exchange = proxy.store.get(&id).await.unwrap();
-    assert_eq!(exchange.outcome, "ok");
-    assert_eq!(exchange.lifecycle.as_deref(), Some("membership"));
-    assert!(exchange.request_body.as_deref().unwrap().contains("\"Remove\""));
-    let forwarded: Value = serde_json::from_str(exchange.forwarded_body.as_deref().unwrap()).unwrap();
+    assert_eq!(exchange.outcome(), "ok");
+    assert_eq!(exchange.begun.lifecycle.as_deref(), Some("membership"));
+    assert!(exchange.begun.request_body.as_deref().unwrap().contains("\"Remove\""));
+    let forwarded: Value = serde_json::from_str(exchange.forwarded_body().unwrap()).unwrap();
     assert_eq!(
         forwarded["Operations"][0]["path"],
         format!("members[value eq \"{bob}\"]")
     );
     let rules: Vec<&str> = exchange
-        .changes
+        .changes()
         .as_array()
         .unwrap()
         .iter()
@@ -174,8 +174,12 @@ async fn observe_mode_forwards_the_original_and_records_what_it_would_change() {
         .get(removed.header("scimtrail-exchange-id").unwrap())
         .await
         .unwrap();
-    assert_eq!(exchange.forwarded_body, exchange.request_body, "forwarded as received");
-    let changes = exchange.changes.as_array().unwrap();
+    assert_eq!(
+        exchange.forwarded_body(),
+        exchange.begun.request_body.as_deref(),
+        "forwarded as received"
+    );
+    let changes = exchange.changes().as_array().unwrap();
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0]["rule"], "N3");
     assert_eq!(changes[0]["applied"], false);
@@ -213,8 +217,8 @@ async fn unsafe_and_invalid_requests_are_refused_recorded_and_never_forwarded() 
             .get(response.header("scimtrail-exchange-id").unwrap())
             .await
             .unwrap();
-        assert_eq!(exchange.outcome, "rejected");
-        assert_eq!(exchange.upstream_status, None, "never forwarded");
+        assert_eq!(exchange.outcome(), "rejected");
+        assert_eq!(exchange.upstream_status(), None, "never forwarded");
     }
     proxy.running.shutdown().await;
 }
@@ -231,7 +235,7 @@ async fn user_behind(idp: &str, extra: &str, user: Value) -> (proxy::TestProxy, 
 
 fn rules_of(exchange: &scimtrail_store::Exchange) -> Vec<String> {
     let mut rules: Vec<String> = exchange
-        .changes
+        .changes()
         .as_array()
         .unwrap()
         .iter()
@@ -299,9 +303,9 @@ async fn n20_patch_becomes_a_put_of_the_current_resource_for_an_application_with
         .await
         .unwrap();
     assert_eq!(rules_of(&exchange), ["N1", "N2", "N20"]);
-    assert_eq!(exchange.lifecycle.as_deref(), Some("deactivate"));
+    assert_eq!(exchange.begun.lifecycle.as_deref(), Some("deactivate"));
     let method_change = exchange
-        .changes
+        .changes()
         .as_array()
         .unwrap()
         .iter()
@@ -342,7 +346,7 @@ async fn r13_filtered_write_replaces_the_whole_attribute_for_an_application_with
         .get(through.header("scimtrail-exchange-id").unwrap())
         .await
         .unwrap();
-    let forwarded: Value = serde_json::from_str(exchange.forwarded_body.as_deref().unwrap()).unwrap();
+    let forwarded: Value = serde_json::from_str(exchange.forwarded_body().unwrap()).unwrap();
     assert_eq!(forwarded["Operations"][0]["path"], "emails");
     assert_eq!(rules_of(&exchange), ["R13"]);
     proxy.running.shutdown().await;
@@ -378,7 +382,7 @@ async fn r16_patch_over_the_limit_is_sent_in_order_and_a_failing_part_is_partial
         .get(added.header("scimtrail-exchange-id").unwrap())
         .await
         .unwrap();
-    assert_eq!(exchange.outcome, "ok");
+    assert_eq!(exchange.outcome(), "ok");
     assert_eq!(rules_of(&exchange), ["R16"]);
     assert_eq!(
         member_count(&app_client.get(&format!("/Groups/{group_id}")).await.body),
@@ -397,11 +401,11 @@ async fn r16_patch_over_the_limit_is_sent_in_order_and_a_failing_part_is_partial
         .get(failing.header("scimtrail-exchange-id").unwrap())
         .await
         .unwrap();
-    assert_eq!(exchange.outcome, "partial");
+    assert_eq!(exchange.outcome(), "partial");
     assert!(
-        exchange.error.as_deref().unwrap().contains("request 2 of 2"),
+        exchange.error().unwrap().contains("request 2 of 2"),
         "{:?}",
-        exchange.error
+        exchange.error()
     );
     assert_eq!(
         member_count(&app_client.get(&format!("/Groups/{group_id}")).await.body),
@@ -481,7 +485,7 @@ async fn r4_okta_import_page_is_aggregated_from_smaller_application_pages() {
         .await
         .unwrap();
     assert_eq!(rules_of(&exchange), ["R5", "R4"]);
-    assert_eq!(exchange.outcome, "ok");
+    assert_eq!(exchange.outcome(), "ok");
     proxy.running.shutdown().await;
 }
 
@@ -511,7 +515,11 @@ async fn r6_a_create_answered_without_the_resource_is_read_back_for_okta() {
         .get(created.header("scimtrail-exchange-id").unwrap())
         .await
         .unwrap();
-    assert!(rules_of(&exchange).contains(&"R6".to_owned()), "{:?}", exchange.changes);
-    assert_eq!(exchange.resource_id.as_deref(), created.body["id"].as_str());
+    assert!(
+        rules_of(&exchange).contains(&"R6".to_owned()),
+        "{:?}",
+        exchange.changes()
+    );
+    assert_eq!(exchange.begun.resource_id.as_deref(), created.body["id"].as_str());
     proxy.running.shutdown().await;
 }

@@ -96,8 +96,8 @@ async fn a_burst_of_500_creates_from_16_connections_reaches_a_rate_limited_appli
     let mut waits = Vec::new();
     for answer in &answers {
         let exchange = recorded(&proxy, answer).await;
-        assert_eq!((exchange.outcome.as_str(), exchange.status), ("ok", Some(201)));
-        waits.push(exchange.paced_ms.expect("a paced route's exchange records its wait"));
+        assert_eq!((exchange.outcome(), exchange.status()), ("ok", Some(201)));
+        waits.push(exchange.paced_ms().expect("a paced route's exchange records its wait"));
     }
     let waited = waits.iter().filter(|ms| **ms > 0).count();
     assert!(waited > 250, "only {waited} of 500 waited: {waits:?}");
@@ -155,15 +155,15 @@ async fn what_the_queue_cannot_hold_or_wait_for_is_refused_with_a_retry_after_an
         let told = third.body["detail"].as_str().unwrap();
         assert!(told.starts_with(detail), "{told}");
         let exchange = recorded(&proxy, &third).await;
-        assert_eq!((exchange.outcome.as_str(), exchange.status), ("unreachable", Some(429)));
-        assert!(exchange.forwarded_headers.is_none(), "nothing was sent");
-        assert_eq!(exchange.paced_ms, Some(0));
-        let error = exchange.error.unwrap();
+        assert_eq!((exchange.outcome(), exchange.status()), ("unreachable", Some(429)));
+        assert!(exchange.forwarded_headers().is_none(), "nothing was sent");
+        assert_eq!(exchange.paced_ms(), Some(0));
+        let error = exchange.error().unwrap();
         assert!(error.starts_with(&format!("[pacing] {kind}: ")), "{error}");
 
         let second = second.await.unwrap();
         assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
-        let waited = recorded(&proxy, &second).await.paced_ms.unwrap();
+        let waited = recorded(&proxy, &second).await.paced_ms().unwrap();
         assert!(waited >= 700, "the second waited {waited} ms");
         let sent: Vec<String> = upstream.arrivals().into_iter().map(|(_, what)| what).collect();
         assert_eq!(sent, ["POST /Users", "POST /Users"], "the third never reached the application");
@@ -218,7 +218,7 @@ async fn an_applications_429_pauses_the_route_for_its_retry_after() {
             gap >= shortest,
             "Retry-After {retry_after:?}: the next arrived {gap} ms after"
         );
-        let waited = recorded(&proxy, &next).await.paced_ms.unwrap();
+        let waited = recorded(&proxy, &next).await.paced_ms().unwrap();
         assert!(waited >= 1500, "Retry-After {retry_after:?}: it waited {waited} ms");
         proxy.running.shutdown().await;
     }
@@ -258,13 +258,13 @@ async fn a_queued_request_whose_client_leaves_is_not_sent() {
             .await
     );
     let left = proxy
-        .completed_exchange("app", |e| e.user_name.as_deref() == Some("leaves"))
+        .completed_exchange("app", |e| e.begun.user_name.as_deref() == Some("leaves"))
         .await
         .expect("the request that was left is recorded");
-    assert_eq!((left.outcome.as_str(), left.status), ("rejected", Some(499)));
-    assert!(left.forwarded_headers.is_none(), "it was not sent");
-    assert!(left.paced_ms.is_some());
-    assert!(left.error.unwrap().contains("pacing queue"));
+    assert_eq!((left.outcome(), left.status()), ("rejected", Some(499)));
+    assert!(left.forwarded_headers().is_none(), "it was not sent");
+    assert!(left.paced_ms().is_some());
+    assert!(left.error().unwrap().contains("pacing queue"));
     // Past the second its turn would have come, the application has seen only the first;
     // the next request goes as the rate allows.
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -284,7 +284,7 @@ async fn an_unpaced_route_records_no_wait() {
     let proxy = start(&route_for("generic", &refapp.base_url(), ""), &sqlite_store().await).await;
     let created = proxy.client.post("/Users", &user("plain")).await;
     assert_eq!(created.status, StatusCode::CREATED);
-    assert_eq!(recorded(&proxy, &created).await.paced_ms, None);
+    assert_eq!(recorded(&proxy, &created).await.paced_ms(), None);
     let metrics = proxy.metrics().await;
     assert!(!metrics.contains("scimtrail_pacing_queue_depth{"), "{metrics}");
     proxy.running.shutdown().await;

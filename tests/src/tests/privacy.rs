@@ -98,8 +98,8 @@ async fn chosen_attributes_never_reach_the_store_but_reach_the_application() {
         let exchanges = proxy.exchanges_of("app").await;
         proxy.running.shutdown().await;
 
-        let patch = exchanges.iter().find(|e| e.method == "PATCH").unwrap();
-        let recorded: Value = serde_json::from_str(patch.request_body.as_deref().unwrap()).unwrap();
+        let patch = exchanges.iter().find(|e| e.begun.method == "PATCH").unwrap();
+        let recorded: Value = serde_json::from_str(patch.begun.request_body.as_deref().unwrap()).unwrap();
         assert_eq!(recorded["Operations"][0]["value"], "[REDACTED]");
         assert_eq!(recorded["Operations"][2]["value"]["title"], "Kept Title");
         let everything = everything_stored(&store_url).await;
@@ -285,20 +285,20 @@ async fn a_persons_records_are_erased_to_the_last_byte_and_the_rest_kept() {
                 assert_eq!(all_after.len(), all_before.len(), "every row stays, for counts");
                 for (before, after) in all_before.iter().zip(&all_after) {
                     assert_eq!(
-                        (&before.id, &before.outcome, before.status),
-                        (&after.id, &after.outcome, after.status)
+                        (&before.begun.id, before.outcome(), before.status()),
+                        (&after.begun.id, after.outcome(), after.status())
                     );
                 }
                 let erased = all_after
                     .iter()
-                    .find(|e| e.method == "PATCH" && e.path.ends_with(&id))
+                    .find(|e| e.begun.method == "PATCH" && e.begun.path.ends_with(&id))
                     .unwrap();
-                assert_eq!(erased.request_body.as_deref(), Some("[ERASED]"));
+                assert_eq!(erased.begun.request_body.as_deref(), Some("[ERASED]"));
                 let untouched = all_after
                     .iter()
-                    .find(|e| e.method == "PATCH" && e.path.ends_with(&kept_id))
+                    .find(|e| e.begun.method == "PATCH" && e.begun.path.ends_with(&kept_id))
                     .unwrap();
-                assert!(untouched.request_body.as_deref().unwrap().contains("active"));
+                assert!(untouched.begun.request_body.as_deref().unwrap().contains("active"));
                 let audit = proxy
                     .admin
                     .send(Method::GET, "/api/v1/audit?action=erasure", None, &admin)

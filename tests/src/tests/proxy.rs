@@ -29,10 +29,10 @@ async fn record(proxy: &TestProxy, response: &TestResponse) -> Exchange {
 
 #[track_caller]
 fn assert_recorded(exchange: &Exchange, operation: &str, lifecycle: Option<&str>, resource: &str, outcome: &str) {
-    assert_eq!(exchange.operation, operation, "{exchange:?}");
-    assert_eq!(exchange.lifecycle.as_deref(), lifecycle, "{exchange:?}");
-    assert_eq!(exchange.resource_type.as_deref(), Some(resource), "{exchange:?}");
-    assert_eq!(exchange.outcome, outcome, "{exchange:?}");
+    assert_eq!(exchange.begun.operation, operation, "{exchange:?}");
+    assert_eq!(exchange.begun.lifecycle.as_deref(), lifecycle, "{exchange:?}");
+    assert_eq!(exchange.begun.resource_type.as_deref(), Some(resource), "{exchange:?}");
+    assert_eq!(exchange.outcome(), outcome, "{exchange:?}");
 }
 
 #[tokio::test]
@@ -53,15 +53,15 @@ async fn every_request_kind_is_recorded_with_its_fields() {
         let exchange = record(&proxy, &created).await;
         assert_recorded(&exchange, "create", Some("provision"), "Users", "ok");
         assert_eq!(
-            exchange.resource_id.as_deref(),
+            exchange.begun.resource_id.as_deref(),
             Some(user_id.as_str()),
             "learned from the response"
         );
-        assert_eq!(exchange.user_name.as_deref(), Some("bjensen"));
-        assert_eq!((exchange.status, exchange.upstream_status), (Some(201), Some(201)));
-        assert_eq!(exchange.route.as_deref(), Some("app"));
-        assert_eq!(exchange.idp.as_deref(), Some("okta"));
-        assert!(exchange.duration_ms.is_some());
+        assert_eq!(exchange.begun.user_name.as_deref(), Some("bjensen"));
+        assert_eq!((exchange.status(), exchange.upstream_status()), (Some(201), Some(201)));
+        assert_eq!(exchange.begun.route.as_deref(), Some("app"));
+        assert_eq!(exchange.begun.idp.as_deref(), Some("okta"));
+        assert!(exchange.duration_ms().is_some());
         let json = exchange.to_json();
         assert_eq!(json["request"]["body"]["userName"], "bjensen");
         assert_eq!(json["forwarded"]["body"]["userName"], "bjensen");
@@ -73,9 +73,9 @@ async fn every_request_kind_is_recorded_with_its_fields() {
             .await;
         let exchange = record(&proxy, &lookup).await;
         assert_recorded(&exchange, "search", Some("lookup"), "Users", "ok");
-        assert_eq!(exchange.user_name.as_deref(), Some("bjensen"));
+        assert_eq!(exchange.begun.user_name.as_deref(), Some("bjensen"));
         assert_eq!(
-            exchange.query.as_deref(),
+            exchange.begun.query.as_deref(),
             Some("filter=userName%20eq%20%22bjensen%22&startIndex=1&count=100")
         );
 
@@ -83,7 +83,7 @@ async fn every_request_kind_is_recorded_with_its_fields() {
         let exchange = record(&proxy, &read).await;
         assert_recorded(&exchange, "get", None, "Users", "ok");
         assert_eq!(
-            exchange.user_name.as_deref(),
+            exchange.begun.user_name.as_deref(),
             Some("bjensen"),
             "learned from the response"
         );
@@ -190,7 +190,7 @@ async fn every_request_kind_is_recorded_with_its_fields() {
             .unwrap();
         // 12 requests, and the bulk request's one operation, fanned out as its own exchange.
         assert_eq!(page.items.len(), 13, "{store_url}");
-        assert!(page.items.iter().all(|e| e.outcome != "in_flight"));
+        assert!(page.items.iter().all(|e| e.outcome() != "in_flight"));
         proxy.running.shutdown().await;
         app.shutdown().await;
     }
@@ -326,10 +326,10 @@ async fn the_proxys_own_refusals_are_scim_errors_and_recorded_as_rejected() {
         assert_eq!(too_large.header("scimtrail-error"), Some("too_large"));
         let exchange = record(&proxy, &too_large).await;
         assert_eq!(
-            (exchange.outcome.as_str(), exchange.status, exchange.upstream_status),
+            (exchange.outcome(), exchange.status(), exchange.upstream_status()),
             ("rejected", Some(413), None)
         );
-        assert!(exchange.forwarded_headers.is_none(), "nothing was forwarded");
+        assert!(exchange.forwarded_headers().is_none(), "nothing was forwarded");
 
         let no_route = proxy.client.send(Method::GET, "/entra/Users", None, &auth).await;
         assert_eq!(no_route.status, StatusCode::NOT_FOUND);
@@ -342,13 +342,13 @@ async fn the_proxys_own_refusals_are_scim_errors_and_recorded_as_rejected() {
         assert!(!detail.contains("/okta"), "{detail}");
         let exchange = record(&proxy, &no_route).await;
         assert_eq!(
-            (exchange.outcome.as_str(), exchange.route.as_deref()),
+            (exchange.outcome(), exchange.begun.route.as_deref()),
             ("rejected", None)
         );
         assert!(
-            exchange.error.as_deref().unwrap().contains("routes: /okta"),
+            exchange.error().unwrap().contains("routes: /okta"),
             "{:?}",
-            exchange.error
+            exchange.error()
         );
 
         let unauthorized = proxy
@@ -356,16 +356,16 @@ async fn the_proxys_own_refusals_are_scim_errors_and_recorded_as_rejected() {
             .send(Method::GET, "/okta/Users", None, &[("authorization", "Bearer wrong")])
             .await;
         assert_eq!(unauthorized.status, StatusCode::UNAUTHORIZED);
-        assert_eq!(record(&proxy, &unauthorized).await.outcome, "rejected");
+        assert_eq!(record(&proxy, &unauthorized).await.outcome(), "rejected");
 
         let escape = proxy.client.send(Method::GET, "/okta/%2e%2e/admin", None, &auth).await;
         assert_eq!(escape.status, StatusCode::BAD_REQUEST);
         assert_eq!(escape.body["scimType"], "invalidPath");
-        assert_eq!(record(&proxy, &escape).await.outcome, "rejected");
+        assert_eq!(record(&proxy, &escape).await.outcome(), "rejected");
 
         let fine = proxy.client.send(Method::GET, "/okta/Users", None, &auth).await;
         assert_eq!(fine.status, StatusCode::OK);
-        assert_eq!(record(&proxy, &fine).await.path, "/okta/Users");
+        assert_eq!(record(&proxy, &fine).await.begun.path, "/okta/Users");
         proxy.running.shutdown().await;
         app.shutdown().await;
     }
@@ -388,11 +388,11 @@ async fn an_unreachable_or_slow_application_is_a_scim_error_recorded_unreachable
         assert_eq!(response.header("scimtrail-error"), Some("unreachable"));
         let exchange = record(&proxy, &response).await;
         assert_eq!(
-            (exchange.outcome.as_str(), exchange.status, exchange.upstream_status),
+            (exchange.outcome(), exchange.status(), exchange.upstream_status()),
             ("unreachable", Some(502), None)
         );
         assert!(
-            exchange.forwarded_headers.is_some(),
+            exchange.forwarded_headers().is_some(),
             "the attempt is recorded as forwarded"
         );
         proxy.running.shutdown().await;
@@ -407,10 +407,9 @@ async fn an_unreachable_or_slow_application_is_a_scim_error_recorded_unreachable
         assert_eq!(response.status, StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(response.header("scimtrail-error"), Some("timeout"));
         let exchange = record(&proxy, &response).await;
-        assert_eq!((exchange.outcome.as_str(), exchange.status), ("unreachable", Some(504)));
+        assert_eq!((exchange.outcome(), exchange.status()), ("unreachable", Some(504)));
         assert!(exchange
-            .error
-            .as_deref()
+            .error()
             .unwrap_or_default()
             .contains("did not answer whole within 1 s"));
         proxy.running.shutdown().await;
@@ -518,7 +517,7 @@ async fn async_mode_records_behind_and_counts_nothing_dropped() {
     let metrics = String::from_utf8_lossy(&proxy.admin.get("/metrics").await.bytes).into_owned();
     proxy.running.shutdown().await;
     for id in ids {
-        assert_eq!(proxy.store.get(&id).await.unwrap().outcome, "ok");
+        assert_eq!(proxy.store.get(&id).await.unwrap().outcome(), "ok");
     }
     assert!(metrics.contains("scimtrail_record_dropped_total 0"));
     app.shutdown().await;
@@ -550,7 +549,7 @@ async fn tls_listener_and_an_https_upstream_trusted_through_the_ca_bundle() {
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let outer_record = record(&outer, &created).await;
-    assert_eq!(outer_record.outcome, "ok");
+    assert_eq!(outer_record.outcome(), "ok");
     let inner_page = inner
         .store
         .list(&ExchangeQuery {
@@ -576,16 +575,15 @@ async fn tls_listener_and_an_https_upstream_trusted_through_the_ca_bundle() {
     let refused = untrusting.client.get("/Users").await;
     assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
     let exchange = record(&untrusting, &refused).await;
-    assert_eq!(exchange.outcome, "unreachable");
+    assert_eq!(exchange.outcome(), "unreachable");
     assert!(
         exchange
-            .error
-            .as_deref()
+            .error()
             .unwrap_or_default()
             .to_lowercase()
             .contains("certificate"),
         "{:?}",
-        exchange.error
+        exchange.error()
     );
     for proxy in [untrusting, outer, inner] {
         proxy.running.shutdown().await;
@@ -648,7 +646,7 @@ async fn a_failing_store_fails_closed_by_default_and_serves_when_configured() {
         .get(before.header("scimtrail-exchange-id").unwrap())
         .await
         .unwrap();
-    assert_eq!(before.outcome, "ok");
+    assert_eq!(before.outcome(), "ok");
     break_store(&store_url, true).await;
     // Journaled before the store is found failing: forwarded, and kept. The applier finds the
     // failure on its own schedule, which may fall between this exchange's two records (the
@@ -681,7 +679,7 @@ async fn a_failing_store_fails_closed_by_default_and_serves_when_configured() {
     break_store(&store_url, false).await;
     until_ready_is(&proxy, StatusCode::OK).await;
     let kept = proxy.store.get(&journaled_id).await.unwrap();
-    assert_eq!((kept.outcome.as_str(), kept.status), kept_as);
+    assert_eq!((kept.outcome(), kept.status()), kept_as);
     assert_eq!(
         proxy.client.post("/Users", &body("after")).await.status,
         StatusCode::CREATED
@@ -747,7 +745,12 @@ async fn a_request_past_max_exchanges_waits_for_a_slot_before_anything_happens()
     until_metrics_show(&proxy, "scimtrail_exchanges_in_flight 1").await;
     let second = delete("/Users/second");
     until_metrics_show(&proxy, "scimtrail_exchanges_waited_total 1").await;
-    let paths: Vec<String> = proxy.exchanges_of("app").await.into_iter().map(|e| e.path).collect();
+    let paths: Vec<String> = proxy
+        .exchanges_of("app")
+        .await
+        .into_iter()
+        .map(|e| e.begun.path)
+        .collect();
     assert_eq!(paths, ["/Users/first"], "the waiting request is not recorded yet");
 
     // The application never answers: each exchange ends at the route's timeout, one after the other.
@@ -755,13 +758,14 @@ async fn a_request_past_max_exchanges_waits_for_a_slot_before_anything_happens()
     assert_eq!(second.await.unwrap().status, StatusCode::GATEWAY_TIMEOUT);
     let exchanges = proxy.exchanges_of("app").await;
     let ended = |path: &str| {
-        let exchange = exchanges.iter().find(|e| e.path == path).unwrap();
-        exchange.received_at_ms + exchange.duration_ms.unwrap()
+        let exchange = exchanges.iter().find(|e| e.begun.path == path).unwrap();
+        exchange.begun.received_at_ms + exchange.duration_ms().unwrap()
     };
     let first_began = exchanges
         .iter()
-        .find(|e| e.path == "/Users/first")
+        .find(|e| e.begun.path == "/Users/first")
         .unwrap()
+        .begun
         .received_at_ms;
     assert!(
         ended("/Users/second") - first_began >= 5800,
@@ -883,7 +887,7 @@ async fn a_read_is_recorded_once_after_its_answer_and_a_write_in_flight_before_i
         let read = read.await.unwrap();
         assert_eq!(read.status, StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(
-            record(&proxy, &read).await.outcome,
+            record(&proxy, &read).await.outcome(),
             "unreachable",
             "recorded once, whole"
         );
@@ -901,9 +905,9 @@ async fn a_read_is_recorded_once_after_its_answer_and_a_write_in_flight_before_i
             1,
             "a write is recorded in flight before it is forwarded ({url})"
         );
-        assert_eq!(waiting[0].method, "POST");
+        assert_eq!(waiting[0].begun.method, "POST");
         let write = write.await.unwrap();
-        assert_eq!(record(&proxy, &write).await.outcome, "unreachable");
+        assert_eq!(record(&proxy, &write).await.outcome(), "unreachable");
         proxy.running.shutdown().await;
     }
 }

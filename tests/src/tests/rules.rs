@@ -66,7 +66,7 @@ async fn recorded(proxy: &TestProxy, answer: &scimtrail_integration::TestRespons
 }
 
 fn rules_of(exchange: &Exchange) -> Vec<String> {
-    let changes = exchange.changes.as_array().cloned().unwrap_or_default();
+    let changes = exchange.changes().as_array().cloned().unwrap_or_default();
     changes
         .iter()
         .filter_map(|c| c["rule"].as_str().map(str::to_owned))
@@ -101,14 +101,14 @@ async fn a_route_naming_an_operator_profile_runs_its_rules_and_records_their_ver
 
     let acme = recorded(&proxy, &created).await;
     let version = version_of(ACME);
-    assert_eq!(acme.rules_version.as_deref(), Some(version.as_str()));
+    assert_eq!(acme.begun.rules_version.as_deref(), Some(version.as_str()));
     assert_eq!(rules_of(&acme), ["N15"]);
     let okta = proxy.exchanges_of("okta").await.remove(0);
     let okta_version = builtin_profile("okta").unwrap().unwrap().version().to_owned();
-    assert_eq!(okta.rules_version.as_deref(), Some(okta_version.as_str()));
+    assert_eq!(okta.begun.rules_version.as_deref(), Some(okta_version.as_str()));
     assert_ne!(version, okta_version);
     // The API shows it.
-    let shown = proxy.admin.get(&format!("/api/v1/exchanges/{}", acme.id)).await;
+    let shown = proxy.admin.get(&format!("/api/v1/exchanges/{}", acme.begun.id)).await;
     assert_eq!(shown.body["rules_version"], json!(version));
     assert_eq!(
         proxy.running.rules_versions(),
@@ -137,7 +137,7 @@ async fn a_reload_puts_a_changed_set_in_force_whole_or_keeps_the_set_in_force_an
     let (v1, v2) = (version_of(ACME), version_of(ACME_WITHOUT_N15));
     let first = create().await;
     assert_eq!(
-        recorded(&proxy, &first).await.rules_version.as_deref(),
+        recorded(&proxy, &first).await.begun.rules_version.as_deref(),
         Some(v1.as_str())
     );
 
@@ -151,8 +151,8 @@ async fn a_reload_puts_a_changed_set_in_force_whole_or_keeps_the_set_in_force_an
         "{report:#?}"
     );
     let second = recorded(&proxy, &create().await).await;
-    assert_eq!(second.rules_version.as_deref(), Some(v2.as_str()));
-    assert!(rules_of(&second).is_empty(), "N15 is gone: {:?}", second.changes);
+    assert_eq!(second.begun.rules_version.as_deref(), Some(v2.as_str()));
+    assert!(rules_of(&second).is_empty(), "N15 is gone: {:?}", second.changes());
     // The UI shows which rules an exchange ran, and that the reasons it shows are newer.
     let id = first.header("scimtrail-exchange-id").unwrap();
     let page = proxy.admin.get(&format!("/ui/exchanges/{id}")).await;
@@ -197,7 +197,7 @@ async fn a_reload_puts_a_changed_set_in_force_whole_or_keeps_the_set_in_force_an
             .find(|line| line.starts_with("rules: kept the profiles in force: "));
         assert!(kept.is_some_and(|line| line.contains(&reason)), "{reason}: {report:#?}");
         let exchange = recorded(&proxy, &create().await).await;
-        assert_eq!(exchange.rules_version.as_deref(), Some(v2.as_str()), "{reason}");
+        assert_eq!(exchange.begun.rules_version.as_deref(), Some(v2.as_str()), "{reason}");
     }
 
     // Every reload is audited, with what it did.
@@ -318,7 +318,7 @@ async fn reloads_under_load_refuse_nothing_misroute_nothing_and_mix_no_two_sets(
     for answer in &answers {
         let id = answer.exchange.as_deref().expect("every exchange is named");
         let exchange = proxy.store.get(id).await.unwrap();
-        let version = exchange.rules_version.clone().unwrap();
+        let version = exchange.begun.rules_version.clone().unwrap();
         match answer.route {
             "a" => {
                 assert!(version == with_n15 || version == without_n15, "{version}");
@@ -351,7 +351,7 @@ async fn a_replay_under_rules_changed_since_says_so_and_goes_on() {
     let failed = proxy.client.post("/app/Users", &new_user("late@example.com")).await;
     assert_eq!(failed.status, 502);
     let original = recorded(&proxy, &failed).await;
-    assert_eq!(original.rules_version.as_deref(), Some(before.as_str()));
+    assert_eq!(original.begun.rules_version.as_deref(), Some(before.as_str()));
     app.up().await.unwrap();
 
     // The rule that was missing is added; the failure is replayed through it.
@@ -360,7 +360,7 @@ async fn a_replay_under_rules_changed_since_says_so_and_goes_on() {
     let changed = json!({"profile": "acme-okta", "from": before, "to": after});
     let replay = |dry_run: bool| {
         let admin = proxy.admin.clone();
-        let path = format!("/api/v1/exchanges/{}/replay", original.id);
+        let path = format!("/api/v1/exchanges/{}/replay", original.begun.id);
         async move { admin.post(&path, &json!({"dry_run": dry_run})).await }
     };
     let dry = replay(true).await;
@@ -381,7 +381,7 @@ async fn a_replay_under_rules_changed_since_says_so_and_goes_on() {
     assert_eq!(item["outcome"], "ok", "{item}");
     assert_eq!(item["rules_changed"], changed);
     let replayed = proxy.store.get(item["replay"].as_str().unwrap()).await.unwrap();
-    assert_eq!(replayed.rules_version.as_deref(), Some(after.as_str()));
+    assert_eq!(replayed.begun.rules_version.as_deref(), Some(after.as_str()));
     assert_eq!(rules_of(&replayed), ["N15"]);
     proxy.running.shutdown().await;
     app.shutdown().await;

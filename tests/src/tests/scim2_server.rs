@@ -111,11 +111,14 @@ async fn every_idp_lifecycle_against_scim2_server() {
             .exchanges_of(&scenario.name)
             .await
             .iter()
-            .filter(|e| e.findings != serde_json::json!([]))
+            .filter(|e| e.findings() != &serde_json::json!([]))
         {
             failures.push(format!(
                 "{}: finding on {} {}: {}",
-                scenario.name, exchange.method, exchange.path, exchange.findings
+                scenario.name,
+                exchange.begun.method,
+                exchange.begun.path,
+                exchange.findings()
             ));
         }
         for check in p.checks.iter().filter(|c| c.mismatch.is_some()) {
@@ -319,14 +322,14 @@ async fn raw_request_targets_the_uri_parser_refuses_reach_scim2_server_and_are_r
         }
         let exchanges = proxy.exchanges_of("generic").await;
         assert_eq!(exchanges.len(), index + 1, "{name}: recorded");
-        let recorded = proxy.store.get(&exchanges[0].id).await.unwrap();
-        let change = recorded.changes.as_array().unwrap()[0].clone();
+        let recorded = proxy.store.get(&exchanges[0].begun.id).await.unwrap();
+        let change = recorded.changes().as_array().unwrap()[0].clone();
         assert_eq!(change["rule"], "request_line", "{name}: {change}");
         assert!(
             change["detail"].as_str().unwrap().ends_with(encoded),
             "{name}: {change}"
         );
-        assert_eq!(recorded.status, Some(i64::from(through.0)), "{name}");
+        assert_eq!(recorded.status(), Some(through.0), "{name}");
     }
 
     // Pipelined on one connection: a create whose body looks like a request line with a raw

@@ -84,14 +84,18 @@ async fn a_request_with_a_nul_or_an_oversized_value_fails_no_other_exchange() {
         // The NUL is stored as U+FFFD, the long values cut with a marker.
         let recorded = proxy.exchanges_of("app").await;
         assert_eq!(recorded.len(), 90, "{store_url}");
-        let with_nul = recorded
-            .iter()
-            .filter(|e| e.user_name.as_deref().is_some_and(|u| u.starts_with("a\u{FFFD}b-")));
+        let with_nul = recorded.iter().filter(|e| {
+            e.begun
+                .user_name
+                .as_deref()
+                .is_some_and(|u| u.starts_with("a\u{FFFD}b-"))
+        });
         assert_eq!(with_nul.count(), 2, "{store_url}");
         assert!(
             recorded
                 .iter()
                 .filter(|e| e
+                    .begun
                     .user_name
                     .as_deref()
                     .is_some_and(|u| u.contains("…[cut from 3000 bytes]")))
@@ -152,11 +156,11 @@ async fn a_flood_of_refusals_is_recorded_bounded_and_counted_into_few_records() 
             "{store_url}: every refusal counted"
         );
         for record in &records {
-            assert_eq!(record.client.as_deref(), Some("127.0.0.1"), "{store_url}");
-            let kept = record.request_headers.to_string().len();
+            assert_eq!(record.begun.client.as_deref(), Some("127.0.0.1"), "{store_url}");
+            let kept = record.begun.request_headers.to_string().len();
             assert!(kept < 5 * 1024, "{store_url}: {kept} bytes of headers kept");
             assert!(
-                record.request_headers.to_string().contains("scimtrail-not-kept"),
+                record.begun.request_headers.to_string().contains("scimtrail-not-kept"),
                 "{store_url}"
             );
         }
@@ -328,11 +332,11 @@ async fn postgres_stopping_under_load_loses_nothing_with_a_spool() {
             .await
             .expect("the store lists");
         for exchange in &page.items {
-            assert_eq!(exchange.outcome, "ok", "{exchange:?}");
+            assert_eq!(exchange.outcome(), "ok", "{exchange:?}");
             assert!(
-                ids.binary_search(&exchange.id).is_ok(),
+                ids.binary_search(&exchange.begun.id).is_ok(),
                 "{} was not acknowledged",
-                exchange.id
+                exchange.begun.id
             );
         }
         recorded += page.items.len();
@@ -447,7 +451,7 @@ async fn a_full_disk_fails_closed_and_recovers_by_itself_when_space_comes_back()
     assert!(recovered, "the proxy records and serves again by itself");
     for id in &acknowledged {
         let exchange = proxy.store.get(id).await.unwrap_or_else(|e| panic!("{id}: {e}"));
-        assert_eq!(exchange.outcome, "ok", "{id}");
+        assert_eq!(exchange.outcome(), "ok", "{id}");
     }
     proxy.store.close().await;
 }
@@ -564,7 +568,7 @@ async fn a_full_spool_disk_fails_closed_and_recovers_when_space_comes_back() {
                 .get(id)
                 .await
                 .unwrap_or_else(|e| panic!("{id}: {e}"))
-                .outcome,
+                .outcome(),
             "ok"
         );
     }

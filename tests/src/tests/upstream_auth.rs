@@ -39,13 +39,13 @@ async fn an_application_behind_mutual_tls_is_reached_with_the_routes_client_cert
         .post("/Users", &json!({"schemas": [USER], "userName": "over-mtls"}))
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert_eq!(outcome(&presenting, &created).await.outcome, "ok");
+    assert_eq!(outcome(&presenting, &created).await.outcome(), "ok");
 
     // Without the certificate the application's TLS refuses the proxy: 502, recorded.
     let anonymous = start(&format!("{ca}{}", single_route(&front.base_url, "")), url).await;
     let refused = anonymous.client.get("/Users").await;
     assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
-    assert_eq!(outcome(&anonymous, &refused).await.outcome, "unreachable");
+    assert_eq!(outcome(&anonymous, &refused).await.outcome(), "unreachable");
 
     // With the certificate but without the private CA, the proxy refuses the application.
     let untrusting = start(&single_route(&front.base_url, &identity), url).await;
@@ -54,13 +54,12 @@ async fn an_application_behind_mutual_tls_is_reached_with_the_routes_client_cert
     let exchange = outcome(&untrusting, &refused).await;
     assert!(
         exchange
-            .error
-            .as_deref()
+            .error()
             .unwrap_or_default()
             .to_lowercase()
             .contains("certificate"),
         "{:?}",
-        exchange.error
+        exchange.error()
     );
     for proxy in [presenting, anonymous, untrusting] {
         proxy.running.shutdown().await;
@@ -135,8 +134,8 @@ async fn oauth_client_credentials_are_fetched_once_replaced_before_expiry_and_ne
         let refused = refused_proxy.client.send(Method::GET, "/Users", None, &idp).await;
         assert_eq!(refused.status, StatusCode::BAD_GATEWAY, "{}", refused.body);
         let exchange = outcome(&refused_proxy, &refused).await;
-        assert_eq!(exchange.outcome, "unreachable");
-        let error = exchange.error.unwrap_or_default();
+        assert_eq!(exchange.outcome(), "unreachable");
+        let error = exchange.error().unwrap_or_default();
         assert!(
             error.contains("token endpoint") && error.contains("401") && error.contains("invalid_client"),
             "{error}"

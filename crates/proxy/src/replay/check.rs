@@ -47,8 +47,8 @@ impl Proxy {
     /// still serves its path, the route's profile is in force, and the route has credentials
     /// of its own when the IdP's were recorded as a fingerprint only.
     pub(super) fn target_of(&self, original: &Exchange) -> Result<Target<'_>, Stop> {
-        let Some(route) = self.route_named(original.route.as_deref()) else {
-            let route = original.route.as_deref().unwrap_or("-");
+        let Some(route) = self.route_named(original.begun.route.as_deref()) else {
+            let route = original.begun.route.as_deref().unwrap_or("-");
             return Err(Stop::Fail((
                 "no_route",
                 format!("route {route} is not in the configuration any more"),
@@ -65,19 +65,19 @@ impl Proxy {
         };
         // As admission read the path: empty segments collapsed (a path it refused was never
         // forwarded, so is not replayed).
-        let path = match path_safety::check(&original.path) {
+        let path = match path_safety::check(&original.begun.path) {
             PathCheck::Collapsed(collapsed) => collapsed,
-            PathCheck::Clean | PathCheck::Refused(_) => original.path.clone(),
+            PathCheck::Clean | PathCheck::Refused(_) => original.begun.path.clone(),
         };
         if self.route_for(&path).map(|r| r.name.as_str()) != Some(route.name.as_str()) {
             return Err(Stop::Fail((
                 "no_route",
-                format!("{} is no longer served by route {}", original.path, route.name),
+                format!("{} is no longer served by route {}", original.begun.path, route.name),
             )));
         }
         // The IdP's credentials were recorded as a fingerprint only: without credentials of
         // its own, the route cannot authenticate a replay.
-        let had_credentials = original.request_headers.as_array().is_some_and(|pairs| {
+        let had_credentials = original.begun.request_headers.as_array().is_some_and(|pairs| {
             pairs
                 .iter()
                 .any(|p| p[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case("authorization")))
@@ -106,7 +106,7 @@ impl Proxy {
         notes: &mut Vec<String>,
     ) -> Result<Vec<usize>, Stop> {
         let mut left_out = left_out.to_vec();
-        if original.operation == "bulk" {
+        if original.begun.operation == "bulk" {
             match self
                 .bulk_left_out(original, earlier, route)
                 .await
@@ -119,7 +119,7 @@ impl Proxy {
                 Err(skip) => return Err(Stop::Skip(skip)),
             }
         }
-        if original.operation == "create" {
+        if original.begun.operation == "create" {
             if let Some(reason) = self.created_again_later(original, route).await.map_err(Stop::store)? {
                 return Err(Stop::Skip(("superseded", reason)));
             }
@@ -139,7 +139,7 @@ impl Proxy {
         patience: &mut Patience,
     ) -> Result<Option<Value>, Stop> {
         let (rest, headers) = (&rebuilt.rest, &rebuilt.headers);
-        if original.operation == "create" {
+        if original.begun.operation == "create" {
             return match self
                 .existing(route, headers, rest, rebuilt.body.as_ref(), created, patience)
                 .await
@@ -149,13 +149,13 @@ impl Proxy {
                 Err(reason) => Err(Stop::Fail(("check_failed", reason))),
             };
         }
-        if original.resource_id.is_none() {
+        if original.begun.resource_id.is_none() {
             return Ok(None);
         }
         match state::read(&self.upstream, route, headers, rest, patience).await {
             Ok(Some(resource)) => Ok(Some(resource)),
             Ok(None) => {
-                let reason = if original.method == "DELETE" {
+                let reason = if original.begun.method == "DELETE" {
                     "already gone: the application has no such resource".to_owned()
                 } else {
                     format!("the application has no resource at {rest} any more")
@@ -174,10 +174,11 @@ impl Proxy {
     /// failed; replaying the first would make a second resource, or bring back one deleted
     /// since.
     async fn created_again_later(&self, original: &Exchange, route: &Route) -> Result<Option<String>, StoreError> {
-        let Some(resource_type) = original.resource_type.as_deref() else {
+        let Some(resource_type) = original.begun.resource_type.as_deref() else {
             return Ok(None);
         };
         let body: Option<Value> = original
+            .begun
             .request_body
             .as_deref()
             .and_then(|b| serde_json::from_str(b).ok());
@@ -187,20 +188,21 @@ impl Proxy {
                 body.as_ref().and_then(|b| b.get("displayName")).and_then(Value::as_str),
             )
         } else {
-            ("userName", original.user_name.as_deref())
+            ("userName", original.begun.user_name.as_deref())
         };
         let Some(name) = name else { return Ok(None) };
         let user_name = (resource_type != "Groups").then_some(name);
         let later = self
             .store
-            .later_creates(&route.name, resource_type, &original.id, user_name)
+            .later_creates(&route.name, resource_type, &original.begun.id, user_name)
             .await?;
         // A replay stands where its original stands: the replay of an earlier create is not a
         // later one.
         let again = later.iter().find(|create| {
-            create.replay_of.as_deref().unwrap_or(&create.id) > original.id.as_str()
+            create.begun.replay_of.as_deref().unwrap_or(&create.begun.id) > original.begun.id.as_str()
                 && (user_name.is_some()
                     || create
+                        .begun
                         .request_body
                         .as_deref()
                         .and_then(|b| serde_json::from_str::<Value>(b).ok())
@@ -210,7 +212,7 @@ impl Proxy {
         Ok(again.map(|create| {
             format!(
                 "superseded: the IdP created {attribute} \"{name}\" again later, successfully ({})",
-                create.id
+                create.begun.id
             )
         }))
     }
@@ -225,7 +227,7 @@ impl Proxy {
         replays: &[Exchange],
         route: &Route,
     ) -> Result<Result<(Vec<usize>, Vec<String>), SkipReason>, StoreError> {
-        let Some(recorded) = original.bulk_operations.as_ref().and_then(Value::as_array) else {
+        let Some(recorded) = original.bulk_operations().and_then(Value::as_array) else {
             return Ok(Err((
                 "not_replayable",
                 "which of its bulk operations took effect is unknown (it was interrupted): send them again from the IdP, or replay the operations one by one".to_owned(),
@@ -233,19 +235,15 @@ impl Proxy {
         };
         let done_in_a_replay = |op: &Value| {
             replays.iter().any(|replay| {
-                replay
-                    .bulk_operations
-                    .as_ref()
-                    .and_then(Value::as_array)
-                    .is_some_and(|ops| {
-                        ops.iter().any(|r| {
-                            r["outcome"] == "ok"
-                                && match op["bulkId"].as_str() {
-                                    Some(bulk_id) => r["bulkId"].as_str() == Some(bulk_id),
-                                    None => r["method"] == op["method"] && r["path"] == op["path"],
-                                }
-                        })
+                replay.bulk_operations().and_then(Value::as_array).is_some_and(|ops| {
+                    ops.iter().any(|r| {
+                        r["outcome"] == "ok"
+                            && match op["bulkId"].as_str() {
+                                Some(bulk_id) => r["bulkId"].as_str() == Some(bulk_id),
+                                None => r["method"] == op["method"] && r["path"] == op["path"],
+                            }
                     })
+                })
             })
         };
         let mut left_out = Vec::new();
@@ -263,20 +261,20 @@ impl Proxy {
                 // Operations of this very bulk request (fanned out, or fanned out by a replay of
                 // it) are not later writes: they stand where it stands.
                 let later = writes.iter().find(|w| {
-                    w.outcome == "ok"
-                        && w.parent_id.as_deref() != Some(original.id.as_str())
-                        && w.replay_of.as_deref().unwrap_or(&w.id) > original.id.as_str()
+                    w.outcome() == "ok"
+                        && w.begun.parent_id.as_deref() != Some(original.begun.id.as_str())
+                        && w.begun.replay_of.as_deref().unwrap_or(&w.begun.id) > original.begun.id.as_str()
                 });
                 // Or pruned since, as the resource's summary keeps it (this request's operations
                 // stand where it stands).
                 let later = match later {
-                    Some(later) => Some(later.id.clone()),
+                    Some(later) => Some(later.begun.id.clone()),
                     None => self
                         .store
                         .resource_writes(&route.name, resource_type, id)
                         .await?
                         .into_iter()
-                        .find(|w| w.stands_at.as_str() > original.id.as_str())
+                        .find(|w| w.stands_at.as_str() > original.begun.id.as_str())
                         .map(|w| w.exchange_id),
                 };
                 if let Some(later) = later {

@@ -156,7 +156,7 @@ impl Proxy {
                     };
                     let earlier = gathered
                         .replays
-                        .get(&original.id)
+                        .get(&original.begun.id)
                         .map(Vec::as_slice)
                         .unwrap_or_default();
                     self.replay_one(original, earlier, leave_out, dry_run, &mut created, item)
@@ -272,7 +272,7 @@ impl Proxy {
                     scheme: "http",
                 },
                 Link {
-                    replay_of: Some(original.id.clone()),
+                    replay_of: Some(original.begun.id.clone()),
                     profile: Some(target.profile),
                     ..Link::default()
                 },

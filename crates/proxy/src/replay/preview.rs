@@ -25,13 +25,18 @@ impl Proxy {
     ) -> Value {
         let (route, profile) = (target.route, &*target.profile);
         let resource_type = original
+            .begun
             .resource_type
             .as_deref()
             .and_then(|rt| ResourceType::by_endpoint(&format!("/{rt}")));
-        let query = original.query.as_deref();
+        let query = original.begun.query.as_deref();
         let headers = &rebuilt.headers;
-        let received = rules_request(&original.method, &rebuilt.rest, query, headers, rebuilt.body);
-        let resource = original.resource_type.as_deref().zip(original.resource_id.as_deref());
+        let received = rules_request(&original.begun.method, &rebuilt.rest, query, headers, rebuilt.body);
+        let resource = original
+            .begun
+            .resource_type
+            .as_deref()
+            .zip(original.begun.resource_id.as_deref());
         let normalized = match self
             .apply_rules(route, profile, &received, headers, resource, patience)
             .await
@@ -61,9 +66,8 @@ impl Proxy {
             json!({"method": request.method, "url": uri, "body": request.body})
         };
         let sent_before: Option<Value> = original
-            .forwarded_body
-            .as_deref()
-            .or(original.request_body.as_deref())
+            .forwarded_body()
+            .or(original.begun.request_body.as_deref())
             .and_then(|b| serde_json::from_str(b).ok());
         let mut from_sent = Vec::new();
         diff(

@@ -39,6 +39,7 @@ const NOT_REPLAYED: [&str; 16] = [
 pub(super) fn headers(original: &Exchange, redactor: &Redactor) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for pair in original
+        .begun
         .request_headers
         .as_array()
         .map(Vec::as_slice)
@@ -87,7 +88,7 @@ pub(super) fn replay_body(
     redaction: &Redaction,
 ) -> Result<(Option<Value>, Vec<String>), SkipReason> {
     let left_out = leave_out.operations;
-    let Some(text) = original.request_body.as_deref() else {
+    let Some(text) = original.begun.request_body.as_deref() else {
         return Ok((None, Vec::new()));
     };
     if text == scimtrail_store::ERASED {
@@ -103,7 +104,7 @@ pub(super) fn replay_body(
         )
     })?;
     let mut notes = Vec::new();
-    if !left_out.is_empty() && original.operation != "bulk" {
+    if !left_out.is_empty() && original.begun.operation != "bulk" {
         if let Some(ops) = body
             .as_object_mut()
             .and_then(|members| scim_json::get_mut(members, "Operations"))
@@ -122,8 +123,8 @@ pub(super) fn replay_body(
             });
         }
     }
-    if original.operation == "bulk" {
-        without_bulk_operations(&mut body, left_out, original.bulk_operations.as_ref());
+    if original.begun.operation == "bulk" {
+        without_bulk_operations(&mut body, left_out, original.bulk_operations());
     }
     let cleared = puts_clearing(original, &body, redaction);
     if !cleared.is_empty() {
@@ -146,7 +147,8 @@ pub(super) fn replay_body(
             format!("{attribute} is not stored ([route.record] redact_attributes) and is left out: set it again from the IdP")
         });
     }
-    let empty_patch = original.method == "PATCH" && scimtrail_scim::write_keys::operations(Some(&body)).is_empty();
+    let empty_patch =
+        original.begun.method == "PATCH" && scimtrail_scim::write_keys::operations(Some(&body)).is_empty();
     if empty_patch {
         return Err((
             "nothing_to_send",
@@ -172,10 +174,10 @@ fn puts_clearing(original: &Exchange, body: &Value, redaction: &Redaction) -> Ve
         left_out.retain(|attribute| attribute != "password");
         left_out
     };
-    if original.method.eq_ignore_ascii_case("PUT") {
+    if original.begun.method.eq_ignore_ascii_case("PUT") {
         return chosen(Some(body));
     }
-    if original.operation != "bulk" {
+    if original.begun.operation != "bulk" {
         return Vec::new();
     }
     let mut cleared: Vec<String> = Vec::new();
@@ -260,13 +262,13 @@ pub(super) fn replay_request(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, String> {
-    let mut uri = original.path.clone();
-    if let Some(query) = &original.query {
+    let mut uri = original.begun.path.clone();
+    if let Some(query) = &original.begun.query {
         uri.push('?');
         uri.push_str(query);
     }
-    let method = http::Method::from_bytes(original.method.as_bytes())
-        .map_err(|_| format!("the recorded method {} is not valid", original.method))?;
+    let method = http::Method::from_bytes(original.begun.method.as_bytes())
+        .map_err(|_| format!("the recorded method {} is not valid", original.begun.method))?;
     let mut request = Request::builder()
         .method(method)
         .uri(&uri)

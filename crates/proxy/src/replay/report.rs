@@ -61,8 +61,8 @@ pub struct RulesChanged {
 impl ReplayItem {
     pub(super) fn new(exchange: &Exchange) -> ReplayItem {
         ReplayItem {
-            exchange: exchange.id.clone(),
-            request: format!("{} {}", exchange.method, exchange.path),
+            exchange: exchange.begun.id.clone(),
+            request: format!("{} {}", exchange.begun.method, exchange.begun.path),
             action: "skipped",
             kind: None,
             reason: None,
@@ -99,7 +99,7 @@ impl ReplayItem {
 
     /// Notes whether the rules the replay runs (`profile` now) are those the original ran.
     pub(super) fn compare_rules(&mut self, original: &Exchange, profile: &Profile) {
-        match original.rules_version.as_deref() {
+        match original.begun.rules_version.as_deref() {
             Some(from) if from != profile.version() => {
                 self.notes.push(format!(
                     "the rules differ from the original's: profile {} was rules_version {from}, is {} now; the replay runs the current rules",

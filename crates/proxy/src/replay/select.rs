@@ -51,14 +51,14 @@ impl Proxy {
     pub(super) async fn in_the_idps_order(&self, mut writes: Vec<Exchange>) -> Result<Vec<Exchange>, StoreError> {
         let mut originals: HashMap<String, Option<String>> = HashMap::new();
         for write in &mut writes {
-            let Some(parent) = write.parent_id.clone() else {
+            let Some(parent) = write.begun.parent_id.clone() else {
                 continue;
             };
             let original = match originals.get(&parent) {
                 Some(original) => original.clone(),
                 None => {
                     let original = match self.store.get(&parent).await {
-                        Ok(parent) => parent.replay_of,
+                        Ok(parent) => parent.begun.replay_of,
                         Err(StoreError::NotFound(_)) => None,
                         Err(error) => return Err(error),
                     };
@@ -67,7 +67,7 @@ impl Proxy {
                 }
             };
             if original.is_some() {
-                write.replay_of = original;
+                write.begun.replay_of = original;
             }
         }
         Ok(writes)
@@ -98,8 +98,8 @@ impl Proxy {
             }
         };
         // Ids are UUIDv7: their order is the order the IdP sent them in.
-        found.sort_by(|a, b| a.id.cmp(&b.id));
-        found.dedup_by(|a, b| a.id == b.id);
+        found.sort_by(|a, b| a.begun.id.cmp(&b.begun.id));
+        found.dedup_by(|a, b| a.begun.id == b.begun.id);
         Ok(found)
     }
 }
@@ -107,16 +107,16 @@ impl Proxy {
 /// An exchange's record as the plan reads it.
 fn record(exchange: &Exchange) -> Record {
     Record {
-        id: exchange.id.clone(),
-        replay_of: exchange.replay_of.clone(),
-        outcome: exchange.outcome.clone(),
-        method: exchange.method.clone(),
-        operation: exchange.operation.clone(),
-        route: exchange.route.clone(),
-        resource_type: exchange.resource_type.clone(),
-        resource_id: exchange.resource_id.clone(),
-        request_body: exchange.request_body.clone(),
-        synthetic: exchange.synthetic.clone(),
+        id: exchange.begun.id.clone(),
+        replay_of: exchange.begun.replay_of.clone(),
+        outcome: exchange.outcome().to_owned(),
+        method: exchange.begun.method.clone(),
+        operation: exchange.begun.operation.clone(),
+        route: exchange.begun.route.clone(),
+        resource_type: exchange.begun.resource_type.clone(),
+        resource_id: exchange.begun.resource_id.clone(),
+        request_body: exchange.begun.request_body.clone(),
+        synthetic: exchange.begun.synthetic.clone(),
     }
 }
 

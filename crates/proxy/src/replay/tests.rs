@@ -1,7 +1,7 @@
 use super::preview::diff;
 use super::rebuild::{replay_body, without_members, LeftOut};
 use scimtrail_scim::redact::Redaction;
-use scimtrail_store::Exchange;
+use scimtrail_store::{Exchange, NewExchange};
 use serde_json::json;
 
 #[test]
@@ -53,13 +53,13 @@ fn members_changed_later_are_taken_out_of_a_member_operation() {
 
 #[test]
 fn a_password_only_patch_has_nothing_to_replay() {
-    let original = Exchange {
+    let original = Exchange::begun(NewExchange {
         method: "PATCH".into(),
         request_body: Some(
             json!({"Operations": [{"op": "replace", "path": "password", "value": "[REDACTED]"}]}).to_string(),
         ),
-        ..Exchange::default()
-    };
+        ..NewExchange::default()
+    });
     assert_eq!(
         replay_body(&original, LeftOut::default(), &Redaction::passwords_only())
             .unwrap_err()
@@ -70,7 +70,7 @@ fn a_password_only_patch_has_nothing_to_replay() {
 
 #[test]
 fn left_out_operations_and_passwords_are_taken_out() {
-    let original = Exchange {
+    let original = Exchange::begun(NewExchange {
         method: "PATCH".into(),
         request_body: Some(
             json!({"Operations": [
@@ -79,8 +79,8 @@ fn left_out_operations_and_passwords_are_taken_out() {
             ]})
             .to_string(),
         ),
-        ..Exchange::default()
-    };
+        ..NewExchange::default()
+    });
     let leave_out = LeftOut {
         operations: &[0],
         members: &[],
@@ -96,7 +96,7 @@ fn left_out_operations_and_passwords_are_taken_out() {
 #[test]
 fn redacted_attributes_are_left_out_of_a_patch_and_refuse_a_put() {
     let phones = Redaction::new(&["phoneNumbers".to_owned()]).unwrap();
-    let patch = Exchange {
+    let patch = Exchange::begun(NewExchange {
         method: "PATCH".into(),
         request_body: Some(
             json!({"Operations": [
@@ -105,8 +105,8 @@ fn redacted_attributes_are_left_out_of_a_patch_and_refuse_a_put() {
             ]})
             .to_string(),
         ),
-        ..Exchange::default()
-    };
+        ..NewExchange::default()
+    });
     let (body, notes) = replay_body(&patch, LeftOut::default(), &phones).unwrap();
     assert_eq!(
         body.unwrap(),
@@ -116,34 +116,34 @@ fn redacted_attributes_are_left_out_of_a_patch_and_refuse_a_put() {
         notes,
         ["phoneNumbers is not stored ([route.record] redact_attributes) and is left out: set it again from the IdP"]
     );
-    let put = Exchange {
+    let put = Exchange::begun(NewExchange {
         method: "PUT".into(),
         request_body: Some(
             json!({"userName": "a", "phoneNumbers": "[REDACTED]", "password": "[REDACTED]"}).to_string(),
         ),
-        ..Exchange::default()
-    };
+        ..NewExchange::default()
+    });
     let (kind, reason) = replay_body(&put, LeftOut::default(), &phones).unwrap_err();
     assert_eq!(kind, "not_replayable");
     assert!(reason.starts_with("phoneNumbers is not stored"), "{reason}");
     // Without phone numbers in it, the same PUT goes, the password left out.
-    let put = Exchange {
+    let put = Exchange::begun(NewExchange {
         request_body: Some(json!({"userName": "a", "password": "[REDACTED]"}).to_string()),
-        ..put
-    };
+        ..put.begun
+    });
     assert_eq!(
         replay_body(&put, LeftOut::default(), &phones).unwrap().0.unwrap(),
         json!({"userName": "a"})
     );
-    let bulk = Exchange {
+    let bulk = Exchange::begun(NewExchange {
         method: "POST".into(),
         operation: "bulk".into(),
         request_body: Some(
             json!({"Operations": [{"method": "PUT", "path": "/Users/1", "data": {"userName": "a", "phoneNumbers": "[REDACTED]"}}]})
                 .to_string(),
         ),
-        ..Exchange::default()
-    };
+        ..NewExchange::default()
+    });
     assert_eq!(
         replay_body(&bulk, LeftOut::default(), &phones).unwrap_err().0,
         "not_replayable"
@@ -152,11 +152,11 @@ fn redacted_attributes_are_left_out_of_a_patch_and_refuse_a_put() {
 
 #[test]
 fn an_erased_record_is_not_replayable_and_says_why() {
-    let erased = Exchange {
+    let erased = Exchange::begun(NewExchange {
         method: "PATCH".into(),
         request_body: Some(scimtrail_store::ERASED.into()),
-        ..Exchange::default()
-    };
+        ..NewExchange::default()
+    });
     let (kind, reason) = replay_body(&erased, LeftOut::default(), &Redaction::passwords_only()).unwrap_err();
     assert_eq!(kind, "not_replayable");
     assert!(reason.contains("erased"), "{reason}");

@@ -34,58 +34,58 @@ pub(super) async fn page(
     };
     let names = super::exchanges::Names::of(&admin, std::slice::from_ref(&exchange)).await;
     let who = names.who(&exchange);
-    let title = format!("{} {}", exchange.method, page::visible(&exchange.path));
+    let title = format!("{} {}", exchange.begun.method, page::visible(&exchange.begun.path));
     let content = html! {
         section.summary aria-label="Summary" {
             dl {
-                dt { "Outcome" } dd { (outcome_badge(&exchange.outcome)) " " (status_text(&exchange)) }
-                dt { "Received" } dd { (page::time(exchange.received_at_ms)) }
-                dt { "Took" } dd { @if let Some(ms) = exchange.duration_ms { (ms) " ms" } @else { "—" } }
-                @if let Some(ms) = exchange.paced_ms { dt { "Paced" } dd { "waited " (ms) " ms in the route's pacing queue" } }
-                dt { "Route · IdP" } dd { (exchange.route.as_deref().unwrap_or("— (no route)")) " · " (exchange.idp.as_deref().unwrap_or("—")) }
-                @if let Some(version) = &exchange.rules_version { dt { "Rules version" } dd.mono { (page::visible(version)) } }
-                dt { "Operation" } dd { (exchange.operation) @if let Some(lifecycle) = &exchange.lifecycle { " · " strong { (lifecycle) } } }
+                dt { "Outcome" } dd { (outcome_badge(exchange.outcome())) " " (status_text(&exchange)) }
+                dt { "Received" } dd { (page::time(exchange.begun.received_at_ms)) }
+                dt { "Took" } dd { @if let Some(ms) = exchange.duration_ms() { (ms) " ms" } @else { "—" } }
+                @if let Some(ms) = exchange.paced_ms() { dt { "Paced" } dd { "waited " (ms) " ms in the route's pacing queue" } }
+                dt { "Route · IdP" } dd { (exchange.begun.route.as_deref().unwrap_or("— (no route)")) " · " (exchange.begun.idp.as_deref().unwrap_or("—")) }
+                @if let Some(version) = &exchange.begun.rules_version { dt { "Rules version" } dd.mono { (page::visible(version)) } }
+                dt { "Operation" } dd { (exchange.begun.operation) @if let Some(lifecycle) = &exchange.begun.lifecycle { " · " strong { (lifecycle) } } }
                 dt { "Resource" } dd {
-                    (exchange.resource_type.as_deref().unwrap_or("—"))
-                    @if let Some(id) = &exchange.resource_id { " " span.mono { (page::visible(id)) } }
+                    (exchange.begun.resource_type.as_deref().unwrap_or("—"))
+                    @if let Some(id) = &exchange.begun.resource_id { " " span.mono { (page::visible(id)) } }
                     @if let Some(who) = &who {
                         " · " a href={"/ui/timeline?user=" (page::query_escaped(who))} { "timeline of " (page::visible(who)) }
-                    } @else if let Some(id) = &exchange.resource_id {
+                    } @else if let Some(id) = &exchange.begun.resource_id {
                         " · " a href={"/ui/timeline?user=" (page::query_escaped(id))} { "timeline" }
                     }
                 }
-                @if let Some(query) = &exchange.query { dt { "Query" } dd.mono { (page::visible(query)) } }
-                @if let Some(error) = &exchange.error { dt { "Proxy error" } dd.error { (page::visible(error)) } }
-                dt { "Id" } dd.mono { (exchange.id) }
-                dt { "Instance · client" } dd { (exchange.instance.as_deref().unwrap_or("—")) " · " (exchange.client.as_deref().unwrap_or("—")) }
+                @if let Some(query) = &exchange.begun.query { dt { "Query" } dd.mono { (page::visible(query)) } }
+                @if let Some(error) = &exchange.error() { dt { "Proxy error" } dd.error { (page::visible(error)) } }
+                dt { "Id" } dd.mono { (exchange.begun.id) }
+                dt { "Instance · client" } dd { (if exchange.begun.instance.is_empty() { "—" } else { &exchange.begun.instance }) " · " (exchange.begun.client.as_deref().unwrap_or("—")) }
             }
             (links(&exchange))
             p.downloads {
-                a href={"/ui/exchanges/" (exchange.id) "/download?format=json"} download { "Download JSON" }
+                a href={"/ui/exchanges/" (exchange.begun.id) "/download?format=json"} download { "Download JSON" }
                 " · "
-                a href={"/ui/exchanges/" (exchange.id) "/download?format=har"} download { "Download HAR" }
+                a href={"/ui/exchanges/" (exchange.begun.id) "/download?format=har"} download { "Download HAR" }
             }
-            @if scimtrail_store::REPLAYABLE_OUTCOMES.contains(&exchange.outcome.as_str()) && exchange.replay_of.is_none() {
+            @if scimtrail_store::REPLAYABLE_OUTCOMES.contains(&exchange.outcome()) && exchange.begun.replay_of.is_none() {
                 form method="post" action="/ui/replay" {
                     input type="hidden" name="csrf" value=(viewer.csrf);
-                    input type="hidden" name="id" value=(exchange.id);
+                    input type="hidden" name="id" value=(exchange.begun.id);
                     button type="submit" name="scope" value="selected" { "Replay… (dry run first)" }
                 }
             }
         }
-        (findings(&exchange.findings))
+        (findings(exchange.findings()))
         (changes(&admin, &exchange))
-        @if let Some(operations) = exchange.bulk_operations.as_ref().and_then(Value::as_array) {
+        @if let Some(operations) = exchange.bulk_operations().and_then(Value::as_array) {
             (bulk(operations))
         }
         section.sides aria-label="Request" {
             h2 { "Request" }
             div.pair {
-                div { h3 { "As received from the IdP" } (page::headers_table(Some(&exchange.request_headers))) (page::body(exchange.request_body.as_deref())) }
+                div { h3 { "As received from the IdP" } (page::headers_table(Some(&exchange.begun.request_headers))) (page::body(exchange.begun.request_body.as_deref())) }
                 div { h3 { "As forwarded to the application" }
-                    @if exchange.forwarded_headers.is_some() {
-                        (page::headers_table(exchange.forwarded_headers.as_ref()))
-                        (page::body(exchange.forwarded_body.as_deref().or(exchange.request_body.as_deref())))
+                    @if exchange.forwarded_headers().is_some() {
+                        (page::headers_table(exchange.forwarded_headers()))
+                        (page::body(exchange.forwarded_body()))
                     } @else { p.muted { "Not forwarded." } }
                 }
             }
@@ -93,14 +93,14 @@ pub(super) async fn page(
         section.sides aria-label="Response" {
             h2 { "Response" }
             div.pair {
-                div { h3 { "As the application gave it" @if let Some(status) = exchange.upstream_status { " (" (status) ")" } }
-                    @if exchange.upstream_status.is_some() {
+                div { h3 { "As the application gave it" @if let Some(status) = exchange.upstream_status() { " (" (status) ")" } }
+                    @if exchange.upstream_status().is_some() {
                         (page::body(application_body(&exchange).as_deref()))
                     } @else { p.muted { "The application gave no answer." } }
                 }
-                div { h3 { "As returned to the IdP" @if let Some(status) = exchange.status { " (" (status) ")" } }
-                    (page::headers_table(exchange.response_headers.as_ref()))
-                    (page::body(exchange.response_body.as_deref()))
+                div { h3 { "As returned to the IdP" @if let Some(status) = exchange.status() { " (" (status) ")" } }
+                    (page::headers_table(exchange.response_headers()))
+                    (page::body(exchange.response_body()))
                 }
             }
         }
@@ -117,14 +117,14 @@ pub(super) async fn page(
 /// Parent, children, the original and the replays.
 fn links(exchange: &Exchange) -> Markup {
     html! {
-        @if exchange.parent_id.is_some() || !exchange.children.is_empty() || exchange.replay_of.is_some() || !exchange.replays.is_empty() {
+        @if exchange.begun.parent_id.is_some() || !exchange.children.is_empty() || exchange.begun.replay_of.is_some() || !exchange.replays.is_empty() {
             dl.links {
-                @if let Some(parent) = &exchange.parent_id { dt { "Made for" } dd { (exchange_link(parent)) } }
+                @if let Some(parent) = &exchange.begun.parent_id { dt { "Made for" } dd { (exchange_link(parent)) } }
                 @if !exchange.children.is_empty() {
                     dt { "Made for it (read-backs, bulk operations)" }
                     dd { @for child in &exchange.children { (exchange_link(child)) " " } }
                 }
-                @if let Some(original) = &exchange.replay_of { dt { "Replays" } dd { (exchange_link(original)) } }
+                @if let Some(original) = &exchange.begun.replay_of { dt { "Replays" } dd { (exchange_link(original)) } }
                 @if !exchange.replays.is_empty() {
                     dt { "Replayed by" }
                     dd { @for replay in &exchange.replays { (exchange_link(replay)) " " } }
@@ -155,12 +155,12 @@ fn findings(findings: &Value) -> Markup {
 
 /// What the rules changed, each change with its rule and the rule's reason.
 fn changes(admin: &Admin, exchange: &Exchange) -> Markup {
-    let changes = exchange.changes.as_array().cloned().unwrap_or_default();
+    let changes = exchange.changes().as_array().cloned().unwrap_or_default();
     // The route's profile now: its rules' reasons (the exchange's own rules_version says
     // whether they are the rules it ran).
     let profile = admin
         .proxy
-        .route_named(exchange.route.as_deref())
+        .route_named(exchange.begun.route.as_deref())
         .and_then(|route| admin.proxy.profiles.of(route));
     let why = |rule: &str| {
         profile
@@ -173,11 +173,11 @@ fn changes(admin: &Admin, exchange: &Exchange) -> Markup {
     let now = profile
         .as_ref()
         .map(|p| p.version().to_owned())
-        .filter(|now| exchange.rules_version.as_ref().is_some_and(|ran| ran != now));
+        .filter(|now| exchange.begun.rules_version.as_ref().is_some_and(|ran| ran != now));
     html! {
         section aria-label="What the rules changed" {
             h2 { "What the rules changed" }
-            @if let (Some(now), Some(ran)) = (&now, &exchange.rules_version) {
+            @if let (Some(now), Some(ran)) = (&now, &exchange.begun.rules_version) {
                 @if !changes.is_empty() {
                     p.muted { "The route's rules have changed since: the reasons below are those of rules_version " (page::visible(now)) "; this exchange ran " (page::visible(ran)) "." }
                 }
@@ -239,10 +239,10 @@ fn bulk(operations: &[Value]) -> Markup {
 /// The response body as the application gave it: the returned one with the response rules'
 /// changes undone, last first.
 fn application_body(exchange: &Exchange) -> Option<String> {
-    let returned = exchange.response_body.as_deref()?;
+    let returned = exchange.response_body()?;
     // Changes to the body only (`header:…` pointers name headers).
     let response_changes: Vec<&Value> = exchange
-        .changes
+        .changes()
         .as_array()
         .into_iter()
         .flatten()
@@ -312,14 +312,14 @@ fn undo(body: &mut Value, pointer: &str, op: Option<&str>, before: Option<&Value
 /// `curl` sending the request as received to this proxy, credentials left out.
 fn curl(admin: &Admin, exchange: &Exchange) -> String {
     let quote = |text: &str| format!("'{}'", page::visible(text).replace('\'', "'\\''"));
-    let mut target = format!("http://{}{}", admin.proxy_addr, exchange.path);
-    if let Some(query) = &exchange.query {
+    let mut target = format!("http://{}{}", admin.proxy_addr, exchange.begun.path);
+    if let Some(query) = &exchange.begun.query {
         target.push('?');
         target.push_str(query);
     }
     // The method too is quoted: a refused request is recorded with whatever method it had.
-    let mut command = format!("curl -X {} {}", quote(&exchange.method), quote(&target));
-    for pair in exchange.request_headers.as_array().into_iter().flatten() {
+    let mut command = format!("curl -X {} {}", quote(&exchange.begun.method), quote(&target));
+    for pair in exchange.begun.request_headers.as_array().into_iter().flatten() {
         let (Some(name), Some(value)) = (pair.get(0).and_then(Value::as_str), pair.get(1).and_then(Value::as_str))
         else {
             continue;
@@ -336,7 +336,7 @@ fn curl(admin: &Admin, exchange: &Exchange) -> String {
         }
         command.push_str(&format!(" \\\n  -H {}", quote(&format!("{name}: {value}"))));
     }
-    if let Some(body) = &exchange.request_body {
+    if let Some(body) = &exchange.begun.request_body {
         command.push_str(&format!(" \\\n  --data-raw {}", quote(body)));
     }
     command
@@ -356,13 +356,13 @@ pub(super) async fn download(
         Err(StoreError::NotFound(_)) => return page::refusal(StatusCode::NOT_FOUND, "no such exchange"),
         Err(error) => return store_failure(&error),
     };
-    let file = format!("scimtrail-exchange-{}", page::short_id(&exchange.id));
+    let file = format!("scimtrail-exchange-{}", page::short_id(&exchange.begun.id));
     if format == "har" {
         // Exactly this exchange: the newest below the next possible id, from its id's
         // millisecond (ids are UUIDv7; `received_at` may be a millisecond later).
         let filter = ExchangeQuery {
-            cursor: Some(format!("{}0", exchange.id)),
-            since_ms: super::exchanges::uuid_v7_ms(&exchange.id),
+            cursor: Some(format!("{}0", exchange.begun.id)),
+            since_ms: super::exchanges::uuid_v7_ms(&exchange.begun.id),
             limit: 1,
             ..ExchangeQuery::default()
         };

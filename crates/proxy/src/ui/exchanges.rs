@@ -197,21 +197,21 @@ fn with(pairs: &[(String, String)], key: &str, value: &str) -> Vec<(String, Stri
 /// One exchange as a row of the table.
 pub(super) fn row(exchange: &Exchange, names: &Names) -> Markup {
     let who = names.who(exchange);
-    let failed = exchange.outcome != "ok" && exchange.outcome != "in_flight";
+    let failed = exchange.outcome() != "ok" && exchange.outcome() != "in_flight";
     html! {
-        tr data-id=(exchange.id) class=[failed.then_some("failed")] {
-            td { input type="checkbox" name="id" value=(exchange.id) aria-label={"select " (exchange.id)}; }
-            td { a href={"/ui/exchanges/" (exchange.id)} { (page::time(exchange.received_at_ms)) } }
-            td { (exchange.route.as_deref().unwrap_or("—")) " · " (exchange.idp.as_deref().unwrap_or("—")) }
-            td.request { span.method { (exchange.method) } " " (page::visible(&exchange.path)) }
+        tr data-id=(exchange.begun.id) class=[failed.then_some("failed")] {
+            td { input type="checkbox" name="id" value=(exchange.begun.id) aria-label={"select " (exchange.begun.id)}; }
+            td { a href={"/ui/exchanges/" (exchange.begun.id)} { (page::time(exchange.begun.received_at_ms)) } }
+            td { (exchange.begun.route.as_deref().unwrap_or("—")) " · " (exchange.begun.idp.as_deref().unwrap_or("—")) }
+            td.request { span.method { (exchange.begun.method) } " " (page::visible(&exchange.begun.path)) }
             td { @if let Some(who) = &who {
                 a href={"/ui/timeline?user=" (page::query_escaped(who))} { (page::visible(who)) }
             } @else { span.muted { "—" } } }
-            td { (exchange.lifecycle.as_deref().unwrap_or("—")) }
+            td { (exchange.begun.lifecycle.as_deref().unwrap_or("—")) }
             td { (status_text(exchange)) }
-            td { (outcome_badge(&exchange.outcome)) }
-            td { (findings_badge(&exchange.findings)) }
-            td.number { (exchange.duration_ms.map(|d| d.to_string()).unwrap_or_default()) }
+            td { (outcome_badge(exchange.outcome())) }
+            td { (findings_badge(exchange.findings())) }
+            td.number { (exchange.duration_ms().map(|d| d.to_string()).unwrap_or_default()) }
         }
     }
 }
@@ -224,7 +224,7 @@ impl Names {
     pub(super) async fn of(admin: &Admin, exchanges: &[Exchange]) -> Names {
         let keys: Vec<(String, String, String)> = exchanges
             .iter()
-            .filter(|e| e.user_name.is_none())
+            .filter(|e| e.begun.user_name.is_none())
             .filter_map(key_of)
             .collect();
         match admin.store.names_of(&keys).await {
@@ -249,7 +249,7 @@ impl Names {
     /// Who an exchange is about: the userName it shows, else its resource's userName or
     /// displayName.
     pub(super) fn who(&self, exchange: &Exchange) -> Option<String> {
-        exchange.user_name.clone().or_else(|| {
+        exchange.begun.user_name.clone().or_else(|| {
             let name = self.name(exchange)?;
             name.user_name.clone().or_else(|| name.display_name.clone())
         })
@@ -258,9 +258,9 @@ impl Names {
 
 fn key_of(exchange: &Exchange) -> Option<(String, String, String)> {
     Some((
-        exchange.route.clone()?,
-        exchange.resource_type.clone()?,
-        exchange.resource_id.clone()?,
+        exchange.begun.route.clone()?,
+        exchange.begun.resource_type.clone()?,
+        exchange.begun.resource_id.clone()?,
     ))
 }
 
@@ -287,11 +287,11 @@ pub(super) async fn live_rows(State(admin): State<Arc<Admin>>, RawQuery(query): 
         && listed
             .items
             .last()
-            .is_some_and(|oldest| after.as_deref().is_none_or(|after| oldest.id.as_str() > after));
+            .is_some_and(|oldest| after.as_deref().is_none_or(|after| oldest.begun.id.as_str() > after));
     let newer: Vec<Exchange> = listed
         .items
         .into_iter()
-        .filter(|e| after.as_deref().is_none_or(|after| e.id.as_str() > after))
+        .filter(|e| after.as_deref().is_none_or(|after| e.begun.id.as_str() > after))
         .collect();
     let names = Names::of(&admin, &newer).await;
     page::html_response(

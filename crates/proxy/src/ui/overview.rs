@@ -109,12 +109,12 @@ fn failed_deprovisions_section(deprovisions: &[Exchange], window: &str, label: &
                 tbody {
                     @for exchange in deprovisions {
                         tr.failed {
-                            td { (page::time(exchange.received_at_ms)) }
-                            td { (exchange.route.as_deref().unwrap_or("—")) }
-                            td { (exchange.lifecycle.as_deref().unwrap_or_default()) }
-                            td.request { span.method { (exchange.method) } " " (page::visible(&exchange.path)) }
-                            td { (outcome_badge(&exchange.outcome)) }
-                            td { (exchange_link(&exchange.id)) }
+                            td { (page::time(exchange.begun.received_at_ms)) }
+                            td { (exchange.begun.route.as_deref().unwrap_or("—")) }
+                            td { (exchange.begun.lifecycle.as_deref().unwrap_or_default()) }
+                            td.request { span.method { (exchange.begun.method) } " " (page::visible(&exchange.begun.path)) }
+                            td { (outcome_badge(exchange.outcome())) }
+                            td { (exchange_link(&exchange.begun.id)) }
                         }
                     }
                 }
@@ -205,7 +205,7 @@ async fn failed_deprovisions(admin: &Admin, since: i64) -> Result<Vec<Exchange>,
             .await?;
         found.extend(page.items);
     }
-    found.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+    found.sort_unstable_by(|a, b| b.begun.id.cmp(&a.begun.id));
     Ok(found)
 }
 

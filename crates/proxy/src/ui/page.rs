@@ -116,18 +116,21 @@ pub(super) fn outcome_badge(outcome: &str) -> Markup {
 
 /// The status the IdP got, and the application's when it differs.
 pub(super) fn status_text(exchange: &Exchange) -> Markup {
-    let returned = exchange.status.map(|s| s.to_string()).unwrap_or_else(|| "—".to_owned());
-    let class = match exchange.status {
+    let returned = exchange
+        .status()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "—".to_owned());
+    let class = match exchange.status() {
         Some(200..=399) => "good",
         Some(_) => "bad",
         None => "neutral",
     };
     html! {
         span class={"status " (class)} { (returned) }
-        @if let Some(upstream) = exchange.upstream_status.filter(|u| Some(*u) != exchange.status) {
+        @if let Some(upstream) = exchange.upstream_status().filter(|u| Some(*u) != exchange.status()) {
             " " span.muted title="what the application answered" { "(app " (upstream) ")" }
         }
-        @if exchange.upstream_status.is_none() && exchange.outcome != "in_flight" {
+        @if exchange.upstream_status().is_none() && exchange.outcome() != "in_flight" {
             " " span.muted { "(not forwarded)" }
         }
     }

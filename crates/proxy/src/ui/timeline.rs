@@ -68,14 +68,14 @@ pub(super) async fn page(
                 } }
                 tbody {
                     @for (exchange, intended) in exchanges.iter().zip(&intended) {
-                        @let who = exchange.user_name.clone().or_else(|| names.name(exchange)?.user_name.clone());
-                        tr class=[(exchange.outcome != "ok").then_some("failed")] {
-                            td { a href={"/ui/exchanges/" (exchange.id)} { (page::time(exchange.received_at_ms)) } }
-                            td { span class={"event " (exchange.lifecycle.as_deref().unwrap_or("other"))} { (exchange.lifecycle.as_deref().unwrap_or(&exchange.operation)) } }
-                            td.request { span.method { (exchange.method) } " " (page::visible(&exchange.path)) " " (exchange_link(&exchange.id)) }
+                        @let who = exchange.begun.user_name.clone().or_else(|| names.name(exchange)?.user_name.clone());
+                        tr class=[(exchange.outcome() != "ok").then_some("failed")] {
+                            td { a href={"/ui/exchanges/" (exchange.begun.id)} { (page::time(exchange.begun.received_at_ms)) } }
+                            td { span class={"event " (exchange.begun.lifecycle.as_deref().unwrap_or("other"))} { (exchange.begun.lifecycle.as_deref().unwrap_or(&exchange.begun.operation)) } }
+                            td.request { span.method { (exchange.begun.method) } " " (page::visible(&exchange.begun.path)) " " (exchange_link(&exchange.begun.id)) }
                             td { (page::visible(who.as_deref().unwrap_or("—"))) }
                             td { (status_text(exchange)) }
-                            td { (outcome_badge(&exchange.outcome)) " " (page::findings_badge(&exchange.findings)) }
+                            td { (outcome_badge(exchange.outcome())) " " (page::findings_badge(exchange.findings())) }
                             td { @if let Some(state) = intended { strong { (state) } } @else { span.muted { "—" } } }
                         }
                     }
@@ -93,8 +93,8 @@ pub(super) async fn page(
 fn intended_states(exchanges: &[Exchange]) -> Vec<Option<&'static str>> {
     exchanges
         .iter()
-        .map(|exchange| match exchange.lifecycle.as_deref() {
-            Some("provision") | Some("reactivate") if exchange.resource_type.as_deref() == Some("Users") => {
+        .map(|exchange| match exchange.begun.lifecycle.as_deref() {
+            Some("provision") | Some("reactivate") if exchange.begun.resource_type.as_deref() == Some("Users") => {
                 Some("exists, active")
             }
             Some("provision") => Some("exists"),
@@ -112,31 +112,31 @@ fn intended_states(exchanges: &[Exchange]) -> Vec<Option<&'static str>> {
 fn drawing(exchanges: &[Exchange]) -> Markup {
     let events: Vec<&Exchange> = exchanges
         .iter()
-        .filter(|e| e.lifecycle.as_deref().is_some_and(|l| l != "lookup"))
+        .filter(|e| e.begun.lifecycle.as_deref().is_some_and(|l| l != "lookup"))
         .collect();
     let (Some(first), Some(last)) = (events.first(), events.last()) else {
         return html! { p.muted { "No lifecycle event (only lookups)." } };
     };
-    let span = (last.received_at_ms - first.received_at_ms).max(1) as f64;
-    let x = |ms: i64| 40.0 + 920.0 * (ms - first.received_at_ms) as f64 / span;
+    let span = (last.begun.received_at_ms - first.begun.received_at_ms).max(1) as f64;
+    let x = |ms: i64| 40.0 + 920.0 * (ms - first.begun.received_at_ms) as f64 / span;
     html! {
         figure.timeline {
             svg viewBox="0 0 1000 120" role="img" aria-label="Lifecycle events on a time line" {
                 line x1="40" y1="60" x2="960" y2="60" class="axis" {}
                 @for (n, event) in events.iter().enumerate() {
-                    @let lifecycle = event.lifecycle.as_deref().unwrap_or_default();
+                    @let lifecycle = event.begun.lifecycle.as_deref().unwrap_or_default();
                     @let y = if n % 2 == 0 { 40 } else { 95 };
-                    g class={"mark " (lifecycle) @if event.outcome != "ok" { " failed" }} {
-                        title { (lifecycle) " · " (event.outcome) " · " (scimtrail_store::rfc3339(event.received_at_ms)) }
-                        circle cx=(format!("{:.1}", x(event.received_at_ms))) cy="60" r="7" {}
-                        text x=(format!("{:.1}", x(event.received_at_ms))) y=(y) text-anchor="middle" {
-                            (lifecycle) @if event.outcome != "ok" { " ✗" }
+                    g class={"mark " (lifecycle) @if event.outcome() != "ok" { " failed" }} {
+                        title { (lifecycle) " · " (event.outcome()) " · " (scimtrail_store::rfc3339(event.begun.received_at_ms)) }
+                        circle cx=(format!("{:.1}", x(event.begun.received_at_ms))) cy="60" r="7" {}
+                        text x=(format!("{:.1}", x(event.begun.received_at_ms))) y=(y) text-anchor="middle" {
+                            (lifecycle) @if event.outcome() != "ok" { " ✗" }
                         }
                     }
                 }
             }
             figcaption {
-                (page::time(first.received_at_ms)) " → " (page::time(last.received_at_ms))
+                (page::time(first.begun.received_at_ms)) " → " (page::time(last.begun.received_at_ms))
                 " · ✗ marks an event that did not succeed"
             }
         }

@@ -246,7 +246,7 @@ fn only_the_lock_is_left(dir: &Path) -> bool {
 }
 
 async fn outcome(store: &Store, id: &str) -> String {
-    store.get(id).await.unwrap().outcome
+    store.get(id).await.unwrap().outcome().to_owned()
 }
 
 /// What a killed process leaves: segments that were appended but never applied. The next
@@ -274,14 +274,14 @@ async fn a_journal_left_by_a_dead_process_is_applied_by_the_next_open() {
     assert_eq!(outcome(&again, "u1").await, "ok");
     assert_eq!(outcome(&again, "u2").await, "in_flight");
     let u1 = again.get("u1").await.unwrap();
-    assert_eq!(u1.user_name.as_deref(), Some("bjensen"));
+    assert_eq!(u1.begun.user_name.as_deref(), Some("bjensen"));
     assert_eq!(
-        u1.rules_version.as_deref(),
+        u1.begun.rules_version.as_deref(),
         Some("7995c55a6bdf7e9c"),
         "begin and completion joined"
     );
     assert_eq!(
-        again.get("u2").await.unwrap().rules_version.as_deref(),
+        again.get("u2").await.unwrap().begun.rules_version.as_deref(),
         Some("7995c55a6bdf7e9c"),
         "in flight"
     );
@@ -360,7 +360,7 @@ async fn a_record_nested_deeper_than_serde_jsons_limit_is_recovered_and_read_bac
 
     let store = Store::connect(&url).await.unwrap();
     let exchange = store.get("deep").await.unwrap();
-    assert_eq!(exchange.changes[0]["before"], deep);
+    assert_eq!(exchange.changes()[0]["before"], deep);
     assert_eq!(
         outcome(&store, "after").await,
         "in_flight",
@@ -492,7 +492,7 @@ async fn segments_rotate_and_applied_ones_are_recycled() {
     let mut count = 0;
     let mut page = store.list(&all).await.unwrap();
     loop {
-        assert!(page.items.iter().all(|e| e.outcome == "ok"));
+        assert!(page.items.iter().all(|e| e.outcome() == "ok"));
         count += page.items.len();
         let Some(cursor) = page.next_cursor else { break };
         page = store
@@ -565,7 +565,7 @@ async fn a_journal_in_a_newer_format_is_refused_by_name_and_an_older_one_is_read
     fs::write(segment_path(&dir, 1), &segment).unwrap();
     let store = Store::connect(&url).await.unwrap();
     assert_eq!(outcome(&store, "u1").await, "in_flight");
-    assert_eq!(store.get("u1").await.unwrap().rules_version, None);
+    assert_eq!(store.get("u1").await.unwrap().begun.rules_version, None);
     drop(store);
 
     // A journal the store holds says its format.
