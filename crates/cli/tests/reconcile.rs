@@ -46,98 +46,8 @@ async fn reconcile_reports_what_changed_behind_scimtrails_back_and_what_an_outag
         } = change_behind_scimtrails_back(&mut app, &scimtrail, &store_url).await;
 
         let config = config.to_str().unwrap().to_owned();
-        let (ok, report) = reconcile(&["--route", "app", "--store", &store_url, "--config", &config]);
-        assert!(ok, "{store_url}: {report:#}");
-        let counts = &report["counts"];
-        // The deleted user left the group too: a member missing.
-        let expected = json!({"active_mismatch": 2, "inactive_in_app": 0, "missing_in_app": 3, "member_missing": 1,
-            "member_extra": 1, "attribute_mismatch": 0, "unknown_to_idp": 2});
-        assert_eq!(counts, &expected, "{store_url}: {report:#}");
-        let drifts = report["drifts"].as_array().unwrap();
-        let seen: Vec<(&str, &str)> = drifts
-            .iter()
-            .map(|d| (d["kind"].as_str().unwrap(), d["name"].as_str().unwrap_or("-")))
-            .collect();
-        assert_eq!(
-            &seen[..2],
-            [("active_mismatch", "leaver"), ("active_mismatch", "mover")],
-            "leavers with access first: {seen:?}"
-        );
-        let mover = &drifts[1];
-        assert_eq!(
-            mover["established_by"],
-            lost_id.as_str(),
-            "the failed deactivation is the intent"
-        );
-        assert_eq!(mover["resource_id"], ids["mover"].as_str());
-        let mut missing: Vec<&str> = seen
-            .iter()
-            .filter(|(k, _)| *k == "missing_in_app")
-            .map(|(_, n)| *n)
-            .collect();
-        missing.sort_unstable();
-        assert_eq!(missing, ["again", "gone", "newcomer"], "{seen:?}");
-        let extra = drifts.iter().find(|d| d["kind"] == "member_extra").unwrap();
-        assert_eq!(extra["actual"], stranger_id.as_str());
-        assert_eq!(extra["resource_id"], team_id.as_str());
-
-        // The admin API runs the same, shows its drifts, and `/metrics` its counts.
-        let run = scimtrail
-            .admin
-            .post("/api/v1/reconciliations", &json!({"route": "app", "resource": "Users"}))
-            .await;
-        assert_eq!(run.status, 200, "{:?}", run.body);
-        assert_eq!(run.body["counts"]["active_mismatch"], 2);
-        assert_eq!(run.body["counts"]["member_extra"], 0, "Users only");
-        let id = run.body["id"].as_str().unwrap();
-        let listed = scimtrail
-            .admin
-            .get(&format!("/api/v1/reconciliations/{id}?limit=1"))
-            .await;
-        assert_eq!(listed.body["drifts"].as_array().unwrap().len(), 1);
-        assert_eq!(listed.body["drifts"][0]["kind"], "active_mismatch");
-        let metrics = scimtrail.metrics().await;
-        assert!(
-            metrics.contains("scimtrail_drift{route=\"app\",kind=\"active_mismatch\"} 2"),
-            "{metrics}"
-        );
-        let refused = scimtrail
-            .admin
-            .post("/api/v1/reconciliations", &json!({"route": "nowhere"}))
-            .await;
-        assert_eq!(refused.status, 400);
-
-        // A run is audited with its counts (a request for no route is refused before any).
-        let query = scimtrail_store::AuditQuery {
-            action: Some("reconcile".into()),
-            limit: 10,
-            ..Default::default()
-        };
-        let audited = scimtrail.store.audit_list(&query).await.unwrap();
-        assert_eq!(audited.len(), 2, "{store_url}: {audited:?}");
-        assert!(audited[1].actor.starts_with("cli:"), "{audited:?}");
-        assert_eq!(audited[1].detail["counts"]["member_extra"], 1, "{audited:?}");
-
-        // Each run alerted the webhook once, naming its leavers with access (after the
-        // outage's failed deactivation, alerted when it failed).
-        let alerts: Vec<_> = hook
-            .accepted(3)
-            .await
-            .into_iter()
-            .filter(|alert| alert.body["alert"] == "active_mismatch")
-            .collect();
-        assert_eq!(alerts.len(), 2, "one alert per run: {alerts:?}");
-        let alert = &alerts[0].body;
-        assert_eq!(alert["alert"], "active_mismatch");
-        assert_eq!(alert["count"], 2);
-        assert_eq!(alert["reconciliation"], report["id"]);
-        let named: Vec<&str> = alert["users"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|u| u["user_name"].as_str().unwrap())
-            .collect();
-        assert_eq!(named, ["leaver", "mover"]);
+        let report = the_cli_reports_exactly_those_drifts(&store_url, &config, &ids, &team_id, &stranger_id, &lost_id);
+        the_admin_api_runs_the_same_audits_and_alerts_once_per_run(&scimtrail, &hook, &report, &store_url).await;
 
         let drifted = Drifted {
             store_url: &store_url,
@@ -151,6 +61,120 @@ async fn reconcile_reports_what_changed_behind_scimtrails_back_and_what_an_outag
         scimtrail.running.shutdown().await;
         app.down().await;
     }
+}
+
+/// `scimtrail reconcile` reports exactly what [`change_behind_scimtrails_back`] did, leavers
+/// with access first, each with the exchange that established the intent; returns the report.
+fn the_cli_reports_exactly_those_drifts(
+    store_url: &str,
+    config: &str,
+    ids: &BTreeMap<&'static str, String>,
+    team_id: &str,
+    stranger_id: &str,
+    lost_id: &str,
+) -> Value {
+    let (ok, report) = reconcile(&["--route", "app", "--store", store_url, "--config", config]);
+    assert!(ok, "{store_url}: {report:#}");
+    let counts = &report["counts"];
+    // The deleted user left the group too: a member missing.
+    let expected = json!({"active_mismatch": 2, "inactive_in_app": 0, "missing_in_app": 3, "member_missing": 1,
+        "member_extra": 1, "attribute_mismatch": 0, "unknown_to_idp": 2});
+    assert_eq!(counts, &expected, "{store_url}: {report:#}");
+    let drifts = report["drifts"].as_array().unwrap();
+    let seen: Vec<(&str, &str)> = drifts
+        .iter()
+        .map(|d| (d["kind"].as_str().unwrap(), d["name"].as_str().unwrap_or("-")))
+        .collect();
+    assert_eq!(
+        &seen[..2],
+        [("active_mismatch", "leaver"), ("active_mismatch", "mover")],
+        "leavers with access first: {seen:?}"
+    );
+    let mover = &drifts[1];
+    assert_eq!(
+        mover["established_by"], lost_id,
+        "the failed deactivation is the intent"
+    );
+    assert_eq!(mover["resource_id"], ids["mover"].as_str());
+    let mut missing: Vec<&str> = seen
+        .iter()
+        .filter(|(k, _)| *k == "missing_in_app")
+        .map(|(_, n)| *n)
+        .collect();
+    missing.sort_unstable();
+    assert_eq!(missing, ["again", "gone", "newcomer"], "{seen:?}");
+    let extra = drifts.iter().find(|d| d["kind"] == "member_extra").unwrap();
+    assert_eq!(extra["actual"], stranger_id);
+    assert_eq!(extra["resource_id"], team_id);
+
+    report
+}
+
+/// The admin API runs the same reconcile and pages its drifts, `/metrics` counts them, each
+/// run is audited, and each run alerts the webhook once, naming its leavers with access.
+async fn the_admin_api_runs_the_same_audits_and_alerts_once_per_run(
+    scimtrail: &TestProxy,
+    hook: &scimtrail_integration::webhook::Receiver,
+    report: &Value,
+    store_url: &str,
+) {
+    // The admin API runs the same, shows its drifts, and `/metrics` its counts.
+    let run = scimtrail
+        .admin
+        .post("/api/v1/reconciliations", &json!({"route": "app", "resource": "Users"}))
+        .await;
+    assert_eq!(run.status, 200, "{:?}", run.body);
+    assert_eq!(run.body["counts"]["active_mismatch"], 2);
+    assert_eq!(run.body["counts"]["member_extra"], 0, "Users only");
+    let id = run.body["id"].as_str().unwrap();
+    let listed = scimtrail
+        .admin
+        .get(&format!("/api/v1/reconciliations/{id}?limit=1"))
+        .await;
+    assert_eq!(listed.body["drifts"].as_array().unwrap().len(), 1);
+    assert_eq!(listed.body["drifts"][0]["kind"], "active_mismatch");
+    let metrics = scimtrail.metrics().await;
+    assert!(
+        metrics.contains("scimtrail_drift{route=\"app\",kind=\"active_mismatch\"} 2"),
+        "{metrics}"
+    );
+    let refused = scimtrail
+        .admin
+        .post("/api/v1/reconciliations", &json!({"route": "nowhere"}))
+        .await;
+    assert_eq!(refused.status, 400);
+
+    // A run is audited with its counts (a request for no route is refused before any).
+    let query = scimtrail_store::AuditQuery {
+        action: Some("reconcile".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let audited = scimtrail.store.audit_list(&query).await.unwrap();
+    assert_eq!(audited.len(), 2, "{store_url}: {audited:?}");
+    assert!(audited[1].actor.starts_with("cli:"), "{audited:?}");
+    assert_eq!(audited[1].detail["counts"]["member_extra"], 1, "{audited:?}");
+
+    // Each run alerted the webhook once, naming its leavers with access (after the
+    // outage's failed deactivation, alerted when it failed).
+    let alerts: Vec<_> = hook
+        .accepted(3)
+        .await
+        .into_iter()
+        .filter(|alert| alert.body["alert"] == "active_mismatch")
+        .collect();
+    assert_eq!(alerts.len(), 2, "one alert per run: {alerts:?}");
+    let alert = &alerts[0].body;
+    assert_eq!(alert["alert"], "active_mismatch");
+    assert_eq!(alert["count"], 2);
+    assert_eq!(alert["reconciliation"], report["id"]);
+    let named: Vec<&str> = alert["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["leaver", "mover"]);
 }
 
 /// What [`change_behind_scimtrails_back`] did.
@@ -422,14 +446,9 @@ fn expected_repairs(outcome: &str) -> Vec<(String, String, String, Vec<String>)>
     writes
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_route_reconcile_schedule_runs_on_its_own_and_reports_without_repairing() {
-    let store_url = fresh_store_urls().await.remove(0);
-    let mut app = App::start().await;
-    let direct = app.client();
-    let (_config, scimtrail) = app
-        .proxied_with(&store_url, "[route.reconcile]\nevery = \"10s\"\n")
-        .await;
+/// Ann, provisioned and deactivated through scimtrail, then reactivated in the application
+/// directly: a leaver with access. Returns her id.
+async fn a_leaver_reactivated_behind_scimtrails_back(scimtrail: &TestProxy, direct: &Client) -> String {
     let created = scimtrail
         .client
         .post(
@@ -447,6 +466,18 @@ async fn a_route_reconcile_schedule_runs_on_its_own_and_reports_without_repairin
         200
     );
     assert_eq!(direct.patch(&format!("/Users/{id}"), &active(true)).await.status, 200);
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_reconcile_schedule_runs_on_its_own_and_reports_without_repairing() {
+    let store_url = fresh_store_urls().await.remove(0);
+    let mut app = App::start().await;
+    let direct = app.client();
+    let (_config, scimtrail) = app
+        .proxied_with(&store_url, "[route.reconcile]\nevery = \"10s\"\n")
+        .await;
+    let id = a_leaver_reactivated_behind_scimtrails_back(&scimtrail, &direct).await;
     // The first run is due at once, the next 10 s after it began.
     let query = scimtrail_store::AuditQuery {
         action: Some("reconcile".into()),
@@ -478,23 +509,7 @@ async fn a_repair_another_routes_prefix_would_take_is_not_sent() {
     let mut app = App::start().await;
     let direct = app.client();
     let (config, scimtrail) = app.proxied(&store_url).await;
-    let created = scimtrail
-        .client
-        .post(
-            "/scim/Users",
-            &json!({"schemas": [USER], "userName": "ann", "active": true}),
-        )
-        .await;
-    let id = created.body["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        scimtrail
-            .client
-            .patch(&format!("/scim/Users/{id}"), &active(false))
-            .await
-            .status,
-        200
-    );
-    assert_eq!(direct.patch(&format!("/Users/{id}"), &active(true)).await.status, 200);
+    let id = a_leaver_reactivated_behind_scimtrails_back(&scimtrail, &direct).await;
     scimtrail.running.shutdown().await;
     // Settled: the IdP's writes are past the seconds a repair leaves alone.
     tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
