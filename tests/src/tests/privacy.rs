@@ -7,6 +7,7 @@ use scimtrail_integration::proxy::{
 };
 use scimtrail_integration::refapp;
 use scimtrail_proxy::Secret;
+use scimtrail_store::Exchange;
 use serde_json::{json, Value};
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -173,163 +174,198 @@ async fn operators_actions_are_audited_with_who_and_from_where() {
 
 #[tokio::test]
 async fn a_persons_records_are_erased_to_the_last_byte_and_the_rest_kept() {
-    const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
     // What must leave no byte behind, in any file of the store.
     let personal = ["erase.me", "Erasmus", "Gonewith", "ext-erase-42"];
     for store_url in fresh_store_urls().await {
         let (app, _) = refapp::start().await;
         let proxy = start_with_admin_token(&single_route(&app.base_url(), ""), &store_url).await;
-        let admin = ADMIN;
-        let send = |method: Method, path: String, body: Option<Value>| {
-            let client = proxy.client.clone();
-            async move { client.send(method, &path, body.as_ref(), &[]).await }
-        };
-        let user = |name: &str, given: &str, family: &str, external: &str| {
-            json!({"schemas": [USER], "userName": format!("{name}@example.com"), "externalId": external,
-                "displayName": format!("{given} {family}"), "name": {"givenName": given, "familyName": family},
-                "emails": [{"value": format!("{name}@example.com"), "type": "work", "primary": true}]})
-        };
-        let created = send(
-            Method::POST,
-            "/Users".into(),
-            Some(user("erase.me", "Erasmus", "Gonewith", "ext-erase-42")),
-        )
-        .await;
-        assert_eq!(created.status, StatusCode::CREATED);
-        let id = created.body["id"].as_str().unwrap().to_owned();
-        let kept = send(
-            Method::POST,
-            "/Users".into(),
-            Some(user("keep.me", "Kept", "Person", "ext-keep-7")),
-        )
-        .await;
-        let kept_id = kept.body["id"].as_str().unwrap().to_owned();
-        // By id only: found through the store's names.
-        let deactivate =
-            json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": false}]});
-        assert_eq!(
-            send(Method::PATCH, format!("/Users/{id}"), Some(deactivate.clone()))
-                .await
-                .status,
-            StatusCode::OK
-        );
-        assert_eq!(
-            send(Method::PATCH, format!("/Users/{kept_id}"), Some(deactivate))
-                .await
-                .status,
-            StatusCode::OK
-        );
-        send(
-            Method::GET,
-            "/Users?filter=userName%20eq%20%22erase.me%40example.com%22".into(),
-            None,
-        )
-        .await;
-        send(Method::GET, format!("/Users/{id}"), None).await;
-        let group = json!({"schemas": [GROUP], "displayName": "Erasers",
-            "members": [{"value": id, "display": "Erasmus Gonewith"}, {"value": kept_id, "display": "Kept Person"}]});
-        assert_eq!(
-            send(Method::POST, "/Groups".into(), Some(group)).await.status,
-            StatusCode::CREATED
-        );
+        let people = record_a_person_to_erase_and_one_to_keep(&proxy).await;
         let all_before = proxy.exchanges_of("app").await;
 
-        // `--user` finds the requests by id, the deactivation among them.
-        let listed = proxy
-            .admin
-            .send(Method::GET, "/api/v1/exchanges?user=erase.me", None, &admin)
-            .await;
-        let methods: Vec<&str> = listed.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["method"].as_str().unwrap())
-            .collect();
-        assert!(
-            methods.contains(&"PATCH"),
-            "the deactivation by id is the person's: {methods:?}"
-        );
-
-        let ask = |dry_run: bool| json!({"user": "Erase.Me@example.com", "dry_run": dry_run});
-        let dry = proxy
-            .admin
-            .send(Method::POST, "/api/v1/erasures", Some(&ask(true)), &admin)
-            .await;
-        assert_eq!(dry.status, StatusCode::OK, "{:?}", dry.body);
-        // The create, the deactivation, the lookup, the read and the group that names them.
-        assert_eq!(dry.body["exchanges"], 5, "{:?}", dry.body);
-        assert!(
-            everything_stored(&store_url).await.contains("Gonewith"),
-            "a dry run changes nothing"
-        );
-        // Scoped to a route, an erasure takes that route's records only.
-        let elsewhere = json!({"user": "Erase.Me@example.com", "route": "elsewhere", "dry_run": true});
-        let elsewhere = proxy
-            .admin
-            .send(Method::POST, "/api/v1/erasures", Some(&elsewhere), &admin)
-            .await;
-        assert_eq!(elsewhere.status, StatusCode::OK, "{:?}", elsewhere.body);
-        assert_eq!(elsewhere.body["exchanges"], 0, "{:?}", elsewhere.body);
-        let done = proxy
-            .admin
-            .send(Method::POST, "/api/v1/erasures", Some(&ask(false)), &admin)
-            .await;
-        assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
-        assert_eq!(done.body["exchanges"], 5);
-        assert_eq!(done.body["resources"][0]["resource_id"], id.as_str());
+        the_user_filter_finds_the_deactivation_by_id(&proxy).await;
+        erase_the_person_after_dry_runs(&proxy, &store_url, &people.id).await;
 
         // Scanned while the proxy runs (its journal's files included), and after.
-        for when in ["while serving", "after shutdown"] {
-            if when == "after shutdown" {
-                let all_after = proxy.exchanges_of("app").await;
-                assert_eq!(all_after.len(), all_before.len(), "every row stays, for counts");
-                for (before, after) in all_before.iter().zip(&all_after) {
-                    assert_eq!(
-                        (&before.begun.id, before.outcome(), before.status()),
-                        (&after.begun.id, after.outcome(), after.status())
-                    );
-                }
-                let erased = all_after
-                    .iter()
-                    .find(|e| e.begun.method == "PATCH" && e.begun.path.ends_with(&id))
-                    .unwrap();
-                assert_eq!(erased.begun.request_body.as_deref(), Some("[ERASED]"));
-                let untouched = all_after
-                    .iter()
-                    .find(|e| e.begun.method == "PATCH" && e.begun.path.ends_with(&kept_id))
-                    .unwrap();
-                assert!(untouched.begun.request_body.as_deref().unwrap().contains("active"));
-                let audit = proxy
-                    .admin
-                    .send(Method::GET, "/api/v1/audit?action=erasure", None, &admin)
-                    .await;
-                let entries = audit.body["items"].as_array().unwrap();
-                assert_eq!(entries.len(), 3, "the dry runs and the erasure");
-                assert!(entries[0]["detail"]["user"].as_str().unwrap().starts_with("hmac:"));
-                proxy.running.shutdown().await;
-                break;
-            }
-            let everything = everything_stored(&store_url).await;
-            for text in personal {
-                assert!(
-                    !everything.contains(text),
-                    "{text} is still in the store {when} ({store_url})"
-                );
-            }
-            assert!(
-                everything.contains("keep.me") && everything.contains("Kept Person"),
-                "the others stay"
-            );
-        }
-        let everything = everything_stored(&store_url).await;
-        for text in personal {
-            assert!(
-                !everything.contains(text),
-                "{text} is still in the store after shutdown ({store_url})"
-            );
-        }
+        let everything = no_personal_byte_is_stored(&store_url, &personal, "while serving").await;
+        assert!(
+            everything.contains("keep.me") && everything.contains("Kept Person"),
+            "the others stay"
+        );
+        every_row_stays_with_only_the_persons_bodies_erased(&proxy, &all_before, &people).await;
+        proxy.running.shutdown().await;
+        no_personal_byte_is_stored(&store_url, &personal, "after shutdown").await;
         app.shutdown().await;
     }
+}
+
+/// The two people [`record_a_person_to_erase_and_one_to_keep`] provisioned.
+struct People {
+    /// The resource id of the person to erase (`erase.me`).
+    id: String,
+    /// The resource id of the person to keep (`keep.me`).
+    kept_id: String,
+}
+
+/// Two people created, both deactivated by id, the first looked up and read, and a group
+/// naming both: five of the exchanges name the person to erase.
+async fn record_a_person_to_erase_and_one_to_keep(proxy: &TestProxy) -> People {
+    const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+    let send = |method: Method, path: String, body: Option<Value>| {
+        let client = proxy.client.clone();
+        async move { client.send(method, &path, body.as_ref(), &[]).await }
+    };
+    let user = |name: &str, given: &str, family: &str, external: &str| {
+        json!({"schemas": [USER], "userName": format!("{name}@example.com"), "externalId": external,
+            "displayName": format!("{given} {family}"), "name": {"givenName": given, "familyName": family},
+            "emails": [{"value": format!("{name}@example.com"), "type": "work", "primary": true}]})
+    };
+    let created = send(
+        Method::POST,
+        "/Users".into(),
+        Some(user("erase.me", "Erasmus", "Gonewith", "ext-erase-42")),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let kept = send(
+        Method::POST,
+        "/Users".into(),
+        Some(user("keep.me", "Kept", "Person", "ext-keep-7")),
+    )
+    .await;
+    let kept_id = kept.body["id"].as_str().unwrap().to_owned();
+    // By id only: found through the store's names.
+    let deactivate =
+        json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    assert_eq!(
+        send(Method::PATCH, format!("/Users/{id}"), Some(deactivate.clone()))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(Method::PATCH, format!("/Users/{kept_id}"), Some(deactivate))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    send(
+        Method::GET,
+        "/Users?filter=userName%20eq%20%22erase.me%40example.com%22".into(),
+        None,
+    )
+    .await;
+    send(Method::GET, format!("/Users/{id}"), None).await;
+    let group = json!({"schemas": [GROUP], "displayName": "Erasers",
+        "members": [{"value": id, "display": "Erasmus Gonewith"}, {"value": kept_id, "display": "Kept Person"}]});
+    assert_eq!(
+        send(Method::POST, "/Groups".into(), Some(group)).await.status,
+        StatusCode::CREATED
+    );
+    People { id, kept_id }
+}
+
+/// The admin API's `user` filter finds the person's requests by id, the deactivation among them.
+async fn the_user_filter_finds_the_deactivation_by_id(proxy: &TestProxy) {
+    let admin = ADMIN;
+    // `--user` finds the requests by id, the deactivation among them.
+    let listed = proxy
+        .admin
+        .send(Method::GET, "/api/v1/exchanges?user=erase.me", None, &admin)
+        .await;
+    let methods: Vec<&str> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["method"].as_str().unwrap())
+        .collect();
+    assert!(
+        methods.contains(&"PATCH"),
+        "the deactivation by id is the person's: {methods:?}"
+    );
+}
+
+/// A dry run and an erasure scoped to another route change nothing; the erasure then takes
+/// the person's five exchanges and names the resource `id`.
+async fn erase_the_person_after_dry_runs(proxy: &TestProxy, store_url: &str, id: &str) {
+    let admin = ADMIN;
+    let ask = |dry_run: bool| json!({"user": "Erase.Me@example.com", "dry_run": dry_run});
+    let dry = proxy
+        .admin
+        .send(Method::POST, "/api/v1/erasures", Some(&ask(true)), &admin)
+        .await;
+    assert_eq!(dry.status, StatusCode::OK, "{:?}", dry.body);
+    // The create, the deactivation, the lookup, the read and the group that names them.
+    assert_eq!(dry.body["exchanges"], 5, "{:?}", dry.body);
+    assert!(
+        everything_stored(store_url).await.contains("Gonewith"),
+        "a dry run changes nothing"
+    );
+    // Scoped to a route, an erasure takes that route's records only.
+    let elsewhere = json!({"user": "Erase.Me@example.com", "route": "elsewhere", "dry_run": true});
+    let elsewhere = proxy
+        .admin
+        .send(Method::POST, "/api/v1/erasures", Some(&elsewhere), &admin)
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::OK, "{:?}", elsewhere.body);
+    assert_eq!(elsewhere.body["exchanges"], 0, "{:?}", elsewhere.body);
+    let done = proxy
+        .admin
+        .send(Method::POST, "/api/v1/erasures", Some(&ask(false)), &admin)
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert_eq!(done.body["exchanges"], 5);
+    assert_eq!(done.body["resources"][0]["resource_id"], id);
+}
+
+/// No byte of `personal` is left anywhere in the store at `store_url` (`when` says at which
+/// point of the test); what was scanned, for the caller's own checks.
+async fn no_personal_byte_is_stored(store_url: &str, personal: &[&str], when: &str) -> String {
+    let everything = everything_stored(store_url).await;
+    for text in personal {
+        assert!(
+            !everything.contains(text),
+            "{text} is still in the store {when} ({store_url})"
+        );
+    }
+    everything
+}
+
+/// Every row stays with its id, outcome and status, for counts; the person's deactivation
+/// body is erased, the other's kept; the dry runs and the erasure are audited, the person
+/// named by a fingerprint.
+async fn every_row_stays_with_only_the_persons_bodies_erased(
+    proxy: &TestProxy,
+    all_before: &[Exchange],
+    people: &People,
+) {
+    let People { id, kept_id } = people;
+    let admin = ADMIN;
+    let all_after = proxy.exchanges_of("app").await;
+    assert_eq!(all_after.len(), all_before.len(), "every row stays, for counts");
+    for (before, after) in all_before.iter().zip(&all_after) {
+        assert_eq!(
+            (&before.begun.id, before.outcome(), before.status()),
+            (&after.begun.id, after.outcome(), after.status())
+        );
+    }
+    let erased = all_after
+        .iter()
+        .find(|e| e.begun.method == "PATCH" && e.begun.path.ends_with(id))
+        .unwrap();
+    assert_eq!(erased.begun.request_body.as_deref(), Some("[ERASED]"));
+    let untouched = all_after
+        .iter()
+        .find(|e| e.begun.method == "PATCH" && e.begun.path.ends_with(kept_id))
+        .unwrap();
+    assert!(untouched.begun.request_body.as_deref().unwrap().contains("active"));
+    let audit = proxy
+        .admin
+        .send(Method::GET, "/api/v1/audit?action=erasure", None, &admin)
+        .await;
+    let entries = audit.body["items"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "the dry runs and the erasure");
+    assert!(entries[0]["detail"]["user"].as_str().unwrap().starts_with("hmac:"));
 }
 
 /// Validates `har` against the HAR 1.2 schema with the interop venv's Python

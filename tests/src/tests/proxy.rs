@@ -40,145 +40,14 @@ async fn every_request_kind_is_recorded_with_its_fields() {
     for store_url in fresh_store_urls().await {
         let (app, _) = refapp::start().await;
         let proxy = start(&single_route(&app.base_url(), ""), &store_url).await;
-        let client = &proxy.client;
 
-        let created = client
-            .post(
-                "/Users",
-                &json!({"schemas": [USER], "userName": "bjensen", "active": true}),
-            )
-            .await;
-        assert_eq!(created.status, StatusCode::CREATED);
-        let user_id = created.body["id"].as_str().unwrap().to_owned();
-        let exchange = record(&proxy, &created).await;
-        assert_recorded(&exchange, "create", Some("provision"), "Users", "ok");
-        assert_eq!(
-            exchange.begun.resource_id.as_deref(),
-            Some(user_id.as_str()),
-            "learned from the response"
-        );
-        assert_eq!(exchange.begun.user_name.as_deref(), Some("bjensen"));
-        assert_eq!((exchange.status(), exchange.upstream_status()), (Some(201), Some(201)));
-        assert_eq!(exchange.begun.route.as_deref(), Some("app"));
-        assert_eq!(exchange.begun.idp.as_deref(), Some("okta"));
-        assert!(exchange.duration_ms().is_some());
-        let json = exchange.to_json();
-        assert_eq!(json["request"]["body"]["userName"], "bjensen");
-        assert_eq!(json["forwarded"]["body"]["userName"], "bjensen");
-        assert_eq!(json["forwarded"]["headers"]["x-forwarded-for"], "127.0.0.1");
-        assert_eq!(json["response"]["body"]["id"], user_id.as_str());
-
-        let lookup = client
-            .get("/Users?filter=userName%20eq%20%22bjensen%22&startIndex=1&count=100")
-            .await;
-        let exchange = record(&proxy, &lookup).await;
-        assert_recorded(&exchange, "search", Some("lookup"), "Users", "ok");
-        assert_eq!(exchange.begun.user_name.as_deref(), Some("bjensen"));
-        assert_eq!(
-            exchange.begun.query.as_deref(),
-            Some("filter=userName%20eq%20%22bjensen%22&startIndex=1&count=100")
-        );
-
-        let read = client.get(&format!("/Users/{user_id}")).await;
-        let exchange = record(&proxy, &read).await;
-        assert_recorded(&exchange, "get", None, "Users", "ok");
-        assert_eq!(
-            exchange.begun.user_name.as_deref(),
-            Some("bjensen"),
-            "learned from the response"
-        );
-
-        let replaced = client
-            .put(
-                &format!("/Users/{user_id}"),
-                &json!({"schemas": [USER], "userName": "bjensen", "active": true, "title": "Guide"}),
-            )
-            .await;
-        assert_recorded(
-            &record(&proxy, &replaced).await,
-            "replace",
-            Some("update"),
-            "Users",
-            "ok",
-        );
-        let deactivate = json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": false}}]});
-        let deactivated = client.patch(&format!("/Users/{user_id}"), &deactivate).await;
-        assert_recorded(
-            &record(&proxy, &deactivated).await,
-            "patch",
-            Some("deactivate"),
-            "Users",
-            "ok",
-        );
-        let reactivate =
-            json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": true}]});
-        let reactivated = client.patch(&format!("/Users/{user_id}"), &reactivate).await;
-        assert_recorded(
-            &record(&proxy, &reactivated).await,
-            "patch",
-            Some("reactivate"),
-            "Users",
-            "ok",
-        );
-
-        let group = client
-            .post(
-                "/Groups",
-                &json!({"schemas": [GROUP], "displayName": "Guides", "members": []}),
-            )
-            .await;
-        assert_recorded(
-            &record(&proxy, &group).await,
-            "create",
-            Some("provision"),
-            "Groups",
-            "ok",
-        );
-        let group_id = group.body["id"].as_str().unwrap().to_owned();
-        let add = json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": user_id}]}]});
-        let added = client.patch(&format!("/Groups/{group_id}"), &add).await;
-        assert_recorded(
-            &record(&proxy, &added).await,
-            "patch",
-            Some("membership"),
-            "Groups",
-            "ok",
-        );
-
-        // A refusal by the application is recorded as failed, with its error body.
-        let refused = client
-            .patch(
-                &format!("/Users/{user_id}"),
-                &json!({"schemas": [PATCH_OP], "Operations": [{"op": "deactivate", "path": "active", "value": false}]}),
-            )
-            .await;
-        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
-        let exchange = record(&proxy, &refused).await;
-        assert_recorded(&exchange, "patch", Some("deactivate"), "Users", "failed");
-        assert_eq!(exchange.to_json()["response"]["body"]["scimType"], "invalidSyntax");
-
-        let bulk = client
-            .post("/Bulk", &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [{"method": "POST", "path": "/Users", "bulkId": "a", "data": {"schemas": [USER], "userName": "bulk"}}]}))
-            .await;
-        assert_recorded(&record(&proxy, &bulk).await, "bulk", None, "Bulk", "ok");
-        let discovery = client.get("/ServiceProviderConfig").await;
-        assert_recorded(
-            &record(&proxy, &discovery).await,
-            "discovery",
-            None,
-            "ServiceProviderConfig",
-            "ok",
-        );
-
-        let deleted = client.delete(&format!("/Users/{user_id}")).await;
-        assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-        assert_recorded(
-            &record(&proxy, &deleted).await,
-            "delete",
-            Some("deprovision"),
-            "Users",
-            "ok",
-        );
+        let user_id = a_create_is_recorded_with_every_field(&proxy).await;
+        reads_are_recorded_with_the_user_they_name(&proxy, &user_id).await;
+        user_updates_are_recorded_by_their_lifecycle(&proxy, &user_id).await;
+        a_group_and_its_membership_are_recorded(&proxy, &user_id).await;
+        a_refusal_is_recorded_as_failed(&proxy, &user_id).await;
+        bulk_and_discovery_are_recorded(&proxy).await;
+        a_delete_is_recorded_as_deprovision(&proxy, &user_id).await;
 
         let page = proxy
             .store
@@ -194,6 +63,178 @@ async fn every_request_kind_is_recorded_with_its_fields() {
         proxy.running.shutdown().await;
         app.shutdown().await;
     }
+}
+
+/// A user's create is recorded with its operation, lifecycle, the id and userName it
+/// learned, statuses, route, IdP, duration and the bodies and headers at each step; the
+/// user's id.
+async fn a_create_is_recorded_with_every_field(proxy: &TestProxy) -> String {
+    let client = &proxy.client;
+    let created = client
+        .post(
+            "/Users",
+            &json!({"schemas": [USER], "userName": "bjensen", "active": true}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let user_id = created.body["id"].as_str().unwrap().to_owned();
+    let exchange = record(proxy, &created).await;
+    assert_recorded(&exchange, "create", Some("provision"), "Users", "ok");
+    assert_eq!(
+        exchange.begun.resource_id.as_deref(),
+        Some(user_id.as_str()),
+        "learned from the response"
+    );
+    assert_eq!(exchange.begun.user_name.as_deref(), Some("bjensen"));
+    assert_eq!((exchange.status(), exchange.upstream_status()), (Some(201), Some(201)));
+    assert_eq!(exchange.begun.route.as_deref(), Some("app"));
+    assert_eq!(exchange.begun.idp.as_deref(), Some("okta"));
+    assert!(exchange.duration_ms().is_some());
+    let json = exchange.to_json();
+    assert_eq!(json["request"]["body"]["userName"], "bjensen");
+    assert_eq!(json["forwarded"]["body"]["userName"], "bjensen");
+    assert_eq!(json["forwarded"]["headers"]["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(json["response"]["body"]["id"], user_id.as_str());
+    user_id
+}
+
+/// A lookup by filter is recorded with its query and the userName it names; a read of the
+/// user with the userName learned from the response.
+async fn reads_are_recorded_with_the_user_they_name(proxy: &TestProxy, user_id: &str) {
+    let client = &proxy.client;
+    let lookup = client
+        .get("/Users?filter=userName%20eq%20%22bjensen%22&startIndex=1&count=100")
+        .await;
+    let exchange = record(proxy, &lookup).await;
+    assert_recorded(&exchange, "search", Some("lookup"), "Users", "ok");
+    assert_eq!(exchange.begun.user_name.as_deref(), Some("bjensen"));
+    assert_eq!(
+        exchange.begun.query.as_deref(),
+        Some("filter=userName%20eq%20%22bjensen%22&startIndex=1&count=100")
+    );
+
+    let read = client.get(&format!("/Users/{user_id}")).await;
+    let exchange = record(proxy, &read).await;
+    assert_recorded(&exchange, "get", None, "Users", "ok");
+    assert_eq!(
+        exchange.begun.user_name.as_deref(),
+        Some("bjensen"),
+        "learned from the response"
+    );
+}
+
+/// A replace is recorded as an update, and PATCHes of `active` as a deactivation and a
+/// reactivation.
+async fn user_updates_are_recorded_by_their_lifecycle(proxy: &TestProxy, user_id: &str) {
+    let client = &proxy.client;
+    let replaced = client
+        .put(
+            &format!("/Users/{user_id}"),
+            &json!({"schemas": [USER], "userName": "bjensen", "active": true, "title": "Guide"}),
+        )
+        .await;
+    assert_recorded(
+        &record(proxy, &replaced).await,
+        "replace",
+        Some("update"),
+        "Users",
+        "ok",
+    );
+    let deactivate = json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": false}}]});
+    let deactivated = client.patch(&format!("/Users/{user_id}"), &deactivate).await;
+    assert_recorded(
+        &record(proxy, &deactivated).await,
+        "patch",
+        Some("deactivate"),
+        "Users",
+        "ok",
+    );
+    let reactivate = json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": true}]});
+    let reactivated = client.patch(&format!("/Users/{user_id}"), &reactivate).await;
+    assert_recorded(
+        &record(proxy, &reactivated).await,
+        "patch",
+        Some("reactivate"),
+        "Users",
+        "ok",
+    );
+}
+
+/// A group's create is recorded as a provision, and adding the user to it as a membership
+/// change.
+async fn a_group_and_its_membership_are_recorded(proxy: &TestProxy, user_id: &str) {
+    let client = &proxy.client;
+    let group = client
+        .post(
+            "/Groups",
+            &json!({"schemas": [GROUP], "displayName": "Guides", "members": []}),
+        )
+        .await;
+    assert_recorded(
+        &record(proxy, &group).await,
+        "create",
+        Some("provision"),
+        "Groups",
+        "ok",
+    );
+    let group_id = group.body["id"].as_str().unwrap().to_owned();
+    let add =
+        json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": user_id}]}]});
+    let added = client.patch(&format!("/Groups/{group_id}"), &add).await;
+    assert_recorded(
+        &record(proxy, &added).await,
+        "patch",
+        Some("membership"),
+        "Groups",
+        "ok",
+    );
+}
+
+/// A request the application refuses is recorded as failed, with the application's error.
+async fn a_refusal_is_recorded_as_failed(proxy: &TestProxy, user_id: &str) {
+    // A refusal by the application is recorded as failed, with its error body.
+    let refused = proxy
+        .client
+        .patch(
+            &format!("/Users/{user_id}"),
+            &json!({"schemas": [PATCH_OP], "Operations": [{"op": "deactivate", "path": "active", "value": false}]}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let exchange = record(proxy, &refused).await;
+    assert_recorded(&exchange, "patch", Some("deactivate"), "Users", "failed");
+    assert_eq!(exchange.to_json()["response"]["body"]["scimType"], "invalidSyntax");
+}
+
+/// A bulk request is recorded as a bulk, and a read of the service provider's configuration
+/// as discovery.
+async fn bulk_and_discovery_are_recorded(proxy: &TestProxy) {
+    let client = &proxy.client;
+    let bulk = client
+        .post("/Bulk", &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [{"method": "POST", "path": "/Users", "bulkId": "a", "data": {"schemas": [USER], "userName": "bulk"}}]}))
+        .await;
+    assert_recorded(&record(proxy, &bulk).await, "bulk", None, "Bulk", "ok");
+    let discovery = client.get("/ServiceProviderConfig").await;
+    assert_recorded(
+        &record(proxy, &discovery).await,
+        "discovery",
+        None,
+        "ServiceProviderConfig",
+        "ok",
+    );
+}
+
+/// The user's delete is recorded as a deprovision.
+async fn a_delete_is_recorded_as_deprovision(proxy: &TestProxy, user_id: &str) {
+    let deleted = proxy.client.delete(&format!("/Users/{user_id}")).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_recorded(
+        &record(proxy, &deleted).await,
+        "delete",
+        Some("deprovision"),
+        "Users",
+        "ok",
+    );
 }
 
 #[tokio::test]

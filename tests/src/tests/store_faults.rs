@@ -1,9 +1,12 @@
 //! What the store does with what a peer sends, through the real listener on both backends.
 
 use http::StatusCode;
-use scimtrail_integration::proxy::{fresh_store_urls, single_route, start};
+use scimtrail_integration::postgres_cluster::Cluster;
+use scimtrail_integration::proxy::{fresh_store_urls, single_route, start, TestProxy};
 use scimtrail_integration::refapp;
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 
@@ -229,7 +232,7 @@ async fn a_serving_proxy_prunes_by_its_retention_policy_and_reports_the_store() 
 /// application holds each user once. A cluster of the test's own, not the shared one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_stopping_under_load_loses_nothing_with_a_spool() {
-    let Some(cluster) = scimtrail_integration::postgres_cluster::Cluster::start() else {
+    let Some(cluster) = Cluster::start() else {
         eprintln!("SKIPPED: postgres_stopping_under_load_loses_nothing_with_a_spool needs Debian's PostgreSQL binaries and permission to run them as postgres");
         return;
     };
@@ -242,28 +245,80 @@ async fn postgres_stopping_under_load_loses_nothing_with_a_spool() {
     );
     let proxy = start(&config, &cluster.url()).await;
 
-    // Load: four clients creating users until told to stop; every answer is kept.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut load = tokio::task::JoinSet::new();
-    for client_n in 0..4 {
-        let (client, stop) = (proxy.client.clone(), std::sync::Arc::clone(&stop));
-        load.spawn(async move {
-            let mut answers = Vec::new();
-            let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::Acquire) {
-                let user = json!({"schemas": [USER], "userName": format!("load-{client_n}-{n}")});
-                let response = client.post("/Users", &user).await;
-                answers.push((
-                    response.status,
-                    response.header("scimtrail-exchange-id").map(str::to_owned),
-                ));
-                n += 1;
-            }
-            answers
-        });
-    }
-    let wait = |ms| tokio::time::sleep(std::time::Duration::from_millis(ms));
+    let load = Load::start(&proxy);
     wait(700).await;
+    let spooled = a_stopped_postgres_leaves_the_proxy_ready_and_spooling(&proxy, &cluster).await;
+    an_erasure_is_refused_while_records_are_spooled(&proxy).await;
+    assert!(cluster.up(), "the test's PostgreSQL starts again");
+    the_spool_drains_into_postgres_under_load(&proxy).await;
+    wait(500).await;
+    let answers = load.stop().await;
+
+    let acknowledged = every_acknowledged_exchange_is_recorded_once(&proxy, answers).await;
+    let users = app_client.get("/Users?count=1").await.body["totalResults"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(users as usize, acknowledged, "the application holds each user once");
+    eprintln!(
+        "outage: {acknowledged} acknowledged, {spooled} spooled while PostgreSQL was away, all in PostgreSQL after"
+    );
+    proxy.store.close().await;
+}
+
+/// Sleeps `ms` milliseconds.
+async fn wait(ms: u64) {
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
+
+/// A request's answer under [`Load`]: its status, and the exchange id it carried.
+type Answer = (StatusCode, Option<String>);
+
+/// Clients creating users through a proxy until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    clients: tokio::task::JoinSet<Vec<Answer>>,
+}
+
+impl Load {
+    /// Four clients start creating users, each keeping every answer it gets.
+    fn start(proxy: &TestProxy) -> Load {
+        // Load: four clients creating users until told to stop; every answer is kept.
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut clients = tokio::task::JoinSet::new();
+        for client_n in 0..4 {
+            let (client, stop) = (proxy.client.clone(), Arc::clone(&stop));
+            clients.spawn(async move {
+                let mut answers = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Acquire) {
+                    let user = json!({"schemas": [USER], "userName": format!("load-{client_n}-{n}")});
+                    let response = client.post("/Users", &user).await;
+                    answers.push((
+                        response.status,
+                        response.header("scimtrail-exchange-id").map(str::to_owned),
+                    ));
+                    n += 1;
+                }
+                answers
+            });
+        }
+        Load { stop, clients }
+    }
+
+    /// The clients stopped: every answer each of them got.
+    async fn stop(mut self) -> Vec<Answer> {
+        self.stop.store(true, Ordering::Release);
+        let mut answers = Vec::new();
+        while let Some(done) = self.clients.join_next().await {
+            answers.extend(done.expect("a load task"));
+        }
+        answers
+    }
+}
+
+/// With the cluster stopped, the proxy stays ready (degraded: spooling) and acknowledges
+/// exchanges into its spool; how many it holds.
+async fn a_stopped_postgres_leaves_the_proxy_ready_and_spooling(proxy: &TestProxy, cluster: &Cluster) -> u64 {
     assert!(cluster.down(), "the test's PostgreSQL stops");
     let mut degraded = json!(null);
     for _ in 0..50 {
@@ -282,6 +337,11 @@ async fn postgres_stopping_under_load_loses_nothing_with_a_spool() {
         .as_u64()
         .unwrap_or(0);
     assert!(spooled > 0, "exchanges were acknowledged while PostgreSQL was away");
+    spooled
+}
+
+/// While records are spooled, an erasure is refused, naming the spool.
+async fn an_erasure_is_refused_while_records_are_spooled(proxy: &TestProxy) {
     // An erasure now would miss what the spool holds, which drained later would write the
     // person back: refused.
     let erasure = scimtrail_store::Erasure {
@@ -292,7 +352,10 @@ async fn postgres_stopping_under_load_loses_nothing_with_a_spool() {
         Err(scimtrail_store::StoreError::Refused(why)) => assert!(why.contains("spool"), "{why}"),
         other => panic!("an erasure while records are spooled: {other:?}"),
     }
-    assert!(cluster.up(), "the test's PostgreSQL starts again");
+}
+
+/// With PostgreSQL back, the spool drains into it (within two minutes) while the load goes on.
+async fn the_spool_drains_into_postgres_under_load(proxy: &TestProxy) {
     // A backlog drains while the load goes on (each write drains a chunk before its own).
     for _ in 0..1200 {
         if proxy.store.spooling().is_none() {
@@ -301,13 +364,11 @@ async fn postgres_stopping_under_load_loses_nothing_with_a_spool() {
         wait(100).await;
     }
     assert_eq!(proxy.store.spooling(), None, "the spool drained into PostgreSQL");
-    wait(500).await;
-    stop.store(true, std::sync::atomic::Ordering::Release);
-    let mut answers = Vec::new();
-    while let Some(done) = load.join_next().await {
-        answers.extend(done.expect("a load task"));
-    }
+}
 
+/// Every request was served, each with an exchange id of its own, and the store holds
+/// exactly the acknowledged exchanges, each once and ok; how many were acknowledged.
+async fn every_acknowledged_exchange_is_recorded_once(proxy: &TestProxy, answers: Vec<Answer>) -> usize {
     let refused: Vec<_> = answers
         .iter()
         .filter(|(status, _)| *status != StatusCode::CREATED)
@@ -349,14 +410,7 @@ async fn postgres_stopping_under_load_loses_nothing_with_a_spool() {
         recorded, acknowledged,
         "every acknowledged exchange is in PostgreSQL, once"
     );
-    let users = app_client.get("/Users?count=1").await.body["totalResults"]
-        .as_u64()
-        .unwrap();
-    assert_eq!(users as usize, acknowledged, "the application holds each user once");
-    eprintln!(
-        "outage: {acknowledged} acknowledged, {spooled} spooled while PostgreSQL was away, all in PostgreSQL after"
-    );
-    proxy.store.close().await;
+    acknowledged
 }
 
 /// A small file system of the test's own (tmpfs), unmounted when dropped; `None` when this
