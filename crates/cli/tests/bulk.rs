@@ -8,7 +8,7 @@
 use scimtrail_demo::outage::{self, OutageApp};
 use scimtrail_demo::play::Http;
 use scimtrail_integration::proxy::{self, fresh_store_urls};
-use scimtrail_integration::refapp;
+use scimtrail_integration::{refapp, Client};
 use serde_json::{json, Value};
 use std::process::Command;
 
@@ -33,118 +33,148 @@ async fn a_bulk_request_with_mixed_results_shows_each_operations_outcome() {
         let scimtrail = proxy::start(&proxy::single_route(&app.base_url(), target), store_url).await;
         let taken = direct.post("/Users", &user("taken@example.com")).await;
         let taken_id = taken.body["id"].as_str().unwrap().to_owned();
-        let bulk = json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
-            "Operations": [
-                {"method": "POST", "path": "/Users", "bulkId": "new", "data": user("new@example.com")},
-                {"method": "POST", "path": "/Users", "bulkId": "dup", "data": user("taken@example.com")},
-                {"method": "PATCH", "path": "/Groups/no-such-group", "data": {
-                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                    "Operations": [{"op": "add", "path": "members", "value": [{"value": "bulkId:new"}]}]
-                }}
-            ]
-        });
-        let answered = scimtrail.client.post("/Bulk", &bulk).await;
+        let answered = scimtrail.client.post("/Bulk", &mixed_bulk_request()).await;
         assert_eq!(answered.status, 200, "{}", answered.body);
         let id = answered.header("scimtrail-exchange-id").unwrap().to_owned();
 
-        // The API: one outcome per operation; the exchange is partial.
-        let api = scimtrail.admin.get(&format!("/api/v1/exchanges/{id}")).await.body;
-        assert_eq!(api["outcome"], "partial", "{api:#}");
-        let outcomes: Vec<(&str, &str, u64)> = api["bulk_operations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| {
-                (
-                    o["bulkId"].as_str().unwrap_or("-"),
-                    o["outcome"].as_str().unwrap(),
-                    o["status"].as_u64().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            outcomes,
-            [("new", "ok", 201), ("dup", "failed", 409), ("-", "failed", 404)]
-        );
-        assert!(api["findings"].to_string().contains("bulk_partial_failure"));
-        // Fanned out, each operation is an exchange of its own, linked to the bulk request.
-        let children = api["children"].as_array().unwrap();
-        assert_eq!(children.len(), if fanned_out { 3 } else { 0 });
-        for (operation, child) in api["bulk_operations"].as_array().unwrap().iter().zip(children) {
-            assert_eq!(&operation["exchange"], child);
-            let child = scimtrail.store.get(child.as_str().unwrap()).await.unwrap();
-            assert_eq!(child.begun.parent_id.as_deref(), Some(id.as_str()));
-            assert_eq!(child.status().map(i64::from), operation["status"].as_i64());
-        }
-
-        // `exchanges show`: a line per operation.
-        let shown = Command::new(BINARY)
-            .args(["exchanges", "show", &id, "--store", store_url])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&shown.stdout);
-        assert!(shown.status.success(), "{text}");
-        let section = text.split("== Bulk operations ==").nth(1).expect("a bulk section");
-        let lines: Vec<&str> = section.lines().filter(|l| l.starts_with('#')).collect();
-        assert_eq!(lines.len(), 3, "{section}");
-        assert!(
-            lines[0].contains("new") && lines[0].contains("201") && lines[0].contains("ok"),
-            "{section}"
-        );
-        assert!(lines[1].contains("dup") && lines[1].contains("409") && lines[1].contains("failed"));
-        assert!(lines[2].contains("/Groups/no-such-group") && lines[2].contains("404"));
-
-        // Replay sends only what did not take effect: the create that is already done stays out.
-        let dry = dry_run_replay(&scimtrail, &id).await;
-        let item = &dry["items"][0];
-        assert_eq!(item["action"], "would_replay", "{dry:#}");
-        let sent = &item["preview"]["send"][0]["body"]["Operations"];
-        assert_eq!(sent.as_array().unwrap().len(), 2, "{dry:#}");
-        assert_eq!(sent[0]["bulkId"], "dup");
-        // The reference to the create that succeeded is now the id it created.
-        let created = api["bulk_operations"][0]["location"]
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap();
-        assert_eq!(sent[1]["data"]["Operations"][0]["value"][0]["value"], created);
-        assert!(item["notes"].to_string().contains("2 of 3 bulk operations"), "{item}");
-
-        // The operator frees the userName; the replay creates it, the group is still missing.
-        assert_eq!(direct.delete(&format!("/Users/{taken_id}")).await.status, 204);
-        let run = scimtrail
-            .admin
-            .send(
-                http::Method::POST,
-                &format!("/api/v1/exchanges/{id}/replay"),
-                Some(&json!({})),
-                &[],
-            )
-            .await
-            .body;
-        let replay_id = run["items"][0]["replay"].as_str().unwrap().to_owned();
-        let replay = scimtrail.store.get(&replay_id).await.unwrap();
-        assert_eq!(replay.begun.replay_of.as_deref(), Some(id.as_str()));
-        let outcomes: Vec<&str> = replay
-            .bulk_operations()
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o["outcome"].as_str().unwrap())
-            .collect();
-        assert_eq!(outcomes, ["ok", "failed"]);
-        assert_eq!(run["summary"]["failed"], 1, "{run:#}");
-        let found = direct
-            .get("/Users?filter=userName%20eq%20%22taken@example.com%22")
-            .await;
-        assert_eq!(found.body["totalResults"], 1);
+        let api = the_api_shows_each_operations_outcome(&scimtrail, &id, fanned_out).await;
+        exchanges_show_has_a_line_per_operation(&id, store_url);
+        a_dry_run_replay_leaves_out_what_took_effect(&scimtrail, &id, &api).await;
+        the_replay_creates_the_freed_user_name(&scimtrail, &direct, &id, &taken_id).await;
 
         scimtrail.running.shutdown().await;
         app.shutdown().await;
     }
+}
+
+/// A bulk request of a create, a create of a taken userName, and a PATCH of a missing group.
+fn mixed_bulk_request() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "new", "data": user("new@example.com")},
+            {"method": "POST", "path": "/Users", "bulkId": "dup", "data": user("taken@example.com")},
+            {"method": "PATCH", "path": "/Groups/no-such-group", "data": {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": "bulkId:new"}]}]
+            }}
+        ]
+    })
+}
+
+/// The admin API shows bulk exchange `id` as partial, with an outcome per operation (and,
+/// fanned out, a linked exchange per operation); what it shows.
+async fn the_api_shows_each_operations_outcome(scimtrail: &proxy::TestProxy, id: &str, fanned_out: bool) -> Value {
+    // The API: one outcome per operation; the exchange is partial.
+    let api = scimtrail.admin.get(&format!("/api/v1/exchanges/{id}")).await.body;
+    assert_eq!(api["outcome"], "partial", "{api:#}");
+    let outcomes: Vec<(&str, &str, u64)> = api["bulk_operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["bulkId"].as_str().unwrap_or("-"),
+                o["outcome"].as_str().unwrap(),
+                o["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("new", "ok", 201), ("dup", "failed", 409), ("-", "failed", 404)]
+    );
+    assert!(api["findings"].to_string().contains("bulk_partial_failure"));
+    // Fanned out, each operation is an exchange of its own, linked to the bulk request.
+    let children = api["children"].as_array().unwrap();
+    assert_eq!(children.len(), if fanned_out { 3 } else { 0 });
+    for (operation, child) in api["bulk_operations"].as_array().unwrap().iter().zip(children) {
+        assert_eq!(&operation["exchange"], child);
+        let child = scimtrail.store.get(child.as_str().unwrap()).await.unwrap();
+        assert_eq!(child.begun.parent_id.as_deref(), Some(id));
+        assert_eq!(child.status().map(i64::from), operation["status"].as_i64());
+    }
+    api
+}
+
+/// `exchanges show` lists each operation of bulk exchange `id` with its status and outcome.
+fn exchanges_show_has_a_line_per_operation(id: &str, store_url: &str) {
+    // `exchanges show`: a line per operation.
+    let shown = Command::new(BINARY)
+        .args(["exchanges", "show", id, "--store", store_url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{text}");
+    let section = text.split("== Bulk operations ==").nth(1).expect("a bulk section");
+    let lines: Vec<&str> = section.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(lines.len(), 3, "{section}");
+    assert!(
+        lines[0].contains("new") && lines[0].contains("201") && lines[0].contains("ok"),
+        "{section}"
+    );
+    assert!(lines[1].contains("dup") && lines[1].contains("409") && lines[1].contains("failed"));
+    assert!(lines[2].contains("/Groups/no-such-group") && lines[2].contains("404"));
+}
+
+/// A dry run of replaying bulk exchange `id` (as `api` shows it) would send only the two
+/// operations that failed, the reference to the create resolved to the id it created.
+async fn a_dry_run_replay_leaves_out_what_took_effect(scimtrail: &proxy::TestProxy, id: &str, api: &Value) {
+    // Replay sends only what did not take effect: the create that is already done stays out.
+    let dry = dry_run_replay(scimtrail, id).await;
+    let item = &dry["items"][0];
+    assert_eq!(item["action"], "would_replay", "{dry:#}");
+    let sent = &item["preview"]["send"][0]["body"]["Operations"];
+    assert_eq!(sent.as_array().unwrap().len(), 2, "{dry:#}");
+    assert_eq!(sent[0]["bulkId"], "dup");
+    // The reference to the create that succeeded is now the id it created.
+    let created = api["bulk_operations"][0]["location"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    assert_eq!(sent[1]["data"]["Operations"][0]["value"][0]["value"], created);
+    assert!(item["notes"].to_string().contains("2 of 3 bulk operations"), "{item}");
+}
+
+/// Once the taken userName (user `taken_id`) is freed, replaying bulk exchange `id` creates
+/// it; the PATCH of the missing group fails again.
+async fn the_replay_creates_the_freed_user_name(
+    scimtrail: &proxy::TestProxy,
+    direct: &Client,
+    id: &str,
+    taken_id: &str,
+) {
+    // The operator frees the userName; the replay creates it, the group is still missing.
+    assert_eq!(direct.delete(&format!("/Users/{taken_id}")).await.status, 204);
+    let run = scimtrail
+        .admin
+        .send(
+            http::Method::POST,
+            &format!("/api/v1/exchanges/{id}/replay"),
+            Some(&json!({})),
+            &[],
+        )
+        .await
+        .body;
+    let replay_id = run["items"][0]["replay"].as_str().unwrap().to_owned();
+    let replay = scimtrail.store.get(&replay_id).await.unwrap();
+    assert_eq!(replay.begun.replay_of.as_deref(), Some(id));
+    let outcomes: Vec<&str> = replay
+        .bulk_operations()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["ok", "failed"]);
+    assert_eq!(run["summary"]["failed"], 1, "{run:#}");
+    let found = direct
+        .get("/Users?filter=userName%20eq%20%22taken@example.com%22")
+        .await;
+    assert_eq!(found.body["totalResults"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

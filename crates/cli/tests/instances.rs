@@ -14,10 +14,12 @@ use scimtrail_integration::{refapp, slow, webhook, Client};
 use scimtrail_store::{ExchangeQuery, Store};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_scimtrail");
 
@@ -144,7 +146,47 @@ async fn two_instances_share_a_store_and_a_killed_one_is_reaped_by_the_survivor(
     // The "down" route's application is not there yet: its writes fail unreachable, and
     // replay finds it started (below).
     let late = slow::closed().await;
-    let config = write_config(
+    let config = three_routes_config(test, &app.base_url(), &hook.url, late, silent);
+    let alpha = Instance::start("alpha", &config, &store_url).await;
+    let beta = Instance::start("beta", &config, &store_url).await;
+    let store = Store::connect(&store_url).await.unwrap();
+
+    let _late_app = a_write_fails_through_each_then_the_late_app_starts(&alpha, &beta, late).await;
+    let load = RoundRobinLoad::start([alpha.proxy.clone(), beta.proxy.clone()]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a_replay_asked_of_both_sends_each_failure_once(&alpha, &beta).await;
+    let beta_counted = kill_beta_with_a_deprovision_in_flight(beta).await;
+    alpha_reaps_beta(&store).await;
+    let acknowledged = load.stop().await;
+    // Alpha's own exchanges in flight finish; none of them was touched.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let per_instance = every_acknowledged_exchange_is_recorded_ok(&store, &acknowledged).await;
+    let interrupted = only_betas_exchanges_were_interrupted(&store, &hook, &alpha).await;
+    each_failure_was_replayed_once(&store).await;
+    let drift = each_new_shape_is_reported_once(&store).await;
+    each_instance_counts_its_own_share(&store, &alpha, beta_counted).await;
+    the_operator_sees_alpha_live_and_beta_reaped(&store_url);
+
+    let status = alpha.terminate();
+    assert!(status.success(), "{status:?}");
+    let alpha_record = store.instance("alpha").await.unwrap().unwrap();
+    assert!(alpha_record.stopped_at_ms.is_some(), "a clean stop is written");
+    eprintln!(
+        "{test}: {} acknowledged (alpha {}, beta {}), {} interrupted, {} shapes",
+        acknowledged.len(),
+        per_instance[0],
+        per_instance[1],
+        interrupted.len(),
+        drift.len()
+    );
+}
+
+/// A configuration of three routes, "app" (to `app`, alerting `hook`, learning no shape
+/// first), "down" (to `late`) and "stuck" (to `silent`, alerting `hook`), with heartbeats every
+/// second (dead after three); its path.
+fn three_routes_config(test: &str, app: &str, hook: &str, late: SocketAddr, silent: SocketAddr) -> String {
+    write_config(
         test,
         &format!(
             r#"
@@ -174,68 +216,101 @@ upstream = "http://{silent}"
 timeout_secs = 120
 [route.webhook]
 url = "{hook}"
-"#,
-            app = app.base_url(),
-            hook = hook.url,
+"#
         ),
-    );
-    let alpha = Instance::start("alpha", &config, &store_url).await;
-    let beta = Instance::start("beta", &config, &store_url).await;
-    let store = Store::connect(&store_url).await.unwrap();
+    )
+}
 
+/// A write to the "down" route failed through each instance; then its application started at
+/// `late` (kept running while the returned handle lives).
+async fn a_write_fails_through_each_then_the_late_app_starts(
+    alpha: &Instance,
+    beta: &Instance,
+    late: SocketAddr,
+) -> scimtrail_refapp::RunningRefApp {
     // Two failures to replay later, one through each instance.
-    for instance in [&alpha, &beta] {
+    for instance in [alpha, beta] {
         let failed = instance
             .proxy
             .send(Method::POST, "/down/Users", Some(&user(instance.name)), &[])
             .await;
         assert_eq!(failed.status, StatusCode::BAD_GATEWAY, "{:?}", failed.body);
     }
-    let _late_app = scimtrail_refapp::RefApp::bind(&late.to_string())
+    scimtrail_refapp::RefApp::bind(&late.to_string())
         .await
-        .expect("the late application binds");
+        .expect("the late application binds")
+}
 
-    // Load through a round-robin client: each acknowledged exchange with the instance that
-    // acknowledged it.
-    let fronts = [alpha.proxy.clone(), beta.proxy.clone()];
-    let acknowledged: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let turn = Arc::new(AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for worker in 0..8 {
-        let (fronts, acknowledged, stop, turn) = (
-            fronts.clone(),
-            Arc::clone(&acknowledged),
-            Arc::clone(&stop),
-            Arc::clone(&turn),
-        );
-        workers.push(tokio::spawn(async move {
-            let mut n = 0;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let which = turn.fetch_add(1, Ordering::Relaxed) % 2;
-                // Writes, and now and then a lookup of a shape that both instances meet.
-                let reply = if n % 5 == 0 {
-                    let path = format!("/app/Users?filter=userName%20eq%20%22w{worker}-{}%22", n - 1);
-                    fronts[which].try_send(Method::GET, &path, None).await
-                } else {
-                    fronts[which]
-                        .try_send(Method::POST, "/app/Users", Some(&user(&format!("w{worker}-{n}"))))
-                        .await
-                };
-                match reply {
-                    Ok(reply) if reply.status.is_success() => {
-                        let id = reply.header("scimtrail-exchange-id").expect("exchange id").to_owned();
-                        acknowledged.lock().unwrap().push((which, id));
+/// Eight workers writing (and now and then looking up) users through the instances in turn,
+/// until stopped.
+struct RoundRobinLoad {
+    acknowledged: Arc<Mutex<Vec<(usize, String)>>>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl RoundRobinLoad {
+    /// The load is running through `fronts`, in turn.
+    fn start(fronts: [Client; 2]) -> RoundRobinLoad {
+        // Load through a round-robin client: each acknowledged exchange with the instance that
+        // acknowledged it.
+        let acknowledged: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let turn = Arc::new(AtomicUsize::new(0));
+        let mut workers = Vec::new();
+        for worker in 0..8 {
+            let (fronts, acknowledged, stop, turn) = (
+                fronts.clone(),
+                Arc::clone(&acknowledged),
+                Arc::clone(&stop),
+                Arc::clone(&turn),
+            );
+            workers.push(tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let which = turn.fetch_add(1, Ordering::Relaxed) % 2;
+                    // Writes, and now and then a lookup of a shape that both instances meet.
+                    let reply = if n % 5 == 0 {
+                        let path = format!("/app/Users?filter=userName%20eq%20%22w{worker}-{}%22", n - 1);
+                        fronts[which].try_send(Method::GET, &path, None).await
+                    } else {
+                        fronts[which]
+                            .try_send(Method::POST, "/app/Users", Some(&user(&format!("w{worker}-{n}"))))
+                            .await
+                    };
+                    match reply {
+                        Ok(reply) if reply.status.is_success() => {
+                            let id = reply.header("scimtrail-exchange-id").expect("exchange id").to_owned();
+                            acknowledged.lock().unwrap().push((which, id));
+                        }
+                        Ok(_) => {}
+                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
                     }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
                 }
-            }
-        }));
+            }));
+        }
+        RoundRobinLoad {
+            acknowledged,
+            stop,
+            workers,
+        }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
 
+    /// The load has stopped; each exchange acknowledged, with the index of the front that
+    /// acknowledged it.
+    async fn stop(self) -> Vec<(usize, String)> {
+        self.stop.store(true, Ordering::Relaxed);
+        for worker in self.workers {
+            worker.await.unwrap();
+        }
+        let acknowledged = self.acknowledged.lock().unwrap().clone();
+        acknowledged
+    }
+}
+
+/// A replay asked of both instances at once ran once: each failure replayed, two sends in all.
+async fn a_replay_asked_of_both_sends_each_failure_once(alpha: &Instance, beta: &Instance) {
     // A replay asked of both instances at once, while both serve: one runs it, the other is
     // told a run holds the lease. Each failure is replayed once.
     let ask = json!({"filter": {"route": "down"}});
@@ -257,7 +332,11 @@ url = "{hook}"
         }
     }
     assert_eq!(replayed, 2, "{:?} / {:?}", first.body, second.body);
+}
 
+/// Beta was killed with a deprovision in flight, while the load went on; the exchanges its
+/// `/metrics` counted before.
+async fn kill_beta_with_a_deprovision_in_flight(beta: Instance) -> f64 {
     // A deprovision in flight on beta when it dies: the application never answers it.
     let stuck = {
         let beta_proxy = beta.proxy.clone();
@@ -269,7 +348,11 @@ url = "{hook}"
     let _ = stuck.await;
     // Load goes on: the round robin's half that went to beta fails, alpha's succeeds.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    beta_counted
+}
 
+/// Alpha has reaped beta: nothing of beta's is left in flight.
+async fn alpha_reaps_beta(store: &Store) {
     // Alpha's heartbeat finds beta silent after 3 s and marks its exchanges interrupted.
     let in_flight = ExchangeQuery {
         outcome: Some("in_flight".into()),
@@ -279,7 +362,7 @@ url = "{hook}"
     for _ in 0..150 {
         let beta_record = store.instance("beta").await.unwrap().expect("beta's heartbeat");
         if beta_record.reaped_by.as_deref() == Some("alpha")
-            && !every(&store, in_flight.clone())
+            && !every(store, in_flight.clone())
                 .await
                 .iter()
                 .any(|e| e.begun.instance == "beta")
@@ -290,18 +373,15 @@ url = "{hook}"
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(reaped, "alpha reaped beta within 15 s");
-    stop.store(true, Ordering::Relaxed);
-    for worker in workers {
-        worker.await.unwrap();
-    }
-    // Alpha's own exchanges in flight finish; none of them was touched.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+}
 
+/// Every acknowledged exchange is recorded ok, under the instance that served it, and each
+/// served at least 20; how many each served.
+async fn every_acknowledged_exchange_is_recorded_ok(store: &Store, acknowledged: &[(usize, String)]) -> [usize; 2] {
     // Every acknowledged exchange of both is in the store, ok, under the instance that served it.
-    let acknowledged = acknowledged.lock().unwrap().clone();
     let names = ["alpha", "beta"];
     let mut per_instance = [0usize; 2];
-    for (which, id) in &acknowledged {
+    for (which, id) in acknowledged {
         let exchange = store
             .get(id)
             .await
@@ -314,10 +394,19 @@ url = "{hook}"
         per_instance[0] >= 20 && per_instance[1] >= 20,
         "both served: {per_instance:?}"
     );
+    per_instance
+}
 
+/// Only beta's exchanges were interrupted, the deprovision among them alerted once, and alpha
+/// counted what it reaped; the interrupted exchanges.
+async fn only_betas_exchanges_were_interrupted(
+    store: &Store,
+    hook: &webhook::Receiver,
+    alpha: &Instance,
+) -> Vec<scimtrail_store::Exchange> {
     // Only beta's exchanges were interrupted; the deprovision among them is alerted once.
     let interrupted = every(
-        &store,
+        store,
         ExchangeQuery {
             outcome: Some("interrupted".into()),
             ..ExchangeQuery::default()
@@ -342,13 +431,17 @@ url = "{hook}"
         .count();
     assert_eq!(about_leaver, 1, "one alert for the interrupted deprovision: {alerts:?}");
     assert!(alpha.metric("scimtrail_reaped_exchanges_total").await >= 1.0);
+    interrupted
+}
 
+/// Each of the two failures on the "down" route was replayed exactly once.
+async fn each_failure_was_replayed_once(store: &Store) {
     // Each replayed failure was replayed once.
     let down = ExchangeQuery {
         route: Some("down".into()),
         ..ExchangeQuery::default()
     };
-    let originals: Vec<_> = every(&store, down)
+    let originals: Vec<_> = every(store, down)
         .await
         .into_iter()
         .filter(|e| e.begun.replay_of.is_none())
@@ -358,14 +451,18 @@ url = "{hook}"
         let replays = store.get(&original.begun.id).await.unwrap().replays;
         assert_eq!(replays.len(), 1, "{} replayed once: {replays:?}", original.begun.id);
     }
+}
 
+/// Shapes drifted, and each new shape was reported once though both instances met it; the
+/// reports per shape.
+async fn each_new_shape_is_reported_once(store: &Store) -> BTreeMap<String, usize> {
     // A new shape met by both instances is reported once.
     let mut drift: BTreeMap<String, usize> = BTreeMap::new();
     let drifted = ExchangeQuery {
         finding: Some("shape_drift".into()),
         ..ExchangeQuery::default()
     };
-    for exchange in every(&store, drifted).await {
+    for exchange in every(store, drifted).await {
         for finding in exchange.findings().as_array().into_iter().flatten() {
             if finding["kind"] == "shape_drift" {
                 *drift.entry(finding["detail"].to_string()).or_default() += 1;
@@ -377,10 +474,15 @@ url = "{hook}"
         drift.values().all(|count| *count == 1),
         "each shape reported once: {drift:?}"
     );
+    drift
+}
 
+/// Alpha's `/metrics` and `beta_counted` (beta's, before it died) each count no more than
+/// their own instance recorded.
+async fn each_instance_counts_its_own_share(store: &Store, alpha: &Instance, beta_counted: f64) {
     // Each instance's /metrics counts its own share (what it recorded, no more).
     let alpha_counted = alpha.metric("scimtrail_exchanges_total").await;
-    let everything = every(&store, ExchangeQuery::default()).await;
+    let everything = every(store, ExchangeQuery::default()).await;
     let recorded_by = |name: &str| everything.iter().filter(|e| e.begun.instance == name).count() as f64;
     let alpha_recorded = recorded_by("alpha");
     assert!(
@@ -396,14 +498,18 @@ url = "{hook}"
         alpha_counted < alpha_recorded + beta_recorded,
         "alpha counts only its own"
     );
+}
 
+/// `scimtrail instances` lists alpha live and beta silent, refuses to reap alpha, and finds
+/// nothing left of beta to reap.
+fn the_operator_sees_alpha_live_and_beta_reaped(store_url: &str) {
     // The operator's view: alpha live, beta silent and reaped; a live instance is never reaped.
     let listed = Command::new(BINARY)
         .args([
             "instances",
             "list",
             "--store",
-            &store_url,
+            store_url,
             "--dead-after-secs",
             "3",
             "--json",
@@ -431,7 +537,7 @@ url = "{hook}"
             "reap",
             "alpha",
             "--store",
-            &store_url,
+            store_url,
             "--dead-after-secs",
             "3",
         ])
@@ -449,7 +555,7 @@ url = "{hook}"
             "reap",
             "beta",
             "--store",
-            &store_url,
+            store_url,
             "--dead-after-secs",
             "3",
         ])
@@ -461,19 +567,6 @@ url = "{hook}"
         String::from_utf8_lossy(&reaped_again.stderr)
     );
     assert!(String::from_utf8_lossy(&reaped_again.stdout).contains("0 exchange(s)"));
-
-    let status = alpha.terminate();
-    assert!(status.success(), "{status:?}");
-    let alpha_record = store.instance("alpha").await.unwrap().unwrap();
-    assert!(alpha_record.stopped_at_ms.is_some(), "a clean stop is written");
-    eprintln!(
-        "{test}: {} acknowledged (alpha {}, beta {}), {} interrupted, {} shapes",
-        acknowledged.len(),
-        per_instance[0],
-        per_instance[1],
-        interrupted.len(),
-        drift.len()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

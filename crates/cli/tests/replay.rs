@@ -10,6 +10,7 @@ mod common;
 use common::App;
 use scimtrail_integration::proxy::fresh_store_urls;
 use scimtrail_integration::Client;
+use scimtrail_store::Store;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -87,7 +88,45 @@ async fn run_outage(store_url: &str) {
     let (config, scimtrail) = app.proxied(store_url).await;
     let idp = &scimtrail.client;
     let mut intended = Intended::default();
+    let provisioned = provision_users_and_groups(idp, &mut intended).await;
 
+    // The outage: the IdP goes on with its lifecycle; every request is recorded unreachable.
+    app.down().await;
+    let mut outage = Outage::default();
+    users_and_groups_change_during_the_outage(idp, &provisioned, &mut intended, &mut outage).await;
+    deletes_renames_and_joiners_during_the_outage(idp, &provisioned, &mut intended, &mut outage).await;
+    let sent = outage.sent;
+    for id in &sent {
+        let recorded = scimtrail.store.get(id).await.unwrap();
+        assert_eq!(recorded.outcome(), "unreachable", "{id}");
+    }
+
+    // Back up; still the state from before the outage.
+    app.up().await;
+    let store_flag = ["--store", store_url, "--config", config.to_str().unwrap()];
+    let report = replay_reaches_the_intended_state(&store_flag, &direct, &intended, sent.len()).await;
+    each_replay_is_linked_to_its_original(&scimtrail.store, &report).await;
+    a_second_replay_changes_nothing(&store_flag, &direct).await;
+    every_run_is_audited(&scimtrail.store, &report["summary"]).await;
+
+    scimtrail.running.shutdown().await;
+    app.down().await;
+    let _ = std::fs::remove_file(&config);
+}
+
+/// The userName of provisioned user `n`.
+fn user_name(n: usize) -> String {
+    format!("u{n:02}@example.com")
+}
+
+/// The ids of the users and groups provisioned before the outage, by their number.
+struct Provisioned {
+    user_ids: Vec<String>,
+    group_ids: Vec<String>,
+}
+
+/// 50 users and 10 groups of 3 are provisioned through scimtrail, and intended.
+async fn provision_users_and_groups(idp: &Client, intended: &mut Intended) -> Provisioned {
     // Before the outage: 50 users, 10 groups of 3.
     let mut user_ids = Vec::new();
     for n in 0..50 {
@@ -97,7 +136,6 @@ async fn run_outage(store_url: &str) {
         user_ids.push(created.body["id"].as_str().unwrap().to_owned());
         intended.users.insert(name, Some((true, "Engineer".into())));
     }
-    let user_name = |n: usize| format!("u{n:02}@example.com");
     let mut group_ids = Vec::new();
     for g in 0..10 {
         let members: Vec<Value> = (3 * g..3 * g + 3).map(|n| json!({"value": user_ids[n]})).collect();
@@ -114,14 +152,33 @@ async fn run_outage(store_url: &str) {
             .groups
             .insert(name, Some((3 * g..3 * g + 3).map(user_name).collect()));
     }
+    Provisioned { user_ids, group_ids }
+}
 
-    // The outage: the IdP goes on with its lifecycle; every request is recorded unreachable.
-    app.down().await;
-    let mut sent = Vec::new();
-    let mut send = |response: scimtrail_integration::TestResponse| {
+/// The exchanges the IdP sent while the application was down.
+#[derive(Default)]
+struct Outage {
+    sent: Vec<String>,
+}
+
+impl Outage {
+    /// `response` is scimtrail's 502 for an unreachable application; its exchange is kept.
+    fn unreachable(&mut self, response: scimtrail_integration::TestResponse) {
         assert_eq!(response.status, 502, "{}", response.body);
-        sent.push(response.header("scimtrail-exchange-id").unwrap().to_owned());
-    };
+        self.sent
+            .push(response.header("scimtrail-exchange-id").unwrap().to_owned());
+    }
+}
+
+/// During the outage, users among the first 30 leave, flap or change title, and groups 0 to 4
+/// swap a member, interleaved: each write unreachable, its lasting effect intended.
+async fn users_and_groups_change_during_the_outage(
+    idp: &Client,
+    provisioned: &Provisioned,
+    intended: &mut Intended,
+    outage: &mut Outage,
+) {
+    let Provisioned { user_ids, group_ids } = provisioned;
     let set = |intended: &mut Intended, n: usize, active: bool, title: &str| {
         intended.users.insert(user_name(n), Some((active, title.to_owned())));
     };
@@ -130,22 +187,22 @@ async fn run_outage(store_url: &str) {
         match n {
             // Leavers.
             0..=9 => {
-                send(
+                outage.unreachable(
                     idp.patch(
                         &path,
                         &patch(json!([{"op": "replace", "path": "active", "value": false}])),
                     )
                     .await,
                 );
-                set(&mut intended, n, false, "Engineer");
+                set(intended, n, false, "Engineer");
             }
             // Deactivated, then back: the deactivation is superseded.
             10..=14 => {
-                send(
+                outage.unreachable(
                     idp.patch(&path, &patch(json!([{"op": "replace", "value": {"active": false}}])))
                         .await,
                 );
-                send(
+                outage.unreachable(
                     idp.patch(
                         &path,
                         &patch(json!([{"op": "replace", "path": "active", "value": true}])),
@@ -155,25 +212,25 @@ async fn run_outage(store_url: &str) {
             }
             // A title, then a whole replacement: the PATCH is superseded.
             20..=24 => {
-                send(
+                outage.unreachable(
                     idp.patch(
                         &path,
                         &patch(json!([{"op": "replace", "path": "title", "value": "Manager"}])),
                     )
                     .await,
                 );
-                send(idp.put(&path, &user_body(&user_name(n), "Director")).await);
-                set(&mut intended, n, true, "Director");
+                outage.unreachable(idp.put(&path, &user_body(&user_name(n), "Director")).await);
+                set(intended, n, true, "Director");
             }
             25..=29 => {
-                send(
+                outage.unreachable(
                     idp.patch(
                         &path,
                         &patch(json!([{"op": "replace", "path": "title", "value": "Lead"}])),
                     )
                     .await,
                 );
-                set(&mut intended, n, true, "Lead");
+                set(intended, n, true, "Lead");
             }
             _ => {}
         }
@@ -184,29 +241,41 @@ async fn run_outage(store_url: &str) {
                 {"op": "add", "path": "members", "value": [{"value": user_ids[30 + g]}]},
                 {"op": "remove", "path": format!("members[value eq \"{}\"]", user_ids[3 * g])}
             ]);
-            send(idp.patch(&format!("/scim/Groups/{}", group_ids[g]), &patch(ops)).await);
+            outage.unreachable(idp.patch(&format!("/scim/Groups/{}", group_ids[g]), &patch(ops)).await);
             let members = [3 * g + 1, 3 * g + 2, 30 + g].into_iter().map(user_name).collect();
             intended.groups.insert(format!("Team {g}"), Some(members));
         }
     }
+}
+
+/// During the outage, users 45 to 49 are deleted, groups renamed, deleted and flapped, and
+/// joiners and a new group created (five creates retried): each write unreachable, its
+/// lasting effect intended.
+async fn deletes_renames_and_joiners_during_the_outage(
+    idp: &Client,
+    provisioned: &Provisioned,
+    intended: &mut Intended,
+    outage: &mut Outage,
+) {
+    let Provisioned { user_ids, group_ids } = provisioned;
     for n in 45..50 {
-        send(idp.delete(&format!("/scim/Users/{}", user_ids[n])).await);
+        outage.unreachable(idp.delete(&format!("/scim/Users/{}", user_ids[n])).await);
         intended.users.insert(user_name(n), None);
     }
     for g in [5, 6] {
         let ops = json!([{"op": "replace", "path": "displayName", "value": format!("Renamed {g}")}]);
-        send(idp.patch(&format!("/scim/Groups/{}", group_ids[g]), &patch(ops)).await);
+        outage.unreachable(idp.patch(&format!("/scim/Groups/{}", group_ids[g]), &patch(ops)).await);
         let members = intended.groups.remove(&format!("Team {g}")).unwrap();
         intended.groups.insert(format!("Renamed {g}"), members);
     }
-    send(idp.delete(&format!("/scim/Groups/{}", group_ids[7])).await);
+    outage.unreachable(idp.delete(&format!("/scim/Groups/{}", group_ids[7])).await);
     intended.groups.insert("Team 7".into(), None);
     // Removed and added back: the removal is superseded.
     let team8 = format!("/scim/Groups/{}", group_ids[8]);
     let u24 = &user_ids[24];
     let remove = json!([{"op": "remove", "path": format!("members[value eq \"{u24}\"]")}]);
-    send(idp.patch(&team8, &patch(remove)).await);
-    send(
+    outage.unreachable(idp.patch(&team8, &patch(remove)).await);
+    outage.unreachable(
         idp.patch(
             &team8,
             &patch(json!([{"op": "add", "path": "members", "value": [{"value": u24}]}])),
@@ -218,14 +287,14 @@ async fn run_outage(store_url: &str) {
         let name = format!("new{n}@example.com");
         let mut body = user_body(&name, "Joiner");
         body["password"] = json!(format!("initial-secret-{n}"));
-        send(idp.post("/scim/Users", &body).await);
+        outage.unreachable(idp.post("/scim/Users", &body).await);
         if n < 5 {
-            send(idp.post("/scim/Users", &body).await);
+            outage.unreachable(idp.post("/scim/Users", &body).await);
         }
         intended.users.insert(name, Some((true, "Joiner".into())));
     }
     let members = json!([{"value": user_ids[40]}, {"value": user_ids[41]}]);
-    send(
+    outage.unreachable(
         idp.post(
             "/scim/Groups",
             &json!({"schemas": [GROUP], "displayName": "New team", "members": members}),
@@ -235,22 +304,23 @@ async fn run_outage(store_url: &str) {
     intended
         .groups
         .insert("New team".into(), Some([40, 41].into_iter().map(user_name).collect()));
-    let outage = sent.len();
-    for id in &sent {
-        let recorded = scimtrail.store.get(id).await.unwrap();
-        assert_eq!(recorded.outcome(), "unreachable", "{id}");
-    }
+}
 
-    // Back up; still the state from before the outage.
-    app.up().await;
-    let store_flag = ["--store", store_url, "--config", config.to_str().unwrap()];
-    let (ok, dry) = replay(&[&["--failed", "--dry-run"][..], &store_flag].concat());
+/// A dry run sends nothing and says what a replay of the `outage` failures would; the replay
+/// skips the superseded and existing, sends the rest and reaches the intended state. Its report.
+async fn replay_reaches_the_intended_state(
+    store_flag: &[&str],
+    direct: &Client,
+    intended: &Intended,
+    outage: usize,
+) -> Value {
+    let (ok, dry) = replay(&[&["--failed", "--dry-run"][..], store_flag].concat());
     assert!(ok, "{dry:#}");
     assert_eq!(dry["summary"]["replayed"], 0, "a dry run sends nothing");
     let would = dry["summary"]["would_replay"].as_u64().unwrap();
-    assert_ne!(observed(&direct).await, without_deleted(&intended));
+    assert_ne!(observed(direct).await, without_deleted(intended));
 
-    let (ok, report) = replay(&[&["--failed"][..], &store_flag].concat());
+    let (ok, report) = replay(&[&["--failed"][..], store_flag].concat());
     assert!(ok, "{report:#}");
     let summary = &report["summary"];
     assert_eq!(summary["selected"].as_u64().unwrap() as usize, outage, "{summary}");
@@ -263,13 +333,17 @@ async fn run_outage(store_url: &str) {
         would,
         "the dry run said what would be sent"
     );
-    assert_eq!(observed(&direct).await, without_deleted(&intended));
+    assert_eq!(observed(direct).await, without_deleted(intended));
+    report
+}
 
+/// Each replay in `report` succeeded and is linked to its original both ways.
+async fn each_replay_is_linked_to_its_original(store: &Store, report: &Value) {
     // Each replay is a new exchange, linked both ways; the passwords were left out, and said so.
     for item in report["items"].as_array().unwrap() {
         if item["action"] == "replayed" {
-            let replay = scimtrail.store.get(item["replay"].as_str().unwrap()).await.unwrap();
-            let original = scimtrail.store.get(item["exchange"].as_str().unwrap()).await.unwrap();
+            let replay = store.get(item["replay"].as_str().unwrap()).await.unwrap();
+            let original = store.get(item["exchange"].as_str().unwrap()).await.unwrap();
             assert_eq!(replay.begun.replay_of.as_deref(), Some(original.begun.id.as_str()));
             assert_eq!(original.replays, vec![replay.begun.id.clone()]);
             assert_eq!(replay.outcome(), "ok");
@@ -284,31 +358,33 @@ async fn run_outage(store_url: &str) {
             }
         }
     }
+}
 
+/// A second `replay --failed` replays nothing and leaves the application as it was.
+async fn a_second_replay_changes_nothing(store_flag: &[&str], direct: &Client) {
     // A second replay of the same set changes nothing.
-    let before = observed(&direct).await;
-    let (ok, again) = replay(&[&["--failed"][..], &store_flag].concat());
+    let before = observed(direct).await;
+    let (ok, again) = replay(&[&["--failed"][..], store_flag].concat());
     assert!(ok, "{again:#}");
     assert_eq!(again["summary"]["replayed"], 0, "{:#}", again["summary"]);
-    assert_eq!(observed(&direct).await, before);
+    assert_eq!(observed(direct).await, before);
+}
 
+/// The dry run and both replays are audited as the CLI's, the first replay with `summary`.
+async fn every_run_is_audited(store: &Store, summary: &Value) {
     // Every run is audited as the CLI's, newest first, with its selection and counts.
     let query = scimtrail_store::AuditQuery {
         action: Some("replay".into()),
         limit: 10,
         ..Default::default()
     };
-    let runs = scimtrail.store.audit_list(&query).await.unwrap();
+    let runs = store.audit_list(&query).await.unwrap();
     assert_eq!(runs.len(), 3, "the dry run and two runs: {runs:?}");
     assert!(runs.iter().all(|entry| entry.actor.starts_with("cli:")), "{runs:?}");
     let dry: Vec<&serde_json::Value> = runs.iter().map(|entry| &entry.detail["dry_run"]).collect();
     assert_eq!(dry, [&json!(false), &json!(false), &json!(true)], "{runs:?}");
     assert_eq!(runs[1].detail["summary"]["replayed"], summary["replayed"], "{runs:?}");
     assert_eq!(runs[0].detail["summary"]["replayed"], 0, "{runs:?}");
-
-    scimtrail.running.shutdown().await;
-    app.down().await;
-    let _ = std::fs::remove_file(&config);
 }
 
 fn without_deleted(intended: &Intended) -> Intended {
