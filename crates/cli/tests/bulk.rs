@@ -161,14 +161,7 @@ async fn the_replay_creates_the_freed_user_name(
     let replay_id = run["items"][0]["replay"].as_str().unwrap().to_owned();
     let replay = scimtrail.store.get(&replay_id).await.unwrap();
     assert_eq!(replay.begun.replay_of.as_deref(), Some(id));
-    let outcomes: Vec<&str> = replay
-        .bulk_operations()
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["outcome"].as_str().unwrap())
-        .collect();
+    let outcomes = operation_outcomes(&replay);
     assert_eq!(outcomes, ["ok", "failed"]);
     assert_eq!(run["summary"]["failed"], 1, "{run:#}");
     let found = direct
@@ -217,14 +210,7 @@ async fn a_fanned_out_bulk_resolves_bulk_ids_and_stops_at_fail_on_errors() {
     );
     let id = answered.header("scimtrail-exchange-id").unwrap();
     let recorded = scimtrail.store.get(id).await.unwrap();
-    let outcomes: Vec<&str> = recorded
-        .bulk_operations()
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["outcome"].as_str().unwrap())
-        .collect();
+    let outcomes = operation_outcomes(&recorded);
     assert_eq!(outcomes, ["ok", "ok", "ok", "failed", "not_attempted"]);
     assert_eq!(recorded.outcome(), "partial");
     assert_eq!(recorded.children.len(), 4);
@@ -348,4 +334,16 @@ async fn dry_run_replay(scimtrail: &proxy::TestProxy, id: &str) -> Value {
         )
         .await
         .body
+}
+
+/// What became of each operation of a recorded bulk request, in order.
+fn operation_outcomes(exchange: &scimtrail_store::Exchange) -> Vec<&str> {
+    exchange
+        .bulk_operations()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["outcome"].as_str().unwrap())
+        .collect()
 }
